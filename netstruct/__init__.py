@@ -1,0 +1,86 @@
+"""netstruct: neural networks as signed graphs.
+
+Export a torch model to a :class:`SignedGraph`, analyse it (lattices, null models, causal
+influence), probe and prune it by graph queries, and turn it back into a torch module.
+
+``import netstruct`` is light: torch, networkx, igraph and numba.cuda are imported only by the
+functions that need them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._config import config, config_context
+from ._version import __version__
+from .exceptions import (
+    BackendUnavailableError,
+    DatasetNotFoundError,
+    FileFormatError,
+    GraphError,
+    InvalidParameterError,
+    NetstructError,
+    NetstructWarning,
+    NotImplementedForBackend,
+    UnsupportedModuleError,
+)
+from .graphs.block import Block, make_block
+from .graphs.signed import SignedGraph
+
+# name -> module that defines it (imported on first access)
+_LAZY = {
+    "from_torch": "netstruct.convert.from_torch",
+    "to_torch": "netstruct.convert.to_torch",
+    "shrink": "netstruct.convert.shrink",
+    "register_module_handler": "netstruct.convert.handlers",
+    "ModuleHandler": "netstruct.convert.handlers",
+    "from_networkx": "netstruct.convert.external",
+    "unroll": "netstruct.graphs.unroll",
+    "save": "netstruct.io.native",
+    "load": "netstruct.io.native",
+    "save_model": "netstruct.io.model",
+    "load_model": "netstruct.io.model",
+    "write_graphml": "netstruct.io.export",
+    "write_gexf": "netstruct.io.export",
+    "write_edgelist_csv": "netstruct.io.export",
+    "available_backends": "netstruct.backends",
+    "randomize": "netstruct.algorithms.randomize",
+    "randomize_ensemble": "netstruct.algorithms.randomize",
+    "prune": "netstruct.prune",
+}
+_SUBMODULES = {"datasets", "training", "convert", "io", "backends", "algorithms", "probes", "lattice", "causal", "graphs", "utils", "figures"}
+
+__all__ = [
+    "__version__",
+    "config",
+    "config_context",
+    "SignedGraph",
+    "Block",
+    "make_block",
+    "NetstructError",
+    "InvalidParameterError",
+    "GraphError",
+    "BackendUnavailableError",
+    "NotImplementedForBackend",
+    "UnsupportedModuleError",
+    "FileFormatError",
+    "DatasetNotFoundError",
+    "NetstructWarning",
+    *sorted(_LAZY),
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        mod = importlib.import_module(_LAZY[name])
+        val = getattr(mod, name)
+        globals()[name] = val
+        return val
+    if name in _SUBMODULES:
+        return importlib.import_module(f"netstruct.{name}")
+    raise AttributeError(f"module 'netstruct' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | _SUBMODULES)

@@ -1,0 +1,1 @@
+"""Public analysis functions: validate, dispatch to a backend kernel, wrap the result."""

@@ -1,0 +1,1 @@
+"""numba (CPU) kernels. Each topic module exports kernels named like their public functions."""

@@ -1,0 +1,69 @@
+"""Exceptions and warnings raised by netstruct.
+
+Every user-facing error derives from :class:`NetstructError`, so callers can catch the
+whole family with one ``except`` clause. Messages name the parameter or object at fault,
+what was found, and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "NetstructError",
+    "InvalidParameterError",
+    "GraphError",
+    "BackendUnavailableError",
+    "NotImplementedForBackend",
+    "UnsupportedModuleError",
+    "FileFormatError",
+    "DatasetNotFoundError",
+    "NetstructWarning",
+]
+
+
+class NetstructError(Exception):
+    """Base class of every error raised deliberately by netstruct."""
+
+
+class InvalidParameterError(NetstructError, ValueError, TypeError):
+    """A parameter of a public function has the wrong type or value."""
+
+
+class GraphError(NetstructError, ValueError):
+    """A graph is not of the kind an operation needs (shapes, cycles, NaN weights...)."""
+
+
+class BackendUnavailableError(NetstructError, ImportError):
+    """A named compute backend cannot be used on this machine."""
+
+
+class NotImplementedForBackend(NetstructError, NotImplementedError):
+    """The selected backend has no implementation of the requested operation."""
+
+
+class UnsupportedModuleError(NetstructError, TypeError):
+    """A torch module (or traced operation) has no registered export handler."""
+
+
+class FileFormatError(NetstructError, ValueError):
+    """A saved file is truncated, altered, or not a netstruct file."""
+
+
+class DatasetNotFoundError(NetstructError, FileNotFoundError):
+    """The files of a dataset are missing; the message says how to get them."""
+
+
+class NetstructWarning(UserWarning):
+    """Base class of netstruct's warnings."""
+
+
+def param_error(name: str, func: str, expected: str, got: object) -> InvalidParameterError:
+    """Build an :class:`InvalidParameterError` with the standard message template.
+
+    Examples
+    --------
+    >>> str(param_error("n_steps", "randomize", "an int >= 0", -3))
+    "The 'n_steps' parameter of randomize must be an int >= 0. Got -3 instead."
+    """
+    return InvalidParameterError(
+        f"The {name!r} parameter of {func} must be {expected}. Got {got!r} instead."
+    )

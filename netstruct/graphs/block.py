@@ -1,0 +1,194 @@
+"""One weight block of a signed graph: a bipartite layer ``sources -> targets``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._dtypes import INDEX_DTYPE, MASK_DTYPE, WEIGHT_DTYPE
+from ..exceptions import GraphError
+from ..utils.validation import check_finite
+
+__all__ = ["Block", "make_block"]
+
+
+def _frozen(array: np.ndarray, dtype: type, *, copy: bool) -> np.ndarray:
+    out = np.array(array, dtype=dtype, copy=copy, order="C")
+    out.setflags(write=False)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Block:
+    """A weight block (a bipartite layer) of a :class:`~netstruct.SignedGraph`.
+
+    The block holds the parameter exactly as torch stores it: ``weight[r, c]`` is the weight
+    of the edge ``sources[c] -> targets[r]``. Build blocks with :func:`make_block`, which
+    validates and freezes the arrays.
+
+    Attributes
+    ----------
+    name : str
+        Unique key, the full parameter name (``"0.weight"``, ``"lstm.weight_hh_l0"``).
+    module : str
+        Path of the torch module that owns the parameter (``""`` for the root).
+    param : str
+        Name of the weight parameter inside that module.
+    weight : ndarray of shape (n_out, n_in), float32, read-only
+        Weights; entries outside ``mask`` are exactly zero.
+    mask : ndarray of shape (n_out, n_in), bool, read-only
+        ``True`` where an edge exists. Pruned edges are ``False``.
+    sources, targets : ndarray of int64
+        Global node ids of the columns and rows.
+    bias : ndarray of shape (n_out,), float32, or None
+        The bias added to the rows (``None`` when the parameter has no bias).
+    bias_param : str or None
+        Name of the bias parameter inside the module.
+    delay : int
+        0 for a feed-forward block, 1 for a recurrent block (state at t-1 feeds t).
+    """
+
+    name: str
+    module: str
+    param: str
+    weight: np.ndarray
+    mask: np.ndarray
+    sources: np.ndarray
+    targets: np.ndarray
+    bias: np.ndarray | None = None
+    bias_param: str | None = None
+    delay: int = 0
+    _dense: bool = field(default=False, repr=False)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_out, n_in)``."""
+        return self.weight.shape  # type: ignore[return-value]
+
+    @property
+    def is_dense(self) -> bool:
+        """True when every entry is an edge (nothing pruned)."""
+        return self._dense
+
+    @property
+    def n_edges(self) -> int:
+        """Number of edges (``mask.sum()``)."""
+        return int(self.weight.size if self._dense else np.count_nonzero(self.mask))
+
+    def replace(self, **changes: object) -> Block:
+        """Return a validated copy with some fields replaced (arrays are shared when unchanged)."""
+        fields_ = {
+            "name": self.name,
+            "module": self.module,
+            "param": self.param,
+            "weight": self.weight,
+            "mask": self.mask,
+            "sources": self.sources,
+            "targets": self.targets,
+            "bias": self.bias,
+            "bias_param": self.bias_param,
+            "delay": self.delay,
+        }
+        unknown = set(changes) - set(fields_)
+        if unknown:
+            raise GraphError(f"Block.replace got unknown field(s) {sorted(unknown)}.")
+        fields_.update(changes)
+        return make_block(**fields_)  # type: ignore[arg-type]
+
+
+def make_block(
+    *,
+    name: str,
+    weight: np.ndarray,
+    sources: np.ndarray,
+    targets: np.ndarray,
+    mask: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
+    module: str = "",
+    param: str = "weight",
+    bias_param: str | None = None,
+    delay: int = 0,
+) -> Block:
+    """Validate arrays and build a frozen :class:`Block`.
+
+    Weights outside ``mask`` are set to zero. Arrays that are already frozen with the right
+    dtype are shared, not copied.
+
+    Raises
+    ------
+    GraphError
+        On shape mismatches, non-finite weights or biases, or non-binary masks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> b = make_block(name="w", weight=np.array([[1.0, -2.0]]), sources=[0, 1], targets=[2])
+    >>> b.shape, b.n_edges
+    ((1, 2), 2)
+    """
+    w = np.asarray(weight)
+    if w.ndim != 2:
+        raise GraphError(f"Block {name!r}: weight must be a 2-D (n_out, n_in) array, got shape {w.shape}.")
+    if not np.issubdtype(w.dtype, np.number) or np.iscomplexobj(w):
+        raise GraphError(f"Block {name!r}: weight must hold real numbers, got dtype {w.dtype}.")
+    check_finite(w, f"Block {name!r} weight")
+    src = np.asarray(sources, dtype=INDEX_DTYPE)
+    tgt = np.asarray(targets, dtype=INDEX_DTYPE)
+    if src.shape != (w.shape[1],) or tgt.shape != (w.shape[0],):
+        raise GraphError(
+            f"Block {name!r}: weight has shape {w.shape} but there are {src.size} source and "
+            f"{tgt.size} target nodes; a weight must be (n_targets, n_sources)."
+        )
+    if mask is None:
+        m = None
+    else:
+        m = np.asarray(mask)
+        if m.shape != w.shape:
+            raise GraphError(f"Block {name!r}: mask shape {m.shape} differs from weight shape {w.shape}.")
+        if m.dtype != np.bool_:
+            if not np.isin(m, (0, 1)).all():
+                raise GraphError(f"Block {name!r}: mask must be boolean (or 0/1).")
+            m = m.astype(bool)
+    dense = m is None or bool(m.all())
+    reuse = not w.flags.writeable and w.dtype == WEIGHT_DTYPE and w.flags.c_contiguous
+    if dense:
+        wf = w if reuse else _frozen(w, WEIGHT_DTYPE, copy=True)
+        mf = np.ones(w.shape, dtype=MASK_DTYPE)
+        mf.setflags(write=False)
+    else:
+        mf = m if (not m.flags.writeable and m.flags.c_contiguous) else _frozen(m, MASK_DTYPE, copy=True)
+        if reuse and not np.any(w[~mf]):
+            wf = w
+        else:
+            wtmp = np.array(w, dtype=WEIGHT_DTYPE, copy=True, order="C")
+            wtmp[~mf] = 0.0
+            wtmp.setflags(write=False)
+            wf = wtmp
+    b = None
+    if bias is not None:
+        b = np.asarray(bias)
+        if b.shape != (w.shape[0],):
+            raise GraphError(f"Block {name!r}: bias has shape {b.shape}, expected ({w.shape[0]},).")
+        check_finite(b, f"Block {name!r} bias")
+        if b.flags.writeable or b.dtype != WEIGHT_DTYPE:
+            b = _frozen(b, WEIGHT_DTYPE, copy=True)
+    if src.flags.writeable:
+        src = _frozen(src, INDEX_DTYPE, copy=True)
+    if tgt.flags.writeable:
+        tgt = _frozen(tgt, INDEX_DTYPE, copy=True)
+    if delay not in (0, 1):
+        raise GraphError(f"Block {name!r}: delay must be 0 (feed-forward) or 1 (recurrent), got {delay!r}.")
+    return Block(
+        name=str(name),
+        module=str(module),
+        param=str(param),
+        weight=wf,
+        mask=mf,
+        sources=src,
+        targets=tgt,
+        bias=b,
+        bias_param=bias_param,
+        delay=int(delay),
+        _dense=dense,
+    )

@@ -1,0 +1,492 @@
+"""The signed, weighted, directed graph of a neural network.
+
+A :class:`SignedGraph` is immutable. It holds
+
+* a **node table**: one row per neuron (input feature, hidden unit, output unit) and, for
+  LSTM/GRU layers, one row per gate pre-activation that belongs to a unit;
+* one :class:`~netstruct.graphs.block.Block` per weight parameter (a bipartite layer with
+  its bias), stored exactly as torch stores it;
+* an optional architecture ``spec`` (JSON) that lets :func:`netstruct.to_torch` rebuild the
+  module, and ``provenance`` (model class, parameter names, versions);
+* named node and edge attributes that analyses attach without copying the weights.
+
+Every operation returns a new graph; arrays are shared between graphs and never written.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._dtypes import INDEX_DTYPE, SIGN_DTYPE
+from ..exceptions import GraphError, InvalidParameterError, NetstructWarning
+from .block import Block
+
+__all__ = ["SignedGraph", "NODE_COLUMNS", "EDGE_COLUMNS", "NODE_KINDS"]
+
+#: Node kinds.
+NODE_KINDS = ("input", "hidden", "output", "gate")
+
+#: Required node columns and their default value.
+NODE_COLUMNS: dict[str, Any] = {
+    "name": "",
+    "kind": "hidden",
+    "group": 0,
+    "index": 0,
+    "unit": -1,
+    "gate": "",
+    "direction": 0,
+    "module": "",
+    "activation": "",
+}
+
+#: Columns of the edge table built from the blocks.
+EDGE_COLUMNS = ("layer", "block", "source", "target", "weight", "sign", "row", "col", "delay")
+
+_NODE_DTYPES = {
+    "group": INDEX_DTYPE,
+    "index": INDEX_DTYPE,
+    "unit": INDEX_DTYPE,
+    "direction": np.int8,
+}
+
+
+def _freeze(a: np.ndarray) -> np.ndarray:
+    if a.flags.writeable:
+        a = a.copy()
+        a.setflags(write=False)
+    return a
+
+
+def _normalize_nodes(nodes: Mapping[str, Any] | pd.DataFrame) -> dict[str, np.ndarray]:
+    if isinstance(nodes, pd.DataFrame):
+        nodes = {c: nodes[c].to_numpy() for c in nodes.columns}
+    if "name" not in nodes:
+        raise GraphError("The node table needs a 'name' column.")
+    n = len(nodes["name"])
+    cols: dict[str, np.ndarray] = {}
+    for col, default in NODE_COLUMNS.items():
+        if col in nodes:
+            raw = np.asarray(nodes[col])
+        else:
+            raw = np.full(n, default)
+        if raw.shape != (n,):
+            raise GraphError(f"Node column {col!r} has shape {raw.shape}, expected ({n},).")
+        if col in _NODE_DTYPES:
+            arr = raw.astype(_NODE_DTYPES[col])
+        else:
+            arr = raw.astype(object).astype(str).astype(object)
+        cols[col] = _freeze(arr)
+    unit = cols["unit"].copy()
+    unit[unit < 0] = np.arange(n)[unit < 0]
+    cols["unit"] = _freeze(unit)
+    bad = set(np.unique(cols["kind"])) - set(NODE_KINDS)
+    if bad:
+        raise GraphError(f"Unknown node kind(s) {sorted(bad)}; allowed kinds are {NODE_KINDS}.")
+    if n and (cols["unit"].max() >= n):
+        raise GraphError("Node column 'unit' refers to a node id that does not exist.")
+    return cols
+
+
+class SignedGraph:
+    """A neural network as a signed, weighted, directed graph (immutable).
+
+    Most users get one from :func:`netstruct.from_torch`. Nodes are integer ids
+    ``0..n_nodes-1``; :meth:`nodes` and :meth:`edges` return pandas tables that can be
+    queried, and analyses return new graphs with extra columns
+    (:meth:`with_node_attrs`, :meth:`with_edge_attrs`).
+
+    Parameters
+    ----------
+    nodes : DataFrame or mapping of column name to array
+        The node table; needs ``name`` and may give any column of :data:`NODE_COLUMNS`.
+    blocks : sequence of Block
+        The weight blocks, in forward order.
+    spec : dict, optional
+        JSON architecture spec used by :func:`netstruct.to_torch`.
+    provenance : dict, optional
+        Where the graph came from (model class, parameter names, versions).
+    node_attrs, edge_attrs : mapping of str to array, optional
+        Extra named columns (length ``n_nodes`` / ``n_edges``).
+
+    Examples
+    --------
+    >>> import torch, netstruct as ns
+    >>> _ = torch.manual_seed(0)
+    >>> G = ns.from_torch(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1)))
+    >>> G.n_nodes, G.n_edges
+    (6, 8)
+    >>> G.edges().columns[:5].tolist()
+    ['layer', 'block', 'source', 'target', 'weight']
+    """
+
+    __slots__ = ("_nodes", "_blocks", "_spec", "_provenance", "_node_attrs", "_edge_attrs", "__dict__")
+
+    def __init__(
+        self,
+        nodes: Mapping[str, Any] | pd.DataFrame,
+        blocks: Sequence[Block],
+        *,
+        spec: Mapping[str, Any] | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        node_attrs: Mapping[str, Any] | None = None,
+        edge_attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._nodes = _normalize_nodes(nodes)
+        self._blocks = tuple(blocks)
+        n = self.n_nodes
+        names = [b.name for b in self._blocks]
+        if len(set(names)) != len(names):
+            raise GraphError(f"Block names must be unique; got {names}.")
+        for b in self._blocks:
+            if not isinstance(b, Block):
+                raise GraphError(f"blocks must be netstruct Block objects, got {type(b).__name__}.")
+            for what, ids in (("source", b.sources), ("target", b.targets)):
+                if ids.size and (ids.min() < 0 or ids.max() >= n):
+                    raise GraphError(
+                        f"Block {b.name!r} refers to {what} node ids outside 0..{n - 1}."
+                    )
+        self._spec = copy.deepcopy(dict(spec)) if spec is not None else None
+        self._provenance = copy.deepcopy(dict(provenance or {}))
+        self._node_attrs = self._check_attrs(node_attrs or {}, n, "node", reserved=NODE_COLUMNS)
+        self._edge_attrs = self._check_attrs(edge_attrs or {}, self.n_edges, "edge", reserved=EDGE_COLUMNS)
+
+    # ------------------------------------------------------------------ basic facts
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes (including gate nodes)."""
+        return int(self._nodes["name"].shape[0])
+
+    @cached_property
+    def n_edges(self) -> int:
+        """Number of edges (present weight entries over all blocks)."""
+        return int(sum(b.n_edges for b in self._blocks))
+
+    @property
+    def blocks(self) -> tuple[Block, ...]:
+        """The weight blocks in forward order."""
+        return self._blocks
+
+    @property
+    def spec(self) -> dict[str, Any] | None:
+        """A copy of the architecture spec (``None`` when the graph cannot be re-imported)."""
+        return copy.deepcopy(self._spec)
+
+    @property
+    def provenance(self) -> Mapping[str, Any]:
+        """Read-only provenance record."""
+        return MappingProxyType(self._provenance)
+
+    @property
+    def node_attr_names(self) -> tuple[str, ...]:
+        """Names of attached node attributes."""
+        return tuple(self._node_attrs)
+
+    @property
+    def edge_attr_names(self) -> tuple[str, ...]:
+        """Names of attached edge attributes."""
+        return tuple(self._edge_attrs)
+
+    def block(self, key: int | str) -> Block:
+        """Return a block by position or name."""
+        return self._blocks[self.block_index(key)]
+
+    def block_index(self, key: int | str) -> int:
+        """Position of a block given by position or name."""
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            if not -len(self._blocks) <= key < len(self._blocks):
+                raise InvalidParameterError(
+                    f"Block index {key} is out of range; the graph has {len(self._blocks)} blocks."
+                )
+            return int(key) % len(self._blocks)
+        for i, b in enumerate(self._blocks):
+            if b.name == key:
+                return i
+        raise InvalidParameterError(
+            f"No block named {key!r}; the graph's blocks are {[b.name for b in self._blocks]}."
+        )
+
+    def node_column(self, name: str) -> np.ndarray:
+        """One node column (core or attribute) as a read-only array."""
+        if name in self._nodes:
+            return self._nodes[name]
+        if name in self._node_attrs:
+            return self._node_attrs[name]
+        raise InvalidParameterError(f"No node column {name!r}; columns are {list(self.nodes().columns)}.")
+
+    # ------------------------------------------------------------------ tables
+    @cached_property
+    def _edge_arrays(self) -> dict[str, np.ndarray]:
+        parts: dict[str, list[np.ndarray]] = {c: [] for c in EDGE_COLUMNS if c != "block"}
+        for li, b in enumerate(self._blocks):
+            n_out, n_in = b.shape
+            if b.is_dense:
+                rows = np.repeat(np.arange(n_out, dtype=INDEX_DTYPE), n_in)
+                cols = np.tile(np.arange(n_in, dtype=INDEX_DTYPE), n_out)
+                w = b.weight.reshape(-1)
+            else:
+                rows, cols = np.nonzero(b.mask)
+                rows = rows.astype(INDEX_DTYPE, copy=False)
+                cols = cols.astype(INDEX_DTYPE, copy=False)
+                w = b.weight[rows, cols]
+            m = rows.size
+            parts["layer"].append(np.full(m, li, dtype=np.int32))
+            parts["source"].append(b.sources[cols])
+            parts["target"].append(b.targets[rows])
+            parts["weight"].append(w)
+            parts["sign"].append(np.sign(w).astype(SIGN_DTYPE))
+            parts["row"].append(rows)
+            parts["col"].append(cols)
+            parts["delay"].append(np.full(m, b.delay, dtype=np.int8))
+        out = {}
+        for k, v in parts.items():
+            arr = np.concatenate(v) if v else np.zeros(0, dtype=np.float32 if k == "weight" else INDEX_DTYPE)
+            arr.setflags(write=False)
+            out[k] = arr
+        return out
+
+    def edge_arrays(self) -> dict[str, np.ndarray]:
+        """The edge table as a dict of read-only numpy arrays (no DataFrame overhead).
+
+        Keys are ``layer, source, target, weight, sign, row, col, delay`` plus attached
+        edge attributes. The order is canonical: blocks in order, each row-major over its mask.
+        """
+        d = dict(self._edge_arrays)
+        d.update(self._edge_attrs)
+        return d
+
+    def edges(self) -> pd.DataFrame:
+        """The edge table as a DataFrame (one row per edge).
+
+        Columns: ``layer`` (block position), ``block`` (block name, categorical),
+        ``source``, ``target`` (node ids), ``weight``, ``sign`` (-1/0/+1), ``row``, ``col``
+        (position in the block's weight), ``delay`` (1 for recurrent blocks), then attributes.
+        """
+        a = self._edge_arrays
+        names = [b.name for b in self._blocks]
+        data: dict[str, Any] = {"layer": a["layer"]}
+        data["block"] = pd.Categorical.from_codes(a["layer"], categories=names) if names else []
+        for c in EDGE_COLUMNS[2:]:
+            data[c] = a[c]
+        data.update(self._edge_attrs)
+        return pd.DataFrame(data, copy=False)
+
+    @cached_property
+    def _node_bias(self) -> tuple[np.ndarray, np.ndarray]:
+        bias = np.zeros(self.n_nodes, dtype=np.float64)
+        has = np.zeros(self.n_nodes, dtype=bool)
+        for b in self._blocks:
+            if b.bias is not None:
+                np.add.at(bias, b.targets, b.bias.astype(np.float64))
+                has[b.targets] = True
+        return bias, has
+
+    def nodes(self) -> pd.DataFrame:
+        """The node table as a DataFrame indexed by node id.
+
+        Columns: ``name``, ``kind`` (input/hidden/output/gate), ``group`` (position of the
+        node's layer), ``index`` (row or feature index in its tensor), ``unit`` (the unit a
+        gate row belongs to; the node itself otherwise), ``gate`` (i/f/g/o, r/z/n or empty),
+        ``direction``, ``module``, ``activation``, ``bias`` (sum of the biases feeding the
+        node), ``has_bias``, ``in_degree``, ``out_degree``, then attributes.
+        """
+        data: dict[str, Any] = dict(self._nodes)
+        bias, has = self._node_bias
+        data["bias"] = bias
+        data["has_bias"] = has
+        a = self._edge_arrays
+        data["in_degree"] = np.bincount(a["target"], minlength=self.n_nodes)
+        data["out_degree"] = np.bincount(a["source"], minlength=self.n_nodes)
+        data.update(self._node_attrs)
+        df = pd.DataFrame(data, copy=False)
+        df.index.name = "node"
+        return df
+
+    # ------------------------------------------------------------------ derived graphs
+    @staticmethod
+    def _check_attrs(
+        attrs: Mapping[str, Any], n: int, what: str, reserved: Iterable[str]
+    ) -> dict[str, np.ndarray]:
+        out = {}
+        reserved = set(reserved) | {"bias", "has_bias", "in_degree", "out_degree", "node", "block"}
+        for k, v in attrs.items():
+            if not isinstance(k, str) or not k.isidentifier():
+                raise InvalidParameterError(
+                    f"{what} attribute names must be Python identifiers (usable in queries); got {k!r}."
+                )
+            if k in reserved:
+                raise InvalidParameterError(
+                    f"{what} attribute {k!r} would shadow a built-in column; choose another name."
+                )
+            arr = np.asarray(v)
+            if arr.shape[:1] != (n,) or arr.ndim != 1:
+                raise InvalidParameterError(
+                    f"{what} attribute {k!r} must be a 1-D array of length {n} (one value per {what}); "
+                    f"got shape {arr.shape}."
+                )
+            if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
+                raise InvalidParameterError(
+                    f"{what} attribute {k!r} holds NaN values; fill or mask them before attaching."
+                )
+            out[k] = _freeze(arr)
+        return out
+
+    def _derive(self, **changes: Any) -> SignedGraph:
+        kwargs = {
+            "nodes": self._nodes,
+            "blocks": self._blocks,
+            "spec": self._spec,
+            "provenance": self._provenance,
+            "node_attrs": self._node_attrs,
+            "edge_attrs": self._edge_attrs,
+        }
+        kwargs.update(changes)
+        return SignedGraph(kwargs.pop("nodes"), kwargs.pop("blocks"), **kwargs)
+
+    def with_node_attrs(self, **attrs: Any) -> SignedGraph:
+        """Return a graph with extra node columns (the weights are shared, not copied).
+
+        Examples
+        --------
+        >>> import torch, netstruct as ns
+        >>> G = ns.from_torch(torch.nn.Linear(2, 1))
+        >>> G.with_node_attrs(score=[0.1, 0.2, 0.3]).nodes()["score"].tolist()
+        [0.1, 0.2, 0.3]
+        """
+        merged = dict(self._node_attrs)
+        merged.update(attrs)
+        return self._derive(node_attrs=merged)
+
+    def with_edge_attrs(self, **attrs: Any) -> SignedGraph:
+        """Return a graph with extra edge columns aligned with :meth:`edges` (weights shared)."""
+        merged = dict(self._edge_attrs)
+        merged.update(attrs)
+        return self._derive(edge_attrs=merged)
+
+    def without_attrs(self) -> SignedGraph:
+        """Return the graph with all node and edge attributes dropped."""
+        return self._derive(node_attrs={}, edge_attrs={})
+
+    def replace_blocks(self, updates: Mapping[int | str, Mapping[str, Any]]) -> SignedGraph:
+        """Return a graph where some blocks get new ``weight``, ``mask`` and/or ``bias``.
+
+        Edge attributes are kept when every mask is unchanged; otherwise they no longer line
+        up with the edges and are dropped with a :class:`~netstruct.NetstructWarning`.
+        """
+        blocks = list(self._blocks)
+        mask_changed = False
+        for key, ch in updates.items():
+            i = self.block_index(key)
+            allowed = {"weight", "mask", "bias"}
+            if set(ch) - allowed:
+                raise InvalidParameterError(
+                    f"replace_blocks can change {sorted(allowed)} of a block; got {sorted(set(ch) - allowed)}."
+                )
+            old = blocks[i]
+            new_shape = np.shape(ch.get("weight", old.weight))
+            if new_shape != old.shape:
+                raise GraphError(
+                    f"Block {old.name!r}: new weight shape {new_shape} differs from {old.shape}; "
+                    "shape changes go through netstruct.shrink."
+                )
+            new = old.replace(**ch)
+            if not np.array_equal(new.mask, old.mask):
+                mask_changed = True
+            blocks[i] = new
+        edge_attrs = self._edge_attrs
+        if mask_changed and edge_attrs:
+            warnings.warn(
+                f"Edge attributes {list(edge_attrs)} were dropped because the edge set changed; "
+                "recompute them on the new graph.",
+                NetstructWarning,
+                stacklevel=2,
+            )
+            edge_attrs = {}
+        return self._derive(blocks=blocks, edge_attrs=edge_attrs)
+
+    def map_weights(self, func: Callable[[Block], np.ndarray], *, layers: Iterable[int | str] | None = None) -> SignedGraph:
+        """Apply ``func(block) -> new weight`` to some blocks; edges stay where they are."""
+        idx = range(len(self._blocks)) if layers is None else [self.block_index(k) for k in layers]
+        return self.replace_blocks({i: {"weight": func(self._blocks[i])} for i in idx})
+
+    def remove_edges(self, edge_mask: np.ndarray) -> SignedGraph:
+        """Return a graph without the edges where ``edge_mask`` is True (masked, zeros in place).
+
+        Parameters
+        ----------
+        edge_mask : ndarray of bool, shape (n_edges,)
+            Aligned with :meth:`edges`.
+        """
+        em = np.asarray(edge_mask)
+        if em.dtype != np.bool_ or em.shape != (self.n_edges,):
+            raise InvalidParameterError(
+                f"The 'edge_mask' parameter of remove_edges must be a boolean array of shape "
+                f"({self.n_edges},). Got dtype {em.dtype} and shape {em.shape} instead."
+            )
+        a = self._edge_arrays
+        blocks = list(self._blocks)
+        for li, b in enumerate(blocks):
+            sel = em & (a["layer"] == li)
+            if not sel.any():
+                continue
+            mask = b.mask.copy()
+            mask[a["row"][sel], a["col"][sel]] = False
+            blocks[li] = b.replace(mask=mask)
+        keep = ~em
+        edge_attrs = {k: v[keep] for k, v in self._edge_attrs.items()}
+        return self._derive(blocks=blocks, edge_attrs=edge_attrs)
+
+    # ------------------------------------------------------------------ conversions
+    def to_networkx(self, **kwargs: Any):
+        """Convert to a :class:`networkx.DiGraph`; see :func:`netstruct.convert.to_networkx`."""
+        from ..convert.external import to_networkx
+
+        return to_networkx(self, **kwargs)
+
+    def to_igraph(self, **kwargs: Any):
+        """Convert to an :class:`igraph.Graph`; see :func:`netstruct.convert.to_igraph`."""
+        from ..convert.external import to_igraph
+
+        return to_igraph(self, **kwargs)
+
+    def to_scipy(self, **kwargs: Any):
+        """Adjacency as a ``scipy.sparse.csr_array``; see :func:`netstruct.convert.to_scipy`."""
+        from ..convert.external import to_scipy
+
+        return to_scipy(self, **kwargs)
+
+    # ------------------------------------------------------------------ display
+    def summary(self) -> pd.DataFrame:
+        """One row per block: name, shape, edges, density, positive fraction, bias, delay."""
+        rows = []
+        for b in self._blocks:
+            ne = b.n_edges
+            pos = int(np.count_nonzero(b.weight > 0))
+            rows.append(
+                {
+                    "block": b.name,
+                    "n_out": b.shape[0],
+                    "n_in": b.shape[1],
+                    "edges": ne,
+                    "density": ne / max(b.weight.size, 1),
+                    "positive": pos / max(ne, 1),
+                    "has_bias": b.bias is not None,
+                    "recurrent": bool(b.delay),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def __repr__(self) -> str:
+        kinds = pd.Series(self._nodes["kind"]).value_counts().to_dict()
+        model = self._provenance.get("model_class", "graph")
+        return (
+            f"<SignedGraph of {model}: {self.n_nodes} nodes {kinds}, {self.n_edges} edges in "
+            f"{len(self._blocks)} blocks>"
+        )

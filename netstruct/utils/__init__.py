@@ -1,0 +1,1 @@
+"""Validation, randomness and testing helpers."""

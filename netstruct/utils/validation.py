@@ -1,0 +1,92 @@
+"""Checks shared by public functions; each raises a netstruct error with the standard message."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+
+import numpy as np
+
+from ..exceptions import GraphError, param_error
+
+__all__ = ["check_scalar", "check_choice", "check_graph", "check_finite", "check_fraction"]
+
+
+def check_scalar(
+    value: object,
+    name: str,
+    func: str,
+    *,
+    kind: type | tuple[type, ...] = numbers.Real,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    include_min: bool = True,
+    include_max: bool = True,
+) -> object:
+    """Check that ``value`` is a scalar of ``kind`` inside the given bounds.
+
+    Examples
+    --------
+    >>> check_scalar(3, "n_steps", "randomize", kind=int, min_value=0)
+    3
+    """
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    int_like = any(k in (int, numbers.Integral) for k in kinds)
+    ok_type = isinstance(value, kinds) and not isinstance(value, bool)
+    if int_like and isinstance(value, np.integer):
+        ok_type = True
+    lo = "" if min_value is None else (">= " if include_min else "> ") + str(min_value)
+    hi = "" if max_value is None else ("<= " if include_max else "< ") + str(max_value)
+    bounds = " and ".join(b for b in (lo, hi) if b)
+    what = ("an int" if int_like else "a real number") + (f" {bounds}" if bounds else "")
+    if not ok_type:
+        raise param_error(name, func, what, value)
+    if isinstance(value, numbers.Real) and not np.isfinite(float(value)):
+        raise param_error(name, func, what, value)
+    if min_value is not None and (value < min_value or (not include_min and value == min_value)):
+        raise param_error(name, func, what, value)
+    if max_value is not None and (value > max_value or (not include_max and value == max_value)):
+        raise param_error(name, func, what, value)
+    return value
+
+
+def check_fraction(value: object, name: str, func: str) -> float:
+    """Check that ``value`` is a real number in [0, 1]."""
+    return float(check_scalar(value, name, func, min_value=0.0, max_value=1.0))
+
+
+def check_choice(value: object, name: str, func: str, choices: Iterable[str]) -> str:
+    """Check that ``value`` is one of ``choices``.
+
+    Examples
+    --------
+    >>> check_choice("sum", "aggregate", "unroll", ["sum", "max"])
+    'sum'
+    """
+    choices = list(choices)
+    if not isinstance(value, str) or value not in choices:
+        raise param_error(name, func, f"one of {choices}", value)
+    return value
+
+
+def check_graph(G: object, func: str, name: str = "G"):
+    """Check that ``G`` is a :class:`netstruct.SignedGraph`."""
+    from ..graphs.signed import SignedGraph
+
+    if not isinstance(G, SignedGraph):
+        raise param_error(
+            name, func, "a netstruct.SignedGraph (build one with netstruct.from_torch)", type(G).__name__
+        )
+    return G
+
+
+def check_finite(array: np.ndarray, what: str) -> None:
+    """Raise :class:`GraphError` when ``array`` holds NaN or infinite values."""
+    bad = ~np.isfinite(array)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise GraphError(
+            f"{what} holds {int(bad.sum())} non-finite value(s) (first at index {idx}: "
+            f"{array[idx]!r}); netstruct needs finite weights. Fix the model (e.g. retrain or "
+            "replace NaN/inf with torch.nan_to_num) before exporting."
+        )
