@@ -47,9 +47,9 @@ _LAZY = {
     "available_backends": "netstruct.backends",
     "randomize": "netstruct.algorithms.randomize",
     "randomize_ensemble": "netstruct.algorithms.randomize",
-    "prune": "netstruct.prune",
+    "prune": "netstruct.pruning",
 }
-_SUBMODULES = {"datasets", "training", "convert", "io", "backends", "algorithms", "probes", "lattice", "causal", "graphs", "utils", "figures"}
+_SUBMODULES = {"datasets", "training", "convert", "io", "backends", "algorithms", "probes", "lattice", "causal", "graphs", "utils", "figures", "pruning", "report", "models"}
 
 __all__ = [
     "__version__",

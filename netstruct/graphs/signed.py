@@ -95,6 +95,66 @@ def _normalize_nodes(nodes: Mapping[str, Any] | pd.DataFrame) -> dict[str, np.nd
     return cols
 
 
+class _EdgeColumns(Mapping):
+    """Edge columns computed lazily, column by column, from the blocks (read-only arrays)."""
+
+    _KEYS = ("layer", "source", "target", "weight", "sign", "row", "col", "delay")
+
+    def __init__(self, blocks: tuple[Block, ...], attrs: Mapping[str, np.ndarray] | None = None, cache: dict | None = None):
+        self._blocks = blocks
+        self._attrs = dict(attrs or {})
+        self._cache: dict[str, np.ndarray] = {} if cache is None else cache
+
+    def __iter__(self):
+        yield from self._KEYS
+        yield from self._attrs
+
+    def __len__(self) -> int:
+        return len(self._KEYS) + len(self._attrs)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key in self._attrs:
+            return self._attrs[key]
+        if key not in self._KEYS:
+            raise KeyError(key)
+        if key not in self._cache:
+            arr = self._compute(key)
+            arr.setflags(write=False)
+            self._cache[key] = arr
+        return self._cache[key]
+
+    def _sparse_rc(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        k = f"_rc{i}"
+        if k not in self._cache:
+            r, c = np.nonzero(self._blocks[i].mask)
+            self._cache[k] = (r.astype(INDEX_DTYPE, copy=False), c.astype(INDEX_DTYPE, copy=False))
+        return self._cache[k]
+
+    def _part(self, key: str, i: int, b: Block) -> np.ndarray:
+        n_out, n_in = b.shape
+        dense = b.is_dense
+        if key == "weight":
+            return b.weight.reshape(-1) if dense else b.weight[self._sparse_rc(i)]
+        if key == "sign":
+            return np.sign(self._part("weight", i, b)).astype(SIGN_DTYPE)
+        if key in ("layer", "delay"):
+            m = b.weight.size if dense else self._sparse_rc(i)[0].size
+            return np.full(m, i if key == "layer" else b.delay, dtype=np.int32 if key == "layer" else np.int8)
+        if key == "source":
+            return np.tile(b.sources, n_out) if dense else b.sources[self._sparse_rc(i)[1]]
+        if key == "target":
+            return np.repeat(b.targets, n_in) if dense else b.targets[self._sparse_rc(i)[0]]
+        if key == "row":
+            return np.repeat(np.arange(n_out, dtype=INDEX_DTYPE), n_in) if dense else self._sparse_rc(i)[0]
+        return np.tile(np.arange(n_in, dtype=INDEX_DTYPE), n_out) if dense else self._sparse_rc(i)[1]
+
+    def _compute(self, key: str) -> np.ndarray:
+        parts = [self._part(key, i, b) for i, b in enumerate(self._blocks)]
+        if not parts:
+            return np.zeros(0, dtype=np.float32 if key == "weight" else INDEX_DTYPE)
+        return np.concatenate(parts) if len(parts) > 1 else np.array(parts[0], copy=True)
+
+
 class SignedGraph:
     """A neural network as a signed, weighted, directed graph (immutable).
 
@@ -223,44 +283,17 @@ class SignedGraph:
 
     # ------------------------------------------------------------------ tables
     @cached_property
-    def _edge_arrays(self) -> dict[str, np.ndarray]:
-        parts: dict[str, list[np.ndarray]] = {c: [] for c in EDGE_COLUMNS if c != "block"}
-        for li, b in enumerate(self._blocks):
-            n_out, n_in = b.shape
-            if b.is_dense:
-                rows = np.repeat(np.arange(n_out, dtype=INDEX_DTYPE), n_in)
-                cols = np.tile(np.arange(n_in, dtype=INDEX_DTYPE), n_out)
-                w = b.weight.reshape(-1)
-            else:
-                rows, cols = np.nonzero(b.mask)
-                rows = rows.astype(INDEX_DTYPE, copy=False)
-                cols = cols.astype(INDEX_DTYPE, copy=False)
-                w = b.weight[rows, cols]
-            m = rows.size
-            parts["layer"].append(np.full(m, li, dtype=np.int32))
-            parts["source"].append(b.sources[cols])
-            parts["target"].append(b.targets[rows])
-            parts["weight"].append(w)
-            parts["sign"].append(np.sign(w).astype(SIGN_DTYPE))
-            parts["row"].append(rows)
-            parts["col"].append(cols)
-            parts["delay"].append(np.full(m, b.delay, dtype=np.int8))
-        out = {}
-        for k, v in parts.items():
-            arr = np.concatenate(v) if v else np.zeros(0, dtype=np.float32 if k == "weight" else INDEX_DTYPE)
-            arr.setflags(write=False)
-            out[k] = arr
-        return out
+    def _edge_arrays(self) -> _EdgeColumns:
+        return _EdgeColumns(self._blocks)
 
     def edge_arrays(self) -> dict[str, np.ndarray]:
         """The edge table as a dict of read-only numpy arrays (no DataFrame overhead).
 
         Keys are ``layer, source, target, weight, sign, row, col, delay`` plus attached
         edge attributes. The order is canonical: blocks in order, each row-major over its mask.
+        Columns are computed on first access and cached on the graph.
         """
-        d = dict(self._edge_arrays)
-        d.update(self._edge_attrs)
-        return d
+        return _EdgeColumns(self._blocks, self._edge_attrs, cache=self._edge_arrays._cache)
 
     def edges(self) -> pd.DataFrame:
         """The edge table as a DataFrame (one row per edge).

@@ -1,0 +1,332 @@
+"""numba (CPU) kernels for sign-preserving randomization (null models A–G, signed curveball).
+
+Kernels take C-contiguous arrays and explicit uint64 seeds (one per chain), never validate,
+never modify their inputs, and return new arrays. Each chain's random numbers come from
+streams keyed by ``(seeds[s], stream id)`` (see :mod:`._rng`), so results do not depend on
+the number of threads. Ensemble members run in parallel (``prange`` over chains).
+
+The CUDA backend (:mod:`netstruct.backends.cuda.randomize`) exports the same three kernels
+with the same signatures and the same random streams.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._jit import njit
+from ._rng import new_state, rand_below, seed_state
+
+__all__ = ["permute_segments", "signed_swap", "signed_curveball"]
+
+_ONE = np.uint64(1)
+
+
+# ----------------------------------------------------------------------------- bit helpers
+@njit(inline="always")
+def _popcount(x: np.uint64) -> np.int64:
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@njit(inline="always")
+def _lowest_bit(x: np.uint64) -> np.uint64:
+    return x & (~x + _ONE)
+
+
+# ----------------------------------------------------------------------------- A–F
+@njit(parallel=True)
+def permute_segments(
+    weight: np.ndarray, indptr: np.ndarray, cell_ids: np.ndarray, seeds: np.ndarray
+) -> np.ndarray:
+    """Permute values uniformly inside groups of cells, one sample per seed.
+
+    Parameters
+    ----------
+    weight : float32 (n_out, n_in)
+    indptr : int64 (n_groups + 1,)
+        Group ``g`` owns ``cell_ids[indptr[g]:indptr[g + 1]]``.
+    cell_ids : int64 (n_cells,)
+        Flat (row-major) indices into ``weight``; cells not listed keep their value.
+    seeds : uint64 (n_samples,)
+
+    Returns
+    -------
+    out : float32 (n_samples, n_out, n_in)
+
+    Notes
+    -----
+    Fisher–Yates per group, stream ``g`` of ``seeds[s]``; O(n_samples * (size + n_cells)).
+    ``prange`` over samples.
+    """
+    n_samples = seeds.shape[0]
+    n_out, n_in = weight.shape
+    size = n_out * n_in
+    flat = weight.reshape(size)
+    out = np.empty((n_samples, size), dtype=np.float32)
+    n_groups = indptr.shape[0] - 1
+    for s in prange(n_samples):
+        state = new_state()
+        row = out[s]
+        for k in range(size):
+            row[k] = flat[k]
+        for g in range(n_groups):
+            lo = indptr[g]
+            hi = indptr[g + 1]
+            if hi - lo < 2:
+                continue
+            seed_state(state, seeds[s], np.uint64(g))
+            for k in range(hi - lo - 1, 0, -1):
+                j = rand_below(state, k + 1)
+                a = cell_ids[lo + k]
+                b = cell_ids[lo + j]
+                tmp = row[a]
+                row[a] = row[b]
+                row[b] = tmp
+    return out.reshape((n_samples, n_out, n_in))
+
+
+# ----------------------------------------------------------------------------- G swap chain
+@njit(inline="always")
+def _shuffle_sign_class(w: np.ndarray, rows: np.ndarray, cols: np.ndarray, state: np.ndarray) -> None:
+    for k in range(rows.shape[0] - 1, 0, -1):
+        j = rand_below(state, k + 1)
+        tmp = w[rows[k], cols[k]]
+        w[rows[k], cols[k]] = w[rows[j], cols[j]]
+        w[rows[j], cols[j]] = tmp
+
+
+@njit(parallel=True)
+def signed_swap(
+    weight: np.ndarray, n_steps: np.int64, seeds: np.ndarray, reshuffle: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Checkerboard swap chain (null model G-left), one independent chain per seed.
+
+    Parameters
+    ----------
+    weight : float32 (n_out, n_in)
+        Columns keep their own values (pass the transpose for G-right).
+    n_steps : int
+        Attempts per chain (rejections count as steps).
+    seeds : uint64 (n_samples,)
+    reshuffle : bool
+        After the chain, permute positive values over positive cells and negative values over
+        negative cells, layer-wide (G-shuffle).
+
+    Returns
+    -------
+    out : float32 (n_samples, n_out, n_in)
+    n_accepted : int64 (n_samples,)
+
+    Notes
+    -----
+    One attempt draws two positive cells ``(j1, i1)``, ``(j2, i2)`` uniformly and, when
+    ``W[j1, i2] < 0`` and ``W[j2, i1] < 0``, swaps rows ``j1, j2`` inside columns ``i1`` and
+    ``i2``. O(1) per attempt; stream 0 of ``seeds[s]``; ``prange`` over chains.
+    """
+    n_samples = seeds.shape[0]
+    n_out, n_in = weight.shape
+    n_pos = 0
+    n_neg = 0
+    for j in range(n_out):
+        for i in range(n_in):
+            if weight[j, i] > 0:
+                n_pos += 1
+            elif weight[j, i] < 0:
+                n_neg += 1
+    out = np.empty((n_samples, n_out, n_in), dtype=np.float32)
+    n_accepted = np.zeros(n_samples, dtype=np.int64)
+    for s in prange(n_samples):
+        w = out[s]
+        pr = np.empty(n_pos, dtype=np.int64)
+        pc = np.empty(n_pos, dtype=np.int64)
+        k = 0
+        for j in range(n_out):
+            for i in range(n_in):
+                v = weight[j, i]
+                w[j, i] = v
+                if v > 0:
+                    pr[k] = j
+                    pc[k] = i
+                    k += 1
+        state = new_state()
+        seed_state(state, seeds[s], np.uint64(0))
+        acc = 0
+        if n_pos >= 2:
+            for _ in range(n_steps):
+                a = rand_below(state, n_pos)
+                b = rand_below(state, n_pos)
+                j1 = pr[a]
+                i1 = pc[a]
+                j2 = pr[b]
+                i2 = pc[b]
+                if i1 != i2 and j1 != j2 and w[j1, i2] < 0 and w[j2, i1] < 0:
+                    tmp = w[j1, i1]
+                    w[j1, i1] = w[j2, i1]
+                    w[j2, i1] = tmp
+                    tmp = w[j1, i2]
+                    w[j1, i2] = w[j2, i2]
+                    w[j2, i2] = tmp
+                    pr[a] = j2
+                    pr[b] = j1
+                    acc += 1
+        n_accepted[s] = acc
+        if reshuffle:
+            nr = np.empty(n_neg, dtype=np.int64)
+            nc = np.empty(n_neg, dtype=np.int64)
+            k = 0
+            for j in range(n_out):
+                for i in range(n_in):
+                    if w[j, i] < 0:
+                        nr[k] = j
+                        nc[k] = i
+                        k += 1
+            _shuffle_sign_class(w, pr, pc, state)
+            _shuffle_sign_class(w, nr, nc, state)
+    return out, n_accepted
+
+
+# ----------------------------------------------------------------------------- curveball
+@njit(inline="always")
+def _trade(
+    w: np.ndarray,
+    zbits: np.ndarray,
+    pbits: np.ndarray,
+    xbits: np.ndarray,
+    a: np.int64,
+    b: np.int64,
+    state: np.ndarray,
+) -> bool:
+    """One signed curveball trade between rows ``a`` and ``b`` of ``w`` (inputs already valid)."""
+    n_words = zbits.shape[1]
+    nx = 0
+    t = 0
+    for q in range(n_words):
+        x = zbits[a, q] & zbits[b, q] & (pbits[a, q] ^ pbits[b, q])
+        xbits[q] = x
+        nx += _popcount(x)
+        t += _popcount(x & pbits[a, q])
+    if t == 0 or t == nx:
+        return False
+    # choose a uniform t-subset C of X (selection sampling); a is positive exactly on C
+    need = t
+    remaining = nx
+    for q in range(n_words):
+        x = xbits[q]
+        bits = x
+        chosen = np.uint64(0)
+        while bits != np.uint64(0):
+            low = _lowest_bit(bits)
+            if rand_below(state, remaining) < need:
+                chosen |= low
+                need -= 1
+            remaining -= 1
+            bits ^= low
+        pbits[a, q] = (pbits[a, q] & ~x) | chosen
+    # pair the cells a left (L) with the cells a entered (R), in index order; each pair is a
+    # checkerboard swap inside rows a and b, so both rows keep their own values
+    ql = 0
+    qr = 0
+    bl = xbits[0] & ~pbits[b, 0] & ~pbits[a, 0]
+    br = xbits[0] & pbits[b, 0] & pbits[a, 0]
+    moved = False
+    while True:
+        while bl == np.uint64(0) and ql < n_words - 1:
+            ql += 1
+            bl = xbits[ql] & ~pbits[b, ql] & ~pbits[a, ql]
+        if bl == np.uint64(0):
+            break
+        while br == np.uint64(0) and qr < n_words - 1:
+            qr += 1
+            br = xbits[qr] & pbits[b, qr] & pbits[a, qr]
+        lowl = _lowest_bit(bl)
+        lowr = _lowest_bit(br)
+        bl ^= lowl
+        br ^= lowr
+        cl = ql * 64 + _popcount(lowl - _ONE)
+        cr = qr * 64 + _popcount(lowr - _ONE)
+        tmp = w[a, cl]
+        w[a, cl] = w[a, cr]
+        w[a, cr] = tmp
+        tmp = w[b, cl]
+        w[b, cl] = w[b, cr]
+        w[b, cr] = tmp
+        moved = True
+    for q in range(n_words):
+        x = xbits[q]
+        pbits[b, q] = (pbits[b, q] & ~x) | (x & ~pbits[a, q])
+    return moved
+
+
+@njit(parallel=True)
+def signed_curveball(
+    weight: np.ndarray, n_rounds: np.int64, seeds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Signed global curveball over the rows of ``weight``, one independent chain per seed.
+
+    Parameters
+    ----------
+    weight : float32 (n_nodes, n_partners)
+        Rows are the trading nodes and keep their own values (pass ``W.T`` to trade input-side
+        nodes).
+    n_rounds : int
+        Global rounds; each pairs the rows by a uniform random matching and performs
+        ``n_nodes // 2`` disjoint trades.
+    seeds : uint64 (n_samples,)
+
+    Returns
+    -------
+    out : float32 (n_samples, n_nodes, n_partners)
+    n_changed : int64 (n_samples,)
+        Trades that changed the sign pattern.
+
+    Notes
+    -----
+    A trade between rows ``a`` and ``b`` finds ``X`` = columns where both are non-zero and
+    exactly one is positive, keeps ``t = |X ∩ P_a|`` and gives ``a`` a uniform random
+    ``t``-subset of ``X``; values move by checkerboard swaps, so every row keeps its multiset
+    and every column keeps its signed degrees. Rows are bit sets of ``ceil(n_partners / 64)``
+    words. Round ``k`` uses stream ``k * (n_pairs + 1)`` for the matching and stream
+    ``k * (n_pairs + 1) + 1 + p`` for trade ``p``; ``prange`` over chains.
+    """
+    n_samples = seeds.shape[0]
+    n_nodes, n_partners = weight.shape
+    n_words = max((n_partners + 63) // 64, 1)
+    n_pairs = n_nodes // 2
+    zbits = np.zeros((n_nodes, n_words), dtype=np.uint64)
+    for a in range(n_nodes):
+        for c in range(n_partners):
+            if weight[a, c] != 0:
+                zbits[a, c >> 6] |= _ONE << np.uint64(c & 63)
+    out = np.empty((n_samples, n_nodes, n_partners), dtype=np.float32)
+    n_changed = np.zeros(n_samples, dtype=np.int64)
+    for s in prange(n_samples):
+        w = out[s]
+        pbits = np.zeros((n_nodes, n_words), dtype=np.uint64)
+        for a in range(n_nodes):
+            for c in range(n_partners):
+                v = weight[a, c]
+                w[a, c] = v
+                if v > 0:
+                    pbits[a, c >> 6] |= _ONE << np.uint64(c & 63)
+        xbits = np.zeros(n_words, dtype=np.uint64)
+        perm = np.arange(n_nodes)
+        state = new_state()
+        changed = 0
+        if n_pairs >= 1:
+            for rnd in range(n_rounds):
+                base = np.uint64(rnd) * np.uint64(n_pairs + 1)
+                seed_state(state, seeds[s], base)
+                for k in range(n_nodes - 1, 0, -1):
+                    j = rand_below(state, k + 1)
+                    tmp = perm[k]
+                    perm[k] = perm[j]
+                    perm[j] = tmp
+                for p in range(n_pairs):
+                    seed_state(state, seeds[s], base + np.uint64(p + 1))
+                    if _trade(w, zbits, pbits, xbits, perm[2 * p], perm[2 * p + 1], state):
+                        changed += 1
+        n_changed[s] = changed
+    return out, n_changed

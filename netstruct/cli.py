@@ -1,0 +1,119 @@
+"""The ``netstruct`` command: ``run`` (the main job), ``export`` and ``info``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ._version import __version__
+from .exceptions import NetstructError
+
+__all__ = ["main"]
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .report.job import STEPS, JobOptions, run_job
+
+    steps = tuple(s for s in (args.steps or "").split(",") if s)
+    opts = JobOptions(out=args.out, dataset=args.dataset, data=args.data, model=args.model, steps=steps,
+                      epochs=args.epochs, hidden=args.hidden, seed=args.seed, quick=args.quick,
+                      progress=not args.no_progress)
+    report = run_job(opts)
+    print(f"report: {report}")
+    print(f"steps available: {', '.join(STEPS)}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .convert.from_torch import from_torch
+    from .io.export import write_edgelist_csv, write_gexf, write_graphml
+    from .io.model import load_model
+    from .io.native import save
+
+    G = from_torch(load_model(args.model))
+    out = Path(args.output)
+    save(G, out)
+    written = [out]
+    if args.graphml:
+        write_graphml(G, args.graphml)
+        written.append(Path(args.graphml))
+    if args.gexf:
+        write_gexf(G, args.gexf)
+        written.append(Path(args.gexf))
+    if args.csv:
+        write_edgelist_csv(G, args.csv)
+        written.append(Path(args.csv))
+    print(G)
+    for p in written:
+        print(f"wrote {p}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .io.native import load
+
+    G = load(args.graph)
+    print(G)
+    prov = dict(G.provenance)
+    for k in ("model_class", "netstruct_version", "torch_version", "dtype"):
+        if k in prov:
+            print(f"{k}: {prov[k]}")
+    with pd.option_context("display.width", 120, "display.max_columns", 20):
+        print(G.summary().to_string(index=False))
+        print(G.nodes()["kind"].value_counts().to_string())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``netstruct`` command."""
+    p = argparse.ArgumentParser(prog="netstruct", description="Neural networks as signed graphs.")
+    p.add_argument("--version", action="version", version=f"netstruct {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="train, export, analyse, prune and write a report (the main job)")
+    r.add_argument("--out", default="netstruct-report", help="output folder (default: netstruct-report)")
+    r.add_argument("--dataset", default="digits",
+                   choices=["digits", "breast_cancer", "wine", "iris", "fashion-mnist"],
+                   help="embedded dataset (default: digits); fashion-mnist needs Debian's dataset-fashion-mnist")
+    r.add_argument("--data", help="your data: .npz with X_train, y_train, X_test, y_test")
+    r.add_argument("--model", help="your model: a .nsm file written by netstruct.save_model")
+    r.add_argument("--steps", help="comma-separated steps to run (train and export always run)")
+    r.add_argument("--epochs", type=int, default=10)
+    r.add_argument("--hidden", type=int, default=64, help="MLP hidden width")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--quick", action="store_true", help="fewer epochs, levels and samples")
+    r.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    r.set_defaults(func=_cmd_run)
+
+    e = sub.add_parser("export", help="a saved model (.nsm) -> graph files")
+    e.add_argument("model", help="model file written by netstruct.save_model")
+    e.add_argument("-o", "--output", required=True, help="native graph file to write (.nsg)")
+    e.add_argument("--graphml", help="also write GraphML here")
+    e.add_argument("--gexf", help="also write GEXF here")
+    e.add_argument("--csv", help="also write a CSV edge list here")
+    e.set_defaults(func=_cmd_export)
+
+    i = sub.add_parser("info", help="summary of a graph file (.nsg)")
+    i.add_argument("graph")
+    i.set_defaults(func=_cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``netstruct`` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (NetstructError, FileNotFoundError) as exc:
+        print(f"netstruct {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,377 @@
+"""Export/rebuild handlers for torch modules, and the public registry.
+
+A handler knows one torch module type. On export it turns the module's parameters into
+graph nodes and blocks through a :class:`~netstruct.convert.builder.GraphBuilder`; on
+re-import it rebuilds the module from the blocks (sizes are read off the blocks, so the same
+handler rebuilds a physically shrunk layer). Parameterless modules (activations, dropout,
+flatten) are handled by :class:`ElementwiseHandler`.
+
+Custom layers plug in with :func:`register_module_handler`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import GraphError, InvalidParameterError
+
+__all__ = [
+    "ModuleHandler",
+    "LinearHandler",
+    "RecurrentHandler",
+    "ElementwiseHandler",
+    "register_module_handler",
+    "get_handler",
+    "handler_for_name",
+]
+
+
+class ModuleHandler:
+    """Base class of export/rebuild handlers.
+
+    Subclasses set :attr:`name` (a unique string written into the architecture spec) and
+    implement :meth:`export`, :meth:`config` and :meth:`build`.
+
+    Examples
+    --------
+    A linear layer with a fixed output scale, registered so netstruct can export it:
+
+    >>> import torch, netstruct as ns
+    >>> class Scaled(torch.nn.Module):
+    ...     def __init__(self, n_in, n_out, scale=2.0):
+    ...         super().__init__()
+    ...         self.lin = torch.nn.Linear(n_in, n_out)
+    ...         self.scale = scale
+    ...     def forward(self, x):
+    ...         return self.lin(x) * self.scale
+    >>> class ScaledHandler(ns.ModuleHandler):
+    ...     name = "doc.Scaled"
+    ...     def export(self, module, path, inputs, builder):
+    ...         src = builder.resolve_features(inputs, module.lin.in_features, path)
+    ...         out = builder.add_units(module.lin.out_features, module=path)
+    ...         builder.add_block(module=path, param="lin.weight", weight=module.lin.weight,
+    ...                           sources=src, targets=out, bias=module.lin.bias, bias_param="lin.bias")
+    ...         return out
+    ...     def config(self, module):
+    ...         return {"scale": module.scale}
+    ...     def build(self, config, params):
+    ...         w = params["lin.weight"]
+    ...         m = Scaled(w.shape[1], w.shape[0], config["scale"])
+    ...         ns.convert.handlers.load_params(m, params)
+    ...         return m
+    >>> ns.register_module_handler(Scaled, ScaledHandler())
+    >>> G = ns.from_torch(torch.nn.Sequential(Scaled(3, 2), torch.nn.ReLU()))
+    >>> G.n_edges
+    6
+    """
+
+    #: Unique name used in architecture specs.
+    name: str = ""
+    #: Whether :func:`netstruct.shrink` may remove rows/columns of this module's blocks.
+    shrinkable: bool = False
+
+    def export(self, module: Any, path: str, inputs: Any, builder: Any) -> Any:
+        """Add the module's nodes and blocks; return the value (feature ids) it outputs."""
+        raise NotImplementedError(f"{type(self).__name__} must implement export()")
+
+    def config(self, module: Any) -> dict[str, Any]:
+        """JSON-serialisable constructor settings that are not readable from the blocks."""
+        return {}
+
+    def build(self, config: Mapping[str, Any], params: Mapping[str, np.ndarray]) -> Any:
+        """Rebuild the module from its config and parameters (``{param name: array}``)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement build()")
+
+
+def load_params(module: Any, params: Mapping[str, np.ndarray]) -> None:
+    """Copy numpy arrays into a module's parameters by name (shapes must match)."""
+    import torch
+
+    own = dict(module.named_parameters())
+    with torch.no_grad():
+        for name, arr in params.items():
+            if name not in own:
+                raise GraphError(f"Rebuilt {type(module).__name__} has no parameter {name!r}.")
+            p = own[name]
+            if tuple(p.shape) != tuple(arr.shape):
+                raise GraphError(
+                    f"Parameter {name!r} of the rebuilt {type(module).__name__} has shape "
+                    f"{tuple(p.shape)} but the graph holds {tuple(arr.shape)}; was the graph's "
+                    "block shape tampered with?"
+                )
+            p.copy_(torch.from_numpy(np.array(arr, dtype=np.float32, copy=True)))
+
+
+class LinearHandler(ModuleHandler):
+    """``nn.Linear``: one block ``weight`` (out x in) with its bias."""
+
+    name = "Linear"
+    shrinkable = True
+
+    def export(self, module, path, inputs, builder):
+        src = builder.resolve_features(inputs, module.in_features, path)
+        out = builder.add_units(module.out_features, module=path)
+        builder.add_block(
+            module=path,
+            param="weight",
+            weight=module.weight,
+            sources=src,
+            targets=out,
+            bias=module.bias,
+            bias_param="bias" if module.bias is not None else None,
+        )
+        return out
+
+    def config(self, module):
+        return {"bias": module.bias is not None}
+
+    def build(self, config, params):
+        import torch
+
+        w = params["weight"]
+        m = torch.nn.Linear(w.shape[1], w.shape[0], bias=bool(config.get("bias", True)))
+        load_params(m, params)
+        return m
+
+
+_GATES = {"RNN": "", "LSTM": "ifgo", "GRU": "rzn"}
+
+
+class RecurrentHandler(ModuleHandler):
+    """``nn.RNN``, ``nn.LSTM`` and ``nn.GRU`` (any depth, bidirectional, batch_first).
+
+    Per layer ``k`` and direction ``d`` the graph gets ``H`` unit nodes and, for LSTM/GRU,
+    ``G*H`` gate nodes in torch row order (gate-major); block ``weight_ih_l{k}[_reverse]``
+    (delay 0) feeds the gate rows from the layer's input, ``weight_hh_l{k}[_reverse]``
+    (delay 1) from the layer's own units. Plain RNN rows are the units themselves.
+    """
+
+    shrinkable = True
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.name = kind
+
+    def export(self, module, path, inputs, builder):
+        if getattr(module, "proj_size", 0):
+            from ..exceptions import UnsupportedModuleError
+
+            raise UnsupportedModuleError(
+                f"Module {path!r} ({type(module).__name__}) uses proj_size={module.proj_size}, which "
+                "netstruct does not export yet; register a handler with "
+                "netstruct.register_module_handler to support it."
+            )
+        gates = _GATES[self.kind]
+        H = module.hidden_size
+        dirs = 2 if module.bidirectional else 1
+        layer_in = builder.resolve_features(inputs, module.input_size, path)
+        per_state = []
+        for k in range(module.num_layers):
+            outs = []
+            for d in range(dirs):
+                sfx = "_reverse" if d else ""
+                units = builder.add_units(
+                    H, module=path, direction=d, label=f"l{k}{'r' if d else ''}.h"
+                )
+                if gates:
+                    rows = builder.add_gates(units, gates, module=path, direction=d, label=f"l{k}{'r' if d else ''}")
+                else:
+                    rows = units
+                for param, src, delay in (("ih", layer_in, 0), ("hh", units, 1)):
+                    bias = getattr(module, f"bias_{param}_l{k}{sfx}", None) if module.bias else None
+                    builder.add_block(
+                        module=path,
+                        param=f"weight_{param}_l{k}{sfx}",
+                        weight=getattr(module, f"weight_{param}_l{k}{sfx}"),
+                        sources=src,
+                        targets=rows,
+                        bias=bias,
+                        bias_param=f"bias_{param}_l{k}{sfx}" if bias is not None else None,
+                        delay=delay,
+                    )
+                builder.annotate(units, "tanh" if self.kind != "RNN" else module.nonlinearity)
+                outs.append(units)
+                per_state.append(units)
+            layer_in = np.concatenate(outs)
+        from .builder import StackedStates
+
+        h_n = StackedStates(per_state)
+        state = (h_n, StackedStates(list(per_state))) if self.kind == "LSTM" else h_n
+        return (layer_in, state)
+
+    def config(self, module):
+        cfg = {
+            "num_layers": module.num_layers,
+            "bias": bool(module.bias),
+            "batch_first": bool(module.batch_first),
+            "dropout": float(module.dropout),
+            "bidirectional": bool(module.bidirectional),
+        }
+        if self.kind == "RNN":
+            cfg["nonlinearity"] = module.nonlinearity
+        return cfg
+
+    def build(self, config, params):
+        import torch
+
+        cls = getattr(torch.nn, self.kind)
+        ih = params["weight_ih_l0"]
+        hh = params["weight_hh_l0"]
+        H = hh.shape[1]
+        kwargs = dict(config)
+        m = cls(ih.shape[1], H, **kwargs)
+        load_params(m, params)
+        return m
+
+
+_ELEMENTWISE_ATTRS: dict[str, tuple[str, ...]] = {
+    "ReLU": (),
+    "ReLU6": (),
+    "Tanh": (),
+    "Sigmoid": (),
+    "SiLU": (),
+    "Mish": (),
+    "GELU": ("approximate",),
+    "LeakyReLU": ("negative_slope",),
+    "ELU": ("alpha",),
+    "CELU": ("alpha",),
+    "SELU": (),
+    "Softplus": ("beta", "threshold"),
+    "Hardtanh": ("min_val", "max_val"),
+    "Hardsigmoid": (),
+    "Hardswish": (),
+    "Softsign": (),
+    "Tanhshrink": (),
+    "Identity": (),
+    "Dropout": ("p",),
+    "AlphaDropout": ("p",),
+    "Softmax": ("dim",),
+    "LogSoftmax": ("dim",),
+    "Flatten": ("start_dim", "end_dim"),
+}
+#: Modules that do not change values in eval mode (not recorded as activations).
+_NEUTRAL = {"Identity", "Dropout", "AlphaDropout", "Flatten"}
+
+
+class ElementwiseHandler(ModuleHandler):
+    """Parameterless modules: activations, dropout, identity, flatten.
+
+    They add no nodes; the activation's name is recorded in the ``activation`` column of
+    the nodes whose values it transforms.
+    """
+
+    def __init__(self, type_name: str) -> None:
+        self.name = type_name
+        self.attrs = _ELEMENTWISE_ATTRS[type_name]
+
+    def export(self, module, path, inputs, builder):
+        from .builder import PendingInput
+
+        if isinstance(inputs, PendingInput):
+            return inputs
+        if isinstance(inputs, np.ndarray) and self.name not in _NEUTRAL:
+            builder.annotate(inputs, self.name.lower())
+        return inputs
+
+    def config(self, module):
+        return {a: getattr(module, a) for a in self.attrs}
+
+    def build(self, config, params):
+        import torch
+
+        return getattr(torch.nn, self.name)(**config)
+
+
+_BY_TYPE: dict[type, ModuleHandler] = {}
+_BY_NAME: dict[str, ModuleHandler] = {}
+_builtins_loaded = False
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    import torch
+
+    _builtins_loaded = True
+    _register(torch.nn.Linear, LinearHandler())
+    for kind in _GATES:
+        _register(getattr(torch.nn, kind), RecurrentHandler(kind))
+    for tname in _ELEMENTWISE_ATTRS:
+        cls = getattr(torch.nn, tname, None)
+        if cls is not None:
+            _register(cls, ElementwiseHandler(tname))
+
+
+def _register(module_type: type, handler: ModuleHandler) -> None:
+    _BY_TYPE[module_type] = handler
+    _BY_NAME[handler.name] = handler
+
+
+def register_module_handler(module_type: type, handler: ModuleHandler, *, overwrite: bool = False) -> None:
+    """Register ``handler`` for modules of ``module_type`` (exact type match).
+
+    Parameters
+    ----------
+    module_type : type
+        A subclass of ``torch.nn.Module``.
+    handler : ModuleHandler
+        Its ``name`` must be unique; it is written into architecture specs and saved files,
+        so register the handler before loading a graph that uses it.
+    overwrite : bool, default=False
+        Replace an existing handler for the same type or name.
+
+    See Also
+    --------
+    ModuleHandler : the handler protocol, with a complete example.
+    """
+    _load_builtins()
+    import torch
+
+    if not isinstance(module_type, type) or not issubclass(module_type, torch.nn.Module):
+        raise InvalidParameterError(
+            f"The 'module_type' parameter of register_module_handler must be a torch.nn.Module "
+            f"subclass. Got {module_type!r} instead."
+        )
+    if not isinstance(handler, ModuleHandler) or not handler.name:
+        raise InvalidParameterError(
+            "The 'handler' parameter of register_module_handler must be a ModuleHandler instance "
+            f"with a non-empty 'name'. Got {handler!r} instead."
+        )
+    clash = _BY_NAME.get(handler.name)
+    if not overwrite and (module_type in _BY_TYPE or (clash is not None and clash is not handler)):
+        raise InvalidParameterError(
+            f"A handler for {module_type.__name__} or named {handler.name!r} is already registered; "
+            "pass overwrite=True to replace it."
+        )
+    _register(module_type, handler)
+
+
+def get_handler(module: Any) -> ModuleHandler | None:
+    """The handler for a module instance, or None."""
+    _load_builtins()
+    return _BY_TYPE.get(type(module))
+
+
+def handler_for_name(name: str) -> ModuleHandler:
+    """The handler registered under ``name`` (used when rebuilding from a spec)."""
+    _load_builtins()
+    if name not in _BY_NAME:
+        raise GraphError(
+            f"The graph's architecture uses a module handler named {name!r}, which is not "
+            "registered in this session; call netstruct.register_module_handler for that layer "
+            "type before re-importing."
+        )
+    return _BY_NAME[name]
+
+
+def is_registered_type(module_type: type) -> bool:
+    """True when ``module_type`` has a handler."""
+    _load_builtins()
+    return module_type in _BY_TYPE
+
+
+HandlerFactory = Callable[[], ModuleHandler]

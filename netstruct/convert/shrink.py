@@ -1,0 +1,205 @@
+"""Physically remove units that pruning left without effect (used by ``to_torch(shrink=True)``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .._dtypes import INDEX_DTYPE
+from ..exceptions import GraphError
+from ..graphs.block import Block
+from ..graphs.signed import NODE_COLUMNS, SignedGraph
+from ..utils.validation import check_graph
+from .handlers import handler_for_name
+
+__all__ = ["shrink", "removable_units"]
+
+#: activations whose value on a constant input netstruct can compute exactly
+_CONST_ACT = {
+    "": lambda x: x,
+    "relu": lambda x: np.maximum(x, 0.0),
+    "relu6": lambda x: np.clip(x, 0.0, 6.0),
+    "tanh": np.tanh,
+    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+}
+
+
+def _const_value(activation: str, bias: float) -> float | None:
+    val = float(bias)
+    for act in [a for a in activation.split("+") if a]:
+        fn = _CONST_ACT.get(act)
+        if fn is None:
+            return None
+        val = float(fn(np.float32(val)))
+    return val
+
+
+class _State:
+    """Mutable working copy of the graph's connectivity during shrinking."""
+
+    def __init__(self, G: SignedGraph) -> None:
+        self.G = G
+        self.n = G.n_nodes
+        self.unit = G.node_column("unit")
+        self.kind = G.node_column("kind")
+        self.group = G.node_column("group")
+        self.activation = G.node_column("activation")
+        self.biases = {i: (None if b.bias is None else b.bias.astype(np.float64)) for i, b in enumerate(G.blocks)}
+        spec = G.spec or {}
+        handler = {p: handler_for_name(m["handler"]) for p, m in spec.get("modules", {}).items()}
+        module_of = G.node_column("module")
+        self.recurrent = np.array([handler.get(m) is not None and handler[m].name in ("RNN", "LSTM", "GRU") for m in module_of])
+        shrinkable = np.array([handler.get(m) is not None and handler[m].shrinkable for m in module_of])
+        self.candidate = (self.kind == "hidden") & shrinkable & (self.unit == np.arange(self.n))
+        self.module_of = module_of
+        self.removed = np.zeros(self.n, dtype=bool)
+        self.folded: list[int] = []
+
+    def removed_nodes(self) -> np.ndarray:
+        return self.removed[self.unit]
+
+    def live_edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        a = self.G.edge_arrays()
+        gone = self.removed_nodes()
+        live = ~gone[a["source"]] & ~gone[a["target"]]
+        return a["source"][live], a["target"][live], a["layer"][live], a["row"][live], a["col"][live]
+
+    def step(self) -> bool:
+        src, tgt, layer, row, col = self.live_edges()
+        tunit = self.unit[tgt]
+        feeds_other = tunit != src
+        out_deg = np.bincount(src[feeds_other], minlength=self.n)
+        in_deg = np.bincount(tunit, minlength=self.n)
+        open_ = self.candidate & ~self.removed
+        dead = open_ & (out_deg == 0)
+        noin = open_ & (in_deg == 0) & ~self.recurrent & ~dead
+        fold = np.zeros(self.n, dtype=bool)
+        for u in np.flatnonzero(noin):
+            if self._foldable(int(u), src, layer):
+                fold[u] = True
+        new = self._equalize(dead | fold)
+        if not new.any():
+            return False
+        for u in np.flatnonzero(new & fold):
+            self._fold(int(u), src, layer, row, col)
+        self.removed |= new
+        return True
+
+    def _bias_of(self, u: int) -> float:
+        total = 0.0
+        for i, b in enumerate(self.G.blocks):
+            hit = np.flatnonzero(b.targets == u)
+            if hit.size and self.biases[i] is not None:
+                total += float(self.biases[i][hit[0]])
+        return total
+
+    def _foldable(self, u: int, src: np.ndarray, layer: np.ndarray) -> bool:
+        if _const_value(self.activation[u], self._bias_of(u)) is None:
+            return False
+        return all(self.biases[int(li)] is not None for li in np.unique(layer[src == u]))
+
+    def _fold(self, u: int, src: np.ndarray, layer: np.ndarray, row: np.ndarray, col: np.ndarray) -> None:
+        c = _const_value(self.activation[u], self._bias_of(u))
+        sel = src == u
+        for li, r, cc in zip(layer[sel], row[sel], col[sel]):
+            w = float(self.G.blocks[int(li)].weight[r, cc])
+            self.biases[int(li)][r] += w * c
+        self.folded.append(u)
+
+    def _equalize(self, proposed: np.ndarray) -> np.ndarray:
+        """Recurrent modules need equal sizes in every layer and direction: trim the proposal."""
+        new = proposed & ~self.removed
+        for m in np.unique(self.module_of[self.recurrent & self.candidate]):
+            units = self.candidate & (self.module_of == m)
+            groups = np.unique(self.group[units])
+            counts = [int(new[units & (self.group == g)].sum()) for g in groups]
+            k = min(counts) if counts else 0
+            for g in groups:
+                idx = np.flatnonzero(new & units & (self.group == g))
+                new[idx[k:]] = False
+        return new
+
+
+def removable_units(G: SignedGraph) -> np.ndarray:
+    """Ids of the units :func:`shrink` would remove (without building the new graph)."""
+    check_graph(G, "removable_units")
+    st = _State(G)
+    while st.step():
+        pass
+    return np.flatnonzero(st.removed)
+
+
+def shrink(G: SignedGraph) -> SignedGraph:
+    """Remove hidden units that pruning left without effect; layers get physically smaller.
+
+    A hidden unit is removed when no other unit reads it (no outgoing edge, its own gate rows
+    aside), or, for feed-forward units, when it has no incoming edge: it then outputs the
+    constant ``activation(bias)``, which is folded into the biases of the units it feeds
+    (relu, relu6, tanh, sigmoid and identity; units behind other activations are kept).
+    Removing a unit removes its gate rows and every row and column coupled to it. Repeats
+    until nothing changes. Input and output units are never removed. ``nn.RNN``/``LSTM``/``GRU``
+    layers share one hidden size, so each of their layers and directions loses the same
+    number of units (the smallest removable count). Outputs of the rebuilt module equal those
+    of the masked one.
+
+    Returns
+    -------
+    SignedGraph
+        With fewer nodes; ``provenance["shrink"]`` lists removed and folded unit names.
+
+    Examples
+    --------
+    >>> import numpy as np, torch, netstruct as ns
+    >>> _ = torch.manual_seed(0)
+    >>> G = ns.from_torch(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)))
+    >>> e = G.edges()
+    >>> H = ns.shrink(G.remove_edges(((e.source == 4) | (e.target == 4)).to_numpy()))
+    >>> [b.shape for b in H.blocks]
+    [(3, 3), (2, 3)]
+    """
+    check_graph(G, "shrink")
+    if G.spec is None:
+        raise GraphError("shrink needs a graph with an architecture spec (one exported by netstruct.from_torch).")
+    st = _State(G)
+    while st.step():
+        pass
+    if not st.removed.any():
+        if not st.folded:
+            return G
+    gone = st.removed_nodes()
+    keep = ~gone
+    new_id = np.cumsum(keep, dtype=INDEX_DTYPE) - 1
+    blocks: list[Block] = []
+    for i, b in enumerate(G.blocks):
+        rows = keep[b.targets]
+        cols = keep[b.sources]
+        bias = st.biases[i]
+        blocks.append(
+            b.replace(
+                weight=b.weight[np.ix_(rows, cols)],
+                mask=b.mask[np.ix_(rows, cols)],
+                sources=new_id[b.sources[cols]],
+                targets=new_id[b.targets[rows]],
+                bias=None if bias is None else bias[rows],
+            )
+        )
+    nodes = {c: G.node_column(c)[keep] for c in NODE_COLUMNS}
+    nodes["unit"] = new_id[nodes["unit"]]
+    df = pd.DataFrame({"g": nodes["group"], "k": nodes["kind"], "t": nodes["gate"], "d": nodes["direction"]})
+    nodes["index"] = df.groupby(["g", "k", "t", "d"], sort=False).cumcount().to_numpy()
+    a = G.edge_arrays()
+    keep_edge = keep[a["source"]] & keep[a["target"]]
+    names = G.node_column("name")
+    prov = dict(G.provenance)
+    prov["shrink"] = {
+        "removed_units": names[np.flatnonzero(st.removed)].tolist(),
+        "folded_units": names[np.array(st.folded, dtype=INDEX_DTYPE)].tolist(),
+    }
+    return SignedGraph(
+        nodes,
+        blocks,
+        spec=G.spec,
+        provenance=prov,
+        node_attrs={k: G.node_column(k)[keep] for k in G.node_attr_names},
+        edge_attrs={k: a[k][keep_edge] for k in G.edge_attr_names},
+    )

@@ -1,0 +1,218 @@
+"""Re-import a :class:`~netstruct.SignedGraph` as a torch module."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import GraphError, InvalidParameterError
+from ..graphs.signed import SignedGraph
+from ..utils.validation import check_graph
+from . import _ops
+from .handlers import handler_for_name
+
+__all__ = ["to_torch", "RebuiltModel", "build_modules"]
+
+
+def _module_params(G: SignedGraph) -> dict[str, dict[str, np.ndarray]]:
+    params: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
+    for b in G.blocks:
+        params[b.module][b.param] = b.weight
+        if b.bias is not None and b.bias_param:
+            params[b.module][b.bias_param] = b.bias
+    return params
+
+
+def build_modules(spec: dict[str, Any], G: SignedGraph) -> dict[str, Any]:
+    """Rebuild every module of ``spec`` from the graph's blocks (path -> module)."""
+    params = _module_params(G)
+    unknown = set(params) - set(spec["modules"])
+    if unknown:
+        raise GraphError(f"The graph has blocks of modules {sorted(unknown)} that its architecture spec lacks.")
+    out = {}
+    for path, m in spec["modules"].items():
+        handler = handler_for_name(m["handler"])
+        try:
+            out[path] = handler.build(m.get("config", {}), params.get(path, {}))
+        except GraphError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise GraphError(
+                f"Module {path!r} ({m['handler']}) could not be rebuilt from the graph "
+                f"({type(exc).__name__}: {exc}); the graph's blocks do not fit its architecture "
+                "(were shapes or names altered?)."
+            ) from None
+    return out
+
+
+def _set_submodule(root: Any, path: str, module: Any, container_factory: Any) -> None:
+    parts = path.split(".")
+    parent = root
+    for p in parts[:-1]:
+        if not hasattr(parent, p) or getattr(parent, p) is None:
+            parent.add_module(p, container_factory())
+        parent = getattr(parent, p)
+    parent.add_module(parts[-1], module)
+
+
+def _rebuilt_cls():
+    import torch
+
+    class RebuiltModel(torch.nn.Module):
+        """A module rebuilt from a netstruct architecture spec.
+
+        Submodules sit at the original paths, so ``state_dict`` keys equal the original
+        model's; ``forward`` replays the recorded operations.
+        """
+
+        def __init__(self, spec: dict[str, Any], modules: dict[str, Any]) -> None:
+            super().__init__()
+            for path, m in modules.items():
+                _set_submodule(self, path, m, torch.nn.Module)
+            self._ops = spec["ops"]
+            self._paths = {path: m for path, m in modules.items()}
+            self.netstruct_spec = spec
+
+        def forward(self, *inputs: Any) -> Any:
+            env: list[Any] = []
+            table = _ops.function_table()
+            n_in = 0
+            for rec in self._ops:
+                op = rec["op"]
+                args = _ops.decode_arg(rec.get("args", []), env)
+                kwargs = {k: _ops.decode_arg(v, env) for k, v in rec.get("kwargs", {}).items()}
+                if op == "placeholder":
+                    val = inputs[n_in] if n_in < len(inputs) else kwargs.get("default")
+                    n_in += 1
+                elif op == "call_module":
+                    val = self.get_submodule(rec["target"])(*args, **kwargs)
+                elif op == "call_function":
+                    fn = table[rec["target"]]
+                    if rec["target"] == "F.dropout":
+                        kwargs["training"] = self.training
+                    val = fn(*args, **kwargs)
+                elif op == "call_method":
+                    val = getattr(args[0], rec["target"])(*args[1:], **kwargs)
+                elif op == "output":
+                    return args[0]
+                else:
+                    raise GraphError(f"Unknown operation {op!r} in architecture spec.")
+                env.append(val)
+            raise GraphError("Architecture spec has no output operation.")
+
+    return RebuiltModel
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RebuiltModel":
+        return _rebuilt_cls()
+    raise AttributeError(name)
+
+
+def _assemble(spec: dict[str, Any], modules: dict[str, Any]) -> Any:
+    import torch
+
+    kind = spec.get("container", "Traced")
+    if kind == "Leaf" and list(modules) == [""]:
+        return modules[""]
+    if kind == "Sequential":
+        root = torch.nn.Sequential()
+        for path, m in modules.items():
+            _set_submodule(root, path, m, torch.nn.Sequential)
+        return root
+    return _rebuilt_cls()(spec, modules)
+
+
+def _apply_prune_masks(model: Any, G: SignedGraph) -> None:
+    import torch
+    from torch.nn.utils import prune as tprune
+
+    for b in G.blocks:
+        if b.is_dense:
+            continue
+        mod = model.get_submodule(b.module) if b.module else model
+        tprune.custom_from_mask(mod, b.param, torch.from_numpy(b.mask.copy()))
+
+
+def _verify_structure(G: SignedGraph, model: Any) -> None:
+    """Export the rebuilt module again and check that its blocks wire up exactly like ``G``'s."""
+    from .from_torch import from_torch
+
+    try:
+        H = from_torch(model)
+    except (GraphError, InvalidParameterError) as exc:
+        raise GraphError(f"The graph's blocks do not chain into a working model ({exc}); were shapes altered?") from None
+    for a, b in zip(G.blocks, H.blocks):
+        if a.name != b.name or a.shape != b.shape or not (
+            np.array_equal(a.sources, b.sources) and np.array_equal(a.targets, b.targets)
+        ):
+            raise GraphError(
+                f"Block {a.name!r} (shape {a.shape}) does not wire up as its architecture says (expected "
+                f"{b.name!r} with shape {b.shape} and the same source/target nodes); the graph was altered "
+                "inconsistently. Use netstruct.shrink to remove units."
+            )
+    if len(G.blocks) != len(H.blocks) or G.n_nodes != H.n_nodes:
+        raise GraphError(
+            f"The graph has {len(G.blocks)} blocks and {G.n_nodes} nodes but its architecture gives "
+            f"{len(H.blocks)} blocks and {H.n_nodes} nodes; the graph was altered inconsistently."
+        )
+
+
+def to_torch(G: SignedGraph, *, shrink: bool = False, prune_masks: bool = False) -> Any:
+    """Rebuild a torch module from a graph.
+
+    Parameters
+    ----------
+    G : SignedGraph
+        A graph exported with :func:`netstruct.from_torch` (possibly pruned or perturbed).
+    shrink : bool, default=False
+        Remove units left without inputs or outputs first (:func:`netstruct.shrink`), so the
+        layers are physically smaller; outputs equal the masked model's.
+    prune_masks : bool, default=False
+        Attach ``torch.nn.utils.prune`` masks to pruned parameters, so fine-tuning keeps the
+        removed weights at zero. Otherwise pruned weights are plain zeros.
+
+    Returns
+    -------
+    torch.nn.Module
+        In eval mode. ``nn.Sequential`` models come back as ``nn.Sequential``; traced models as
+        a module with the same submodule paths (same ``state_dict`` keys).
+
+    Raises
+    ------
+    GraphError
+        The graph has no architecture spec (e.g. an unrolled graph), or its blocks no longer
+        fit it (tampered shapes).
+
+    Examples
+    --------
+    >>> import torch, netstruct as ns
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh())
+    >>> rebuilt = ns.to_torch(ns.from_torch(model))
+    >>> x = torch.randn(5, 3)
+    >>> bool(torch.equal(model(x), rebuilt(x)))
+    True
+    """
+    check_graph(G, "to_torch")
+    if not isinstance(shrink, bool):
+        raise InvalidParameterError(f"The 'shrink' parameter of to_torch must be a bool. Got {shrink!r} instead.")
+    spec = G.spec
+    if spec is None:
+        raise GraphError(
+            "This graph has no architecture spec, so it cannot become a torch module (graphs from "
+            "netstruct.unroll or from_networkx of arbitrary graphs are analysis-only)."
+        )
+    if shrink:
+        from .shrink import shrink as _shrink
+
+        G = _shrink(G)
+        spec = G.spec
+    modules = build_modules(spec, G)
+    model = _assemble(spec, modules)
+    _verify_structure(G, model)
+    if prune_masks:
+        _apply_prune_masks(model, G)
+    model.eval()
+    return model

@@ -1,0 +1,296 @@
+"""``netstruct run``: train, export, analyse, prune, re-import, and write one report folder.
+
+The job is a list of steps; each takes the shared :class:`JobContext` and returns a
+:class:`~netstruct.report.html.Section` (prose, tables, figures, numbers). Options choose the
+steps. Every number in the report is also written to ``numbers.json`` and CSV files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import datasets
+from .._version import __version__
+from ..exceptions import DatasetNotFoundError, InvalidParameterError, NetstructError
+from ..io._atomic import atomic_write
+from .html import Section, render_report
+
+__all__ = ["JobOptions", "JobContext", "run_job", "STEPS"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class JobOptions:
+    """Settings of the main job (the CLI's flags)."""
+
+    out: str = "netstruct-report"
+    dataset: str = "digits"
+    data: str | None = None  # user's .npz with X_train, y_train, X_test, y_test
+    model: str | None = None  # user's .nsm model file
+    steps: tuple[str, ...] = ()
+    epochs: int = 10
+    hidden: int = 64
+    seed: int = 0
+    quick: bool = False
+    progress: bool = True
+
+
+@dataclass
+class JobContext:
+    """State shared by the steps."""
+
+    options: JobOptions
+    out: Path
+    dataset: Any = None
+    models: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    graphs: dict[str, Any] = field(default_factory=dict)
+    accuracy: dict[str, float] = field(default_factory=dict)
+
+    def figure(self, section: Section, fig: Any, stem: str, caption: str) -> None:
+        """Save a figure as PDF/SVG under ``figures/`` and embed its PNG in the section."""
+        import matplotlib.pyplot as plt
+
+        from ..figures import figure_png_bytes, save_figure
+
+        save_figure(fig, self.out / "figures" / stem, formats=("pdf", "svg"))
+        section.figures.append((caption, figure_png_bytes(fig), stem))
+        plt.close(fig)
+
+    def table(self, section: Section, df: pd.DataFrame, stem: str, caption: str) -> None:
+        """Add a table to the section and write it as ``tables/<stem>.csv``."""
+        with atomic_write(self.out / "tables" / f"{stem}.csv", "w", encoding="utf-8", newline="") as fh:
+            df.to_csv(fh, index=False)
+        section.tables.append((caption, df))
+
+
+# ------------------------------------------------------------------------------ set-up
+def _load_user_data(path: str) -> datasets.Dataset:
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetNotFoundError(f"--data: no file at {path!r}; give an .npz with X_train, y_train, X_test, y_test.")
+    with np.load(p, allow_pickle=False) as z:
+        missing = {"X_train", "y_train", "X_test", "y_test"} - set(z.files)
+        if missing:
+            raise InvalidParameterError(f"--data: {path!r} lacks arrays {sorted(missing)} (needs X_train, y_train, X_test, y_test).")
+        arrs = {k: z[k] for k in ("X_train", "y_train", "X_test", "y_test")}
+    n_classes = int(max(arrs["y_train"].max(), arrs["y_test"].max())) + 1
+    return datasets.Dataset(p.stem, arrs["X_train"].astype(np.float32), arrs["y_train"].astype(np.int64),
+                            arrs["X_test"].astype(np.float32), arrs["y_test"].astype(np.int64),
+                            tuple(str(i) for i in range(n_classes)))
+
+
+def prepare(options: JobOptions) -> JobContext:
+    """Validate everything that can fail early (data, model file, output folder, steps)."""
+    unknown = set(options.steps) - set(STEPS)
+    if unknown:
+        raise InvalidParameterError(f"--steps: unknown step(s) {sorted(unknown)}; choose from {list(STEPS)}.")
+    out = Path(options.out)
+    if out.exists() and not out.is_dir():
+        raise InvalidParameterError(f"--out: {options.out!r} exists and is not a folder.")
+    for sub in ("", "figures", "tables", "graphs"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    ctx = JobContext(options=options, out=out)
+    if options.data is not None:
+        ctx.dataset = _load_user_data(options.data)
+    else:
+        ds = datasets.load_dataset(options.dataset)
+        if options.dataset == "fashion-mnist":
+            n = (2000, 1000) if options.quick else (12000, 2000)
+            ds = ds.subsample(*n, seed=options.seed)
+        ctx.dataset = ds
+    if options.model is not None:
+        from ..convert.from_torch import from_torch
+        from ..io.model import load_model
+
+        model = load_model(options.model)
+        G = from_torch(model)  # fails now, not after minutes, if the model cannot be exported
+        n_in = int((G.nodes()["kind"] == "input").sum())
+        if n_in != ctx.dataset.n_features and G.spec.get("modules", {}).get("rnn") is None:
+            logger.info("user model has %d inputs; data has %d features", n_in, ctx.dataset.n_features)
+        ctx.models["user"] = model
+    return ctx
+
+
+# ------------------------------------------------------------------------------ steps
+def step_train(ctx: JobContext) -> Section:
+    """Train an MLP and an LSTM classifier on the dataset (or take the user's model)."""
+    from ..training import evaluate, mlp, recurrent_classifier, train
+
+    ds, o = ctx.dataset, ctx.options
+    sec = Section("train", "Models")
+    Xtr, Xte = ds.X_train.reshape(len(ds.X_train), -1), ds.X_test.reshape(len(ds.X_test), -1)
+    rows = []
+    if "user" in ctx.models:
+        m = ctx.models["user"]
+        ctx.inputs["user"] = (Xtr, ds.y_train, Xte, ds.y_test)
+        ctx.accuracy["user"] = evaluate(m, Xte, ds.y_test)
+        rows.append({"model": "user", "architecture": type(m).__name__, "epochs": 0, "test accuracy": ctx.accuracy["user"]})
+    else:
+        epochs = max(2, o.epochs // 2) if o.quick else o.epochs
+        m = mlp([ds.n_features, o.hidden, ds.n_classes], seed=o.seed)
+        t0 = time.perf_counter()
+        hist = train(m, Xtr, ds.y_train, epochs=epochs, seed=o.seed, X_test=Xte, y_test=ds.y_test, progress=o.progress)
+        ctx.models["mlp"], ctx.inputs["mlp"] = m, (Xtr, ds.y_train, Xte, ds.y_test)
+        ctx.accuracy["mlp"] = hist.test_accuracy[-1]
+        rows.append({"model": "mlp", "architecture": f"{ds.n_features}-{o.hidden}-{ds.n_classes} ReLU",
+                     "epochs": epochs, "test accuracy": ctx.accuracy["mlp"], "seconds": time.perf_counter() - t0})
+        if ds.image_shape is not None:
+            Str, Ste = datasets.as_sequences(Xtr, ds.image_shape), datasets.as_sequences(Xte, ds.image_shape)
+            r = recurrent_classifier("LSTM", ds.image_shape[1], 32, ds.n_classes, seed=o.seed)
+            t0 = time.perf_counter()
+            hist = train(r, Str, ds.y_train, epochs=epochs, seed=o.seed, X_test=Ste, y_test=ds.y_test, progress=o.progress)
+            ctx.models["lstm"], ctx.inputs["lstm"] = r, (Str, ds.y_train, Ste, ds.y_test)
+            ctx.accuracy["lstm"] = hist.test_accuracy[-1]
+            rows.append({"model": "lstm", "architecture": f"LSTM({ds.image_shape[1]}→32, rows as steps) + Linear",
+                         "epochs": epochs, "test accuracy": ctx.accuracy["lstm"], "seconds": time.perf_counter() - t0})
+    sec.paragraphs.append(
+        f"Dataset <b>{ds.name}</b>: {len(ds.y_train)} training and {len(ds.y_test)} test samples, "
+        f"{ds.n_features} features, {ds.n_classes} classes. Adam (lr 0.01), batch 128, cosine schedule, seed {o.seed}."
+    )
+    df = pd.DataFrame(rows)
+    ctx.table(sec, df, "models", "Trained models")
+    sec.numbers = {"accuracy": dict(ctx.accuracy)}
+    return sec
+
+
+def step_export(ctx: JobContext) -> Section:
+    """Export each model to a signed graph and write native, GraphML, GEXF and CSV files."""
+    from ..convert.from_torch import from_torch
+    from ..figures import plot_weight_histograms, plot_weight_matrix
+    from ..io.export import write_edgelist_csv, write_gexf, write_graphml
+    from ..io.native import save
+
+    sec = Section("export", "Signed graphs")
+    tables = []
+    for name, m in ctx.models.items():
+        Xte = ctx.inputs[name][2]
+        G = from_torch(m, example_input=__import__("torch").from_numpy(Xte[:4]))
+        ctx.graphs[name] = G
+        gdir = ctx.out / "graphs"
+        save(G, gdir / f"{name}.nsg")
+        write_graphml(G, gdir / f"{name}.graphml")
+        write_gexf(G, gdir / f"{name}.gexf")
+        write_edgelist_csv(G, gdir / f"{name}_edges.csv", nodes_path=gdir / f"{name}_nodes.csv")
+        s = G.summary()
+        s.insert(0, "model", name)
+        tables.append(s)
+        ctx.figure(sec, plot_weight_histograms(G), f"{name}_weight_histograms", f"{name}: weight distribution per block")
+        big = max(range(len(G.blocks)), key=lambda i: G.blocks[i].weight.size)
+        ctx.figure(sec, plot_weight_matrix(G, big), f"{name}_weights", f"{name}: signed weights of {G.blocks[big].name}")
+        sec.numbers[name] = {"nodes": G.n_nodes, "edges": G.n_edges,
+                             "positive_fraction": float((G.edge_arrays()["sign"] > 0).mean())}
+    sec.paragraphs.append(
+        "Each weight parameter is one block of the graph (rows = targets, columns = sources); "
+        "LSTM gate rows are separate nodes that belong to their unit. Files in <code>graphs/</code>: "
+        "native <code>.nsg</code> (lossless), GraphML, GEXF and CSV edge/node lists."
+    )
+    ctx.table(sec, pd.concat(tables, ignore_index=True), "blocks", "Blocks of the exported graphs")
+    return sec
+
+
+def step_prune(ctx: JobContext) -> Section:
+    """Prune by a magnitude query at several levels, re-import masked and shrunk, evaluate."""
+    from ..convert.to_torch import to_torch
+    from ..figures import plot_curves
+    from ..pruning.query import prune
+    from ..training import evaluate
+
+    sec = Section("prune", "Pruning by graph query")
+    levels = [0.0, 0.5, 0.7, 0.8, 0.9, 0.95] if not ctx.options.quick else [0.0, 0.5, 0.8, 0.95]
+    rows = []
+    for name, G in ctx.graphs.items():
+        _, _, Xte, yte = ctx.inputs[name]
+        w = np.abs(G.edge_arrays()["weight"])
+        for q in levels:
+            thr = float(np.quantile(w, q)) if q > 0 else -1.0
+            H = prune(G, edges=f"abs(weight) <= {thr!r}")
+            masked, small = to_torch(H), to_torch(H, shrink=True)
+            n_masked = sum(int(p.numel()) for p in masked.parameters())
+            n_small = sum(int(p.numel()) for p in small.parameters())
+            rows.append({"model": name, "removed fraction": q, "threshold": max(thr, 0.0),
+                         "edges": H.n_edges, "accuracy (masked)": evaluate(masked, Xte, yte),
+                         "accuracy (shrunk)": evaluate(small, Xte, yte),
+                         "parameters (dense)": n_masked, "parameters (shrunk)": n_small})
+    df = pd.DataFrame(rows)
+    ctx.table(sec, df, "pruning", "Magnitude pruning by query, re-imported and evaluated")
+    curves = {m: (g["accuracy (masked)"].to_numpy(), None, None) for m, g in df.groupby("model")}
+    ctx.figure(sec, plot_curves(levels, curves, xlabel="fraction of edges removed", ylabel="test accuracy"),
+               "pruning_accuracy", "Test accuracy after removing the smallest-magnitude edges")
+    sec.paragraphs.append(
+        "Query: <code>abs(weight) &lt;= t</code> with t the quantile of all |weights|. The pruned graph is "
+        "re-imported as a torch module twice: masked (zeros in place) and shrunk (units without inputs or "
+        "outputs physically removed, constants folded into biases); both give the same accuracy."
+    )
+    sec.numbers = {"pruning": rows}
+    return sec
+
+
+STEPS: dict[str, Callable[[JobContext], Section]] = {
+    "train": step_train,
+    "export": step_export,
+    "prune": step_prune,
+}
+#: steps every other step needs
+_REQUIRED = ("train", "export")
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def run_job(options: JobOptions) -> Path:
+    """Run the main job and return the path of ``report.html``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from netstruct.report import JobOptions, run_job
+    >>> p = run_job(JobOptions(out=tempfile.mkdtemp(), dataset="iris", steps=("train", "export"), epochs=2, progress=False))
+    >>> p.name
+    'report.html'
+    """
+    from tqdm.auto import tqdm
+
+    ctx = prepare(options)
+    chosen = [s for s in STEPS if not options.steps or s in options.steps or s in _REQUIRED]
+    sections: list[Section] = []
+    timings = {}
+    bar = tqdm(chosen, desc="netstruct run", disable=not options.progress)
+    for name in bar:
+        bar.set_postfix(step=name)
+        t0 = time.perf_counter()
+        try:
+            sections.append(STEPS[name](ctx))
+        except NetstructError:
+            raise
+        timings[name] = time.perf_counter() - t0
+        logger.info("step %s took %.1fs", name, timings[name])
+    numbers = {"netstruct_version": __version__, "options": asdict(options), "seconds": timings,
+               **{s.key: s.numbers for s in sections}}
+    with atomic_write(ctx.out / "numbers.json", "w", encoding="utf-8") as fh:
+        json.dump(_jsonable(numbers), fh, indent=2)
+    intro = [f"netstruct {__version__}; dataset {ctx.dataset.name}; steps {', '.join(chosen)}; "
+             f"total {sum(timings.values()):.1f} s. Every number below is also in <code>numbers.json</code> "
+             "and <code>tables/*.csv</code>; figures as PDF/SVG in <code>figures/</code>."]
+    page = render_report("netstruct report", intro, sections)
+    report = ctx.out / "report.html"
+    with atomic_write(report, "w", encoding="utf-8") as fh:
+        fh.write(page)
+    return report
