@@ -236,9 +236,64 @@ def step_prune(ctx: JobContext) -> Section:
     return sec
 
 
+def _violins(data: dict[str, np.ndarray], reference: float, ylabel: str) -> Any:
+    import matplotlib.pyplot as plt
+
+    from ..figures import COLUMN_WIDTH, PALETTE, paper_style
+
+    with paper_style():
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH * 1.6, COLUMN_WIDTH * 0.7))
+        names = list(data)
+        parts = ax.violinplot([data[n] for n in names], showmedians=True)
+        for body in parts["bodies"]:
+            body.set_facecolor(PALETTE[0])
+            body.set_alpha(0.5)
+        ax.axhline(reference, color=PALETTE[1], ls="--", lw=1, label="trained")
+        ax.set_xticks(range(1, len(names) + 1), names, rotation=30)
+        ax.set_ylabel(ylabel)
+        ax.legend(frameon=False)
+    return fig
+
+
+def step_nulls(ctx: JobContext) -> Section:
+    """Accuracy of sign-preserving null models of the trained MLP (ensembles per model)."""
+    from ..algorithms.randomize import NULL_MODELS, randomize_ensemble
+    from ..training import evaluate
+
+    sec = Section("nulls", "Null models")
+    name = "mlp" if "mlp" in ctx.graphs else next(iter(ctx.graphs))
+    G = ctx.graphs[name]
+    _, _, Xte, yte = ctx.inputs[name]
+    k = 8 if ctx.options.quick else 20
+    rows, data = [], {}
+    for model in ("A", "B", "C", "D", "E", "F", "G-left", "curveball"):
+        ens = randomize_ensemble(G, model, k, seed=ctx.options.seed)
+        accs = np.array([evaluate(ens.graph(i), Xte, yte) for i in range(k)])
+        data[model] = accs
+        q25, q50, q75 = np.percentile(accs, [25, 50, 75])
+        rows.append({"null model": model, "keeps": ", ".join(sorted(NULL_MODELS[model].preserves)),
+                     "median accuracy": q50, "q25": q25, "q75": q75, "samples": k})
+    df = pd.DataFrame(rows)
+    ctx.table(sec, df, "null_models", f"Test accuracy of {k} samples per null model ({name}; trained: {ctx.accuracy[name]:.3f})")
+    ctx.figure(sec, _violins(data, ctx.accuracy[name], "test accuracy"), "null_models",
+               f"{name}: test accuracy of null-model samples (dashed: trained network)")
+    keep_sign = [r for r in rows if "sign_pattern" in NULL_MODELS[r["null model"]].preserves]
+    other = [r for r in rows if r not in keep_sign]
+    fmt = lambda rs: ", ".join(f"{r['null model']} {r['median accuracy']:.2f}" for r in rs)  # noqa: E731
+    sec.paragraphs.append(
+        "Each null model randomizes every layer separately, keeps pruned entries and biases, and keeps exactly the "
+        f"quantities listed. Median accuracy of the models that keep the sign pattern: {fmt(keep_sign)}; of the "
+        f"others: {fmt(other)} (chance: {1 / ctx.dataset.n_classes:.2f})."
+    )
+    sec.numbers = {"model": name, "trained_accuracy": ctx.accuracy[name],
+                   "null_models": {r["null model"]: {"median": r["median accuracy"], "q25": r["q25"], "q75": r["q75"]} for r in rows}}
+    return sec
+
+
 STEPS: dict[str, Callable[[JobContext], Section]] = {
     "train": step_train,
     "export": step_export,
+    "nulls": step_nulls,
     "prune": step_prune,
 }
 #: steps every other step needs
