@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-__all__ = ["RecurrentClassifier"]
+__all__ = ["RecurrentClassifier", "RebuiltModel"]
 
 
 class RecurrentClassifier(torch.nn.Module):
@@ -28,3 +30,49 @@ class RecurrentClassifier(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(x)
         return self.head(out[:, -1])
+
+
+class RebuiltModel(torch.nn.Module):
+    """A module rebuilt by :func:`netstruct.to_torch` from a traced architecture spec.
+
+    Submodules sit at the original paths, so ``state_dict`` keys equal the original model's;
+    ``forward`` replays the recorded operations (module calls, whitelisted functions and
+    tensor methods). ``netstruct_spec`` holds the spec, so the module can be exported again.
+    """
+
+    def __init__(self, spec: dict[str, Any], modules: dict[str, torch.nn.Module]) -> None:
+        from .convert.to_torch import set_submodule
+
+        super().__init__()
+        for path, m in modules.items():
+            set_submodule(self, path, m, torch.nn.Module)
+        self.netstruct_spec = spec
+
+    def forward(self, *inputs: Any) -> Any:
+        from .convert import _ops
+        from .exceptions import GraphError
+
+        env: list[Any] = []
+        table = _ops.function_table()
+        n_in = 0
+        for rec in self.netstruct_spec["ops"]:
+            op = rec["op"]
+            args = _ops.decode_arg(rec.get("args", []), env)
+            kwargs = {k: _ops.decode_arg(v, env) for k, v in rec.get("kwargs", {}).items()}
+            if op == "placeholder":
+                val = inputs[n_in] if n_in < len(inputs) else kwargs.get("default")
+                n_in += 1
+            elif op == "call_module":
+                val = self.get_submodule(rec["target"])(*args, **kwargs)
+            elif op == "call_function":
+                if rec["target"] == "F.dropout":
+                    kwargs["training"] = self.training
+                val = table[rec["target"]](*args, **kwargs)
+            elif op == "call_method":
+                val = getattr(args[0], rec["target"])(*args[1:], **kwargs)
+            elif op == "output":
+                return args[0]
+            else:
+                raise GraphError(f"Unknown operation {op!r} in architecture spec.")
+            env.append(val)
+        raise GraphError("Architecture spec has no output operation.")

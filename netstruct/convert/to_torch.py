@@ -10,10 +10,9 @@ import numpy as np
 from ..exceptions import GraphError, InvalidParameterError
 from ..graphs.signed import SignedGraph
 from ..utils.validation import check_graph
-from . import _ops
 from .handlers import handler_for_name
 
-__all__ = ["to_torch", "RebuiltModel", "build_modules"]
+__all__ = ["to_torch", "build_modules", "set_submodule"]
 
 
 def _module_params(G: SignedGraph) -> dict[str, dict[str, np.ndarray]]:
@@ -47,7 +46,8 @@ def build_modules(spec: dict[str, Any], G: SignedGraph) -> dict[str, Any]:
     return out
 
 
-def _set_submodule(root: Any, path: str, module: Any, container_factory: Any) -> None:
+def set_submodule(root: Any, path: str, module: Any, container_factory: Any) -> None:
+    """Add ``module`` at dotted ``path`` under ``root``, creating containers on the way."""
     parts = path.split(".")
     parent = root
     for p in parts[:-1]:
@@ -55,60 +55,6 @@ def _set_submodule(root: Any, path: str, module: Any, container_factory: Any) ->
             parent.add_module(p, container_factory())
         parent = getattr(parent, p)
     parent.add_module(parts[-1], module)
-
-
-def _rebuilt_cls():
-    import torch
-
-    class RebuiltModel(torch.nn.Module):
-        """A module rebuilt from a netstruct architecture spec.
-
-        Submodules sit at the original paths, so ``state_dict`` keys equal the original
-        model's; ``forward`` replays the recorded operations.
-        """
-
-        def __init__(self, spec: dict[str, Any], modules: dict[str, Any]) -> None:
-            super().__init__()
-            for path, m in modules.items():
-                _set_submodule(self, path, m, torch.nn.Module)
-            self._ops = spec["ops"]
-            self._paths = {path: m for path, m in modules.items()}
-            self.netstruct_spec = spec
-
-        def forward(self, *inputs: Any) -> Any:
-            env: list[Any] = []
-            table = _ops.function_table()
-            n_in = 0
-            for rec in self._ops:
-                op = rec["op"]
-                args = _ops.decode_arg(rec.get("args", []), env)
-                kwargs = {k: _ops.decode_arg(v, env) for k, v in rec.get("kwargs", {}).items()}
-                if op == "placeholder":
-                    val = inputs[n_in] if n_in < len(inputs) else kwargs.get("default")
-                    n_in += 1
-                elif op == "call_module":
-                    val = self.get_submodule(rec["target"])(*args, **kwargs)
-                elif op == "call_function":
-                    fn = table[rec["target"]]
-                    if rec["target"] == "F.dropout":
-                        kwargs["training"] = self.training
-                    val = fn(*args, **kwargs)
-                elif op == "call_method":
-                    val = getattr(args[0], rec["target"])(*args[1:], **kwargs)
-                elif op == "output":
-                    return args[0]
-                else:
-                    raise GraphError(f"Unknown operation {op!r} in architecture spec.")
-                env.append(val)
-            raise GraphError("Architecture spec has no output operation.")
-
-    return RebuiltModel
-
-
-def __getattr__(name: str) -> Any:
-    if name == "RebuiltModel":
-        return _rebuilt_cls()
-    raise AttributeError(name)
 
 
 def _assemble(spec: dict[str, Any], modules: dict[str, Any]) -> Any:
@@ -120,9 +66,11 @@ def _assemble(spec: dict[str, Any], modules: dict[str, Any]) -> Any:
     if kind == "Sequential":
         root = torch.nn.Sequential()
         for path, m in modules.items():
-            _set_submodule(root, path, m, torch.nn.Sequential)
+            set_submodule(root, path, m, torch.nn.Sequential)
         return root
-    return _rebuilt_cls()(spec, modules)
+    from ..models import RebuiltModel
+
+    return RebuiltModel(spec, modules)
 
 
 def _apply_prune_masks(model: Any, G: SignedGraph) -> None:

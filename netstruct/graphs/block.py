@@ -113,7 +113,9 @@ def make_block(
     """Validate arrays and build a frozen :class:`Block`.
 
     Weights outside ``mask`` are set to zero. Arrays that are already frozen with the right
-    dtype are shared, not copied.
+    dtype are shared, not copied. ``weight`` may be a scipy.sparse matrix: its stored entries
+    become the edges (the mask) unless ``mask`` is given. Blocks are stored densely (a float32
+    weight and a boolean mask), which suits network layers of up to ~10^8 entries.
 
     Raises
     ------
@@ -127,7 +129,15 @@ def make_block(
     >>> b.shape, b.n_edges
     ((1, 2), 2)
     """
-    w = np.asarray(weight)
+    if hasattr(weight, "tocoo") and hasattr(weight, "nnz"):  # scipy.sparse
+        coo = weight.tocoo()
+        w = np.zeros(coo.shape, dtype=np.float64)
+        w[coo.row, coo.col] = coo.data
+        if mask is None:
+            mask = np.zeros(coo.shape, dtype=bool)
+            mask[coo.row, coo.col] = True
+    else:
+        w = np.asarray(weight)
     if w.ndim != 2:
         raise GraphError(f"Block {name!r}: weight must be a 2-D (n_out, n_in) array, got shape {w.shape}.")
     if not np.issubdtype(w.dtype, np.number) or np.iscomplexobj(w):

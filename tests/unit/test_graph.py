@@ -80,3 +80,13 @@ def test_node_table_degrees():
     n = _toy().nodes()
     assert n.out_degree.tolist() == [2, 2, 2, 0, 0]
     assert n.in_degree.tolist() == [0, 0, 0, 3, 3]
+
+
+def test_sparse_weight_input_defines_the_edges():
+    import scipy.sparse as sp
+
+    W = sp.csr_array(np.array([[0.0, 2.0], [-1.0, 0.0]]))
+    b = ns.make_block(name="s", weight=W, sources=[0, 1], targets=[2, 3])
+    assert b.n_edges == 2 and b.mask.tolist() == [[False, True], [True, False]]
+    G = ns.SignedGraph({"name": list("abcd")}, [b])
+    assert G.edges().weight.tolist() == [2.0, -1.0]
