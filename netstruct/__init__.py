@@ -47,6 +47,7 @@ _LAZY = {
     "available_backends": "netstruct.backends",
     "randomize": "netstruct.algorithms.randomize",
     "randomize_ensemble": "netstruct.algorithms.randomize",
+    "mixing_diagnostic": "netstruct.algorithms.randomize",
     "prune": "netstruct.pruning",
 }
 _SUBMODULES = {"datasets", "training", "convert", "io", "backends", "algorithms", "probes", "lattice", "causal", "graphs", "utils", "figures", "pruning", "report", "models"}
