@@ -1,0 +1,130 @@
+"""Throughput of the causal kernels against the per-series references they replace.
+
+Run: ``python -m pytest benchmarks/bench_causal.py --benchmark-only -s``. In one run it times
+
+* batched :func:`netstruct.causal.granger` vs a loop of statsmodels ``grangercausalitytests``
+  (the authors' call) on the same (effect, cause) pairs, in tests per second;
+* batched :func:`netstruct.causal.lyapunov` vs the naive numpy reference
+  (``tests/oracles/naive_causal.py``) and, when installed, ``nolds.lyap_r`` (0.5.2; on Python
+  3.11 it needs ``setuptools<81``), in windows per second;
+
+and prints the speed-up ratios (also stored in each benchmark's ``extra_info``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from netstruct.causal import granger, lyapunov
+from tests.oracles.naive_causal import naive_lyapunov_divergence
+
+T = 120  # length of the LE series (number of windows)
+N_BATCH, N_LOOP = 4000, 40
+W = 200  # the authors' window
+N_WIN, N_WIN_REF = 4000, 20
+
+_rate: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def series():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((N_BATCH, T)), rng.standard_normal(T)
+
+
+@pytest.fixture(scope="module")
+def windows():
+    rng = np.random.default_rng(1)
+    return rng.standard_normal((N_WIN, W)).cumsum(axis=1)
+
+
+def _record(benchmark, key: str, n_units: int) -> None:
+    _rate[key] = n_units / benchmark.stats.stats.mean
+    benchmark.extra_info["units_per_second"] = _rate[key]
+
+
+LAG_SETS = {"lag1": [1], "lags1-4": 4, "lags1-14": 14}  # recommended, PT-sized, authors'
+
+
+def _n_lags(lags) -> int:
+    return len(lags) if isinstance(lags, list) else int(lags)
+
+
+@pytest.mark.parametrize("name", list(LAG_SETS))
+def test_granger_batched(benchmark, series, name):
+    cause, effect = series
+    lags = LAG_SETS[name]
+    granger(cause[:10], effect, lags=lags)  # compile outside the timing
+    benchmark.pedantic(granger, args=(cause, effect), kwargs={"lags": lags}, rounds=3, iterations=1)
+    _record(benchmark, f"granger_batched_{name}", N_BATCH * _n_lags(lags))
+
+
+@pytest.mark.parametrize("name", list(LAG_SETS))
+def test_granger_statsmodels_loop(benchmark, series, name):
+    sm = pytest.importorskip("statsmodels.tsa.stattools")
+    cause, effect = series
+    lags = LAG_SETS[name]
+
+    def loop():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for b in range(N_LOOP):
+                sm.grangercausalitytests(np.column_stack([effect, cause[b]]), lags)
+
+    benchmark.pedantic(loop, rounds=3, iterations=1)
+    _record(benchmark, f"granger_statsmodels_{name}", N_LOOP * _n_lags(lags))
+
+
+def test_lyapunov_batched(benchmark, windows):
+    lyapunov(windows[:4])
+    benchmark.pedantic(lyapunov, args=(windows,), rounds=3, iterations=1)
+    _record(benchmark, "lyapunov_batched", N_WIN)
+
+
+def test_lyapunov_naive_reference(benchmark, windows):
+    def loop():
+        for w in windows[:N_WIN_REF]:
+            naive_lyapunov_divergence(w)
+
+    benchmark.pedantic(loop, rounds=3, iterations=1)
+    _record(benchmark, "lyapunov_reference", N_WIN_REF)
+
+
+def test_lyapunov_nolds(benchmark, windows):
+    nolds = pytest.importorskip("nolds")
+
+    def loop():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for w in windows[:N_WIN_REF]:
+                nolds.lyap_r(w, emb_dim=2, lag=1, min_tsep=0, trajectory_len=4, fit="poly")
+
+    benchmark.pedantic(loop, rounds=3, iterations=1)
+    _record(benchmark, "lyapunov_nolds", N_WIN_REF)
+
+
+def test_report_ratios(benchmark):
+    """Print the speed-ups measured above (a no-op benchmark so it runs with --benchmark-only)."""
+    benchmark(lambda: None)
+    lines = []
+    pairs = [
+        (
+            f"granger_batched_{n}",
+            f"granger_statsmodels_{n}",
+            f"Granger tests/s ({n}, T={T}) vs statsmodels loop",
+        )
+        for n in LAG_SETS
+    ]
+    for fast, slow, what in (
+        *pairs,
+        ("lyapunov_batched", "lyapunov_reference", "LE windows/s vs numpy reference"),
+        ("lyapunov_batched", "lyapunov_nolds", "LE windows/s vs nolds.lyap_r"),
+    ):
+        if fast in _rate and slow in _rate:
+            ratio = _rate[fast] / _rate[slow]
+            benchmark.extra_info[f"{fast}/{slow}"] = ratio
+            lines.append(f"{what}: {_rate[fast]:,.0f} vs {_rate[slow]:,.0f} -> {ratio:,.0f}x")
+    print("\n" + "\n".join(lines))
