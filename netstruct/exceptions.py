@@ -16,6 +16,7 @@ __all__ = [
     "UnsupportedModuleError",
     "FileFormatError",
     "DatasetNotFoundError",
+    "InfeasibleTestError",
     "NetstructWarning",
 ]
 
@@ -50,6 +51,14 @@ class FileFormatError(NetstructError, ValueError):
 
 class DatasetNotFoundError(NetstructError, FileNotFoundError):
     """The files of a dataset are missing; the message says how to get them."""
+
+
+class InfeasibleTestError(NetstructError, ValueError):
+    """A Granger test cannot be computed for a series (constant column, NaN, perfect fit).
+
+    Raised by :func:`netstruct.causal.granger` with ``errors="raise"``; the name matches
+    statsmodels' exception for the same cases.
+    """
 
 
 class NetstructWarning(UserWarning):

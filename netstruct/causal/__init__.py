@@ -12,8 +12,9 @@ test whether each weight's exponent series Granger-causes the error series
 torch is imported only by the recorder and the pipeline, when they are used.
 """
 
+from ..exceptions import InfeasibleTestError
 from .fdr import fdr_control
-from .granger import GRANGER_STATUS, GrangerResult, InfeasibleTestError, granger, max_granger_lag
+from .granger import GRANGER_STATUS, GrangerResult, granger, max_granger_lag
 from .influence import path_influence
 from .legcnet import CausalScores, LEGCNetConfig, causal_scores, decide, null_calibration
 from .lyapunov import (

@@ -19,10 +19,10 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 from ..backends import dispatch
-from ..exceptions import NetstructError, NetstructWarning, param_error
+from ..exceptions import InfeasibleTestError, NetstructWarning, param_error
 from ..utils.validation import check_choice
 
-__all__ = ["granger", "GrangerResult", "GRANGER_STATUS", "InfeasibleTestError", "max_granger_lag"]
+__all__ = ["granger", "GrangerResult", "GRANGER_STATUS", "max_granger_lag"]
 
 #: Meaning of the codes in :attr:`GrangerResult.status`.
 GRANGER_STATUS: tuple[str, ...] = (
@@ -35,10 +35,6 @@ GRANGER_STATUS: tuple[str, ...] = (
 )
 _INFEASIBLE = (1, 2, 3, 4)  # the codes for which statsmodels raises
 _RANK_TOL = 1e-7  # relative QR pivot below which the fit is re-decided by the exact SVD path
-
-
-class InfeasibleTestError(NetstructError, ValueError):
-    """A Granger test cannot be computed for a series (constant column, NaN, perfect fit)."""
 
 
 @dataclass(frozen=True)
@@ -264,8 +260,8 @@ def granger(
         What to do when some (series, lag) cannot be tested (status codes 1-4, see
         :data:`GRANGER_STATUS`): its statistics are NaN and ``"warn"`` emits a
         :class:`~netstruct.NetstructWarning` with the counts, ``"raise"`` raises
-        :class:`InfeasibleTestError` naming the first such series, ``"ignore"`` only records
-        the status.
+        :class:`~netstruct.exceptions.InfeasibleTestError` naming the first such series,
+        ``"ignore"`` only records the status.
     backend : {"numba", "cuda", "auto"}, optional
         Compute backend (default from ``netstruct.config``).
 

@@ -203,7 +203,7 @@ def step_prune(ctx: JobContext) -> Section:
     """Prune by a magnitude query at several levels, re-import masked and shrunk, evaluate."""
     from ..convert.to_torch import to_torch
     from ..figures import plot_curves
-    from ..pruning.query import prune
+    from ..pruning import prune, smallest
     from ..training import evaluate
 
     sec = Section("prune", "Pruning by graph query")
@@ -211,15 +211,14 @@ def step_prune(ctx: JobContext) -> Section:
     rows = []
     for name, G in ctx.graphs.items():
         _, _, Xte, yte = ctx.inputs[name]
-        w = np.abs(G.edge_arrays()["weight"])
         for q in levels:
-            thr = float(np.quantile(w, q)) if q > 0 else -1.0
-            H = prune(G, edges=f"abs(weight) <= {thr!r}")
+            # layer-wise magnitude pruning: the same fraction of every block, so no layer is emptied
+            H = prune(G, edges=smallest("abs(weight)", fraction=q, per="layer")) if q > 0 else G
             masked, small = to_torch(H), to_torch(H, shrink=True)
             n_masked = sum(int(p.numel()) for p in masked.parameters())
             n_small = sum(int(p.numel()) for p in small.parameters())
-            rows.append({"model": name, "removed fraction": q, "threshold": max(thr, 0.0),
-                         "edges": H.n_edges, "accuracy (masked)": evaluate(masked, Xte, yte),
+            rows.append({"model": name, "removed fraction": q, "edges": H.n_edges,
+                         "accuracy (masked)": evaluate(masked, Xte, yte),
                          "accuracy (shrunk)": evaluate(small, Xte, yte),
                          "parameters (dense)": n_masked, "parameters (shrunk)": n_small})
     df = pd.DataFrame(rows)
@@ -228,7 +227,8 @@ def step_prune(ctx: JobContext) -> Section:
     ctx.figure(sec, plot_curves(levels, curves, xlabel="fraction of edges removed", ylabel="test accuracy"),
                "pruning_accuracy", "Test accuracy after removing the smallest-magnitude edges")
     sec.paragraphs.append(
-        "Query: <code>abs(weight) &lt;= t</code> with t the quantile of all |weights|. The pruned graph is "
+        "Query: <code>smallest(\"abs(weight)\", fraction=q, per=\"layer\")</code>, the q smallest-magnitude "
+        "edges of every layer (layer-wise, so no layer is ever emptied). The pruned graph is "
         "re-imported as a torch module twice: masked (zeros in place) and shrunk (units without inputs or "
         "outputs physically removed, constants folded into biases); both give the same accuracy."
     )
@@ -341,14 +341,20 @@ def step_causal(ctx: JobContext) -> Section:
         top = GI.nodes().sort_values("influence_abs", ascending=False).head(8)[["name", "kind", "influence_abs"]]
         ctx.table(sec, top, "influence_top", "Nodes with the largest mean |influence| on the outputs")
     ds = ctx.dataset
-    flat = datasets.Dataset(ds.name, ds.X_train.reshape(len(ds.X_train), -1), ds.y_train,
-                            ds.X_test.reshape(len(ds.X_test), -1), ds.y_test, ds.classes)
+    # the trajectory stores every weight after every sample: cap the training set so that it stays small
+    n_tr = min(len(ds.X_train), 3000)
+    n_te = min(len(ds.X_test), 2000)
+    flat = datasets.Dataset(ds.name, ds.X_train[:n_tr].reshape(n_tr, -1), ds.y_train[:n_tr],
+                            ds.X_test[:n_te].reshape(n_te, -1), ds.y_test[:n_te], ds.classes)
     torch.manual_seed(o.seed)
     hidden = 16
     net = torch.nn.Sequential(torch.nn.Linear(flat.n_features, hidden), torch.nn.Sigmoid(),
                               torch.nn.Linear(hidden, flat.n_classes))
     init = {k: v.clone() for k, v in net.state_dict().items()}
     epochs, pt = (4, 2) if o.quick else (10, 4)
+    # enough recorded rows (one per sample) for 20 Lyapunov windows of 200 rows at stride 180
+    pt = max(pt, -(-(200 + 19 * 180) // n_tr))
+    epochs = max(epochs, pt)
     common = dict(lr=0.2, benchmark=0.95, output="softmax")
     res = legcnet_prune(net, flat, mode="PT", epochs=epochs, pt_epochs=pt, config=LEGCNetConfig.authors(200),
                         extra_epochs=0, **common)

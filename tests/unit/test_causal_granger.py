@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from netstruct import InvalidParameterError, NetstructWarning
-from netstruct.causal import GRANGER_STATUS, InfeasibleTestError, granger, max_granger_lag
+from netstruct.causal import GRANGER_STATUS, granger, max_granger_lag
+from netstruct.exceptions import InfeasibleTestError
 from tests.oracles.naive_causal import naive_granger
 
 sm_stattools = pytest.importorskip("statsmodels.tsa.stattools")

@@ -52,12 +52,23 @@ def test_cli_export_and_info(tmp_path, capsys):
 
 
 def test_cli_run_small(tmp_path):
+    import pandas as pd
+
     out = tmp_path / "rep"
-    assert main(["run", "--out", str(out), "--dataset", "iris", "--epochs", "2", "--no-progress"]) == 0
+    assert main(["run", "--out", str(out), "--dataset", "iris", "--epochs", "2", "--no-progress", "--quick",
+                 "--steps", "prune,nulls"]) == 0
     numbers = json.loads((out / "numbers.json").read_text())
     assert set(numbers["train"]["accuracy"]) == {"mlp"}
-    assert (out / "report.html").read_text().count("<img") >= 2
-    assert (out / "graphs" / "mlp.graphml").exists()
+    html = (out / "report.html").read_text()
+    assert html.count("<img") >= 4
+    assert (out / "graphs" / "mlp.graphml").exists() and (out / "figures" / "pruning_accuracy.pdf").exists()
+    # every number in the tables is the one in numbers.json
+    table = pd.read_csv(out / "tables" / "pruning.csv")
+    pd.testing.assert_frame_equal(table, pd.DataFrame(numbers["prune"]["pruning"]), check_dtype=False)
+    nulls = pd.read_csv(out / "tables" / "null_models.csv").set_index("null model")
+    for model, v in numbers["nulls"]["null_models"].items():
+        assert nulls.loc[model, "median accuracy"] == pytest.approx(v["median"])
+    assert f"{numbers['train']['accuracy']['mlp']:.4g}" in html
 
 
 def test_cli_run_rejects_missing_data_early(tmp_path, capsys):
