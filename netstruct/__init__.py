@@ -19,6 +19,7 @@ from .exceptions import (
     DatasetNotFoundError,
     FileFormatError,
     GraphError,
+    InfeasibleTestError,
     InvalidParameterError,
     NetstructError,
     NetstructWarning,
@@ -49,6 +50,20 @@ _LAZY = {
     "randomize_ensemble": "netstruct.algorithms.randomize",
     "mixing_diagnostic": "netstruct.algorithms.randomize",
     "prune": "netstruct.pruning",
+    "select_edges": "netstruct.pruning",
+    "select_nodes": "netstruct.pruning",
+    "PruningPlan": "netstruct.pruning",
+    "magnitude_prune": "netstruct.pruning",
+    "random_prune": "netstruct.pruning",
+    "odf2nna": "netstruct.pruning",
+    "learn_mask": "netstruct.pruning",
+    "imp": "netstruct.pruning",
+    "path_influence": "netstruct.causal",
+    "legcnet_prune": "netstruct.causal",
+    "granger": "netstruct.causal",
+    "lyapunov": "netstruct.causal",
+    "sweep": "netstruct.probes",
+    "task_complexity": "netstruct.probes",
 }
 _SUBMODULES = {"datasets", "training", "convert", "io", "backends", "algorithms", "probes", "lattice", "causal", "graphs", "utils", "figures", "pruning", "report", "models"}
 
@@ -67,6 +82,7 @@ __all__ = [
     "UnsupportedModuleError",
     "FileFormatError",
     "DatasetNotFoundError",
+    "InfeasibleTestError",
     "NetstructWarning",
     *sorted(_LAZY),
 ]

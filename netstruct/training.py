@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +26,24 @@ def torch_seed(seed: int) -> None:
     import torch
 
     torch.manual_seed(int(seed))
+
+
+#: model construction draws from torch's global generator; tasks running in threads (a local
+#: Dask cluster) take this lock so that seed-then-initialise is atomic and reproducible.
+_INIT_LOCK = threading.Lock()
+
+
+@contextmanager
+def _seeded(seed: int | None):
+    """Build a model from ``seed`` without racing other threads or leaking the global state."""
+    import torch
+
+    if seed is None:
+        yield
+        return
+    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield
 
 
 def mlp(sizes: list[int] | tuple[int, ...], *, activation: str = "relu", seed: int | None = None) -> Any:
@@ -49,13 +69,12 @@ def mlp(sizes: list[int] | tuple[int, ...], *, activation: str = "relu", seed: i
         raise param_error("sizes", "mlp", "a sequence of at least two positive ints", sizes)
     if activation not in _ACTS:
         raise param_error("activation", "mlp", f"one of {sorted(_ACTS)}", activation)
-    if seed is not None:
-        torch_seed(seed)
     layers: list[Any] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(torch.nn.Linear(int(a), int(b)))
-        if i < len(sizes) - 2:
-            layers.append(getattr(torch.nn, _ACTS[activation])())
+    with _seeded(seed):
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(torch.nn.Linear(int(a), int(b)))
+            if i < len(sizes) - 2:
+                layers.append(getattr(torch.nn, _ACTS[activation])())
     return torch.nn.Sequential(*layers)
 
 
@@ -73,11 +92,10 @@ def recurrent_classifier(
     """
     if kind not in ("RNN", "LSTM", "GRU"):
         raise param_error("kind", "recurrent_classifier", "one of ['RNN', 'LSTM', 'GRU']", kind)
-    if seed is not None:
-        torch_seed(seed)
     from .models import RecurrentClassifier
 
-    return RecurrentClassifier(kind, input_size, hidden_size, n_classes, num_layers, bidirectional)
+    with _seeded(seed):
+        return RecurrentClassifier(kind, input_size, hidden_size, n_classes, num_layers, bidirectional)
 
 
 @dataclass

@@ -21,7 +21,10 @@ def test_import_is_light():
 
 
 def test_lazy_names_resolve():
-    for name in ("from_torch", "to_torch", "unroll", "save", "load", "write_graphml", "shrink", "prune"):
+    for name in ns.__all__:
+        assert getattr(ns, name) is not None, name
+    for name in ("from_torch", "to_torch", "unroll", "save", "load", "write_graphml", "shrink", "prune",
+                 "odf2nna", "learn_mask", "imp", "magnitude_prune", "sweep", "path_influence", "PruningPlan"):
         assert callable(getattr(ns, name)), name
     with pytest.raises(AttributeError):
         ns.does_not_exist  # noqa: B018

@@ -107,6 +107,7 @@ def task_complexity(
     fold: bool = True,
     min_accuracy: float | None = None,
     seed: int = 0,
+    scheduler: str | None = None,
     n_jobs: int | None = None,
 ) -> TaskComplexity:
     """Full-vs-binarized and full-vs-randomized accuracy gaps of a task (spec §5).
@@ -128,7 +129,8 @@ def task_complexity(
         Drop runs whose full-precision accuracy (%) is below this (failed trainings, G10);
         None keeps every run (the study's choice for the gap).
     seed : int, default=0
-    n_jobs : int, optional
+    scheduler, n_jobs
+        Where the sweep runs; see :func:`~netstruct.probes.sweep`.
 
     Returns
     -------
@@ -159,7 +161,7 @@ def task_complexity(
         min_accuracy = float(check_scalar(min_accuracy, "min_accuracy", func, min_value=0.0, max_value=100.0))  # type: ignore[arg-type]
     spec = {"none": [0.0]}
     spec.update({k[1]: [0.0] for k in keys if k[1] != "none"})
-    df = sweep(graphs, X, y, spec, n_repeats=n_repeats, seed=seed, n_jobs=n_jobs)
+    df = sweep(graphs, X, y, spec, n_repeats=n_repeats, seed=seed, scheduler=scheduler, n_jobs=n_jobs)
     per_run = df.groupby(["probe", "metric", "run"])["value"].mean()
     out = pd.DataFrame({"acc_full": per_run.loc[("none", "acc_full")]})
     for label, probe, metric in keys:

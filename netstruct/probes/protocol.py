@@ -166,13 +166,22 @@ def train_protocol(
     return TrainedRun(G, acc, seed, bias, hist)
 
 
-def train_runs(data: Any, n_runs: int, *, seed: int = 0, n_jobs: int | None = None, **kwargs: Any) -> list[TrainedRun]:
+def _train_one(data: Any, seed: int, kwargs: dict[str, Any]) -> TrainedRun:
+    return train_protocol(data, seed=seed, **kwargs)
+
+
+def train_runs(
+    data: Any, n_runs: int, *, seed: int = 0, scheduler: str | None = None, n_jobs: int | None = None, **kwargs: Any
+) -> list[TrainedRun]:
     """Train ``n_runs`` networks with :func:`train_protocol`; run ``i`` uses seed ``seed + i``.
 
-    ``kwargs`` go to :func:`train_protocol`; runs go through :class:`joblib.Parallel`.
+    ``kwargs`` go to :func:`train_protocol`; runs go to Dask like the cells of
+    :func:`~netstruct.probes.sweep` (``scheduler``, ``n_jobs``), and results do not depend on
+    where they ran.
     """
-    from joblib import Parallel, delayed
+    from ..utils.cluster import run_tasks
 
     n_runs = int(check_scalar(n_runs, "n_runs", "train_runs", kind=int, min_value=1))  # type: ignore[arg-type]
     seed = int(check_scalar(seed, "seed", "train_runs", kind=int, min_value=0))  # type: ignore[arg-type]
-    return list(Parallel(n_jobs=n_jobs)(delayed(train_protocol)(data, seed=seed + i, **kwargs) for i in range(n_runs)))
+    return run_tasks(_train_one, [(data, seed + i, kwargs) for i in range(n_runs)], scheduler=scheduler,
+                     n_jobs=n_jobs, caller="train_runs")

@@ -2,9 +2,9 @@
 
 A *cell* is one probe on one trained network (a *run*) at all its levels; it draws every
 perturbed copy (levels x repeats, at full precision and binarized), stacks them and
-evaluates them in one batched pass (:func:`~netstruct.probes.evaluate_batch`). Cells go
-through :mod:`joblib`, so ``joblib.parallel_config(backend="dask")`` runs the same call on a
-Dask cluster. Each (probe, level, run) gets a seed derived from the root seed and those three
+evaluates them in one batched pass (:func:`~netstruct.probes.evaluate_batch`). Cells run on
+Dask distributed (:mod:`netstruct.utils.cluster`): the active client or a local cluster by
+default, ``scheduler="tcp://..."`` for a real cluster, ``scheduler="serial"`` in-process. Each (probe, level, run) gets a seed derived from the root seed and those three
 keys only, so results never depend on scheduling, worker count or the order of levels.
 """
 
@@ -129,6 +129,7 @@ def sweep(
     n_repeats: int = 1,
     metrics: Sequence[str] = METRICS,
     seed: int | np.random.Generator | None = 0,
+    scheduler: str | None = None,
     n_jobs: int | None = None,
     n_steps: int | None = None,
     chunk_bytes: int = 256 * 2**20,
@@ -151,8 +152,11 @@ def sweep(
         Evaluate each copy at full precision and/or followed by binarization.
     seed : int, Generator or None, default=0
         Root seed. With None, one root is drawn once, before any cell runs.
+    scheduler : str or None, default=None
+        Where the cells run: None for the active Dask client or a local Dask cluster, an
+        address (``"tcp://host:8786"``) for a running cluster, ``"serial"`` for this process.
     n_jobs : int, optional
-        Passed to :class:`joblib.Parallel` (None follows ``joblib.parallel_config``).
+        ``1`` runs serially; otherwise the worker count of the local cluster when it starts.
     n_steps : int, optional
         Chain length of MCMC null models.
     chunk_bytes : int, default=256 MiB
@@ -197,7 +201,7 @@ def sweep(
     >>> len(df)  # prune: 2 levels x 2 metrics; noise: 1 level x 3 repeats x 2 metrics
     10
     """
-    from joblib import Parallel, delayed
+    from ..utils.cluster import run_tasks
 
     func = "sweep"
     Gs = _check_graphs(graphs, func)
@@ -219,9 +223,9 @@ def sweep(
     for spec, levels in plist:
         for run, G in enumerate(Gs):
             seeds = [cell_seed(root, spec.name, lv, run) for lv in levels]
-            tasks.append(delayed(_run_cell)(G, spec, levels, n_repeats, seeds, Xa, ya, metrics, n_steps, chunk_bytes))
+            tasks.append((G, spec, levels, n_repeats, seeds, Xa, ya, metrics, n_steps, chunk_bytes))
             meta.append((spec.name, run))
-    results = Parallel(n_jobs=n_jobs)(tasks)
+    results = run_tasks(_run_cell, tasks, scheduler=scheduler, n_jobs=n_jobs, caller=func)
     frames = []
     for (name, run), (keys, values) in zip(meta, results):
         level, rep, sd, metric = zip(*keys)
