@@ -11,6 +11,7 @@ Custom layers plug in with :func:`register_module_handler`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -132,7 +133,9 @@ class LinearHandler(ModuleHandler):
         import torch
 
         w = params["weight"]
-        m = torch.nn.Linear(w.shape[1], w.shape[0], bias=bool(config.get("bias", True)))
+        with warnings.catch_warnings():  # a shrunk layer may have zero width: nothing to initialise
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors", UserWarning)
+            m = torch.nn.Linear(w.shape[1], w.shape[0], bias=bool(config.get("bias", True)))
         load_params(m, params)
         return m
 
@@ -222,7 +225,9 @@ class RecurrentHandler(ModuleHandler):
         hh = params["weight_hh_l0"]
         H = hh.shape[1]
         kwargs = dict(config)
-        m = cls(ih.shape[1], H, **kwargs)
+        with warnings.catch_warnings():  # a shrunk layer may have zero width: nothing to initialise
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors", UserWarning)
+            m = cls(ih.shape[1], H, **kwargs)
         load_params(m, params)
         return m
 
