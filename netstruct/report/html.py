@@ -18,6 +18,7 @@ table{border-collapse:collapse;font-size:.85em;margin:.6em 0}td,th{border:1px so
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}figure{margin:1em 0}
 figcaption{font-size:.85em;color:#555}img{max-width:100%}.note{color:#555;font-size:.9em}
 .toc a{margin-right:1em}code{background:#f5f5f5;padding:0 .2em}
+details{margin:.6em 0}summary{cursor:pointer}
 """
 
 
@@ -31,10 +32,14 @@ class Section:
     tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     figures: list[tuple[str, bytes, str]] = field(default_factory=list)  # caption, png, file stem
     numbers: dict[str, Any] = field(default_factory=dict)
+    collapsed: set[str] = field(default_factory=set)  # captions of tables rendered folded
 
 
-def _table(caption: str, df: pd.DataFrame) -> str:
-    body = df.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, escape=True)
+def _table(caption: str, df: pd.DataFrame, collapsed: bool = False) -> str:
+    body = df.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, escape=True, na_rep="–")
+    if collapsed:
+        return (f"<details><summary><b>{html.escape(caption)}</b> ({len(df)} rows; "
+                f"click to show)</summary>{body}</details>")
     return f"<p><b>{html.escape(caption)}</b></p>{body}"
 
 
@@ -47,7 +52,7 @@ def render_report(title: str, intro: list[str], sections: list[Section]) -> str:
     for s in sections:
         parts.append(f"<h2 id='{s.key}'>{html.escape(s.title)}</h2>")
         parts += [f"<p>{p}</p>" for p in s.paragraphs]
-        parts += [_table(c, df) for c, df in s.tables]
+        parts += [_table(c, df, c in s.collapsed) for c, df in s.tables]
         for cap, png, stem in s.figures:
             data = base64.b64encode(png).decode()
             parts.append(

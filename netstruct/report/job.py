@@ -20,11 +20,16 @@ import pandas as pd
 
 from .. import datasets
 from .._version import __version__
-from ..exceptions import DatasetNotFoundError, InvalidParameterError, NetstructError
+from ..exceptions import (
+    BackendUnavailableError,
+    DatasetNotFoundError,
+    InvalidParameterError,
+    param_error,
+)
 from ..io._atomic import atomic_write
 from .html import Section, render_report
 
-__all__ = ["JobOptions", "JobContext", "run_job", "STEPS"]
+__all__ = ["JobOptions", "JobContext", "run_job", "prepare", "resolve_steps", "STEPS", "NEEDS"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +48,8 @@ class JobOptions:
     seed: int = 0
     quick: bool = False
     progress: bool = True
+    runs: int = 10  # trained runs (seeds) per task for the probe sweeps and the complexity gap
+    scheduler: str = "local"  # "local": a Dask cluster on this machine; "serial": in this process; or an address
 
 
 @dataclass
@@ -57,49 +64,185 @@ class JobContext:
     graphs: dict[str, Any] = field(default_factory=dict)
     accuracy: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def epochs(self) -> int:
+        """Training epochs of the job's models (halved, at least 2, with ``--quick``)."""
+        o = self.options
+        return max(2, o.epochs // 2) if o.quick else o.epochs
+
+    @property
+    def scheduler(self) -> str | None:
+        """The ``scheduler`` argument for :mod:`netstruct.probes` (sweeps, training runs).
+
+        ``None`` (the shared local Dask cluster) for ``"local"``, ``"serial"`` for this process,
+        or a running cluster's address.
+        """
+        s = self.options.scheduler
+        return None if s == "local" else s
+
     def figure(self, section: Section, fig: Any, stem: str, caption: str) -> None:
-        """Save a figure as PDF/SVG under ``figures/`` and embed its PNG in the section."""
+        """Save a figure as PDF/SVG under ``figures/`` and embed its PNG in the section.
+
+        Every format is cropped to the drawn content (``bbox_inches="tight"``), so labels and
+        legends placed outside the axes are never cut off.
+        """
+        import io
+
         import matplotlib.pyplot as plt
 
-        from ..figures import figure_png_bytes, save_figure
-
-        save_figure(fig, self.out / "figures" / stem, formats=("pdf", "svg"))
-        section.figures.append((caption, figure_png_bytes(fig), stem))
+        for fmt in ("pdf", "svg"):
+            with atomic_write(self.out / "figures" / f"{stem}.{fmt}", "wb") as fh:
+                fig.savefig(fh, format=fmt, bbox_inches="tight", pad_inches=0.03)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=150, bbox_inches="tight", pad_inches=0.03)
+        section.figures.append((caption, buf.getvalue(), stem))
         plt.close(fig)
 
-    def table(self, section: Section, df: pd.DataFrame, stem: str, caption: str) -> None:
-        """Add a table to the section and write it as ``tables/<stem>.csv``."""
+    def table(self, section: Section, df: pd.DataFrame, stem: str, caption: str, *, collapsed: bool = False) -> None:
+        """Add a table to the section and write it as ``tables/<stem>.csv``.
+
+        ``collapsed=True`` renders it folded (``<details>``) in the HTML, for long tables.
+        """
         with atomic_write(self.out / "tables" / f"{stem}.csv", "w", encoding="utf-8", newline="") as fh:
             df.to_csv(fh, index=False)
         section.tables.append((caption, df))
+        if collapsed:
+            section.collapsed.add(caption)
 
 
 # ------------------------------------------------------------------------------ set-up
+_FUNC = "netstruct run"
+
+
 def _load_user_data(path: str) -> datasets.Dataset:
+    """Read and check the user's ``.npz`` (shapes, labels, finite values) before any work."""
     p = Path(path)
     if not p.is_file():
         raise DatasetNotFoundError(f"--data: no file at {path!r}; give an .npz with X_train, y_train, X_test, y_test.")
-    with np.load(p, allow_pickle=False) as z:
-        missing = {"X_train", "y_train", "X_test", "y_test"} - set(z.files)
-        if missing:
-            raise InvalidParameterError(f"--data: {path!r} lacks arrays {sorted(missing)} (needs X_train, y_train, X_test, y_test).")
-        arrs = {k: z[k] for k in ("X_train", "y_train", "X_test", "y_test")}
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            missing = {"X_train", "y_train", "X_test", "y_test"} - set(z.files)
+            if missing:
+                raise InvalidParameterError(f"--data: {path!r} lacks arrays {sorted(missing)} (needs X_train, y_train, X_test, y_test).")
+            arrs = {k: z[k] for k in ("X_train", "y_train", "X_test", "y_test")}
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, InvalidParameterError):
+            raise
+        raise InvalidParameterError(f"--data: {path!r} is not a readable .npz without pickled objects ({exc}).") from None
+    for split in ("train", "test"):
+        X, y = arrs[f"X_{split}"], arrs[f"y_{split}"]
+        if X.ndim < 2 or X.shape[0] == 0 or not np.issubdtype(X.dtype, np.number):
+            raise InvalidParameterError(f"--data: X_{split} must be a non-empty numeric array of shape "
+                                        f"(n_samples, n_features) or (n_samples, steps, features); got shape {X.shape}, dtype {X.dtype}.")
+        if not np.isfinite(X).all():
+            raise InvalidParameterError(f"--data: X_{split} contains NaN or infinite values.")
+        if y.ndim != 1 or len(y) != len(X):
+            raise InvalidParameterError(f"--data: y_{split} must be 1-D with one label per row of X_{split} "
+                                        f"({len(X)}); got shape {y.shape}.")
+        if not np.issubdtype(y.dtype, np.number) or not np.array_equal(y, np.round(y)) or y.min() < 0:
+            raise InvalidParameterError(f"--data: y_{split} must hold integer class labels 0, 1, 2, ...; got dtype {y.dtype}.")
+    if arrs["X_train"].shape[1:] != arrs["X_test"].shape[1:]:
+        raise InvalidParameterError(f"--data: X_train rows have shape {arrs['X_train'].shape[1:]} but X_test rows "
+                                    f"{arrs['X_test'].shape[1:]}; they must match.")
     n_classes = int(max(arrs["y_train"].max(), arrs["y_test"].max())) + 1
+    if n_classes < 2:
+        raise InvalidParameterError(f"--data: the labels of {path!r} name a single class; a classifier needs at least 2.")
     return datasets.Dataset(p.stem, arrs["X_train"].astype(np.float32), arrs["y_train"].astype(np.int64),
                             arrs["X_test"].astype(np.float32), arrs["y_test"].astype(np.int64),
                             tuple(str(i) for i in range(n_classes)))
 
 
-def prepare(options: JobOptions) -> JobContext:
-    """Validate everything that can fail early (data, model file, output folder, steps)."""
+def _check_options(options: JobOptions) -> None:
+    """Check the scalar options (each error names its flag)."""
+    from ..utils.validation import check_scalar
+
+    check_scalar(options.epochs, "epochs", _FUNC, kind=int, min_value=1)
+    check_scalar(options.hidden, "hidden", _FUNC, kind=int, min_value=1)
+    check_scalar(options.seed, "seed", _FUNC, kind=int, min_value=0)
+    check_scalar(options.runs, "runs", _FUNC, kind=int, min_value=1)
     unknown = set(options.steps) - set(STEPS)
     if unknown:
         raise InvalidParameterError(f"--steps: unknown step(s) {sorted(unknown)}; choose from {list(STEPS)}.")
+    sched = options.scheduler
+    if sched not in ("local", "serial") and (not isinstance(sched, str) or "://" not in sched):
+        raise param_error("scheduler", _FUNC, "'local' (a Dask cluster on this machine), 'serial' (this "
+                          "process) or a scheduler address such as 'tcp://10.0.0.5:8786'", sched)
+
+
+def _model_inputs(model: Any, G: Any, ds: datasets.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The train/test inputs the user's model takes: flat rows, or sequences for recurrent models."""
+    recurrent = any(b.delay > 0 for b in G.blocks)
+    if not recurrent:
+        return ds.X_train.reshape(len(ds.X_train), -1), ds.X_test.reshape(len(ds.X_test), -1)
+    if ds.X_train.ndim == 3:
+        return ds.X_train, ds.X_test
+    if ds.image_shape is not None:
+        return datasets.as_sequences(ds.X_train, ds.image_shape), datasets.as_sequences(ds.X_test, ds.image_shape)
+    raise InvalidParameterError(
+        f"--model: {type(model).__name__} is recurrent and needs sequences, but the data are flat rows of "
+        f"{ds.n_features} features; give --data with X_train/X_test of shape (n_samples, steps, features)."
+    )
+
+
+def _check_user_model(model: Any, G: Any, ds: datasets.Dataset, path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Run the user's model on two samples now, so a model that does not fit the data fails at once."""
+    import torch
+
+    Xtr, Xte = _model_inputs(model, G, ds)
+    try:
+        with torch.no_grad():
+            out = model(torch.from_numpy(np.ascontiguousarray(Xte[:2], dtype=np.float32)))
+    except Exception as exc:  # any torch shape error: say which files do not fit
+        raise InvalidParameterError(
+            f"--model: {path!r} cannot run on the data ({ds.name}: rows of shape {tuple(Xte.shape[1:])}): "
+            f"{type(exc).__name__}: {exc}. Give --data that fits the model (X_train, y_train, X_test, y_test)."
+        ) from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        raise InvalidParameterError(f"--model: {path!r} must return logits of shape (batch, n_classes); "
+                                    f"got {getattr(out, 'shape', type(out).__name__)}.")
+    if out.shape[1] < ds.n_classes:
+        raise InvalidParameterError(f"--model: {path!r} has {out.shape[1]} outputs but the data ({ds.name}) "
+                                    f"have {ds.n_classes} classes.")
+    return Xtr, Xte
+
+
+def _check_step_support(ctx: JobContext) -> None:
+    """Steps the user asked for by name must support the user's model (checked before any work)."""
+    if "user" not in ctx.models or not ctx.options.steps:
+        return
+    from .probes_step import probe_support
+
+    if "probes" in ctx.options.steps:
+        why = probe_support(ctx.graphs["user"])
+        if why:
+            raise InvalidParameterError(f"--steps probes: the probes need a feed-forward classifier; {why}. "
+                                        "Drop 'probes' from --steps (the default run skips it for this model).")
+
+
+def prepare(options: JobOptions) -> JobContext:
+    """Validate everything that can fail early (options, data, model file, output folder, steps).
+
+    Parameters
+    ----------
+    options : JobOptions
+
+    Returns
+    -------
+    JobContext
+        With the dataset loaded, and the user's model (if any) loaded, exported and run once
+        on the data; a scheduler address has been reached once.
+
+    Raises
+    ------
+    InvalidParameterError
+        Bad option, data file, or a model that does not fit the data or the chosen steps.
+    DatasetNotFoundError, FileFormatError, UnsupportedModuleError
+        Missing data, an unreadable model file, a model netstruct cannot export.
+    """
+    _check_options(options)
     out = Path(options.out)
     if out.exists() and not out.is_dir():
         raise InvalidParameterError(f"--out: {options.out!r} exists and is not a folder.")
-    for sub in ("", "figures", "tables", "graphs"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
     ctx = JobContext(options=options, out=out)
     if options.data is not None:
         ctx.dataset = _load_user_data(options.data)
@@ -115,10 +258,21 @@ def prepare(options: JobOptions) -> JobContext:
 
         model = load_model(options.model)
         G = from_torch(model)  # fails now, not after minutes, if the model cannot be exported
-        n_in = int((G.nodes()["kind"] == "input").sum())
-        if n_in != ctx.dataset.n_features and G.spec.get("modules", {}).get("rnn") is None:
-            logger.info("user model has %d inputs; data has %d features", n_in, ctx.dataset.n_features)
+        Xtr, Xte = _check_user_model(model, G, ctx.dataset, options.model)
         ctx.models["user"] = model
+        ctx.graphs["user"] = G
+        ctx.inputs["user"] = (Xtr, ctx.dataset.y_train, Xte, ctx.dataset.y_test)
+        _check_step_support(ctx)
+    if options.scheduler not in ("local", "serial"):
+        from ..utils.cluster import get_client
+
+        try:
+            get_client(options.scheduler, func=_FUNC).close()  # unreachable scheduler: fail now
+        except BackendUnavailableError as exc:
+            raise BackendUnavailableError(f"--scheduler: {exc} (On the command line: --scheduler local, or "
+                                          "leave it out to run in this process.)") from None
+    for sub in ("", "figures", "tables", "graphs"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
     return ctx
 
 
@@ -133,11 +287,10 @@ def step_train(ctx: JobContext) -> Section:
     rows = []
     if "user" in ctx.models:
         m = ctx.models["user"]
-        ctx.inputs["user"] = (Xtr, ds.y_train, Xte, ds.y_test)
-        ctx.accuracy["user"] = evaluate(m, Xte, ds.y_test)
+        ctx.accuracy["user"] = evaluate(m, ctx.inputs["user"][2], ds.y_test)
         rows.append({"model": "user", "architecture": type(m).__name__, "epochs": 0, "test accuracy": ctx.accuracy["user"]})
     else:
-        epochs = max(2, o.epochs // 2) if o.quick else o.epochs
+        epochs = ctx.epochs
         m = mlp([ds.n_features, o.hidden, ds.n_classes], seed=o.seed)
         t0 = time.perf_counter()
         hist = train(m, Xtr, ds.y_train, epochs=epochs, seed=o.seed, X_test=Xte, y_test=ds.y_test, progress=o.progress)
@@ -389,15 +542,61 @@ def step_causal(ctx: JobContext) -> Section:
     return sec
 
 
+def step_probes(ctx: JobContext) -> Section:
+    """Probe sweeps over levels and seeds, and the task-complexity gap (see :mod:`.probes_step`)."""
+    from .probes_step import step_probes as run
+
+    return run(ctx)
+
+
+def step_lattice(ctx: JobContext) -> Section:
+    """Meet-irreducible units and lattice vs magnitude pruning (see :mod:`.lattice_step`)."""
+    from .lattice_step import step_lattice as run
+
+    return run(ctx)
+
+
 STEPS: dict[str, Callable[[JobContext], Section]] = {
     "train": step_train,
     "export": step_export,
     "nulls": step_nulls,
+    "probes": step_probes,
+    "lattice": step_lattice,
     "causal": step_causal,
     "prune": step_prune,
 }
-#: steps every other step needs
-_REQUIRED = ("train", "export")
+#: what each step needs to have run before it (pulled in automatically)
+NEEDS: dict[str, tuple[str, ...]] = {
+    "train": (),
+    "export": ("train",),
+    **{name: ("train", "export") for name in ("nulls", "probes", "lattice", "causal", "prune")},
+}
+
+
+def resolve_steps(requested: tuple[str, ...] | list[str]) -> list[str]:
+    """The steps to run, in job order: the requested ones (all when empty) and what they need.
+
+    Examples
+    --------
+    >>> from netstruct.report.job import resolve_steps
+    >>> resolve_steps(["lattice"])
+    ['train', 'export', 'lattice']
+    >>> resolve_steps([]) == list(STEPS)
+    True
+    """
+    if not requested:
+        return list(STEPS)
+    unknown = set(requested) - set(STEPS)
+    if unknown:
+        raise InvalidParameterError(f"--steps: unknown step(s) {sorted(unknown)}; choose from {list(STEPS)}.")
+    chosen: set[str] = set()
+    todo = list(requested)
+    while todo:
+        name = todo.pop()
+        if name not in chosen:
+            chosen.add(name)
+            todo.extend(NEEDS[name])
+    return [s for s in STEPS if s in chosen]
 
 
 def _jsonable(obj: Any) -> Any:
@@ -406,8 +605,17 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
-        return obj.item()
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None  # JSON has no NaN; tables show it as an empty cell
     return obj
+
+
+def _close_client(ctx: JobContext) -> None:
+    if ctx.options.scheduler == "local":
+        from ..utils.cluster import close_local_cluster
+
+        close_local_cluster()
 
 
 def run_job(options: JobOptions) -> Path:
@@ -424,19 +632,19 @@ def run_job(options: JobOptions) -> Path:
     from tqdm.auto import tqdm
 
     ctx = prepare(options)
-    chosen = [s for s in STEPS if not options.steps or s in options.steps or s in _REQUIRED]
+    chosen = resolve_steps(options.steps)
     sections: list[Section] = []
     timings = {}
-    bar = tqdm(chosen, desc="netstruct run", disable=not options.progress)
-    for name in bar:
-        bar.set_postfix(step=name)
-        t0 = time.perf_counter()
-        try:
+    try:
+        bar = tqdm(chosen, desc="netstruct run", disable=not options.progress)
+        for name in bar:
+            bar.set_postfix(step=name)
+            t0 = time.perf_counter()
             sections.append(STEPS[name](ctx))
-        except NetstructError:
-            raise
-        timings[name] = time.perf_counter() - t0
-        logger.info("step %s took %.1fs", name, timings[name])
+            timings[name] = time.perf_counter() - t0
+            logger.info("step %s took %.1fs", name, timings[name])
+    finally:
+        _close_client(ctx)
     numbers = {"netstruct_version": __version__, "options": asdict(options), "seconds": timings,
                **{s.key: s.numbers for s in sections}}
     with atomic_write(ctx.out / "numbers.json", "w", encoding="utf-8") as fh:
