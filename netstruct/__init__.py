@@ -62,6 +62,11 @@ _LAZY = {
     "legcnet_prune": "netstruct.causal",
     "granger": "netstruct.causal",
     "lyapunov": "netstruct.causal",
+    "FormalContext": "netstruct.lattice",
+    "concept_lattice": "netstruct.lattice",
+    "meet_irreducibles": "netstruct.lattice",
+    "join_irreducibles": "netstruct.lattice",
+    "lattice_prune": "netstruct.lattice",
     "sweep": "netstruct.probes",
     "task_complexity": "netstruct.probes",
 }

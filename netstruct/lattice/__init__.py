@@ -17,11 +17,15 @@ Examples
 from __future__ import annotations
 
 from .adjacency import UnitMap, unit_adjacency
+from .baselines import magnitude_prune, random_prune
+from .centrality import unit_centrality
 from .concepts import ConceptLattice, concept_lattice
-from .context import FormalContext, binarize, level_cuts
+from .context import FormalContext
 from .irreducibles import Irreducibles, join_irreducibles, meet_irreducibles, persistence
 from .poset import Poset, dedekind_macneille, poset_from_dag, reachability_bitsets
-from .prune import PruneResult, lattice_prune, magnitude_prune, unit_centrality
+from .prune import lattice_prune
+from .result import PruneResult
+from .thresholds import binarize, level_cuts
 from .window import WindowPoset, window_poset
 
 __all__ = [
@@ -45,5 +49,6 @@ __all__ = [
     "PruneResult",
     "lattice_prune",
     "magnitude_prune",
+    "random_prune",
     "unit_centrality",
 ]

@@ -162,3 +162,94 @@ def test_graph_without_prunable_blocks_is_rejected():
         lattice_prune(G)
     with pytest.raises(ns.GraphError, match="no prunable"):
         magnitude_prune(G, sparsity=0.5)
+
+
+# ---------------------------------------------------------------- centrality, baselines, targets
+def test_eigenvector_centrality_matches_networkx(seed):
+    nx = pytest.importorskip("networkx")
+    from netstruct.lattice import unit_centrality
+
+    rng = np.random.default_rng(seed)
+    n = 12
+    W = rng.random((n, n)) * (rng.random((n, n)) < 0.4)  # post x pre
+    W[np.arange(n), np.roll(np.arange(n), 1)] = 0.5  # a Hamiltonian cycle: strongly connected
+    b = ns.make_block(name="hh", weight=W, sources=range(n), targets=range(n), delay=1)
+    G = ns.SignedGraph({"name": [f"h{i}" for i in range(n)]}, [b])
+    got = unit_centrality(G, {0: W}, "eigenvector")
+    D = nx.DiGraph()
+    D.add_nodes_from(range(n))
+    for r, c in zip(*np.nonzero(W)):
+        D.add_edge(int(c), int(r), weight=float(W[r, c]))
+    ref = nx.eigenvector_centrality(D, weight="weight", max_iter=10_000, tol=1e-12)
+    ref = np.array([ref[i] for i in range(n)])
+    np.testing.assert_allclose(got, ref / ref.max(), atol=1e-6)
+
+
+def test_eigenvector_centrality_warns_without_cycles():
+    from netstruct.lattice import unit_centrality
+
+    W = np.array([[0.0, 0.0], [1.0, 0.0]])
+    b = ns.make_block(name="w", weight=W, sources=[0, 1], targets=[0, 1])
+    G = ns.SignedGraph({"name": ["a", "b"]}, [b])
+    with pytest.warns(ns.NetstructWarning, match="did not converge"):
+        unit_centrality(G, {0: W}, "eigenvector")
+    with pytest.raises(ns.InvalidParameterError, match="'kind' parameter of unit_centrality"):
+        unit_centrality(G, {0: W}, "katz")
+    with pytest.raises(ns.InvalidParameterError, match="'adjacency' parameter"):
+        unit_centrality(G, {0: np.ones((3, 3))}, "degree")
+
+
+@pytest.mark.parametrize("centrality", ["eigenvector", "pagerank", "betweenness"])
+def test_prune_with_other_centralities(centrality, seed):
+    res = lattice_prune(_lstm_graph(seed, H=6), centrality=centrality)
+    cen = res.graph.node_column("lattice_centrality")
+    assert cen.max() == pytest.approx(1.0) and (cen >= 0).all()
+
+
+@pytest.mark.parametrize("target", [0.2, 0.45, 0.6, 0.7])
+def test_continuous_target_is_hit_within_one_connection(target, seed):
+    G = _lstm_graph(seed, D=3, H=8)
+    res = lattice_prune(G, variant="continuous", target_sparsity=target)
+    total = sum(m.size for m in res.masks.values())
+    # one unit-level connection of an LSTM block is 4 gate entries
+    assert abs(res.global_sparsity - target) * total <= 4 + 1e-9
+
+
+def test_continuous_unreachable_target_warns_and_caps(seed):
+    G = _lstm_graph(seed, D=6, H=4)  # input edges are protected: 96 of 160 entries
+    with pytest.warns(ns.NetstructWarning, match="out of reach"):
+        res = lattice_prune(G, variant="continuous", target_sparsity=0.9)
+    assert res.sparsity["lstm.weight_hh_l0"] == 1.0
+    assert res.sparsity["lstm.weight_ih_l0"] == 0.0
+
+
+@pytest.mark.parametrize("level", ["entry", "unit"])
+def test_random_baseline_matches_per_block_sparsity(level, seed):
+    G = _lstm_graph(seed, H=6)
+    lat = lattice_prune(G, quantile=0.4)
+    rnd = ns.lattice.random_prune(G, sparsity=lat.sparsity, level=level, seed=seed)
+    for name, s in lat.sparsity.items():
+        tol = 0.5 / G.block(name).mask.size if level == "entry" else 4 / G.block(name).mask.size
+        assert abs(rnd.sparsity[name] - s) <= tol + 1e-12
+    again = ns.lattice.random_prune(G, sparsity=lat.sparsity, level=level, seed=seed)
+    assert all(np.array_equal(again.masks[k], m) for k, m in rnd.masks.items())
+    with pytest.raises(ns.InvalidParameterError, match="'sparsity' parameter of random_prune"):
+        ns.lattice.random_prune(G, sparsity={"nope": 0.5})
+    with pytest.raises(ns.InvalidParameterError, match="'sparsity' parameter of random_prune"):
+        ns.lattice.random_prune(G, sparsity=1.5)
+
+
+def test_structured_removes_units_without_input(seed):
+    G = _lstm_graph(seed, H=6)
+    ih = G.block("lstm.weight_ih_l0")
+    hh = G.block("lstm.weight_hh_l0")
+    rows = [g * 6 + 2 for g in range(4)]  # unit h2 (node 5) gets no input at all
+    w_ih, w_hh = ih.weight.copy(), hh.weight.copy()
+    w_ih[rows], w_hh[rows] = 0.0, 0.0
+    G = G.replace_blocks({0: {"weight": w_ih}, 1: {"weight": w_hh}})
+    res = lattice_prune(G, structured=True)
+    assert "h2" in res.config["removed_units"]
+    assert not res.masks["fc.weight"][:, 2].any() and res.masks["fc.weight"][:, [0, 1]].all()
+    assert res.graph.node_column("lattice_removed")[5]
+    with pytest.raises(ns.InvalidParameterError, match="'structured' parameter"):
+        lattice_prune(G, structured="yes")
