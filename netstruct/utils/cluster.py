@@ -97,6 +97,10 @@ def get_client(scheduler: str | None = None, *, n_workers: int | None = None, fu
         except ValueError:
             pass
         n = n_workers or os.cpu_count() or 1
+        # dask's logging config sets 'distributed' to INFO: a library's helper cluster stays quiet
+        dlog = logging.getLogger("distributed")
+        if dlog.level < logging.WARNING:
+            dlog.setLevel(logging.WARNING)
         cluster = distributed.LocalCluster(
             n_workers=n, threads_per_worker=1, processes=False, dashboard_address=None,
             silence_logs=logging.ERROR,
