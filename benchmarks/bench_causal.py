@@ -6,9 +6,11 @@ Run: ``python -m pytest benchmarks/bench_causal.py --benchmark-only -s``. In one
   (the authors' call) on the same (effect, cause) pairs, in tests per second;
 * batched :func:`netstruct.causal.lyapunov` vs the naive numpy reference
   (``tests/oracles/naive_causal.py``) and, when installed, ``nolds.lyap_r`` (0.5.2; on Python
-  3.11 it needs ``setuptools<81``), in windows per second;
+  3.11 it needs ``setuptools<81``; nolds 0.6.x fails to import here), in windows per second;
 
-and prints the speed-up ratios (also stored in each benchmark's ``extra_info``).
+and prints a table of the rates, the speed-up ratios and the issue-6 goals (>= 500x
+statsmodels, >= 100x nolds); the ratios are also stored in ``extra_info``. Timings are
+wall-clock on the parallel kernels, so other load on the machine lowers the ratios.
 """
 
 from __future__ import annotations
@@ -41,8 +43,13 @@ def windows():
     return rng.standard_normal((N_WIN, W)).cumsum(axis=1)
 
 
+_rate_median: dict[str, float] = {}
+ROUNDS_BATCHED = 10  # the batched calls take milliseconds: more rounds, less noise from other load
+
+
 def _record(benchmark, key: str, n_units: int) -> None:
     _rate[key] = n_units / benchmark.stats.stats.mean
+    _rate_median[key] = n_units / benchmark.stats.stats.median
     benchmark.extra_info["units_per_second"] = _rate[key]
 
 
@@ -58,7 +65,9 @@ def test_granger_batched(benchmark, series, name):
     cause, effect = series
     lags = LAG_SETS[name]
     granger(cause[:10], effect, lags=lags)  # compile outside the timing
-    benchmark.pedantic(granger, args=(cause, effect), kwargs={"lags": lags}, rounds=3, iterations=1)
+    benchmark.pedantic(
+        granger, args=(cause, effect), kwargs={"lags": lags}, rounds=ROUNDS_BATCHED, iterations=1
+    )
     _record(benchmark, f"granger_batched_{name}", N_BATCH * _n_lags(lags))
 
 
@@ -80,7 +89,7 @@ def test_granger_statsmodels_loop(benchmark, series, name):
 
 def test_lyapunov_batched(benchmark, windows):
     lyapunov(windows[:4])
-    benchmark.pedantic(lyapunov, args=(windows,), rounds=3, iterations=1)
+    benchmark.pedantic(lyapunov, args=(windows,), rounds=ROUNDS_BATCHED, iterations=1)
     _record(benchmark, "lyapunov_batched", N_WIN)
 
 
@@ -106,25 +115,57 @@ def test_lyapunov_nolds(benchmark, windows):
     _record(benchmark, "lyapunov_nolds", N_WIN_REF)
 
 
+GOALS = {"granger": 500.0, "lyapunov_nolds": 100.0}  # issue 6 acceptance
+
+
 def test_report_ratios(benchmark):
-    """Print the speed-ups measured above (a no-op benchmark so it runs with --benchmark-only)."""
+    """Print the speed-ups measured above (a no-op benchmark so it runs with --benchmark-only).
+
+    Rates are units per second from each benchmark's mean time (batched: 4000 pairs or
+    windows per call, 10 rounds; references: a loop over the first 40 pairs / 20 windows,
+    3 rounds). The goal verdict uses the mean; the ratio of medians is shown beside it
+    because a millisecond-scale call is easily hit by other load on a shared machine.
+    """
+    import numba
+
     benchmark(lambda: None)
-    lines = []
-    pairs = [
+    rows = [
         (
             f"granger_batched_{n}",
             f"granger_statsmodels_{n}",
-            f"Granger tests/s ({n}, T={T}) vs statsmodels loop",
+            f"Granger {n:<8} tests/s vs statsmodels grangercausalitytests",
+            GOALS["granger"],
         )
         for n in LAG_SETS
     ]
-    for fast, slow, what in (
-        *pairs,
-        ("lyapunov_batched", "lyapunov_reference", "LE windows/s vs numpy reference"),
-        ("lyapunov_batched", "lyapunov_nolds", "LE windows/s vs nolds.lyap_r"),
-    ):
+    rows += [
+        (
+            "lyapunov_batched",
+            "lyapunov_nolds",
+            "Lyapunov windows/s vs nolds.lyap_r",
+            GOALS["lyapunov_nolds"],
+        ),
+        ("lyapunov_batched", "lyapunov_reference", "Lyapunov windows/s vs numpy reference", None),
+    ]
+    lines = [
+        f"causal kernels, T={T}, window={W}, numba threads={numba.get_num_threads()}",
+        f"{'comparison':<58} {'netstruct/s':>12} {'reference/s':>12} {'ratio':>9} "
+        f"{'(median)':>9}  goal",
+    ]
+    for fast, slow, what, goal in rows:
         if fast in _rate and slow in _rate:
             ratio = _rate[fast] / _rate[slow]
             benchmark.extra_info[f"{fast}/{slow}"] = ratio
-            lines.append(f"{what}: {_rate[fast]:,.0f} vs {_rate[slow]:,.0f} -> {ratio:,.0f}x")
+            verdict = (
+                "" if goal is None else f">= {goal:,.0f}x: {'met' if ratio >= goal else 'NOT met'}"
+            )
+            med = _rate_median[fast] / _rate_median[slow]
+            lines.append(
+                f"{what:<58} {_rate[fast]:>12,.0f} {_rate[slow]:>12,.0f} {ratio:>8,.0f}x "
+                f"{med:>8,.0f}x  {verdict}"
+            )
+        else:
+            lines.append(
+                f"{what:<58} (not measured: run the whole file; nolds needs 'pip install nolds')"
+            )
     print("\n" + "\n".join(lines))

@@ -234,6 +234,57 @@ def _refit_exact(y, c, p):
     return ssr_r, ssr_u, rank, (5 if rank < X.shape[1] else 0)
 
 
+_CHI2_CLOSED_MAX_X = 600.0  # closed forms below; beyond, exp(-x/2) nears underflow
+_CHI2_CLOSED_MAX_DF = 64
+
+
+def _chi2_sf(df: int, x: np.ndarray) -> np.ndarray:
+    """``scipy.special.chdtrc(df, x)`` for an integer ``df``, by its closed forms.
+
+    Even df = 2m: ``exp(-h) sum_{i<m} h^i / i!``; odd df = 2m + 1:
+    ``erfc(sqrt h) + exp(-h) sum_{i=1..m} h^(i-1/2) / Gamma(i+1/2)`` with h = x / 2. All
+    terms are positive, so the relative error stays at a few ulp (about 1e-14 against
+    ``chdtrc``), while ``chdtrc`` costs ~1-2 us per value near 0, where null statistics
+    sit. Values outside [0, 600], NaN, or df > 64 use ``chdtrc``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    with np.errstate(invalid="ignore"):
+        ok = (x >= 0.0) & (x <= _CHI2_CLOSED_MAX_X)
+    if df > _CHI2_CLOSED_MAX_DF or not ok.all():
+        rest = ~ok if df <= _CHI2_CLOSED_MAX_DF else np.ones(x.shape, dtype=bool)
+        out[rest] = special.chdtrc(float(df), x[rest])
+        if df > _CHI2_CLOSED_MAX_DF:
+            return out
+        xs = x[ok]
+    else:
+        xs = x
+    h = 0.5 * xs
+    eh = np.exp(-h)
+    m = df // 2
+    if df % 2 == 0:
+        term = np.ones_like(h)
+        s = np.ones_like(h)
+        for i in range(1, m):
+            term *= h / i
+            s += term
+        res = eh * s
+    else:
+        rh = np.sqrt(h)
+        res = special.erfc(rh)
+        if m:
+            term = rh / special.gamma(1.5)
+            s = term.copy()
+            for i in range(2, m + 1):
+                term *= h / (i - 0.5)
+                s += term
+            res += eh * s
+    if xs is x:
+        return res
+    out[ok] = res
+    return out
+
+
 def granger(
     cause: ArrayLike,
     effect: ArrayLike,
@@ -285,11 +336,15 @@ def granger(
     -----
     Householder QR of the design with the restricted columns first gives SSR_r - SSR_u as a
     sum of squares (no cancellation); fits whose QR pivots suggest rank loss are recomputed
-    with statsmodels' pseudo-inverse and rank rule. p-values agree with statsmodels to about
-    1e-11 relative (statistics close to 0 to about 1e-13 absolute, the size of statsmodels'
-    own cancellation error), including rank-deficient designs. Cost O(n_series T L^3) for lags
-    1..L, parallel over series. p-values use ``scipy.special.fdtrc``/``chdtrc``, the
-    functions behind ``scipy.stats.f.sf``/``chi2.sf``. Backends: numba, cuda.
+    with statsmodels' pseudo-inverse and rank rule. With a shared effect row the restricted
+    fit is done once per lag and each cause only projects its p lag columns off that basis
+    and runs a p-column Householder QR on the result (same sums of squares and pivots).
+    p-values agree with statsmodels to about 1e-11 relative (statistics close to 0 to about
+    1e-13 absolute, the size of statsmodels' own cancellation error), including
+    rank-deficient designs. Cost O(n_series T L^3) for lags
+    1..L, parallel over series. p-values use ``scipy.special.fdtrc`` (behind
+    ``scipy.stats.f.sf``) and, for chi-square, the closed forms for integer df (equal to
+    ``chdtrc`` to ~1e-13 relative, many times faster near 0). Backends: numba, cuda.
 
     Examples
     --------
@@ -349,8 +404,11 @@ def granger(
         chi2 = nobs[None, :] * diff / ssr_u
         lr = nobs[None, :] * np.log(ssr_r / ssr_u)
         f_p = special.fdtrc(p_arr, df_denom, f_stat)
-        chi2_p = special.chdtrc(p_arr, chi2)
-        lr_p = special.chdtrc(p_arr, lr)
+        chi2_p = np.empty_like(chi2)
+        lr_p = np.empty_like(lr)
+        for li, lag in enumerate(lag_arr.tolist()):
+            chi2_p[:, li] = _chi2_sf(lag, chi2[:, li])
+            lr_p[:, li] = _chi2_sf(lag, lr[:, li])
     # scipy.stats' sf is 1 below the support (rank-deficient fits can give tiny negative stats)
     for stat, pv in ((f_stat, f_p), (chi2, chi2_p), (lr, lr_p)):
         pv[stat < 0] = 1.0

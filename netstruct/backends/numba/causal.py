@@ -1,9 +1,17 @@
 """numba (CPU) kernels for :mod:`netstruct.causal`: batched Granger fits and TISEAN-style divergence.
 
 The per-series work lives in plain Python "core" functions (``_granger_core_py``,
-``_lyapunov_core_py``) that use only scalar arithmetic, ``math`` and caller-provided arrays.
-They are compiled here with ``njit`` and, by :mod:`netstruct.backends.cuda.causal`, with
-``cuda.jit(device=True)``, so both backends run literally the same arithmetic.
+``_granger_prep_lanes_py``, ``_granger_lag_lanes_py``, ``_lyapunov_core_py``) that use only
+scalar arithmetic, ``math`` and caller-provided arrays. They are compiled here with ``njit``
+and, by :mod:`netstruct.backends.cuda.causal`, with ``cuda.jit(device=True)``, so both
+backends run literally the same arithmetic.
+
+Granger with one effect row shared by all causes (the LEGCNet case) fits the restricted
+regression once per lag (``_granger_restricted_py``: orthonormal basis Q and residual e);
+the "lane" cores then handle only each cause's p lag columns, with the cause index as the
+innermost loop (the CPU kernel runs 64 causes per batch, so those loops vectorise without
+reassociating any sum; a CUDA thread runs one lane). One effect row per cause uses the
+full per-series QR (``_granger_core_py``).
 
 Kernels take validated, C-contiguous float64 arrays, write into ``out_*`` arrays and never
 raise; per-series problems are reported through status codes (see ``GRANGER_STATUS``).
@@ -197,16 +205,383 @@ def _granger_core_py(y, c, lags, rank_tol, A, v, out_ssr_r, out_diff, out_ssr_u,
 _granger_core = njit(_granger_core_py)
 
 
-@njit(parallel=True)
-def granger(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_status):
-    """Batched Granger regressions (numba, ``prange`` over series).
+# --- shared effect: the restricted fit is the same for every cause --------------------------
+def _granger_restricted_py(y, lags, Q, e, rstat, rpiv, tss, Zt, v, h2):
+    """Restricted fit ``y[p:] ~ [y lags, 1]`` of one effect series, once per lag.
 
-    effect : float64 (n_eff, T) with n_eff in {1, n_series} (row 0 shared when n_eff == 1);
-    cause : float64 (n_series, T); lags : int64 (n_lags,); rank_tol : float.
-    Writes out_ssr_r, out_diff (= SSR_r - SSR_u), out_ssr_u : float64 (n_series, n_lags) and
-    out_status : int8 (n_series, n_lags). Series are split into up to 256 contiguous chunks;
-    each chunk allocates its scratch ((2 max(lags)+1) x T) once.
+    y : float64 (T,); lags : int64 (n_lags,). Writes, per lag index li (p = lags[li],
+    n = T - p): Q[li, :n, :p+1] an orthonormal basis of the restricted design (explicit
+    Householder Q), e[li, :n] the restricted residual, rstat[li] (0 ok, 2 constant effect,
+    3 non-finite), rpiv[li] the smallest relative Householder pivot of the restricted columns
+    and tss[li] the centred total sum of squares of the response rows. Scratch: Zt
+    (>= max(lags)+1, >= T), v (>= T), h2 (>= max(lags)+1). Same pivots and column order as
+    ``_granger_core_py`` (y lags, then the intercept).
     """
+    T = y.shape[0]
+    finite = True
+    for t in range(T):
+        if not math.isfinite(y[t]):
+            finite = False
+    for li in range(lags.shape[0]):
+        p = lags[li]
+        n = T - p
+        k = p + 1
+        rpiv[li] = math.inf
+        tss[li] = 0.0
+        if not finite:
+            rstat[li] = 3
+            continue
+        status = 0
+        for j in range(1, p + 1):
+            lo = y[p - j]
+            hi = y[p - j]
+            for t in range(p - j, T - j):
+                lo = min(lo, y[t])
+                hi = max(hi, y[t])
+            if lo == hi:
+                status = 2
+                break
+        lo = y[p]
+        hi = y[p]
+        for t in range(p, T):
+            lo = min(lo, y[t])
+            hi = max(hi, y[t])
+        if lo == hi:
+            status = 2
+        rstat[li] = status
+        if status != 0:
+            continue
+        mean = 0.0
+        for r in range(n):
+            mean += y[p + r]
+        mean /= n
+        s = 0.0
+        for r in range(n):
+            dv = y[p + r] - mean
+            s += dv * dv
+        tss[li] = s
+        for r in range(n):
+            t = p + r
+            for j in range(p):
+                Zt[j, r] = y[t - 1 - j]
+            Zt[p, r] = 1.0
+            v[r] = y[t]
+        minpiv = math.inf
+        for j in range(k):
+            s0 = 0.0
+            for i in range(j):
+                s0 += Zt[j, i] * Zt[j, i]
+            nrm2 = 0.0
+            for i in range(j, n):
+                nrm2 += Zt[j, i] * Zt[j, i]
+            cn2 = s0 + nrm2
+            nrm = math.sqrt(nrm2)
+            if nrm == 0.0 or cn2 == 0.0:
+                minpiv = 0.0
+                h2[j] = 0.0  # reflection skipped (identity)
+                continue
+            minpiv = min(minpiv, nrm / math.sqrt(cn2))
+            alpha = -nrm if Zt[j, j] >= 0.0 else nrm
+            h2[j] = 2.0 * nrm * (nrm + abs(Zt[j, j]))
+            Zt[j, j] -= alpha
+            for jj in range(j + 1, k):
+                d = 0.0
+                for i in range(j, n):
+                    d += Zt[j, i] * Zt[jj, i]
+                f = 2.0 * d / h2[j]
+                for i in range(j, n):
+                    Zt[jj, i] -= f * Zt[j, i]
+            d = 0.0
+            for i in range(j, n):
+                d += Zt[j, i] * v[i]
+            f = 2.0 * d / h2[j]
+            for i in range(j, n):
+                v[i] -= f * Zt[j, i]
+        rpiv[li] = minpiv
+        for i in range(n):
+            e[li, i] = v[i]  # rotated response (its tail is the residual in rotated coordinates)
+        # residual e = H_0 ... H_p (0, v[k:]) and basis Q[:, c] = H_0 ... H_p e_c
+        for c in range(k + 1):
+            for i in range(n):
+                if c < k:
+                    v[i] = 1.0 if i == c else 0.0
+                else:
+                    v[i] = 0.0 if i < k else e[li, i]
+            for j in range(k - 1, -1, -1):
+                if h2[j] == 0.0:
+                    continue
+                d = 0.0
+                for i in range(j, n):
+                    d += Zt[j, i] * v[i]
+                f = 2.0 * d / h2[j]
+                for i in range(j, n):
+                    v[i] -= f * Zt[j, i]
+            for i in range(n):
+                if c < k:
+                    Q[li, i, c] = v[i]
+                else:
+                    e[li, i] = v[i]
+
+
+_granger_restricted = njit(_granger_restricted_py)
+
+
+def _granger_prep_lanes_py(cb, l0, l1, nxt, bad):
+    """Per-cause facts for lanes l0..l1-1 of cb (T, lanes): non-finite flag and run ends.
+
+    nxt[t, ln] = the smallest s >= t with cb[s, ln] != cb[s + 1, ln] (T - 1 if none), so
+    cb[a..b, ln] is constant iff nxt[a, ln] >= b.
+    """
+    T = cb.shape[0]
+    for ln in range(l0, l1):
+        bad[ln] = 0
+        nxt[T - 1, ln] = T - 1
+    for t in range(T - 2, -1, -1):
+        for ln in range(l0, l1):
+            nxt[t, ln] = t if cb[t, ln] != cb[t + 1, ln] else nxt[t + 1, ln]
+    for t in range(T):
+        for ln in range(l0, l1):
+            if not math.isfinite(cb[t, ln]):
+                bad[ln] = 1
+
+
+_granger_prep_lanes = njit(_granger_prep_lanes_py)
+
+
+def _granger_lag_lanes_py(
+    cb,
+    p,
+    li,
+    Q,
+    e,
+    rstat,
+    rpiv,
+    tss,
+    rank_tol,
+    nxt,
+    bad,
+    A,
+    W,
+    ev,
+    sc,
+    l0,
+    l1,
+    out_ssr_r,
+    out_diff,
+    out_ssr_u,
+    out_status,
+):
+    """Unrestricted fit at lag ``p`` (index li) for causes in lanes l0..l1-1 of cb (T, lanes).
+
+    Uses the shared restricted fit (Q, e, rstat, rpiv, tss from ``_granger_restricted_py``):
+    the p cause-lag columns C are projected off the restricted basis, W = C - Q (Q^T C), and
+    a Householder QR of W applied to the restricted residual e gives SSR_r - SSR_u (its first
+    p rotated entries) and SSR_u (the rest) as sums of squares. Pivots are those of the full
+    design's Householder QR (relative to the column norms of C). O(p^2 n) per cause with the
+    lane (cause) index innermost, so loops vectorise across causes without reassociation.
+    Scratch: A (>= p+1, >= p, lanes), W (>= p, >= T, lanes), ev (>= T, lanes), sc (>= 4, lanes).
+    Writes row ln, column li of the out_* arrays.
+    """
+    T = cb.shape[0]
+    n = T - p
+    rs = rstat[li]
+    nan = math.nan
+    if rs == 0:
+        # A = Q^T C and W = C - Q A, column by column (C[:, j] = c[p-1-j : p-1-j+n])
+        for j in range(p):
+            for i in range(p + 1):
+                for ln in range(l0, l1):
+                    A[i, j, ln] = 0.0
+            for r in range(n):
+                t = p - 1 - j + r
+                for i in range(p + 1):
+                    q = Q[li, r, i]
+                    for ln in range(l0, l1):
+                        A[i, j, ln] += q * cb[t, ln]
+            for r in range(n):
+                t = p - 1 - j + r
+                for ln in range(l0, l1):
+                    W[j, r, ln] = cb[t, ln]
+                for i in range(p + 1):
+                    q = Q[li, r, i]
+                    for ln in range(l0, l1):
+                        W[j, r, ln] -= q * A[i, j, ln]
+        for r in range(n):
+            er = e[li, r]
+            for ln in range(l0, l1):
+                ev[r, ln] = er
+        # Householder QR of W (rows 0..n-1), applied to ev
+        for ln in range(l0, l1):
+            sc[0, ln] = math.inf
+        for j in range(p):
+            # |C_j|^2 = |A[:, j]|^2 + |W_j|^2: the pivot is relative to the design column
+            for ln in range(l0, l1):
+                sc[1, ln] = 0.0
+                sc[2, ln] = 0.0
+            for i in range(p + 1):
+                for ln in range(l0, l1):
+                    sc[1, ln] += A[i, j, ln] * A[i, j, ln]
+            for i in range(j):
+                for ln in range(l0, l1):
+                    sc[1, ln] += W[j, i, ln] * W[j, i, ln]
+            for i in range(j, n):
+                for ln in range(l0, l1):
+                    sc[2, ln] += W[j, i, ln] * W[j, i, ln]
+            for ln in range(l0, l1):
+                nrm2 = sc[2, ln]
+                cn2 = sc[1, ln] + nrm2
+                nrm = math.sqrt(nrm2)
+                if nrm == 0.0 or cn2 == 0.0:
+                    sc[0, ln] = 0.0
+                    sc[3, ln] = 0.0  # skip this reflection
+                else:
+                    sc[0, ln] = min(sc[0, ln], nrm / math.sqrt(cn2))
+                    wjj = W[j, j, ln]
+                    alpha = -nrm if wjj >= 0.0 else nrm
+                    sc[3, ln] = 1.0 / (nrm * (nrm + abs(wjj)))  # 2 / |h|^2
+                    W[j, j, ln] = wjj - alpha
+            for jj in range(j + 1, p + 1):
+                for ln in range(l0, l1):
+                    sc[1, ln] = 0.0
+                if jj < p:
+                    for i in range(j, n):
+                        for ln in range(l0, l1):
+                            sc[1, ln] += W[j, i, ln] * W[jj, i, ln]
+                    for ln in range(l0, l1):
+                        sc[1, ln] *= sc[3, ln]
+                    for i in range(j, n):
+                        for ln in range(l0, l1):
+                            W[jj, i, ln] -= sc[1, ln] * W[j, i, ln]
+                else:
+                    for i in range(j, n):
+                        for ln in range(l0, l1):
+                            sc[1, ln] += W[j, i, ln] * ev[i, ln]
+                    for ln in range(l0, l1):
+                        sc[1, ln] *= sc[3, ln]
+                    for i in range(j, n):
+                        for ln in range(l0, l1):
+                            ev[i, ln] -= sc[1, ln] * W[j, i, ln]
+        for ln in range(l0, l1):
+            sc[1, ln] = 0.0
+            sc[2, ln] = 0.0
+        for i in range(p):
+            for ln in range(l0, l1):
+                sc[1, ln] += ev[i, ln] * ev[i, ln]
+        for i in range(p, n):
+            for ln in range(l0, l1):
+                sc[2, ln] += ev[i, ln] * ev[i, ln]
+    for ln in range(l0, l1):
+        if rs == 3 or bad[ln] != 0:
+            status = 3
+        elif rs != 0:
+            status = rs
+        else:
+            status = 0
+            for j in range(1, p + 1):
+                if nxt[p - j, ln] >= T - 1 - j:
+                    status = 1
+        if status != 0:
+            out_ssr_r[ln, li] = nan
+            out_diff[ln, li] = nan
+            out_ssr_u[ln, li] = nan
+            out_status[ln, li] = status
+            continue
+        diff = sc[1, ln]
+        ssr_u = sc[2, ln]
+        out_ssr_r[ln, li] = ssr_u + diff
+        out_diff[ln, li] = diff
+        out_ssr_u[ln, li] = ssr_u
+        t2 = tss[li]
+        if min(rpiv[li], sc[0, ln]) < rank_tol:
+            out_status[ln, li] = 5
+        elif t2 == 0.0 or ssr_u == 0.0 or ssr_u / t2 < 2.220446049250313e-16:
+            out_status[ln, li] = 4
+        else:
+            out_status[ln, li] = 0
+
+
+_granger_lag_lanes = njit(_granger_lag_lanes_py)
+
+_LANES = 64  # causes per batch of the CPU kernel (the innermost loops run across them)
+
+
+def granger_shared_precompute(y, lags):
+    """Restricted fits of the shared effect row y (T,) for every lag (host side, both backends)."""
+    T = y.shape[0]
+    n_lags = lags.shape[0]
+    k = int(lags.max()) + 1
+    Q = np.zeros((n_lags, T, k))
+    e = np.zeros((n_lags, T))
+    rstat = np.zeros(n_lags, dtype=np.int8)
+    rpiv = np.zeros(n_lags)
+    tss = np.zeros(n_lags)
+    _granger_restricted(y, lags, Q, e, rstat, rpiv, tss, np.empty((k, T)), np.empty(T), np.empty(k))
+    return Q, e, rstat, rpiv, tss
+
+
+def _granger_shared_py(
+    cause, lags, rank_tol, Q, e, rstat, rpiv, tss, out_ssr_r, out_diff, out_ssr_u, out_status
+):
+    """Unrestricted fits of every cause against one shared effect (prange over lane batches)."""
+    n_series, T = cause.shape
+    pmax = lags.max()
+    B = _LANES
+    n_batches = (n_series + B - 1) // B
+    n_chunks = min(n_batches, _N_CHUNKS)
+    for ch in nb.prange(n_chunks):
+        cb = np.empty((T, B))
+        nxt = np.empty((T, B), dtype=np.int64)
+        bad = np.empty(B, dtype=np.int8)
+        A = np.empty((pmax + 1, pmax, B))
+        W = np.empty((pmax, T, B))
+        ev = np.empty((T, B))
+        sc = np.empty((4, B))
+        for bt in range(ch * n_batches // n_chunks, (ch + 1) * n_batches // n_chunks):
+            s = bt * B
+            m = min(B, n_series - s)
+            for t in range(T):
+                for ln in range(m):
+                    cb[t, ln] = cause[s + ln, t]
+            _granger_prep_lanes(cb, 0, m, nxt, bad)
+            for li in range(lags.shape[0]):
+                _granger_lag_lanes(
+                    cb,
+                    lags[li],
+                    li,
+                    Q,
+                    e,
+                    rstat,
+                    rpiv,
+                    tss,
+                    rank_tol,
+                    nxt,
+                    bad,
+                    A,
+                    W,
+                    ev,
+                    sc,
+                    0,
+                    m,
+                    out_ssr_r[s : s + m],
+                    out_diff[s : s + m],
+                    out_ssr_u[s : s + m],
+                    out_status[s : s + m],
+                )
+
+
+_granger_shared = njit(_granger_shared_py, parallel=True)
+_granger_shared_serial = njit(_granger_shared_py)  # prange runs as range
+
+#: Below this many work units (n_series * T * sum((p + 1)^2), ~1 ns each), the shared-effect
+#: kernel runs on one thread: a few milliseconds of work gains little from the thread pool,
+#: and a parallel region waits for its slowest thread, which on a busy machine can be
+#: descheduled for longer than the whole job.
+_SERIAL_WORK = 4_000_000
+
+
+@njit(parallel=True)
+def _granger_per_series(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_status):
+    """One effect row per cause: the full per-series fit (prange over series)."""
     n_series, T = cause.shape
     kmax = 2 * lags.max() + 1
     n_chunks = min(n_series, _N_CHUNKS)
@@ -229,59 +604,156 @@ def granger(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_s
             )
 
 
+def granger(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_status):
+    """Batched Granger regressions (numba, parallel over series).
+
+    effect : float64 (n_eff, T) with n_eff in {1, n_series} (row 0 shared when n_eff == 1);
+    cause : float64 (n_series, T); lags : int64 (n_lags,); rank_tol : float.
+    Writes out_ssr_r, out_diff (= SSR_r - SSR_u), out_ssr_u : float64 (n_series, n_lags) and
+    out_status : int8 (n_series, n_lags).
+
+    A shared effect row (the LEGCNet case: every weight against the training error) is
+    fitted once per lag (restricted basis Q and residual e); each cause then only needs its
+    p lag columns projected off Q and a p-column Householder QR, batched 64 causes at a time
+    with the cause index innermost. One effect row per cause runs the full per-series QR.
+    """
+    if effect.shape[0] == 1:
+        Q, e, rstat, rpiv, tss = granger_shared_precompute(effect[0], lags)
+        work = cause.shape[0] * cause.shape[1] * int(((lags + 1) ** 2).sum())
+        kernel = _granger_shared_serial if work < _SERIAL_WORK else _granger_shared
+        kernel(
+            cause,
+            lags,
+            rank_tol,
+            Q,
+            e,
+            rstat,
+            rpiv,
+            tss,
+            out_ssr_r,
+            out_diff,
+            out_ssr_u,
+            out_status,
+        )
+    else:
+        _granger_per_series(
+            effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_status
+        )
+
+
 # ----------------------------------------------------------------------------- Lyapunov
-def _lyapunov_core_py(x, order, emb_dim, lag, theiler, steps, out_sum, out_count):
+def _lyapunov_core_py(x, order, emb_dim, lag, theiler, steps, P, nb, out_sum, out_count):
     """TISEAN ``lyap_r`` divergence sums for one rescaled window.
 
     x : float64 (L,) already mapped to [0, 1]; order : int64 (n_pts,), the points
-    0..n_pts-1 (n_pts = L - (m-1)d - steps) sorted by their first coordinate x[t]. Writes
+    0..n_pts-1 (n_pts = L - (m-1)d - steps) sorted by their first coordinate x[t] (any
+    order of ties). Scratch: P float64 (>= n_pts, >= m), nb int64 (>= n_pts). Writes
     out_sum[k] (sum of log squared distances) and out_count[k] for k = 0..steps.
 
     Nearest neighbour of each point among the same n_pts points: the smallest squared
     distance in (0, 1) outside the Theiler band |n - j| <= theiler, ties going to the largest
     index (TISEAN's rule, identical to its exhaustive scan). The search walks outward from the
-    point in sorted order and stops once the first-coordinate gap alone exceeds the best
-    distance, so it costs O(L * neighbours examined) instead of O(L^2).
+    point in sorted order over P, the embedded points copied in that order (contiguous reads),
+    and stops once the first-coordinate gap alone exceeds the best distance, so it costs
+    O(L * neighbours examined) instead of O(L^2). The log distances are then summed in point
+    order, so the result does not depend on how ties in the sort were ordered, as the log of
+    their product (exact to ~1e-16 relative; one log per k instead of one per pair).
     """
-    for k in range(steps + 1):
-        out_sum[k] = 0.0
-        out_count[k] = 0
     n_pts = order.shape[0]
+    for q in range(n_pts):
+        t = order[q]
+        for e in range(emb_dim):
+            P[q, e] = x[t + e * lag]
     for pos in range(n_pts):
         n = order[pos]
-        xn = x[n]
+        xn = P[pos, 0]
         best = 1.0
         bj = -1
         for side in range(2):
             step = -1 if side == 0 else 1
             q = pos + step
             while q >= 0 and q < n_pts:
-                j = order[q]
-                q += step
-                dx = xn - x[j]
+                dx = xn - P[q, 0]
                 d2 = dx * dx
                 if d2 > best:
                     break
-                if abs(n - j) <= theiler:
-                    continue
-                for e in range(1, emb_dim):
-                    dx = x[n + e * lag] - x[j + e * lag]
-                    d2 += dx * dx
-                if d2 > 0.0 and (d2 < best or (d2 == best and bj >= 0 and j > bj)):
-                    best = d2
-                    bj = j
-        if bj >= 0:
-            for k in range(steps + 1):
+                j = order[q]
+                if abs(n - j) > theiler:
+                    for e in range(1, emb_dim):
+                        dx = P[pos, e] - P[q, e]
+                        d2 += dx * dx
+                    if d2 > 0.0 and (d2 < best or (d2 == best and bj >= 0 and j > bj)):
+                        best = d2
+                        bj = j
+                q += step
+        nb[n] = bj
+    # sum of log d2 over the pairs = log of their product: the product is kept as mantissa
+    # times 2^ex (renormalised with frexp when it leaves [1e-150, 1e150]), so there is one
+    # log per row instead of one per pair; d2 outside that range takes its own log
+    for k in range(steps + 1):
+        s = 0.0
+        cnt = 0
+        prod = 1.0
+        ex = 0
+        for n in range(n_pts):
+            bj = nb[n]
+            if bj >= 0:
                 d2 = 0.0
                 for e in range(emb_dim):
                     dx = x[n + k + e * lag] - x[bj + k + e * lag]
                     d2 += dx * dx
                 if d2 > 0.0:
-                    out_sum[k] += math.log(d2)
-                    out_count[k] += 1
+                    cnt += 1
+                    if d2 >= 1e-150 and d2 <= 1e150:
+                        prod *= d2
+                        if prod < 1e-150 or prod > 1e150:
+                            fm, fe = math.frexp(prod)
+                            prod = fm
+                            ex += fe
+                    else:
+                        s += math.log(d2)
+        out_sum[k] = s + (math.log(prod) + ex * 0.6931471805599453)
+        out_count[k] = cnt
 
 
 _lyapunov_core = njit(_lyapunov_core_py)
+
+
+@njit
+def _bucket_argsort(keys, order, count):
+    """Indices 0..n-1 sorted by keys (n = order.shape[0]) in scratch, for keys in [0, 1].
+
+    Counting sort into n buckets of width 1/n, then insertion sort inside each bucket: O(n)
+    for spread-out keys, no allocation. Ties in any order; values outside [0, 1] (or NaN)
+    go to the end buckets, so any input terminates.
+    """
+    n = order.shape[0]
+    for b in range(n + 1):
+        count[b] = 0
+    for i in range(n):
+        v = keys[i] * n
+        b = int(v) if v >= 0.0 and v < n else (n - 1 if v >= n else 0)
+        count[b + 1] += 1
+    for b in range(n):
+        count[b + 1] += count[b]
+    for i in range(n):
+        v = keys[i] * n
+        b = int(v) if v >= 0.0 and v < n else (n - 1 if v >= n else 0)
+        order[count[b]] = i
+        count[b] += 1
+    # count[b] is now the end of bucket b; insertion sort each bucket
+    start = 0
+    for b in range(n):
+        end = count[b]
+        for i in range(start + 1, end):
+            t = order[i]
+            kt = keys[t]
+            q = i - 1
+            while q >= start and keys[order[q]] > kt:
+                order[q + 1] = order[q]
+                q -= 1
+            order[q + 1] = t
+        start = end
 
 
 @njit(parallel=True)
@@ -290,12 +762,20 @@ def lyapunov(windows, emb_dim, lag, theiler, steps, out_sum, out_count):
 
     windows : float64 (n_windows, L), each row rescaled to [0, 1] (any finite values are
     safe). Writes out_sum : float64 (n_windows, steps+1) and out_count : int64
-    (n_windows, steps+1). Each thread sorts its window's points by first coordinate, then
-    runs the shared core.
+    (n_windows, steps+1). Windows are split into up to 256 chunks, each allocating its
+    scratch once; each window's points are bucket-sorted by first coordinate (the core's
+    result does not depend on the order of ties), then the shared core runs.
     """
+    n_windows = windows.shape[0]
     n_pts = windows.shape[1] - (emb_dim - 1) * lag - steps
-    for w in nb.prange(windows.shape[0]):
-        order = np.argsort(
-            windows[w, :n_pts], kind="mergesort"
-        )  # stable: same order as the cuda host
-        _lyapunov_core(windows[w], order, emb_dim, lag, theiler, steps, out_sum[w], out_count[w])
+    n_chunks = min(n_windows, _N_CHUNKS)
+    for ch in nb.prange(n_chunks):
+        P = np.empty((n_pts, emb_dim))
+        nbr = np.empty(n_pts, dtype=np.int64)
+        order = np.empty(n_pts, dtype=np.int64)
+        count = np.empty(n_pts + 1, dtype=np.int64)
+        for w in range(ch * n_windows // n_chunks, (ch + 1) * n_windows // n_chunks):
+            _bucket_argsort(windows[w], order, count)
+            _lyapunov_core(
+                windows[w], order, emb_dim, lag, theiler, steps, P, nbr, out_sum[w], out_count[w]
+            )
