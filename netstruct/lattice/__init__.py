@@ -22,6 +22,7 @@ from .centrality import unit_centrality
 from .concepts import ConceptLattice, concept_lattice
 from .context import FormalContext
 from .irreducibles import Irreducibles, join_irreducibles, meet_irreducibles, persistence
+from .nulls import IrreducibleNull, irreducible_null
 from .poset import Poset, dedekind_macneille, poset_from_dag, reachability_bitsets
 from .prune import lattice_prune
 from .result import PruneResult
@@ -40,6 +41,8 @@ __all__ = [
     "meet_irreducibles",
     "join_irreducibles",
     "persistence",
+    "irreducible_null",
+    "IrreducibleNull",
     "Poset",
     "poset_from_dag",
     "reachability_bitsets",

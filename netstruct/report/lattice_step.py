@@ -102,6 +102,21 @@ def block_irreducibles(G: Any, quantiles: tuple[float, ...] = (0.5, 0.9), n_cuts
     return pd.DataFrame(rows), pers
 
 
+def block_nulls(graphs: dict[str, Any], blocks: dict[tuple[str, str], Any], *, quantile: float = 0.9,
+                n_samples: int = 30, seed: int = 0) -> pd.DataFrame:
+    """Meet/join-irreducible counts of the given (model, block) pairs against null model B."""
+    from ..lattice import irreducible_null
+
+    frames = []
+    for name, blk in blocks:
+        t = irreducible_null(graphs[name], blk, quantile=quantile, model="B", n_samples=n_samples, seed=seed).table()
+        t = t.rename(columns={"model": "null model"})
+        t["z"] = t["z"].where(np.isfinite(t["z"]))  # a null without spread: no z (JSON has no inf); p still says it
+        t.insert(0, "model", name)
+        frames.append(t)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def _hidden_count(G: Any, column: str) -> int | None:
     nodes = G.nodes()
     if column not in nodes.columns:
@@ -193,6 +208,10 @@ def step_lattice(ctx: JobContext) -> Section:
     if pers:
         ctx.figure(sec, _persistence_figure(pers), "lattice_persistence",
                    "Persistence of meet-irreducibility of each postsynaptic unit over 10 level cuts (non-readout blocks)")
+    nulls = block_nulls(graphs, pers, n_samples=10 if ctx.options.quick else 30, seed=ctx.options.seed)
+    ctx.table(sec, nulls, "lattice_nulls", "Irreducible units against null model B (weights permuted within "
+              "sign, signed degrees kept), same cut q = 0.9: z = (observed - null mean) / null sd, two-sided "
+              "empirical p")
 
     # ---- pruning
     recurrent = [n for n, G in graphs.items() if _is_recurrent(G)]
@@ -275,6 +294,6 @@ def step_lattice(ctx: JobContext) -> Section:
         sec.paragraphs.append("Notes from <code>lattice_prune</code>: " + "; ".join(html.escape(n) for n in notes))
     if failed:
         sec.paragraphs.append("Rules that did not run: " + "; ".join(html.escape(f) for f in failed))
-    sec.numbers = {"irreducibles": irr.to_dict("records"), "pruning": rows, "models": targets,
+    sec.numbers = {"irreducibles": irr.to_dict("records"), "nulls": nulls.to_dict("records"), "pruning": rows, "models": targets,
                    "protect_io": protect_io, "failed": failed, "notes": notes}
     return sec

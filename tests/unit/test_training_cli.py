@@ -79,6 +79,7 @@ TABLES = {
     "probes_summary": ("probes", "summary"),
     "task_complexity": ("probes", "complexity"),
     "lattice_irreducibles": ("lattice", "irreducibles"),
+    "lattice_nulls": ("lattice", "nulls"),
     "lattice_pruning": ("lattice", "pruning"),
 }
 
@@ -131,7 +132,7 @@ def test_cli_run_probes_and_lattice(tmp_path):
     for stem in ("probes_prune", "probes_noise", "probes_flip", "probes_randomize", "task_complexity",
                  "lattice_pruning", "lattice_persistence"):
         assert (out / "figures" / f"{stem}.pdf").exists()
-    assert (out / "tables" / "probes_sweep.csv").exists()
+    assert (out / "tables" / "probes_sweep.csv").exists() and (out / "tables" / "lattice_nulls.csv").exists()
     lattice = numbers["lattice"]
     assert lattice["models"] == ["mlp"] and not lattice["failed"]
     rules = {r["rule"] for r in lattice["pruning"]}
