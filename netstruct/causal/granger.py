@@ -337,12 +337,15 @@ def granger(
     Householder QR of the design with the restricted columns first gives SSR_r - SSR_u as a
     sum of squares (no cancellation); fits whose QR pivots suggest rank loss are recomputed
     with statsmodels' pseudo-inverse and rank rule. With a shared effect row the restricted
-    fit is done once per lag and each cause only projects its p lag columns off that basis
-    and runs a p-column Householder QR on the result (same sums of squares and pivots).
-    p-values agree with statsmodels to about 1e-11 relative (statistics close to 0 to about
-    1e-13 absolute, the size of statsmodels' own cancellation error), including
-    rank-deficient designs. Cost O(n_series T L^3) for lags
-    1..L, parallel over series. p-values use ``scipy.special.fdtrc`` (behind
+    fit is done once per lag; each cause's fit then comes from window sums of lagged
+    products (O(T L) prefix values per cause) and an O(p^3) Cholesky of its residualised
+    Gram matrix, and causes where that route's error estimate exceeds 1e-11 relative (or
+    near-perfect fits and near-rank-deficient columns) instead project their p lag columns
+    off the restricted basis and run a p-column Householder QR (same sums of squares and
+    pivots as the full QR). p-values agree with statsmodels to about 1e-11 relative
+    (statistics close to 0 to about 1e-13 absolute, the size of statsmodels' own
+    cancellation error), including rank-deficient designs. Cost O(n_series T L^3) for lags
+    1..L (shared effect: O(n_series (T L + L^4)) on the Gram route), parallel over series. p-values use ``scipy.special.fdtrc`` (behind
     ``scipy.stats.f.sf``) and, for chi-square, the closed forms for integer df (equal to
     ``chdtrc`` to ~1e-13 relative, many times faster near 0). Backends: numba, cuda.
 

@@ -89,3 +89,128 @@ def test_bucket_argsort_sorts(kind):
     K._bucket_argsort(keys, order, count)
     assert sorted(order.tolist()) == list(range(n))
     assert (np.diff(keys[order]) >= 0).all()
+
+
+def _gram_and_qr_lanes(y, cause, lags, rank_tol=1e-7):
+    """One batch (<= 64 causes) through the Gram route and through the QR lanes, lag by lag."""
+    m, T = cause.shape
+    L, nl = int(lags.max()), lags.size
+    cb = np.ascontiguousarray(cause.T)
+    Q, e, rstat, rpiv, tss = K.granger_shared_precompute(y, lags)
+    yc, Rinv, kz, zn, ssr_r, use = K.granger_gram_precompute(y, lags, rank_tol, rstat, rpiv, e)
+    assert use.all()
+    nxt, bad = np.empty((T, m), np.int64), np.empty(m, np.int8)
+    K._granger_prep_lanes(cb, 0, m, nxt, bad)
+    qr = [np.full((m, nl), -1.0) for _ in range(3)] + [np.full((m, nl), -1, np.int8)]
+    gram = [np.full((m, nl), -1.0) for _ in range(3)] + [np.full((m, nl), -1, np.int8)]
+    flags = np.zeros((m, nl), bool)
+    A, W, ev, sc = (np.empty(s) for s in ((L + 1, L, m), (L, T, m), (T, m), (4, m)))
+    cc, cm = np.empty((T, m)), np.empty(m)
+    PY, PC, P1 = (
+        np.empty((2 * L - 1, 2 * L + 1, m)),
+        np.empty((L, 2 * L + 1, m)),
+        np.empty((2 * L + 1, m)),
+    )
+    Bm, M, r, fb = (
+        np.empty((L + 1, L, m)),
+        np.empty((L, L, m)),
+        np.empty((L, m)),
+        np.empty(m, np.int8),
+    )
+    K._granger_gram_prefix(cb, yc, L, 0, m, cc, cm, PY, PC, P1, np.empty(m))
+    for li, p in enumerate(lags):
+        K._granger_lag_lanes(
+            cb, p, li, Q, e, rstat, rpiv, tss, rank_tol, nxt, bad, A, W, ev, sc, 0, m, *qr
+        )
+        args = (
+            p,
+            li,
+            L,
+            cc,
+            cm,
+            PY,
+            PC,
+            P1,
+            e,
+            ssr_r,
+            Rinv,
+            kz,
+            zn,
+            rank_tol,
+            nxt,
+            bad,
+            Bm,
+            M,
+            r,
+            sc,
+            fb,
+        )
+        K._granger_gram_lag(*args, 0, m, *gram)
+        flags[:, li] = fb[:m] != 0
+    return gram, qr, flags
+
+
+def _assert_gram_matches_qr(gram, qr, flags, rtol=1e-12):
+    done = ~flags
+    np.testing.assert_array_equal(gram[3][done], qr[3][done])
+    ok = done & (qr[3] == 0)
+    ssr_r = qr[0][ok]
+    np.testing.assert_allclose(gram[0][ok], ssr_r, rtol=rtol, atol=0)
+    np.testing.assert_allclose(gram[2][ok], qr[2][ok], rtol=rtol, atol=0)
+    # SSR_r - SSR_u: relative to SSR_r (the QR route itself only has that absolute accuracy)
+    assert (np.abs(gram[1][ok] - qr[1][ok]) <= rtol * ssr_r).all()
+
+
+@pytest.mark.parametrize("effect", ["white", "random_walk"])
+@pytest.mark.parametrize("kind", ["random", "random_walk", "near_collinear"])
+def test_gram_route_equals_qr_lanes(effect, kind):
+    """The O(p^3) Gram route == the QR lanes within 1e-12 wherever it does not hand off."""
+    rng = np.random.default_rng(hash((effect, kind)) % 2**32)
+    T, m = 120, 64
+    lags = np.arange(1, 15, dtype=np.int64)
+    y = rng.standard_normal(T) + 5.0
+    if effect == "random_walk":
+        y = y.cumsum()
+    if kind == "random":
+        cause = rng.standard_normal((m, T)) * 3.0 - 7.0
+    elif kind == "random_walk":
+        cause = rng.standard_normal((m, T)).cumsum(axis=1) + 100.0
+    else:  # leads/copies of the effect plus noise of decreasing size: W nearly singular
+        scale = np.logspace(-1, -6, m)[:, None]
+        shifted = np.stack([np.roll(y, -s) for s in rng.integers(0, 3, m)])
+        cause = shifted + scale * rng.standard_normal((m, T))
+    gram, qr, flags = _gram_and_qr_lanes(y, cause, lags)
+    _assert_gram_matches_qr(gram, qr, flags)
+    if kind == "near_collinear":
+        assert flags.any() and (~flags).any()  # both routes exercised
+    elif effect == "white":
+        assert not flags.any()  # well-conditioned fits all stay on the Gram route
+    elif kind == "random":
+        assert flags.mean() < 0.5  # most stay (a smooth effect's collinear lags cost margin)
+
+
+def test_gram_route_hands_off_ill_conditioned_causes():
+    """Near-singular residualised Grams, perfect fits and near-rank-deficient columns go to QR."""
+    rng = np.random.default_rng(7)
+    T = 120
+    lags = np.arange(1, 15, dtype=np.int64)
+    y = rng.standard_normal(T)
+    cause = rng.standard_normal((8, T))
+    cause[1] = 2.0 * y + 1.0 + 1e-9 * rng.standard_normal(T)  # ~ the effect's own lags
+    cause[2, :-1] = y[1:] / 3.0  # effect is an exact lag of the cause: perfect fit
+    cause[2, -1] = 0.4
+    cause[3] = np.tile([0.3, 0.7], T // 2)[:T] + 1e-10 * rng.standard_normal(T)  # ~ collinear
+    cause[4] = 1e6 + 1e-4 * rng.standard_normal(T)  # large mean: tiny relative pivots
+    gram, qr, flags = _gram_and_qr_lanes(y, cause, lags)
+    assert not flags[[0, 5, 6, 7]].any()
+    assert flags[1].all() and flags[2].all() and flags[3, 1:].all()
+    assert flags[4].all()
+    _assert_gram_matches_qr(gram, qr, flags)
+    # the public kernel (Gram route + hand-off) equals the full per-series QR
+    outs = [np.empty((8, lags.size)) for _ in range(3)] + [np.empty((8, lags.size), np.int8)]
+    K.granger(y[None], cause, lags, 1e-7, *outs)
+    ref = _per_series(y, cause, lags)
+    np.testing.assert_array_equal(outs[3], ref[3])
+    ok = ref[3] == 0
+    for a, b in zip(outs[:3], ref[:3]):
+        np.testing.assert_allclose(a[ok], b[ok], rtol=1e-11, atol=1e-12 * np.abs(b[ok]).max())

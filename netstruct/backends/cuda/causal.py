@@ -16,9 +16,12 @@ from ..._config import config
 from ..numba.causal import (
     GRANGER_STATUS,
     _granger_core_py,
+    _granger_gram_lag_py,
+    _granger_gram_prefix_py,
     _granger_lag_lanes_py,
     _granger_prep_lanes_py,
     _lyapunov_core_py,
+    granger_gram_precompute,
     granger_shared_precompute,
 )
 
@@ -29,6 +32,8 @@ _SCRATCH_BYTES = 256 * 2**20  # device scratch budget per Granger launch
 _granger_core = cuda.jit(device=True)(_granger_core_py)
 _granger_prep_lanes = cuda.jit(device=True)(_granger_prep_lanes_py)
 _granger_lag_lanes = cuda.jit(device=True)(_granger_lag_lanes_py)
+_granger_gram_prefix = cuda.jit(device=True)(_granger_gram_prefix_py)
+_granger_gram_lag = cuda.jit(device=True)(_granger_gram_lag_py)
 _lyapunov_core = cuda.jit(device=True)(_lyapunov_core_py)
 
 
@@ -63,26 +68,79 @@ def _granger_shared_kernel(
     rstat,
     rpiv,
     tss,
+    yc,
+    Rinv,
+    kz,
+    zn,
+    ssr_r,
+    use,
+    any_gram,
     nxt,
     bad,
     A,
     W,
     ev,
     sc,
+    cc,
+    cm,
+    PY,
+    PC,
+    P1,
+    Bm,
+    M,
+    rr,
+    fb,
     out_ssr_r,
     out_diff,
     out_ssr_u,
     out_status,
 ):
     # one thread per cause = one lane of the lane-major (T, m) arrays, so neighbouring
-    # threads read neighbouring addresses
+    # threads read neighbouring addresses; the same per-lag route choice and hand-off as the
+    # CPU kernel (a handed-off lane is refitted by the QR lanes in place)
     b = cuda.grid(1)
     if b < cbt.shape[1]:
+        L = PC.shape[0]
         _granger_prep_lanes(cbt, b, b + 1, nxt, bad)
+        if any_gram != 0:
+            _granger_gram_prefix(cbt, yc, L, b, b + 1, cc, cm, PY, PC, P1, sc[0])
         for li in range(lags.shape[0]):
+            p = lags[li]
+            if use[li] != 0:
+                _granger_gram_lag(
+                    p,
+                    li,
+                    L,
+                    cc,
+                    cm,
+                    PY,
+                    PC,
+                    P1,
+                    e,
+                    ssr_r,
+                    Rinv,
+                    kz,
+                    zn,
+                    rank_tol,
+                    nxt,
+                    bad,
+                    Bm,
+                    M,
+                    rr,
+                    sc,
+                    fb,
+                    b,
+                    b + 1,
+                    out_ssr_r,
+                    out_diff,
+                    out_ssr_u,
+                    out_status,
+                )
+                if fb[b] == 0:
+                    continue
             _granger_lag_lanes(
                 cbt,
-                lags[li],
+                p,
                 li,
                 Q,
                 e,
@@ -132,8 +190,9 @@ def granger(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_s
     """Batched Granger regressions on the GPU (same contract as the numba kernel).
 
     Shared effect row: the restricted fits are computed once on the host (the numba
-    backend's ``granger_shared_precompute``) and each thread runs the numba backend's lane
-    cores for one cause (the arithmetic of the CPU kernel, lane by lane). One effect row
+    backend's ``granger_shared_precompute`` and ``granger_gram_precompute``) and each thread
+    runs the numba backend's lane cores for one cause (Gram route, QR lanes where it hands
+    off: the arithmetic of the CPU kernel, lane by lane). One effect row
     per cause: one thread per series runs the full per-series core. Device scratch is
     chunked by series to stay under 256 MiB.
     """
@@ -142,8 +201,24 @@ def granger(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_s
     d_lags = cuda.to_device(lags)
     if effect.shape[0] == 1:
         Q, e, rstat, rpiv, tss = granger_shared_precompute(effect[0], lags)
-        dev = [cuda.to_device(a) for a in (Q, e, rstat, rpiv, tss)]
-        per_series = 8 * (3 * T + (pmax + 1) * pmax + pmax * T + 4 + 1)
+        gram = granger_gram_precompute(effect[0], lags, rank_tol, rstat, rpiv, e)
+        any_gram = int(gram[-1].max())
+        dev = [cuda.to_device(a) for a in (Q, e, rstat, rpiv, tss, *gram)] + [any_gram]
+        L = pmax
+        per_series = 8 * (
+            3 * T
+            + (pmax + 1) * pmax
+            + pmax * T
+            + 4
+            + 1
+            + T
+            + 1
+            + (3 * L) * (2 * L + 1)
+            + (L + 1) * L
+            + L * L
+            + L
+            + 1
+        )
         chunk = max(1, min(n_series, _SCRATCH_BYTES // per_series))
         for s in range(0, n_series, chunk):
             stop = min(n_series, s + chunk)
@@ -156,6 +231,15 @@ def granger(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_s
                 cuda.device_array((pmax, T, m), dtype=np.float64),
                 cuda.device_array((T, m), dtype=np.float64),
                 cuda.device_array((4, m), dtype=np.float64),
+                cuda.device_array((T, m), dtype=np.float64),
+                cuda.device_array(m, dtype=np.float64),
+                cuda.device_array((2 * L - 1, 2 * L + 1, m), dtype=np.float64),
+                cuda.device_array((L, 2 * L + 1, m), dtype=np.float64),
+                cuda.device_array((2 * L + 1, m), dtype=np.float64),
+                cuda.device_array((L + 1, L, m), dtype=np.float64),
+                cuda.device_array((L, L, m), dtype=np.float64),
+                cuda.device_array((L, m), dtype=np.float64),
+                cuda.device_array(m, dtype=np.int8),
             )
             outs = [
                 cuda.device_array((m, lags.shape[0]), dtype=a.dtype)

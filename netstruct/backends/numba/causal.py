@@ -10,7 +10,12 @@ Granger with one effect row shared by all causes (the LEGCNet case) fits the res
 regression once per lag (``_granger_restricted_py``: orthonormal basis Q and residual e);
 the "lane" cores then handle only each cause's p lag columns, with the cause index as the
 innermost loop (the CPU kernel runs 64 causes per batch, so those loops vectorise without
-reassociating any sum; a CUDA thread runs one lane). One effect row per cause uses the
+reassociating any sum; a CUDA thread runs one lane). Per (cause, lag) the lanes first try the
+Gram route (``_granger_gram_prefix_py`` / ``_granger_gram_lag_py``: window sums of lagged
+products from O(T max(lags)) prefix values, then an O(p^3) Cholesky of the residualised Gram),
+and hand a cause to the O(n p^2) QR lanes (``_granger_lag_lanes_py``) whenever the Gram
+route's estimated relative error exceeds 1e-11, the fit is near-perfect or a pivot is near
+rank_tol, so statuses and values stay those of the QR. One effect row per cause uses the
 full per-series QR (``_granger_core_py``).
 
 Kernels take validated, C-contiguous float64 arrays, write into ``out_*`` arrays and never
@@ -502,6 +507,314 @@ def _granger_lag_lanes_py(
 
 _granger_lag_lanes = njit(_granger_lag_lanes_py)
 
+
+# --- shared effect, Gram route: O(p^3) per (cause, lag) instead of O(n p^2) -----------------
+#: A (cause, lag) leaves the Gram route for the QR lanes when the estimated relative error of
+#: its SSR_u exceeds this (see ``_granger_gram_lag_py``).
+_GRAM_TOL = 1e-11
+#: Restricted fits with a smaller relative pivot run all causes of that lag on the QR lanes.
+_GRAM_RPIV_MIN = 1e-3
+#: Up to this cond(R) of the restricted design, the error estimate uses cond(R) directly;
+#: above, each cause's own coefficients on the restricted design (O(p^3) more per lag).
+_GRAM_KZ_DIRECT = 8.0
+
+
+def _granger_gram_prefix_py(cb, yc, L, l0, l1, cc, cm, PY, PC, P1, acc):
+    """Lagged cross-products of the causes in lanes l0..l1-1 of cb (T, lanes), lags <= L.
+
+    cc = cb minus its mean cm (per lane); yc is the centred effect. With S(k) = the sum of the
+    terms u < k, only the prefix values at k = 0..L-1 (slot k) and k = T-L..T (slot
+    k - T + 2L) are kept: PY[d + L - 1, slot] for the terms yc[u] cc[u + d] (|d| < L),
+    PC[d, slot] for cc[u] cc[u + d] (0 <= d < L) and P1[slot] for cc[u]. Every window sum
+    of the lag regressions is the difference of two kept values. acc: scratch (>= lanes,).
+    """
+    T = cb.shape[0]
+    tail = T - 2 * L
+    for ln in range(l0, l1):
+        cm[ln] = 0.0
+    for t in range(T):
+        for ln in range(l0, l1):
+            cm[ln] += cb[t, ln]
+    for ln in range(l0, l1):
+        cm[ln] /= T
+    for t in range(T):
+        for ln in range(l0, l1):
+            cc[t, ln] = cb[t, ln] - cm[ln]
+    for dd in range(2 * L - 1):
+        d = dd - (L - 1)
+        for ln in range(l0, l1):
+            acc[ln] = 0.0
+            PY[dd, 0, ln] = 0.0
+        for u in range(T):
+            if u + d >= 0 and u + d < T:
+                yu = yc[u]
+                for ln in range(l0, l1):
+                    acc[ln] += yu * cc[u + d, ln]
+            k = u + 1
+            if k < L:
+                for ln in range(l0, l1):
+                    PY[dd, k, ln] = acc[ln]
+            if k >= T - L:
+                for ln in range(l0, l1):
+                    PY[dd, k - tail, ln] = acc[ln]
+    for d in range(L):
+        for ln in range(l0, l1):
+            acc[ln] = 0.0
+            PC[d, 0, ln] = 0.0
+        for u in range(T):
+            if u + d < T:
+                for ln in range(l0, l1):
+                    acc[ln] += cc[u, ln] * cc[u + d, ln]
+            k = u + 1
+            if k < L:
+                for ln in range(l0, l1):
+                    PC[d, k, ln] = acc[ln]
+            if k >= T - L:
+                for ln in range(l0, l1):
+                    PC[d, k - tail, ln] = acc[ln]
+    for ln in range(l0, l1):
+        acc[ln] = 0.0
+        P1[0, ln] = 0.0
+    for u in range(T):
+        for ln in range(l0, l1):
+            acc[ln] += cc[u, ln]
+        k = u + 1
+        if k < L:
+            for ln in range(l0, l1):
+                P1[k, ln] = acc[ln]
+        if k >= T - L:
+            for ln in range(l0, l1):
+                P1[k - tail, ln] = acc[ln]
+
+
+_granger_gram_prefix = njit(_granger_gram_prefix_py, error_model="numpy")
+
+
+def _granger_gram_lag_py(
+    p,
+    li,
+    L,
+    cc,
+    cm,
+    PY,
+    PC,
+    P1,
+    e,
+    ssr_r,
+    Rinv,
+    kz,
+    zn,
+    rank_tol,
+    nxt,
+    bad,
+    Bm,
+    M,
+    r,
+    sc,
+    fb,
+    l0,
+    l1,
+    out_ssr_r,
+    out_diff,
+    out_ssr_u,
+    out_status,
+):
+    """Unrestricted fit at lag ``p`` (index li) by the Gram route, lanes l0..l1-1.
+
+    The shared restricted fit gives the residual e and, for the centred design Zc = [yc lags,
+    1] (which spans the same space), Rinv = R^-1 with Zc = Q R, and kz = cond(R). With C the
+    p centred cause-lag columns: B = Zc^T C and G = C^T C come from the prefix values of
+    ``_granger_gram_prefix_py`` in O(p^2); X = R^-T B = Q^T C; the residualised Gram
+    M = G - X^T X = W^T W (W = C - Q Q^T C); r = e^T C; SSR_r - SSR_u = r^T M^-1 r via the
+    Cholesky factor of M (its pivots are the Householder pivots of W) and SSR_u by subtraction.
+    O(p^3 + n p) per cause. A lane is flagged (fb[ln] = 1, outputs not written) for the QR
+    lanes when the estimated relative error of SSR_u, eps n (kz + 1) / min_j(pivot_j^2 / G_jj)
+    * SSR_r / SSR_u, exceeds ``_GRAM_TOL``, or when a relative pivot of the full design column
+    is within a factor 4 of rank_tol (the QR lanes decide ``check_rank`` exactly).
+    Scratch: Bm (>= L+1, >= L, lanes), M (>= L, >= L, lanes), r (>= L, lanes), sc (>= 4, lanes).
+    """
+    T = cc.shape[0]
+    n = T - p
+    tail = T - 2 * L
+    nan = math.nan
+    # B (rows: yc lags, then the intercept), then X = R^-T B in place (row i needs rows <= i)
+    for i in range(p):
+        for j in range(p):
+            dd = i - j + L - 1
+            a = p - 1 - i
+            b = T - 1 - i - tail
+            for ln in range(l0, l1):
+                Bm[i, j, ln] = PY[dd, b, ln] - PY[dd, a, ln]
+    for j in range(p):
+        a = p - 1 - j
+        b = T - 1 - j - tail
+        for ln in range(l0, l1):
+            Bm[p, j, ln] = P1[b, ln] - P1[a, ln]
+    # G (upper triangle, into M)
+    for j in range(p):
+        a = p - 1 - j
+        b = T - 1 - j - tail
+        for i in range(j + 1):
+            d = j - i
+            for ln in range(l0, l1):
+                M[i, j, ln] = PC[d, b, ln] - PC[d, a, ln]
+    # r = e^T C (direct: e differs per lag)
+    for j in range(p):
+        for ln in range(l0, l1):
+            r[j, ln] = 0.0
+        for q in range(n):
+            eq = e[li, q]
+            t = p - 1 - j + q
+            for ln in range(l0, l1):
+                r[j, ln] += eq * cc[t, ln]
+    # X = R^-T B, computed from the last row up so rows < i are still B
+    for i in range(p, -1, -1):
+        for j in range(p):
+            w = Rinv[li, i, i]
+            for ln in range(l0, l1):
+                Bm[i, j, ln] *= w
+            for k in range(i):
+                w = Rinv[li, k, i]
+                for ln in range(l0, l1):
+                    Bm[i, j, ln] += w * Bm[k, j, ln]
+    # diagonal of G before it is overwritten: sc[2] = min pivot^2 / G_jj, sc[3] = min pivot^2
+    # / |C_j|^2 (original, uncentred column), sc[0] running solve, sc[1] = diff
+    for ln in range(l0, l1):
+        sc[2, ln] = math.inf
+        sc[3, ln] = math.inf
+        sc[1, ln] = 0.0
+    for j in range(p):
+        # M[:, j] -= X^T X[:, j] (upper triangle)
+        for i in range(j + 1):
+            for k in range(p + 1):
+                for ln in range(l0, l1):
+                    M[i, j, ln] -= Bm[k, i, ln] * Bm[k, j, ln]
+    nf = float(n)
+    for j in range(p):
+        # Cholesky column j (M = U^T U, U in the upper triangle of M), then forward solve
+        a = p - 1 - j
+        b = T - 1 - j - tail
+        for i in range(j + 1):
+            for k in range(i):
+                for ln in range(l0, l1):
+                    M[i, j, ln] -= M[k, i, ln] * M[k, j, ln]
+            if i < j:
+                for ln in range(l0, l1):
+                    M[i, j, ln] /= M[i, i, ln]
+        for k in range(j):
+            for ln in range(l0, l1):
+                r[j, ln] -= M[k, j, ln] * r[k, ln]
+        for ln in range(l0, l1):
+            g = PC[0, b, ln] - PC[0, a, ln]
+            s1 = P1[b, ln] - P1[a, ln]
+            c0 = cm[ln]
+            cn2 = g + 2.0 * c0 * s1 + nf * c0 * c0
+            piv2 = M[j, j, ln]
+            # (a NaN or non-positive pivot counts as 0: the lane is then handed off)
+            sc[2, ln] = min(sc[2, ln], piv2 / g if g > 0.0 and piv2 > 0.0 else 0.0)
+            sc[3, ln] = min(sc[3, ln], piv2 / cn2 if cn2 > 0.0 and piv2 > 0.0 else 0.0)
+            u = math.sqrt(piv2) if piv2 > 0.0 else nan
+            M[j, j, ln] = u
+            z = r[j, ln] / u
+            r[j, ln] = z
+            sc[1, ln] += z * z
+    # error scale of X^T X relative to |C|^2: cond(R) when small, else |Zc| |beta| / |C| with
+    # beta = R^-1 X the coefficients of C on Zc (into sc[0]); |C|^2 = trace G
+    if kz[li] <= _GRAM_KZ_DIRECT:
+        for ln in range(l0, l1):
+            sc[0, ln] = kz[li]
+    else:
+        for ln in range(l0, l1):
+            sc[0, ln] = 0.0
+        for k in range(p + 1):
+            for j in range(p):
+                for ln in range(l0, l1):
+                    r[j, ln] = 0.0  # (r is free again after the solve: diff is in sc[1])
+                for i in range(k, p + 1):
+                    w = Rinv[li, k, i]
+                    for ln in range(l0, l1):
+                        r[j, ln] += w * Bm[i, j, ln]
+                for ln in range(l0, l1):
+                    sc[0, ln] += r[j, ln] * r[j, ln]
+        zl = zn[li]
+        for ln in range(l0, l1):
+            tr = 0.0
+            for j in range(p):
+                tr += PC[0, T - 1 - j - tail, ln] - PC[0, p - 1 - j, ln]
+            sc[0, ln] = zl * math.sqrt(sc[0, ln] / tr) if tr > 0.0 else math.inf
+    rt2 = 16.0 * rank_tol * rank_tol
+    err0 = 4.0 * 2.220446049250313e-16 * math.sqrt(nf)  # calibrated: measured error <= ~est/10
+    sr = ssr_r[li]
+    for ln in range(l0, l1):
+        if bad[ln] != 0:
+            status = 3
+        else:
+            status = 0
+            for j in range(1, p + 1):
+                if nxt[p - j, ln] >= T - 1 - j:
+                    status = 1
+        fb[ln] = 0
+        if status != 0:
+            out_ssr_r[ln, li] = nan
+            out_diff[ln, li] = nan
+            out_ssr_u[ln, li] = nan
+            out_status[ln, li] = status
+            continue
+        diff = sc[1, ln]
+        ssr_u = sr - diff
+        est = err0 * (1.0 + sc[0, ln]) * sr
+        ok = sc[3, ln] >= rt2 and ssr_u > 0.0 and est <= _GRAM_TOL * sc[2, ln] * ssr_u
+        if not ok:
+            fb[ln] = 1
+            continue
+        out_ssr_r[ln, li] = sr
+        out_diff[ln, li] = diff
+        out_ssr_u[ln, li] = ssr_u
+        out_status[ln, li] = 0
+
+
+_granger_gram_lag = njit(_granger_gram_lag_py, error_model="numpy")
+
+
+def granger_gram_precompute(y, lags, rank_tol, rstat, rpiv, e):
+    """Host-side inputs of the Gram route for the shared effect row y (both backends).
+
+    Returns the centred effect yc, per lag R^-1 and cond(R) of the centred restricted design
+    [yc lags, 1] (Zc = Q R), SSR_r = |e|^2, and use[li] = 1 where the Gram route runs (a
+    regular restricted fit: status ok, relative pivot >= max(1e-3, 4 rank_tol), cond < 1e8,
+    and T >= 2 max(lags) + 1); other lags run every cause on the QR lanes.
+    """
+    T = y.shape[0]
+    n_lags = lags.shape[0]
+    L = int(lags.max())
+    use = np.zeros(n_lags, dtype=np.int8)
+    rmin = max(_GRAM_RPIV_MIN, 4.0 * rank_tol)
+    yc = y - y.mean() if np.isfinite(y).all() else np.zeros(T)
+    Rinv = np.zeros((n_lags, L + 1, L + 1))
+    kz = np.full(n_lags, np.inf)
+    zn = np.zeros(n_lags)
+    ssr_r = np.zeros(n_lags)
+    for li in range(n_lags):
+        p = int(lags[li])
+        n = T - p
+        ssr_r[li] = float(e[li, :n] @ e[li, :n])
+        if rstat[li] != 0:
+            continue
+        Z = np.empty((n, p + 1))
+        for j in range(p):
+            Z[:, j] = yc[p - 1 - j : T - 1 - j]
+        Z[:, p] = 1.0
+        R = np.linalg.qr(Z, mode="r")
+        sv = np.linalg.svd(R, compute_uv=False)
+        if not (sv[-1] > 0.0 and np.isfinite(sv).all()):
+            continue
+        kz[li] = sv[0] / sv[-1]
+        zn[li] = np.sqrt((Z * Z).sum())
+        Rinv[li, : p + 1, : p + 1] = np.linalg.solve(R, np.eye(p + 1))
+        use[li] = T >= 2 * L + 1 and rpiv[li] >= rmin and kz[li] < 1e8
+    return yc, Rinv, kz, zn, ssr_r, use
+
+
 _LANES = 64  # causes per batch of the CPU kernel (the innermost loops run across them)
 
 
@@ -520,11 +833,35 @@ def granger_shared_precompute(y, lags):
 
 
 def _granger_shared_py(
-    cause, lags, rank_tol, Q, e, rstat, rpiv, tss, out_ssr_r, out_diff, out_ssr_u, out_status
+    cause,
+    lags,
+    rank_tol,
+    Q,
+    e,
+    rstat,
+    rpiv,
+    tss,
+    yc,
+    Rinv,
+    kz,
+    zn,
+    ssr_r,
+    use,
+    out_ssr_r,
+    out_diff,
+    out_ssr_u,
+    out_status,
 ):
-    """Unrestricted fits of every cause against one shared effect (prange over lane batches)."""
+    """Unrestricted fits of every cause against one shared effect (prange over lane batches).
+
+    Each lag runs the Gram route (``_granger_gram_lag_py``) unless the restricted fit is
+    degenerate or badly conditioned (then the QR lanes take the whole batch); causes the Gram
+    route flags are packed into a second batch and refitted by the QR lanes.
+    """
     n_series, T = cause.shape
     pmax = lags.max()
+    L = pmax
+    n_lags = lags.shape[0]
     B = _LANES
     n_batches = (n_series + B - 1) // B
     n_chunks = min(n_batches, _N_CHUNKS)
@@ -536,6 +873,23 @@ def _granger_shared_py(
         W = np.empty((pmax, T, B))
         ev = np.empty((T, B))
         sc = np.empty((4, B))
+        cc = np.empty((T, B))
+        cm = np.empty(B)
+        PY = np.empty((2 * L - 1, 2 * L + 1, B))
+        PC = np.empty((L, 2 * L + 1, B))
+        P1 = np.empty((2 * L + 1, B))
+        Bm = np.empty((L + 1, L, B))
+        M = np.empty((L, L, B))
+        rr = np.empty((L, B))
+        fb = np.empty(B, dtype=np.int8)
+        cb2 = np.empty((T, B))
+        nxt2 = np.empty((T, B), dtype=np.int64)
+        bad2 = np.empty(B, dtype=np.int8)
+        idx = np.empty(B, dtype=np.int64)
+        t_r = np.empty((B, n_lags))
+        t_d = np.empty((B, n_lags))
+        t_u = np.empty((B, n_lags))
+        t_s = np.empty((B, n_lags), dtype=np.int8)
         for bt in range(ch * n_batches // n_chunks, (ch + 1) * n_batches // n_chunks):
             s = bt * B
             m = min(B, n_series - s)
@@ -543,10 +897,84 @@ def _granger_shared_py(
                 for ln in range(m):
                     cb[t, ln] = cause[s + ln, t]
             _granger_prep_lanes(cb, 0, m, nxt, bad)
-            for li in range(lags.shape[0]):
+            if use.max() != 0:
+                _granger_gram_prefix(cb, yc, L, 0, m, cc, cm, PY, PC, P1, sc[0])
+            for li in range(n_lags):
+                p = lags[li]
+                o_r = out_ssr_r[s : s + m]
+                o_d = out_diff[s : s + m]
+                o_u = out_ssr_u[s : s + m]
+                o_s = out_status[s : s + m]
+                if use[li] == 0:
+                    _granger_lag_lanes(
+                        cb,
+                        p,
+                        li,
+                        Q,
+                        e,
+                        rstat,
+                        rpiv,
+                        tss,
+                        rank_tol,
+                        nxt,
+                        bad,
+                        A,
+                        W,
+                        ev,
+                        sc,
+                        0,
+                        m,
+                        o_r,
+                        o_d,
+                        o_u,
+                        o_s,
+                    )
+                    continue
+                _granger_gram_lag(
+                    p,
+                    li,
+                    L,
+                    cc,
+                    cm,
+                    PY,
+                    PC,
+                    P1,
+                    e,
+                    ssr_r,
+                    Rinv,
+                    kz,
+                    zn,
+                    rank_tol,
+                    nxt,
+                    bad,
+                    Bm,
+                    M,
+                    rr,
+                    sc,
+                    fb,
+                    0,
+                    m,
+                    o_r,
+                    o_d,
+                    o_u,
+                    o_s,
+                )
+                m2 = 0
+                for ln in range(m):
+                    if fb[ln] != 0:
+                        idx[m2] = ln
+                        m2 += 1
+                if m2 == 0:
+                    continue
+                for t in range(T):
+                    for q in range(m2):
+                        cb2[t, q] = cb[t, idx[q]]
+                        nxt2[t, q] = nxt[t, idx[q]]
+                for q in range(m2):
+                    bad2[q] = bad[idx[q]]
                 _granger_lag_lanes(
-                    cb,
-                    lags[li],
+                    cb2,
+                    p,
                     li,
                     Q,
                     e,
@@ -554,19 +982,25 @@ def _granger_shared_py(
                     rpiv,
                     tss,
                     rank_tol,
-                    nxt,
-                    bad,
+                    nxt2,
+                    bad2,
                     A,
                     W,
                     ev,
                     sc,
                     0,
-                    m,
-                    out_ssr_r[s : s + m],
-                    out_diff[s : s + m],
-                    out_ssr_u[s : s + m],
-                    out_status[s : s + m],
+                    m2,
+                    t_r,
+                    t_d,
+                    t_u,
+                    t_s,
                 )
+                for q in range(m2):
+                    ln = idx[q]
+                    o_r[ln, li] = t_r[q, li]
+                    o_d[ln, li] = t_d[q, li]
+                    o_u[ln, li] = t_u[q, li]
+                    o_s[ln, li] = t_s[q, li]
 
 
 _granger_shared = njit(_granger_shared_py, parallel=True)
@@ -619,6 +1053,9 @@ def granger(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_s
     """
     if effect.shape[0] == 1:
         Q, e, rstat, rpiv, tss = granger_shared_precompute(effect[0], lags)
+        yc, Rinv, kz, zn, ssr_r, use = granger_gram_precompute(
+            effect[0], lags, rank_tol, rstat, rpiv, e
+        )
         work = cause.shape[0] * cause.shape[1] * int(((lags + 1) ** 2).sum())
         kernel = _granger_shared_serial if work < _SERIAL_WORK else _granger_shared
         kernel(
@@ -630,6 +1067,12 @@ def granger(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_s
             rstat,
             rpiv,
             tss,
+            yc,
+            Rinv,
+            kz,
+            zn,
+            ssr_r,
+            use,
             out_ssr_r,
             out_diff,
             out_ssr_u,
