@@ -109,7 +109,7 @@ class Selection:
 
     def mask(self, table: pd.DataFrame, func: str = "Selection.mask") -> np.ndarray:
         """Boolean mask over the rows of ``table``."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement mask()")
 
     def __call__(self, table: pd.DataFrame) -> np.ndarray:
         return self.mask(table)
