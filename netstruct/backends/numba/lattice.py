@@ -74,6 +74,15 @@ def _has_bit(row, k):
     return (row[k >> 6] >> np.uint64(k & 63)) & _ONE
 
 
+@njit(inline="always")
+def _is_subset(a, b):
+    """True when bitset ``a`` is contained in bitset ``b`` (same word count)."""
+    for k in range(a.shape[0]):
+        if a[k] & ~b[k]:
+            return False
+    return True
+
+
 # --------------------------------------------------------------------------- irreducibles
 @njit(parallel=True)
 def irreducible_test(cols, valid):
@@ -118,12 +127,7 @@ def irreducible_test(cols, valid):
         equal = False
         for q in range(start[p], m):
             b = order[q]
-            sub = True
-            for k in range(w):
-                if cols[a, k] & ~cols[b, k]:
-                    sub = False
-                    break
-            if not sub:
+            if not _is_subset(cols[a], cols[b]):
                 continue
             equal = True
             for k in range(w):
@@ -190,12 +194,7 @@ def concepts_cbo(cols, valid_rows, max_concepts):
     for k in range(wg):
         st_ext[0, k] = valid_rows[k]
     for mm in range(n_attributes):
-        full = True
-        for k in range(wg):
-            if valid_rows[k] & ~cols[mm, k]:
-                full = False
-                break
-        if full:
+        if _is_subset(valid_rows, cols[mm]):
             _set_bit(st_int[0], mm)
     extents[0] = st_ext[0]
     intents[0] = st_int[0]
@@ -219,12 +218,7 @@ def concepts_cbo(cols, valid_rows, max_concepts):
         for mm in range(j):
             if _has_bit(st_int[depth], mm):
                 continue
-            sub = True
-            for k in range(wg):
-                if c_ext[k] & ~cols[mm, k]:
-                    sub = False
-                    break
-            if sub:
+            if _is_subset(c_ext, cols[mm]):
                 canonical = False
                 break
         if not canonical:
@@ -238,12 +232,7 @@ def concepts_cbo(cols, valid_rows, max_concepts):
         for mm in range(j + 1, n_attributes):
             if _has_bit(st_int[nd], mm):
                 continue
-            sub = True
-            for k in range(wg):
-                if c_ext[k] & ~cols[mm, k]:
-                    sub = False
-                    break
-            if sub:
+            if _is_subset(c_ext, cols[mm]):
                 _set_bit(st_int[nd], mm)
         if n >= max_concepts:
             return extents, intents, -1
