@@ -56,6 +56,15 @@ def _apply(G: SignedGraph, layers: list[int], fn) -> SignedGraph:
 
 
 # ----------------------------------------------------------------------------- public probes
+def _check_fraction_probe(G: SignedGraph, fraction: float, rule: str, layers: Layers, seed: object, func: str):
+    """Validated ``(fraction, rule, layer indices, rng)`` of the fraction-based probes (prune, flip)."""
+    check_graph(G, func)
+    fraction = check_fraction(fraction, "fraction", func)
+    rule = check_choice(rule, "rule", func, PRUNE_RULES)
+    idx = _check_layers(G, layers, func)
+    return fraction, rule, idx, check_random_state(seed, func=func)
+
+
 def prune(
     G: SignedGraph,
     fraction: float,
@@ -111,12 +120,7 @@ def prune(
     >>> P.blocks[0].weight.astype(float).round(2).tolist(), P.blocks[0].bias.astype(float).round(2).tolist()
     ([[0.5, 0.0, 0.0], [-0.4, 0.3, 0.0]], [0.0, -0.2])
     """
-    func = "prune"
-    check_graph(G, func)
-    fraction = check_fraction(fraction, "fraction", func)
-    rule = check_choice(rule, "rule", func, PRUNE_RULES)
-    idx = _check_layers(G, layers, func)
-    rng = check_random_state(seed, func=func)
+    fraction, rule, idx, rng = _check_fraction_probe(G, fraction, rule, layers, seed, "prune")
     if fraction == 0.0:
         return G
     return _apply(G, idx, lambda W, m, b: _prune_layer(W, m, b, fraction, rule, rng, prune_bias))
@@ -271,12 +275,7 @@ def flip_signs(
     >>> flip_signs(G, 0.5).blocks[0].weight.astype(float).round(2).tolist()
     [[0.5, 0.2, -0.1], [-0.4, 0.3, 0.05]]
     """
-    func = "flip_signs"
-    check_graph(G, func)
-    fraction = check_fraction(fraction, "fraction", func)
-    rule = check_choice(rule, "rule", func, PRUNE_RULES)
-    idx = _check_layers(G, layers, func)
-    rng = check_random_state(seed, func=func)
+    fraction, rule, idx, rng = _check_fraction_probe(G, fraction, rule, layers, seed, "flip_signs")
     if fraction == 0.0:
         return G
     return _apply(G, idx, lambda W, m, b: _flip_layer(W, m, b, fraction, rule, rng, flip_bias))
