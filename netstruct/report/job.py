@@ -24,7 +24,6 @@ from ..exceptions import (
     BackendUnavailableError,
     DatasetNotFoundError,
     InvalidParameterError,
-    param_error,
 )
 from ..io._atomic import atomic_write
 from .html import Section, render_report
@@ -163,10 +162,10 @@ def _check_options(options: JobOptions) -> None:
     unknown = set(options.steps) - set(STEPS)
     if unknown:
         raise InvalidParameterError(f"--steps: unknown step(s) {sorted(unknown)}; choose from {list(STEPS)}.")
-    sched = options.scheduler
-    if sched not in ("local", "serial") and (not isinstance(sched, str) or "://" not in sched):
-        raise param_error("scheduler", _FUNC, "'local' (a Dask cluster on this machine), 'serial' (this "
-                          "process) or a scheduler address such as 'tcp://10.0.0.5:8786'", sched)
+    if options.scheduler != "local":  # "local" is the job's name for the shared local cluster
+        from ..utils.cluster import check_scheduler
+
+        check_scheduler(options.scheduler, _FUNC)
 
 
 def _model_inputs(model: Any, G: Any, ds: datasets.Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -269,8 +268,8 @@ def prepare(options: JobOptions) -> JobContext:
         try:
             get_client(options.scheduler, func=_FUNC).close()  # unreachable scheduler: fail now
         except BackendUnavailableError as exc:
-            raise BackendUnavailableError(f"--scheduler: {exc} (On the command line: --scheduler local, or "
-                                          "leave it out to run in this process.)") from None
+            raise BackendUnavailableError(f"--scheduler: {exc} (On the command line: leave --scheduler out for a "
+                                          "local Dask cluster, or pass --scheduler serial to run in this process.)") from None
     for sub in ("", "figures", "tables", "graphs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     return ctx

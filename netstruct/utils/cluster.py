@@ -24,7 +24,7 @@ from typing import Any
 
 from ..exceptions import BackendUnavailableError, param_error
 
-__all__ = ["run_tasks", "get_client", "close_local_cluster"]
+__all__ = ["run_tasks", "get_client", "close_local_cluster", "check_scheduler"]
 
 _LOCK = threading.Lock()
 _LOCAL: dict[str, Any] = {}
@@ -41,7 +41,8 @@ def _distributed(func: str) -> Any:
     return distributed
 
 
-def _check_scheduler(scheduler: Any, func: str) -> None:
+def check_scheduler(scheduler: Any, func: str) -> None:
+    """Raise a clear error unless ``scheduler`` is None, ``'serial'`` or a scheduler address."""
     if scheduler is None or scheduler == "serial":
         return
     if not isinstance(scheduler, str) or ":" not in scheduler:
@@ -75,7 +76,7 @@ def get_client(scheduler: str | None = None, *, n_workers: int | None = None, fu
     >>> get_client() is client      # the local cluster is started once and reused
     True
     """
-    _check_scheduler(scheduler, func)
+    check_scheduler(scheduler, func)
     if scheduler == "serial":
         raise param_error("scheduler", func, "None or an address (no client for 'serial')", scheduler)
     distributed = _distributed(func)
@@ -167,7 +168,7 @@ def run_tasks(
     >>> run_tasks(pow, [(2, 3)], scheduler="serial")
     [8]
     """
-    _check_scheduler(scheduler, caller)
+    check_scheduler(scheduler, caller)
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1):
         raise param_error("n_jobs", caller, "an int >= 1 or None", n_jobs)
     tasks = [tuple(a) for a in args]
