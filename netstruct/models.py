@@ -19,12 +19,24 @@ class RecurrentClassifier(torch.nn.Module):
     torch.Size([2, 3])
     """
 
-    def __init__(self, kind: str, input_size: int, hidden_size: int, n_classes: int,
-                 num_layers: int = 1, bidirectional: bool = False) -> None:
+    def __init__(
+        self,
+        kind: str,
+        input_size: int,
+        hidden_size: int,
+        n_classes: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+    ) -> None:
         super().__init__()
         rnn_cls = getattr(torch.nn, kind)
-        self.rnn = rnn_cls(input_size, hidden_size, num_layers=num_layers, batch_first=True,
-                           bidirectional=bidirectional)
+        self.rnn = rnn_cls(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+        )
         self.head = torch.nn.Linear(hidden_size * (2 if bidirectional else 1), n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -40,13 +52,42 @@ class RebuiltModel(torch.nn.Module):
     tensor methods). ``netstruct_spec`` holds the spec, so the module can be exported again.
     """
 
-    def __init__(self, spec: dict[str, Any], modules: dict[str, torch.nn.Module]) -> None:
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        modules: dict[str, torch.nn.Module],
+        scales: dict[str, Any] | None = None,
+    ) -> None:
         from .convert.to_torch import set_submodule
 
         super().__init__()
         for path, m in modules.items():
             set_submodule(self, path, m, torch.nn.Module)
         self.netstruct_spec = spec
+        # per-feature factors of pruned or edited skip/identity edges (not in the state_dict)
+        self._scale_names: dict[str, str] = {}
+        for k, (name, vec) in enumerate((scales or {}).items()):
+            self.register_buffer(f"_ns_scale{k}", torch.as_tensor(vec), persistent=False)
+            self._scale_names[name] = f"_ns_scale{k}"
+
+    def _scaled_inputs(self, rec: dict[str, Any], args: list[Any]) -> list[Any]:
+        """Apply the factors of an op's skip (one per operand) or identity (its input) blocks."""
+        blocks = rec.get("blocks", ())
+        if not blocks or not self._scale_names:
+            return args
+        axis = rec.get("axis", -1)
+        for k, name in enumerate(blocks):
+            args[k] = self._scale(name, args[k], axis)
+        return args
+
+    def _scale(self, name: str, value: Any, axis: int) -> Any:
+        buf = self._scale_names.get(name)
+        if buf is None:
+            return value
+        vec = getattr(self, buf)
+        shape = [1] * value.dim()
+        shape[axis] = -1
+        return value * vec.reshape(shape).to(value.dtype)
 
     def forward(self, *inputs: Any) -> Any:
         from .convert import _ops
@@ -63,12 +104,15 @@ class RebuiltModel(torch.nn.Module):
                 val = inputs[n_in] if n_in < len(inputs) else kwargs.get("default")
                 n_in += 1
             elif op == "call_module":
+                args = self._scaled_inputs(rec, list(args))
                 val = self.get_submodule(rec["target"])(*args, **kwargs)
             elif op == "call_function":
                 if rec["target"] == "F.dropout":
                     kwargs["training"] = self.training
+                args = self._scaled_inputs(rec, list(args))
                 val = table[rec["target"]](*args, **kwargs)
             elif op == "call_method":
+                args = self._scaled_inputs(rec, list(args))
                 val = getattr(args[0], rec["target"])(*args[1:], **kwargs)
             elif op == "output":
                 return args[0]

@@ -8,12 +8,25 @@ import torch
 class LastStep(torch.nn.Module):
     """A recurrent layer followed by a Linear head on the last step (the usual classifier)."""
 
-    def __init__(self, kind: str, n_in: int = 5, hidden: int = 4, n_out: int = 3, num_layers: int = 1,
-                 bidirectional: bool = False, batch_first: bool = True) -> None:
+    def __init__(
+        self,
+        kind: str,
+        n_in: int = 5,
+        hidden: int = 4,
+        n_out: int = 3,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        batch_first: bool = True,
+    ) -> None:
         super().__init__()
         self.batch_first = batch_first
-        self.rnn = getattr(torch.nn, kind)(n_in, hidden, num_layers=num_layers, bidirectional=bidirectional,
-                                           batch_first=batch_first)
+        self.rnn = getattr(torch.nn, kind)(
+            n_in,
+            hidden,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            batch_first=batch_first,
+        )
         self.fc = torch.nn.Linear(hidden * (2 if bidirectional else 1), n_out)
 
     def forward(self, x):
@@ -44,3 +57,68 @@ def mlp(sizes, act=torch.nn.ReLU, bias=True):
         if i < len(sizes) - 2:
             layers.append(act())
     return torch.nn.Sequential(*layers)
+
+
+class UserCNN(torch.nn.Module):
+    """A CNN as users write it: conv/BN/ReLU/max-pool, a depthwise residual block, a Linear head."""
+
+    def __init__(self, n_classes: int = 3) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.bn1 = torch.nn.BatchNorm2d(4)
+        self.pool = torch.nn.MaxPool2d(2)
+        self.dw = torch.nn.Conv2d(4, 4, 3, padding=1, groups=4, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(4)
+        self.conv3 = torch.nn.Conv2d(4, 6, 1)
+        self.fc = torch.nn.Linear(6 * 2 * 2, n_classes)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.bn1(self.conv1(x))))
+        x = torch.relu(x + self.bn2(self.dw(x)))
+        x = torch.nn.functional.adaptive_avg_pool2d(self.conv3(x), 2)
+        return self.fc(torch.flatten(x, 1))
+
+
+class TextLSTM(torch.nn.Module):
+    """Embedding + LSTM text classifier on token ids."""
+
+    def __init__(self, vocab: int = 11, dim: int = 5, hidden: int = 4, n_classes: int = 3) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(vocab, dim)
+        self.rnn = torch.nn.LSTM(dim, hidden, batch_first=True)
+        self.fc = torch.nn.Linear(hidden, n_classes)
+
+    def forward(self, tokens):
+        out, _ = self.rnn(self.emb(tokens))
+        return self.fc(out[:, -1])
+
+
+class BiGRUCat(torch.nn.Module):
+    """A bidirectional GRU whose final states of both directions are joined with torch.cat."""
+
+    def __init__(self, n_in: int = 3, hidden: int = 4, n_classes: int = 2) -> None:
+        super().__init__()
+        self.rnn = torch.nn.GRU(n_in, hidden, batch_first=True, bidirectional=True)
+        self.fc = torch.nn.Linear(2 * hidden, n_classes)
+
+    def forward(self, x):
+        _, h = self.rnn(x)
+        return self.fc(torch.cat((h[-2], h[-1]), dim=1))
+
+
+class ResidualMLP(torch.nn.Module):
+    """Pre-norm residual MLP blocks (LayerNorm, GELU) and a plain ``x + f(x)`` block."""
+
+    def __init__(self, n_in: int = 6, width: int = 8, n_classes: int = 3) -> None:
+        super().__init__()
+        self.inp = torch.nn.Linear(n_in, width)
+        self.norm = torch.nn.LayerNorm(width)
+        self.f1 = torch.nn.Linear(width, width)
+        self.f2 = torch.nn.Linear(width, width)
+        self.head = torch.nn.Linear(width, n_classes)
+
+    def forward(self, x):
+        h = self.inp(x)
+        h = h + self.f1(torch.nn.functional.gelu(self.norm(h)))
+        h = h + torch.tanh(self.f2(h))
+        return self.head(h)

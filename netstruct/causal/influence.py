@@ -19,33 +19,22 @@ from ..utils.validation import check_graph
 
 __all__ = ["path_influence"]
 
-_SLOPES = {
-    "": lambda z: np.ones_like(z),
-    "identity": lambda z: np.ones_like(z),
-    "sigmoid": lambda z: (s := 1.0 / (1.0 + np.exp(-z))) * (1.0 - s),
-    "tanh": lambda z: 1.0 - np.tanh(z) ** 2,
-    "relu": lambda z: (z > 0).astype(np.float64),
-    "leaky_relu": lambda z: np.where(z > 0, 1.0, 0.01),
-}
-_ACT = {
-    "": lambda z: z,
-    "identity": lambda z: z,
-    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
-    "tanh": np.tanh,
-    "relu": lambda z: np.maximum(z, 0.0),
-    "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
-}
-
 
 def _gains(G, X: np.ndarray) -> np.ndarray:
     """Activation slope of every node on every sample, shape (n_nodes, n_samples)."""
+    from ..convert.elementwise import activation_map, activation_slope
+
     nodes = G.nodes()
     act = nodes["activation"].to_numpy()
-    unknown = sorted(set(act) - set(_SLOPES))
-    if unknown:
-        raise GraphError(
-            f"path_influence with data supports activations {sorted(_SLOPES)}; the graph has {unknown}."
-        )
+    maps, slopes = {}, {}
+    for label in set(act.tolist()):
+        try:  # every activation's map and slope come from its layer handler
+            maps[label], slopes[label] = activation_map(label), activation_slope(label)
+            slopes[label](np.zeros(1))
+        except GraphError as exc:
+            raise GraphError(
+                f"path_influence with data cannot use activation {label!r}: {exc}"
+            ) from None
     inputs = np.flatnonzero(nodes["kind"].to_numpy() == "input")
     order = np.argsort(nodes["index"].to_numpy()[inputs], kind="stable")
     inputs = inputs[order]
@@ -67,12 +56,12 @@ def _gains(G, X: np.ndarray) -> np.ndarray:
     for b in G.blocks:
         todo = b.sources[~done[b.sources]]
         for u in np.unique(todo):
-            a[u] = _ACT[act[u]](z[u])
+            a[u] = maps[act[u]](z[u])
             done[u] = True
         z[b.targets] += b.weight.astype(np.float64) @ a[b.sources]
     g = np.ones_like(z)
     for u in np.flatnonzero(~np.isin(np.arange(n), inputs)):
-        g[u] = _SLOPES[act[u]](z[u])
+        g[u] = slopes[act[u]](z[u])
     return g
 
 

@@ -13,20 +13,150 @@ from typing import Any
 
 from ..exceptions import FileFormatError, UnsupportedModuleError
 
-__all__ = ["function_table", "encode_arg", "decode_arg", "ACTIVATIONS", "NEUTRAL", "SHAPE_OPS", "META_OPS"]
+__all__ = [
+    "function_table",
+    "function_name",
+    "encode_arg",
+    "decode_arg",
+    "activation_label",
+    "ACTIVATIONS",
+    "NEUTRAL",
+    "MOVE_OPS",
+    "META_OPS",
+    "METHODS",
+]
 
-#: function or method name -> activation label recorded on nodes
-ACTIVATIONS = {
-    "relu": "relu", "relu6": "relu6", "tanh": "tanh", "sigmoid": "sigmoid", "gelu": "gelu",
-    "leaky_relu": "leakyrelu", "elu": "elu", "silu": "silu", "softplus": "softplus",
-    "softmax": "softmax", "log_softmax": "logsoftmax", "hardtanh": "hardtanh", "mish": "mish",
-}
+#: functional activations (F.*, torch.*, tensor methods) by base name; their meaning lives in
+#: the element-wise handler of the module type they name (netstruct.convert.elementwise)
+ACTIVATIONS = frozenset(
+    {
+        "relu",
+        "relu6",
+        "tanh",
+        "sigmoid",
+        "silu",
+        "mish",
+        "gelu",
+        "leaky_relu",
+        "elu",
+        "celu",
+        "selu",
+        "softplus",
+        "hardtanh",
+        "hardsigmoid",
+        "hardswish",
+        "softsign",
+        "tanhshrink",
+        "softmax",
+        "log_softmax",
+    }
+)
 #: functions and methods that do not change values in eval mode
-NEUTRAL = {"dropout", "contiguous", "float", "clone", "detach"}
-#: reshaping ops (allowed on the raw input, or where shapes show the features are untouched)
-SHAPE_OPS = {"flatten", "view", "reshape", "squeeze", "unsqueeze"}
-#: ops returning shape information, not features
-META_OPS = {"size", "dim"}
+NEUTRAL = frozenset(
+    {"dropout", "contiguous", "float", "double", "clone", "detach", "to", "type", "identity"}
+)
+#: shape operations, followed exactly on code tensors when shapes are known
+MOVE_OPS = frozenset(
+    {
+        "flatten",
+        "view",
+        "reshape",
+        "squeeze",
+        "unsqueeze",
+        "permute",
+        "transpose",
+        "t",
+        "getitem",
+        "cat",
+        "concat",
+        "stack",
+        "split",
+        "chunk",
+        "unbind",
+        "expand",
+        "expand_as",
+        "narrow",
+        "select",
+        "mean",
+        "amax",
+        "max_pool1d",
+        "max_pool2d",
+        "max_pool3d",
+        "avg_pool1d",
+        "avg_pool2d",
+        "avg_pool3d",
+        "adaptive_avg_pool1d",
+        "adaptive_avg_pool2d",
+        "adaptive_avg_pool3d",
+        "adaptive_max_pool1d",
+        "adaptive_max_pool2d",
+        "adaptive_max_pool3d",
+    }
+)
+#: ops returning shape information, not units
+META_OPS = frozenset({"size", "dim"})
+#: tensor methods the exporter follows
+METHODS = (ACTIVATIONS | NEUTRAL | MOVE_OPS | META_OPS | {"add"}) - {"getitem"}
+
+_TORCH_FNS = (
+    "relu",
+    "tanh",
+    "sigmoid",
+    "softmax",
+    "log_softmax",
+    "flatten",
+    "squeeze",
+    "unsqueeze",
+    "reshape",
+    "cat",
+    "concat",
+    "stack",
+    "split",
+    "chunk",
+    "unbind",
+    "permute",
+    "transpose",
+    "narrow",
+    "select",
+    "mean",
+    "amax",
+    "add",
+    "t",
+)
+_F_FNS = (
+    "relu",
+    "relu6",
+    "tanh",
+    "sigmoid",
+    "gelu",
+    "leaky_relu",
+    "elu",
+    "celu",
+    "selu",
+    "silu",
+    "mish",
+    "softplus",
+    "softmax",
+    "log_softmax",
+    "dropout",
+    "hardtanh",
+    "hardsigmoid",
+    "hardswish",
+    "softsign",
+    "tanhshrink",
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool3d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
+)
 
 
 @cache
@@ -35,13 +165,14 @@ def function_table() -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
-    table: dict[str, Any] = {"getitem": operator.getitem}
-    for name in ("relu", "tanh", "sigmoid", "softmax", "log_softmax", "flatten", "squeeze", "unsqueeze", "reshape"):
+    table: dict[str, Any] = {
+        "getitem": operator.getitem,
+        "add": operator.add,
+        "iadd": operator.iadd,
+    }
+    for name in _TORCH_FNS:
         table[f"torch.{name}"] = getattr(torch, name)
-    for name in (
-        "relu", "relu6", "tanh", "sigmoid", "gelu", "leaky_relu", "elu", "silu", "softplus",
-        "softmax", "log_softmax", "dropout", "hardtanh", "mish",
-    ):
+    for name in _F_FNS:
         table[f"F.{name}"] = getattr(F, name)
     return table
 
@@ -61,6 +192,32 @@ def base_name(name: str) -> str:
     return name.rsplit(".", 1)[-1]
 
 
+def activation_label(base: str, args: tuple, kwargs: dict) -> str:
+    """Node label of a functional activation call such as ``F.leaky_relu(x, 0.2)``."""
+    import inspect
+
+    import torch.nn.functional as F
+
+    from .elementwise import FUNCTIONAL, label_for
+
+    type_name = FUNCTIONAL[base]
+    fn = getattr(F, base)
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        bound = None
+    config = {}
+    if bound is not None:
+        from .elementwise import ELEMENTWISE_ATTRS
+
+        for k, v in list(bound.arguments.items())[1:]:
+            if k in ELEMENTWISE_ATTRS[type_name]:
+                config[k] = v
+            elif k == "negative_slope" or k == "alpha":
+                config[k] = v
+    return label_for(type_name, config)
+
+
 def encode_arg(arg: Any, node_index: dict[Any, int], where: str) -> Any:
     """Encode an fx argument as JSON (nodes become ``{"$node": i}``)."""
     import torch
@@ -72,7 +229,9 @@ def encode_arg(arg: Any, node_index: dict[Any, int], where: str) -> Any:
     if arg is Ellipsis:
         return {"$ellipsis": True}
     if isinstance(arg, slice):
-        return {"$slice": [encode_arg(v, node_index, where) for v in (arg.start, arg.stop, arg.step)]}
+        return {
+            "$slice": [encode_arg(v, node_index, where) for v in (arg.start, arg.stop, arg.step)]
+        }
     if isinstance(arg, torch.Size):
         return {"$size": list(arg)}
     if isinstance(arg, tuple):
@@ -99,7 +258,9 @@ def decode_arg(arg: Any, env: list[Any]) -> Any:
     if "$node" in arg:
         i = arg["$node"]
         if not isinstance(i, int) or not 0 <= i < len(env):
-            raise FileFormatError(f"Architecture spec refers to operation {i!r}, which does not precede it.")
+            raise FileFormatError(
+                f"Architecture spec refers to operation {i!r}, which does not precede it."
+            )
         return env[i]
     if "$ellipsis" in arg:
         return Ellipsis

@@ -9,6 +9,7 @@ import numpy as np
 
 from .._dtypes import INDEX_DTYPE
 from ..exceptions import GraphError
+from ..graphs._kernels import conv_block_arrays, expand_block_arrays
 from ..graphs.block import Block, make_block
 
 __all__ = ["GraphBuilder", "PendingInput", "StackedStates"]
@@ -26,10 +27,17 @@ class StackedStates:
     states: list[np.ndarray]
 
 
-def _to_numpy(t: Any) -> np.ndarray:
+def to_numpy(t: Any) -> np.ndarray:
+    """A tensor's values as numpy (half and bfloat16 exactly, via float32)."""
     if hasattr(t, "detach"):
-        return t.detach().cpu().numpy()
+        t = t.detach().cpu()
+        if t.is_floating_point() and t.element_size() < 4:
+            t = t.float()
+        return t.numpy()
     return np.asarray(t)
+
+
+_to_numpy = to_numpy
 
 
 @dataclass
@@ -42,12 +50,30 @@ class GraphBuilder:
 
     columns: dict[str, list[Any]] = field(
         default_factory=lambda: {
-            c: [] for c in ("name", "kind", "group", "index", "unit", "gate", "direction", "module", "activation")
+            c: []
+            for c in (
+                "name",
+                "kind",
+                "group",
+                "index",
+                "unit",
+                "gate",
+                "direction",
+                "module",
+                "activation",
+            )
         }
     )
     blocks: list[Block] = field(default_factory=list)
     n_groups: int = 0
     input_ids: np.ndarray | None = None
+    #: node ids whose values some block has read (an activation then needs fresh nodes)
+    read: set[int] = field(default_factory=set)
+    #: per export-time op position: names of the structural blocks (skip/identity) it owns
+    op_blocks: dict[int, list[str]] = field(default_factory=dict)
+    current_op: int = -1
+    #: kernel reduction used for conv and flattened-input edges
+    reduction: str = "sum"
 
     @property
     def n_nodes(self) -> int:
@@ -85,7 +111,9 @@ class GraphBuilder:
                         f"input was already read as {self.input_ids.size} features."
                     )
                 return self.input_ids
-            ids = self._add([f"input[{i}]" for i in range(n_features)], kind="input", group=0, module="")
+            ids = self._add(
+                [f"input[{i}]" for i in range(n_features)], kind="input", group=0, module=""
+            )
             self.input_ids = ids
             return ids
         if isinstance(value, np.ndarray):
@@ -101,14 +129,30 @@ class GraphBuilder:
             "only chains of layers, activations and time-step selection are supported."
         )
 
+    def resolve_input(
+        self, value: Any, n_features: int, path: str, *, kind: str = "input", label: str = "input"
+    ) -> np.ndarray:
+        """Like :meth:`resolve_features`, with a custom name for the input nodes (``token``)."""
+        if isinstance(value, PendingInput) and self.input_ids is None:
+            ids = self._add(
+                [f"{label}[{i}]" for i in range(n_features)], kind=kind, group=0, module=""
+            )
+            self.input_ids = ids
+            return ids
+        return self.resolve_features(value, n_features, path)
+
     def add_units(self, n: int, *, module: str, direction: int = 0, label: str = "") -> np.ndarray:
         """Add ``n`` unit nodes (kind ``hidden``) in a new group; return their ids."""
         self.n_groups += 1
         base = ".".join(x for x in (module, label.rstrip(".")) if x) or "unit"
         names = [f"{base}[{i}]" for i in range(n)]
-        return self._add(names, kind="hidden", group=self.n_groups, module=module, direction=direction)
+        return self._add(
+            names, kind="hidden", group=self.n_groups, module=module, direction=direction
+        )
 
-    def add_gates(self, units: np.ndarray, gates: str, *, module: str, direction: int = 0, label: str = "") -> np.ndarray:
+    def add_gates(
+        self, units: np.ndarray, gates: str, *, module: str, direction: int = 0, label: str = ""
+    ) -> np.ndarray:
         """Add gate nodes for ``units`` in torch row order (gate-major); return their ids."""
         group = self.columns["group"][int(units[0])] if units.size else self.n_groups
         prefix = ".".join(x for x in (module, label) if x) + "."
@@ -118,7 +162,15 @@ class GraphBuilder:
                 names.append(f"{prefix}{g}[{i}]")
                 gate_col.append(g)
                 unit_col.append(int(u))
-        return self._add(names, kind="gate", group=group, module=module, direction=direction, gate=gate_col, unit=unit_col)
+        return self._add(
+            names,
+            kind="gate",
+            group=group,
+            module=module,
+            direction=direction,
+            gate=gate_col,
+            unit=unit_col,
+        )
 
     def add_block(
         self,
@@ -136,15 +188,152 @@ class GraphBuilder:
         name = f"{module}.{param}" if module else param
         w = _to_numpy(weight)
         b = None if bias is None else _to_numpy(bias)
+        src = np.asarray(sources, dtype=INDEX_DTYPE)
+        extra: dict[str, Any] = {}
+        if src.size and np.unique(src).size != src.size:  # a flattened map: several taps per unit
+            uniq, first, inverse = np.unique(src, return_index=True, return_inverse=True)
+            order = np.argsort(first, kind="stable")
+            rank = np.empty_like(order)
+            rank[order] = np.arange(order.size)
+            columns = rank[inverse]
+            extra = {
+                "kernel": w,
+                "layout": {
+                    "type": "expand",
+                    "columns": columns.tolist(),
+                    "reduction": self.reduction,
+                },
+            }
+            w = expand_block_arrays(w, columns, uniq.size, self.reduction)
+            src = uniq[order]
+        return self._append(
+            name=name,
+            weight=w,
+            sources=src,
+            targets=targets,
+            bias=b,
+            module=module,
+            param=param,
+            bias_param=bias_param,
+            delay=delay,
+            **extra,
+        )
+
+    def _append(self, **fields: Any) -> Block:
         try:
-            block = make_block(
-                name=name, weight=w, sources=sources, targets=targets, bias=b,
-                module=module, param=param, bias_param=bias_param, delay=delay,
-            )
+            block = make_block(**fields)
         except GraphError as exc:
-            raise GraphError(f"While exporting module {module!r}: {exc}") from None
+            raise GraphError(f"While exporting module {fields.get('module')!r}: {exc}") from None
+        if any(b.name == block.name for b in self.blocks):
+            raise GraphError(f"Two blocks would be named {block.name!r}.")
         self.blocks.append(block)
+        self.read.update(np.asarray(block.sources).tolist())
         return block
+
+    def add_conv_block(
+        self,
+        *,
+        module: str,
+        param: str,
+        kernel: Any,
+        groups: int,
+        sources: np.ndarray,
+        targets: np.ndarray,
+        bias: Any = None,
+        bias_param: str | None = None,
+    ) -> Block:
+        """Add a convolution: a channel-level block whose edges reduce the kernel's taps."""
+        k = _to_numpy(kernel)
+        W, M = conv_block_arrays(k, groups, self.reduction)
+        return self._append(
+            name=f"{module}.{param}" if module else param,
+            weight=W,
+            mask=M,
+            sources=sources,
+            targets=targets,
+            bias=None if bias is None else _to_numpy(bias),
+            module=module,
+            param=param,
+            bias_param=bias_param,
+            kernel=k,
+            layout={"type": "conv", "groups": int(groups), "reduction": self.reduction},
+        )
+
+    def add_norm_block(
+        self,
+        *,
+        module: str,
+        sources: np.ndarray,
+        scale: Any = None,
+        shift: Any = None,
+        state: dict[str, Any] | None = None,
+        label: str = "norm",
+    ) -> np.ndarray:
+        """Add fresh nodes fed one-to-one by ``sources`` through the norm's per-unit scale.
+
+        ``scale`` (the norm's ``weight``) becomes the diagonal of a ``kind="norm"`` block and
+        ``shift`` its bias; a norm without affine parameters gets unit scales and no
+        parameter. Returns the new node ids.
+        """
+        src = np.asarray(sources, dtype=INDEX_DTYPE)
+        out = self.add_units(src.size, module=module, label=label)
+        n = src.size
+        d = np.ones(n) if scale is None else _to_numpy(scale).astype(np.float64).reshape(-1)
+        self._append(
+            name=f"{module}.weight" if scale is not None else f"{module}.{label}",
+            weight=np.diag(d),
+            mask=np.eye(n, dtype=bool),
+            sources=src,
+            targets=out,
+            bias=None if shift is None else _to_numpy(shift),
+            module=module,
+            param="weight" if scale is not None else "",
+            bias_param="bias" if shift is not None else None,
+            kind="norm",
+            layout={"type": "diag"},
+            state={k: _to_numpy(v) for k, v in (state or {}).items()},
+        )
+        return out
+
+    def _structural(
+        self, kind: str, sources: np.ndarray, path: str, label: str, targets: np.ndarray
+    ) -> Block:
+        n = sources.size
+        names = self.op_blocks.setdefault(self.current_op, [])
+        name = f"{path}.{label}{len(names)}"
+        block = self._append(
+            name=name,
+            weight=np.eye(n),
+            mask=np.eye(n, dtype=bool),
+            sources=sources,
+            targets=targets,
+            module=path,
+            param="",
+            kind=kind,
+        )
+        names.append(name)
+        return block
+
+    def add_sum(self, operands: list[np.ndarray], path: str) -> np.ndarray:
+        """Residual sum of same-width values: fresh nodes, one ``skip`` block per operand."""
+        n = operands[0].size
+        out = self.add_units(n, module=path, label="sum")
+        for ids in operands:
+            self._structural("skip", np.asarray(ids, dtype=INDEX_DTYPE), path, "skip", out)
+        return out
+
+    def apply_elementwise(self, ids: np.ndarray, label: str, path: str) -> np.ndarray:
+        """Record an activation on ``ids``; fresh nodes (identity edges) when already read."""
+        ids = np.asarray(ids, dtype=INDEX_DTYPE)
+        if not label:
+            return ids
+        kinds = self.columns["kind"]
+        if self.read.intersection(ids.tolist()) or any(kinds[i] == "input" for i in ids.tolist()):
+            out = self.add_units(ids.size, module=path, label=label.split("{")[0])
+            self._structural("identity", ids, path, "copy", out)
+            ids = out
+        self.annotate(ids, label)
+        return ids
 
     def annotate(self, ids: np.ndarray, activation: str) -> None:
         """Record an activation applied to the values of nodes ``ids``."""

@@ -1,16 +1,24 @@
 """Export a torch model to a :class:`~netstruct.SignedGraph`.
 
-The model is traced with ``torch.fx`` (``nn.Sequential`` stacks and modules written the usual
-way, e.g. an LSTM followed by a Linear head on the last time step). Each traced module call
-goes to its registered handler; the feature dimension is followed through activations,
-dropout, flatten and time-step selection. The traced operations are stored as a JSON spec so
-:func:`netstruct.to_torch` can rebuild an equivalent module.
+The model is traced with ``torch.fx`` (``nn.Sequential`` stacks are read directly). Every
+traced module call goes to its registered handler; element-wise activations, residual sums
+and shape operations are followed on the node ids (see :mod:`netstruct.convert._values`).
+The traced operations are stored as a JSON architecture spec, so :func:`netstruct.to_torch`
+rebuilds an equivalent module with the same ``state_dict`` keys.
+
+Why ``torch.fx``: it gives a graph of module calls and torch functions at the level a layer
+handler speaks (``nn.Conv2d``, ``F.relu``, ``x.flatten(1)``), which keeps the architecture spec
+readable and re-importable, and it records each operation's source line. With
+``example_input`` the model is also run once (an fx ``Interpreter``), so shapes and the sizes
+a ``forward`` computes are known and shape operations are followed exactly. Every operation
+netstruct cannot follow is collected and reported in one error, each with its module path,
+operation and source line.
 """
 
 from __future__ import annotations
 
+import os
 import platform
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,25 +27,14 @@ from .._version import __version__
 from ..exceptions import GraphError, InvalidParameterError, UnsupportedModuleError
 from ..graphs.signed import SignedGraph
 from . import _ops
+from ._values import Broken, Feat, Opaque, decode, encode
 from .builder import GraphBuilder, PendingInput, StackedStates
 from .handlers import get_handler, is_registered_type
 
 __all__ = ["from_torch"]
 
 SPEC_FORMAT = "netstruct-arch"
-SPEC_VERSION = 1
-
-
-@dataclass(frozen=True)
-class _Feat:
-    """Feature ids carried by a traced value, and its number of dims when known."""
-
-    ids: np.ndarray
-    ndim: int | None = None
-
-
-class _Opaque:
-    """A traced value netstruct does not follow (sizes, initial states, ...)."""
+SPEC_VERSION = 2
 
 
 def _tracer_cls():
@@ -50,7 +47,13 @@ def _tracer_cls():
     return _Tracer
 
 
-def _trace(model):
+class _Traced:
+    def __init__(self, graph: Any, root: Any) -> None:
+        self.graph = graph
+        self.root = root  # has get_submodule(path)
+
+
+def _trace(model) -> _Traced:
     import torch
 
     spec = getattr(model, "netstruct_spec", None)
@@ -66,6 +69,7 @@ def _trace(model):
         graph.output(x)
         return _Traced(graph, model)
     tracer = _tracer_cls()()
+    tracer.record_stack_traces = True
     try:
         graph = tracer.trace(model)
     except Exception as exc:  # fx raises many types (TraceError, TypeError, proxy errors...)
@@ -98,37 +102,431 @@ def _graph_from_spec(spec: dict[str, Any]):
             node = graph.call_method(rec["target"], args, kwargs)
         else:
             node = graph.output(args[0])
+        if "path" in rec:
+            node.meta["ns_path"] = rec["path"]
         env.append(node)
     return graph
 
 
-@dataclass
-class _Traced:
-    graph: Any
-    root: Any  # has get_submodule(path); a GraphModule when traced
-
-
-def _shape_prop(traced: _Traced, example_input) -> None:
+def _run_example(traced: _Traced, example_input) -> dict[Any, Any]:
+    """Run the model once on ``example_input``; return every node's real value."""
     import torch
-    from torch.fx.passes.shape_prop import ShapeProp
 
     gm = traced.root
     if not isinstance(gm, torch.fx.GraphModule):
         gm = torch.fx.GraphModule(gm, traced.graph)
+    values: dict[Any, Any] = {}
+
+    class _Recorder(torch.fx.Interpreter):
+        def run_node(self, n):
+            out = super().run_node(n)
+            values[n] = out
+            return out
 
     args = example_input if isinstance(example_input, tuple) else (example_input,)
     try:
-        ShapeProp(gm).propagate(*args)
+        with torch.no_grad():
+            _Recorder(gm).run(*args)
     except Exception as exc:  # the user's input does not fit their model
         raise InvalidParameterError(
             f"The 'example_input' parameter of from_torch could not be run through the model "
             f"({type(exc).__name__}: {exc}). Pass a tensor shaped like one batch of real input."
         ) from None
+    return values
 
 
-def _shape(node) -> tuple[int, ...] | None:
-    meta = node.meta.get("tensor_meta")
-    return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
+def _source_line(node) -> str:
+    """``file:line`` of the user's code that created ``node`` (empty when unknown)."""
+    import torch
+
+    trace = getattr(node, "stack_trace", None) or ""
+    torch_dir = os.path.dirname(torch.__file__)
+    here = os.path.dirname(os.path.dirname(__file__))
+    for line in trace.splitlines():
+        line = line.strip()
+        if line.startswith('File "'):
+            path = line[6 : line.index('"', 6)]
+            if not path.startswith((torch_dir, here)):
+                rest = line[line.index('"', 6) + 1 :].strip(", ")
+                return f"{path}, {rest}"
+    return ""
+
+
+def _where(node) -> str:
+    target = getattr(node.target, "__name__", node.target)
+    stack = node.meta.get("nn_module_stack") if hasattr(node, "meta") else None
+    module = ""
+    if stack:
+        module = f" in module {list(stack.values())[-1][0]!r}"
+    src = _source_line(node)
+    return f"operation {node.op} {target!s}{module}" + (f" at {src}" if src else "")
+
+
+def _shape_of(v: Any) -> tuple[int, ...] | None:
+    return tuple(v.shape) if hasattr(v, "shape") and hasattr(v, "dtype") else None
+
+
+class _Exporter:
+    def __init__(self, model, traced: _Traced, real: dict[Any, Any] | None, reduction: str) -> None:
+        self.model = model
+        self.gm = traced.root
+        self.graph = traced.graph
+        self.real = real
+        self.builder = GraphBuilder(reduction=reduction)
+        self.modules: dict[str, dict[str, Any]] = {}
+        self.calls: dict[str, int] = {}
+        self.ops: list[dict[str, Any]] = []
+        self.env: dict[Any, Any] = {}
+        self.index: dict[Any, int] = {}
+        self.errors: list[str] = []
+        self.rng = np.random.default_rng(12345)
+
+    # -- values --------------------------------------------------------------------------
+    def _value(self, arg: Any) -> Any:
+        if isinstance(arg, (tuple, list)):
+            return tuple(self._value(a) for a in arg)
+        return self.env.get(arg) if hasattr(arg, "op") else None
+
+    def _ndim(self, node) -> int | None:
+        if self.real is None or node not in self.real:
+            return None
+        s = _shape_of(self.real[node])
+        return len(s) if s is not None else None
+
+    def _wrap_out(self, node, out: Any, axis: int, ndim_hint: int | None = None) -> Any:
+        if isinstance(out, np.ndarray):
+            nd = self._ndim(node)
+            return Feat(out, nd if nd is not None else ndim_hint, axis)
+        if isinstance(out, tuple):
+            real = self.real.get(node) if self.real else None
+            parts = []
+            for k, o in enumerate(out):
+                nd = (
+                    len(real[k].shape)
+                    if isinstance(real, tuple) and hasattr(real[k], "shape")
+                    else ndim_hint
+                )
+                parts.append(Feat(o, nd, -1) if isinstance(o, np.ndarray) else o)
+            return tuple(parts)
+        return out
+
+    # -- module calls ----------------------------------------------------------------------
+    def call_module(self, node) -> Any:
+        path = str(node.target)
+        mod = self.gm.get_submodule(path)
+        handler = get_handler(mod)
+        if handler is None:
+            raise UnsupportedModuleError(
+                f"module {path!r} of type {type(mod).__module__}.{type(mod).__name__} has no netstruct "
+                "export handler; register one with netstruct.register_module_handler(<type>, "
+                "<ModuleHandler>) (see netstruct.ModuleHandler for an example)"
+            )
+        n_call = self.calls.get(path, 0)
+        self.calls[path] = n_call + 1
+        if n_call == 0:
+            self.modules[path] = {"handler": handler.name, "config": handler.config(mod)}
+        inp = self._value(node.args[0]) if node.args else PendingInput()
+        if isinstance(inp, Broken):
+            return Broken()
+        if getattr(handler, "moves_features", False):
+            if isinstance(inp, PendingInput):  # reshaping the raw input: the first layer decides
+                return inp
+            return self._move(node, self._as_feat(inp, node.args[0]), mod)
+        if isinstance(inp, Feat):
+            self._check_axis(node, inp, handler, path)
+        call_path = path if n_call == 0 else f"{path}@{n_call + 1}"
+        # a second call of the same module gets its own blocks under "<path>@<k>"; to_torch
+        # checks that they still equal the first call's (the parameters are shared)
+        out = handler.export(
+            mod, call_path, inp.ids if isinstance(inp, Feat) else inp, self.builder
+        )
+        want = getattr(handler, "feature_axis", -1)
+        out_axis = (
+            inp.axis if (want is None and isinstance(inp, Feat)) else (1 if want == 1 else -1)
+        )
+        return self._wrap_out(node, out, out_axis, getattr(handler, "output_ndim", None))
+
+    def _check_axis(self, node, inp: Feat, handler, path: str) -> None:
+        want = getattr(handler, "feature_axis", -1)
+        have = inp.pos_axis
+        if want is None or have is None or inp.ndim is None:
+            return
+        ok = (have == inp.ndim - 1) if want == -1 else (have == want)
+        if not ok:
+            raise UnsupportedModuleError(
+                f"module {path!r} ({handler.name}) reads features on axis {want} but its input "
+                f"carries them on axis {have} (of {inp.ndim})"
+            )
+
+    def _as_feat(self, v: Any, arg) -> Feat:
+        if isinstance(v, Feat):
+            return v
+        if isinstance(v, PendingInput) and self.real is not None and arg in self.real:
+            shape = _shape_of(self.real[arg])
+            if shape is not None and len(shape) >= 2:
+                ids = self.builder.resolve_features(
+                    v, shape[1] if len(shape) > 2 else shape[-1], "input"
+                )
+                return Feat(ids, len(shape), 1 if len(shape) > 2 else len(shape) - 1)
+        raise UnsupportedModuleError("a shape operation on a value netstruct cannot follow")
+
+    # -- shape operations -------------------------------------------------------------------
+    def _move(
+        self, node, feat: Feat, fn: Any, args: tuple | None = None, kwargs: dict | None = None
+    ) -> Any:
+        """Follow a shape operation by running it on code tensors of its feature operands."""
+        if self.real is None:
+            return self._move_without_shapes(node, feat)
+        lookups: dict[float, int] = {}
+
+        def sub(a: Any) -> Any:
+            if hasattr(a, "op"):
+                v = self.env.get(a)
+                if isinstance(v, Feat):
+                    t, lk = encode(v, _shape_of(self.real[a]), self.rng)
+                    lookups.update(lk)
+                    return t
+                return self.real.get(a)
+            if isinstance(a, (list, tuple)):
+                return type(a)(sub(x) for x in a)
+            if isinstance(a, dict):
+                return {k: sub(x) for k, x in a.items()}
+            return a
+
+        import torch
+
+        with torch.no_grad():
+            if args is None:  # a module that moves features (Flatten, pooling)
+                res = fn(sub(node.args[0]))
+            else:
+                res = fn(*sub(args), **sub(kwargs or {}))
+        return self._decode(node, res, lookups)
+
+    def _decode(self, node, res: Any, lookups: dict[float, int]) -> Any:
+        if isinstance(res, (tuple, list)):
+            return tuple(self._decode(node, r, lookups) for r in res)
+        if not hasattr(res, "dtype"):
+            return Opaque()
+        feat = decode(res, lookups)
+        if feat is None:
+            raise UnsupportedModuleError(
+                "it mixes the values of several units (e.g. a mean over the feature axis, or a "
+                "zero-padded average), which is not a pure shape operation"
+            )
+        return feat
+
+    def _move_without_shapes(self, node, feat: Feat) -> Feat:
+        if node.op == "call_module":
+            mod = self.gm.get_submodule(str(node.target))
+            if (
+                type(mod).__name__ == "Flatten"
+                and feat.ndim is not None
+                and mod.start_dim % feat.ndim == feat.ndim - 1
+            ):
+                return feat
+            if type(mod).__name__ == "Flatten" and mod.start_dim == 1 and feat.ndim in (None, 2):
+                return feat
+        target = node.target if node.op == "call_method" else _ops.function_name(node.target)
+        if target in ("flatten", "torch.flatten"):
+            start = (
+                node.args[1]
+                if len(node.args) > 1
+                else node.kwargs.get("start_dim", 0 if node.op == "call_method" else 1)
+            )
+            if feat.ndim is not None and start % feat.ndim == feat.ndim - 1:
+                return feat
+        if target == "getitem":
+            index = node.args[1]
+            if _index_keeps_features(index, feat.ndim):
+                return Feat(feat.ids, _index_ndim(index, feat.ndim), -1)
+        raise UnsupportedModuleError(
+            "it may move the feature dimension; pass example_input to from_torch so shapes are known"
+        )
+
+    # -- functions and methods -------------------------------------------------------------
+    def _function(self, node, name: str) -> Any:
+        base = _ops.base_name(name)
+        args = node.args
+        vals = [self._value(a) for a in args] + [self._value(v) for v in node.kwargs.values()]
+        flat = _flatten_values(vals)
+        if any(isinstance(v, Broken) for v in flat):
+            return Broken()
+        feats = [v for v in flat if isinstance(v, Feat)]
+        first = vals[0] if vals else None
+        if name == "getitem" and isinstance(first, (tuple, StackedStates)):
+            return self._getitem_container(node, first, args[1])
+        if base in _ops.META_OPS:
+            return Opaque()
+        if isinstance(first, PendingInput) and not feats:
+            if base in _ops.ACTIVATIONS or base in _ops.NEUTRAL or base in _ops.MOVE_OPS:
+                return first
+        if not feats:
+            return Opaque()
+        if base in _ops.ACTIVATIONS:
+            if len(feats) != 1 or not isinstance(first, Feat):
+                raise UnsupportedModuleError("an activation of several values")
+            label = _ops.activation_label(base, args, node.kwargs)
+            return Feat(
+                self.builder.apply_elementwise(first.ids, label, _op_path(node)),
+                first.ndim,
+                first.axis,
+            )
+        if base in _ops.NEUTRAL:
+            return first
+        if base in ("add", "iadd") and len(feats) == 2 and len(args) == 2:
+            return self._residual(node, feats)
+        if base in _ops.MOVE_OPS:
+            fn = getattr(_torch_tensor(), base) if node.op == "call_method" else node.target
+            if node.op == "call_method":
+                return self._move(
+                    node, feats[0], lambda t, *a, **k: getattr(t, base)(*a, **k), args, node.kwargs
+                )
+            return self._move(node, feats[0], fn, args, node.kwargs)
+        raise UnsupportedModuleError("netstruct's exporter does not follow this operation on units")
+
+    def _residual(self, node, feats: list[Feat]) -> Feat:
+        a, b = feats
+        if a.ids.size != b.ids.size or (a.pos_axis, a.ndim) != (b.pos_axis, b.ndim):
+            raise UnsupportedModuleError(
+                "a sum of values whose units do not line up (broadcasting)"
+            )
+        for f in feats:
+            if np.unique(f.ids).size != f.ids.size:
+                raise UnsupportedModuleError(
+                    "a sum of values that repeat units (add before flattening)"
+                )
+        out = self.builder.add_sum([a.ids, b.ids], _op_path(node))
+        return Feat(out, a.ndim, a.axis)
+
+    def _getitem_container(self, node, value: Any, index: Any) -> Any:
+        if isinstance(value, tuple):
+            if not isinstance(index, int):
+                raise UnsupportedModuleError(f"it indexes a tuple with {index!r}")
+            return value[index]
+        if isinstance(index, int):
+            return Feat(value.states[index], 2, -1)
+        raise UnsupportedModuleError(
+            f"it selects final states with {index!r}; use an integer such as h_n[-1]"
+        )
+
+    # -- driver ----------------------------------------------------------------------------
+    def _record(self, node) -> dict[str, Any]:
+        rec: dict[str, Any] = {"op": node.op}
+        if node.op in ("placeholder", "call_module", "call_method"):
+            rec["target"] = str(node.target)
+        elif node.op == "call_function":
+            rec["target"] = _ops.function_name(node.target)
+        if node.op in ("call_function", "call_method"):
+            rec["path"] = _op_path(node)
+        if node.op == "output":
+            rec["target"] = "output"
+        return rec
+
+    def _step(self, i: int, node, n_placeholders: int) -> Any:
+        if node.op == "placeholder":
+            return PendingInput() if n_placeholders == 0 else Opaque()
+        if node.op == "call_module":
+            return self.call_module(node)
+        if node.op in ("call_function", "call_method"):
+            ins = _flatten_values(
+                [self._value(a) for a in node.args] + [self._value(v) for v in node.kwargs.values()]
+            )
+            if any(isinstance(v, Broken) for v in ins):
+                return Broken()  # already reported upstream
+        if node.op == "call_function":
+            name = _ops.function_name(node.target)
+            if name is None:
+                raise UnsupportedModuleError(
+                    "netstruct does not follow this function; wrap it in a module and register a handler"
+                )
+            return self._function(node, name)
+        if node.op == "call_method":
+            base = str(node.target)
+            if base not in _ops.METHODS:
+                raise UnsupportedModuleError(
+                    f"netstruct does not follow the tensor method {base!r}"
+                )
+            return self._function(node, base)
+        if node.op == "get_attr":
+            if str(node.target) not in dict(self.model.named_parameters()):
+                return Opaque()  # a constant tensor or buffer: carries no units
+            raise UnsupportedModuleError(
+                f"it reads parameter {node.target!r} directly; netstruct exports parameters through "
+                "modules (move it into a module and register a handler)"
+            )
+        if node.op == "output":
+            value = self._value(node.args[0]) if hasattr(node.args[0], "op") else Opaque()
+            for v in _flatten_values([value]):
+                if isinstance(v, Feat):
+                    self.builder.mark_outputs(v.ids)
+            return value
+        raise UnsupportedModuleError(f"unknown fx op {node.op!r}")  # pragma: no cover
+
+    def run(self) -> dict[str, Any]:
+        n_placeholders = 0
+        for i, node in enumerate(self.graph.nodes):
+            self.index[node] = i
+            self.builder.current_op = i
+            rec = self._record(node)
+            try:
+                value = self._step(i, node, n_placeholders)
+            except UnsupportedModuleError as exc:
+                self.errors.append(f"{_where(node)}: {str(exc).rstrip('.')}")
+                value = Broken()
+            if node.op == "placeholder":
+                n_placeholders += 1
+            try:
+                rec["args"] = _ops.encode_arg(tuple(node.args), self.index, _where(node))["$tuple"]
+                rec["kwargs"] = {
+                    k: _ops.encode_arg(v, self.index, _where(node)) for k, v in node.kwargs.items()
+                }
+            except UnsupportedModuleError as exc:
+                self.errors.append(str(exc).rstrip("."))
+            if i in self.builder.op_blocks:
+                rec["blocks"] = list(self.builder.op_blocks[i])
+                if isinstance(value, Feat):
+                    rec["axis"] = value.pos_axis if value.pos_axis is not None else -1
+            self.env[node] = value
+            self.ops.append(rec)
+        if self.errors:
+            lines = "\n".join(f"  {k + 1}. {e}" for k, e in enumerate(self.errors))
+            raise UnsupportedModuleError(
+                f"{type(self.model).__name__} uses {len(self.errors)} operation(s) netstruct cannot "
+                f"export:\n{lines}\nRegister a handler for custom layers with "
+                "netstruct.register_module_handler (see netstruct.ModuleHandler)."
+            )
+        return {
+            "format": SPEC_FORMAT,
+            "version": SPEC_VERSION,
+            "container": _container_kind(self.model),
+            "modules": self.modules,
+            "calls": {p: n for p, n in self.calls.items() if n > 1},
+            "ops": self.ops,
+        }
+
+
+def _torch_tensor():
+    import torch
+
+    return torch.Tensor
+
+
+def _op_path(node) -> str:
+    if "ns_path" in node.meta:
+        return node.meta["ns_path"]
+    stack = node.meta.get("nn_module_stack") if hasattr(node, "meta") else None
+    prefix = list(stack.values())[-1][0] if stack else ""
+    return f"{prefix}.{node.name}" if prefix else node.name
+
+
+def _flatten_values(vals: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for v in vals:
+        if isinstance(v, (tuple, list)):
+            out.extend(_flatten_values(list(v)))
+        else:
+            out.append(v)
+    return out
 
 
 def _index_keeps_features(index: Any, ndim: int | None) -> bool:
@@ -153,190 +551,14 @@ def _index_ndim(index: Any, ndim: int | None) -> int | None:
     return ndim - sum(1 for a in items if isinstance(a, int)) + sum(1 for a in items if a is None)
 
 
-def _where(node) -> str:
-    return f"traced operation {node.name!r} ({node.op} {getattr(node.target, '__name__', node.target)!s})"
-
-
-class _Exporter:
-    def __init__(self, model, traced: _Traced, shapes_known: bool) -> None:
-        self.model = model
-        self.gm = traced.root
-        self.graph = traced.graph
-        self.shapes_known = shapes_known
-        self.builder = GraphBuilder()
-        self.modules: dict[str, dict[str, Any]] = {}
-        self.ops: list[dict[str, Any]] = []
-        self.env: dict[Any, Any] = {}
-        self.index: dict[Any, int] = {}
-
-    # -- value helpers -------------------------------------------------------------
-    def _feat_in(self, v: Any) -> Any:
-        return v.ids if isinstance(v, _Feat) else v
-
-    def _wrap_out(self, out: Any, ndim: int | None) -> Any:
-        if isinstance(out, np.ndarray):
-            return _Feat(out, ndim)
-        if isinstance(out, tuple):
-            return tuple(self._wrap_out(o, ndim) for o in out)
-        return out
-
-    # -- per-op handlers -----------------------------------------------------------
-    def call_module(self, node) -> Any:
-        path = str(node.target)
-        mod = self.gm.get_submodule(path)
-        handler = get_handler(mod)
-        if handler is None:
-            raise UnsupportedModuleError(
-                f"Module {path!r} of type {type(mod).__module__}.{type(mod).__name__} has no netstruct "
-                "export handler. Register one with netstruct.register_module_handler(<type>, "
-                "<ModuleHandler>) (see netstruct.ModuleHandler for an example)."
-            )
-        if path in self.modules:
-            raise UnsupportedModuleError(
-                f"Module {path!r} is called more than once in forward(); netstruct exports each "
-                "module's parameters once, so shared (tied) modules are not supported."
-            )
-        self.modules[path] = {"handler": handler.name, "config": handler.config(mod)}
-        inp = self.env[node.args[0]] if node.args else PendingInput()
-        ndim = inp.ndim if isinstance(inp, _Feat) else None
-        if handler.name in ("RNN", "LSTM", "GRU"):
-            ndim = 3 if ndim is None else ndim
-        try:
-            out = handler.export(mod, path, self._feat_in(inp), self.builder)
-        except (GraphError, UnsupportedModuleError):
-            raise
-        shape = _shape(node)
-        return self._wrap_out(out, len(shape) if shape else ndim)
-
-    def _function(self, node, name: str) -> Any:
-        base = _ops.base_name(name)
-        args = node.args
-        first = self.env.get(args[0]) if args and hasattr(args[0], "op") else None
-        if name == "getitem":
-            return self._getitem(node, first, args[1])
-        if base in _ops.META_OPS:
-            return _Opaque()
-        if isinstance(first, PendingInput):
-            return first
-        if not isinstance(first, _Feat):
-            if isinstance(first, _Opaque) or first is None:
-                return _Opaque()
-            raise GraphError(f"{_where(node)} is applied to a value netstruct cannot follow.")
-        if base in _ops.ACTIVATIONS:
-            self.builder.annotate(first.ids, _ops.ACTIVATIONS[base])
-            return first
-        if base in _ops.NEUTRAL:
-            return first
-        if base in _ops.SHAPE_OPS:
-            return self._reshape(node, first)
-        raise UnsupportedModuleError(f"{_where(node)} is not supported by netstruct's exporter.")
-
-    def _getitem(self, node, value: Any, index: Any) -> Any:
-        if isinstance(value, tuple):
-            if not isinstance(index, int):
-                raise UnsupportedModuleError(f"{_where(node)} indexes a tuple with {index!r}.")
-            return value[index]
-        if isinstance(value, StackedStates):
-            if isinstance(index, int):
-                return _Feat(value.states[index], 2)
-            raise UnsupportedModuleError(
-                f"{_where(node)} selects final states with {index!r}; use an integer such as h_n[-1]."
-            )
-        if isinstance(value, PendingInput):
-            return value
-        if isinstance(value, _Feat):
-            if any(hasattr(a, "op") for a in (index if isinstance(index, tuple) else (index,))):
-                raise UnsupportedModuleError(f"{_where(node)} indexes with a traced value.")
-            shape_in = _shape(node.args[0])
-            ndim = len(shape_in) if shape_in else value.ndim
-            if not _index_keeps_features(index, ndim):
-                hint = "" if self.shapes_known else " Pass example_input to from_torch so shapes are known."
-                raise UnsupportedModuleError(
-                    f"{_where(node)} may index the feature dimension ({index!r}); netstruct only follows "
-                    f"selections of batch or time steps.{hint}"
-                )
-            return _Feat(value.ids, _index_ndim(index, ndim))
-        return _Opaque()
-
-    def _reshape(self, node, value: _Feat) -> _Feat:
-        shape_in, shape_out = _shape(node.args[0]), _shape(node)
-        n = value.ids.size
-        if shape_in is not None and shape_out is not None:
-            if shape_in[-1] == n and shape_out[-1] == n:
-                return _Feat(value.ids, len(shape_out))
-        elif node.target in ("flatten", self._fn("torch.flatten")):
-            start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0 if node.op == "call_method" else 1)
-            if value.ndim is not None and start == value.ndim - 1:
-                return value
-        raise UnsupportedModuleError(
-            f"{_where(node)} reshapes hidden features; netstruct follows reshapes only of the raw "
-            "input, or where example_input shows that the feature dimension is kept."
-        )
-
-    @staticmethod
-    def _fn(name: str) -> Any:
-        return _ops.function_table()[name]
-
-    # -- driver --------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
-        n_placeholders = 0
-        for i, node in enumerate(self.graph.nodes):
-            self.index[node] = i
-            where = _where(node)
-            rec: dict[str, Any] = {"op": node.op}
-            if node.op == "placeholder":
-                value: Any = PendingInput() if n_placeholders == 0 else _Opaque()
-                n_placeholders += 1
-                rec["target"] = str(node.target)
-            elif node.op == "call_module":
-                value = self.call_module(node)
-                rec["target"] = str(node.target)
-            elif node.op == "call_function":
-                name = _ops.function_name(node.target)
-                if name is None:
-                    raise UnsupportedModuleError(
-                        f"{where} calls a function netstruct does not follow; supported are "
-                        f"{sorted(_ops.function_table())}. Wrap it in a module and register a handler."
-                    )
-                value = self._function(node, name)
-                rec["target"] = name
-            elif node.op == "call_method":
-                base = str(node.target)
-                if base not in _ops.ACTIVATIONS and base not in _ops.NEUTRAL | _ops.SHAPE_OPS | _ops.META_OPS:
-                    raise UnsupportedModuleError(f"{where} calls tensor method {base!r}, which netstruct does not follow.")
-                value = self._function(node, base)
-                rec["target"] = base
-            elif node.op == "get_attr":
-                raise UnsupportedModuleError(
-                    f"{where} reads parameter {node.target!r} directly; netstruct exports parameters "
-                    "through modules. Move it into a module and register a handler."
-                )
-            elif node.op == "output":
-                value = self.env[node.args[0]] if hasattr(node.args[0], "op") else _Opaque()
-                for v in value if isinstance(value, tuple) else (value,):
-                    if isinstance(v, _Feat):
-                        self.builder.mark_outputs(v.ids)
-                rec["target"] = "output"
-            else:  # pragma: no cover - fx has no other op kinds
-                raise UnsupportedModuleError(f"{where}: unknown fx op {node.op!r}.")
-            rec["args"] = _ops.encode_arg(tuple(node.args), self.index, where)["$tuple"]
-            rec["kwargs"] = {k: _ops.encode_arg(v, self.index, where) for k, v in node.kwargs.items()}
-            self.env[node] = value
-            self.ops.append(rec)
-        return {
-            "format": SPEC_FORMAT,
-            "version": SPEC_VERSION,
-            "container": _container_kind(self.model),
-            "modules": self.modules,
-            "ops": self.ops,
-        }
-
-
 def _sequential_leaves(seq, prefix: str) -> list[str]:
+    """Paths of a Sequential's leaves in call order (a module used twice appears twice)."""
     import torch
 
     out = []
-    for name, child in seq.named_children():
+    for name, child in seq._modules.items():
+        if child is None:
+            continue
         path = f"{prefix}{name}"
         if isinstance(child, torch.nn.Sequential):
             out += _sequential_leaves(child, f"{path}.")
@@ -350,7 +572,9 @@ def _container_kind(model) -> str:
 
     def flat_seq(m) -> bool:
         return isinstance(m, torch.nn.Sequential) and all(
-            flat_seq(c) if isinstance(c, torch.nn.Sequential) else get_handler(c) is not None for c in m.children()
+            flat_seq(c) if isinstance(c, torch.nn.Sequential) else get_handler(c) is not None
+            for c in m._modules.values()
+            if c is not None
         )
 
     if flat_seq(model):
@@ -360,34 +584,51 @@ def _container_kind(model) -> str:
     return "Traced"
 
 
-def from_torch(model: Any, example_input: Any = None, *, check: bool = True) -> SignedGraph:
+def _tied_parameters(model) -> dict[str, str]:
+    """``{alias: first name}`` for parameters reachable under several names (tied weights)."""
+    first: dict[int, str] = {}
+    tied: dict[str, str] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in first:
+            tied[name] = first[id(p)]
+        else:
+            first[id(p)] = name
+    return tied
+
+
+def from_torch(
+    model: Any, example_input: Any = None, *, check: bool = True, reduction: str = "sum"
+) -> SignedGraph:
     """Export a torch model to a :class:`~netstruct.SignedGraph`.
 
     Parameters
     ----------
     model : torch.nn.Module
-        An ``nn.Sequential`` (nested stacks allowed) of ``nn.Linear``, recurrent layers
-        (``nn.RNN``, ``nn.LSTM``, ``nn.GRU``), activations, dropout, identity and flatten, or a
-        module whose ``forward`` chains such layers (traced with ``torch.fx``), or any layer
-        type with a registered handler.
+        Any module built from layers netstruct has handlers for (``Linear``, recurrent,
+        convolution, normalisation, pooling, embedding and element-wise layers), chained in an
+        ``nn.Sequential`` or in a ``forward`` that ``torch.fx`` can trace (residual sums,
+        concatenation, flatten/view/permute, functional activations).
     example_input : Tensor or tuple of Tensors, optional
-        One batch of input. When given, shapes are propagated (so reshapes of hidden features
-        can be followed) and, with ``check=True``, the re-imported module is run on it and its
-        output compared with the model's.
+        One batch of input. When given, the model is run once so shapes are known (needed for
+        convolutions and shape operations), and, with ``check=True``, the re-imported module is
+        run on it and its output compared with the model's.
     check : bool, default=True
         With ``example_input``, verify that ``to_torch(G)`` reproduces the model's output.
+    reduction : {"sum", "l1", "l2", "center", "max"}, default="sum"
+        How a convolution's (or a flattened input's) taps between two units become the signed
+        weight of their edge; the full kernel is kept for re-import (see ``docs/concepts``).
 
     Returns
     -------
     SignedGraph
-        Nodes for inputs, units (and gate rows), outputs; one block per weight parameter,
-        named like the model's ``state_dict`` keys.
+        Nodes for inputs, units (gate rows, channels), outputs; one block per weight parameter,
+        named like the model's ``state_dict`` keys, plus ``skip`` blocks for residual sums.
 
     Raises
     ------
     UnsupportedModuleError
-        A module or traced operation netstruct cannot follow; the message names its path and
-        type and how to register a handler.
+        Modules or operations netstruct cannot follow — all of them in one message, each with
+        its module path, operation and source line.
     GraphError
         Non-finite weights, or layer sizes that do not chain.
     InvalidParameterError
@@ -406,24 +647,32 @@ def from_torch(model: Any, example_input: Any = None, *, check: bool = True) -> 
     """
     import torch
 
+    from ..graphs._kernels import REDUCTIONS
+
     if not isinstance(model, torch.nn.Module):
         raise InvalidParameterError(
             f"The 'model' parameter of from_torch must be a torch.nn.Module. Got {type(model).__name__} instead."
         )
-    if not any(True for _ in model.parameters()):
+    if reduction not in REDUCTIONS:
+        raise InvalidParameterError(
+            f"The 'reduction' parameter of from_torch must be one of {list(REDUCTIONS)}. Got {reduction!r} instead."
+        )
+    params = dict(model.named_parameters())
+    if not params:
         raise InvalidParameterError(
             f"The 'model' parameter of from_torch must have parameters; {type(model).__name__} has none "
             "(an empty model has no graph)."
         )
     traced = _trace(model)
+    real = None
     if example_input is not None:
         was_training = model.training
         model.eval()
         try:
-            _shape_prop(traced, example_input)
+            real = _run_example(traced, example_input)
         finally:
             model.train(was_training)
-    exporter = _Exporter(model, traced, shapes_known=example_input is not None)
+    exporter = _Exporter(model, traced, real, reduction)
     spec = exporter.run()
     b = exporter.builder
     if not b.blocks:
@@ -431,19 +680,31 @@ def from_torch(model: Any, example_input: Any = None, *, check: bool = True) -> 
             f"The 'model' parameter of from_torch has no exportable weights: {type(model).__name__}'s "
             "forward uses none of its weighted layers."
         )
-    params = dict(model.named_parameters())
-    used = {f"{blk.module}.{p}" if blk.module else p for blk in b.blocks for p in (blk.param, blk.bias_param) if p}
+    tied = _tied_parameters(model)
+    if tied:
+        spec["tied"] = tied
+    used = {
+        f"{blk.module}.{p}" if blk.module else p
+        for blk in b.blocks
+        for p in (blk.param, blk.bias_param)
+        if p
+    }
+    dtype = str(next(iter(params.values())).dtype).replace("torch.", "")
+    spec["dtype"] = dtype
     provenance = {
         "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
         "parameters": list(params),
-        "unexported_parameters": sorted(set(params) - used),
+        "unexported_parameters": sorted(set(params) - used - set(tied)),
         "netstruct_version": __version__,
         "torch_version": torch.__version__,
         "python": platform.python_version(),
-        "dtype": str(next(iter(params.values())).dtype).replace("torch.", ""),
+        "dtype": dtype,
+        "training": bool(model.training),
+        "reduction": reduction,
     }
     if example_input is not None and hasattr(example_input, "shape"):
         spec["input_shape"] = list(example_input.shape)
+        spec["input_dtype"] = str(example_input.dtype).replace("torch.", "")
     G = SignedGraph(b.columns, b.blocks, spec=spec, provenance=provenance)
     if example_input is not None and check:
         _check_roundtrip(model, G, example_input)
@@ -467,7 +728,8 @@ def _check_roundtrip(model, G: SignedGraph, example_input) -> None:
     ta = [t for t in (a if isinstance(a, tuple) else (a,)) if isinstance(t, torch.Tensor)]
     tb = [t for t in (b if isinstance(b, tuple) else (b,)) if isinstance(t, torch.Tensor)]
     ok = len(ta) == len(tb) and all(
-        x.shape == y.shape and torch.allclose(x.float(), y.float(), atol=1e-5, rtol=1e-4) for x, y in zip(ta, tb)
+        x.shape == y.shape and torch.allclose(x.double(), y.double(), atol=1e-5, rtol=1e-4)
+        for x, y in zip(ta, tb)
     )
     if not ok:
         raise GraphError(

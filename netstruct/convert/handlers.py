@@ -4,7 +4,8 @@ A handler knows one torch module type. On export it turns the module's parameter
 graph nodes and blocks through a :class:`~netstruct.convert.builder.GraphBuilder`; on
 re-import it rebuilds the module from the blocks (sizes are read off the blocks, so the same
 handler rebuilds a physically shrunk layer). Parameterless modules (activations, dropout,
-flatten) are handled by :class:`ElementwiseHandler`.
+flatten) are handled by :class:`~netstruct.convert.elementwise.ElementwiseHandler`; conv,
+norm, pooling and embedding layers live in :mod:`netstruct.convert.layers`.
 
 Custom layers plug in with :func:`register_module_handler`.
 """
@@ -23,7 +24,6 @@ __all__ = [
     "ModuleHandler",
     "LinearHandler",
     "RecurrentHandler",
-    "ElementwiseHandler",
     "register_module_handler",
     "get_handler",
     "handler_for_name",
@@ -103,7 +103,7 @@ def load_params(module: Any, params: Mapping[str, np.ndarray]) -> None:
                     f"{tuple(p.shape)} but the graph holds {tuple(arr.shape)}; was the graph's "
                     "block shape tampered with?"
                 )
-            p.copy_(torch.from_numpy(np.array(arr, dtype=np.float32, copy=True)))
+            p.copy_(torch.from_numpy(np.array(arr, copy=True)).to(p.dtype))
 
 
 class LinearHandler(ModuleHandler):
@@ -135,7 +135,10 @@ class LinearHandler(ModuleHandler):
         w = params["weight"]
         with warnings.catch_warnings():  # a shrunk layer may have zero width: nothing to initialise
             warnings.filterwarnings("ignore", "Initializing zero-element tensors", UserWarning)
-            m = torch.nn.Linear(w.shape[1], w.shape[0], bias=bool(config.get("bias", True)))
+            # skip_init: the weights are overwritten at once, so no random initialisation
+            m = torch.nn.utils.skip_init(
+                torch.nn.Linear, w.shape[1], w.shape[0], bias=bool(config.get("bias", True))
+            )
         load_params(m, params)
         return m
 
@@ -153,6 +156,8 @@ class RecurrentHandler(ModuleHandler):
     """
 
     shrinkable = True
+    #: outputs are (batch, time, features) sequences (used when shapes are unknown)
+    output_ndim = 3
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -180,7 +185,9 @@ class RecurrentHandler(ModuleHandler):
                     H, module=path, direction=d, label=f"l{k}{'r' if d else ''}.h"
                 )
                 if gates:
-                    rows = builder.add_gates(units, gates, module=path, direction=d, label=f"l{k}{'r' if d else ''}")
+                    rows = builder.add_gates(
+                        units, gates, module=path, direction=d, label=f"l{k}{'r' if d else ''}"
+                    )
                 else:
                     rows = units
                 for param, src, delay in (("ih", layer_in, 0), ("hh", units, 1)):
@@ -227,67 +234,11 @@ class RecurrentHandler(ModuleHandler):
         kwargs = dict(config)
         with warnings.catch_warnings():  # a shrunk layer may have zero width: nothing to initialise
             warnings.filterwarnings("ignore", "Initializing zero-element tensors", UserWarning)
-            m = cls(ih.shape[1], H, **kwargs)
+            # built on the meta device and materialised empty: no random initialisation
+            m = cls(ih.shape[1], H, device="meta", **kwargs).to_empty(device="cpu")
         load_params(m, params)
+        m.flatten_parameters()
         return m
-
-
-_ELEMENTWISE_ATTRS: dict[str, tuple[str, ...]] = {
-    "ReLU": (),
-    "ReLU6": (),
-    "Tanh": (),
-    "Sigmoid": (),
-    "SiLU": (),
-    "Mish": (),
-    "GELU": ("approximate",),
-    "LeakyReLU": ("negative_slope",),
-    "ELU": ("alpha",),
-    "CELU": ("alpha",),
-    "SELU": (),
-    "Softplus": ("beta", "threshold"),
-    "Hardtanh": ("min_val", "max_val"),
-    "Hardsigmoid": (),
-    "Hardswish": (),
-    "Softsign": (),
-    "Tanhshrink": (),
-    "Identity": (),
-    "Dropout": ("p",),
-    "AlphaDropout": ("p",),
-    "Softmax": ("dim",),
-    "LogSoftmax": ("dim",),
-    "Flatten": ("start_dim", "end_dim"),
-}
-#: Modules that do not change values in eval mode (not recorded as activations).
-_NEUTRAL = {"Identity", "Dropout", "AlphaDropout", "Flatten"}
-
-
-class ElementwiseHandler(ModuleHandler):
-    """Parameterless modules: activations, dropout, identity, flatten.
-
-    They add no nodes; the activation's name is recorded in the ``activation`` column of
-    the nodes whose values it transforms.
-    """
-
-    def __init__(self, type_name: str) -> None:
-        self.name = type_name
-        self.attrs = _ELEMENTWISE_ATTRS[type_name]
-
-    def export(self, module, path, inputs, builder):
-        from .builder import PendingInput
-
-        if isinstance(inputs, PendingInput):
-            return inputs
-        if isinstance(inputs, np.ndarray) and self.name not in _NEUTRAL:
-            builder.annotate(inputs, self.name.lower())
-        return inputs
-
-    def config(self, module):
-        return {a: getattr(module, a) for a in self.attrs}
-
-    def build(self, config, params):
-        import torch
-
-        return getattr(torch.nn, self.name)(**config)
 
 
 _BY_TYPE: dict[type, ModuleHandler] = {}
@@ -302,13 +253,21 @@ def _load_builtins() -> None:
     import torch
 
     _builtins_loaded = True
-    _register(torch.nn.Linear, LinearHandler())
+    from . import layers
+    from .elementwise import ELEMENTWISE_ATTRS, ElementwiseHandler
+
+    linear = LinearHandler()
+    _register(torch.nn.Linear, linear)
+    # torch's own subclass used by nn.MultiheadAttention.out_proj: same forward as Linear
+    _BY_TYPE[torch.nn.modules.linear.NonDynamicallyQuantizableLinear] = linear
     for kind in _GATES:
         _register(getattr(torch.nn, kind), RecurrentHandler(kind))
-    for tname in _ELEMENTWISE_ATTRS:
+    for tname in ELEMENTWISE_ATTRS:
         cls = getattr(torch.nn, tname, None)
         if cls is not None:
             _register(cls, ElementwiseHandler(tname))
+    for module_type, handler in layers.builtin_handlers():
+        _register(module_type, handler)
 
 
 def _register(module_type: type, handler: ModuleHandler) -> None:
@@ -316,7 +275,9 @@ def _register(module_type: type, handler: ModuleHandler) -> None:
     _BY_NAME[handler.name] = handler
 
 
-def register_module_handler(module_type: type, handler: ModuleHandler, *, overwrite: bool = False) -> None:
+def register_module_handler(
+    module_type: type, handler: ModuleHandler, *, overwrite: bool = False
+) -> None:
     """Register ``handler`` for modules of ``module_type`` (exact type match).
 
     Parameters

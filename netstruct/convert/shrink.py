@@ -14,24 +14,18 @@ from .handlers import handler_for_name
 
 __all__ = ["shrink", "removable_units"]
 
-#: activations whose value on a constant input netstruct can compute exactly
-_CONST_ACT = {
-    "": lambda x: x,
-    "relu": lambda x: np.maximum(x, 0.0),
-    "relu6": lambda x: np.clip(x, 0.0, 6.0),
-    "tanh": np.tanh,
-    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
-}
-
 
 def _const_value(activation: str, bias: float) -> float | None:
-    val = float(bias)
-    for act in [a for a in activation.split("+") if a]:
-        fn = _CONST_ACT.get(act)
-        if fn is None:
-            return None
-        val = float(fn(np.float32(val)))
-    return val
+    """``activation(bias)``: the value of a unit without inputs (None when it mixes units)."""
+    from .elementwise import activation_parts
+
+    parts = activation_parts(activation)
+    if any(not h.elementwise for h, _ in parts):
+        return None
+    val = np.array([float(bias)], dtype=np.float32)
+    for handler, config in parts:
+        val = handler.forward(config, val).astype(np.float32)
+    return float(val[0])
 
 
 class _State:
@@ -44,14 +38,36 @@ class _State:
         self.kind = G.node_column("kind")
         self.group = G.node_column("group")
         self.activation = G.node_column("activation")
-        self.biases = {i: (None if b.bias is None else b.bias.astype(np.float64)) for i, b in enumerate(G.blocks)}
+        self.biases = {
+            i: (None if b.bias is None else b.bias.astype(np.float64))
+            for i, b in enumerate(G.blocks)
+        }
         spec = G.spec or {}
         handler = {p: handler_for_name(m["handler"]) for p, m in spec.get("modules", {}).items()}
         module_of = G.node_column("module")
-        self.recurrent = np.array([handler.get(m) is not None and handler[m].name in ("RNN", "LSTM", "GRU") for m in module_of])
-        shrinkable = np.array([handler.get(m) is not None and handler[m].shrinkable for m in module_of])
+        self.recurrent = np.array(
+            [
+                handler.get(m) is not None and handler[m].name in ("RNN", "LSTM", "GRU")
+                for m in module_of
+            ]
+        )
+        shrinkable = np.array(
+            [handler.get(m) is not None and handler[m].shrinkable for m in module_of]
+        )
         self.candidate = (self.kind == "hidden") & shrinkable & (self.unit == np.arange(self.n))
         self.module_of = module_of
+        # units tied to others one-to-one: residual operands, copies and grouped convs keep their
+        # width; a unit feeding a norm goes only together with its norm node
+        self.norm_pair = np.full(self.n, -1, dtype=INDEX_DTYPE)
+        for b in G.blocks:
+            if b.kind in ("skip", "identity") or (
+                b.kernel is not None and b.layout.get("groups", 1) != 1
+            ):
+                self.candidate[b.sources] = False
+                self.candidate[b.targets] = False
+            elif b.kind == "norm":
+                self.norm_pair[b.sources] = b.targets
+        self.plain_block = np.array([b.kind == "weight" and b.kernel is None for b in G.blocks])
         self.removed = np.zeros(self.n, dtype=bool)
         self.folded: list[int] = []
 
@@ -62,7 +78,13 @@ class _State:
         a = self.G.edge_arrays()
         gone = self.removed_nodes()
         live = ~gone[a["source"]] & ~gone[a["target"]]
-        return a["source"][live], a["target"][live], a["layer"][live], a["row"][live], a["col"][live]
+        return (
+            a["source"][live],
+            a["target"][live],
+            a["layer"][live],
+            a["row"][live],
+            a["col"][live],
+        )
 
     def step(self) -> bool:
         src, tgt, layer, row, col = self.live_edges()
@@ -77,7 +99,7 @@ class _State:
         for u in np.flatnonzero(noin):
             if self._foldable(int(u), src, layer):
                 fold[u] = True
-        new = self._equalize(dead | fold)
+        new = self._pair_norms(self._equalize(dead | fold))
         if not new.any():
             return False
         for u in np.flatnonzero(new & fold):
@@ -96,15 +118,28 @@ class _State:
     def _foldable(self, u: int, src: np.ndarray, layer: np.ndarray) -> bool:
         if _const_value(self.activation[u], self._bias_of(u)) is None:
             return False
-        return all(self.biases[int(li)] is not None for li in np.unique(layer[src == u]))
+        consumers = np.unique(layer[src == u])
+        # a constant folds into plain weight blocks only (not into norms, skips or conv kernels)
+        return all(
+            self.plain_block[int(li)] and self.biases[int(li)] is not None for li in consumers
+        )
 
-    def _fold(self, u: int, src: np.ndarray, layer: np.ndarray, row: np.ndarray, col: np.ndarray) -> None:
+    def _fold(
+        self, u: int, src: np.ndarray, layer: np.ndarray, row: np.ndarray, col: np.ndarray
+    ) -> None:
         c = _const_value(self.activation[u], self._bias_of(u))
         sel = src == u
         for li, r, cc in zip(layer[sel], row[sel], col[sel]):
             w = float(self.G.blocks[int(li)].weight[r, cc])
             self.biases[int(li)][r] += w * c
         self.folded.append(u)
+
+    def _pair_norms(self, new: np.ndarray) -> np.ndarray:
+        """A unit that feeds a norm node is removed only with it."""
+        paired = np.flatnonzero(new & (self.norm_pair >= 0))
+        keep = paired[~(new | self.removed)[self.norm_pair[paired]]]
+        new[keep] = False
+        return new
 
     def _equalize(self, proposed: np.ndarray) -> np.ndarray:
         """Recurrent modules need equal sizes in every layer and direction: trim the proposal."""
@@ -135,7 +170,11 @@ def shrink(G: SignedGraph) -> SignedGraph:
     A hidden unit is removed when no other unit reads it (no outgoing edge, its own gate rows
     aside), or, for feed-forward units, when it has no incoming edge: it then outputs the
     constant ``activation(bias)``, which is folded into the biases of the units it feeds
-    (relu, relu6, tanh, sigmoid and identity; units behind other activations are kept).
+    (any element-wise activation, computed by its handler; folds go into plain weight blocks
+    only, never into a norm, a residual sum or a convolution, whose borders would differ).
+    Residual operands, identity copies and grouped convolutions keep their width; a channel
+    goes together with its norm node; convolution kernels and flattened inputs are sliced
+    with their channels.
     Removing a unit removes its gate rows and every row and column coupled to it. Repeats
     until nothing changes. Input and output units are never removed. ``nn.RNN``/``LSTM``/``GRU``
     layers share one hidden size, so each of their layers and directions loses the same
@@ -159,7 +198,9 @@ def shrink(G: SignedGraph) -> SignedGraph:
     """
     check_graph(G, "shrink")
     if G.spec is None:
-        raise GraphError("shrink needs a graph with an architecture spec (one exported by netstruct.from_torch).")
+        raise GraphError(
+            "shrink needs a graph with an architecture spec (one exported by netstruct.from_torch)."
+        )
     st = _State(G)
     while st.step():
         pass
@@ -174,10 +215,9 @@ def shrink(G: SignedGraph) -> SignedGraph:
         rows = keep[b.targets]
         cols = keep[b.sources]
         bias = st.biases[i]
+        cut = b.take(rows, cols)
         blocks.append(
-            b.replace(
-                weight=b.weight[np.ix_(rows, cols)],
-                mask=b.mask[np.ix_(rows, cols)],
+            cut.replace(
                 sources=new_id[b.sources[cols]],
                 targets=new_id[b.targets[rows]],
                 bias=None if bias is None else bias[rows],
@@ -185,7 +225,9 @@ def shrink(G: SignedGraph) -> SignedGraph:
         )
     nodes = {c: G.node_column(c)[keep] for c in NODE_COLUMNS}
     nodes["unit"] = new_id[nodes["unit"]]
-    df = pd.DataFrame({"g": nodes["group"], "k": nodes["kind"], "t": nodes["gate"], "d": nodes["direction"]})
+    df = pd.DataFrame(
+        {"g": nodes["group"], "k": nodes["kind"], "t": nodes["gate"], "d": nodes["direction"]}
+    )
     nodes["index"] = df.groupby(["g", "k", "t", "d"], sort=False).cumcount().to_numpy()
     a = G.edge_arrays()
     keep_edge = keep[a["source"]] & keep[a["target"]]

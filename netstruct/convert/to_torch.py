@@ -16,12 +16,81 @@ __all__ = ["to_torch", "build_modules", "set_submodule"]
 
 
 def _module_params(G: SignedGraph) -> dict[str, dict[str, np.ndarray]]:
+    """``{module path: {parameter or buffer name: array}}`` read off the blocks."""
     params: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
+    repeats: list[Any] = []
     for b in G.blocks:
-        params[b.module][b.param] = b.weight
+        if b.kind in ("skip", "identity"):
+            continue
+        if "@" in b.module:  # a second call of a shared module
+            repeats.append(b)
+            continue
+        own = params[b.module]
+        if b.has_parameter:
+            own[b.param] = b.parameter()
+        else:
+            own["__n__"] = np.asarray(b.shape[0])
         if b.bias is not None and b.bias_param:
-            params[b.module][b.bias_param] = b.bias
+            own[b.bias_param] = b.bias
+        own.update(b.state)
+    for b in repeats:
+        path = b.module.split("@", 1)[0]
+        first = params.get(path, {}).get(b.param)
+        if (
+            first is None
+            or first.shape != b.parameter().shape
+            or not np.array_equal(first, b.parameter())
+        ):
+            raise GraphError(
+                f"Block {b.name!r} is a second use of module {path!r}, whose parameters are shared, but "
+                "its weights or mask differ from the first use's; prune or edit both uses alike."
+            )
     return params
+
+
+def structural_scales(G: SignedGraph) -> dict[str, np.ndarray]:
+    """Per-feature factors of skip/identity blocks that are no longer the identity."""
+    out = {}
+    for b in G.blocks:
+        if b.kind in ("skip", "identity"):
+            d = np.diagonal(np.where(b.mask, b.weight, 0.0)).astype(np.float32)
+            off = b.weight.copy()
+            np.fill_diagonal(off, 0.0)
+            if np.any(off):
+                raise GraphError(
+                    f"Structural block {b.name!r} ({b.kind}) has weights off its diagonal; skip and "
+                    "identity edges join unit i to unit i only."
+                )
+            if not np.all(d == 1.0):
+                out[b.name] = d
+    return out
+
+
+def _tie(model: Any, spec: dict[str, Any], G: SignedGraph) -> None:
+    """Make tied parameters (one Parameter under several names) the same object again."""
+    import torch
+
+    params = {
+        f"{b.module}.{b.param}" if b.module else b.param: b for b in G.blocks if b.has_parameter
+    }
+    for alias, first in spec.get("tied", {}).items():
+        if alias in params and first in params:
+            a, f = params[alias].parameter(), params[first].parameter()
+            if a.shape != f.shape or not np.array_equal(a, f):
+                raise GraphError(
+                    f"Parameters {first!r} and {alias!r} are tied in the model (one tensor) but the graph "
+                    "holds different values for them; prune or edit both blocks alike."
+                )
+        mod_path, _, name = alias.rpartition(".")
+        src_path, _, src_name = first.rpartition(".")
+        try:
+            target = model.get_submodule(mod_path) if mod_path else model
+            source = model.get_submodule(src_path) if src_path else model
+        except AttributeError:
+            continue
+        p = getattr(source, src_name, None)
+        if isinstance(p, torch.nn.Parameter):
+            setattr(target, name, p)
 
 
 def build_modules(spec: dict[str, Any], G: SignedGraph) -> dict[str, Any]:
@@ -29,7 +98,9 @@ def build_modules(spec: dict[str, Any], G: SignedGraph) -> dict[str, Any]:
     params = _module_params(G)
     unknown = set(params) - set(spec["modules"])
     if unknown:
-        raise GraphError(f"The graph has blocks of modules {sorted(unknown)} that its architecture spec lacks.")
+        raise GraphError(
+            f"The graph has blocks of modules {sorted(unknown)} that its architecture spec lacks."
+        )
     out = {}
     for path, m in spec["modules"].items():
         handler = handler_for_name(m["handler"])
@@ -57,20 +128,20 @@ def set_submodule(root: Any, path: str, module: Any, container_factory: Any) -> 
     parent.add_module(parts[-1], module)
 
 
-def _assemble(spec: dict[str, Any], modules: dict[str, Any]) -> Any:
+def _assemble(spec: dict[str, Any], modules: dict[str, Any], scales: dict[str, np.ndarray]) -> Any:
     import torch
 
     kind = spec.get("container", "Traced")
-    if kind == "Leaf" and list(modules) == [""]:
+    if kind == "Leaf" and list(modules) == [""] and not scales:
         return modules[""]
-    if kind == "Sequential":
+    if kind == "Sequential" and not scales:
         root = torch.nn.Sequential()
         for path, m in modules.items():
             set_submodule(root, path, m, torch.nn.Sequential)
         return root
     from ..models import RebuiltModel
 
-    return RebuiltModel(spec, modules)
+    return RebuiltModel(spec, modules, scales)
 
 
 def _apply_prune_masks(model: Any, G: SignedGraph) -> None:
@@ -86,15 +157,26 @@ def _apply_prune_masks(model: Any, G: SignedGraph) -> None:
 
 def _verify_structure(G: SignedGraph, model: Any) -> None:
     """Export the rebuilt module again and check that its blocks wire up exactly like ``G``'s."""
+    import torch
+
     from .from_torch import from_torch
 
+    spec = G.spec or {}
+    example = None
+    if "input_shape" in spec:
+        dtype = getattr(torch, spec.get("input_dtype", "float32"))
+        example = torch.zeros(spec["input_shape"], dtype=dtype)
     try:
-        H = from_torch(model)
+        H = from_torch(model, example, check=False, reduction=G.provenance.get("reduction", "sum"))
     except (GraphError, InvalidParameterError) as exc:
-        raise GraphError(f"The graph's blocks do not chain into a working model ({exc}); were shapes altered?") from None
+        raise GraphError(
+            f"The graph's blocks do not chain into a working model ({exc}); were shapes altered?"
+        ) from None
     for a, b in zip(G.blocks, H.blocks):
-        if a.name != b.name or a.shape != b.shape or not (
-            np.array_equal(a.sources, b.sources) and np.array_equal(a.targets, b.targets)
+        if (
+            a.name != b.name
+            or a.shape != b.shape
+            or not (np.array_equal(a.sources, b.sources) and np.array_equal(a.targets, b.targets))
         ):
             raise GraphError(
                 f"Block {a.name!r} (shape {a.shape}) does not wire up as its architecture says (expected "
@@ -145,7 +227,9 @@ def to_torch(G: SignedGraph, *, shrink: bool = False, prune_masks: bool = False)
     """
     check_graph(G, "to_torch")
     if not isinstance(shrink, bool):
-        raise InvalidParameterError(f"The 'shrink' parameter of to_torch must be a bool. Got {shrink!r} instead.")
+        raise InvalidParameterError(
+            f"The 'shrink' parameter of to_torch must be a bool. Got {shrink!r} instead."
+        )
     spec = G.spec
     if spec is None:
         raise GraphError(
@@ -158,7 +242,13 @@ def to_torch(G: SignedGraph, *, shrink: bool = False, prune_masks: bool = False)
         G = _shrink(G)
         spec = G.spec
     modules = build_modules(spec, G)
-    model = _assemble(spec, modules)
+    model = _assemble(spec, modules, structural_scales(G))
+    _tie(model, spec, G)
+    dtype = spec.get("dtype", "float32")
+    if dtype != "float32":
+        import torch
+
+        model = model.to(getattr(torch, dtype))
     _verify_structure(G, model)
     if prune_masks:
         _apply_prune_masks(model, G)

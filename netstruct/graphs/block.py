@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -10,7 +13,10 @@ from .._dtypes import INDEX_DTYPE, MASK_DTYPE, WEIGHT_DTYPE
 from ..exceptions import GraphError
 from ..utils.validation import check_finite
 
-__all__ = ["Block", "make_block"]
+__all__ = ["Block", "make_block", "BLOCK_KINDS"]
+
+#: Kinds of block (see :class:`Block`).
+BLOCK_KINDS = ("weight", "skip", "identity", "norm")
 
 
 def _frozen(array: np.ndarray, dtype: type, *, copy: bool) -> np.ndarray:
@@ -47,6 +53,23 @@ class Block:
         Name of the bias parameter inside the module.
     delay : int
         0 for a feed-forward block, 1 for a recurrent block (state at t-1 feeds t).
+    kind : {"weight", "skip", "identity", "norm"}
+        ``"weight"``: a weight parameter. ``"skip"``: the identity edges of a residual sum
+        (weight 1, no parameter). ``"identity"``: edges that copy values to fresh nodes (an
+        activation applied to a value another layer already read). ``"norm"``: the per-unit
+        scale of a normalisation layer (a diagonal block; the parameter is the diagonal).
+    kernel : ndarray or None, read-only
+        The parameter as torch stores it when the block's 2-D ``weight`` is a view of it: a
+        convolution's full kernel ``(out, in/groups, *k)``, a Linear read after a flatten
+        (columns grouped by source channel), an embedding table (transposed). ``None`` when
+        ``weight`` is the parameter itself. See :meth:`parameter`.
+    layout : dict
+        How ``weight`` relates to ``kernel`` (``{"type": "conv", "groups": g}``, ``{"type":
+        "expand", "columns": [...]}``, ``{"type": "transpose"}``, ``{"type": "diag"}``, or
+        ``{}``), with the kernel ``reduction`` used for the edge weights.
+    state : dict of str to ndarray
+        Non-parameter tensors of the layer the block belongs to (batch-norm running
+        statistics), by their ``state_dict`` names inside the module.
     """
 
     name: str
@@ -59,6 +82,10 @@ class Block:
     bias: np.ndarray | None = None
     bias_param: str | None = None
     delay: int = 0
+    kind: str = "weight"
+    kernel: np.ndarray | None = field(default=None, repr=False)
+    layout: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    state: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False)
     _dense: bool = field(default=False, repr=False)
 
     @property
@@ -89,12 +116,46 @@ class Block:
             "bias": self.bias,
             "bias_param": self.bias_param,
             "delay": self.delay,
+            "kind": self.kind,
+            "kernel": self.kernel,
+            "layout": self.layout,
+            "state": self.state,
         }
         unknown = set(changes) - set(fields_)
         if unknown:
             raise GraphError(f"Block.replace got unknown field(s) {sorted(unknown)}.")
         fields_.update(changes)
+        if "weight" in changes and "kernel" not in changes and self.kernel is not None:
+            if np.shape(changes["weight"]) != self.shape:
+                raise GraphError(f"Block {self.name!r}: reshape a kernel block with Block.take().")
         return make_block(**fields_)  # type: ignore[arg-type]
+
+    def take(self, rows: np.ndarray, cols: np.ndarray) -> Block:
+        """The block restricted to boolean ``rows`` and ``cols`` (kernel and state alike)."""
+        from ._kernels import take
+
+        return self.replace(
+            **take(self, np.asarray(rows, dtype=bool), np.asarray(cols, dtype=bool))
+        )
+
+    @property
+    def has_parameter(self) -> bool:
+        """True when the block stands for a torch parameter (``param`` is set)."""
+        return bool(self.param)
+
+    def parameter(self) -> np.ndarray:
+        """The block's parameter in torch's layout, with pruned edges and weight edits applied.
+
+        For plain blocks this is ``weight``. For blocks with a ``kernel`` every edge's taps are
+        zeroed when the edge is pruned, and scaled by ``new / old`` when its weight was
+        edited (``old`` is the kernel reduction, so the reduced weight of the result equals
+        the block's weight exactly for homogeneous reductions; an edited edge whose old
+        reduction is 0 gets a uniform kernel with that reduction). Diagonal (norm) blocks give
+        their diagonal.
+        """
+        from ._kernels import parameter_of
+
+        return parameter_of(self)
 
 
 def make_block(
@@ -109,6 +170,10 @@ def make_block(
     param: str = "weight",
     bias_param: str | None = None,
     delay: int = 0,
+    kind: str = "weight",
+    kernel: np.ndarray | None = None,
+    layout: Mapping[str, Any] | None = None,
+    state: Mapping[str, np.ndarray] | None = None,
 ) -> Block:
     """Validate arrays and build a frozen :class:`Block`.
 
@@ -139,7 +204,9 @@ def make_block(
     else:
         w = np.asarray(weight)
     if w.ndim != 2:
-        raise GraphError(f"Block {name!r}: weight must be a 2-D (n_out, n_in) array, got shape {w.shape}.")
+        raise GraphError(
+            f"Block {name!r}: weight must be a 2-D (n_out, n_in) array, got shape {w.shape}."
+        )
     if not np.issubdtype(w.dtype, np.number) or np.iscomplexobj(w):
         raise GraphError(f"Block {name!r}: weight must hold real numbers, got dtype {w.dtype}.")
     check_finite(w, f"Block {name!r} weight")
@@ -155,7 +222,9 @@ def make_block(
     else:
         m = np.asarray(mask)
         if m.shape != w.shape:
-            raise GraphError(f"Block {name!r}: mask shape {m.shape} differs from weight shape {w.shape}.")
+            raise GraphError(
+                f"Block {name!r}: mask shape {m.shape} differs from weight shape {w.shape}."
+            )
         if m.dtype != np.bool_:
             if not np.isin(m, (0, 1)).all():
                 raise GraphError(f"Block {name!r}: mask must be boolean (or 0/1).")
@@ -167,7 +236,11 @@ def make_block(
         mf = np.ones(w.shape, dtype=MASK_DTYPE)
         mf.setflags(write=False)
     else:
-        mf = m if (not m.flags.writeable and m.flags.c_contiguous) else _frozen(m, MASK_DTYPE, copy=True)
+        mf = (
+            m
+            if (not m.flags.writeable and m.flags.c_contiguous)
+            else _frozen(m, MASK_DTYPE, copy=True)
+        )
         if reuse and not np.any(w[~mf]):
             wf = w
         else:
@@ -188,7 +261,24 @@ def make_block(
     if tgt.flags.writeable:
         tgt = _frozen(tgt, INDEX_DTYPE, copy=True)
     if delay not in (0, 1):
-        raise GraphError(f"Block {name!r}: delay must be 0 (feed-forward) or 1 (recurrent), got {delay!r}.")
+        raise GraphError(
+            f"Block {name!r}: delay must be 0 (feed-forward) or 1 (recurrent), got {delay!r}."
+        )
+    if kind not in BLOCK_KINDS:
+        raise GraphError(f"Block {name!r}: kind must be one of {BLOCK_KINDS}, got {kind!r}.")
+    kf = None
+    if kernel is not None:
+        kf = np.asarray(kernel)
+        check_finite(kf, f"Block {name!r} kernel")
+        if kf.flags.writeable or kf.dtype != WEIGHT_DTYPE:
+            kf = _frozen(kf, WEIGHT_DTYPE, copy=True)
+    st = {}
+    for k, v in (state or {}).items():
+        a = np.asarray(v)
+        if a.flags.writeable:
+            a = a.copy()
+            a.setflags(write=False)
+        st[str(k)] = a
     return Block(
         name=str(name),
         module=str(module),
@@ -200,5 +290,9 @@ def make_block(
         bias=b,
         bias_param=bias_param,
         delay=int(delay),
+        kind=str(kind),
+        kernel=kf,
+        layout=MappingProxyType(dict(layout or {})),
+        state=MappingProxyType(st),
         _dense=dense,
     )

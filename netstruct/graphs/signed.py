@@ -100,7 +100,12 @@ class _EdgeColumns(Mapping):
 
     _KEYS = ("layer", "source", "target", "weight", "sign", "row", "col", "delay")
 
-    def __init__(self, blocks: tuple[Block, ...], attrs: Mapping[str, np.ndarray] | None = None, cache: dict | None = None):
+    def __init__(
+        self,
+        blocks: tuple[Block, ...],
+        attrs: Mapping[str, np.ndarray] | None = None,
+        cache: dict | None = None,
+    ):
         self._blocks = blocks
         self._attrs = dict(attrs or {})
         self._cache: dict[str, np.ndarray] = {} if cache is None else cache
@@ -139,14 +144,22 @@ class _EdgeColumns(Mapping):
             return np.sign(self._part("weight", i, b)).astype(SIGN_DTYPE)
         if key in ("layer", "delay"):
             m = b.weight.size if dense else self._sparse_rc(i)[0].size
-            return np.full(m, i if key == "layer" else b.delay, dtype=np.int32 if key == "layer" else np.int8)
+            return np.full(
+                m, i if key == "layer" else b.delay, dtype=np.int32 if key == "layer" else np.int8
+            )
         if key == "source":
             return np.tile(b.sources, n_out) if dense else b.sources[self._sparse_rc(i)[1]]
         if key == "target":
             return np.repeat(b.targets, n_in) if dense else b.targets[self._sparse_rc(i)[0]]
         if key == "row":
-            return np.repeat(np.arange(n_out, dtype=INDEX_DTYPE), n_in) if dense else self._sparse_rc(i)[0]
-        return np.tile(np.arange(n_in, dtype=INDEX_DTYPE), n_out) if dense else self._sparse_rc(i)[1]
+            return (
+                np.repeat(np.arange(n_out, dtype=INDEX_DTYPE), n_in)
+                if dense
+                else self._sparse_rc(i)[0]
+            )
+        return (
+            np.tile(np.arange(n_in, dtype=INDEX_DTYPE), n_out) if dense else self._sparse_rc(i)[1]
+        )
 
     def _compute(self, key: str) -> np.ndarray:
         parts = [self._part(key, i, b) for i, b in enumerate(self._blocks)]
@@ -187,7 +200,15 @@ class SignedGraph:
     ['layer', 'block', 'source', 'target', 'weight']
     """
 
-    __slots__ = ("_nodes", "_blocks", "_spec", "_provenance", "_node_attrs", "_edge_attrs", "__dict__")
+    __slots__ = (
+        "_nodes",
+        "_blocks",
+        "_spec",
+        "_provenance",
+        "_node_attrs",
+        "_edge_attrs",
+        "__dict__",
+    )
 
     def __init__(
         self,
@@ -216,7 +237,9 @@ class SignedGraph:
         self._spec = copy.deepcopy(dict(spec)) if spec is not None else None
         self._provenance = copy.deepcopy(dict(provenance or {}))
         self._node_attrs = self._check_attrs(node_attrs or {}, n, "node", reserved=NODE_COLUMNS)
-        self._edge_attrs = self._check_attrs(edge_attrs or {}, self.n_edges, "edge", reserved=EDGE_COLUMNS)
+        self._edge_attrs = self._check_attrs(
+            edge_attrs or {}, self.n_edges, "edge", reserved=EDGE_COLUMNS
+        )
 
     # ------------------------------------------------------------------ basic facts
     @property
@@ -279,7 +302,9 @@ class SignedGraph:
             return self._nodes[name]
         if name in self._node_attrs:
             return self._node_attrs[name]
-        raise InvalidParameterError(f"No node column {name!r}; columns are {list(self.nodes().columns)}.")
+        raise InvalidParameterError(
+            f"No node column {name!r}; columns are {list(self.nodes().columns)}."
+        )
 
     # ------------------------------------------------------------------ tables
     @cached_property
@@ -444,7 +469,9 @@ class SignedGraph:
             edge_attrs = {}
         return self._derive(blocks=blocks, edge_attrs=edge_attrs)
 
-    def map_weights(self, func: Callable[[Block], np.ndarray], *, layers: Iterable[int | str] | None = None) -> SignedGraph:
+    def map_weights(
+        self, func: Callable[[Block], np.ndarray], *, layers: Iterable[int | str] | None = None
+    ) -> SignedGraph:
         """Apply ``func(block) -> new weight`` to some blocks; edges stay where they are."""
         idx = range(len(self._blocks)) if layers is None else [self.block_index(k) for k in layers]
         return self.replace_blocks({i: {"weight": func(self._blocks[i])} for i in idx})

@@ -69,7 +69,7 @@ def load_model(path: str | os.PathLike) -> Any:
             prefix = f"{mpath}." if mpath else ""
             params = {k[len(prefix):]: np.asarray(v) for k, v in state.items() if k.startswith(prefix) and (mpath or "." not in k)}
             modules[mpath] = handler_for_name(m["handler"]).build(m.get("config", {}), params)
-        model = _assemble(spec, modules)
+        model = _assemble(spec, modules, {})
         import torch
 
         model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True)

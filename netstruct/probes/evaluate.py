@@ -22,9 +22,7 @@ from ..utils.validation import check_graph, check_scalar
 
 __all__ = ["evaluate_batch", "predict_batch", "check_classifier"]
 
-#: Modules that are the identity in eval mode.
-_SKIP = {"Identity", "Dropout", "AlphaDropout"}
-#: Row-wise monotone maps: they never change the arg-max, so they are skipped.
+#: Row-wise monotone maps: as the *last* step they never change the arg-max, so they are skipped.
 _MONOTONE_ROWWISE = {"Softmax", "LogSoftmax"}
 #: Default budget for one chunk of hidden activations (bytes).
 _CHUNK_BYTES = 256 * 2**20
@@ -52,7 +50,8 @@ def _not_classifier(func: str, why: str) -> InvalidParameterError:
 
 def _compile(G: SignedGraph, func: str) -> _Plan:
     """Compile the graph's architecture spec into a chain of steps (or raise)."""
-    from ..convert.handlers import _ELEMENTWISE_ATTRS
+    from ..convert.elementwise import ElementwiseHandler
+    from ..convert.handlers import handler_for_name
 
     spec = G.spec
     if spec is None or "ops" not in spec:
@@ -73,25 +72,34 @@ def _compile(G: SignedGraph, func: str) -> _Plan:
                 raise _not_classifier(func, "its output is not the last operation")
             break
         if op != "call_module" or args != [{"$node": prev}] or rec.get("kwargs"):
-            raise _not_classifier(func, f"operation {rec.get('target')!r} ({op}) is not a plain chain step")
+            raise _not_classifier(
+                func, f"operation {rec.get('target')!r} ({op}) is not a plain chain step"
+            )
         path = rec["target"]
         handler = spec["modules"][path]["handler"]
         config = spec["modules"][path].get("config", {})
+        semantics = handler_for_name(handler)
         if handler == "Linear":
             steps.append(("linear", by_module[path]))
         elif handler == "Flatten":
             if steps and config.get("start_dim", 1) != 1:
-                raise _not_classifier(func, f"module {path!r} flattens dims other than the features")
-        elif handler in _SKIP:
-            pass
-        elif handler in _MONOTONE_ROWWISE:
-            if config.get("dim") not in (None, 1, -1):
-                raise _not_classifier(func, f"module {path!r} normalises over dim {config.get('dim')}")
-        elif handler in _ELEMENTWISE_ATTRS:
-            steps.append(("act", handler, dict(config)))
+                raise _not_classifier(
+                    func, f"module {path!r} flattens dims other than the features"
+                )
+        elif isinstance(semantics, ElementwiseHandler):
+            if semantics.neutral:
+                pass
+            elif not semantics.elementwise and config.get("dim") not in (None, 1, -1):
+                raise _not_classifier(
+                    func, f"module {path!r} normalises over dim {config.get('dim')}"
+                )
+            else:
+                steps.append(("act", handler, dict(config)))
         else:
             raise _not_classifier(func, f"module {path!r} is a {handler}")
         prev = pos
+    while steps and steps[-1][0] == "act" and steps[-1][1] in _MONOTONE_ROWWISE:
+        steps.pop()  # a softmax on the logits does not change the predicted class
     linear = [s[1] for s in steps if s[0] == "linear"]
     if not linear:
         raise _not_classifier(func, "it has no Linear layer")
@@ -104,7 +112,9 @@ def _compile(G: SignedGraph, func: str) -> _Plan:
     return _Plan(tuple(steps), G.blocks[linear[0]].shape[1], G.blocks[linear[-1]].shape[0], width)
 
 
-def check_classifier(G: SignedGraph, X: object = None, y: object = None, *, func: str = "check_classifier"):
+def check_classifier(
+    G: SignedGraph, X: object = None, y: object = None, *, func: str = "check_classifier"
+):
     """Check that ``G`` is a classifier the batched evaluator runs, and that ``X, y`` fit it.
 
     Returns the compiled plan and the validated ``(X, y)`` arrays (``X`` flattened to
@@ -123,21 +133,32 @@ def check_classifier(G: SignedGraph, X: object = None, y: object = None, *, func
     Xa = np.asarray(X, dtype=np.float32)
     Xa = Xa.reshape(len(Xa), -1) if Xa.ndim >= 2 else Xa
     if Xa.ndim != 2 or Xa.shape[1] != plan.n_features or len(Xa) == 0:
-        raise param_error("X", func, f"an array of shape (n_samples > 0, {plan.n_features})", f"shape {np.shape(X)}")
+        raise param_error(
+            "X",
+            func,
+            f"an array of shape (n_samples > 0, {plan.n_features})",
+            f"shape {np.shape(X)}",
+        )
     if not np.isfinite(Xa).all():
         raise param_error("X", func, "finite", "an array holding NaN or infinite values")
     ya = np.asarray(y)
     if ya.shape != (len(Xa),) or not np.issubdtype(ya.dtype, np.integer):
-        raise param_error("y", func, f"an int array of shape ({len(Xa)},)", f"dtype {ya.dtype}, shape {ya.shape}")
+        raise param_error(
+            "y", func, f"an int array of shape ({len(Xa)},)", f"dtype {ya.dtype}, shape {ya.shape}"
+        )
     if ya.min() < 0 or ya.max() >= plan.n_classes:
         raise param_error(
-            "y", func, f"labels in 0..{plan.n_classes - 1} (the classifier has {plan.n_classes} outputs)",
+            "y",
+            func,
+            f"labels in 0..{plan.n_classes - 1} (the classifier has {plan.n_classes} outputs)",
             f"labels in {int(ya.min())}..{int(ya.max())}",
         )
     return plan, np.ascontiguousarray(Xa), ya.astype(np.int64)
 
 
-def _stacks(G: SignedGraph, arrays: Mapping[Any, np.ndarray] | None, what: str, func: str) -> tuple[dict[int, np.ndarray], int | None]:
+def _stacks(
+    G: SignedGraph, arrays: Mapping[Any, np.ndarray] | None, what: str, func: str
+) -> tuple[dict[int, np.ndarray], int | None]:
     out: dict[int, np.ndarray] = {}
     k = None
     for key, arr in (arrays or {}).items():
@@ -146,9 +167,19 @@ def _stacks(G: SignedGraph, arrays: Mapping[Any, np.ndarray] | None, what: str, 
         n_out, n_in = G.blocks[i].shape
         shape = (n_out, n_in) if what == "weights" else (n_out,)
         if a.ndim != len(shape) + 1 or a.shape[1:] != shape:
-            raise param_error(what, func, f"stacks of shape (K, {', '.join(map(str, shape))}) for block {G.blocks[i].name!r}", f"shape {a.shape}")
+            raise param_error(
+                what,
+                func,
+                f"stacks of shape (K, {', '.join(map(str, shape))}) for block {G.blocks[i].name!r}",
+                f"shape {a.shape}",
+            )
         if k is not None and a.shape[0] != k:
-            raise param_error(what, func, "stacks with the same number K of variants", f"K = {k} and K = {a.shape[0]}")
+            raise param_error(
+                what,
+                func,
+                "stacks with the same number K of variants",
+                f"K = {k} and K = {a.shape[0]}",
+            )
         k = a.shape[0]
         out[i] = a
     return out, k
@@ -174,8 +205,8 @@ def _forward(plan: _Plan, G: SignedGraph, Xt, W: dict, B: dict, lo: int, hi: int
     k = hi - lo
     h = None
     for step in plan.steps:
-        if step[0] == "act":
-            h = handler_for_name(step[1]).build(step[2], {})(h)
+        if step[0] == "act":  # the handler's semantics, features on the last axis
+            h = handler_for_name(step[1]).forward_torch(step[2], h)
             continue
         i = step[1]
         blk = G.blocks[i]
@@ -222,7 +253,9 @@ def predict_batch(
     Xa = np.asarray(X, dtype=np.float32)
     Xa = Xa.reshape(len(Xa), -1)
     if Xa.shape[1] != plan.n_features:
-        raise param_error("X", func, f"an array with {plan.n_features} features", f"shape {np.shape(X)}")
+        raise param_error(
+            "X", func, f"an array with {plan.n_features} features", f"shape {np.shape(X)}"
+        )
     Wn, kw = _stacks(G, weights, "weights", func)
     Bn, kb = _stacks(G, biases, "biases", func)
     if kw is not None and kb is not None and kw != kb:
@@ -308,4 +341,3 @@ def evaluate_batch(
             logits = _forward(plan, G, Xt, W, B, lo, hi)
             acc[lo:hi] = (logits.argmax(-1) == yt).double().mean(1).numpy()
     return acc
-

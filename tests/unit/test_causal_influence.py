@@ -97,8 +97,14 @@ def test_errors():
     with pytest.raises(GraphError, match="unroll"):
         path_influence(R)
     G2 = ns.SignedGraph(
-        {"name": ["x", "y"], "kind": ["input", "output"], "activation": ["", "softplus"]},
+        {"name": ["x", "y"], "kind": ["input", "output"], "activation": ["", "mystery"]},
         [ns.make_block(name="a", weight=np.ones((1, 1)), sources=[0], targets=[1])],
     )
-    with pytest.raises(GraphError, match="softplus"):
+    with pytest.raises(GraphError, match="mystery"):
         path_influence(G2, np.zeros((2, 1)))
+    G3 = ns.SignedGraph(  # a softmax mixes the units: it has no element-wise slope
+        {"name": ["x", "y"], "kind": ["input", "output"], "activation": ["", "softmax"]},
+        [ns.make_block(name="a", weight=np.ones((1, 1)), sources=[0], targets=[1])],
+    )
+    with pytest.raises(GraphError, match="element-wise slope"):
+        path_influence(G3, np.zeros((2, 1)))

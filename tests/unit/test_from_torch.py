@@ -86,9 +86,31 @@ def test_provenance_records_model_and_parameters():
 
 
 def test_unsupported_module_names_path_type_and_fix():
-    m = torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(4, 2))
-    with pytest.raises(ns.UnsupportedModuleError, match=r"'0'.*Conv1d.*register_module_handler"):
+    m = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.PReLU(), torch.nn.Linear(4, 2))
+    with pytest.raises(ns.UnsupportedModuleError, match=r"'1'.*PReLU.*register_module_handler"):
         ns.from_torch(m)
+
+
+def test_all_unsupported_operations_are_reported_at_once_with_source_lines():
+    class Three(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Linear(4, 4)
+            self.p = torch.nn.PReLU()
+            self.b = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            h = self.p(self.a(x))  # 1: a module without handler
+            g = torch.cumsum(self.b(x), 1)  # 2: a function netstruct does not follow
+            k = self.a(x).sum(1, keepdim=True) * torch.ones(1, 4)  # 3: a mean-like mix of units
+            return h + g + k
+
+    with pytest.raises(ns.UnsupportedModuleError) as info:
+        ns.from_torch(Three(), torch.zeros(2, 4))
+    msg = str(info.value)
+    assert "3 operation(s)" in msg
+    assert "PReLU" in msg and "cumsum" in msg and "sum" in msg
+    assert msg.count("test_from_torch.py, line") == 3
 
 
 def test_unsupported_function_in_forward():
@@ -138,7 +160,7 @@ def test_example_input_must_fit():
         ns.from_torch(mlp([3, 2]), torch.zeros(1, 5))
 
 
-def test_feature_indexing_needs_shapes():
+def test_feature_indexing_is_followed_exactly_with_shapes():
     class Pick(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -148,8 +170,11 @@ def test_feature_indexing_needs_shapes():
         def forward(self, x):
             return self.b(self.a(x)[:, 0:1])
 
-    with pytest.raises(ns.UnsupportedModuleError, match="feature dimension"):
-        ns.from_torch(Pick(), torch.zeros(2, 3))
+    with pytest.raises(ns.UnsupportedModuleError, match="example_input"):
+        ns.from_torch(Pick())
+    m = Pick()
+    G = ns.from_torch(m, torch.zeros(2, 3))  # the round trip is checked on example_input
+    assert G.block("b.weight").sources.tolist() == G.block("a.weight").targets[:1].tolist()
 
 
 def test_final_state_head_and_functional_activations():
@@ -158,8 +183,15 @@ def test_final_state_head_and_functional_activations():
     G = ns.from_torch(m)
     head = G.block("fc.weight")
     n = G.nodes()
+    # the LSTM's recurrence reads its units before the relu: the relu gets fresh nodes fed by
+    # identity edges, so both readers see the values they really read
     assert (n.loc[head.sources].kind == "hidden").all()
-    assert (n.loc[head.sources].activation == "tanh+relu").all()
+    assert (n.loc[head.sources].activation == "relu").all()
+    copy = next(b for b in G.blocks if b.kind == "identity")
+    assert copy.targets.tolist() == head.sources.tolist()
+    assert (n.loc[copy.sources].activation == "tanh").all()
+    x = torch.randn(5, 2, 3)
+    assert torch.allclose(ns.to_torch(G)(x), m(x), atol=1e-6)
 
 
 def test_custom_layer_through_registry():
@@ -178,8 +210,15 @@ def test_custom_layer_through_registry():
         def export(self, module, path, inputs, builder):
             src = builder.resolve_features(inputs, module.lin.in_features, path)
             out = builder.add_units(module.lin.out_features, module=path)
-            builder.add_block(module=path, param="lin.weight", weight=module.lin.weight, sources=src,
-                              targets=out, bias=module.lin.bias, bias_param="lin.bias")
+            builder.add_block(
+                module=path,
+                param="lin.weight",
+                weight=module.lin.weight,
+                sources=src,
+                targets=out,
+                bias=module.lin.bias,
+                bias_param="lin.bias",
+            )
             return out
 
         def config(self, module):

@@ -1,0 +1,93 @@
+"""Values followed through a traced model: which graph nodes sit along which tensor axis.
+
+A traced tensor that carries network units is a :class:`Feat`: the node ids along its feature
+axis (channels for ``N, C, ...`` maps, the last axis otherwise). Shape operations (view,
+flatten, permute, cat, split, pooling, indexing, means over non-feature axes) are followed
+exactly by running the operation itself on a *code tensor*: every feature position holds a
+random integer code of its node, broadcast over the other axes; the result is decoded back to
+node ids. An operation that mixes features (a mean over channels, a zero-padded average) yields
+values that are no code, and is reported instead of being followed wrongly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Feat", "Opaque", "Broken", "encode", "decode"]
+
+
+@dataclass(frozen=True)
+class Feat:
+    """Node ids carried by a traced value.
+
+    ``ids`` has one entry per position of the feature axis (a node may repeat, e.g. a channel
+    read at every position of a flattened map); ``axis`` is that axis (``-1``: the last one)
+    and ``ndim`` the tensor's number of dims when known.
+    """
+
+    ids: np.ndarray
+    ndim: int | None = None
+    axis: int = -1
+
+    @property
+    def pos_axis(self) -> int | None:
+        """The feature axis as a non-negative index (None when ``ndim`` is unknown)."""
+        if self.ndim is None:
+            return None if self.axis < 0 else self.axis
+        return self.axis % self.ndim
+
+
+class Opaque:
+    """A traced value that carries no units (sizes, masks, initial states, ...)."""
+
+
+class Broken:
+    """The result of an operation already reported as unsupported (its consumers stay quiet)."""
+
+
+def encode(
+    feat: Feat, shape: tuple[int, ...], rng: np.random.Generator
+) -> tuple[Any, dict[float, int]]:
+    """A float64 code tensor of ``shape`` for ``feat``, and the code -> node id table."""
+    import torch
+
+    uniq = np.unique(feat.ids)
+    # distinct random integers: means of equal codes are exact in float64 (sums stay < 2**53),
+    # while a mixture of different codes is another code only with probability ~ n / 2**31
+    codes = (2.0**31 + rng.choice(2**31, size=uniq.size, replace=False)).astype(np.float64)
+    lookup = dict(zip(codes.tolist(), uniq.tolist()))
+    per_pos = codes[np.searchsorted(uniq, feat.ids)]
+    axis = feat.axis % len(shape)
+    view = [1] * len(shape)
+    view[axis] = shape[axis]
+    t = torch.from_numpy(per_pos.reshape(view)).expand(*shape).contiguous()
+    return t, lookup
+
+
+def decode(t: Any, lookup: dict[float, int]) -> Feat | None:
+    """Node ids of a code tensor: the single axis the codes vary along (None when mixed)."""
+    a = t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
+    if a.dtype != np.float64 or a.ndim == 0:
+        return None
+    flat = a.reshape(-1)
+    uniq, inv = np.unique(flat, return_inverse=True)
+    ids = np.array([lookup.get(float(u), -1) for u in uniq], dtype=np.int64)
+    if (ids < 0).any():
+        return None
+    node = ids[inv].reshape(a.shape)
+    varying = [k for k in range(a.ndim) if a.shape[k] > 1 and not (np.ptp(node, axis=k) == 0).all()]
+    if len(varying) > 1:
+        return None
+    if not varying:  # one position on every axis, or one node everywhere
+        sizes = [k for k in range(a.ndim) if a.shape[k] == 1]
+        if np.unique(node).size != 1 or not sizes:
+            return None
+        axis = sizes[-1]
+    else:
+        axis = varying[0]
+    index = [0] * a.ndim
+    index[axis] = slice(None)  # type: ignore[call-overload]
+    return Feat(np.ascontiguousarray(node[tuple(index)]).reshape(-1), a.ndim, axis)

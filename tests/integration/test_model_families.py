@@ -1,0 +1,201 @@
+"""Coverage corpus: model families users bring, exported and re-imported exactly.
+
+For each model: ``to_torch(from_torch(m, x))(x) == m(x)`` within 1e-5, the same
+``state_dict`` keys, the graph facts (one edge per channel pair or weight entry, skip edges,
+node kinds), the networkx/igraph/scipy views and GraphML read back.
+"""
+
+from __future__ import annotations
+
+import igraph
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+
+import netstruct as ns
+from tests.models import BiGRUCat, ResidualMLP, TextLSTM, UserCNN
+
+pytestmark = pytest.mark.torch
+
+
+def _user_cnn():
+    torch.manual_seed(0)
+    m = UserCNN()
+    for bn in (m.bn1, m.bn2):  # non-trivial eval statistics
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+    return m.eval(), torch.randn(2, 1, 8, 8)
+
+
+def _text_lstm():
+    torch.manual_seed(0)
+    return TextLSTM().eval(), torch.randint(0, 11, (3, 7))
+
+
+def _bigru():
+    torch.manual_seed(0)
+    return BiGRUCat().eval(), torch.randn(3, 5, 3)
+
+
+def _residual_mlp():
+    torch.manual_seed(0)
+    return ResidualMLP().eval(), torch.randn(4, 6)
+
+
+def _sequential_cnn():
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(
+        torch.nn.Conv1d(2, 3, 3, stride=2, dilation=1, padding=1),
+        torch.nn.BatchNorm1d(3),
+        torch.nn.LeakyReLU(0.1),
+        torch.nn.AvgPool1d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(3 * 4, 2),
+    )
+    return m.eval(), torch.randn(2, 2, 16)
+
+
+def _conv_transpose():
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3),
+        torch.nn.SiLU(),
+        torch.nn.ConvTranspose2d(3, 2, 2, stride=2),
+        torch.nn.GroupNorm(1, 2),
+        torch.nn.AdaptiveMaxPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(2, 2),
+    )
+    return m.eval(), torch.randn(2, 1, 6, 6)
+
+
+MODELS = {
+    "user_cnn": _user_cnn,
+    "text_lstm": _text_lstm,
+    "bigru_cat": _bigru,
+    "residual_mlp": _residual_mlp,
+    "sequential_cnn": _sequential_cnn,
+    "conv_transpose": _conv_transpose,
+}
+
+
+@pytest.fixture(params=sorted(MODELS))
+def exported(request):
+    m, x = MODELS[request.param]()
+    return request.param, m, x, ns.from_torch(m, x)
+
+
+def test_reimport_reproduces_outputs_and_state_dict_keys(exported):
+    _, m, x, G = exported
+    r = ns.to_torch(G)
+    with torch.no_grad():
+        assert torch.allclose(r(x), m(x), atol=1e-5)
+    assert sorted(r.state_dict()) == sorted(m.state_dict())
+
+
+def test_views_and_graphml_agree_with_edge_table(exported, tmp_path):
+    _, _, _, G = exported
+    e = G.edges()
+    Gx = G.to_networkx()
+    assert Gx.number_of_edges() == len(e)
+    g = G.to_igraph()
+    assert g.ecount() == len(e)
+    A = G.to_scipy()
+    np.testing.assert_allclose(A[e.source.to_numpy(), e.target.to_numpy()], e.weight.to_numpy())
+    path = tmp_path / "g.graphml"
+    ns.write_graphml(G, path)
+    assert nx.read_graphml(path).number_of_edges() == len(e)
+    assert igraph.Graph.Read_GraphML(str(path)).ecount() == len(e)
+
+
+def test_cnn_graph_facts():
+    m, x = _user_cnn()
+    G = ns.from_torch(m, x)
+    c1 = G.block("conv1.weight")
+    assert c1.shape == (4, 1) and c1.kernel.shape == (4, 1, 3, 3)
+    # edge weight = sum of the pair's taps (the default reduction)
+    np.testing.assert_allclose(
+        c1.weight[:, 0], m.conv1.weight.detach().sum((1, 2, 3)).numpy(), rtol=1e-6
+    )
+    dw = G.block("dw.weight")  # depthwise: one edge per channel, inside its group
+    assert dw.n_edges == 4 and np.array_equal(dw.mask, np.eye(4, dtype=bool))
+    bn = G.block("bn1.weight")
+    assert bn.kind == "norm" and set(bn.state) == {
+        "running_mean",
+        "running_var",
+        "num_batches_tracked",
+    }
+    skips = [b for b in G.blocks if b.kind == "skip"]
+    assert len(skips) == 2 and all(b.n_edges == 4 for b in skips)
+    fc = G.block("fc.weight")  # a Linear on a flattened map: one edge per (unit, channel)
+    assert fc.shape == (3, 6) and fc.kernel.shape == (3, 24)
+    assert set(G.nodes().loc[fc.sources].module) == {"conv3"}
+
+
+def test_embedding_is_a_vocabulary_to_dimension_block():
+    m, x = _text_lstm()
+    G = ns.from_torch(m, x)
+    emb = G.block("emb.weight")
+    assert emb.shape == (5, 11)
+    np.testing.assert_array_equal(emb.parameter(), m.emb.weight.detach().numpy())
+    assert G.nodes().loc[emb.sources].name.iloc[0] == "token[0]"
+
+
+def test_cat_of_directions_feeds_the_head():
+    m, x = _bigru()
+    G = ns.from_torch(m, x)
+    fc = G.block("fc.weight")
+    d = G.nodes().loc[fc.sources].direction.tolist()
+    assert d == [0] * 4 + [1] * 4
+
+
+def test_pruned_conv_channel_pair_zeroes_its_taps_and_edits_rescale_them():
+    m, x = _user_cnn()
+    G = ns.from_torch(m, x)
+    e = G.edges()
+    cut = ((e.block == "conv3.weight") & (e.row == 0) & (e.col == 1)).to_numpy()
+    H = G.remove_edges(cut)
+    r = ns.to_torch(H)
+    assert torch.count_nonzero(r.conv3.weight[0, 1]) == 0
+    ref = m.conv3.weight.detach().clone()
+    ref[0, 1] = 0
+    assert torch.equal(r.conv3.weight[torch.arange(6) != 0], ref[torch.arange(6) != 0])
+    # flipping an edge's weight flips its taps (the reduction is homogeneous)
+    i = G.block_index("conv1.weight")
+    W = G.blocks[i].weight.copy()
+    W[2, 0] *= -1
+    F = G.replace_blocks({i: {"weight": W}})
+    assert torch.allclose(ns.to_torch(F).conv1.weight[2], -m.conv1.weight[2], atol=1e-7)
+
+
+def test_pruned_skip_edge_is_realised_on_reimport():
+    m, x = _residual_mlp()
+    G = ns.from_torch(m, x)
+    e = G.edges()
+    skip = next(b.name for b in G.blocks if b.kind == "skip")
+    H = G.remove_edges(((e.block == skip) & (e.row == 0)).to_numpy())
+    r = ns.to_torch(H)
+    h = m.inp(x)
+    f = m.f1(torch.nn.functional.gelu(m.norm(h)))
+    h2 = h * torch.tensor([0.0] + [1.0] * 7) + f
+    want = m.head(h2 + torch.tanh(m.f2(h2)))
+    assert torch.allclose(r(x), want, atol=1e-5)
+    assert not torch.allclose(r(x), m(x), atol=1e-3)
+
+
+def test_shrink_cnn_is_physically_smaller_and_equal_to_masked():
+    m, x = _sequential_cnn()
+    G = ns.from_torch(m, x)
+    e = G.edges()
+    c = G.block("0.weight").targets[1]
+    bn = G.block("1.weight")
+    gone = ((e.block == "5.weight") & (e.source == bn.targets[1])).to_numpy()
+    H = G.remove_edges(gone)
+    S = ns.shrink(H)
+    assert S.block("0.weight").shape == (2, 2) and S.block("5.weight").shape == (2, 2)
+    assert S.block("5.weight").kernel.shape == (2, 8)
+    small = ns.to_torch(S)
+    assert small[0].out_channels == 2 and small[1].num_features == 2 and small[5].in_features == 8
+    assert torch.allclose(small(x), ns.to_torch(H)(x), atol=1e-5)
+    assert c not in set(S.nodes().name)
