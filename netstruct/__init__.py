@@ -70,7 +70,23 @@ _LAZY = {
     "sweep": "netstruct.probes",
     "task_complexity": "netstruct.probes",
 }
-_SUBMODULES = {"datasets", "training", "convert", "io", "backends", "algorithms", "probes", "lattice", "causal", "graphs", "utils", "figures", "pruning", "report", "models"}
+_SUBMODULES = {
+    "datasets",
+    "training",
+    "convert",
+    "io",
+    "backends",
+    "algorithms",
+    "probes",
+    "lattice",
+    "causal",
+    "graphs",
+    "utils",
+    "figures",
+    "pruning",
+    "report",
+    "models",
+}
 
 __all__ = [
     "__version__",

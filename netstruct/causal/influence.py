@@ -24,6 +24,13 @@ def _gains(G, X: np.ndarray) -> np.ndarray:
     """Activation slope of every node on every sample, shape (n_nodes, n_samples)."""
     from ..convert.elementwise import activation_map, activation_slope
 
+    for b in G.blocks:
+        if b.kind == "norm" or b.kernel is not None:
+            raise GraphError(
+                f"path_influence with data evaluates node values as activation(sum of weight * source "
+                f"+ bias); block {b.name!r} ({'a norm' if b.kind == 'norm' else 'a convolution or flattened map'}) "
+                "does not compute that. Call path_influence(G) without X for the structural influence."
+            )
     nodes = G.nodes()
     act = nodes["activation"].to_numpy()
     maps, slopes = {}, {}

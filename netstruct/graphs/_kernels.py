@@ -154,6 +154,15 @@ def parameter_of(block: Any) -> np.ndarray:
     out, L, T = K3.shape
     cols = offsets[:, None] + np.arange(L)[None, :]
     rows = np.arange(out)[:, None]
+    inside = np.zeros(block.shape, dtype=bool)
+    inside[rows, cols] = True
+    if np.any(block.mask & ~inside):
+        r, c = np.argwhere(block.mask & ~inside)[0]
+        raise GraphError(
+            f"Block {block.name!r} has an edge ({r}, {c}) outside its convolution's groups; a grouped "
+            "convolution cannot hold it (null models and rewiring must keep a grouped conv's "
+            "structural zeros, e.g. randomize per group)."
+        )
     W = block.weight[rows, cols].astype(np.float64)
     M = block.mask[rows, cols]
     R = reduce_taps(K3, reduction).astype(np.float32).astype(np.float64)

@@ -48,7 +48,18 @@ NODE_COLUMNS: dict[str, Any] = {
 }
 
 #: Columns of the edge table built from the blocks.
-EDGE_COLUMNS = ("layer", "block", "source", "target", "weight", "sign", "row", "col", "delay")
+EDGE_COLUMNS = (
+    "layer",
+    "block",
+    "source",
+    "target",
+    "weight",
+    "sign",
+    "row",
+    "col",
+    "delay",
+    "kind",
+)
 
 _NODE_DTYPES = {
     "group": INDEX_DTYPE,
@@ -325,16 +336,26 @@ class SignedGraph:
 
         Columns: ``layer`` (block position), ``block`` (block name, categorical),
         ``source``, ``target`` (node ids), ``weight``, ``sign`` (-1/0/+1), ``row``, ``col``
-        (position in the block's weight), ``delay`` (1 for recurrent blocks), then attributes.
+        (position in the block's weight), ``delay`` (1 for recurrent blocks), ``kind`` (the
+        block's kind: ``weight``, ``skip``, ``identity`` or ``norm``), then attributes.
         """
         a = self._edge_arrays
         names = [b.name for b in self._blocks]
         data: dict[str, Any] = {"layer": a["layer"]}
         data["block"] = pd.Categorical.from_codes(a["layer"], categories=names) if names else []
-        for c in EDGE_COLUMNS[2:]:
+        for c in EDGE_COLUMNS[2:-1]:
             data[c] = a[c]
+        data["kind"] = self._edge_kinds(a["layer"])
         data.update(self._edge_attrs)
         return pd.DataFrame(data, copy=False)
+
+    def _edge_kinds(self, layer: np.ndarray) -> pd.Categorical:
+        from .block import BLOCK_KINDS
+
+        codes = np.array([BLOCK_KINDS.index(b.kind) for b in self._blocks], dtype=np.int8)
+        return pd.Categorical.from_codes(
+            codes[layer] if codes.size else layer, categories=list(BLOCK_KINDS)
+        )
 
     @cached_property
     def _node_bias(self) -> tuple[np.ndarray, np.ndarray]:

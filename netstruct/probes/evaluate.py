@@ -36,6 +36,9 @@ class _Plan:
     n_features: int
     n_classes: int
     width: int
+    #: input shape (without batch) when the graph is not a Linear chain: variants then run
+    #: through the rebuilt module (to_torch), one at a time
+    module_input: tuple[int, ...] | None = None
 
 
 def _not_classifier(func: str, why: str) -> InvalidParameterError:
@@ -49,6 +52,40 @@ def _not_classifier(func: str, why: str) -> InvalidParameterError:
 
 
 def _compile(G: SignedGraph, func: str) -> _Plan:
+    """Compile the graph into batched steps, or a module plan for any other re-importable graph."""
+    try:
+        return _compile_chain(G, func)
+    except InvalidParameterError:
+        spec = G.spec
+        if (
+            spec is None
+            or "input_shape" not in spec
+            or spec.get("input_dtype", "float32").startswith("int")
+        ):
+            raise
+    shape = tuple(int(d) for d in spec["input_shape"][1:])
+    n_classes = int(np.count_nonzero(G.node_column("kind") == "output"))
+    return _Plan((("module",),), int(np.prod(shape)), n_classes, 1, module_input=shape)
+
+
+def _module_logits(G: SignedGraph, Xt, W: dict, B: dict, lo: int, hi: int, shape: tuple[int, ...]):
+    """Logits of variants ``lo:hi`` of a non-chain graph, each through its rebuilt module."""
+    import torch
+
+    from ..convert.to_torch import to_torch
+
+    out = []
+    x = Xt.reshape(len(Xt), *shape)
+    for k in range(lo, hi):
+        upd = {i: {"weight": W[i][k].numpy()} for i in W}
+        for i in B:
+            upd.setdefault(i, {})["bias"] = B[i][k].numpy()
+        variant = G.replace_blocks(upd) if upd else G
+        out.append(to_torch(variant)(x))
+    return torch.stack(out)
+
+
+def _compile_chain(G: SignedGraph, func: str) -> _Plan:
     """Compile the graph's architecture spec into a chain of steps (or raise)."""
     from ..convert.elementwise import ElementwiseHandler
     from ..convert.handlers import handler_for_name
@@ -202,6 +239,8 @@ def _forward(plan: _Plan, G: SignedGraph, Xt, W: dict, B: dict, lo: int, hi: int
 
     from ..convert.handlers import handler_for_name
 
+    if plan.module_input is not None:
+        return _module_logits(G, Xt, W, B, lo, hi, plan.module_input)
     k = hi - lo
     h = None
     for step in plan.steps:

@@ -53,20 +53,47 @@ class ProbeSpec:
 def _build() -> dict[str, ProbeSpec]:
     out = {"none": ProbeSpec("none", "none", "", False, "ignored")}
     for rule in _t.PRUNE_RULES:
-        out[f"prune-{rule}"] = ProbeSpec(f"prune-{rule}", "prune", rule, rule == "random", "fraction removed")
-        out[f"flip-{rule}"] = ProbeSpec(f"flip-{rule}", "flip", rule, rule == "random", "fraction flipped")
+        out[f"prune-{rule}"] = ProbeSpec(
+            f"prune-{rule}", "prune", rule, rule == "random", "fraction removed"
+        )
+        out[f"flip-{rule}"] = ProbeSpec(
+            f"flip-{rule}", "flip", rule, rule == "random", "fraction flipped"
+        )
     for dist in _t.NOISE_DISTS:
-        out[f"noise-{dist}"] = ProbeSpec(f"noise-{dist}", "noise", f"{dist}/additive", True, "noise scale")
-        out[f"noise-{dist}-mult"] = ProbeSpec(f"noise-{dist}-mult", "noise", f"{dist}/multiplicative", True, "noise scale")
-    for model in ("A", "B", "C", "D", "E", "F", "G-left", "G-right", "G-shuffle", "curveball", "curveball-right"):
-        out[f"null-{model}"] = ProbeSpec(f"null-{model}", "null", model, True, "fraction pruned before")
+        out[f"noise-{dist}"] = ProbeSpec(
+            f"noise-{dist}", "noise", f"{dist}/additive", True, "noise scale"
+        )
+        out[f"noise-{dist}-mult"] = ProbeSpec(
+            f"noise-{dist}-mult", "noise", f"{dist}/multiplicative", True, "noise scale"
+        )
+    for model in (
+        "A",
+        "B",
+        "C",
+        "D",
+        "E",
+        "F",
+        "G-left",
+        "G-right",
+        "G-shuffle",
+        "curveball",
+        "curveball-right",
+    ):
+        out[f"null-{model}"] = ProbeSpec(
+            f"null-{model}", "null", model, True, "fraction pruned before"
+        )
     return out
 
 
 #: Probe name -> :class:`ProbeSpec`. Aliases: ``"prune"`` = ``"prune-smallest"``, ``"flip"`` =
 #: ``"flip-smallest"``, ``"noise"`` = ``"noise-uniform"``, ``"null-G"`` = ``"null-G-left"``.
 PROBES: Mapping[str, ProbeSpec] = MappingProxyType(_build())
-_ALIASES = {"prune": "prune-smallest", "flip": "flip-smallest", "noise": "noise-uniform", "null-G": "null-G-left"}
+_ALIASES = {
+    "prune": "prune-smallest",
+    "flip": "flip-smallest",
+    "noise": "noise-uniform",
+    "null-G": "null-G-left",
+}
 
 
 def check_probe(probe: object, func: str) -> ProbeSpec:
@@ -78,7 +105,9 @@ def check_probe(probe: object, func: str) -> ProbeSpec:
         found = lookup_model(probe)
         if found is not None and f"null-{found.name}" in PROBES:
             return PROBES[f"null-{found.name}"]
-    raise param_error("probe", func, f"one of {sorted(PROBES) + sorted(_ALIASES)} or a null-model name", probe)
+    raise param_error(
+        "probe", func, f"one of {sorted(PROBES) + sorted(_ALIASES)} or a null-model name", probe
+    )
 
 
 def check_level(spec: ProbeSpec, level: object, func: str) -> float:
@@ -117,15 +146,37 @@ class ProbeStack:
         return self.n_samples
 
     def binarized(self) -> ProbeStack:
-        """The same copies followed by binarization (signs of weights and biases)."""
-        sw = {k: np.sign(v).astype(WEIGHT_DTYPE) for k, v in self.weights.items()}
-        sb = {k: np.sign(v).astype(WEIGHT_DTYPE) for k, v in self.biases.items()}
-        return ProbeStack(self.source, self.probe, self.level, self.seed, MappingProxyType(sw),
-                          self.masks, MappingProxyType(sb), self.n_samples)
+        """The same copies followed by binarization (signs of weights and biases).
+
+        Only weight blocks are binarized; skip, identity and norm blocks are structure.
+        """
+        kind = {b.name: b.kind for b in self.source.blocks}
+        sw = {
+            k: (np.sign(v).astype(WEIGHT_DTYPE) if kind[k] == "weight" else v)
+            for k, v in self.weights.items()
+        }
+        sb = {
+            k: (np.sign(v).astype(WEIGHT_DTYPE) if kind[k] == "weight" else v)
+            for k, v in self.biases.items()
+        }
+        return ProbeStack(
+            self.source,
+            self.probe,
+            self.level,
+            self.seed,
+            MappingProxyType(sw),
+            self.masks,
+            MappingProxyType(sb),
+            self.n_samples,
+        )
 
     def graph(self, k: int) -> SignedGraph:
         """Copy ``k`` as a :class:`~netstruct.SignedGraph`."""
-        k = int(check_scalar(k, "k", "ProbeStack.graph", kind=int, min_value=0, max_value=self.n_samples - 1))  # type: ignore[arg-type]
+        k = int(
+            check_scalar(
+                k, "k", "ProbeStack.graph", kind=int, min_value=0, max_value=self.n_samples - 1
+            )
+        )  # type: ignore[arg-type]
         upd: dict[str, dict[str, np.ndarray]] = {}
         for name, w in self.weights.items():
             upd[name] = {"weight": w[k], "mask": self.masks[name][k]}
@@ -143,7 +194,9 @@ def _one_copy(G: SignedGraph, spec: ProbeSpec, level: float, rng: np.random.Gene
     out = []
     for blk in G.blocks:
         W, m, b = blk.weight, blk.mask, blk.bias
-        if spec.family == "prune" and level > 0:
+        if blk.kind != "weight":  # skip/identity/norm blocks are structure, not weights to probe
+            pass
+        elif spec.family == "prune" and level > 0:
             W, m, b = _k._prune_layer(W, m, b, level, spec.option, rng, True)
         elif spec.family == "flip" and level > 0:
             W, m, b = _k._flip_layer(W, m, b, level, spec.option, rng, True)
@@ -210,12 +263,19 @@ def perturb(
         ens = randomize_ensemble(P, spec.option, n_samples, seed=seed, n_steps=n_steps)
         weights = dict(ens.weights)
         masks = {b.name: np.broadcast_to(b.mask, (n_samples, *b.shape)) for b in P.blocks}
-        biases = {b.name: np.broadcast_to(b.bias, (n_samples, b.shape[0])) for b in P.blocks if b.bias is not None}
+        biases = {
+            b.name: np.broadcast_to(b.bias, (n_samples, b.shape[0]))
+            for b in P.blocks
+            if b.bias is not None
+        }
         for b in P.blocks:
             weights.setdefault(b.name, np.broadcast_to(b.weight, (n_samples, *b.shape)))
     else:
         draws = n_samples if spec.stochastic and level > 0 else 1
-        copies = [_one_copy(G, spec, level, _child(seed, k) if spec.stochastic else None) for k in range(draws)]
+        copies = [
+            _one_copy(G, spec, level, _child(seed, k) if spec.stochastic else None)
+            for k in range(draws)
+        ]
         weights, masks, biases = {}, {}, {}
         for j, name in enumerate(names):
             weights[name] = np.stack([c[j][0] for c in copies])
@@ -223,9 +283,21 @@ def perturb(
             if copies[0][j][2] is not None:
                 biases[name] = np.stack([np.asarray(c[j][2], dtype=WEIGHT_DTYPE) for c in copies])
             if draws < n_samples:  # deterministic: one copy, broadcast
-                weights[name] = np.broadcast_to(weights[name][0], (n_samples, *weights[name].shape[1:]))
+                weights[name] = np.broadcast_to(
+                    weights[name][0], (n_samples, *weights[name].shape[1:])
+                )
                 masks[name] = np.broadcast_to(masks[name][0], (n_samples, *masks[name].shape[1:]))
                 if name in biases:
-                    biases[name] = np.broadcast_to(biases[name][0], (n_samples, *biases[name].shape[1:]))
-    return ProbeStack(G, spec, level, seed, MappingProxyType(weights), MappingProxyType(masks),
-                      MappingProxyType(biases), n_samples)
+                    biases[name] = np.broadcast_to(
+                        biases[name][0], (n_samples, *biases[name].shape[1:])
+                    )
+    return ProbeStack(
+        G,
+        spec,
+        level,
+        seed,
+        MappingProxyType(weights),
+        MappingProxyType(masks),
+        MappingProxyType(biases),
+        n_samples,
+    )

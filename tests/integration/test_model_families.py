@@ -199,3 +199,45 @@ def test_shrink_cnn_is_physically_smaller_and_equal_to_masked():
     assert small[0].out_channels == 2 and small[1].num_features == 2 and small[5].in_features == 8
     assert torch.allclose(small(x), ns.to_torch(H)(x), atol=1e-5)
     assert c not in set(S.nodes().name)
+
+
+def test_probes_and_path_influence_run_on_a_cnn():
+    m, x = _user_cnn()
+    x = torch.randn(16, 1, 8, 8)
+    G = ns.from_torch(m, x)
+    y = m(x).argmax(1).numpy()
+    df = ns.probes.sweep(
+        [G], x.numpy(), y, {"prune": [0.0, 0.5], "noise": [0.05]}, n_repeats=2, scheduler="serial"
+    )
+    full = df[(df.metric == "acc_full") & (df.level == 0.0)].value
+    assert (full == 100.0).all()  # the unperturbed CNN predicts its own labels
+    # probes leave structure alone: skip and norm blocks of a pruned copy are untouched
+    from netstruct.probes.registry import perturb
+
+    S = perturb(G, "prune", 0.5, n_samples=1, seed=0)
+    for b in G.blocks:
+        if b.kind != "weight":
+            np.testing.assert_array_equal(S.weights[b.name][0], b.weight)
+    # structural path influence works on any block DAG; with data it refuses norms/convs clearly
+    GI, infl = ns.path_influence(G)
+    assert infl.shape == (G.n_nodes, 3) and np.isfinite(infl).all()
+    with pytest.raises(ns.GraphError, match="without X"):
+        ns.path_influence(G, x.numpy().reshape(16, -1))
+
+
+def test_lattice_context_of_a_conv_block():
+    m, x = _user_cnn()
+    G = ns.from_torch(m, x)
+    from netstruct.lattice.thresholds import binarize
+    from tests.oracles.naive_lattice import naive_meet_irreducible_attributes
+
+    b = G.block("conv3.weight")
+    ctx = ns.lattice.FormalContext.from_block(G, "conv3.weight", quantile=0.5)
+    # objects are the source channels, attributes the target channels (one per channel pair)
+    assert ctx.objects == tuple(b.sources.tolist()) and ctx.attributes == tuple(b.targets.tolist())
+    np.testing.assert_array_equal(
+        np.asarray(ctx.incidence), binarize(np.abs(b.weight), quantile=0.5).T
+    )
+    irr = ns.lattice.meet_irreducibles(ctx)
+    want = naive_meet_irreducible_attributes(np.asarray(ctx.incidence))
+    assert set(np.flatnonzero(irr.mask).tolist()) == set(want)
