@@ -122,3 +122,37 @@ class ResidualMLP(torch.nn.Module):
         h = h + self.f1(torch.nn.functional.gelu(self.norm(h)))
         h = h + torch.tanh(self.f2(h))
         return self.head(h)
+
+
+class AttentionClassifier(torch.nn.Module):
+    """Embedding, self-attention with a residual LayerNorm, mean over tokens, Linear head."""
+
+    def __init__(self, vocab: int = 20, dim: int = 8, heads: int = 2, n_classes: int = 3) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(vocab, dim)
+        self.attn = torch.nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm = torch.nn.LayerNorm(dim)
+        self.head = torch.nn.Linear(dim, n_classes)
+
+    def forward(self, tokens):
+        h = self.emb(tokens)
+        a, _ = self.attn(h, h, h)
+        h = self.norm(h + a)
+        return self.head(h.mean(1))
+
+
+class EncoderClassifier(torch.nn.Module):
+    """``nn.TransformerEncoder`` (pre- and post-norm layers) with a Linear head on token 0."""
+
+    def __init__(self, dim: int = 8, n_classes: int = 3, norm_first: bool = False) -> None:
+        super().__init__()
+        layer = torch.nn.TransformerEncoderLayer(
+            dim, 2, 16, dropout=0.1, batch_first=True, norm_first=norm_first
+        )
+        self.encoder = torch.nn.TransformerEncoder(
+            layer, 2, norm=torch.nn.LayerNorm(dim), enable_nested_tensor=False
+        )
+        self.head = torch.nn.Linear(dim, n_classes)
+
+    def forward(self, x):
+        return self.head(self.encoder(x)[:, 0])

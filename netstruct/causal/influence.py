@@ -25,7 +25,7 @@ def _gains(G, X: np.ndarray) -> np.ndarray:
     from ..convert.elementwise import activation_map, activation_slope
 
     for b in G.blocks:
-        if b.kind == "norm" or b.kernel is not None:
+        if b.kind in ("norm", "operator") or b.kernel is not None:
             raise GraphError(
                 f"path_influence with data evaluates node values as activation(sum of weight * source "
                 f"+ bias); block {b.name!r} ({'a norm' if b.kind == 'norm' else 'a convolution or flattened map'}) "

@@ -74,6 +74,8 @@ class GraphBuilder:
     current_op: int = -1
     #: kernel reduction used for conv and flattened-input edges
     reduction: str = "sum"
+    #: structural blocks inside a composite layer (re-import cannot realise edits to them)
+    internal: set[str] = field(default_factory=set)
 
     @property
     def n_nodes(self) -> int:
@@ -296,11 +298,21 @@ class GraphBuilder:
         return out
 
     def _structural(
-        self, kind: str, sources: np.ndarray, path: str, label: str, targets: np.ndarray
+        self,
+        kind: str,
+        sources: np.ndarray,
+        path: str,
+        label: str,
+        targets: np.ndarray,
+        internal: bool = False,
     ) -> Block:
         n = sources.size
-        names = self.op_blocks.setdefault(self.current_op, [])
-        name = f"{path}.{label}{len(names)}"
+        if internal:
+            k = sum(1 for b in self.blocks if b.name.startswith(f"{path}.{label}"))
+        else:
+            names = self.op_blocks.setdefault(self.current_op, [])
+            k = len(names)
+        name = f"{path}.{label}{k}"
         block = self._append(
             name=name,
             weight=np.eye(n),
@@ -311,15 +323,26 @@ class GraphBuilder:
             param="",
             kind=kind,
         )
-        names.append(name)
+        if internal:
+            self.internal.add(name)
+        else:
+            names.append(name)
         return block
 
-    def add_sum(self, operands: list[np.ndarray], path: str) -> np.ndarray:
-        """Residual sum of same-width values: fresh nodes, one ``skip`` block per operand."""
+    def add_sum(
+        self, operands: list[np.ndarray], path: str, *, internal: bool = False
+    ) -> np.ndarray:
+        """Residual sum of same-width values: fresh nodes, one ``skip`` block per operand.
+
+        ``internal=True`` for sums inside a composite layer's own forward (its handler owns
+        them; re-import refuses edits to them).
+        """
         n = operands[0].size
         out = self.add_units(n, module=path, label="sum")
         for ids in operands:
-            self._structural("skip", np.asarray(ids, dtype=INDEX_DTYPE), path, "skip", out)
+            self._structural(
+                "skip", np.asarray(ids, dtype=INDEX_DTYPE), path, "skip", out, internal
+            )
         return out
 
     def apply_elementwise(self, ids: np.ndarray, label: str, path: str) -> np.ndarray:

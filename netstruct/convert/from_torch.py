@@ -109,24 +109,35 @@ def _graph_from_spec(spec: dict[str, Any]):
 
 
 def _run_example(traced: _Traced, example_input) -> dict[Any, Any]:
-    """Run the model once on ``example_input``; return every node's real value."""
+    """Run the traced operations once on ``example_input``; return every node's real value."""
     import torch
+    from torch.fx.node import map_arg
 
-    gm = traced.root
-    if not isinstance(gm, torch.fx.GraphModule):
-        gm = torch.fx.GraphModule(gm, traced.graph)
+    root = traced.root
     values: dict[Any, Any] = {}
+    args = list(example_input) if isinstance(example_input, tuple) else [example_input]
 
-    class _Recorder(torch.fx.Interpreter):
-        def run_node(self, n):
-            out = super().run_node(n)
-            values[n] = out
-            return out
+    def fetch(path: str) -> Any:
+        obj = root
+        for part in path.split("."):
+            obj = getattr(obj, part)
+        return obj
 
-    args = example_input if isinstance(example_input, tuple) else (example_input,)
     try:
         with torch.no_grad():
-            _Recorder(gm).run(*args)
+            for n in traced.graph.nodes:
+                a = map_arg(n.args, values.__getitem__)
+                kw = map_arg(n.kwargs, values.__getitem__)
+                if n.op == "placeholder":
+                    values[n] = args.pop(0) if args else (n.args[0] if n.args else None)
+                elif n.op == "call_module":
+                    values[n] = root.get_submodule(str(n.target))(*a, **kw)
+                elif n.op == "call_function":
+                    values[n] = n.target(*a, **kw)
+                elif n.op == "call_method":
+                    values[n] = getattr(a[0], n.target)(*a[1:], **kw)
+                elif n.op == "get_attr":
+                    values[n] = fetch(str(n.target))
     except Exception as exc:  # the user's input does not fit their model
         raise InvalidParameterError(
             f"The 'example_input' parameter of from_torch could not be run through the model "
@@ -228,10 +239,19 @@ class _Exporter:
         inp = self._value(node.args[0]) if node.args else PendingInput()
         if isinstance(inp, Broken):
             return Broken()
+        n_inputs = getattr(handler, "n_inputs", 1)
+        if n_inputs > 1:  # e.g. attention(query, key, value)
+            vals = [self._value(a) for a in node.args[:n_inputs]]
+            if any(isinstance(v, Broken) for v in vals):
+                return Broken()
+            ids = tuple(v.ids if isinstance(v, Feat) else v for v in vals)
+            call_path = path if n_call == 0 else f"{path}@{n_call + 1}"
+            out = handler.export(mod, call_path, ids, self.builder)
+            return self._wrap_out(node, out, -1, getattr(handler, "output_ndim", None))
         if getattr(handler, "moves_features", False):
             if isinstance(inp, PendingInput):  # reshaping the raw input: the first layer decides
                 return inp
-            return self._move(node, self._as_feat(inp, node.args[0]), mod)
+            return self._move(node, self._as_feat(inp), mod)
         if isinstance(inp, Feat):
             self._check_axis(node, inp, handler, path)
         call_path = path if n_call == 0 else f"{path}@{n_call + 1}"
@@ -258,16 +278,10 @@ class _Exporter:
                 f"carries them on axis {have} (of {inp.ndim})"
             )
 
-    def _as_feat(self, v: Any, arg) -> Feat:
+    @staticmethod
+    def _as_feat(v: Any) -> Feat:
         if isinstance(v, Feat):
             return v
-        if isinstance(v, PendingInput) and self.real is not None and arg in self.real:
-            shape = _shape_of(self.real[arg])
-            if shape is not None and len(shape) >= 2:
-                ids = self.builder.resolve_features(
-                    v, shape[1] if len(shape) > 2 else shape[-1], "input"
-                )
-                return Feat(ids, len(shape), 1 if len(shape) > 2 else len(shape) - 1)
         raise UnsupportedModuleError("a shape operation on a value netstruct cannot follow")
 
     # -- shape operations -------------------------------------------------------------------
@@ -376,11 +390,7 @@ class _Exporter:
         if base in ("add", "iadd") and len(feats) == 2 and len(args) == 2:
             return self._residual(node, feats)
         if base in _ops.MOVE_OPS:
-            fn = getattr(_torch_tensor(), base) if node.op == "call_method" else node.target
-            if node.op == "call_method":
-                return self._move(
-                    node, feats[0], lambda t, *a, **k: getattr(t, base)(*a, **k), args, node.kwargs
-                )
+            fn = node.target if node.op == "call_function" else _method_caller(base)
             return self._move(node, feats[0], fn, args, node.kwargs)
         raise UnsupportedModuleError("netstruct's exporter does not follow this operation on units")
 
@@ -505,10 +515,13 @@ class _Exporter:
         }
 
 
-def _torch_tensor():
-    import torch
+def _method_caller(name: str) -> Any:
+    """``f(t, *args) = t.<name>(*args)``: a tensor method as a function."""
 
-    return torch.Tensor
+    def call(t: Any, *args: Any, **kwargs: Any) -> Any:
+        return getattr(t, name)(*args, **kwargs)
+
+    return call
 
 
 def _op_path(node) -> str:
@@ -680,6 +693,8 @@ def from_torch(
             f"The 'model' parameter of from_torch has no exportable weights: {type(model).__name__}'s "
             "forward uses none of its weighted layers."
         )
+    if b.internal:
+        spec["internal"] = sorted(b.internal)
     tied = _tied_parameters(model)
     if tied:
         spec["tied"] = tied

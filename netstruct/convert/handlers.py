@@ -266,7 +266,9 @@ def _load_builtins() -> None:
         cls = getattr(torch.nn, tname, None)
         if cls is not None:
             _register(cls, ElementwiseHandler(tname))
-    for module_type, handler in layers.builtin_handlers():
+    from . import attention
+
+    for module_type, handler in (*layers.builtin_handlers(), *attention.builtin_handlers()):
         _register(module_type, handler)
 
 

@@ -60,7 +60,7 @@ class _State:
         # width; a unit feeding a norm goes only together with its norm node
         self.norm_pair = np.full(self.n, -1, dtype=INDEX_DTYPE)
         for b in G.blocks:
-            if b.kind in ("skip", "identity") or (
+            if b.kind in ("skip", "identity", "operator") or (
                 b.kernel is not None and b.layout.get("groups", 1) != 1
             ):
                 self.candidate[b.sources] = False

@@ -20,7 +20,7 @@ def _module_params(G: SignedGraph) -> dict[str, dict[str, np.ndarray]]:
     params: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
     repeats: list[Any] = []
     for b in G.blocks:
-        if b.kind in ("skip", "identity"):
+        if b.kind in ("skip", "identity", "operator"):
             continue
         if "@" in b.module:  # a second call of a shared module
             repeats.append(b)
@@ -48,11 +48,29 @@ def _module_params(G: SignedGraph) -> dict[str, dict[str, np.ndarray]]:
     return params
 
 
+def _check_fixed(G: SignedGraph) -> None:
+    """Operator edges and the sums inside composite layers cannot be edited on re-import."""
+    internal = set((G.spec or {}).get("internal", ()))
+    for b in G.blocks:
+        if b.kind == "operator" or b.name in internal:
+            n_out, n_in = b.shape
+            reps = n_in // n_out if n_out and n_in % n_out == 0 else 0
+            want = np.concatenate([np.eye(n_out)] * reps, axis=1) if reps else None
+            if want is None or want.shape != b.shape or not np.array_equal(b.weight, want):
+                raise GraphError(
+                    f"Block {b.name!r} ({b.kind}) is structure inside a layer (attention's token "
+                    "mixing or a residual sum of a composite layer); re-import cannot realise pruning "
+                    "or edits of it. Prune the weight blocks instead."
+                )
+
+
 def structural_scales(G: SignedGraph) -> dict[str, np.ndarray]:
     """Per-feature factors of skip/identity blocks that are no longer the identity."""
+    _check_fixed(G)
+    internal = set((G.spec or {}).get("internal", ()))
     out = {}
     for b in G.blocks:
-        if b.kind in ("skip", "identity"):
+        if b.kind in ("skip", "identity") and b.name not in internal:
             d = np.diagonal(np.where(b.mask, b.weight, 0.0)).astype(np.float32)
             off = b.weight.copy()
             np.fill_diagonal(off, 0.0)

@@ -16,7 +16,7 @@ from ..utils.validation import check_finite
 __all__ = ["Block", "make_block", "BLOCK_KINDS"]
 
 #: Kinds of block (see :class:`Block`).
-BLOCK_KINDS = ("weight", "skip", "identity", "norm")
+BLOCK_KINDS = ("weight", "skip", "identity", "norm", "operator")
 
 
 def _frozen(array: np.ndarray, dtype: type, *, copy: bool) -> np.ndarray:
@@ -58,6 +58,8 @@ class Block:
         (weight 1, no parameter). ``"identity"``: edges that copy values to fresh nodes (an
         activation applied to a value another layer already read). ``"norm"``: the per-unit
         scale of a normalisation layer (a diagonal block; the parameter is the diagonal).
+        ``"operator"``: the dependencies of a data-dependent operator (attention's token
+        mixing: weight 1 from each query, key and value unit to its context unit).
     kernel : ndarray or None, read-only
         The parameter as torch stores it when the block's 2-D ``weight`` is a view of it: a
         convolution's full kernel ``(out, in/groups, *k)``, a Linear read after a flatten

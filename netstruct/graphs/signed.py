@@ -27,7 +27,7 @@ import pandas as pd
 
 from .._dtypes import INDEX_DTYPE, SIGN_DTYPE
 from ..exceptions import GraphError, InvalidParameterError, NetstructWarning
-from .block import Block
+from .block import BLOCK_KINDS, Block
 
 __all__ = ["SignedGraph", "NODE_COLUMNS", "EDGE_COLUMNS", "NODE_KINDS"]
 
@@ -337,7 +337,8 @@ class SignedGraph:
         Columns: ``layer`` (block position), ``block`` (block name, categorical),
         ``source``, ``target`` (node ids), ``weight``, ``sign`` (-1/0/+1), ``row``, ``col``
         (position in the block's weight), ``delay`` (1 for recurrent blocks), ``kind`` (the
-        block's kind: ``weight``, ``skip``, ``identity`` or ``norm``), then attributes.
+        block's kind: ``weight``, ``skip``, ``identity``, ``norm`` or ``operator``), then
+        attributes. For one block of a big graph use :meth:`block_edges`.
         """
         a = self._edge_arrays
         names = [b.name for b in self._blocks]
@@ -349,9 +350,51 @@ class SignedGraph:
         data.update(self._edge_attrs)
         return pd.DataFrame(data, copy=False)
 
-    def _edge_kinds(self, layer: np.ndarray) -> pd.Categorical:
-        from .block import BLOCK_KINDS
+    def block_edges(self, key: int | str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The edge table of one block, built from that block alone (same columns as :meth:`edges`).
 
+        For big models (a BERT-base-sized graph has ~10^8 edges) this answers per-block
+        queries without building the whole edge table. Edge attributes are included, sliced
+        to the block. ``columns`` restricts the table to some columns (computed only those).
+
+        Examples
+        --------
+        >>> import torch, netstruct as ns
+        >>> G = ns.from_torch(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1)))
+        >>> G.block_edges("2.weight")[["layer", "source", "target"]].values.tolist()
+        [[1, 3, 5], [1, 4, 5]]
+        """
+        i = self.block_index(key)
+        b = self._blocks[i]
+        want = list(EDGE_COLUMNS) + list(self._edge_attrs) if columns is None else list(columns)
+        unknown = set(want) - set(EDGE_COLUMNS) - set(self._edge_attrs)
+        if unknown:
+            raise InvalidParameterError(
+                f"The 'columns' parameter of block_edges must name edge columns "
+                f"{list(EDGE_COLUMNS) + list(self._edge_attrs)}. Got {sorted(unknown)} instead."
+            )
+        cols = _EdgeColumns((b,))
+        zeros = np.zeros(b.n_edges, dtype=np.int8)
+        start = sum(x.n_edges for x in self._blocks[:i]) if self._edge_attrs else 0
+        data: dict[str, Any] = {}
+        for c in want:
+            if c == "layer":
+                data[c] = np.full(b.n_edges, i, dtype=np.int32)
+            elif c == "block":
+                data[c] = pd.Categorical.from_codes(zeros, categories=[b.name])
+            elif c == "kind":
+                data[c] = pd.Categorical.from_codes(
+                    zeros + BLOCK_KINDS.index(b.kind), categories=list(BLOCK_KINDS)
+                )
+            elif c in self._edge_attrs:
+                data[c] = self._edge_attrs[c][start : start + b.n_edges]
+            else:
+                data[c] = cols._part(
+                    c, 0, b
+                )  # one block: its arrays as they come, no concatenation
+        return pd.DataFrame(data, copy=False)
+
+    def _edge_kinds(self, layer: np.ndarray) -> pd.Categorical:
         codes = np.array([BLOCK_KINDS.index(b.kind) for b in self._blocks], dtype=np.int8)
         return pd.Categorical.from_codes(
             codes[layer] if codes.size else layer, categories=list(BLOCK_KINDS)

@@ -14,7 +14,14 @@ import pytest
 import torch
 
 import netstruct as ns
-from tests.models import BiGRUCat, ResidualMLP, TextLSTM, UserCNN
+from tests.models import (
+    AttentionClassifier,
+    BiGRUCat,
+    EncoderClassifier,
+    ResidualMLP,
+    TextLSTM,
+    UserCNN,
+)
 
 pytestmark = pytest.mark.torch
 
@@ -70,7 +77,34 @@ def _conv_transpose():
     return m.eval(), torch.randn(2, 1, 6, 6)
 
 
+def _attention():
+    torch.manual_seed(0)
+    return AttentionClassifier().eval(), torch.randint(0, 20, (4, 6))
+
+
+def _encoder_post():
+    torch.manual_seed(0)
+    return EncoderClassifier().eval(), torch.randn(3, 5, 8)
+
+
+def _encoder_pre():
+    torch.manual_seed(0)
+    return EncoderClassifier(norm_first=True).eval(), torch.randn(3, 5, 8)
+
+
+def _bare_encoder():
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(8, 2, 16, batch_first=True, activation="gelu")
+    return torch.nn.TransformerEncoder(layer, 1, enable_nested_tensor=False).eval(), torch.randn(
+        2, 4, 8
+    )
+
+
 MODELS = {
+    "attention": _attention,
+    "encoder_post_norm": _encoder_post,
+    "encoder_pre_norm": _encoder_pre,
+    "bare_transformer_encoder": _bare_encoder,
     "user_cnn": _user_cnn,
     "text_lstm": _text_lstm,
     "bigru_cat": _bigru,
@@ -241,3 +275,47 @@ def test_lattice_context_of_a_conv_block():
     irr = ns.lattice.meet_irreducibles(ctx)
     want = naive_meet_irreducible_attributes(np.asarray(ctx.incidence))
     assert set(np.flatnonzero(irr.mask).tolist()) == set(want)
+
+
+def test_attention_heads_are_unit_groups_and_token_mixing_an_operator():
+    m, t = _attention()
+    G = ns.from_torch(m, t)
+    n = G.nodes()
+    qkv = G.block("attn.in_proj_weight")
+    assert qkv.shape == (24, 8)
+    gates = n.loc[qkv.targets].gate.tolist()
+    assert gates == [f"{p}{h}" for p in "qkv" for h in (0, 1) for _ in range(4)]
+    op = next(b for b in G.blocks if b.kind == "operator")
+    assert op.shape == (8, 24) and op.n_edges == 24  # query, key and value dim j -> context j
+    assert G.block("attn.out_proj.weight").sources.tolist() == op.targets.tolist()
+    # the operator is structure: pruning it cannot be realised and is refused
+    e = G.edges()
+    H = G.remove_edges(((e.block == op.name) & (e.row == 0)).to_numpy())
+    with pytest.raises(ns.GraphError, match="structure inside a layer"):
+        ns.to_torch(H)
+    # a pruned projection entry is realised exactly
+    P = G.remove_edges(
+        ((e.block == "attn.in_proj_weight") & (e.row == 3) & (e.col == 1)).to_numpy()
+    )
+    assert ns.to_torch(P).attn.in_proj_weight[3, 1].item() == 0.0
+
+
+def test_null_models_probes_and_lattice_on_a_transformer_block():
+    m, x = _encoder_post()
+    x = torch.randn(12, 5, 8)
+    G = ns.from_torch(m, x)
+    name = "encoder.layers.0.linear1.weight"
+    R = ns.randomize(G, model="A", layers=[name], seed=0)
+    before, after = G.block(name), R.block(name)
+    np.testing.assert_array_equal(
+        np.sort(before.weight[before.mask]), np.sort(after.weight[after.mask])
+    )
+    assert not np.array_equal(before.weight, after.weight)
+    assert ns.to_torch(R)(x).shape == (12, 3)
+    y = m(x).argmax(1).numpy()
+    df = ns.probes.sweep([G], x.numpy(), y, {"prune": [0.0, 0.3]}, n_repeats=1, scheduler="serial")
+    assert (df[(df.metric == "acc_full") & (df.level == 0.0)].value == 100.0).all()
+    ctx = ns.lattice.FormalContext.from_block(G, name, quantile=0.8)
+    assert ctx.shape == (8, 16)
+    _, infl = ns.path_influence(G)
+    assert np.isfinite(infl).all()

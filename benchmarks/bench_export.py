@@ -1,0 +1,140 @@
+"""Export of a BERT-base-sized transformer: time and memory against plain numpy extraction.
+
+The model is BERT-base's shape built from torch's own layers (vocabulary 30,522, 12 encoder
+layers, hidden 768, feed-forward 3,072, 12 heads: ~110 M parameters), so no weights are
+downloaded. Measured in one process, alternating netstruct and the peer:
+
+* ``from_torch`` + the edge table of every block, one block at a time (``G.block_edges``), vs
+  plain numpy extraction of the same (source, target, weight) columns from the tensors with
+  ``tile``/``repeat`` (the fastest plain route);
+* one per-block edge query (``block_edges(...).query(...)``);
+* peak RSS of the whole export relative to the parameter bytes (goal <= 3x);
+* ``to_torch`` re-import (masked) of the same graph.
+
+Run: ``python benchmarks/bench_export.py [--small]`` (``--small``: 2 layers, for a quick look).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import statistics
+import time
+
+import numpy as np
+import torch
+
+import netstruct as ns
+
+
+class BertSized(torch.nn.Module):
+    def __init__(self, vocab=30522, dim=768, layers=12, heads=12, ff=3072, max_pos=512):
+        super().__init__()
+        self.tok = torch.nn.Embedding(vocab, dim)
+        self.pos = torch.nn.Embedding(max_pos, dim)
+        layer = torch.nn.TransformerEncoderLayer(
+            dim, heads, ff, batch_first=True, activation="gelu"
+        )
+        self.encoder = torch.nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.pool = torch.nn.Linear(dim, dim)
+
+    def forward(self, tokens):
+        return torch.tanh(self.pool(self.encoder(self.tok(tokens))[:, 0]))
+
+
+def _numpy_peer(model) -> int:
+    """Plain numpy: (source, target, weight) per weight matrix, offsets per layer, all kept."""
+    total = 0
+    keep = []
+    offset = 0
+    for name, p in model.named_parameters():
+        if p.dim() != 2 or name in ("tok.weight", "pos.weight"):
+            continue  # embedding tables are (vocab, dim): netstruct transposes them
+        w = p.detach().numpy()
+        n_out, n_in = w.shape
+        src = np.tile(np.arange(offset, offset + n_in, dtype=np.int64), n_out)
+        tgt = np.repeat(np.arange(offset + n_in, offset + n_in + n_out, dtype=np.int64), n_in)
+        keep.append((src, tgt, w.reshape(-1).copy()))
+        offset += n_in
+        total += src.size
+        keep.clear()  # one block at a time, as netstruct does
+    return total
+
+
+def _netstruct(model, x, columns=("source", "target", "weight")) -> int:
+    G = ns.from_torch(model, x, check=False)
+    total = 0
+    for b in G.blocks:
+        if b.kind != "weight" or b.layout.get("type") == "transpose":
+            continue  # the peer extracts the 2-D weight matrices only
+        e = G.block_edges(b.name, columns=columns)
+        total += len(e)
+        del e
+    return total
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--small", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    model = BertSized(layers=2 if args.small else 12).eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    param_mb = n_params * 4 / 2**20
+    x = torch.randint(0, 30522, (1, 8))
+    _netstruct(
+        BertSized(vocab=10, dim=8, layers=1, heads=2, ff=8, max_pos=8).eval(),
+        torch.randint(0, 10, (1, 4)),
+    )
+    base = _rss_mb()
+    print(
+        f"model: {n_params / 1e6:.1f} M parameters ({param_mb:.0f} MiB); RSS before export {base:.0f} MiB"
+    )
+    t_ns, t_np = [], []
+    for _ in range(args.repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        n1 = _netstruct(model, x)
+        t_ns.append(time.perf_counter() - t0)
+        gc.collect()
+        t0 = time.perf_counter()
+        n2 = _numpy_peer(model)
+        t_np.append(time.perf_counter() - t0)
+    peak = _rss_mb()
+    ratios = [a / b for a, b in zip(t_ns, t_np)]
+    print(f"edges: netstruct {n1:,} (incl. norm/skip/operator edges), numpy peer {n2:,}")
+    print(
+        f"export + per-block edge tables: netstruct min {min(t_ns):.2f} s / median {statistics.median(t_ns):.2f} s; "
+        f"numpy min {min(t_np):.2f} s / median {statistics.median(t_np):.2f} s; ratio min {min(ratios):.2f} "
+        f"median {statistics.median(ratios):.2f} (goal <= 2)"
+    )
+    t0 = time.perf_counter()
+    G = ns.from_torch(model, x, check=False)
+    full = sum(len(G.block_edges(b.name)) for b in G.blocks)
+    print(
+        f"all blocks, all 10 columns (incl. embeddings, norms, skips, operators): {full:,} edges in {time.perf_counter() - t0:.2f} s"
+    )
+    del G
+    print(
+        f"peak RSS {peak:.0f} MiB = {(peak - base) / param_mb:.2f}x the parameter bytes above the model (goal <= 3)"
+    )
+    G = ns.from_torch(model, x, check=False)
+    t0 = time.perf_counter()
+    q = G.block_edges("encoder.layers.0.linear1.weight").query("abs(weight) > 0.05")
+    print(f"per-block edge query: {len(q):,} edges in {time.perf_counter() - t0:.3f} s")
+    t0 = time.perf_counter()
+    r = ns.to_torch(G)
+    t_imp = time.perf_counter() - t0
+    with torch.no_grad():
+        ok = torch.allclose(r(x), model(x), atol=1e-5)
+    print(f"to_torch re-import {t_imp:.2f} s, outputs equal: {ok}; peak RSS {_rss_mb():.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
