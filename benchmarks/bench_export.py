@@ -97,15 +97,16 @@ def main() -> None:
         f"model: {n_params / 1e6:.1f} M parameters ({param_mb:.0f} MiB); RSS before export {base:.0f} MiB"
     )
     t_ns, t_np = [], []
-    for _ in range(args.repeats):
-        gc.collect()
-        t0 = time.perf_counter()
-        n1 = _netstruct(model, x)
-        t_ns.append(time.perf_counter() - t0)
-        gc.collect()
-        t0 = time.perf_counter()
-        n2 = _numpy_peer(model)
-        t_np.append(time.perf_counter() - t0)
+    for rep in range(args.repeats):
+        for who in ("ns", "np") if rep % 2 == 0 else ("np", "ns"):  # alternate the order
+            gc.collect()
+            t0 = time.perf_counter()
+            if who == "ns":
+                n1 = _netstruct(model, x)
+                t_ns.append(time.perf_counter() - t0)
+            else:
+                n2 = _numpy_peer(model)
+                t_np.append(time.perf_counter() - t0)
     peak = _rss_mb()
     ratios = [a / b for a, b in zip(t_ns, t_np)]
     print(f"edges: netstruct {n1:,} (incl. norm/skip/operator edges), numpy peer {n2:,}")

@@ -38,6 +38,7 @@ _LAZY = {
     "ModuleHandler": "netstruct.convert.handlers",
     "from_networkx": "netstruct.convert.external",
     "unroll": "netstruct.graphs.unroll",
+    "coupled_units": "netstruct.graphs.coupling",
     "save": "netstruct.io.native",
     "load": "netstruct.io.native",
     "save_model": "netstruct.io.model",
