@@ -17,20 +17,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .report.job import STEPS, JobOptions, run_job
 
     steps = tuple(s for s in (args.steps or "").split(",") if s)
-    opts = JobOptions(
-        out=args.out,
-        dataset=args.dataset,
-        data=args.data,
-        model=args.model,
-        steps=steps,
-        epochs=args.epochs,
-        hidden=args.hidden,
-        seed=args.seed,
-        quick=args.quick,
-        progress=not args.no_progress,
-        runs=args.runs,
-        scheduler=args.scheduler,
-    )
+    opts = JobOptions(out=args.out, dataset=args.dataset, data=args.data, model=args.model, steps=steps,
+                      epochs=args.epochs, hidden=args.hidden, seed=args.seed, quick=args.quick,
+                      progress=not args.no_progress, runs=args.runs, scheduler=args.scheduler)
     report = run_job(opts)
     print(f"report: {report}")
     print(f"steps available: {', '.join(STEPS)}")
@@ -86,44 +75,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser(
-        "run", help="train, export, analyse, prune and write a report (the main job)"
-    )
-    r.add_argument(
-        "--out", default="netstruct-report", help="output folder (default: netstruct-report)"
-    )
-    r.add_argument(
-        "--dataset",
-        default="digits",
-        choices=["digits", "breast_cancer", "wine", "iris", "fashion-mnist"],
-        help="embedded dataset (default: digits); fashion-mnist needs Debian's dataset-fashion-mnist",
-    )
+    r = sub.add_parser("run", help="train, export, analyse, prune and write a report (the main job)")
+    r.add_argument("--out", default="netstruct-report", help="output folder (default: netstruct-report)")
+    r.add_argument("--dataset", default="digits",
+                   choices=["digits", "breast_cancer", "wine", "iris", "fashion-mnist"],
+                   help="embedded dataset (default: digits); fashion-mnist needs Debian's dataset-fashion-mnist")
     r.add_argument("--data", help="your data: .npz with X_train, y_train, X_test, y_test")
     r.add_argument("--model", help="your model: a .nsm file written by netstruct.save_model")
-    r.add_argument(
-        "--steps",
-        help="comma-separated steps to run, from: train, export, nulls, probes, lattice, "
-        "causal, prune (default: all; train and export are added when a step needs them)",
-    )
-    r.add_argument(
-        "--epochs", type=int, default=10, help="training epochs (default: 10; halved with --quick)"
-    )
+    r.add_argument("--steps", help="comma-separated steps to run, from: train, export, nulls, probes, lattice, "
+                   "causal, prune (default: all; train and export are added when a step needs them)")
+    r.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10; halved with --quick)")
     r.add_argument("--hidden", type=int, default=64, help="MLP hidden width (default: 64)")
-    r.add_argument(
-        "--seed", type=int, default=0, help="root seed of training and probes (default: 0)"
-    )
-    r.add_argument(
-        "--runs",
-        type=int,
-        default=10,
-        help="trained runs (seeds) per task for the probe sweeps and complexity gaps (default: 10; 3 with --quick)",
-    )
-    r.add_argument(
-        "--scheduler",
-        default="local",
-        help="where probe sweeps and training runs go: 'local' (default: a Dask cluster on this "
-        "machine), 'serial' (this process) or a Dask scheduler address such as tcp://10.0.0.5:8786",
-    )
+    r.add_argument("--seed", type=int, default=0, help="root seed of training and probes (default: 0)")
+    r.add_argument("--runs", type=int, default=10,
+                   help="trained runs (seeds) per task for the probe sweeps and complexity gaps (default: 10; 3 with --quick)")
+    r.add_argument("--scheduler", default="local",
+                   help="where probe sweeps and training runs go: 'local' (default: a Dask cluster on this "
+                   "machine), 'serial' (this process) or a Dask scheduler address such as tcp://10.0.0.5:8786")
     r.add_argument("--quick", action="store_true", help="fewer epochs, runs, levels and samples")
     r.add_argument("--no-progress", action="store_true", help="hide progress bars")
     r.set_defaults(func=_cmd_run)
@@ -145,10 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``netstruct`` command; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
     except (NetstructError, FileNotFoundError) as exc:

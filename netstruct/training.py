@@ -14,25 +14,11 @@ from ._config import config
 from .exceptions import InvalidParameterError, param_error
 from .utils.validation import check_scalar
 
-__all__ = [
-    "mlp",
-    "recurrent_classifier",
-    "train",
-    "evaluate",
-    "predict",
-    "TrainResult",
-    "torch_seed",
-]
+__all__ = ["mlp", "recurrent_classifier", "train", "evaluate", "predict", "TrainResult", "torch_seed"]
 
 logger = logging.getLogger(__name__)
 
-_ACTS = {
-    "relu": "ReLU",
-    "tanh": "Tanh",
-    "sigmoid": "Sigmoid",
-    "gelu": "GELU",
-    "leaky_relu": "LeakyReLU",
-}
+_ACTS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "gelu": "GELU", "leaky_relu": "LeakyReLU"}
 
 
 def torch_seed(seed: int) -> None:
@@ -60,9 +46,7 @@ def _seeded(seed: int | None):
         yield
 
 
-def mlp(
-    sizes: list[int] | tuple[int, ...], *, activation: str = "relu", seed: int | None = None
-) -> Any:
+def mlp(sizes: list[int] | tuple[int, ...], *, activation: str = "relu", seed: int | None = None) -> Any:
     """An ``nn.Sequential`` MLP ``Linear -> act -> ... -> Linear``.
 
     Parameters
@@ -95,14 +79,8 @@ def mlp(
 
 
 def recurrent_classifier(
-    kind: str,
-    input_size: int,
-    hidden_size: int,
-    n_classes: int,
-    *,
-    num_layers: int = 1,
-    bidirectional: bool = False,
-    seed: int | None = None,
+    kind: str, input_size: int, hidden_size: int, n_classes: int, *, num_layers: int = 1,
+    bidirectional: bool = False, seed: int | None = None,
 ) -> Any:
     """An ``RNN``/``LSTM``/``GRU`` (batch first) with a Linear head on the last time step.
 
@@ -117,9 +95,7 @@ def recurrent_classifier(
     from .models import RecurrentClassifier
 
     with _seeded(seed):
-        return RecurrentClassifier(
-            kind, input_size, hidden_size, n_classes, num_layers, bidirectional
-        )
+        return RecurrentClassifier(kind, input_size, hidden_size, n_classes, num_layers, bidirectional)
 
 
 @dataclass
@@ -137,31 +113,16 @@ def _tensors(X: Any, y: Any, func: str):
     Xa = np.asarray(X, dtype=np.float32)
     ya = np.asarray(y)
     if Xa.shape[0] != ya.shape[0] or Xa.shape[0] == 0:
-        raise InvalidParameterError(
-            f"{func}: X has {Xa.shape[0]} samples but y has {ya.shape[0]}; both must be equal and > 0."
-        )
+        raise InvalidParameterError(f"{func}: X has {Xa.shape[0]} samples but y has {ya.shape[0]}; both must be equal and > 0.")
     if not np.isfinite(Xa).all():
-        raise InvalidParameterError(
-            f"{func}: X holds NaN or infinite values; clean the data first."
-        )
+        raise InvalidParameterError(f"{func}: X holds NaN or infinite values; clean the data first.")
     return torch.from_numpy(Xa), torch.from_numpy(ya.astype(np.int64))
 
 
 def train(
-    model: Any,
-    X: Any,
-    y: Any,
-    *,
-    epochs: int = 10,
-    lr: float = 0.01,
-    batch_size: int = 128,
-    optimizer: str = "adam",
-    schedule: str | None = "cosine",
-    weight_decay: float = 0.0,
-    seed: int = 0,
-    X_test: Any = None,
-    y_test: Any = None,
-    progress: bool | None = None,
+    model: Any, X: Any, y: Any, *, epochs: int = 10, lr: float = 0.01, batch_size: int = 128,
+    optimizer: str = "adam", schedule: str | None = "cosine", weight_decay: float = 0.0,
+    seed: int = 0, X_test: Any = None, y_test: Any = None, progress: bool | None = None,
     callback: Any = None,
 ) -> TrainResult:
     """Train a classifier with cross-entropy (in place), seeded and with a progress bar.
@@ -207,11 +168,7 @@ def train(
     Xt, yt = _tensors(X, y, "train")
     opt_cls = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
     opt = opt_cls(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-        if schedule == "cosine"
-        else None
-    )
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs) if schedule == "cosine" else None
     gen = torch.Generator().manual_seed(int(seed))
     loss_fn = torch.nn.CrossEntropyLoss()
     res = TrainResult()

@@ -17,27 +17,21 @@ __all__ = ["atomic_write", "check_out_path", "check_in_path"]
 def check_out_path(path: str | os.PathLike, func: str) -> Path:
     """Check that ``path`` can be written (its folder exists)."""
     if not isinstance(path, (str, os.PathLike)):
-        raise InvalidParameterError(
-            f"The 'path' parameter of {func} must be a str or path. Got {path!r} instead."
-        )
+        raise InvalidParameterError(f"The 'path' parameter of {func} must be a str or path. Got {path!r} instead.")
     p = Path(path)
     if not p.parent.exists():
         raise InvalidParameterError(
             f"The 'path' parameter of {func} points into {str(p.parent)!r}, which does not exist; create the folder first."
         )
     if p.is_dir():
-        raise InvalidParameterError(
-            f"The 'path' parameter of {func} is a directory ({str(p)!r}); give a file name."
-        )
+        raise InvalidParameterError(f"The 'path' parameter of {func} is a directory ({str(p)!r}); give a file name.")
     return p
 
 
 def check_in_path(path: str | os.PathLike, func: str) -> Path:
     """Check that ``path`` is an existing file."""
     if not isinstance(path, (str, os.PathLike)):
-        raise InvalidParameterError(
-            f"The 'path' parameter of {func} must be a str or path. Got {path!r} instead."
-        )
+        raise InvalidParameterError(f"The 'path' parameter of {func} must be a str or path. Got {path!r} instead.")
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{func}: no file at {str(p)!r}; check the path.")

@@ -25,9 +25,7 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write_container(
-    path: Path, kind: str, version: int, meta: dict[str, Any], arrays: dict[str, np.ndarray]
-) -> None:
+def write_container(path: Path, kind: str, version: int, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Write ``meta`` and ``arrays`` atomically; every entry gets a sha256 in the manifest."""
     blobs = {f"arrays/{k}.npy": _npy_bytes(v) for k, v in arrays.items()}
     manifest = {
@@ -37,19 +35,14 @@ def write_container(
         "checksums": {k: hashlib.sha256(b).hexdigest() for k, b in blobs.items()},
     }
     mbytes = json.dumps(manifest, sort_keys=True).encode()
-    with (
-        atomic_write(path) as fh,
-        zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf,
-    ):
+    with atomic_write(path) as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         zf.writestr(_MANIFEST, mbytes)
         zf.writestr("manifest.sha256", hashlib.sha256(mbytes).hexdigest())
         for k, b in blobs.items():
             zf.writestr(k, b)
 
 
-def read_container(
-    path: Path, kind: str, max_version: int
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def read_container(path: Path, kind: str, max_version: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read and validate a container written by :func:`write_container`.
 
     Raises
@@ -61,17 +54,13 @@ def read_container(
     try:
         zf = zipfile.ZipFile(path, "r")
     except (zipfile.BadZipFile, OSError) as exc:
-        raise FileFormatError(
-            f"{where} is not a readable netstruct file (truncated or not a zip archive: {exc})."
-        ) from None
+        raise FileFormatError(f"{where} is not a readable netstruct file (truncated or not a zip archive: {exc}).") from None
     with zf:
         try:
             mbytes = zf.read(_MANIFEST)
             digest = zf.read("manifest.sha256").decode()
         except KeyError:
-            raise FileFormatError(
-                f"{where} has no netstruct manifest; it was not written by netstruct."
-            ) from None
+            raise FileFormatError(f"{where} has no netstruct manifest; it was not written by netstruct.") from None
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise FileFormatError(f"{where} is damaged ({exc}).") from None
         if hashlib.sha256(mbytes).hexdigest() != digest:
@@ -95,13 +84,9 @@ def read_container(
             if hashlib.sha256(blob).hexdigest() != expected:
                 raise FileFormatError(f"{where}: entry {name!r} was altered (checksum mismatch).")
             try:
-                arrays[name[len("arrays/") : -len(".npy")]] = np.load(
-                    io.BytesIO(blob), allow_pickle=False
-                )
+                arrays[name[len("arrays/") : -len(".npy")]] = np.load(io.BytesIO(blob), allow_pickle=False)
             except ValueError as exc:
-                raise FileFormatError(
-                    f"{where}: entry {name!r} is not a valid array ({exc})."
-                ) from None
+                raise FileFormatError(f"{where}: entry {name!r} is not a valid array ({exc}).") from None
     return manifest["meta"], arrays
 
 

@@ -74,13 +74,11 @@ def write_graphml(G: SignedGraph, path: str | os.PathLike, *, coupling: bool = F
     p = check_out_path(path, "write_graphml")
     nodes = _node_table(G)
     src, tgt, ecols = _edge_columns(G, coupling)
-    out = [
-        '<?xml version="1.0" encoding="UTF-8"?>',
-        '<graphml xmlns="http://graphml.graphdrawing.org/xmlns" '
-        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-        'xsi:schemaLocation="http://graphml.graphdrawing.org/xmlns '
-        'http://graphml.graphdrawing.org/xmlns/1.0/graphml.xsd">',
-    ]
+    out = ['<?xml version="1.0" encoding="UTF-8"?>',
+           '<graphml xmlns="http://graphml.graphdrawing.org/xmlns" '
+           'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+           'xsi:schemaLocation="http://graphml.graphdrawing.org/xmlns '
+           'http://graphml.graphdrawing.org/xmlns/1.0/graphml.xsd">']
     nkeys = {c: f"d{i}" for i, c in enumerate(nodes)}
     ekeys = {c: f"e{i}" for i, c in enumerate(ecols)}
     for c, k in nkeys.items():
@@ -88,23 +86,11 @@ def write_graphml(G: SignedGraph, path: str | os.PathLike, *, coupling: bool = F
     for c, k in ekeys.items():
         out.append(f'<key id="{k}" for="edge" attr.name="{c}" attr.type="{_kind(ecols[c])}"/>')
     out.append('<graph id="G" edgedefault="directed">')
-    ntpl = (
-        '<node id="n{}">'
-        + "".join(f'<data key="{k}">{{}}</data>' for k in nkeys.values())
-        + "</node>"
-    )
+    ntpl = '<node id="n{}">' + "".join(f'<data key="{k}">{{}}</data>' for k in nkeys.values()) + "</node>"
     out.append("\n".join(map(ntpl.format, range(G.n_nodes), *(_as_text(nodes[c]) for c in nodes))))
-    etpl = (
-        '<edge source="n{}" target="n{}">'
-        + "".join(f'<data key="{k}">{{}}</data>' for k in ekeys.values())
-        + "</edge>"
-    )
+    etpl = '<edge source="n{}" target="n{}">' + "".join(f'<data key="{k}">{{}}</data>' for k in ekeys.values()) + "</edge>"
     if src.size:
-        out.append(
-            "\n".join(
-                map(etpl.format, src.tolist(), tgt.tolist(), *(_as_text(ecols[c]) for c in ecols))
-            )
-        )
+        out.append("\n".join(map(etpl.format, src.tolist(), tgt.tolist(), *(_as_text(ecols[c]) for c in ecols))))
     out.append("</graph>\n</graphml>\n")
     with atomic_write(p, "w", encoding="utf-8") as fh:
         fh.write("\n".join(out))
@@ -132,12 +118,10 @@ def write_gexf(G: SignedGraph, path: str | os.PathLike, *, coupling: bool = Fals
     p = check_out_path(path, "write_gexf")
     nodes = _node_table(G)
     src, tgt, ecols = _edge_columns(G, coupling)
-    out = [
-        '<?xml version="1.0" encoding="UTF-8"?>',
-        '<gexf xmlns="http://www.gexf.net/1.2draft" version="1.2">',
-        '<graph defaultedgetype="directed" mode="static">',
-        '<attributes class="node" mode="static">',
-    ]
+    out = ['<?xml version="1.0" encoding="UTF-8"?>',
+           '<gexf xmlns="http://www.gexf.net/1.2draft" version="1.2">',
+           '<graph defaultedgetype="directed" mode="static">',
+           '<attributes class="node" mode="static">']
     ncols = [c for c in nodes if c != "name"]
     for i, c in enumerate(ncols):
         out.append(f'<attribute id="{i}" title="{c}" type="{_GEXF_TYPES[_kind(nodes[c])]}"/>')
@@ -146,51 +130,23 @@ def write_gexf(G: SignedGraph, path: str | os.PathLike, *, coupling: bool = Fals
     for i, c in enumerate(ecols_attr):
         out.append(f'<attribute id="{i}" title="{c}" type="{_GEXF_TYPES[_kind(ecols[c])]}"/>')
     out.append("</attributes>\n<nodes>")
-    ntpl = (
-        '<node id="{}" label="{}"><attvalues>'
-        + "".join(f'<attvalue for="{i}" value="{{}}"/>' for i in range(len(ncols)))
-        + "</attvalues></node>"
-    )
-    out.append(
-        "\n".join(
-            map(
-                ntpl.format,
-                range(G.n_nodes),
-                _as_text(nodes["name"], attr=True),
-                *(_as_text(nodes[c], attr=True) for c in ncols),
-            )
-        )
-    )
+    ntpl = '<node id="{}" label="{}"><attvalues>' + "".join(
+        f'<attvalue for="{i}" value="{{}}"/>' for i in range(len(ncols))) + "</attvalues></node>"
+    out.append("\n".join(map(ntpl.format, range(G.n_nodes), _as_text(nodes["name"], attr=True),
+                             *(_as_text(nodes[c], attr=True) for c in ncols))))
     out.append("</nodes>\n<edges>")
-    etpl = (
-        '<edge id="{}" source="{}" target="{}" weight="{}"><attvalues>'
-        + "".join(f'<attvalue for="{i}" value="{{}}"/>' for i in range(len(ecols_attr)))
-        + "</attvalues></edge>"
-    )
+    etpl = '<edge id="{}" source="{}" target="{}" weight="{}"><attvalues>' + "".join(
+        f'<attvalue for="{i}" value="{{}}"/>' for i in range(len(ecols_attr))) + "</attvalues></edge>"
     if src.size:
-        out.append(
-            "\n".join(
-                map(
-                    etpl.format,
-                    range(src.size),
-                    src.tolist(),
-                    tgt.tolist(),
-                    _as_text(ecols["weight"]),
-                    *(_as_text(ecols[c], attr=True) for c in ecols_attr),
-                )
-            )
-        )
+        out.append("\n".join(map(etpl.format, range(src.size), src.tolist(), tgt.tolist(),
+                                 _as_text(ecols["weight"]), *(_as_text(ecols[c], attr=True) for c in ecols_attr))))
     out.append("</edges>\n</graph>\n</gexf>\n")
     with atomic_write(p, "w", encoding="utf-8") as fh:
         fh.write("\n".join(out))
 
 
 def write_edgelist_csv(
-    G: SignedGraph,
-    path: str | os.PathLike,
-    *,
-    nodes_path: str | os.PathLike | None = None,
-    coupling: bool = False,
+    G: SignedGraph, path: str | os.PathLike, *, nodes_path: str | os.PathLike | None = None, coupling: bool = False
 ) -> None:
     """Write the edge table as CSV (``source,target,weight,...`` with node names alongside).
 
@@ -213,15 +169,7 @@ def write_edgelist_csv(
     p = check_out_path(path, "write_edgelist_csv")
     src, tgt, ecols = _edge_columns(G, coupling)
     names = G.node_column("name")
-    df = pd.DataFrame(
-        {
-            "source": src,
-            "target": tgt,
-            "source_name": names[src],
-            "target_name": names[tgt],
-            **ecols,
-        }
-    )
+    df = pd.DataFrame({"source": src, "target": tgt, "source_name": names[src], "target_name": names[tgt], **ecols})
     with atomic_write(p, "w", encoding="utf-8", newline="") as fh:
         df.to_csv(fh, index=False, float_format=None)
     if nodes_path is not None:

@@ -44,14 +44,8 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
     p = check_out_path(path, "save_model")
     spec = from_torch(model).spec
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-    meta = {
-        "spec": spec,
-        "state_keys": list(state),
-        "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
-    }
-    write_container(
-        p, FORMAT, VERSION, meta, {f"state/{i}": v for i, v in enumerate(state.values())}
-    )
+    meta = {"spec": spec, "state_keys": list(state), "model_class": f"{type(model).__module__}.{type(model).__qualname__}"}
+    write_container(p, FORMAT, VERSION, meta, {f"state/{i}": v for i, v in enumerate(state.values())})
 
 
 def load_model(path: str | os.PathLike) -> Any:
@@ -73,21 +67,13 @@ def load_model(path: str | os.PathLike) -> Any:
         modules = {}
         for mpath, m in spec["modules"].items():
             prefix = f"{mpath}." if mpath else ""
-            params = {
-                k[len(prefix) :]: np.asarray(v)
-                for k, v in state.items()
-                if k.startswith(prefix) and (mpath or "." not in k)
-            }
+            params = {k[len(prefix):]: np.asarray(v) for k, v in state.items() if k.startswith(prefix) and (mpath or "." not in k)}
             modules[mpath] = handler_for_name(m["handler"]).build(m.get("config", {}), params)
         model = _assemble(spec, modules, {})
         import torch
 
-        model.load_state_dict(
-            {k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True
-        )
+        model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError, GraphError) as exc:
-        raise FileFormatError(
-            f"{str(p)!r} does not hold a consistent netstruct model ({type(exc).__name__}: {exc})."
-        ) from None
+        raise FileFormatError(f"{str(p)!r} does not hold a consistent netstruct model ({type(exc).__name__}: {exc}).") from None
     model.eval()
     return model

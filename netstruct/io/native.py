@@ -71,15 +71,8 @@ def save(G: SignedGraph, path: str | os.PathLike) -> None:
         if b.bias is not None:
             arrays[f"block{i}/bias"] = b.bias
         blocks.append(
-            {
-                "name": b.name,
-                "module": b.module,
-                "param": b.param,
-                "bias_param": b.bias_param,
-                "delay": b.delay,
-                "dense": b.is_dense,
-                "has_bias": b.bias is not None,
-            }
+            {"name": b.name, "module": b.module, "param": b.param, "bias_param": b.bias_param,
+             "delay": b.delay, "dense": b.is_dense, "has_bias": b.bias is not None}
         )
     meta = {
         "blocks": blocks,
@@ -108,9 +101,7 @@ def load(path: str | os.PathLike) -> SignedGraph:
     try:
         return _rebuild(meta, arrays)
     except (KeyError, TypeError, GraphError, InvalidParameterError) as exc:
-        raise FileFormatError(
-            f"{str(p)!r} is not a consistent netstruct graph ({type(exc).__name__}: {exc})."
-        ) from None
+        raise FileFormatError(f"{str(p)!r} is not a consistent netstruct graph ({type(exc).__name__}: {exc}).") from None
 
 
 def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> SignedGraph:
@@ -119,23 +110,15 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> SignedGraph
     for i, b in enumerate(meta["blocks"]):
         blocks.append(
             make_block(
-                name=b["name"],
-                module=b["module"],
-                param=b["param"],
-                bias_param=b["bias_param"],
-                delay=b["delay"],
-                weight=arrays[f"block{i}/weight"],
+                name=b["name"], module=b["module"], param=b["param"], bias_param=b["bias_param"],
+                delay=b["delay"], weight=arrays[f"block{i}/weight"],
                 mask=None if b["dense"] else arrays[f"block{i}/mask"],
-                sources=arrays[f"block{i}/sources"],
-                targets=arrays[f"block{i}/targets"],
+                sources=arrays[f"block{i}/sources"], targets=arrays[f"block{i}/targets"],
                 bias=arrays[f"block{i}/bias"] if b["has_bias"] else None,
             )
         )
     G = SignedGraph(
-        nodes,
-        blocks,
-        spec=meta["spec"],
-        provenance=meta["provenance"],
+        nodes, blocks, spec=meta["spec"], provenance=meta["provenance"],
         node_attrs={k: arrays[f"nattr/{k}"] for k in meta["node_attrs"]},
         edge_attrs={k: arrays[f"eattr/{k}"] for k in meta["edge_attrs"]},
     )

@@ -56,9 +56,7 @@ def _apply(G: SignedGraph, layers: list[int], fn) -> SignedGraph:
 
 
 # ----------------------------------------------------------------------------- public probes
-def _check_fraction_probe(
-    G: SignedGraph, fraction: float, rule: str, layers: Layers, seed: object, func: str
-):
+def _check_fraction_probe(G: SignedGraph, fraction: float, rule: str, layers: Layers, seed: object, func: str):
     """Validated ``(fraction, rule, layer indices, rng)`` of the fraction-based probes (prune, flip)."""
     check_graph(G, func)
     fraction = check_fraction(fraction, "fraction", func)
@@ -128,7 +126,9 @@ def prune(
     return _apply(G, idx, lambda W, m, b: _prune_layer(W, m, b, fraction, rule, rng, prune_bias))
 
 
-def binarize(G: SignedGraph, *, layers: Layers = None, scale: str = "none") -> SignedGraph:
+def binarize(
+    G: SignedGraph, *, layers: Layers = None, scale: str = "none"
+) -> SignedGraph:
     """Keep only the signs of the weights and biases: ``W <- sign(W)``, ``b <- sign(b)``.
 
     Parameters

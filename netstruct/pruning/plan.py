@@ -84,9 +84,7 @@ def _layer_label(G: SignedGraph, group: int) -> str:
     return f"layer {group} (module {', '.join(repr(m) for m in mods)})"
 
 
-def check_layers_kept(
-    G: SignedGraph, removed_units: np.ndarray, edge_mask: np.ndarray, func: str
-) -> None:
+def check_layers_kept(G: SignedGraph, removed_units: np.ndarray, edge_mask: np.ndarray, func: str) -> None:
     """Refuse a removal that leaves a hidden layer with no working unit (inputs already validated).
 
     A hidden unit works when it keeps an incoming edge (into itself or one of its gate rows) and
@@ -113,11 +111,7 @@ def check_layers_kept(
     layers = [(g, is_unit & (group == g)) for g in np.unique(group[is_unit])]
     emptied = [(g, m) for g, m in layers if removed_units[m].all()]
     for g, in_layer in emptied + [(g, m) for g, m in layers if not works[m].any()]:
-        how = (
-            "removes every unit"
-            if removed_units[in_layer].all()
-            else "leaves no unit with both inputs and outputs"
-        )
+        how = "removes every unit" if removed_units[in_layer].all() else "leaves no unit with both inputs and outputs"
         raise GraphError(
             f"{func}: the selection {how} of {_layer_label(G, int(g))}, which has {int(in_layer.sum())} "
             "units; keep at least one unit per hidden layer (narrow the query)."
@@ -148,9 +142,7 @@ class PruningPlan:
     [['unit 1 is dull', 1], ['two smallest weights', 0]]
     """
 
-    def __init__(
-        self, architecture: dict[str, list[int]], steps: tuple[PlanStep, ...] | list[PlanStep] = ()
-    ) -> None:
+    def __init__(self, architecture: dict[str, list[int]], steps: tuple[PlanStep, ...] | list[PlanStep] = ()) -> None:
         self.architecture = {str(k): [int(x) for x in v] for k, v in architecture.items()}
         self.steps = tuple(steps)
 
@@ -165,11 +157,7 @@ class PruningPlan:
         check_graph(G, func)
         arch = _architecture(G)
         if arch != self.architecture:
-            diff = sorted(
-                k
-                for k in set(arch) | set(self.architecture)
-                if arch.get(k) != self.architecture.get(k)
-            )
+            diff = sorted(k for k in set(arch) | set(self.architecture) if arch.get(k) != self.architecture.get(k))
             raise GraphError(
                 f"{func}: the graph's architecture differs from the plan's at block(s) {diff} "
                 f"(graph {[arch.get(k) for k in diff]}, plan {[self.architecture.get(k) for k in diff]}); "
@@ -179,14 +167,8 @@ class PruningPlan:
     def _with(self, step: PlanStep) -> PruningPlan:
         return PruningPlan(self.architecture, self.steps + (step,))
 
-    def remove_edges(
-        self,
-        G: SignedGraph,
-        selection: SelectorLike,
-        *,
-        reason: str | None = None,
-        meta: dict[str, Any] | None = None,
-    ) -> PruningPlan:
+    def remove_edges(self, G: SignedGraph, selection: SelectorLike, *, reason: str | None = None,
+                     meta: dict[str, Any] | None = None) -> PruningPlan:
         """Add a step removing the edges of ``G`` that ``selection`` picks from :meth:`SignedGraph.edges`.
 
         Parameters
@@ -200,21 +182,11 @@ class PruningPlan:
         """
         self._check_graph(G, "PruningPlan.remove_edges")
         em = evaluate_selector(G.edges(), selection, "PruningPlan.remove_edges")
-        return self._with(
-            PlanStep(
-                reason=reason or _describe(selection), edges=_edge_ids(G, em), meta=dict(meta or {})
-            )
-        )
+        return self._with(PlanStep(reason=reason or _describe(selection), edges=_edge_ids(G, em), meta=dict(meta or {})))
 
-    def remove_units(
-        self,
-        G: SignedGraph,
-        selection: SelectorLike,
-        *,
-        reason: str | None = None,
-        constants: dict[str, float] | np.ndarray | None = None,
-        meta: dict[str, Any] | None = None,
-    ) -> PruningPlan:
+    def remove_units(self, G: SignedGraph, selection: SelectorLike, *, reason: str | None = None,
+                     constants: dict[str, float] | np.ndarray | None = None,
+                     meta: dict[str, Any] | None = None) -> PruningPlan:
         """Add a step removing the units that ``selection`` picks from :meth:`SignedGraph.nodes`.
 
         A selected gate row stands for its unit. Removal takes every coupled row and column along
@@ -248,29 +220,15 @@ class PruningPlan:
             if isinstance(constants, dict):
                 unknown = set(constants) - set(names[units])
                 if unknown:
-                    raise param_error(
-                        "constants",
-                        func,
-                        "a mapping over the removed units' names",
-                        sorted(unknown)[:5],
-                    )
+                    raise param_error("constants", func, "a mapping over the removed units' names", sorted(unknown)[:5])
                 consts = {str(k): float(v) for k, v in constants.items()}
             else:
                 arr = np.asarray(constants, dtype=np.float64)
                 if arr.shape != (G.n_nodes,) or not np.isfinite(arr[units]).all():
-                    raise param_error(
-                        "constants",
-                        func,
-                        f"a finite array of shape ({G.n_nodes},)",
-                        f"shape {arr.shape}",
-                    )
+                    raise param_error("constants", func, f"a finite array of shape ({G.n_nodes},)", f"shape {arr.shape}")
                 consts = {str(names[i]): float(arr[i]) for i in np.flatnonzero(units)}
-        step = PlanStep(
-            reason=reason or _describe(selection),
-            units=tuple(str(s) for s in names[units]),
-            constants=consts,
-            meta=dict(meta or {}),
-        )
+        step = PlanStep(reason=reason or _describe(selection), units=tuple(str(s) for s in names[units]),
+                        constants=consts, meta=dict(meta or {}))
         return self._with(step)
 
     def __add__(self, other: PruningPlan) -> PruningPlan:
@@ -284,10 +242,8 @@ class PruningPlan:
         return len(self.steps)
 
     def __repr__(self) -> str:
-        return (
-            f"<PruningPlan: {len(self.steps)} steps, {sum(s.n_edges for s in self.steps)} edges, "
-            f"{sum(len(s.units) for s in self.steps)} units>"
-        )
+        return f"<PruningPlan: {len(self.steps)} steps, {sum(s.n_edges for s in self.steps)} edges, " \
+               f"{sum(len(s.units) for s in self.steps)} units>"
 
     # ------------------------------------------------------------------ applying
     def edge_mask(self, G: SignedGraph) -> np.ndarray:
@@ -346,14 +302,8 @@ class PruningPlan:
             check_layers_kept(H, all_units, em, func)
             n_before = H.n_edges
             H = _remove(H, em)
-            record.append(
-                {
-                    "reason": s.reason,
-                    "n_edges": int(n_before - H.n_edges),
-                    "n_units": len(s.units),
-                    "n_folded": len(s.constants),
-                }
-            )
+            record.append({"reason": s.reason, "n_edges": int(n_before - H.n_edges), "n_units": len(s.units),
+                           "n_folded": len(s.constants)})
         H = _with_provenance(H, pruning=record)
         if shrink:
             from ..convert.shrink import shrink as _shrink
@@ -364,28 +314,16 @@ class PruningPlan:
     def summary(self) -> pd.DataFrame:
         """One row per step: reason, explicit edges, units, folded constants."""
         return pd.DataFrame(
-            [
-                {
-                    "step": i,
-                    "reason": s.reason,
-                    "n_edges": s.n_edges,
-                    "n_units": len(s.units),
-                    "n_constants": len(s.constants),
-                }
-                for i, s in enumerate(self.steps)
-            ],
+            [{"step": i, "reason": s.reason, "n_edges": s.n_edges, "n_units": len(s.units),
+              "n_constants": len(s.constants)} for i, s in enumerate(self.steps)],
             columns=["step", "reason", "n_edges", "n_units", "n_constants"],
         )
 
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (see :meth:`from_dict`)."""
-        return {
-            "format": _FORMAT,
-            "version": 1,
-            "architecture": self.architecture,
-            "steps": [s.to_dict() for s in self.steps],
-        }
+        return {"format": _FORMAT, "version": 1, "architecture": self.architecture,
+                "steps": [s.to_dict() for s in self.steps]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PruningPlan:
@@ -397,25 +335,17 @@ class PruningPlan:
             The data is not a netstruct pruning plan.
         """
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
-            raise FileFormatError(
-                "This is not a netstruct pruning plan (missing 'format': 'netstruct-pruning-plan')."
-            )
+            raise FileFormatError("This is not a netstruct pruning plan (missing 'format': 'netstruct-pruning-plan').")
         try:
             steps = [
-                PlanStep(
-                    reason=str(s["reason"]),
-                    edges={k: tuple(int(i) for i in v) for k, v in s["edges"].items()},
-                    units=tuple(str(u) for u in s["units"]),
-                    constants={str(k): float(v) for k, v in s["constants"].items()},
-                    meta=dict(s.get("meta", {})),
-                )
+                PlanStep(reason=str(s["reason"]), edges={k: tuple(int(i) for i in v) for k, v in s["edges"].items()},
+                         units=tuple(str(u) for u in s["units"]),
+                         constants={str(k): float(v) for k, v in s["constants"].items()}, meta=dict(s.get("meta", {})))
                 for s in data["steps"]
             ]
             return cls(data["architecture"], steps)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise FileFormatError(
-                f"The pruning plan is damaged ({type(exc).__name__}: {exc})."
-            ) from None
+            raise FileFormatError(f"The pruning plan is damaged ({type(exc).__name__}: {exc}).") from None
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the plan as JSON (atomically: a partial file never replaces a good one).
@@ -511,9 +441,7 @@ def _fold(G: SignedGraph, constants: dict[str, float]) -> SignedGraph:
     idx = {str(n): i for i, n in enumerate(names)}
     for k, v in constants.items():
         if k not in idx:
-            raise GraphError(
-                f"The plan folds a constant for unit {k!r}, which this graph does not have."
-            )
+            raise GraphError(f"The plan folds a constant for unit {k!r}, which this graph does not have.")
         c[idx[k]], has[idx[k]] = v, True
     updates = {}
     for b in G.blocks:
@@ -543,23 +471,11 @@ def _with_provenance(G: SignedGraph, **items: Any) -> SignedGraph:
     prov = dict(G.provenance)
     prov.update(items)
     return SignedGraph(
-        {
-            c: G.node_column(c)
-            for c in (
-                "name",
-                "kind",
-                "group",
-                "index",
-                "unit",
-                "gate",
-                "direction",
-                "module",
-                "activation",
-            )
-        },
+        {c: G.node_column(c) for c in ("name", "kind", "group", "index", "unit", "gate", "direction", "module", "activation")},
         G.blocks,
         spec=G.spec,
         provenance=prov,
         node_attrs={k: G.node_column(k) for k in G.node_attr_names},
         edge_attrs={k: G.edge_arrays()[k] for k in G.edge_attr_names},
     )
+

@@ -62,14 +62,8 @@ def select_nodes(G: SignedGraph, query: Selector) -> np.ndarray:
     return evaluate_selector(G.nodes(), query, "select_nodes")
 
 
-def prune(
-    G: SignedGraph,
-    edges: Selector = None,
-    nodes: Selector = None,
-    *,
-    shrink: bool = False,
-    reason: str | None = None,
-) -> SignedGraph:
+def prune(G: SignedGraph, edges: Selector = None, nodes: Selector = None, *, shrink: bool = False,
+          reason: str | None = None) -> SignedGraph:
     """Remove the selected edges and nodes (masked: zeros stay in place, or shrunk).
 
     Removing a node removes its unit with everything coupled to it: every edge into the unit

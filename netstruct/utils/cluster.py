@@ -55,9 +55,7 @@ def check_scheduler(scheduler: Any, func: str) -> None:
         )
 
 
-def get_client(
-    scheduler: str | None = None, *, n_workers: int | None = None, func: str = "get_client"
-) -> Any:
+def get_client(scheduler: str | None = None, *, n_workers: int | None = None, func: str = "get_client") -> Any:
     """The Dask client for ``scheduler`` (see the module docstring).
 
     Parameters
@@ -80,9 +78,7 @@ def get_client(
     """
     check_scheduler(scheduler, func)
     if scheduler == "serial":
-        raise param_error(
-            "scheduler", func, "None or an address (no client for 'serial')", scheduler
-        )
+        raise param_error("scheduler", func, "None or an address (no client for 'serial')", scheduler)
     distributed = _distributed(func)
     if scheduler is not None:
         try:
@@ -107,10 +103,7 @@ def get_client(
         if dlog.level < logging.WARNING:
             dlog.setLevel(logging.WARNING)
         cluster = distributed.LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=False,
-            dashboard_address=None,
+            n_workers=n, threads_per_worker=1, processes=False, dashboard_address=None,
             silence_logs=logging.ERROR,
         )
         client = distributed.Client(cluster, set_as_default=False)
@@ -135,6 +128,7 @@ def close_local_cluster() -> None:
             cluster.close()
     finally:
         log.setLevel(level)
+
 
 
 def run_tasks(
@@ -175,9 +169,7 @@ def run_tasks(
     [8]
     """
     check_scheduler(scheduler, caller)
-    if n_jobs is not None and (
-        isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1
-    ):
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1):
         raise param_error("n_jobs", caller, "an int >= 1 or None", n_jobs)
     tasks = [tuple(a) for a in args]
     if scheduler == "serial" or n_jobs == 1 or len(tasks) <= 1:

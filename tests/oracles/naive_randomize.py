@@ -51,12 +51,7 @@ def naive_permute(W: np.ndarray, model: str, rng: random.Random) -> np.ndarray:
 
 
 def naive_swap_chain(
-    W: np.ndarray,
-    n_steps: int,
-    rng: random.Random,
-    *,
-    keeps: str = "input",
-    reshuffle: bool = False,
+    W: np.ndarray, n_steps: int, rng: random.Random, *, keeps: str = "input", reshuffle: bool = False
 ) -> np.ndarray:
     """G-left / G-right / G-shuffle: ``n_steps`` attempts of the checkerboard move."""
     out = np.array(W, dtype=np.float64)
@@ -87,9 +82,7 @@ def naive_swap_chain(
     return out
 
 
-def naive_curveball(
-    W: np.ndarray, n_trades: int, rng: random.Random, *, keeps: str = "input"
-) -> np.ndarray:
+def naive_curveball(W: np.ndarray, n_trades: int, rng: random.Random, *, keeps: str = "input") -> np.ndarray:
     """Signed curveball with random pairs of trading nodes and a random matching of values."""
     M = np.array(W, dtype=np.float64)
     M = M.T.copy() if keeps == "input" else M  # rows trade
@@ -98,11 +91,7 @@ def naive_curveball(
         if n < 2:
             break
         a, b = rng.sample(range(n), 2)
-        X = [
-            c
-            for c in range(M.shape[1])
-            if M[a, c] != 0 and M[b, c] != 0 and (M[a, c] > 0) != (M[b, c] > 0)
-        ]
+        X = [c for c in range(M.shape[1]) if M[a, c] != 0 and M[b, c] != 0 and (M[a, c] > 0) != (M[b, c] > 0)]
         t = sum(1 for c in X if M[a, c] > 0)
         C = set(rng.sample(X, t))
         for row, gets_pos in ((a, C), (b, set(X) - C)):
@@ -115,18 +104,14 @@ def naive_curveball(
     return M.T if keeps == "input" else M
 
 
-def naive_randomize(
-    W: np.ndarray, model: str, rng: random.Random, n_steps: int = 200
-) -> np.ndarray:
+def naive_randomize(W: np.ndarray, model: str, rng: random.Random, n_steps: int = 200) -> np.ndarray:
     """Dispatch on the canonical model name."""
     if model in _GROUPS:
         return naive_permute(W, model, rng)
     if model.startswith("G"):
         keeps = "output" if model == "G-right" else "input"
         return naive_swap_chain(W, n_steps, rng, keeps=keeps, reshuffle=model == "G-shuffle")
-    return naive_curveball(
-        W, n_steps, rng, keeps="output" if model == "curveball-right" else "input"
-    )
+    return naive_curveball(W, n_steps, rng, keeps="output" if model == "curveball-right" else "input")
 
 
 # ----------------------------------------------------------------------------- invariants

@@ -100,12 +100,9 @@ def test_unit_aggregation_of_gates(how):
     lstm = torch.nn.LSTM(2, 2)
     G = ns.from_torch(lstm)
     W = lstm.weight_hh_l0.detach().numpy().reshape(4, 2, 2)
-    ((_, _, _, _, A, _),) = [u for u in unit_blocks(G, how) if u[0] == "weight_hh_l0"]
-    want = {
-        "sum": W.sum(0),
-        "l2": np.sqrt((W.astype(np.float64) ** 2).sum(0)),
-        "max": np.take_along_axis(W, np.abs(W).argmax(0)[None], 0)[0],
-    }[how]
+    (_, _, _, _, A, _), = [u for u in unit_blocks(G, how) if u[0] == "weight_hh_l0"]
+    want = {"sum": W.sum(0), "l2": np.sqrt((W.astype(np.float64) ** 2).sum(0)),
+            "max": np.take_along_axis(W, np.abs(W).argmax(0)[None], 0)[0]}[how]
     np.testing.assert_allclose(A, want, rtol=1e-6)
 
 

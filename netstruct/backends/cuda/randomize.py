@@ -292,12 +292,8 @@ def signed_curveball(
     n_pairs = n_nodes // 2
     zbits = pack_bits(weight != 0)
     n_words = zbits.shape[1]
-    pbits = np.ascontiguousarray(
-        np.broadcast_to(pack_bits(weight > 0), (n_samples, n_nodes, n_words))
-    )
-    d_w = cuda.to_device(
-        np.ascontiguousarray(np.broadcast_to(weight, (n_samples, n_nodes, n_partners)))
-    )
+    pbits = np.ascontiguousarray(np.broadcast_to(pack_bits(weight > 0), (n_samples, n_nodes, n_words)))
+    d_w = cuda.to_device(np.ascontiguousarray(np.broadcast_to(weight, (n_samples, n_nodes, n_partners))))
     d_z = cuda.to_device(zbits)
     d_p = cuda.to_device(pbits)
     d_x = cuda.to_device(np.zeros((n_samples, max(n_pairs, 1), n_words), dtype=np.uint64))
