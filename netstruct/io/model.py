@@ -7,21 +7,28 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import FileFormatError, GraphError, InvalidParameterError
+from ..exceptions import FileFormatError, InvalidParameterError, param_error
 from ._atomic import check_in_path, check_out_path
 from ._container import read_container, write_container
 
 __all__ = ["save_model", "load_model"]
 
 FORMAT = "netstruct-model"
-VERSION = 1
+VERSION = 2
 
 
-def save_model(model: Any, path: str | os.PathLike) -> None:
+def save_model(model: Any, path: str | os.PathLike, *, compress: bool = False) -> None:
     """Save ``model`` (any module :func:`netstruct.from_torch` can export) to ``path``.
 
     The file holds the architecture spec as JSON and every ``state_dict`` tensor as a
     ``.npy`` entry, checksummed; it is written atomically.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    path : str or path-like
+    compress : bool, default=False
+        Deflate the tensors (level 1; slower, small gain for float weights).
 
     Examples
     --------
@@ -41,11 +48,14 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
         raise InvalidParameterError(
             f"The 'model' parameter of save_model must be a torch.nn.Module. Got {type(model).__name__} instead."
         )
+    if not isinstance(compress, bool):
+        raise param_error("compress", "save_model", "a bool", compress)
     p = check_out_path(path, "save_model")
     spec = from_torch(model).spec
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     meta = {"spec": spec, "state_keys": list(state), "model_class": f"{type(model).__module__}.{type(model).__qualname__}"}
-    write_container(p, FORMAT, VERSION, meta, {f"state/{i}": v for i, v in enumerate(state.values())})
+    write_container(p, FORMAT, VERSION, meta, {f"state/{i}": v for i, v in enumerate(state.values())},
+                    compress=compress)
 
 
 def load_model(path: str | os.PathLike) -> Any:
@@ -72,8 +82,10 @@ def load_model(path: str | os.PathLike) -> Any:
         model = _assemble(spec, modules)
         import torch
 
-        model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True)
-    except (KeyError, TypeError, ValueError, RuntimeError, GraphError) as exc:
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+    except MemoryError:
+        raise
+    except Exception as exc:  # a checksummed file that does not rebuild: foreign or forged
         raise FileFormatError(f"{str(p)!r} does not hold a consistent netstruct model ({type(exc).__name__}: {exc}).") from None
     model.eval()
     return model
