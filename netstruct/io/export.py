@@ -71,11 +71,12 @@ def _as_text(a: np.ndarray, column: str, func: str, *, attr: bool = False) -> li
         return np.where(a, "true", "false").tolist()
     if np.issubdtype(a.dtype, np.number):
         return a.astype(str).tolist()
-    uniq, inv = np.unique(a.astype(str), return_inverse=True)
-    uniq_l = uniq.tolist()
+    # str() per value: numpy's fixed-width strings would drop trailing NUL characters
+    vals = [v if isinstance(v, str) else str(v) for v in a.tolist()]
+    uniq_l = list(dict.fromkeys(vals))
     _check_strings(uniq_l, column, func, _XML_BAD, "XML")
-    esc = np.array([escape(u, _QUOTES) if attr else escape(u, _TEXT) for u in uniq_l], dtype=object)
-    return esc[inv].tolist()
+    esc = {u: escape(u, _QUOTES) if attr else escape(u, _TEXT) for u in uniq_l}
+    return [esc[v] for v in vals]
 
 
 def _node_table(G: SignedGraph) -> dict[str, np.ndarray]:
