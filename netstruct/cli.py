@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ._version import __version__
-from .exceptions import NetstructError
+from .exceptions import InvalidParameterError, NetstructError
 
 __all__ = ["main"]
 
@@ -19,7 +19,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     steps = tuple(s for s in (args.steps or "").split(",") if s)
     opts = JobOptions(out=args.out, dataset=args.dataset, data=args.data, model=args.model, steps=steps,
                       epochs=args.epochs, hidden=args.hidden, seed=args.seed, quick=args.quick,
-                      progress=not args.no_progress, runs=args.runs, scheduler=args.scheduler)
+                      progress=not args.no_progress, runs=args.runs, scheduler=args.scheduler,
+                      factory=args.factory)
     report = run_job(opts)
     print(f"report: {report}")
     print(f"steps available: {', '.join(STEPS)}")
@@ -28,11 +29,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from .convert.from_torch import from_torch
+    from .io._atomic import check_in_path, check_not_input, check_out_path
     from .io.export import write_edgelist_csv, write_gexf, write_graphml
-    from .io.model import load_model
+    from .io.model import load_user_model
     from .io.native import save
 
-    G = from_torch(load_model(args.model))
+    src = check_in_path(args.model, "netstruct export", name="model")
+    outs = {"--output": args.output, "--graphml": args.graphml, "--gexf": args.gexf, "--csv": args.csv}
+    paths = {}
+    for opt, path in outs.items():
+        if path is None:
+            continue
+        p = check_out_path(path, "netstruct export", name=opt)
+        check_not_input(p, [src], "netstruct export", opt)
+        if p.resolve() in paths.values():
+            raise InvalidParameterError(f"netstruct export: {opt} names the same file as another output ({str(p)!r}).")
+        paths[opt] = p.resolve()
+    G = from_torch(load_user_model(src, args.factory))
     out = Path(args.output)
     save(G, out)
     written = [out]
@@ -81,7 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["digits", "breast_cancer", "wine", "iris", "fashion-mnist"],
                    help="embedded dataset (default: digits); fashion-mnist needs Debian's dataset-fashion-mnist")
     r.add_argument("--data", help="your data: .npz with X_train, y_train, X_test, y_test")
-    r.add_argument("--model", help="your model: a .nsm file written by netstruct.save_model")
+    r.add_argument("--model", help="your model: a .nsm file written by netstruct.save_model, or a "
+                   "torch.save'd state_dict (.pt) with --factory")
+    r.add_argument("--factory", help="for a state_dict --model: 'module:function' that builds the "
+                   "untrained model (imported from the current folder)")
     r.add_argument("--steps", help="comma-separated steps to run, from: train, export, nulls, probes, lattice, "
                    "causal, prune (default: all; train and export are added when a step needs them)")
     r.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10; halved with --quick)")
@@ -97,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_run)
 
     e = sub.add_parser("export", help="a saved model (.nsm) -> graph files")
-    e.add_argument("model", help="model file written by netstruct.save_model")
+    e.add_argument("model", help="model file written by netstruct.save_model, or a torch.save'd "
+                   "state_dict (.pt) with --factory")
+    e.add_argument("--factory", help="for a state_dict: 'module:function' that builds the untrained model")
     e.add_argument("-o", "--output", required=True, help="native graph file to write (.nsg)")
     e.add_argument("--graphml", help="also write GraphML here")
     e.add_argument("--gexf", help="also write GEXF here")
@@ -119,6 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     except (NetstructError, FileNotFoundError) as exc:
         print(f"netstruct {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # permissions, a full disk, a path below a file: the user's to fix
+        where = f" ({exc.filename!r})" if getattr(exc, "filename", None) else ""
+        print(f"netstruct {args.command}: error: {exc.strerror or exc}{where}; check the path and its "
+              "permissions.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"netstruct {args.command}: interrupted.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,7 @@ __all__ = [
     "FileFormatError",
     "DatasetNotFoundError",
     "InfeasibleTestError",
+    "TasksLostError",
     "NetstructWarning",
 ]
 
@@ -59,6 +60,23 @@ class InfeasibleTestError(NetstructError, ValueError):
     Raised by :func:`netstruct.causal.granger` with ``errors="raise"``; the name matches
     statsmodels' exception for the same cases.
     """
+
+
+class TasksLostError(NetstructError, RuntimeError):
+    """Tasks sent to Dask were lost with their workers; the computed results are kept.
+
+    Attributes
+    ----------
+    results : list
+        One entry per task, in order; None for a lost task.
+    failed : list of int
+        Indices of the lost tasks.
+    """
+
+    def __init__(self, message: str, results: list | None = None, failed: list | None = None) -> None:
+        super().__init__(message)
+        self.results = list(results or [])
+        self.failed = list(failed or [])
 
 
 class NetstructWarning(UserWarning):

@@ -107,16 +107,74 @@ class TrainResult:
     test_accuracy: list[float] = field(default_factory=list)
 
 
-def _tensors(X: Any, y: Any, func: str):
+def _features(X: Any, func: str, name: str = "X"):
     import torch
 
-    Xa = np.asarray(X, dtype=np.float32)
-    ya = np.asarray(y)
-    if Xa.shape[0] != ya.shape[0] or Xa.shape[0] == 0:
-        raise InvalidParameterError(f"{func}: X has {Xa.shape[0]} samples but y has {ya.shape[0]}; both must be equal and > 0.")
+    try:
+        Xa = np.asarray(X, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise param_error(name, func, "a numeric array of shape (n_samples, ...)", f"{type(X).__name__} ({exc})") from None
+    if Xa.ndim < 2 or Xa.shape[0] == 0:
+        raise param_error(name, func, "an array of shape (n_samples > 0, n_features, ...)", f"shape {Xa.shape}")
     if not np.isfinite(Xa).all():
-        raise InvalidParameterError(f"{func}: X holds NaN or infinite values; clean the data first.")
-    return torch.from_numpy(Xa), torch.from_numpy(ya.astype(np.int64))
+        raise InvalidParameterError(f"{func}: {name} holds NaN or infinite values; clean the data first.")
+    return torch.from_numpy(Xa)
+
+
+def _labels(y: Any, n: int, func: str, name: str = "y"):
+    import torch
+
+    ya = np.asarray(y)
+    if ya.ndim != 1 or ya.shape[0] != n:
+        raise InvalidParameterError(
+            f"The {name!r} parameter of {func} must be a 1-D array of {n} class labels (one per "
+            f"sample of X). Got shape {ya.shape} instead."
+        )
+    if ya.dtype.kind == "f":
+        if not np.isfinite(ya).all() or not np.array_equal(ya, np.round(ya)):
+            bad = ya[~np.isfinite(ya) | (ya != np.round(ya))][:3].tolist()
+            raise InvalidParameterError(
+                f"The {name!r} parameter of {func} must hold integer class labels 0, 1, ... Got "
+                f"non-integer values such as {bad} instead; map them to class indices first."
+            )
+    elif ya.dtype.kind not in "iu":
+        raise param_error(name, func, "integer class labels 0, 1, ...", f"dtype {ya.dtype}")
+    if ya.size and ya.min() < 0:
+        raise param_error(name, func, "class labels >= 0", int(ya.min()))
+    return torch.from_numpy(ya.astype(np.int64))
+
+
+def _tensors(X: Any, y: Any, func: str):
+    Xt = _features(X, func)
+    return Xt, _labels(y, Xt.shape[0], func)
+
+
+def _check_fits(model: Any, Xt: Any, yt: Any, func: str) -> None:
+    """Run one sample through ``model``: X must fit its input, y its number of outputs."""
+    import torch
+
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(Xt[:1])
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise InvalidParameterError(
+            f"The 'X' parameter of {func} does not fit the model: samples of shape "
+            f"{tuple(Xt.shape[1:])} gave {type(exc).__name__}: {exc}. Give X the model's input width."
+        ) from None
+    finally:
+        model.train(was)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        raise InvalidParameterError(
+            f"{func} needs a model that returns logits of shape (batch, n_classes); this one returned "
+            f"{type(out).__name__}{'' if not isinstance(out, torch.Tensor) else ' of shape ' + str(tuple(out.shape))}."
+        )
+    if yt is not None and len(yt) and int(yt.max()) >= out.shape[1]:
+        raise InvalidParameterError(
+            f"The 'y' parameter of {func} holds label {int(yt.max())}, but the model has only "
+            f"{out.shape[1]} outputs (labels 0..{out.shape[1] - 1}); widen the last layer or remap the labels."
+        )
 
 
 def train(
@@ -165,7 +223,18 @@ def train(
         raise param_error("optimizer", "train", "one of ['adam', 'sgd']", optimizer)
     if schedule not in ("cosine", None):
         raise param_error("schedule", "train", "'cosine' or None", schedule)
+    check_scalar(weight_decay, "weight_decay", "train", min_value=0.0)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise param_error("seed", "train", "an int", seed)
+    if callback is not None and not callable(callback):
+        raise param_error("callback", "train", "a callable or None", callback)
+    if (X_test is None) != (y_test is None):
+        raise InvalidParameterError("train: give both X_test and y_test, or neither.")
     Xt, yt = _tensors(X, y, "train")
+    _check_fits(model, Xt, yt, "train")
+    if X_test is not None:
+        Xs, ys = _tensors(X_test, y_test, "train")
+        _check_fits(model, Xs, ys, "train")
     opt_cls = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
     opt = opt_cls(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs) if schedule == "cosine" else None
@@ -210,7 +279,8 @@ def predict(model: Any, X: Any, *, batch_size: int = 4096) -> np.ndarray:
     """Logits of ``model`` on ``X`` (eval mode, no gradients), as a numpy array."""
     import torch
 
-    Xt = torch.from_numpy(np.asarray(X, dtype=np.float32))
+    Xt = _features(X, "predict")
+    _check_fits(model, Xt, None, "predict")
     was = model.training
     model.eval()
     outs = []
@@ -232,6 +302,7 @@ def evaluate(model: Any, X: Any, y: Any) -> float:
         from .convert.to_torch import to_torch
 
         model = to_torch(model)
-    _, yt = _tensors(X, y, "evaluate")
+    Xt, yt = _tensors(X, y, "evaluate")
+    _check_fits(model, Xt, yt, "evaluate")
     logits = predict(model, X)
     return float((logits.argmax(1) == yt.numpy()).mean())

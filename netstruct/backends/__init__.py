@@ -7,11 +7,18 @@ across backends (``numba`` on the CPU, ``cuda`` through numba.cuda). Public func
 Backend choice, first match wins: the ``backend=`` argument, ``netstruct.config.backend``
 (also set by :func:`netstruct.config_context` or ``NETSTRUCT_BACKEND``), then ``"numba"``.
 ``"auto"`` picks ``cuda`` when a device (or the simulator) is present.
+
+Kernels returned by :func:`dispatch` leave torch's intra-op thread count as they found it:
+numba's OpenMP threading layer shares libgomp with torch and sets its global thread count
+when it starts, which would otherwise change torch's numerics (and seeded results) after the
+first parallel kernel.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,6 +119,30 @@ def _lookup(name: str, key: str) -> Callable | None:
     return getattr(mod, func, None)
 
 
+def _keep_torch_threads(fn: Callable) -> Callable:
+    """Wrap ``fn`` so that torch's thread count after the call is the one before it."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        torch = sys.modules.get("torch")
+        if torch is None:  # torch imported later reads OMP_NUM_THREADS itself
+            return fn(*args, **kwargs)
+        n = torch.get_num_threads()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if torch.get_num_threads() != n:
+                torch.set_num_threads(n)
+
+    run.kernel = fn  # type: ignore[attr-defined]
+    return run
+
+
+@cache
+def _wrapped(fn: Callable) -> Callable:
+    return _keep_torch_threads(fn)
+
+
 def dispatch(key: str, backend: str | None = None) -> Callable:
     """Return the kernel ``key`` (``"topic.function"``) of the resolved backend.
 
@@ -124,12 +155,12 @@ def dispatch(key: str, backend: str | None = None) -> Callable:
     name = resolve_backend(backend)
     fn = _lookup(name, key)
     if fn is not None:
-        return fn
+        return _wrapped(fn)
     if config.fallback and name != "numba":
         fn = _lookup("numba", key)
         if fn is not None:
             warnings.warn(f"{key!r} is not implemented for {name!r}; using numba.", NetstructWarning, stacklevel=2)
-            return fn
+            return _wrapped(fn)
     have = [n for n in _BACKENDS if n != name and _BACKENDS[n].is_available() and _lookup(n, key)]
     raise NotImplementedForBackend(
         f"{key!r} has no {name!r} implementation; backends that have it: {have or 'none'}."

@@ -35,11 +35,15 @@ _FORMAT = "netstruct.trajectory"
 
 def _write_atomic(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, mode) as fh:
-        write(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, mode) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _select(model, params) -> list[tuple[str, Any, NDArray[np.int64], tuple[int, ...]]]:
@@ -221,21 +225,29 @@ class TrajectoryRecorder:
         self._hook = optimizer.register_step_post_hook(lambda *_args, **_kw: self.record())
         return self
 
-    def close(self) -> None:
-        """Write the last partial chunk, mark the manifest complete and detach hooks."""
+    def close(self, *, complete: bool = True) -> None:
+        """Write the last partial chunk, mark the manifest complete and detach hooks.
+
+        Parameters
+        ----------
+        complete : bool, default=True
+            False records that the run stopped early: the rows written so far stay readable
+            and :attr:`TrajectoryReader.complete` is False.
+        """
         if self._closed:
             return
         self._flush()
         if self._hook is not None:
             self._hook.remove()
         self._closed = True
-        self._write_manifest(complete=True)
+        self._write_manifest(complete=bool(complete))
 
     def __enter__(self) -> TrajectoryRecorder:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        # a ``with`` block left by an exception (KeyboardInterrupt included) is not a complete run
+        self.close(complete=exc_type is None)
 
     # ------------------------------------------------------------------ internals
     def _append(self, step: int, metrics: Mapping[str, float]) -> None:

@@ -8,11 +8,13 @@ Node ids are written as ``n<id>``; every node-table column and edge column is an
 from __future__ import annotations
 
 import os
+import re
 from xml.sax.saxutils import escape
 
 import numpy as np
 
 from ..convert.external import _edge_columns
+from ..exceptions import InvalidParameterError
 from ..graphs.signed import SignedGraph
 from ..utils.validation import check_graph
 from ._atomic import atomic_write, check_out_path
@@ -20,7 +22,36 @@ from ._atomic import atomic_write, check_out_path
 __all__ = ["write_graphml", "write_gexf", "write_edgelist_csv"]
 
 
-_QUOTES = {'"': "&quot;", "'": "&apos;", "\n": "&#10;", "\t": "&#9;"}
+_QUOTES = {'"': "&quot;", "'": "&apos;", "\n": "&#10;", "\t": "&#9;", "\r": "&#13;"}
+_TEXT = {"\r": "&#13;"}  # XML parsers turn a literal CR (and CRLF) into LF
+# characters XML 1.0 cannot hold even as references, and lone surrogates (no UTF-8 form)
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_UTF8_BAD = re.compile("[\x00\ud800-\udfff]")
+# columns the writers add beside the edge attributes
+_WRITER_COLUMNS = ("source", "target", "source_name", "target_name", "weight", "sign", "layer",
+                   "block", "row", "col", "delay", "kind")
+
+
+def _check_names(G: SignedGraph, func: str) -> None:
+    """Refuse edge attributes whose names the writer uses for its own columns."""
+    clash = sorted(set(G.edge_attr_names) & set(_WRITER_COLUMNS))
+    if clash:
+        raise InvalidParameterError(
+            f"{func}: edge attribute(s) {clash} have the names of columns the writer adds "
+            f"({', '.join(_WRITER_COLUMNS)}), so the file could not tell them apart. Rename them "
+            "first, e.g. G.with_edge_attrs(my_kind=...)."
+        )
+
+
+def _check_strings(uniq: list[str], column: str, func: str, bad: re.Pattern[str], fmt: str) -> None:
+    for u in uniq:
+        m = bad.search(u)
+        if m is not None:
+            raise InvalidParameterError(
+                f"{func}: column {column!r} holds {u!r}, whose character U+{ord(m.group()):04X} "
+                f"cannot be written to {fmt} (control characters and lone surrogates have no form "
+                "there). Replace it first, e.g. with str.replace or unicodedata."
+            )
 
 
 def _kind(a: np.ndarray) -> str:
@@ -33,16 +64,19 @@ def _kind(a: np.ndarray) -> str:
     return "string"
 
 
-def _as_text(a: np.ndarray, *, attr: bool = False) -> list[str]:
+def _as_text(a: np.ndarray, column: str, func: str, *, attr: bool = False) -> list[str]:
     """Column -> list of XML-safe strings (shortest round-trip repr for floats)."""
     a = np.asarray(a)
     if a.dtype == bool:
         return np.where(a, "true", "false").tolist()
     if np.issubdtype(a.dtype, np.number):
         return a.astype(str).tolist()
-    uniq, inv = np.unique(a.astype(str), return_inverse=True)
-    esc = np.array([escape(u, _QUOTES) if attr else escape(u) for u in uniq.tolist()], dtype=object)
-    return esc[inv].tolist()
+    # str() per value: numpy's fixed-width strings would drop trailing NUL characters
+    vals = [v if isinstance(v, str) else str(v) for v in a.tolist()]
+    uniq_l = list(dict.fromkeys(vals))
+    _check_strings(uniq_l, column, func, _XML_BAD, "XML")
+    esc = {u: escape(u, _QUOTES) if attr else escape(u, _TEXT) for u in uniq_l}
+    return [esc[v] for v in vals]
 
 
 def _node_table(G: SignedGraph) -> dict[str, np.ndarray]:
@@ -70,8 +104,10 @@ def write_graphml(G: SignedGraph, path: str | os.PathLike, *, coupling: bool = F
     >>> nx.read_graphml(p).number_of_edges()
     6
     """
-    check_graph(G, "write_graphml")
-    p = check_out_path(path, "write_graphml")
+    func = "write_graphml"
+    check_graph(G, func)
+    _check_names(G, func)
+    p = check_out_path(path, func)
     nodes = _node_table(G)
     src, tgt, ecols = _edge_columns(G, coupling)
     out = ['<?xml version="1.0" encoding="UTF-8"?>',
@@ -87,10 +123,11 @@ def write_graphml(G: SignedGraph, path: str | os.PathLike, *, coupling: bool = F
         out.append(f'<key id="{k}" for="edge" attr.name="{c}" attr.type="{_kind(ecols[c])}"/>')
     out.append('<graph id="G" edgedefault="directed">')
     ntpl = '<node id="n{}">' + "".join(f'<data key="{k}">{{}}</data>' for k in nkeys.values()) + "</node>"
-    out.append("\n".join(map(ntpl.format, range(G.n_nodes), *(_as_text(nodes[c]) for c in nodes))))
+    out.append("\n".join(map(ntpl.format, range(G.n_nodes), *(_as_text(nodes[c], c, func) for c in nodes))))
     etpl = '<edge source="n{}" target="n{}">' + "".join(f'<data key="{k}">{{}}</data>' for k in ekeys.values()) + "</edge>"
     if src.size:
-        out.append("\n".join(map(etpl.format, src.tolist(), tgt.tolist(), *(_as_text(ecols[c]) for c in ecols))))
+        out.append("\n".join(map(etpl.format, src.tolist(), tgt.tolist(),
+                                 *(_as_text(ecols[c], c, func) for c in ecols))))
     out.append("</graph>\n</graphml>\n")
     with atomic_write(p, "w", encoding="utf-8") as fh:
         fh.write("\n".join(out))
@@ -114,8 +151,10 @@ def write_gexf(G: SignedGraph, path: str | os.PathLike, *, coupling: bool = Fals
     >>> nx.read_gexf(p).number_of_edges()
     6
     """
-    check_graph(G, "write_gexf")
-    p = check_out_path(path, "write_gexf")
+    func = "write_gexf"
+    check_graph(G, func)
+    _check_names(G, func)
+    p = check_out_path(path, func)
     nodes = _node_table(G)
     src, tgt, ecols = _edge_columns(G, coupling)
     out = ['<?xml version="1.0" encoding="UTF-8"?>',
@@ -132,14 +171,15 @@ def write_gexf(G: SignedGraph, path: str | os.PathLike, *, coupling: bool = Fals
     out.append("</attributes>\n<nodes>")
     ntpl = '<node id="{}" label="{}"><attvalues>' + "".join(
         f'<attvalue for="{i}" value="{{}}"/>' for i in range(len(ncols))) + "</attvalues></node>"
-    out.append("\n".join(map(ntpl.format, range(G.n_nodes), _as_text(nodes["name"], attr=True),
-                             *(_as_text(nodes[c], attr=True) for c in ncols))))
+    out.append("\n".join(map(ntpl.format, range(G.n_nodes), _as_text(nodes["name"], "name", func, attr=True),
+                             *(_as_text(nodes[c], c, func, attr=True) for c in ncols))))
     out.append("</nodes>\n<edges>")
     etpl = '<edge id="{}" source="{}" target="{}" weight="{}"><attvalues>' + "".join(
         f'<attvalue for="{i}" value="{{}}"/>' for i in range(len(ecols_attr))) + "</attvalues></edge>"
     if src.size:
         out.append("\n".join(map(etpl.format, range(src.size), src.tolist(), tgt.tolist(),
-                                 _as_text(ecols["weight"]), *(_as_text(ecols[c], attr=True) for c in ecols_attr))))
+                                 _as_text(ecols["weight"], "weight", func),
+                                 *(_as_text(ecols[c], c, func, attr=True) for c in ecols_attr))))
     out.append("</edges>\n</graph>\n</gexf>\n")
     with atomic_write(p, "w", encoding="utf-8") as fh:
         fh.write("\n".join(out))
@@ -165,14 +205,21 @@ def write_edgelist_csv(
     """
     import pandas as pd
 
-    check_graph(G, "write_edgelist_csv")
-    p = check_out_path(path, "write_edgelist_csv")
+    func = "write_edgelist_csv"
+    check_graph(G, func)
+    _check_names(G, func)
+    p = check_out_path(path, func)
+    np_ = None if nodes_path is None else check_out_path(nodes_path, func, name="nodes_path")
     src, tgt, ecols = _edge_columns(G, coupling)
     names = G.node_column("name")
     df = pd.DataFrame({"source": src, "target": tgt, "source_name": names[src], "target_name": names[tgt], **ecols})
+    nodes = G.nodes() if np_ is not None else None
+    for frame in (df, nodes):
+        for c in [] if frame is None else frame.columns:
+            if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])):
+                _check_strings(pd.unique(frame[c].astype(str)).tolist(), c, func, _UTF8_BAD, "UTF-8 CSV")
     with atomic_write(p, "w", encoding="utf-8", newline="") as fh:
         df.to_csv(fh, index=False, float_format=None)
-    if nodes_path is not None:
-        np_ = check_out_path(nodes_path, "write_edgelist_csv")
+    if np_ is not None:
         with atomic_write(np_, "w", encoding="utf-8", newline="") as fh:
-            G.nodes().to_csv(fh, index=True)
+            nodes.to_csv(fh, index=True)

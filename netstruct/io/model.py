@@ -7,21 +7,28 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import FileFormatError, GraphError, InvalidParameterError
+from ..exceptions import FileFormatError, InvalidParameterError, param_error
 from ._atomic import check_in_path, check_out_path
 from ._container import read_container, write_container
 
-__all__ = ["save_model", "load_model"]
+__all__ = ["save_model", "load_model", "load_user_model"]
 
 FORMAT = "netstruct-model"
-VERSION = 1
+VERSION = 2
 
 
-def save_model(model: Any, path: str | os.PathLike) -> None:
+def save_model(model: Any, path: str | os.PathLike, *, compress: bool = False) -> None:
     """Save ``model`` (any module :func:`netstruct.from_torch` can export) to ``path``.
 
     The file holds the architecture spec as JSON and every ``state_dict`` tensor as a
     ``.npy`` entry, checksummed; it is written atomically.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    path : str or path-like
+    compress : bool, default=False
+        Deflate the tensors (level 1; slower, small gain for float weights).
 
     Examples
     --------
@@ -41,11 +48,14 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
         raise InvalidParameterError(
             f"The 'model' parameter of save_model must be a torch.nn.Module. Got {type(model).__name__} instead."
         )
+    if not isinstance(compress, bool):
+        raise param_error("compress", "save_model", "a bool", compress)
     p = check_out_path(path, "save_model")
     spec = from_torch(model).spec
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     meta = {"spec": spec, "state_keys": list(state), "model_class": f"{type(model).__module__}.{type(model).__qualname__}"}
-    write_container(p, FORMAT, VERSION, meta, {f"state/{i}": v for i, v in enumerate(state.values())})
+    write_container(p, FORMAT, VERSION, meta, {f"state/{i}": v for i, v in enumerate(state.values())},
+                    compress=compress)
 
 
 def load_model(path: str | os.PathLike) -> Any:
@@ -72,8 +82,120 @@ def load_model(path: str | os.PathLike) -> Any:
         model = _assemble(spec, modules, {})
         import torch
 
-        model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True)
-    except (KeyError, TypeError, ValueError, RuntimeError, GraphError) as exc:
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+    except MemoryError:
+        raise
+    except Exception as exc:  # a checksummed file that does not rebuild: foreign or forged
         raise FileFormatError(f"{str(p)!r} does not hold a consistent netstruct model ({type(exc).__name__}: {exc}).") from None
     model.eval()
     return model
+
+
+def _factory(spec: str, func: str) -> Any:
+    """Resolve ``"package.module:function"`` to the callable (the current folder is importable)."""
+    import importlib
+    import sys
+
+    if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
+        raise param_error("factory", func, "a 'module:function' string such as 'mypkg.models:make_net'", spec)
+    mod_name, attr = spec.split(":")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise InvalidParameterError(
+            f"The 'factory' parameter of {func} names module {mod_name!r}, which cannot be imported "
+            f"({exc}); run from the folder that holds it or install it."
+        ) from None
+    fn = getattr(mod, attr, None)
+    if not callable(fn):
+        raise InvalidParameterError(
+            f"The 'factory' parameter of {func}: module {mod_name!r} has no callable {attr!r}."
+        )
+    return fn
+
+
+def load_user_model(path: str | os.PathLike, factory: str | None = None) -> Any:
+    """Load a user's model: a netstruct ``.nsm`` file, or a ``torch.save``d state_dict plus a factory.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save_model`, or a state_dict written by ``torch.save`` (read
+        with ``weights_only=True``: no code from the file runs).
+    factory : str, optional
+        ``"module:function"`` returning the untrained ``torch.nn.Module`` the state_dict
+        belongs to (needed for a state_dict; the module is imported from the current folder
+        or the installed packages).
+
+    Returns
+    -------
+    torch.nn.Module
+        In eval mode.
+
+    Raises
+    ------
+    FileFormatError
+        A damaged file, or a state_dict that does not fit the factory's model.
+    InvalidParameterError
+        A state_dict without ``factory``, or a factory that cannot be imported or called.
+
+    Examples
+    --------
+    >>> import tempfile, os, torch, netstruct as ns
+    >>> from netstruct.io.model import load_user_model
+    >>> p = os.path.join(tempfile.mkdtemp(), "m.nsm")
+    >>> ns.save_model(torch.nn.Linear(3, 2), p)
+    >>> type(load_user_model(p)).__name__
+    'Linear'
+    """
+    import torch
+
+    func = "load_user_model"
+    p = check_in_path(path, func)
+    with open(p, "rb") as fh:
+        is_zip = fh.read(4) == b"PK\x03\x04"
+    if is_zip and factory is None:
+        import zipfile
+
+        with zipfile.ZipFile(p) as zf:
+            if "manifest.json" in zf.namelist():
+                return load_model(p)
+    if factory is None:
+        raise InvalidParameterError(
+            f"{str(p)!r} is not a netstruct model file (.nsm); for a torch.save'd state_dict also "
+            "give the model factory as 'module:function' (--factory on the command line)."
+        )
+    fn = _factory(factory, func)
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for foreign or damaged files
+        raise FileFormatError(
+            f"{str(p)!r} is not a readable torch state_dict ({type(exc).__name__}: {exc})."
+        ) from None
+    if isinstance(state, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if isinstance(state.get(key), dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise FileFormatError(f"{str(p)!r} does not hold a state_dict (a mapping name -> tensor).")
+    try:
+        model = fn()
+    except Exception as exc:
+        raise InvalidParameterError(
+            f"The model factory {factory!r} failed when called without arguments "
+            f"({type(exc).__name__}: {exc})."
+        ) from None
+    if not isinstance(model, torch.nn.Module):
+        raise InvalidParameterError(
+            f"The model factory {factory!r} must return a torch.nn.Module. Got {type(model).__name__} instead."
+        )
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise FileFormatError(
+            f"The state_dict in {str(p)!r} does not fit the model from {factory!r}: {exc}"
+        ) from None
+    return model.eval()

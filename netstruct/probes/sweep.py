@@ -120,6 +120,16 @@ def _check_probes(probes: object, func: str) -> list[tuple[ProbeSpec, list[float
     return out
 
 
+def _check_not_empty(X: object, func: str) -> None:
+    """Refuse data that is not numeric or has no samples (before the classifier checks)."""
+    try:
+        Xa = np.asarray(X, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise param_error("X", func, "a numeric array of shape (n_samples, n_features)", f"{type(X).__name__} ({exc})") from None
+    if Xa.ndim == 0 or len(Xa) == 0:
+        raise param_error("X", func, "an array with at least one sample", f"shape {Xa.shape}")
+
+
 def sweep(
     graphs: SignedGraph | Sequence[SignedGraph],
     X: object,
@@ -212,6 +222,7 @@ def sweep(
         raise param_error("metrics", func, f"a non-empty subset of {list(METRICS)}", metrics)
     for m in metrics:
         check_choice(m, "metrics", func, METRICS)
+    _check_not_empty(X, func)
     _, Xa, ya = check_classifier(Gs[0], X, y, func=func)
     for G in Gs[1:]:
         check_classifier(G, Xa, ya, func=func)

@@ -40,7 +40,8 @@ class JobOptions:
     out: str = "netstruct-report"
     dataset: str = "digits"
     data: str | None = None  # user's .npz with X_train, y_train, X_test, y_test
-    model: str | None = None  # user's .nsm model file
+    model: str | None = None  # user's .nsm model file, or a torch.save'd state_dict with factory
+    factory: str | None = None  # "module:function" building the model of a state_dict
     steps: tuple[str, ...] = ()
     epochs: int = 10
     hidden: int = 64
@@ -253,9 +254,9 @@ def prepare(options: JobOptions) -> JobContext:
         ctx.dataset = ds
     if options.model is not None:
         from ..convert.from_torch import from_torch
-        from ..io.model import load_model
+        from ..io.model import load_user_model
 
-        model = load_model(options.model)
+        model = load_user_model(options.model, options.factory)
         G = from_torch(model)  # fails now, not after minutes, if the model cannot be exported
         Xtr, Xte = _check_user_model(model, G, ctx.dataset, options.model)
         ctx.models["user"] = model

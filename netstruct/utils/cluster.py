@@ -22,9 +22,9 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ..exceptions import BackendUnavailableError, param_error
+from ..exceptions import BackendUnavailableError, TasksLostError, param_error
 
-__all__ = ["run_tasks", "get_client", "close_local_cluster", "check_scheduler"]
+__all__ = ["run_tasks", "get_client", "close_local_cluster", "check_scheduler", "TasksLostError"]
 
 _LOCK = threading.Lock()
 _LOCAL: dict[str, Any] = {}
@@ -81,6 +81,7 @@ def get_client(scheduler: str | None = None, *, n_workers: int | None = None, fu
         raise param_error("scheduler", func, "None or an address (no client for 'serial')", scheduler)
     distributed = _distributed(func)
     if scheduler is not None:
+        _probe_scheduler(scheduler, func)
         try:
             return distributed.Client(scheduler, timeout="10s", set_as_default=False)
         except OSError as exc:
@@ -111,6 +112,54 @@ def get_client(scheduler: str | None = None, *, n_workers: int | None = None, fu
         # registered after distributed's own exit hooks, so it runs before them (LIFO)
         atexit.register(close_local_cluster)
         return client
+
+
+def _probe_scheduler(address: str, func: str, timeout: float = 10.0) -> None:
+    """Check that a Dask scheduler answers at a ``tcp://`` address before handing it to Dask.
+
+    A Dask peer sends its handshake (an 8-byte length, then a small message) as soon as the
+    connection opens. A server that stays silent (HTTP) would hang Dask's handshake, and one
+    that sends other bytes (SSH, SMTP) would be read as a huge message length; both are
+    refused here with a clear error. Other protocols (``tls://``, ``inproc://``) go to Dask as
+    given.
+    """
+    import socket
+    import struct
+    from urllib.parse import urlsplit
+
+    if not address.startswith("tcp://"):
+        return
+    try:
+        parts = urlsplit(address)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or port is None:
+        raise param_error("scheduler", func, "an address with host and port such as 'tcp://10.0.0.5:8786'", address)
+    hint = ("Start a scheduler with 'dask scheduler' (and workers with 'dask worker <address>'), or pass "
+            "scheduler=None for a local cluster.")
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            head = b""
+            while len(head) < 8:
+                chunk = sock.recv(8 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    except TimeoutError:
+        raise BackendUnavailableError(
+            f"{func}: the server at {address!r} accepted the connection but sent no Dask handshake "
+            f"within {timeout:g} s; it is not a Dask scheduler. {hint}"
+        ) from None
+    except OSError as exc:
+        raise BackendUnavailableError(f"{func} could not reach the Dask scheduler at {address!r} ({exc}). {hint}") from None
+    n = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+    if not 0 < n < 2**20:
+        raise BackendUnavailableError(
+            f"{func}: the server at {address!r} does not speak Dask's protocol (it sent "
+            f"{head[:8]!r}); it is not a Dask scheduler. {hint}"
+        )
 
 
 def close_local_cluster() -> None:
@@ -176,11 +225,37 @@ def run_tasks(
         return [func(*a) for a in tasks]
     client = get_client(scheduler, n_workers=n_jobs, func=caller)
     try:
-        futures = [client.submit(func, *a, pure=False) for a in _scatter_shared(client, tasks)]
-        return client.gather(futures)
+        futures = [client.submit(func, *a, pure=False, retries=2) for a in _scatter_shared(client, tasks)]
+        return _gather(client, futures, caller)
     finally:
         if scheduler is not None:
             client.close()
+
+
+def _gather(client: Any, futures: list[Any], caller: str) -> list[Any]:
+    """Results in order; a task lost with its workers raises :class:`TasksLostError` with the rest."""
+    distributed = _distributed(caller)
+    results: list[Any] = [None] * len(futures)
+    failed: dict[int, BaseException] = {}
+    lost = (distributed.client.FutureCancelledError, distributed.scheduler.KilledWorker, OSError)
+    for i, fut in enumerate(futures):
+        try:
+            results[i] = fut.result()
+        except lost as exc:
+            failed[i] = exc
+        except Exception:
+            for f in futures:
+                f.cancel()
+            raise  # the task's own error (a bug or a bad input): not a lost worker
+    if failed:
+        first = next(iter(failed.values()))
+        raise TasksLostError(
+            f"{caller}: {len(failed)} of {len(futures)} tasks were lost with their Dask workers "
+            f"(first: {type(first).__name__}: {first}); the other results are kept in this error's "
+            f"'results' (tasks {sorted(failed)} are None). Run again, or pass scheduler='serial'.",
+            results, sorted(failed),
+        )
+    return results
 
 
 def _scatter_shared(client: Any, tasks: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -194,5 +269,6 @@ def _scatter_shared(client: Any, tasks: list[tuple[Any, ...]]) -> list[tuple[Any
     if not shared:
         return tasks
     objs = {id(v): v for a in tasks for v in a if id(v) in shared}
-    futs = dict(zip(objs, client.scatter(list(objs.values()), hash=False)))
+    # every worker gets a copy: losing one worker loses no shared argument
+    futs = dict(zip(objs, client.scatter(list(objs.values()), hash=False, broadcast=True)))
     return [tuple(futs.get(id(v), v) for v in a) for a in tasks]

@@ -100,7 +100,7 @@ def test_save_is_atomic_on_failure(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(c, "_npy_bytes", boom)
+    monkeypatch.setattr(c, "_npy_header", boom)
     with pytest.raises(RuntimeError):
         ns.save(G, p)
     assert p.read_bytes() == before
