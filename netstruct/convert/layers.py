@@ -53,6 +53,8 @@ def load_state(module: Any, params: dict[str, np.ndarray]) -> None:
         for k, v in params.items():
             if k in buffers:
                 buf = buffers[k]
+                if buf.dim() == 0 and np.size(v) == 1:  # scalars may be stored as (1,)
+                    v = np.reshape(v, ())
                 if tuple(buf.shape) != tuple(np.shape(v)):
                     raise GraphError(
                         f"Buffer {k!r} has shape {tuple(buf.shape)} but the graph holds {np.shape(v)}."

@@ -81,9 +81,15 @@ def save(G: SignedGraph, path: str | os.PathLike, *, compress: bool = False) -> 
             arrays[f"block{i}/mask"] = b.mask
         if b.bias is not None:
             arrays[f"block{i}/bias"] = b.bias
+        if b.kernel is not None:  # conv kernels, flattened inputs: the full parameter
+            arrays[f"block{i}/kernel"] = b.kernel
+        for k, v in b.state.items():  # batch-norm running statistics
+            arrays[f"block{i}/state/{k}"] = np.asarray(v)
         blocks.append(
             {"name": b.name, "module": b.module, "param": b.param, "bias_param": b.bias_param,
-             "delay": b.delay, "dense": b.is_dense, "has_bias": b.bias is not None}
+             "delay": b.delay, "dense": b.is_dense, "has_bias": b.bias is not None,
+             "kind": b.kind, "layout": dict(b.layout), "has_kernel": b.kernel is not None,
+             "state": list(b.state)}
         )
     meta = {
         "blocks": blocks,
@@ -130,6 +136,9 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> SignedGraph
                 mask=None if b["dense"] else arrays[f"block{i}/mask"],
                 sources=arrays[f"block{i}/sources"], targets=arrays[f"block{i}/targets"],
                 bias=arrays[f"block{i}/bias"] if b["has_bias"] else None,
+                kind=b.get("kind", "weight"), layout=b.get("layout") or {},
+                kernel=arrays[f"block{i}/kernel"] if b.get("has_kernel") else None,
+                state={k: arrays[f"block{i}/state/{k}"] for k in b.get("state", [])},
             )
         )
     G = SignedGraph(

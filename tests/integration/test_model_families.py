@@ -319,3 +319,16 @@ def test_null_models_probes_and_lattice_on_a_transformer_block():
     assert ctx.shape == (8, 16)
     _, infl = ns.path_influence(G)
     assert np.isfinite(infl).all()
+
+
+def test_native_file_round_trip_keeps_kernels_state_and_kinds(exported, tmp_path):
+    _, m, x, G = exported
+    path = tmp_path / "g.nsg"
+    ns.save(G, path)
+    H = ns.load(path)
+    for a, b in zip(G.blocks, H.blocks):
+        assert (a.name, a.kind, dict(a.layout)) == (b.name, b.kind, dict(b.layout))
+        np.testing.assert_array_equal(a.parameter(), b.parameter())
+        assert set(a.state) == set(b.state)
+    with torch.no_grad():
+        assert torch.allclose(ns.to_torch(H)(x), m(x), atol=1e-5)
