@@ -44,9 +44,14 @@ class BertSized(torch.nn.Module):
 
 
 def _numpy_peer(model) -> int:
-    """Plain numpy: (source, target, weight) per weight matrix, offsets per layer, all kept."""
+    """Plain numpy: (source, target, weight) per weight matrix, one block at a time.
+
+    Like netstruct's graph, the peer keeps its own copy of every weight matrix (a graph must not
+    change when the model is trained further); the index columns are freed per block.
+    """
     total = 0
     keep = []
+    weights = []
     offset = 0
     for name, p in model.named_parameters():
         if p.dim() != 2 or name in ("tok.weight", "pos.weight"):
@@ -55,7 +60,8 @@ def _numpy_peer(model) -> int:
         n_out, n_in = w.shape
         src = np.tile(np.arange(offset, offset + n_in, dtype=np.int64), n_out)
         tgt = np.repeat(np.arange(offset + n_in, offset + n_in + n_out, dtype=np.int64), n_in)
-        keep.append((src, tgt, w.reshape(-1).copy()))
+        weights.append(w.copy())
+        keep.append((src, tgt, weights[-1].reshape(-1)))
         offset += n_in
         total += src.size
         keep.clear()  # one block at a time, as netstruct does
