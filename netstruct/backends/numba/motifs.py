@@ -1,0 +1,162 @@
+"""numba (CPU) kernels for the signed motif census and its maximum-entropy ensembles.
+
+The census is closed-form: the public layer (:mod:`netstruct.algorithms.motifs`) forms the
+co-occurrence matrices of a block or of a pair of adjacent blocks with sparse or BLAS
+products, and these kernels reduce them to class counts in one fused pass (no temporaries).
+Every reduction works on *probability* matrices: fed 0/1 indicators it returns exact counts,
+fed the cell probabilities of a model with independent cells it returns exact expectations.
+
+``sample_signs`` draws sign patterns of independent-cell models (the maximum-entropy nulls)
+inside the kernel, one stream per ``(seed, row)`` (see :mod:`._rng`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._jit import njit
+from ._rng import new_state, next_u64, seed_state
+
+__all__ = [
+    "bifan_classes",
+    "biparallel_classes",
+    "sample_signs",
+]
+
+_INV_2_53 = 1.0 / 9007199254740992.0
+
+
+@njit
+def bifan_classes(q: np.ndarray, d: np.ndarray, row0: np.int64, indicator: bool) -> np.ndarray:
+    """Bi-fan class sums over ordered row pairs ``(b1, b2)``, ``b1 != b2`` (halve for counts).
+
+    Parameters
+    ----------
+    q : float (4, n_chunk, n_rows)
+        ``Q_pp, Q_nn, Q_pn, Q_np``: ``Q_xy[b1, b2] = sum_a P_x[b1, a] P_y[b2, a]`` for rows
+        ``b1 = row0 .. row0 + n_chunk - 1`` of the block.
+    d : float (10, n_chunk, n_rows)
+        Diagonal corrections ``D[(xy),(x'y')] = (P_x o P_x') (P_y o P_y')^T`` in the order
+        ``pppp, nnnn, pppn, ppnp, nnpn, nnnp, ppnn, pnpn, npnp, pnnp``; ignored (may be empty)
+        when ``indicator`` is True, where they follow from ``q``.
+    row0 : int
+        Global index of the chunk's first row (to skip ``b1 == b2``).
+    indicator : bool
+        True when the matrices are 0/1 indicators of disjoint sign classes.
+
+    Returns
+    -------
+    float64 (7,)
+        ``++++, +++-, ++--/source, ++--/target, ++--/cross, +---, ----`` summed over ordered
+        row pairs. O(n_chunk * n_rows).
+    """
+    n_chunk = q.shape[1]
+    n_rows = q.shape[2]
+    out = np.zeros(7, dtype=np.float64)
+    for i in range(n_chunk):
+        b1 = row0 + i
+        for b2 in range(n_rows):
+            if b2 == b1:
+                continue
+            pp = np.float64(q[0, i, b2])
+            nn = np.float64(q[1, i, b2])
+            pn = np.float64(q[2, i, b2])
+            np_ = np.float64(q[3, i, b2])
+            if indicator:
+                out[0] += 0.5 * (pp * pp - pp)
+                out[1] += pp * (pn + np_)
+                out[2] += pp * nn
+                out[3] += 0.5 * (pn * pn - pn) + 0.5 * (np_ * np_ - np_)
+                out[4] += pn * np_
+                out[5] += nn * (pn + np_)
+                out[6] += 0.5 * (nn * nn - nn)
+            else:
+                out[0] += 0.5 * (pp * pp - d[0, i, b2])
+                out[1] += pp * (pn + np_) - d[2, i, b2] - d[3, i, b2]
+                out[2] += pp * nn - d[6, i, b2]
+                out[3] += 0.5 * (pn * pn - d[7, i, b2]) + 0.5 * (np_ * np_ - d[8, i, b2])
+                out[4] += pn * np_ - d[9, i, b2]
+                out[5] += nn * (pn + np_) - d[4, i, b2] - d[5, i, b2]
+                out[6] += 0.5 * (nn * nn - d[1, i, b2])
+    return out
+
+
+@njit
+def biparallel_classes(m: np.ndarray, e: np.ndarray, indicator: bool) -> np.ndarray:
+    """Chain and bi-parallel class sums from the path matrices of an adjacent block pair.
+
+    Parameters
+    ----------
+    m : float (4, n_c, n_a)
+        ``M_t = Y_y X_x`` for path types ``t = (x, y)`` in the order ``++, +-, -+, --``
+        (first edge ``a -> b`` in ``X``, second ``b -> c`` in ``Y``).
+    e : float (10, n_c, n_a)
+        Corrections ``E_tu = (Y_y o Y_y') (X_x o X_x')`` for ``t <= u`` in row-major order of
+        the upper triangle; ignored when ``indicator`` is True (then ``E_tt = M_t`` and
+        ``E_tu = 0``).
+    indicator : bool
+
+    Returns
+    -------
+    float64 (14,)
+        4 chain sums (``sum M_t``), then the 10 bi-parallel classes ``{t, u}``, ``t <= u``:
+        ``(M_t^2 - E_tt) / 2`` and ``M_t M_u - E_tu`` summed over ``(c, a)``.
+        O(n_c * n_a).
+    """
+    n_c = m.shape[1]
+    n_a = m.shape[2]
+    out = np.zeros(14, dtype=np.float64)
+    vals = np.zeros(4, dtype=np.float64)
+    for c in range(n_c):
+        for a in range(n_a):
+            for t in range(4):
+                vals[t] = np.float64(m[t, c, a])
+                out[t] += vals[t]
+            k = 0
+            for t in range(4):
+                for u in range(t, 4):
+                    if t == u:
+                        corr = vals[t] if indicator else np.float64(e[k, c, a])
+                        out[4 + k] += 0.5 * (vals[t] * vals[t] - corr)
+                    else:
+                        corr = 0.0 if indicator else np.float64(e[k, c, a])
+                        out[4 + k] += vals[t] * vals[u] - corr
+                    k += 1
+    return out
+
+
+@njit(parallel=True)
+def sample_signs(p_pos: np.ndarray, p_neg: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """Draw independent cell signs: ``+1`` w.p. ``p_pos``, ``-1`` w.p. ``p_neg``, else 0.
+
+    Parameters
+    ----------
+    p_pos, p_neg : float64 (n_out, n_in)
+        Cell probabilities with ``p_pos + p_neg <= 1``.
+    seeds : uint64 (n_samples,)
+
+    Returns
+    -------
+    int8 (n_samples, n_out, n_in)
+
+    Notes
+    -----
+    Row ``r`` of sample ``s`` uses stream ``r`` of ``seeds[s]`` (one 53-bit uniform per cell),
+    so results do not depend on the thread count. ``prange`` over samples.
+    """
+    n_samples = seeds.shape[0]
+    n_out, n_in = p_pos.shape
+    out = np.zeros((n_samples, n_out, n_in), dtype=np.int8)
+    for s in prange(n_samples):
+        state = new_state()
+        for r in range(n_out):
+            seed_state(state, seeds[s], np.uint64(r))
+            for c in range(n_in):
+                u = np.float64(next_u64(state) >> np.uint64(11)) * _INV_2_53
+                pp = p_pos[r, c]
+                if u < pp:
+                    out[s, r, c] = 1
+                elif u < pp + p_neg[r, c]:
+                    out[s, r, c] = -1
+    return out
