@@ -5,27 +5,18 @@ co-occurrence matrices of a block or of a pair of adjacent blocks with sparse or
 products, and these kernels reduce them to class counts in one fused pass (no temporaries).
 Every reduction works on *probability* matrices: fed 0/1 indicators it returns exact counts,
 fed the cell probabilities of a model with independent cells it returns exact expectations.
-
-``sample_signs`` draws sign patterns of independent-cell models (the maximum-entropy nulls)
-inside the kernel, one stream per ``(seed, row)`` (see :mod:`._rng`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
 from ._jit import njit
-from ._rng import new_state, next_u64, seed_state
 
 __all__ = [
     "bifan_classes",
     "biparallel_classes",
-    "sample_signs",
 ]
-
-_INV_2_53 = 1.0 / 9007199254740992.0
-
 
 @njit
 def bifan_classes(q: np.ndarray, d: np.ndarray, row0: np.int64, indicator: bool) -> np.ndarray:
@@ -123,40 +114,4 @@ def biparallel_classes(m: np.ndarray, e: np.ndarray, indicator: bool) -> np.ndar
                         corr = 0.0 if indicator else np.float64(e[k, c, a])
                         out[4 + k] += vals[t] * vals[u] - corr
                     k += 1
-    return out
-
-
-@njit(parallel=True)
-def sample_signs(p_pos: np.ndarray, p_neg: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    """Draw independent cell signs: ``+1`` w.p. ``p_pos``, ``-1`` w.p. ``p_neg``, else 0.
-
-    Parameters
-    ----------
-    p_pos, p_neg : float64 (n_out, n_in)
-        Cell probabilities with ``p_pos + p_neg <= 1``.
-    seeds : uint64 (n_samples,)
-
-    Returns
-    -------
-    int8 (n_samples, n_out, n_in)
-
-    Notes
-    -----
-    Row ``r`` of sample ``s`` uses stream ``r`` of ``seeds[s]`` (one 53-bit uniform per cell),
-    so results do not depend on the thread count. ``prange`` over samples.
-    """
-    n_samples = seeds.shape[0]
-    n_out, n_in = p_pos.shape
-    out = np.zeros((n_samples, n_out, n_in), dtype=np.int8)
-    for s in prange(n_samples):
-        state = new_state()
-        for r in range(n_out):
-            seed_state(state, seeds[s], np.uint64(r))
-            for c in range(n_in):
-                u = np.float64(next_u64(state) >> np.uint64(11)) * _INV_2_53
-                pp = p_pos[r, c]
-                if u < pp:
-                    out[s, r, c] = 1
-                elif u < pp + p_neg[r, c]:
-                    out[s, r, c] = -1
     return out
