@@ -152,3 +152,22 @@ def naive_frustration(edges: dict) -> int:
             bad += int(s * col[idx[a]] * col[idx[b]] < 0)
         best = min(best, bad)
     return best
+
+
+def random_layered_graph(rng, sizes, density=0.6, *, skip=False, weights=None):
+    """A random layered SignedGraph (layers of ``sizes``), optionally with a skip block 0 -> 2."""
+    import netstruct as ns
+
+    ids = np.cumsum([0, *sizes])
+    blocks = []
+
+    def block(name, src, tgt):
+        W = rng.standard_normal((tgt[1] - tgt[0], src[1] - src[0]))
+        W = W * (rng.random(W.shape) < density)
+        return ns.make_block(name=name, weight=W, mask=W != 0, sources=range(*src), targets=range(*tgt))
+
+    for layer in range(len(sizes) - 1):
+        blocks.append(block(f"b{layer}", (ids[layer], ids[layer + 1]), (ids[layer + 1], ids[layer + 2])))
+    if skip:
+        blocks.append(block("skip", (ids[0], ids[1]), (ids[2], ids[3])))
+    return ns.SignedGraph({"name": [str(i) for i in range(ids[-1])]}, blocks)
