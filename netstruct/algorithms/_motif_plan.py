@@ -191,6 +191,15 @@ def _chunks(n_rows: int, n_cols: int):
         yield lo, min(lo + step, n_rows)
 
 
+def pack_rows(a: np.ndarray) -> np.ndarray:
+    """Rows of a 0/1 matrix as little-endian uint64 bit sets, shape (n_rows, ceil(n_cols / 64))."""
+    n_rows, n_cols = a.shape
+    n_words = max((n_cols + 63) // 64, 1)
+    padded = np.zeros((n_rows, n_words * 64), dtype=np.uint8)
+    padded[:, :n_cols] = a != 0
+    return np.ascontiguousarray(np.packbits(padded, axis=1, bitorder="little")).view("<u8").astype(np.uint64)
+
+
 def _block_counts(pp: np.ndarray, pn: np.ndarray, indicator: bool, want4: bool, kernels) -> np.ndarray:
     out = np.zeros(13)
     for axis, off in ((1, 0), (0, 3)):  # convergent (per target row), divergent (per source column)
@@ -201,6 +210,9 @@ def _block_counts(pp: np.ndarray, pn: np.ndarray, indicator: bool, want4: bool, 
             sp_, sn, spn = (pp * pp).sum(axis), (pn * pn).sum(axis), (pp * pn).sum(axis)
         out[off:off + 3] = [0.5 * (kp @ kp - np.sum(sp_)), kp @ kn - np.sum(spn), 0.5 * (kn @ kn - np.sum(sn))]
     if not want4 or pp.shape[0] < 2 or pp.shape[1] < 2:
+        return out
+    if indicator:
+        out[6:] = kernels.bifan_bits(pack_rows(pp), pack_rows(pn))
         return out
     P, N = _Mat(pp, indicator), _Mat(pn, indicator)
     if indicator:
@@ -279,7 +291,11 @@ def census_vector(plan: Plan, mats: list[tuple[np.ndarray, np.ndarray]], size: t
                     a[np.ix_(yr, xc)] = mats[z][s][np.ix_(zr, zc)]
                     zal.append(a)
                 tri_mats.append(zal)
-        if want4 or tri_mats:
+        if indicator and want4 and not tri_mats:
+            xs = [x[p.x_rows].T for x in mats[p.x]]
+            ys = [y[:, p.y_cols] for y in mats[p.y]]
+            parts["biparallel"].append(kernels.biparallel_bits(*map(pack_rows, (*xs, *ys)))[4:])
+        elif want4 or tri_mats:
             bip, tri = _pair_products(mats[p.x], mats[p.y], p, indicator, kernels, tri_mats)
             parts["biparallel"].append(bip)
             parts["skip_triangle"].extend(tri)
