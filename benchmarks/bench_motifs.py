@@ -24,20 +24,31 @@ import netstruct as ns
 LAYERS, WIDTH, DENSITY = 4, 256, 0.10
 
 
-def layered_graph(width: int = WIDTH, layers: int = LAYERS, density: float = DENSITY, seed: int = 0):
+def layered_graph(
+    width: int = WIDTH, layers: int = LAYERS, density: float = DENSITY, seed: int = 0
+):
     rng = np.random.default_rng(seed)
     blocks = []
     for k in range(layers - 1):
         W = rng.standard_normal((width, width)) * (rng.random((width, width)) < density)
-        blocks.append(ns.make_block(name=f"l{k}", weight=W, mask=W != 0, sources=range(k * width, (k + 1) * width),
-                                    targets=range((k + 1) * width, (k + 2) * width)))
+        blocks.append(
+            ns.make_block(
+                name=f"l{k}",
+                weight=W,
+                mask=W != 0,
+                sources=range(k * width, (k + 1) * width),
+                targets=range((k + 1) * width, (k + 2) * width),
+            )
+        )
     return ns.SignedGraph({"name": [str(i) for i in range(layers * width)]}, blocks)
 
 
 def dense_layer(n: int = 4096, seed: int = 0):
     W = np.random.default_rng(seed).standard_normal((n, n)).astype(np.float32)
-    return ns.SignedGraph({"name": [str(i) for i in range(2 * n)]},
-                          [ns.make_block(name="w", weight=W, sources=range(n), targets=range(n, 2 * n))])
+    return ns.SignedGraph(
+        {"name": [str(i) for i in range(2 * n)]},
+        [ns.make_block(name="w", weight=W, sources=range(n), targets=range(n, 2 * n))],
+    )
 
 
 def _times(fn, repeat: int) -> np.ndarray:
@@ -54,7 +65,9 @@ def _igraph_census(width: int, q) -> None:
 
     G = layered_graph(width)
     e = G.edges()
-    g = ig.Graph(n=G.n_nodes, edges=list(zip(e["source"].tolist(), e["target"].tolist())), directed=True)
+    g = ig.Graph(
+        n=G.n_nodes, edges=list(zip(e["source"].tolist(), e["target"].tolist())), directed=True
+    )
     t = time.perf_counter()
     g.motifs_randesu(size=4)
     q.put(time.perf_counter() - t)
@@ -70,7 +83,9 @@ def igraph_time(limit: float = 60.0) -> tuple[float, int]:
         if p.is_alive():
             p.kill()
             p.join()
-            print(f"igraph motifs_randesu(size=4) on {LAYERS}x{width}: > {limit:.0f} s, trying a smaller graph")
+            print(
+                f"igraph motifs_randesu(size=4) on {LAYERS}x{width}: > {limit:.0f} s, trying a smaller graph"
+            )
             continue
         return float(q.get()), width
     return float("nan"), 0
@@ -80,26 +95,36 @@ def main() -> None:
     G = layered_graph()
     ns.motif_census(G, size=4)  # compile
     t = _times(lambda: ns.motif_census(G, size=4), 20)
-    print(f"signed 4-node census, {LAYERS}x{WIDTH} at {DENSITY:.0%}: min {t.min() * 1e3:.2f} ms, "
-          f"median {np.median(t) * 1e3:.2f} ms (goal 10 ms)")
+    print(
+        f"signed 4-node census, {LAYERS}x{WIDTH} at {DENSITY:.0%}: min {t.min() * 1e3:.2f} ms, "
+        f"median {np.median(t) * 1e3:.2f} ms (goal 10 ms)"
+    )
     ti, width = igraph_time()
     if width == WIDTH:
-        print(f"igraph motifs_randesu(size=4), unsigned, same graph: {ti:.2f} s; ratio min {ti / t.min():.0f}x, "
-              f"median {ti / np.median(t):.0f}x")
+        print(
+            f"igraph motifs_randesu(size=4), unsigned, same graph: {ti:.2f} s; ratio min {ti / t.min():.0f}x, "
+            f"median {ti / np.median(t):.0f}x"
+        )
     elif width:
         Gs = layered_graph(width)
         ts = _times(lambda: ns.motif_census(Gs, size=4), 20)
-        print(f"igraph motifs_randesu(size=4) on the smaller {LAYERS}x{width} graph: {ti:.2f} s; netstruct there "
-              f"min {ts.min() * 1e3:.2f} ms; ratio min {ti / ts.min():.0f}x, median {ti / np.median(ts):.0f}x")
+        print(
+            f"igraph motifs_randesu(size=4) on the smaller {LAYERS}x{width} graph: {ti:.2f} s; netstruct there "
+            f"min {ts.min() * 1e3:.2f} ms; ratio min {ti / ts.min():.0f}x, median {ti / np.median(ts):.0f}x"
+        )
     for model in ("curveball", "stp"):
         ns.motif_zscores(G, model, n_samples=4, seed=0)
-        tz = _times(lambda m=model: ns.motif_zscores(G, m, n_samples=1000, seed=0, chunk_size=125), 1)
+        tz = _times(
+            lambda m=model: ns.motif_zscores(G, m, n_samples=1000, seed=0, chunk_size=125), 1
+        )
         print(f"1,000-sample z-score profile ({model}): {tz[0]:.1f} s (goal 30 s)")
     D = dense_layer()
     ns.fit_maxent(dense_layer(64), "stp")
     tm = _times(lambda: ns.fit_maxent(D, "stp"), 3)
-    print(f"maximum-entropy (stp) solve of a dense 4096x4096 layer: min {tm.min():.3f} s, median "
-          f"{np.median(tm):.3f} s (goal 1 s; no open peer)")
+    print(
+        f"maximum-entropy (stp) solve of a dense 4096x4096 layer: min {tm.min():.3f} s, median "
+        f"{np.median(tm):.3f} s (goal 1 s; no open peer)"
+    )
 
 
 # ----------------------------------------------------------------------------- pytest-benchmark

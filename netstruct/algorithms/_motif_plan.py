@@ -62,7 +62,9 @@ class _Pair:
     y: int
     x_rows: np.ndarray  # rows of X on the shared nodes
     y_cols: np.ndarray  # the matching columns of Y
-    triangles: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    triangles: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=list
+    )
 
 
 @dataclass
@@ -149,7 +151,9 @@ def build_plan(G: SignedGraph) -> Plan:
     return Plan(names, delays, sources, targets, row_units, pairs, chains4)
 
 
-def block_matrices(plan: Plan, weights: list[np.ndarray], masks: list[np.ndarray], aggregate: str) -> list[tuple[np.ndarray, np.ndarray]]:
+def block_matrices(
+    plan: Plan, weights: list[np.ndarray], masks: list[np.ndarray], aggregate: str
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """0/1 float32 indicators ``(P_pos, P_neg)`` of the census blocks from block weights."""
     out = []
     for w, m, ru in zip(weights, masks, plan.row_units):
@@ -197,10 +201,16 @@ def pack_rows(a: np.ndarray) -> np.ndarray:
     n_words = max((n_cols + 63) // 64, 1)
     padded = np.zeros((n_rows, n_words * 64), dtype=np.uint8)
     padded[:, :n_cols] = a != 0
-    return np.ascontiguousarray(np.packbits(padded, axis=1, bitorder="little")).view("<u8").astype(np.uint64)
+    return (
+        np.ascontiguousarray(np.packbits(padded, axis=1, bitorder="little"))
+        .view("<u8")
+        .astype(np.uint64)
+    )
 
 
-def _block_counts(pp: np.ndarray, pn: np.ndarray, indicator: bool, want4: bool, kernels) -> np.ndarray:
+def _block_counts(
+    pp: np.ndarray, pn: np.ndarray, indicator: bool, want4: bool, kernels
+) -> np.ndarray:
     out = np.zeros(13)
     for axis, off in ((1, 0), (0, 3)):  # convergent (per target row), divergent (per source column)
         kp, kn = pp.sum(axis, dtype=np.float64), pn.sum(axis, dtype=np.float64)
@@ -208,7 +218,11 @@ def _block_counts(pp: np.ndarray, pn: np.ndarray, indicator: bool, want4: bool, 
             sp_, sn, spn = kp, kn, 0.0
         else:
             sp_, sn, spn = (pp * pp).sum(axis), (pn * pn).sum(axis), (pp * pn).sum(axis)
-        out[off:off + 3] = [0.5 * (kp @ kp - np.sum(sp_)), kp @ kn - np.sum(spn), 0.5 * (kn @ kn - np.sum(sn))]
+        out[off : off + 3] = [
+            0.5 * (kp @ kp - np.sum(sp_)),
+            kp @ kn - np.sum(spn),
+            0.5 * (kn @ kn - np.sum(sn)),
+        ]
     if not want4 or pp.shape[0] < 2 or pp.shape[1] < 2:
         return out
     if indicator:
@@ -224,15 +238,33 @@ def _block_counts(pp: np.ndarray, pn: np.ndarray, indicator: bool, want4: bool, 
     NT = N.s.T if N.s is not None else pn.T
     acc = np.zeros(7)
     for lo, hi in _chunks(n, n):
-        q = np.stack([_mul(P.rows(lo, hi), PT), _mul(N.rows(lo, hi), NT),
-                      _mul(P.rows(lo, hi), NT), _mul(N.rows(lo, hi), PT)])
+        q = np.stack(
+            [
+                _mul(P.rows(lo, hi), PT),
+                _mul(N.rows(lo, hi), NT),
+                _mul(P.rows(lo, hi), NT),
+                _mul(N.rows(lo, hi), PT),
+            ]
+        )
         if h is None:
             d = np.zeros((0, 0, 0), dtype=q.dtype)
         else:
-            order = (("pp", "pp"), ("nn", "nn"), ("pp", "pn"), ("pn", "pp"), ("pn", "nn"),
-                     ("nn", "pn"), ("pn", "pn"), ("pp", "nn"), ("nn", "pp"), ("pn", "pn"))
+            order = (
+                ("pp", "pp"),
+                ("nn", "nn"),
+                ("pp", "pn"),
+                ("pn", "pp"),
+                ("pn", "nn"),
+                ("nn", "pn"),
+                ("pn", "pn"),
+                ("pp", "nn"),
+                ("nn", "pp"),
+                ("pn", "pn"),
+            )
             d = np.stack([_mul(h[u].rows(lo, hi), h[v].a.T) for u, v in order])
-        acc += kernels.bifan_classes(np.ascontiguousarray(q), np.ascontiguousarray(d), np.int64(lo), indicator)
+        acc += kernels.bifan_classes(
+            np.ascontiguousarray(q), np.ascontiguousarray(d), np.int64(lo), indicator
+        )
     out[6:] = 0.5 * acc
     return out
 
@@ -255,19 +287,33 @@ def _pair_products(X: tuple, Y: tuple, pair: _Pair, indicator: bool, kernels, tr
         if indicator:
             e = np.zeros((0, 0, 0), dtype=m.dtype)
         else:
-            e = np.stack([
-                hy[tuple(sorted((types[t][1], types[u][1])))][lo:hi] @ hx[tuple(sorted((types[t][0], types[u][0])))]
-                for t in range(4) for u in range(t, 4)
-            ])
-        bip += kernels.biparallel_classes(np.ascontiguousarray(m), np.ascontiguousarray(e), indicator)[4:]
+            e = np.stack(
+                [
+                    hy[tuple(sorted((types[t][1], types[u][1])))][lo:hi]
+                    @ hx[tuple(sorted((types[t][0], types[u][0])))]
+                    for t in range(4)
+                    for u in range(t, 4)
+                ]
+            )
+        bip += kernels.biparallel_classes(
+            np.ascontiguousarray(m), np.ascontiguousarray(e), indicator
+        )[4:]
         for k, zal in enumerate(tri_mats):
             for t, (sx, sy) in enumerate(types):
                 for sz in (0, 1):
-                    tri[k][4 * sx + 2 * sy + sz] += float(np.sum(m[t] * zal[sz][lo:hi], dtype=np.float64))
+                    tri[k][4 * sx + 2 * sy + sz] += float(
+                        np.sum(m[t] * zal[sz][lo:hi], dtype=np.float64)
+                    )
     return bip, tri
 
 
-def census_vector(plan: Plan, mats: list[tuple[np.ndarray, np.ndarray]], size: tuple[int, ...], indicator: bool, kernels) -> np.ndarray:
+def census_vector(
+    plan: Plan,
+    mats: list[tuple[np.ndarray, np.ndarray]],
+    size: tuple[int, ...],
+    indicator: bool,
+    kernels,
+) -> np.ndarray:
     """All class sums in the order of ``plan.keys(size)``."""
     want3, want4 = 3 in size, 4 in size
     parts: dict[str, list[np.ndarray]] = {m: [] for m in MOTIFS}
@@ -279,8 +325,11 @@ def census_vector(plan: Plan, mats: list[tuple[np.ndarray, np.ndarray]], size: t
     ins = [(m[0].sum(1, dtype=np.float64), m[1].sum(1, dtype=np.float64)) for m in mats]
     outs = [(m[0].sum(0, dtype=np.float64), m[1].sum(0, dtype=np.float64)) for m in mats]
     for p in plan.pairs:
-        parts["chain"].append(np.array([ins[p.x][sx][p.x_rows] @ outs[p.y][sy][p.y_cols]
-                                        for sx in (0, 1) for sy in (0, 1)]))
+        parts["chain"].append(
+            np.array(
+                [ins[p.x][sx][p.x_rows] @ outs[p.y][sy][p.y_cols] for sx in (0, 1) for sy in (0, 1)]
+            )
+        )
         tri_mats = []
         if want3:
             n_c, n_a = mats[p.y][0].shape[0], mats[p.x][0].shape[1]

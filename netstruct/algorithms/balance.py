@@ -31,7 +31,13 @@ from ..utils.random import spawn_seeds
 from ..utils.validation import check_choice, check_graph, check_scalar
 from .maxent import _unit_graph
 
-__all__ = ["signed_projection", "balance_ratio", "frustration_index", "FrustrationResult", "sign_consistency"]
+__all__ = [
+    "signed_projection",
+    "balance_ratio",
+    "frustration_index",
+    "FrustrationResult",
+    "sign_consistency",
+]
 
 
 def signed_projection(G: SignedGraph, *, aggregate: str = "max") -> sp.csr_array:
@@ -109,15 +115,23 @@ def balance_ratio(G: SignedGraph, *, aggregate: str = "max") -> pd.DataFrame:
         tr = []
         for M in (A, B):
             M2 = M @ M
-            tr.append(float((M2.multiply(M)).sum()) if length == 3 else float(M2.multiply(M2).sum()))
+            tr.append(
+                float((M2.multiply(M)).sum()) if length == 3 else float(M2.multiply(M2).sum())
+            )
         if length == 3:
             signed_sum, total = tr[0] / 6.0, tr[1] / 6.0
         else:
             signed_sum, total = (tr[0] - degenerate) / 8.0, (tr[1] - degenerate) / 8.0
         n_cyc = int(round(total))
         n_bal = int(round((total + signed_sum) / 2.0))
-        rows.append({"length": length, "n_cycles": n_cyc, "n_balanced": n_bal,
-                     "ratio": n_bal / n_cyc if n_cyc else 1.0})
+        rows.append(
+            {
+                "length": length,
+                "n_cycles": n_cyc,
+                "n_balanced": n_bal,
+                "ratio": n_bal / n_cyc if n_cyc else 1.0,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -158,7 +172,9 @@ def _cycle_packing(A: sp.csr_array) -> int:
         tree_pred = np.full(C.shape[0], -9999, dtype=np.int64)
         for root in np.unique(lab):
             start = int(np.flatnonzero(lab == root)[0])
-            order, pred = csg.breadth_first_order(abs(C).astype(np.float64), start, directed=False, return_predecessors=True)
+            order, pred = csg.breadth_first_order(
+                abs(C).astype(np.float64), start, directed=False, return_predecessors=True
+            )
             pot[start] = 1
             for v in order[1:]:
                 pot[v] = pot[pred[v]] * C[pred[v], v]
@@ -229,15 +245,21 @@ def frustration_index(
     (1, 1, True)
     """
     func = "frustration_index"
-    exact_max = int(check_scalar(exact_max, "exact_max", func, kind=numbers.Integral, min_value=1, max_value=30))  # type: ignore[arg-type]
-    n_restarts = int(check_scalar(n_restarts, "n_restarts", func, kind=numbers.Integral, min_value=1))  # type: ignore[arg-type]
+    exact_max = int(
+        check_scalar(exact_max, "exact_max", func, kind=numbers.Integral, min_value=1, max_value=30)
+    )  # type: ignore[arg-type]
+    n_restarts = int(
+        check_scalar(n_restarts, "n_restarts", func, kind=numbers.Integral, min_value=1)
+    )  # type: ignore[arg-type]
     A = signed_projection(G, aggregate=aggregate)
     n = A.shape[0]
     n_comp, lab = csg.connected_components(A, directed=False)
     colour = np.ones(n, dtype=np.int8)
     exact_k = dispatch("balance.frustration_exact", "numba")
     search_k = dispatch("balance.frustration_local_search", "numba")
-    seeds = spawn_seeds(seed, n_restarts * max(n_comp, 1), func=func).reshape(max(n_comp, 1), n_restarts)
+    seeds = spawn_seeds(seed, n_restarts * max(n_comp, 1), func=func).reshape(
+        max(n_comp, 1), n_restarts
+    )
     index = lower = 0
     exact = True
     for comp in range(n_comp):
@@ -262,8 +284,13 @@ def frustration_index(
         lam = float(spla.eigsh(C.astype(np.float64), k=1, which="LA", return_eigenvectors=False)[0])
         spectral = int(np.ceil((m - ids.size * lam / 2.0) / 2.0 - 1e-9))
         lower += max(spectral, _cycle_packing(C) if m <= 20000 else 0, 0)
-    return FrustrationResult(index=index, lower_bound=min(lower, index), exact=exact, colouring=colour,
-                             n_edges=int(A.nnz // 2))
+    return FrustrationResult(
+        index=index,
+        lower_bound=min(lower, index),
+        exact=exact,
+        colouring=colour,
+        n_edges=int(A.nnz // 2),
+    )
 
 
 def sign_consistency(
@@ -314,12 +341,16 @@ def sign_consistency(
 
         s = np.sign(b.weight)
         sat = (s * c[b.targets][:, None] * c[b.sources][None, :]) > 0
-        rows.append({
-            "block": b.name, "n_edges": m, "positive": float(pos.sum() / m) if m else 0.0,
-            "source_agreement": agree(pos.sum(0), neg.sum(0)),
-            "target_agreement": agree(pos.sum(1), neg.sum(1)),
-            "partition_agreement": float(sat.sum() / m) if m else 1.0,
-        })
+        rows.append(
+            {
+                "block": b.name,
+                "n_edges": m,
+                "positive": float(pos.sum() / m) if m else 0.0,
+                "source_agreement": agree(pos.sum(0), neg.sum(0)),
+                "target_agreement": agree(pos.sum(1), neg.sum(1)),
+                "partition_agreement": float(sat.sum() / m) if m else 1.0,
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -49,7 +49,9 @@ def _check_size(size: object, func: str) -> tuple[int, ...]:
     raise param_error("size", func, "3, 4 or None (both)", size)
 
 
-def _groups(keys: list[tuple[str, str, str]], by_block: bool, signed: bool) -> tuple[pd.DataFrame, np.ndarray]:
+def _groups(
+    keys: list[tuple[str, str, str]], by_block: bool, signed: bool
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The rows of the output table and, per census entry, the row it is summed into."""
     df = pd.DataFrame(keys, columns=["motif", "signs", "blocks"])
     if not signed:
@@ -75,7 +77,9 @@ def _sum_rows(codes: np.ndarray, n_rows: int, values: np.ndarray) -> np.ndarray:
 def _census(G: SignedGraph, size: tuple[int, ...], aggregate: str, backend: str | None):
     plan = _p.build_plan(G)
     kernels = _kernels(backend)
-    mats = _p.block_matrices(plan, [b.weight for b in G.blocks], [b.mask for b in G.blocks], aggregate)
+    mats = _p.block_matrices(
+        plan, [b.weight for b in G.blocks], [b.mask for b in G.blocks], aggregate
+    )
     return plan, _p.census_vector(plan, mats, size, True, kernels)
 
 
@@ -213,8 +217,11 @@ def _zscore_table(base: pd.DataFrame, obs: np.ndarray, samples: np.ndarray) -> p
     std = samples.std(0, ddof=1) if samples.shape[0] > 1 else np.zeros(obs.size)
     diff = obs - mean
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(std > 0, diff / np.where(std > 0, std, 1.0),
-                     np.where(np.isclose(diff, 0.0, atol=1e-9), 0.0, np.sign(diff) * np.inf))
+        z = np.where(
+            std > 0,
+            diff / np.where(std > 0, std, 1.0),
+            np.where(np.isclose(diff, 0.0, atol=1e-9), 0.0, np.sign(diff) * np.inf),
+        )
     n = samples.shape[0]
     t = base.copy()
     t["observed"], t["mean"], t["std"], t["z"] = obs, mean, std, z
@@ -297,7 +304,9 @@ def motif_zscores(
     sizes = _check_size(size, func)
     check_choice(aggregate, "aggregate", func, _AGGREGATES)
     n_samples = int(check_scalar(n_samples, "n_samples", func, kind=numbers.Integral, min_value=2))  # type: ignore[arg-type]
-    chunk_size = int(check_scalar(chunk_size, "chunk_size", func, kind=numbers.Integral, min_value=1))  # type: ignore[arg-type]
+    chunk_size = int(
+        check_scalar(chunk_size, "chunk_size", func, kind=numbers.Integral, min_value=1)
+    )  # type: ignore[arg-type]
     check_scheduler(scheduler, func)
     rng = check_random_state(seed, func=func)
     plan, obs = _census(G, sizes, aggregate, None)
@@ -323,22 +332,41 @@ def motif_zscores(
             seeds = spawn_seeds(children[b], n_samples, func=func)
             reason = _m.too_small(np.asarray(block.weight), spec) if spec.is_mcmc else None
             if reason is not None:
-                warnings.warn(f"Block {block.name!r} is too small for null model {spec.name!r}: {reason}. "
-                              "It stays as observed.", LayerTooSmallWarning, stacklevel=2)
+                warnings.warn(
+                    f"Block {block.name!r} is too small for null model {spec.name!r}: {reason}. "
+                    "It stays as observed.",
+                    LayerTooSmallWarning,
+                    stacklevel=2,
+                )
                 seeds = None
             seeds_all.append(seeds)
         name = spec.name
     movable = any(s is not None for s in seeds_all)
     tasks = [
-        ((kind, G_run, spec, steps, [None if s is None else s[lo:lo + chunk_size] for s in seeds_all],
-          sizes, aggregate, backend, extra),)
+        (
+            (
+                kind,
+                G_run,
+                spec,
+                steps,
+                [None if s is None else s[lo : lo + chunk_size] for s in seeds_all],
+                sizes,
+                aggregate,
+                backend,
+                extra,
+            ),
+        )
         for lo in range(0, n_samples, chunk_size)
     ]
     if movable:
-        samples = np.concatenate(run_tasks(_chunk_counts, tasks, scheduler=scheduler, n_jobs=n_jobs, caller=func))
+        samples = np.concatenate(
+            run_tasks(_chunk_counts, tasks, scheduler=scheduler, n_jobs=n_jobs, caller=func)
+        )
     else:  # nothing can move: every sample is the observed graph
         samples = np.tile(obs, (n_samples, 1))
     rows, codes = _groups(plan.keys(sizes), bool(by_block), bool(signed))
     agg_obs = _sum_rows(codes, len(rows), obs)[0]
     agg_samples = _sum_rows(codes, len(rows), samples)
-    return MotifZScores(table=_zscore_table(rows, agg_obs, agg_samples), samples=agg_samples, model=name)
+    return MotifZScores(
+        table=_zscore_table(rows, agg_obs, agg_samples), samples=agg_samples, model=name
+    )

@@ -15,7 +15,13 @@ import numpy as np
 
 from netstruct.graphs.unroll import unit_blocks
 
-__all__ = ["naive_blocks", "naive_motifs", "naive_projection", "naive_cycle_balance", "naive_frustration"]
+__all__ = [
+    "naive_blocks",
+    "naive_motifs",
+    "naive_projection",
+    "naive_cycle_balance",
+    "naive_frustration",
+]
 
 _S = {1: "+", -1: "-"}
 
@@ -92,7 +98,7 @@ def naive_motifs(G, aggregate: str = "max") -> Counter:
                 for (b2, c), s2 in Y.items():
                     if b2 != b:
                         continue
-                    for (c2, d), s3 in Z.items():
+                    for (c2, _d), s3 in Z.items():
                         if c2 == c:
                             cnt[("chain4", _S[s1] + _S[s2] + _S[s3], lab3)] += 1
                     if dz == dx + dy and (a, c) in Z:
@@ -134,7 +140,9 @@ def naive_cycle_balance(edges: dict, length: int) -> tuple[int, int]:
                 continue
             seen.add(key)
             total += 1
-            sign = np.prod([edges[frozenset((combo[i], combo[(i + 1) % length]))] for i in range(length)])
+            sign = np.prod(
+                [edges[frozenset((combo[i], combo[(i + 1) % length]))] for i in range(length)]
+            )
             pos += int(sign > 0)
     return total, pos
 
@@ -164,10 +172,14 @@ def random_layered_graph(rng, sizes, density=0.6, *, skip=False, weights=None):
     def block(name, src, tgt):
         W = rng.standard_normal((tgt[1] - tgt[0], src[1] - src[0]))
         W = W * (rng.random(W.shape) < density)
-        return ns.make_block(name=name, weight=W, mask=W != 0, sources=range(*src), targets=range(*tgt))
+        return ns.make_block(
+            name=name, weight=W, mask=W != 0, sources=range(*src), targets=range(*tgt)
+        )
 
     for layer in range(len(sizes) - 1):
-        blocks.append(block(f"b{layer}", (ids[layer], ids[layer + 1]), (ids[layer + 1], ids[layer + 2])))
+        blocks.append(
+            block(f"b{layer}", (ids[layer], ids[layer + 1]), (ids[layer + 1], ids[layer + 2]))
+        )
     if skip:
         blocks.append(block("skip", (ids[0], ids[1]), (ids[2], ids[3])))
     return ns.SignedGraph({"name": [str(i) for i in range(ids[-1])]}, blocks)

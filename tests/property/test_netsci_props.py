@@ -17,7 +17,9 @@ def layered(draw):
     sizes = draw(st.lists(st.integers(1, 5), min_size=2, max_size=4))
     density = draw(st.sampled_from([1.0, 0.6, 0.3]))
     skip = draw(st.booleans()) and len(sizes) >= 3
-    return random_layered_graph(np.random.default_rng(draw(st.integers(0, 2**32 - 1))), sizes, density, skip=skip)
+    return random_layered_graph(
+        np.random.default_rng(draw(st.integers(0, 2**32 - 1))), sizes, density, skip=skip
+    )
 
 
 def _flip_label(motif, signs):
@@ -40,7 +42,10 @@ def test_census_equals_oracle_and_flipping_signs_swaps_classes(G):
     ref = naive_motifs(G)
     assert all(got[k] == ref.get(k, 0) for k in got) and set(ref) <= set(got)
     neg = G.map_weights(lambda b: -b.weight)
-    flipped = {(r.motif, r.signs, r.blocks): r.count for r in ns.motif_census(neg, size=None, by_block=True).itertuples()}
+    flipped = {
+        (r.motif, r.signs, r.blocks): r.count
+        for r in ns.motif_census(neg, size=None, by_block=True).itertuples()
+    }
     assert all(flipped[(m, _flip_label(m, s), b)] == v for (m, s, b), v in got.items())
 
 

@@ -18,8 +18,14 @@ def _graphs():
     out = []
     for seed in range(5):
         rng = np.random.default_rng(seed)
-        out.append(random_layered_graph(rng, list(rng.integers(2, 5, size=4)), float(rng.uniform(0.4, 1.0)),
-                                        skip=bool(seed % 2)))
+        out.append(
+            random_layered_graph(
+                rng,
+                list(rng.integers(2, 5, size=4)),
+                float(rng.uniform(0.4, 1.0)),
+                skip=bool(seed % 2),
+            )
+        )
     return out
 
 
@@ -45,7 +51,9 @@ def test_frustration_exact_and_bounds_bracket_it(G):
     r = ns.frustration_index(G)
     assert r.exact and r.index == r.lower_bound == ref
     c = r.colouring
-    assert sum(int(s * c[a] * c[b] < 0) for (a, b), s in ((tuple(e), s) for e, s in E.items())) == ref
+    assert (
+        sum(int(s * c[a] * c[b] < 0) for (a, b), s in ((tuple(e), s) for e, s in E.items())) == ref
+    )
     h = ns.frustration_index(G, exact_max=2, seed=0)
     assert h.lower_bound <= ref <= h.index
 
@@ -65,11 +73,18 @@ def test_sign_consistency_equals_brute_force():
     for b in G.blocks:
         W = b.weight
         m = np.count_nonzero(W)
-        sat = sum(int(np.sign(W[r, q]) * c[b.targets[r]] * c[b.sources[q]] > 0)
-                  for r in range(W.shape[0]) for q in range(W.shape[1]) if W[r, q] != 0)
+        sat = sum(
+            int(np.sign(W[r, q]) * c[b.targets[r]] * c[b.sources[q]] > 0)
+            for r in range(W.shape[0])
+            for q in range(W.shape[1])
+            if W[r, q] != 0
+        )
         assert t.loc[b.name, "partition_agreement"] == pytest.approx(sat / m)
-        src = [abs(int((W[:, q] > 0).sum()) - int((W[:, q] < 0).sum())) / np.count_nonzero(W[:, q])
-               for q in range(W.shape[1]) if np.count_nonzero(W[:, q])]
+        src = [
+            abs(int((W[:, q] > 0).sum()) - int((W[:, q] < 0).sum())) / np.count_nonzero(W[:, q])
+            for q in range(W.shape[1])
+            if np.count_nonzero(W[:, q])
+        ]
         assert t.loc[b.name, "source_agreement"] == pytest.approx(np.mean(src))
 
 

@@ -34,14 +34,18 @@ def test_dense_class_solution_equals_per_node_solution():
     kc = (w > 0).sum(0, dtype=np.float64)[None]
     a, b, fr, fc, _, res = _solve(np.ones(w.shape), np.ones(30), np.ones(25), kr, kc, 1e-10, 200)
     assert res < 1e-8
-    p_dense = _probs(dense.a, dense.b, dense.C, dense.fix_r, dense.fix_c)[0][dense.rows][:, dense.cols]
+    p_dense = _probs(dense.a, dense.b, dense.C, dense.fix_r, dense.fix_c)[0][dense.rows][
+        :, dense.cols
+    ]
     assert np.allclose(_probs(a, b, np.ones(w.shape), fr, fc)[0], p_dense, atol=1e-8)
 
 
 def test_extreme_degrees_get_exact_probabilities():
     w = np.array([[1.0, 1.0, 1.0], [-1.0, 1.0, -1.0], [-1.0, -1.0, 1.0]])
-    G = ns.SignedGraph({"name": list("abcdef")}, [ns.make_block(name="w", weight=w, sources=[0, 1, 2],
-                                                                   targets=[3, 4, 5])])
+    G = ns.SignedGraph(
+        {"name": list("abcdef")},
+        [ns.make_block(name="w", weight=w, sources=[0, 1, 2], targets=[3, 4, 5])],
+    )
     p, n = ns.fit_maxent(G, "stp").probabilities("w")
     assert np.array_equal(p[0], [1.0, 1.0, 1.0])
     assert np.allclose(p.sum(0), [1, 2, 2]) and np.allclose(p.sum(1), [3, 1, 1])
@@ -71,8 +75,14 @@ def test_sampler_is_reproducible_and_keeps_topology():
     assert np.array_equal(a["b0"] != 0, np.broadcast_to(G.blocks[0].weight != 0, a["b0"].shape))
 
 
-@pytest.mark.parametrize("model,density", [
-    pytest.param("stp", 1.0, marks=pytest.mark.slow), ("stp", 0.8), pytest.param("scm", 0.5, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "model,density",
+    [
+        pytest.param("stp", 1.0, marks=pytest.mark.slow),
+        ("stp", 0.8),
+        pytest.param("scm", 0.5, marks=pytest.mark.slow),
+    ],
+)
 def test_expected_counts_within_one_percent_of_1e4_samples(model, density):
     G = random_layered_graph(np.random.default_rng(5), [14, 16, 14, 12], density, skip=True)
     M = ns.fit_maxent(G, model)
@@ -87,9 +97,13 @@ def test_expected_counts_within_one_percent_of_1e4_samples(model, density):
 def test_expected_census_equals_observed_on_a_deterministic_model():
     # every node all-positive or all-negative: the STP null is a point mass on the graph
     w = np.array([[1.0, 2.0], [3.0, 1.0]])
-    G = ns.SignedGraph({"name": list("abcdef")}, [
-        ns.make_block(name="a", weight=w, sources=[0, 1], targets=[2, 3]),
-        ns.make_block(name="b", weight=-w, sources=[2, 3], targets=[4, 5])])
+    G = ns.SignedGraph(
+        {"name": list("abcdef")},
+        [
+            ns.make_block(name="a", weight=w, sources=[0, 1], targets=[2, 3]),
+            ns.make_block(name="b", weight=-w, sources=[2, 3], targets=[4, 5]),
+        ],
+    )
     e = ns.expected_motif_census(ns.fit_maxent(G), size=None)["expected"].to_numpy()
     assert np.allclose(e, ns.motif_census(G, size=None)["count"].to_numpy())
 

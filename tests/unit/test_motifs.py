@@ -27,7 +27,9 @@ def _assert_matches_oracle(G):
 def test_census_equals_brute_force(seed, skip):
     rng = np.random.default_rng(seed)
     sizes = list(rng.integers(2, 7, size=4))
-    _assert_matches_oracle(random_layered_graph(rng, sizes, float(rng.uniform(0.3, 1.0)), skip=skip))
+    _assert_matches_oracle(
+        random_layered_graph(rng, sizes, float(rng.uniform(0.3, 1.0)), skip=skip)
+    )
 
 
 def test_census_equals_brute_force_on_lstm_and_mlp():
@@ -35,8 +37,13 @@ def test_census_equals_brute_force_on_lstm_and_mlp():
     torch.manual_seed(0)
     _assert_matches_oracle(ns.from_torch(torch.nn.LSTM(3, 4)))
     _assert_matches_oracle(ns.from_torch(torch.nn.LSTM(2, 3, num_layers=2)))
-    mlp = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3), torch.nn.ReLU(),
-                              torch.nn.Linear(3, 2))
+    mlp = torch.nn.Sequential(
+        torch.nn.Linear(4, 5),
+        torch.nn.ReLU(),
+        torch.nn.Linear(5, 3),
+        torch.nn.ReLU(),
+        torch.nn.Linear(3, 2),
+    )
     _assert_matches_oracle(ns.from_torch(mlp))
 
 
@@ -98,8 +105,10 @@ def test_census_rejects_bad_parameters():
 
 
 def test_empty_and_single_edge_graphs():
-    G = ns.SignedGraph({"name": ["a", "b"]}, [ns.make_block(name="w", weight=np.array([[2.0]]), sources=[0],
-                                                               targets=[1])])
+    G = ns.SignedGraph(
+        {"name": ["a", "b"]},
+        [ns.make_block(name="w", weight=np.array([[2.0]]), sources=[0], targets=[1])],
+    )
     assert ns.motif_census(G, size=None)["count"].sum() == 0
     E = ns.SignedGraph({"name": ["a"]}, [])
     assert len(ns.motif_census(E, size=None)) == 0
@@ -109,11 +118,17 @@ def test_empty_and_single_edge_graphs():
 def test_zscore_samples_are_the_randomize_ensemble(seed=11):
     rng = np.random.default_rng(0)
     G = random_layered_graph(rng, [5, 6, 4], 0.9)
-    zs = ns.motif_zscores(G, "curveball", n_samples=6, seed=seed, chunk_size=4, by_block=True, n_steps=20)
+    zs = ns.motif_zscores(
+        G, "curveball", n_samples=6, seed=seed, chunk_size=4, by_block=True, n_steps=20
+    )
     ens = ns.randomize_ensemble(G, "curveball", 6, seed=seed, n_steps=20)
-    ref = np.array([ns.motif_census(ens.graph(k), by_block=True)["count"].to_numpy() for k in range(6)])
+    ref = np.array(
+        [ns.motif_census(ens.graph(k), by_block=True)["count"].to_numpy() for k in range(6)]
+    )
     assert np.array_equal(zs.samples, ref)
-    again = ns.motif_zscores(G, "curveball", n_samples=6, seed=seed, chunk_size=6, by_block=True, n_steps=20)
+    again = ns.motif_zscores(
+        G, "curveball", n_samples=6, seed=seed, chunk_size=6, by_block=True, n_steps=20
+    )
     assert np.array_equal(again.samples, zs.samples)
 
 

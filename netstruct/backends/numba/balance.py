@@ -29,7 +29,9 @@ def _flip_delta(i, col, indptr, indices, sign):
 
 
 @njit
-def frustration_exact(indptr: np.ndarray, indices: np.ndarray, sign: np.ndarray) -> tuple[np.int64, np.ndarray]:
+def frustration_exact(
+    indptr: np.ndarray, indices: np.ndarray, sign: np.ndarray
+) -> tuple[np.int64, np.ndarray]:
     """Exact frustration by a Gray-code walk over all ``2^(n-1)`` colourings.
 
     Parameters

@@ -10,7 +10,6 @@ fed the cell probabilities of a model with independent cells it returns exact ex
 from __future__ import annotations
 
 import numpy as np
-
 from numba import prange
 
 from ._jit import njit
@@ -22,6 +21,7 @@ __all__ = [
     "bifan_bits",
     "biparallel_bits",
 ]
+
 
 @njit
 def bifan_classes(q: np.ndarray, d: np.ndarray, row0: np.int64, indicator: bool) -> np.ndarray:
