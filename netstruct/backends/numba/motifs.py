@@ -10,7 +10,6 @@ fed the cell probabilities of a model with independent cells it returns exact ex
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
 from ._jit import njit
 from .randomize import _popcount
@@ -123,7 +122,7 @@ def biparallel_classes(m: np.ndarray, e: np.ndarray, indicator: bool) -> np.ndar
 
 
 # ----------------------------------------------------------------------------- bit-set kernels
-@njit(parallel=True)
+@njit
 def bifan_bits(pbits: np.ndarray, nbits: np.ndarray) -> np.ndarray:
     """Bi-fan class counts of a 0/1 block from its rows packed as bit sets.
 
@@ -139,11 +138,12 @@ def bifan_bits(pbits: np.ndarray, nbits: np.ndarray) -> np.ndarray:
 
     Notes
     -----
-    ``O(n_rows^2 n_words)`` popcounts; ``prange`` over the first row of each pair.
+    ``O(n_rows^2 n_words)`` popcounts, serial (``nogil``: parallelism comes from running
+    samples in threads; a ``prange`` here was slower than serial on a shared 2-core machine).
     """
     n, n_words = pbits.shape
     part = np.zeros((n, 7), dtype=np.float64)
-    for b1 in prange(n):
+    for b1 in range(n):
         acc = part[b1]
         for b2 in range(b1 + 1, n):
             pp = 0
@@ -173,7 +173,7 @@ def bifan_bits(pbits: np.ndarray, nbits: np.ndarray) -> np.ndarray:
     return part.sum(axis=0)
 
 
-@njit(parallel=True)
+@njit
 def biparallel_bits(xp: np.ndarray, xn: np.ndarray, yp: np.ndarray, yn: np.ndarray) -> np.ndarray:
     """Chain and bi-parallel counts of a 0/1 block pair from bit sets over the middle nodes.
 
@@ -187,13 +187,13 @@ def biparallel_bits(xp: np.ndarray, xn: np.ndarray, yp: np.ndarray, yn: np.ndarr
     Returns
     -------
     float64 (14,)
-        As :func:`biparallel_classes`. ``O(n_c n_a n_words)``; ``prange`` over ``c``.
+        As :func:`biparallel_classes`. ``O(n_c n_a n_words)``, serial.
     """
     n_c, n_words = yp.shape
     n_a = xp.shape[0]
     part = np.zeros((n_c, 14), dtype=np.float64)
     vals = np.zeros((n_c, 4), dtype=np.float64)
-    for c in prange(n_c):
+    for c in range(n_c):
         acc = part[c]
         v = vals[c]
         for a in range(n_a):
