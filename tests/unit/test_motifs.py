@@ -166,3 +166,16 @@ def test_zscores_reject_bad_parameters():
         ns.motif_zscores(G, "A", n_steps=3)
     with pytest.raises(ns.InvalidParameterError, match="'scheduler'"):
         ns.motif_zscores(G, "A", scheduler=3)
+
+
+@pytest.mark.parametrize("model", ["curveball", "B", "stp"])
+def test_zscores_on_lstm_graphs(model):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    G = ns.from_torch(torch.nn.LSTM(3, 5))
+    zs = ns.motif_zscores(G, model, n_samples=6, size=None, seed=0, by_block=True)
+    obs = ns.motif_census(G, size=None, by_block=True)
+    assert np.array_equal(zs.table["observed"].to_numpy(), obs["count"].to_numpy())
+    assert zs.samples.shape == (6, len(obs)) and np.isfinite(zs.samples).all()
+    # gate rows collapse by the largest magnitude, so even sign-keeping models (B) move unit signs
+    assert (zs.samples != obs["count"].to_numpy()).any()
