@@ -106,6 +106,7 @@ def balance_ratio(G: SignedGraph, *, aggregate: str = "max") -> pd.DataFrame:
     >>> ns.balance_ratio(G)[["length", "n_cycles", "n_balanced"]].values.tolist()
     [[3, 0, 0], [4, 1, 0]]
     """
+    check_graph(G, "balance_ratio")
     A = signed_projection(G, aggregate=aggregate).astype(np.float64)
     B = abs(A)
     k = np.asarray(B.sum(1)).ravel()
@@ -245,6 +246,7 @@ def frustration_index(
     (1, 1, True)
     """
     func = "frustration_index"
+    check_graph(G, func)
     exact_max = int(
         check_scalar(exact_max, "exact_max", func, kind=numbers.Integral, min_value=1, max_value=30)
     )  # type: ignore[arg-type]
