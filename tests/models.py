@@ -156,3 +156,26 @@ class EncoderClassifier(torch.nn.Module):
 
     def forward(self, x):
         return self.head(self.encoder(x)[:, 0])
+
+
+class HandWrittenAttention(torch.nn.Module):
+    """Causal self-attention written out as users (minGPT-style) write it, with a head."""
+
+    def __init__(self, dim: int = 8, heads: int = 2, n_classes: int = 3) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = torch.nn.Linear(dim, 3 * dim)
+        self.proj = torch.nn.Linear(dim, dim)
+        self.ln = torch.nn.LayerNorm(dim)
+        self.head = torch.nn.Linear(dim, n_classes)
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.qkv(self.ln(x)).split(C, dim=2)
+        q = q.view(B, T, self.heads, C // self.heads).transpose(1, 2)
+        k = k.view(B, T, self.heads, C // self.heads).transpose(1, 2)
+        v = v.view(B, T, self.heads, C // self.heads).transpose(1, 2)
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        x = x + self.proj(y)
+        return self.head(x[:, -1])

@@ -156,6 +156,7 @@ _F_FNS = (
     "adaptive_max_pool1d",
     "adaptive_max_pool2d",
     "adaptive_max_pool3d",
+    "scaled_dot_product_attention",
 )
 
 
@@ -170,6 +171,9 @@ def function_table() -> dict[str, Any]:
         "add": operator.add,
         "iadd": operator.iadd,
     }
+    # arithmetic on sizes (x.size(0) // heads, ...): followed on plain values, refused on units
+    for name in ("floordiv", "mul", "sub", "truediv", "mod", "neg"):
+        table[name] = getattr(operator, name)
     for name in _TORCH_FNS:
         table[f"torch.{name}"] = getattr(torch, name)
     for name in _F_FNS:

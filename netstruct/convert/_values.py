@@ -31,6 +31,8 @@ class Feat:
     ids: np.ndarray
     ndim: int | None = None
     axis: int = -1
+    #: several feature axes (e.g. ``(heads, head_dim)`` after a view): ``ids`` is N-D over them
+    axes: tuple[int, ...] | None = None
 
     @property
     def pos_axis(self) -> int | None:
@@ -60,9 +62,10 @@ def encode(
     codes = (2.0**31 + rng.choice(2**31, size=uniq.size, replace=False)).astype(np.float64)
     lookup = dict(zip(codes.tolist(), uniq.tolist()))
     per_pos = codes[np.searchsorted(uniq, feat.ids)]
-    axis = feat.axis % len(shape)
+    axes = feat.axes if feat.axes is not None else (feat.axis % len(shape),)
     view = [1] * len(shape)
-    view[axis] = shape[axis]
+    for a in axes:
+        view[a] = shape[a]
     t = torch.from_numpy(per_pos.reshape(view)).expand(*shape).contiguous()
     return t, lookup
 
@@ -79,8 +82,13 @@ def decode(t: Any, lookup: dict[float, int]) -> Feat | None:
         return None
     node = ids[inv].reshape(a.shape)
     varying = [k for k in range(a.ndim) if a.shape[k] > 1 and not (np.ptp(node, axis=k) == 0).all()]
-    if len(varying) > 1:
-        return None
+    if len(varying) > 1:  # features split over several axes, e.g. (heads, head_dim)
+        index = tuple(slice(None) if k in varying else 0 for k in range(a.ndim))
+        sub = node[index]
+        # the ids must depend on the varying axes only (a product layout)
+        if np.unique(sub).size != sub.size:
+            return None
+        return Feat(np.ascontiguousarray(sub), a.ndim, varying[0], tuple(varying))
     if not varying:  # one position on every axis, or one node everywhere
         sizes = [k for k in range(a.ndim) if a.shape[k] == 1]
         if np.unique(node).size != 1 or not sizes:

@@ -25,7 +25,9 @@ def coupling_edges(G: SignedGraph) -> tuple[np.ndarray, np.ndarray]:
     return gates.astype(INDEX_DTYPE), unit[gates].astype(INDEX_DTYPE)
 
 
-def _edge_columns(G: SignedGraph, coupling: bool) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def _edge_columns(
+    G: SignedGraph, coupling: bool
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     a = G.edge_arrays()
     src, tgt = a["source"], a["target"]
     names = np.array([b.name for b in G.blocks], dtype=object)
@@ -44,14 +46,25 @@ def _edge_columns(G: SignedGraph, coupling: bool) -> tuple[np.ndarray, np.ndarra
     if coupling:
         gs, us = coupling_edges(G)
         m = gs.size
-        fill = {"weight": 1.0, "sign": 1, "layer": -1, "block": "", "row": -1, "col": -1, "delay": 0, "kind": "coupling"}
+        fill = {
+            "weight": 1.0,
+            "sign": 1,
+            "layer": -1,
+            "block": "",
+            "row": -1,
+            "col": -1,
+            "delay": 0,
+            "kind": "coupling",
+        }
         src = np.concatenate([src, gs])
         tgt = np.concatenate([tgt, us])
         for k, v in cols.items():
             if k in fill:
                 cols[k] = np.concatenate([v, np.full(m, fill[k], dtype=v.dtype)])
             else:
-                default = False if v.dtype == bool else (0 if np.issubdtype(v.dtype, np.number) else "")
+                default = (
+                    False if v.dtype == bool else (0 if np.issubdtype(v.dtype, np.number) else "")
+                )
                 cols[k] = np.concatenate([v, np.full(m, default, dtype=v.dtype)])
     return src, tgt, cols
 
@@ -64,9 +77,15 @@ def _has_duplicates(src: np.ndarray, tgt: np.ndarray, n: int) -> bool:
 def _graph_payload(G: SignedGraph) -> str:
     blocks = [
         {
-            "name": b.name, "module": b.module, "param": b.param, "bias_param": b.bias_param,
-            "delay": b.delay, "shape": list(b.shape), "sources": b.sources.tolist(),
-            "targets": b.targets.tolist(), "bias": None if b.bias is None else b.bias.tolist(),
+            "name": b.name,
+            "module": b.module,
+            "param": b.param,
+            "bias_param": b.bias_param,
+            "delay": b.delay,
+            "shape": list(b.shape),
+            "sources": b.sources.tolist(),
+            "targets": b.targets.tolist(),
+            "bias": None if b.bias is None else b.bias.tolist(),
         }
         for b in G.blocks
     ]
@@ -241,9 +260,16 @@ def _from_payload(Gx: Any) -> SignedGraph:
         masks[name][d["row"], d["col"]] = True
     blocks = [
         make_block(
-            name=b["name"], weight=weights[b["name"]], mask=masks[b["name"]], sources=b["sources"],
-            targets=b["targets"], bias=b["bias"], module=b["module"], param=b["param"],
-            bias_param=b["bias_param"], delay=b["delay"],
+            name=b["name"],
+            weight=weights[b["name"]],
+            mask=masks[b["name"]],
+            sources=b["sources"],
+            targets=b["targets"],
+            bias=b["bias"],
+            module=b["module"],
+            param=b["param"],
+            bias_param=b["bias_param"],
+            delay=b["delay"],
         )
         for b in meta["blocks"]
     ]
@@ -268,13 +294,20 @@ def _from_layered(Gx: Any, layer: str, weight: str) -> SignedGraph:
     last = layers[-1]
     cols = {
         "name": [str(u) for k in layers for u in by_layer[k]],
-        "kind": [("input" if k == layers[0] else "output" if k == last else "hidden") for k in layers for _ in by_layer[k]],
+        "kind": [
+            ("input" if k == layers[0] else "output" if k == last else "hidden")
+            for k in layers
+            for _ in by_layer[k]
+        ],
         "group": [k for k in layers for _ in by_layer[k]],
         "index": [i for k in layers for i in range(len(by_layer[k]))],
     }
     blocks = []
     nxt = dict(zip(layers[:-1], layers[1:]))
-    W = {k: np.zeros((len(by_layer[nxt[k]]), len(by_layer[k])), dtype=np.float64) for k in layers[:-1]}
+    W = {
+        k: np.zeros((len(by_layer[nxt[k]]), len(by_layer[k])), dtype=np.float64)
+        for k in layers[:-1]
+    }
     M = {k: np.zeros(W[k].shape, dtype=bool) for k in layers[:-1]}
     for u, v, d in Gx.edges(data=True):
         ku, kv = Gx.nodes[u][layer], Gx.nodes[v][layer]
@@ -285,17 +318,27 @@ def _from_layered(Gx: Any, layer: str, weight: str) -> SignedGraph:
             )
         w = d.get(weight)
         if not isinstance(w, (int, float, np.number)) or isinstance(w, bool):
-            raise GraphError(f"Edge {u!r} -> {v!r} has no numeric {weight!r} attribute (got {w!r}).")
+            raise GraphError(
+                f"Edge {u!r} -> {v!r} has no numeric {weight!r} attribute (got {w!r})."
+            )
         W[ku][pos[kv][v], pos[ku][u]] = w
         M[ku][pos[kv][v], pos[ku][u]] = True
     for k in layers[:-1]:
         tgt_nodes = by_layer[nxt[k]]
         biases = [Gx.nodes[v].get("bias") for v in tgt_nodes]
-        bias = np.array(biases, dtype=float) if all(isinstance(b, (int, float, np.number)) for b in biases) else None
+        bias = (
+            np.array(biases, dtype=float)
+            if all(isinstance(b, (int, float, np.number)) for b in biases)
+            else None
+        )
         blocks.append(
             make_block(
-                name=f"layer{k}", weight=W[k], mask=M[k],
-                sources=[ids[u] for u in by_layer[k]], targets=[ids[v] for v in tgt_nodes], bias=bias,
+                name=f"layer{k}",
+                weight=W[k],
+                mask=M[k],
+                sources=[ids[u] for u in by_layer[k]],
+                targets=[ids[v] for v in tgt_nodes],
+                bias=bias,
             )
         )
     return SignedGraph(cols, blocks, provenance={"model_class": "networkx." + type(Gx).__name__})

@@ -190,13 +190,22 @@ class _Exporter:
         self.env: dict[Any, Any] = {}
         self.index: dict[Any, int] = {}
         self.errors: list[str] = []
+        self.input_axis: int | None = None
         self.rng = np.random.default_rng(12345)
 
     # -- values --------------------------------------------------------------------------
     def _value(self, arg: Any) -> Any:
         if isinstance(arg, (tuple, list)):
             return tuple(self._value(a) for a in arg)
-        return self.env.get(arg) if hasattr(arg, "op") else None
+        v = self.env.get(arg) if hasattr(arg, "op") else None
+        if (
+            isinstance(v, PendingInput)
+            and self.builder.input_ids is not None
+            and self.input_axis is not None
+        ):
+            # the raw input, once a layer has fixed its features, is those input nodes
+            return Feat(self.builder.input_ids, self._ndim(arg), self.input_axis)
+        return v
 
     def _ndim(self, node) -> int | None:
         if self.real is None or node not in self.real:
@@ -248,6 +257,16 @@ class _Exporter:
             call_path = path if n_call == 0 else f"{path}@{n_call + 1}"
             out = handler.export(mod, call_path, ids, self.builder)
             return self._wrap_out(node, out, -1, getattr(handler, "output_ndim", None))
+        for v in (inp, *(self._value(a) for a in node.args[1 : getattr(handler, "n_inputs", 1)])):
+            if (
+                isinstance(v, Feat)
+                and v.axes is not None
+                and not getattr(handler, "moves_features", False)
+            ):
+                raise UnsupportedModuleError(
+                    f"module {path!r} reads a value whose units span several axes {v.axes} "
+                    "(e.g. attention heads); merge them back (reshape) before the layer"
+                )
         if getattr(handler, "moves_features", False):
             if isinstance(inp, PendingInput):  # reshaping the raw input: the first layer decides
                 return inp
@@ -260,6 +279,8 @@ class _Exporter:
         out = handler.export(
             mod, call_path, inp.ids if isinstance(inp, Feat) else inp, self.builder
         )
+        if isinstance(inp, PendingInput) and self.input_axis is None and self.real is not None:
+            self.input_axis = 1 if getattr(handler, "feature_axis", -1) == 1 else -1
         want = getattr(handler, "feature_axis", -1)
         out_axis = (
             inp.axis if (want is None and isinstance(inp, Feat)) else (1 if want == 1 else -1)
@@ -376,10 +397,15 @@ class _Exporter:
                 return first
         if not feats:
             return Opaque()
+        if base == "scaled_dot_product_attention":
+            return self._attention(node, vals[:3])
         if base in _ops.ACTIVATIONS:
             if len(feats) != 1 or not isinstance(first, Feat):
                 raise UnsupportedModuleError("an activation of several values")
             label = _ops.activation_label(base, args, node.kwargs)
+            if first.axes is not None:
+                out = self.builder.apply_elementwise(first.ids.reshape(-1), label, _op_path(node))
+                return Feat(out.reshape(first.ids.shape), first.ndim, first.axis, first.axes)
             return Feat(
                 self.builder.apply_elementwise(first.ids, label, _op_path(node)),
                 first.ndim,
@@ -394,8 +420,35 @@ class _Exporter:
             return self._move(node, feats[0], fn, args, node.kwargs)
         raise UnsupportedModuleError("netstruct's exporter does not follow this operation on units")
 
+    def _attention(self, node, qkv: list[Any]) -> Feat:
+        """``softmax(q k^T / sqrt(d)) v``: context units fed by operator edges from q, k, v."""
+        if len(qkv) < 3 or not all(isinstance(v, Feat) for v in qkv):
+            raise UnsupportedModuleError("attention whose query, key or value carries no units")
+        q, k, v = qkv
+        if not (q.ids.shape == k.ids.shape == v.ids.shape) or (q.axes, q.ndim) != (v.axes, v.ndim):
+            raise UnsupportedModuleError(
+                "attention whose query, key and value units do not line up"
+            )
+        n = v.ids.size
+        path = _op_path(node)
+        ctx = self.builder.add_units(n, module=path, label="context")
+        W = np.concatenate([np.eye(n, dtype=np.float32)] * 3, axis=1)
+        self.builder._append(
+            name=f"{path}.attention",
+            weight=W,
+            mask=W.astype(bool),
+            sources=np.concatenate([q.ids.reshape(-1), k.ids.reshape(-1), v.ids.reshape(-1)]),
+            targets=ctx,
+            module=path,
+            param="",
+            kind="operator",
+        )
+        return Feat(ctx.reshape(v.ids.shape), v.ndim, v.axis, v.axes)
+
     def _residual(self, node, feats: list[Feat]) -> Feat:
         a, b = feats
+        if a.axes is not None or b.axes is not None:
+            raise UnsupportedModuleError("a sum of values whose units span several axes")
         if a.ids.size != b.ids.size or (a.pos_axis, a.ndim) != (b.pos_axis, b.ndim):
             raise UnsupportedModuleError(
                 "a sum of values whose units do not line up (broadcasting)"

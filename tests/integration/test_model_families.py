@@ -18,6 +18,7 @@ from tests.models import (
     AttentionClassifier,
     BiGRUCat,
     EncoderClassifier,
+    HandWrittenAttention,
     ResidualMLP,
     TextLSTM,
     UserCNN,
@@ -100,7 +101,13 @@ def _bare_encoder():
     )
 
 
+def _hand_attention():
+    torch.manual_seed(0)
+    return HandWrittenAttention().eval(), torch.randn(3, 5, 8)
+
+
 MODELS = {
+    "hand_written_attention": _hand_attention,
     "attention": _attention,
     "encoder_post_norm": _encoder_post,
     "encoder_pre_norm": _encoder_pre,
@@ -332,3 +339,15 @@ def test_native_file_round_trip_keeps_kernels_state_and_kinds(exported, tmp_path
         assert set(a.state) == set(b.state)
     with torch.no_grad():
         assert torch.allclose(ns.to_torch(H)(x), m(x), atol=1e-5)
+
+
+def test_hand_written_heads_and_sdpa_are_followed_and_replay_at_any_length():
+    m, x = _hand_attention()
+    G = ns.from_torch(m, x)
+    op = next(b for b in G.blocks if b.kind == "operator")
+    qkv = G.block("qkv.weight").targets
+    assert op.shape == (8, 24) and op.sources.tolist() == qkv.tolist()  # q, k, v dims in order
+    r = ns.to_torch(G)
+    x2 = torch.randn(4, 9, 8)  # another batch size and sequence length: sizes are symbolic
+    with torch.no_grad():
+        assert torch.allclose(r(x2), m(x2), atol=1e-5)
