@@ -16,6 +16,7 @@ import sys
 import tempfile
 
 CALLS = {
+    "import only": "import numpy, torch, numba, netstruct, netstruct.causal, netstruct.lattice\n",
     "randomize": (
         "import torch, netstruct as ns\n"
         "G = ns.from_torch(torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3)))\n"
@@ -33,8 +34,9 @@ CALLS = {
         "import numpy as np\n"
         "from netstruct.lattice import FormalContext, concept_lattice, meet_irreducibles\n"
         "I = np.random.default_rng(0).random((8, 6)) < 0.5\n"
-        "L = concept_lattice(FormalContext(I))\n"
-        "meet_irreducibles(L)\n"
+        "K = FormalContext(I)\n"
+        "concept_lattice(K)\n"
+        "meet_irreducibles(K)\n"
     ),
 }
 

@@ -28,8 +28,16 @@ def test_sweep_finishes_with_the_serial_table_after_a_worker_is_killed():
     shared = np.arange(1000, dtype=np.float64)
     tasks = [(shared, i) for i in range(12)]
     serial = run_tasks(slow_cell, tasks, scheduler="serial")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         pids = list(client.run(os.getpid).values())
         out: dict[str, object] = {}
 
@@ -50,4 +58,6 @@ def test_sweep_finishes_with_the_serial_table_after_a_worker_is_killed():
         assert out["table"] == serial
     else:
         err = out["error"]
-        assert err.failed and all(err.results[i] == serial[i] for i in range(12) if i not in err.failed)
+        assert err.failed and all(
+            err.results[i] == serial[i] for i in range(12) if i not in err.failed
+        )

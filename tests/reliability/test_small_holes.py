@@ -59,8 +59,11 @@ def test_integral_float_labels_train_like_ints():
 
 def test_predict_and_evaluate_refuse_wrong_width():
     m = mlp([4, 5, 3], seed=0)
-    for name, call in {"predict": lambda: predict(m, X[:, :2]), "evaluate": lambda: evaluate(m, X[:, :2], Y),
-                       "evaluate labels": lambda: evaluate(m, X, Y + 9)}.items():
+    for name, call in {
+        "predict": lambda: predict(m, X[:, :2]),
+        "evaluate": lambda: evaluate(m, X[:, :2], Y),
+        "evaluate labels": lambda: evaluate(m, X, Y + 9),
+    }.items():
         outcome, detail = classify(call)
         record(f"{name}: wrong input", outcome, detail)
         assert outcome == "clear error", detail
@@ -91,8 +94,14 @@ def test_sweep_on_empty_data_is_a_clear_error():
     from netstruct.probes import sweep
 
     G = ns.from_torch(mlp([4, 5, 3], seed=0))
-    for name, (Xe, ye) in {"(0, 4)": (X[:0], Y[:0]), "[]": ([], []), "strings": (np.full((2, 4), "a"), Y[:2])}.items():
-        outcome, detail = classify(lambda a=Xe, b=ye: sweep(G, a, b, {"prune": [0.5]}, scheduler="serial"))
+    for name, (Xe, ye) in {
+        "(0, 4)": (X[:0], Y[:0]),
+        "[]": ([], []),
+        "strings": (np.full((2, 4), "a"), Y[:2]),
+    }.items():
+        outcome, detail = classify(
+            lambda a=Xe, b=ye: sweep(G, a, b, {"prune": [0.5]}, scheduler="serial")
+        )
         record(f"sweep on {name} data", outcome, detail)
         assert outcome == "clear error", detail
 
@@ -119,8 +128,13 @@ print(n0, n1, all(torch.equal(a, b) for a, b in zip(before, after)))
 
 def test_seeded_training_is_the_same_before_and_after_a_kernel_under_one_thread():
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}
-    out = subprocess.run([sys.executable, "-c", _THREADS], env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", _THREADS], env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     n0, n1, same = out.stdout.split()[-3:]
-    record("torch threads kept by kernels", "correct result" if (n0, n1, same) == ("1", "1", "True") else "silent wrong")
+    record(
+        "torch threads kept by kernels",
+        "correct result" if (n0, n1, same) == ("1", "1", "True") else "silent wrong",
+    )
     assert (n0, n1, same) == ("1", "1", "True")
