@@ -65,9 +65,12 @@ def mlp(sizes: list[int] | tuple[int, ...], *, activation: str = "relu", seed: i
     """
     import torch
 
-    if len(sizes) < 2 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in sizes):
+    if (not isinstance(sizes, (list, tuple)) or len(sizes) < 2
+            or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in sizes)):
         raise param_error("sizes", "mlp", "a sequence of at least two positive ints", sizes)
-    if activation not in _ACTS:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise param_error("seed", "mlp", "an int or None", seed)
+    if not isinstance(activation, str) or activation not in _ACTS:
         raise param_error("activation", "mlp", f"one of {sorted(_ACTS)}", activation)
     layers: list[Any] = []
     with _seeded(seed):

@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from ..convert.external import _edge_columns
-from ..exceptions import InvalidParameterError
+from ..exceptions import InvalidParameterError, param_error
 from ..graphs.signed import SignedGraph
 from ..utils.validation import check_graph
 from ._atomic import atomic_write, check_out_path
@@ -106,6 +106,8 @@ def write_graphml(G: SignedGraph, path: str | os.PathLike, *, coupling: bool = F
     """
     func = "write_graphml"
     check_graph(G, func)
+    if not isinstance(coupling, (bool, np.bool_)):
+        raise param_error("coupling", func, "a bool", coupling)
     _check_names(G, func)
     p = check_out_path(path, func)
     nodes = _node_table(G)
@@ -153,6 +155,8 @@ def write_gexf(G: SignedGraph, path: str | os.PathLike, *, coupling: bool = Fals
     """
     func = "write_gexf"
     check_graph(G, func)
+    if not isinstance(coupling, (bool, np.bool_)):
+        raise param_error("coupling", func, "a bool", coupling)
     _check_names(G, func)
     p = check_out_path(path, func)
     nodes = _node_table(G)
@@ -207,6 +211,8 @@ def write_edgelist_csv(
 
     func = "write_edgelist_csv"
     check_graph(G, func)
+    if not isinstance(coupling, (bool, np.bool_)):
+        raise param_error("coupling", func, "a bool", coupling)
     _check_names(G, func)
     p = check_out_path(path, func)
     np_ = None if nodes_path is None else check_out_path(nodes_path, func, name="nodes_path")

@@ -164,8 +164,9 @@ def load_user_model(path: str | os.PathLike, factory: str | None = None) -> Any:
                 return load_model(p)
     if factory is None:
         raise InvalidParameterError(
-            f"{str(p)!r} is not a netstruct model file (.nsm); for a torch.save'd state_dict also "
-            "give the model factory as 'module:function' (--factory on the command line)."
+            f"{str(p)!r} was not written by netstruct (it is not a .nsm model file); for a "
+            "torch.save'd state_dict also give the model factory as 'module:function' (--factory "
+            "on the command line)."
         )
     fn = _factory(factory, func)
     try:

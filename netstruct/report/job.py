@@ -271,9 +271,47 @@ def prepare(options: JobOptions) -> JobContext:
         except BackendUnavailableError as exc:
             raise BackendUnavailableError(f"--scheduler: {exc} (On the command line: leave --scheduler out for a "
                                           "local Dask cluster, or pass --scheduler serial to run in this process.)") from None
+    _clear_previous_run(out)
     for sub in ("", "figures", "tables", "graphs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     return ctx
+
+
+_OUTPUT_FILES = ("report.html", "numbers.json")
+_OUTPUT_DIRS = ("figures", "tables", "graphs")
+
+
+def _clear_previous_run(out: Path) -> None:
+    """Remove the files of an earlier run in ``out``, so the report never mixes two runs.
+
+    Only a folder that an earlier run marked as its own (a ``numbers.json`` written by
+    netstruct) is cleared, and only the files the job writes; a folder holding other files in
+    ``figures/``, ``tables/`` or ``graphs/`` is refused.
+    """
+    import shutil
+
+    if not out.is_dir():
+        return
+    marker = out / "numbers.json"
+    ours = False
+    if marker.is_file():
+        try:
+            ours = "netstruct_version" in json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError, TypeError):
+            ours = False
+    busy = [d for d in _OUTPUT_DIRS if (out / d).is_dir() and any((out / d).iterdir())]
+    if not ours:
+        if busy:
+            raise InvalidParameterError(
+                f"--out: {str(out)!r} already holds files in {busy} that no netstruct run wrote; "
+                "choose an empty or new folder so the report does not mix them with this run."
+            )
+        return
+    for d in _OUTPUT_DIRS:
+        if (out / d).is_dir():
+            shutil.rmtree(out / d)
+    for f in _OUTPUT_FILES:
+        (out / f).unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------ steps
@@ -649,7 +687,12 @@ def run_job(options: JobOptions) -> Path:
                **{s.key: s.numbers for s in sections}}
     with atomic_write(ctx.out / "numbers.json", "w", encoding="utf-8") as fh:
         json.dump(_jsonable(numbers), fh, indent=2)
+    import html
+
+    used = html.escape(", ".join(f"{k}={v}" for k, v in asdict(options).items() if k not in ("out", "progress")))
     intro = [f"netstruct {__version__}; dataset {ctx.dataset.name}; steps {', '.join(chosen)}; "
+             f"{'quick run (--quick: fewer epochs, runs, levels and samples); ' if options.quick else ''}"
+             f"options used: {used}; "
              f"total {sum(timings.values()):.1f} s. Every number below is also in <code>numbers.json</code> "
              "and <code>tables/*.csv</code>; figures as PDF/SVG in <code>figures/</code>."]
     page = render_report("netstruct report", intro, sections)

@@ -22,6 +22,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     path = os.environ.get("NETSTRUCT_RELIABILITY_COUNTS")
     if path:
         with open(path, "w", encoding="utf-8") as fh:
-            json.dump({"counts": {o: COUNTS.get(o, 0) for o in OUTCOMES},
-                       "not_good": [d for d in DETAILS if d[1] not in ("clear error", "correct result")]},
-                      fh, indent=1)
+            json.dump(
+                {
+                    "counts": {o: COUNTS.get(o, 0) for o in OUTCOMES},
+                    "not_good": [
+                        d for d in DETAILS if d[1] not in ("clear error", "correct result")
+                    ],
+                },
+                fh,
+                indent=1,
+            )

@@ -78,15 +78,55 @@ def test_bad_export_arguments(model_file, tmp_path, capsys):
         "missing model": ["export", tmp_path / "none.nsm", "-o", tmp_path / "g.nsg"],
         "model is text": ["export", afile, "-o", tmp_path / "g.nsg"],
         "state_dict without factory": ["export", tmp_path / "sd.pt", "-o", tmp_path / "g.nsg"],
-        "factory not importable": ["export", tmp_path / "sd.pt", "--factory", "no_such_mod:f", "-o", tmp_path / "g.nsg"],
-        "factory malformed": ["export", tmp_path / "sd.pt", "--factory", "nocolon", "-o", tmp_path / "g.nsg"],
-        "factory wrong model": ["export", tmp_path / "sd.pt", "--factory", "torch.nn:Identity", "-o", tmp_path / "g.nsg"],
+        "factory not importable": [
+            "export",
+            tmp_path / "sd.pt",
+            "--factory",
+            "no_such_mod:f",
+            "-o",
+            tmp_path / "g.nsg",
+        ],
+        "factory malformed": [
+            "export",
+            tmp_path / "sd.pt",
+            "--factory",
+            "nocolon",
+            "-o",
+            tmp_path / "g.nsg",
+        ],
+        "factory wrong model": [
+            "export",
+            tmp_path / "sd.pt",
+            "--factory",
+            "torch.nn:Identity",
+            "-o",
+            tmp_path / "g.nsg",
+        ],
         "info of a model file": ["info", p],
         "info of a missing file": ["info", tmp_path / "none.nsg"],
-        "run with a bad scheduler": ["run", "--out", tmp_path / "r", "--scheduler", "nonsense", "--quick"],
+        "run with a bad scheduler": [
+            "run",
+            "--out",
+            tmp_path / "r",
+            "--scheduler",
+            "nonsense",
+            "--quick",
+        ],
         "run with an unknown step": ["run", "--out", tmp_path / "r", "--steps", "nope", "--quick"],
-        "run with out below a file": ["run", "--out", afile / "r", "--steps", "train", "--quick",
-                                      "--epochs", "1", "--runs", "1", "--scheduler", "serial"],
+        "run with out below a file": [
+            "run",
+            "--out",
+            afile / "r",
+            "--steps",
+            "train",
+            "--quick",
+            "--epochs",
+            "1",
+            "--runs",
+            "1",
+            "--scheduler",
+            "serial",
+        ],
         "run with negative epochs": ["run", "--out", tmp_path / "r", "--epochs", "-1"],
         "unknown command": ["frobnicate"],
     }
@@ -105,8 +145,17 @@ def test_export_of_a_torch_state_dict_with_a_factory(model_file, tmp_path, capsy
     m, _ = model_file
     torch.save(m.state_dict(), tmp_path / "sd.pt")
     monkeypatch.setitem(sys.modules, "reliab_factory", sys.modules[__name__])
-    outcome, err = _cli(["export", tmp_path / "sd.pt", "--factory", "reliab_factory:make_model",
-                         "-o", tmp_path / "g.nsg"], capsys)
+    outcome, err = _cli(
+        [
+            "export",
+            tmp_path / "sd.pt",
+            "--factory",
+            "reliab_factory:make_model",
+            "-o",
+            tmp_path / "g.nsg",
+        ],
+        capsys,
+    )
     record("export of a state_dict with --factory", outcome, err[:160])
     assert outcome == "correct result", err
     H = ns.to_torch(ns.load(tmp_path / "g.nsg"))
@@ -143,8 +192,9 @@ class _Server:
             c.close()
 
 
-@pytest.mark.parametrize("banner", [None, b"SSH-2.0-OpenSSH_9.2\r\n", b"HTTP/1.1 400 Bad\r\n\r\n" * 3,
-                                    b"\xff" * 64])
+@pytest.mark.parametrize(
+    "banner", [None, b"SSH-2.0-OpenSSH_9.2\r\n", b"HTTP/1.1 400 Bad\r\n\r\n" * 3, b"\xff" * 64]
+)
 def test_a_server_that_is_not_dask_is_refused_quickly(banner, monkeypatch):
     from netstruct.utils import cluster
 
@@ -152,7 +202,9 @@ def test_a_server_that_is_not_dask_is_refused_quickly(banner, monkeypatch):
     try:
         if banner is None:  # a silent server: the probe waits its timeout; shorten it for the test
             real = cluster._probe_scheduler
-            monkeypatch.setattr(cluster, "_probe_scheduler", lambda a, f, timeout=10.0: real(a, f, 1.0))
+            monkeypatch.setattr(
+                cluster, "_probe_scheduler", lambda a, f, timeout=10.0: real(a, f, 1.0)
+            )
         t0 = time.perf_counter()
         with pytest.raises(ns.BackendUnavailableError, match="not a Dask scheduler"):
             cluster.get_client(f"tcp://127.0.0.1:{srv.port}")

@@ -16,6 +16,10 @@ from netstruct.utils.cluster import run_tasks
 distributed = pytest.importorskip("distributed", reason="the Dask test needs distributed")
 
 
+def _data_per_worker(dask_scheduler=None) -> dict[str, int]:
+    return {w.address: len(w.has_what) for w in dask_scheduler.workers.values()}
+
+
 def slow_cell(shared: np.ndarray, i: int) -> float:
     time.sleep(0.2)
     return float(shared.sum() * (i + 1))
@@ -28,9 +32,17 @@ def test_sweep_finishes_with_the_serial_table_after_a_worker_is_killed():
     shared = np.arange(1000, dtype=np.float64)
     tasks = [(shared, i) for i in range(12)]
     serial = run_tasks(slow_cell, tasks, scheduler="serial")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        pids = list(client.run(os.getpid).values())
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        pids = client.run(os.getpid)  # worker address -> pid
         out: dict[str, object] = {}
 
         def sweep() -> None:
@@ -42,7 +54,10 @@ def test_sweep_finishes_with_the_serial_table_after_a_worker_is_killed():
         t = threading.Thread(target=sweep)
         t.start()
         time.sleep(1.0)  # some cells done, most still queued or running
-        os.kill(pids[0], signal.SIGKILL)
+        # kill the worker that holds the most data (the scattered argument, if it has one copy)
+        held = client.run_on_scheduler(_data_per_worker)
+        victim = max(pids, key=lambda a: held.get(a, 0))
+        os.kill(pids[victim], signal.SIGKILL)
         t.join(60)
         assert not t.is_alive(), "the sweep hung after a worker was killed"
     print("outcome:", "table" if "table" in out else "TasksLostError")
@@ -50,4 +65,6 @@ def test_sweep_finishes_with_the_serial_table_after_a_worker_is_killed():
         assert out["table"] == serial
     else:
         err = out["error"]
-        assert err.failed and all(err.results[i] == serial[i] for i in range(12) if i not in err.failed)
+        assert err.failed and all(
+            err.results[i] == serial[i] for i in range(12) if i not in err.failed
+        )

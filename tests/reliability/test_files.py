@@ -117,7 +117,12 @@ def test_forged_manifests_are_file_format_errors(tmp_path, kind, what):
 
 
 def test_foreign_and_empty_files(tmp_path):
-    for name, content in {"empty": b"", "text": b"hello", "zip-no-manifest": None, "pickle": b"\x80\x04K\x01."}.items():
+    for name, content in {
+        "empty": b"",
+        "text": b"hello",
+        "zip-no-manifest": None,
+        "pickle": b"\x80\x04K\x01.",
+    }.items():
         p = tmp_path / name
         if content is None:
             with zipfile.ZipFile(p, "w") as zf:

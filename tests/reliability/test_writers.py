@@ -14,18 +14,36 @@ from tests.reliability._outcomes import classify, record
 ig = pytest.importorskip("igraph", reason="igraph reads GraphML back")
 
 HOSTILE = {
-    "lt-gt": "<a>b</a>", "amp": "x & y; &amp;", "quotes": "say \"hi\" it's", "cr": "cr\rlf\r\nend",
-    "tab": "tab\there", "newline": "two\nlines", "non-ascii": "naïve ü 中文 🙂", "cdata-end": "]]>",
-    "u2028": "line\u2028sep\u2029", "spaces": "  lead and trail  ", "empty": "", "comma": "a,b;c",
-    "backslash": "C:\\path\\n", "xml-decl": "<?xml version='1.0'?>", "entity": "&lt;&#10;",
+    "lt-gt": "<a>b</a>",
+    "amp": "x & y; &amp;",
+    "quotes": 'say "hi" it\'s',
+    "cr": "cr\rlf\r\nend",
+    "tab": "tab\there",
+    "newline": "two\nlines",
+    "non-ascii": "naïve ü 中文 🙂",
+    "cdata-end": "]]>",
+    "u2028": "line\u2028sep\u2029",
+    "spaces": "  lead and trail  ",
+    "empty": "",
+    "comma": "a,b;c",
+    "backslash": "C:\\path\\n",
+    "xml-decl": "<?xml version='1.0'?>",
+    "entity": "&lt;&#10;",
 }
-REFUSED = {"control": "ctl\x01char", "nul": "nul\x00", "surrogate": "lone\ud800x", "escape": "esc\x1b[0m"}
+REFUSED = {
+    "control": "ctl\x01char",
+    "nul": "nul\x00",
+    "surrogate": "lone\ud800x",
+    "escape": "esc\x1b[0m",
+}
 
 
 def _graph(value: str):
     G = ns.from_torch(torch.nn.Linear(2, 2))
     tag = np.array([value, "b", "c", "d"], dtype=object)
-    return G.with_node_attrs(tag=tag).with_edge_attrs(note=np.array([value, "x", "y", "z"], dtype=object))
+    return G.with_node_attrs(tag=tag).with_edge_attrs(
+        note=np.array([value, "x", "y", "z"], dtype=object)
+    )
 
 
 def _read_graphml_nx(p):
@@ -48,7 +66,9 @@ def _read_gexf(p):
 
 
 def _read_csv(p):
-    nodes = pd.read_csv(str(p) + ".nodes.csv", keep_default_na=False, dtype={"tag": str})["tag"].tolist()
+    nodes = pd.read_csv(str(p) + ".nodes.csv", keep_default_na=False, dtype={"tag": str})[
+        "tag"
+    ].tolist()
     e = pd.read_csv(p, keep_default_na=False, dtype={"note": str})
     return nodes, sorted(zip(e.source.tolist(), e.target.tolist(), e.note.tolist()))
 
@@ -57,14 +77,19 @@ READERS = {
     "graphml/networkx": (ns.write_graphml, _read_graphml_nx),
     "graphml/igraph": (ns.write_graphml, _read_graphml_ig),
     "gexf/networkx": (ns.write_gexf, _read_gexf),
-    "csv/pandas": (lambda G, p: ns.write_edgelist_csv(G, p, nodes_path=str(p) + ".nodes.csv"), _read_csv),
+    "csv/pandas": (
+        lambda G, p: ns.write_edgelist_csv(G, p, nodes_path=str(p) + ".nodes.csv"),
+        _read_csv,
+    ),
 }
 
 
 def _expected(G):
     e = G.edges()
     notes = G.edge_arrays()["note"]
-    return G.node_column("tag").tolist(), sorted(zip(e.source.tolist(), e.target.tolist(), notes.tolist()))
+    return G.node_column("tag").tolist(), sorted(
+        zip(e.source.tolist(), e.target.tolist(), notes.tolist())
+    )
 
 
 @pytest.mark.parametrize("reader", list(READERS))

@@ -1,0 +1,63 @@
+"""First-call time of each numba kernel module on an empty cache, then with the on-disk cache.
+
+Each measurement runs in a fresh Python process with ``NUMBA_CACHE_DIR`` set to a new folder
+(empty: a fresh install) and then again in another fresh process with the same folder (what
+every later process, e.g. a Dask worker, pays). Times include the module's import and one
+small call of each kernel family that the public functions use.
+
+Run with ``python benchmarks/bench_first_call.py [module ...]``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+
+CALLS = {
+    "import only": "import numpy, torch, numba, netstruct, netstruct.causal, netstruct.lattice\n",
+    "randomize": (
+        "import torch, netstruct as ns\n"
+        "G = ns.from_torch(torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3)))\n"
+        "for m in ('A', 'C', 'G-left', 'curveball'):\n"
+        "    ns.randomize(G, m, seed=0)\n"
+    ),
+    "causal": (
+        "import numpy as np\n"
+        "from netstruct.causal import granger, lyapunov\n"
+        "x = np.random.default_rng(0).standard_normal((60, 3))\n"
+        "lyapunov(x[:, 0])\n"
+        "granger(x[:, :2].T.copy(), x[:, 1:].T.copy(), 2)\n"
+    ),
+    "lattice": (
+        "import numpy as np\n"
+        "from netstruct.lattice import FormalContext, concept_lattice, meet_irreducibles\n"
+        "I = np.random.default_rng(0).random((8, 6)) < 0.5\n"
+        "K = FormalContext(I)\n"
+        "concept_lattice(K)\n"
+        "meet_irreducibles(K)\n"
+    ),
+}
+
+
+def _time(code: str, cache: str) -> float:
+    prog = "import time; t0 = time.perf_counter()\n" + code + "print(time.perf_counter() - t0)\n"
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+    out = subprocess.run([sys.executable, "-c", prog], env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    return float(out.stdout.split()[-1])
+
+
+def main(mods: list[str]) -> None:
+    print(f"{'module':<12}{'empty cache s':>15}{'cached s':>10}")
+    for mod in mods or list(CALLS):
+        with tempfile.TemporaryDirectory() as cache:
+            cold = _time(CALLS[mod], cache)
+            warm = _time(CALLS[mod], cache)
+        print(f"{mod:<12}{cold:>15.1f}{warm:>10.1f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
