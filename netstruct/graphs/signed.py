@@ -448,6 +448,15 @@ class SignedGraph:
                     f"{what} attribute {k!r} would shadow a built-in column; choose another name."
                 )
             arr = np.asarray(v)
+            if arr.dtype == object and arr.size:
+                kinds = {type(x) for x in arr.tolist()}
+                numeric = {k for k in kinds if issubclass(k, (int, float, np.number)) and not issubclass(k, bool)}
+                if numeric and kinds - numeric:
+                    raise InvalidParameterError(
+                        f"{what} attribute {k!r} mixes numbers and other values "
+                        f"({sorted(t.__name__ for t in kinds)}); queries would compare them as strings. "
+                        "Pass one type (e.g. convert the numbers with str() or use two attributes)."
+                    )
             if arr.shape[:1] != (n,) or arr.ndim != 1:
                 raise InvalidParameterError(
                     f"{what} attribute {k!r} must be a 1-D array of length {n} (one value per {what}); "
