@@ -164,6 +164,12 @@ def test_cli_run_all_steps_report_is_consistent(tmp_path):
     numbers, _ = _check_report(out)
     assert list(numbers["seconds"]) == ["train", "export", "nulls", "probes", "lattice", "causal", "prune"]
     json.dumps(numbers, allow_nan=False)  # strict JSON: no NaN
+    # LEGCNet: both decision rules beside their permutation null, and the chance/magnitude controls
+    legcnet = {r["rule"].split(" (")[0].split(":")[0]: r for r in numbers["causal"]["legcnet"]}
+    assert legcnet["recommended"]["kept under permuted effect"] is not None
+    assert legcnet["LEGCNet-PT, authors' rule"]["kept under permuted effect"] is not None
+    assert {"magnitude", "random"} <= set(legcnet)
+    assert list(legcnet)[1] == "recommended"  # the calibrated rule is the first (default) one
 
 
 def test_resolve_steps_pulls_in_what_steps_need():
