@@ -155,6 +155,10 @@ def test_cli_run_lattice_on_the_lstm(tmp_path):
     structured = [r for r in lattice["pruning"] if "structured" in r["rule"]]
     dense = next(r for r in lattice["pruning"] if r["rule"] == "dense")
     assert structured and all(r["parameters"] <= dense["parameters"] for r in structured)
+    for level in (0.5, 0.8):  # the units rule is always shown beside its unit-count controls
+        rules = {r["rule"] for r in lattice["pruning"] if r["target sparsity"] == level}
+        assert {"lattice, units irreducible in every block (shrunk)", "random units (matched count, shrunk)",
+                "magnitude units (matched count, shrunk)"} <= rules
 
 
 def test_cli_run_all_steps_report_is_consistent(tmp_path):
