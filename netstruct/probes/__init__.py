@@ -22,12 +22,15 @@ from .flip_fraction import expected_flip_fraction, flip_probability
 from .plots import plot_sweep, plot_violins
 from .protocol import (
     BIAS_POLICIES,
+    COLLAPSE_CONTROLS,
+    HEADLINE_RUNS,
     PAPER,
     TASKS,
     TrainedRun,
     set_biases,
     train_protocol,
     train_runs,
+    to_unit_interval,
 )
 from .registry import PROBES, ProbeSpec, ProbeStack, perturb
 from .sweep import METRICS, SWEEP_COLUMNS, cell_seed, fold50, summarize, sweep
@@ -43,6 +46,9 @@ from .transforms import (
 )
 
 __all__ = [
+    "HEADLINE_RUNS",
+    "COLLAPSE_CONTROLS",
+    "to_unit_interval",
     "prune",
     "binarize",
     "add_noise",
