@@ -193,7 +193,7 @@ def task_complexity(
     out.index.name = "run"
     out["kept"] = True if min_accuracy is None else out["acc_full"] >= min_accuracy
     share = float(check_scalar(collapse_share, "collapse_share", func, min_value=0.5, max_value=1.0, include_min=False))
-    if any(k[1] == "binarize" for k in keys):
+    if any(k[0] == "binarize" for k in keys):
         out["collapsed_binarize"] = _collapsed(graphs, X, share)
     dropped = tuple(int(r) for r in out.index[~out["kept"]])
     kept = out[out["kept"]]
