@@ -28,9 +28,9 @@ from .protocol import (
     TASKS,
     TrainedRun,
     set_biases,
+    to_unit_interval,
     train_protocol,
     train_runs,
-    to_unit_interval,
 )
 from .registry import PROBES, ProbeSpec, ProbeStack, perturb
 from .sweep import METRICS, SWEEP_COLUMNS, cell_seed, fold50, summarize, sweep
