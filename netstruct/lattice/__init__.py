@@ -17,7 +17,7 @@ Examples
 from __future__ import annotations
 
 from .adjacency import UnitMap, unit_adjacency
-from .baselines import magnitude_prune, random_prune
+from .baselines import magnitude_prune, random_prune, unit_prune
 from .centrality import unit_centrality
 from .concepts import ConceptLattice, concept_lattice
 from .context import FormalContext
@@ -53,5 +53,6 @@ __all__ = [
     "lattice_prune",
     "magnitude_prune",
     "random_prune",
+    "unit_prune",
     "unit_centrality",
 ]

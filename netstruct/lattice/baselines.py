@@ -1,5 +1,8 @@
 """Baselines for lattice pruning at matched sparsity: magnitude and random pruning.
 
+:func:`unit_prune` is the control of the structured (``variant="units"``) rule: it removes
+the same number of hidden units, chosen at random or by the smallest incoming weight norm.
+
 Both act on the same prunable blocks as :func:`~netstruct.lattice.lattice_prune` (every
 block whose targets are not readout units) and measure sparsity the same way, so a lattice
 run's ``global_sparsity`` (or its per-block ``sparsity``) can be passed on directly.
@@ -18,7 +21,7 @@ from ..utils.validation import check_choice, check_graph, check_scalar
 from .adjacency import unit_adjacency, unit_map
 from .result import PruneResult, _apply, _closest_prefix, _entry_counts, _prunable
 
-__all__ = ["magnitude_prune", "random_prune"]
+__all__ = ["magnitude_prune", "random_prune", "unit_prune"]
 
 
 def magnitude_prune(
@@ -207,3 +210,64 @@ def random_prune(
     tot = sum(m.size for m in masks.values())
     gs = sum(int((~m).sum()) for m in masks.values()) / max(tot, 1)
     return PruneResult(res.graph.replace_blocks(updates), masks, sp_, gs, res.config)
+
+
+def unit_prune(G: Any, *, n_units: int, by: str = "random", seed: Any = None) -> PruneResult:
+    """Remove ``n_units`` hidden units whole: the control of ``lattice_prune(variant="units")``.
+
+    Parameters
+    ----------
+    G : SignedGraph
+    n_units : int
+        Hidden units to remove (pass ``len(res.config["removed_units"])`` of a units-variant
+        run to match it; with equally connected units, as in an LSTM, the sparsity then matches
+        exactly).
+    by : {"random", "magnitude"}, default="random"
+        Uniformly at random, or the units with the smallest L2 norm of their incoming weights
+        in the prunable blocks (all gate rows together; ties by node order).
+    seed : int, numpy Generator or None
+        Seeds the random choice.
+
+    Returns
+    -------
+    PruneResult
+        As the units variant: rows, columns and readout columns of removed units are masked;
+        node attribute ``lattice_removed``; ``config["removed_units"]`` names them.
+
+    Examples
+    --------
+    >>> import numpy as np, netstruct as ns
+    >>> nodes = {"name": ["x", "h0", "h1", "y"], "kind": ["input", "hidden", "hidden", "output"]}
+    >>> blocks = [ns.make_block(name="ih", weight=np.array([[0.1], [2.0]]), sources=[0], targets=[1, 2]),
+    ...           ns.make_block(name="head", weight=np.ones((1, 2)), sources=[1, 2], targets=[3])]
+    >>> res = ns.lattice.unit_prune(ns.SignedGraph(nodes, blocks), n_units=1, by="magnitude")
+    >>> res.config["removed_units"], res.masks["head"].tolist()
+    (['h0'], [[False, True]])
+    """
+    from .prune import _remove_units
+
+    func = "unit_prune"
+    check_graph(G, func)
+    check_choice(by, "by", func, ["random", "magnitude"])
+    unit = G.node_column("unit")
+    ids = np.flatnonzero((G.node_column("kind") == "hidden") & (unit == np.arange(G.n_nodes)))
+    k = int(check_scalar(n_units, "n_units", func, kind=int, min_value=0, max_value=ids.size))
+    prunable = _prunable(G)
+    if not prunable:
+        raise GraphError(f"{func}: the graph has no prunable (non-readout) block.")
+    if by == "random":
+        chosen = check_random_state(seed, func=func).permutation(ids)[:k]
+    else:
+        norm = np.zeros(G.n_nodes)
+        for i in prunable:
+            b = G.blocks[i]
+            um = unit_map(G, i)
+            w2 = (np.where(b.mask, b.weight, 0.0) ** 2).sum(axis=1)
+            np.add.at(norm, um.post_units[um.row_to_post], w2)
+        chosen = ids[np.argsort(norm[ids], kind="stable")[:k]]
+    removed_unit = np.zeros(G.n_nodes, dtype=bool)
+    removed_unit[chosen] = True
+    keep, extra = _remove_units(G, prunable, removed_unit)
+    names = G.node_column("name")
+    cfg = dict(n_units=k, by=by, removed_units=names[np.sort(chosen)].tolist())
+    return _apply(G, keep, cfg, {"lattice_removed": removed_unit[unit]}, extra)

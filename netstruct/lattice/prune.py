@@ -5,7 +5,11 @@ parameter. Binary variant: threshold each block's unit-level adjacency, mark uni
 irreducible (from the block contexts or the unrolled window poset), central, or input/output,
 and keep a strong edge iff one of its ends is critical (both, with ``structured=True``).
 Continuous variant: persistence of irreducibility over level cuts blended with weighted
-centrality gives a unit score S; the edge score Ã_ij·sqrt(S_i S_j) is thresholded. Only
+centrality gives a unit score S; the edge score Ã_ij·sqrt(S_i S_j) is thresholded. Units
+variant (structured, ours): a hidden unit survives only when it is irreducible in *every*
+prunable block it belongs to; the others are removed whole, with no centrality or
+input/output union and no edge thresholding (issue 15: the union rule reduces to per-block
+thresholding on dense LSTMs). Only
 non-readout blocks are prunable; masks are unit-level and expand to every gate row of a unit.
 The baselines at matched sparsity live in :mod:`netstruct.lattice.baselines`.
 """
@@ -25,7 +29,7 @@ from .adjacency import unit_adjacency, unit_map
 from .centrality import CENTRALITIES, unit_centrality
 from .result import PruneResult, _apply, _closest_prefix, _entry_counts, _prunable, _unit_ids
 
-__all__ = ["lattice_prune"]
+__all__ = ["lattice_prune", "block_irreducibility"]
 
 
 def lattice_prune(
@@ -52,7 +56,13 @@ def lattice_prune(
     ----------
     G : SignedGraph
         Gate nodes must carry their owning unit in the ``unit`` column.
-    variant : {"binary", "continuous"}, default="binary"
+    variant : {"binary", "continuous", "units"}, default="binary"
+        ``"units"``: structured unit selection. Each prunable block's unit-level adjacency is
+        cut at its ``quantile``; a hidden unit is kept only when it is irreducible (per
+        ``irreducible``: meet as a postsynaptic unit, join as a presynaptic one, either) in
+        every block where it has that role, and removed whole otherwise (rows, columns and
+        readout columns; ``to_torch(res.graph, shrink=True)`` builds the smaller module). No
+        centrality, no input/output union, no edge thresholding; block contexts only.
     construction : {"block_context", "unrolled_dm"}, default="block_context"
         Concept lattices of each block's context, or the Dedekind–MacNeille completion of the
         bounded, trimmed window poset (irreducibility aggregated over interior slices, "any").
@@ -129,7 +139,7 @@ def lattice_prune(
     """
     func = "lattice_prune"
     check_graph(G, func)
-    check_choice(variant, "variant", func, ["binary", "continuous"])
+    check_choice(variant, "variant", func, ["binary", "continuous", "units"])
     check_choice(construction, "construction", func, ["block_context", "unrolled_dm"])
     check_choice(irreducible, "irreducible", func, ["meet", "join", "either"])
     check_choice(centrality, "centrality", func, CENTRALITIES)
@@ -182,15 +192,28 @@ def lattice_prune(
         structured=structured,
     )
     ctx = dict(G=G, prunable=prunable, strengths=strengths, io=io, config=config)
-    if variant == "binary":
-        opts = dict(construction=construction, irreducible=irreducible, T=T, qc=qc)
+    if variant == "units" and construction != "block_context":
+        raise param_error(
+            "construction", func, "'block_context' with variant='units'", construction
+        )
+    if variant in ("binary", "units"):
+        if variant == "binary":
+            opts = dict(construction=construction, irreducible=irreducible, T=T, qc=qc)
+
+            def run(qq):
+                return _binary(qq, centrality=centrality, **opts, **ctx)
+        else:
+
+            def run(qq):
+                return _all_blocks(qq, irreducible=irreducible, **ctx)
+
         if target_sparsity is None:
-            return _binary(q, centrality=centrality, **opts, **ctx)
+            return run(q)
         lo, hi = 0.0, 1.0 - 1e-9
-        best = _binary(q, centrality=centrality, **opts, **ctx)
+        best = run(q)
         for _ in range(12):
             mid = 0.5 * (lo + hi)
-            res = _binary(mid, centrality=centrality, **opts, **ctx)
+            res = run(mid)
             if abs(res.global_sparsity - target_sparsity) < abs(
                 best.global_sparsity - target_sparsity
             ):
@@ -249,6 +272,98 @@ def _binary(
         lattice_dead=dead,
     )
     return _finish(G, keep, dict(config, quantile=qq), attrs, config["structured"])
+
+
+def block_irreducibility(
+    G: Any, binary: dict[int, NDArray[np.bool_]], irreducible: str
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Per node: irreducible in every block it belongs to, and whether it belongs to any.
+
+    A unit belongs to block ``i`` as a postsynaptic unit (meet-irreducibility of its attribute
+    concept) and/or as a presynaptic unit (join-irreducibility of its object concept);
+    ``irreducible`` says which roles count. Gate nodes take their unit's flags.
+
+    Examples
+    --------
+    >>> import numpy as np, netstruct as ns
+    >>> from netstruct.lattice.prune import block_irreducibility
+    >>> W = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [0.0, 1.0, 0.0]])  # h2's inputs = h0's & h1's
+    >>> b = ns.make_block(name="ih", weight=W, sources=[0, 1, 2], targets=[3, 4, 5])
+    >>> G = ns.SignedGraph({"name": ["x0", "x1", "x2", "h0", "h1", "h2"], "kind": ["input"] * 3 + ["hidden"] * 3}, [b])
+    >>> every, member = block_irreducibility(G, {0: W > 0}, "meet")
+    >>> every[3:].tolist(), member[:3].tolist()
+    ([True, True, False], [False, False, False])
+    """
+    from .context import FormalContext
+    from .irreducibles import join_irreducibles, meet_irreducibles
+
+    n = G.n_nodes
+    every = np.ones(n, dtype=bool)
+    member = np.zeros(n, dtype=bool)
+    for i, B in binary.items():
+        um = unit_map(G, i)
+        if B.any():
+            K = FormalContext(B.T)  # objects: presynaptic units; attributes: postsynaptic units
+            mi, ji = meet_irreducibles(K).mask, join_irreducibles(K).mask
+        else:
+            mi = np.zeros(B.shape[0], bool)
+            ji = np.zeros(B.shape[1], bool)
+        ok = np.zeros(n, dtype=bool)
+        inside = np.zeros(n, dtype=bool)
+        if irreducible in ("meet", "either"):
+            inside[um.post_units] = True
+            ok[um.post_units[mi]] = True
+        if irreducible in ("join", "either"):
+            inside[um.pre_units] = True
+            ok[um.pre_units[ji]] = True
+        every &= ok | ~inside
+        member |= inside
+    unit = G.node_column("unit")
+    return (every & member)[unit], member[unit]
+
+
+def _remove_units(G: Any, prunable: list[int], removed: NDArray[np.bool_]):
+    """Unit-level keep masks of the prunable blocks and readout masks without ``removed`` units."""
+    unit = G.node_column("unit")
+    keep = {}
+    for i in prunable:
+        um = unit_map(G, i)
+        keep[i] = ~removed[um.post_units][:, None] & ~removed[um.pre_units][None, :]
+    extra = {}
+    for i, b in enumerate(G.blocks):
+        cut = removed[unit[b.sources]]
+        if i not in keep and cut.any():
+            m = np.ones(b.mask.shape, dtype=bool)
+            m[:, cut] = False
+            extra[i] = m
+    return keep, extra
+
+
+def _all_blocks(qq, *, G, prunable, strengths, io, config, irreducible):
+    """Units variant: keep a hidden unit iff it is irreducible in every block it belongs to."""
+    Bs = {i: strengths[i] > np.quantile(strengths[i], qq) for i in prunable}
+    every, member = block_irreducibility(G, Bs, irreducible)
+    unit = G.node_column("unit")
+    ids = unit == np.arange(G.n_nodes)
+    hidden = G.node_column("kind") == "hidden"
+    removed_unit = hidden & ids & member & ~every
+    keep, extra = _remove_units(G, prunable, removed_unit)
+    removed = removed_unit[unit]
+    names = G.node_column("name")
+    if hidden.any() and removed[hidden].all():
+        warnings.warn(
+            "lattice_prune: variant='units' removed every hidden unit (none is irreducible in "
+            "every block it belongs to); lower the quantile or the target sparsity.",
+            NetstructWarning,
+            stacklevel=4,
+        )
+    attrs = dict(
+        lattice_irreducible=every,
+        lattice_critical=~removed,
+        lattice_removed=removed,
+    )
+    cfg = dict(config, quantile=qq, removed_units=names[removed_unit].tolist())
+    return _apply(G, keep, cfg, attrs, extra)
 
 
 def _continuous(

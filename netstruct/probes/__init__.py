@@ -22,10 +22,13 @@ from .flip_fraction import expected_flip_fraction, flip_probability
 from .plots import plot_sweep, plot_violins
 from .protocol import (
     BIAS_POLICIES,
+    COLLAPSE_CONTROLS,
+    HEADLINE_RUNS,
     PAPER,
     TASKS,
     TrainedRun,
     set_biases,
+    to_unit_interval,
     train_protocol,
     train_runs,
 )
@@ -43,6 +46,9 @@ from .transforms import (
 )
 
 __all__ = [
+    "HEADLINE_RUNS",
+    "COLLAPSE_CONTROLS",
+    "to_unit_interval",
     "prune",
     "binarize",
     "add_noise",

@@ -11,7 +11,7 @@ with ``fold`` the flip50 rule (a median below 50 % becomes 100 minus it). Larger
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,12 @@ class TaskComplexity:
         Runs whose full-precision accuracy was below ``min_accuracy`` (failed trainings).
     table : DataFrame
         The underlying sweep (tidy).
+    collapsed : dict of str to float
+        Fraction of the kept runs whose binarized network predicts one class for at least
+        ``collapse_share`` of the test samples (a collapse to a constant class; key
+        ``"binarize"``, present when that probe is). ``per_run["collapsed_binarize"]`` flags
+        the runs. On hard tasks about a third of the runs collapse, so a median over few runs
+        jumps between ~50 % and the typical value: use 50 or more runs for a headline.
     """
 
     gaps: Mapping[str, float]
@@ -51,6 +57,7 @@ class TaskComplexity:
     per_run: pd.DataFrame
     dropped: tuple[int, ...]
     table: pd.DataFrame
+    collapsed: Mapping[str, float] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         g = ", ".join(f"{k}={v:.2f}" for k, v in self.gaps.items())
@@ -97,6 +104,19 @@ def _probe_key(name: str, func: str) -> tuple[str, str, str]:
     return spec.option, spec.name, "acc_full"
 
 
+def _collapsed(graphs: SignedGraph | Sequence[SignedGraph], X: object, share: float) -> np.ndarray:
+    """Per run: does the binarized network give one class for >= ``share`` of the samples?"""
+    from .evaluate import predict_batch
+    from .transforms import binarize
+
+    runs = [graphs] if isinstance(graphs, SignedGraph) else list(graphs)
+    out = np.zeros(len(runs), dtype=bool)
+    for r, G in enumerate(runs):
+        pred = predict_batch(binarize(G), X, func="task_complexity")[0].argmax(axis=1)
+        out[r] = np.bincount(pred).max() >= share * pred.size
+    return out
+
+
 def task_complexity(
     graphs: SignedGraph | Sequence[SignedGraph],
     X: object,
@@ -109,6 +129,7 @@ def task_complexity(
     seed: int = 0,
     scheduler: str | None = None,
     n_jobs: int | None = None,
+    collapse_share: float = 0.99,
 ) -> TaskComplexity:
     """Full-vs-binarized and full-vs-randomized accuracy gaps of a task (spec §5).
 
@@ -131,6 +152,9 @@ def task_complexity(
     seed : int, default=0
     scheduler, n_jobs
         Where the sweep runs; see :func:`~netstruct.probes.sweep`.
+    collapse_share : float in (0.5, 1], default=0.99
+        A binarized run counts as collapsed when one class takes at least this share of its
+        test predictions.
 
     Returns
     -------
@@ -168,6 +192,9 @@ def task_complexity(
         out[f"acc_{label}"] = per_run.loc[(probe, metric)]
     out.index.name = "run"
     out["kept"] = True if min_accuracy is None else out["acc_full"] >= min_accuracy
+    share = float(check_scalar(collapse_share, "collapse_share", func, min_value=0.5, max_value=1.0, include_min=False))
+    if any(k[0] == "binarize" for k in keys):
+        out["collapsed_binarize"] = _collapsed(graphs, X, share)
     dropped = tuple(int(r) for r in out.index[~out["kept"]])
     kept = out[out["kept"]]
     if kept.empty:
@@ -177,7 +204,9 @@ def task_complexity(
         medians[label] = float(kept[f"acc_{label}"].median())
     raw = {label: complexity_gap(kept["acc_full"], kept[f"acc_{label}"], fold=False) for label, _, _ in keys}
     folded = {label: complexity_gap(kept["acc_full"], kept[f"acc_{label}"]) for label, _, _ in keys}
+    collapsed = {"binarize": float(kept["collapsed_binarize"].mean())} if "collapsed_binarize" in kept else {}
     return TaskComplexity(
+        collapsed=collapsed,
         gaps=folded if fold else raw,
         gaps_raw=raw,
         medians=medians,

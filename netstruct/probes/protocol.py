@@ -20,7 +20,30 @@ from ..graphs.signed import SignedGraph
 from ..utils.random import check_random_state
 from ..utils.validation import check_choice, check_graph, check_scalar
 
-__all__ = ["TASKS", "PAPER", "BIAS_POLICIES", "TrainedRun", "train_protocol", "train_runs", "set_biases"]
+__all__ = [
+    "TASKS",
+    "PAPER",
+    "BIAS_POLICIES",
+    "HEADLINE_RUNS",
+    "COLLAPSE_CONTROLS",
+    "TrainedRun",
+    "train_protocol",
+    "train_runs",
+    "set_biases",
+    "to_unit_interval",
+]
+
+#: Runs per task behind a headline median. About a third of hard-task runs collapse to a
+#: constant class when binarized, so a 5-run median lands in that group one time in five
+#: (issue 15: 5 runs gave 50.1 %, 60 runs 58.6 % for the hard pair's binarized median).
+HEADLINE_RUNS = 60
+
+#: The two protocol changes that remove the collapse (controls, not the study's protocol):
+#: train_protocol keyword arguments, and whether pixels are mapped to [0, 1].
+COLLAPSE_CONTROLS = {
+    "lr 1e-3": {"train": {"lr": 1e-3}, "unit_interval": False},
+    "inputs in [0, 1]": {"train": {}, "unit_interval": True},
+}
 
 #: Easy and hard class pairs (labels re-indexed in this order), spec §3.1.
 TASKS = {
@@ -164,6 +187,31 @@ def train_protocol(
     acc = 100.0 * evaluate(model, Xte, data.y_test)
     G = set_biases(from_torch(model), bias, seed=np.random.default_rng([seed, 1]))
     return TrainedRun(G, acc, seed, bias, hist)
+
+
+def to_unit_interval(data: Any) -> Any:
+    """The same task with pixels mapped from [-1, 1] to [0, 1] (a collapse control).
+
+    Examples
+    --------
+    >>> import netstruct as ns
+    >>> from netstruct.probes import to_unit_interval
+    >>> ds = to_unit_interval(ns.datasets.class_pair(ns.datasets.load_digits(), 0, 7))
+    >>> bool(ds.X_train.min() >= 0.0 and ds.X_train.max() <= 1.0)
+    True
+    """
+    from dataclasses import replace
+
+    def scale(X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        lo, hi = float(X.min()), float(X.max())
+        if lo >= 0.0 and hi <= 1.0:
+            return X
+        if lo < -1.0 - 1e-6 or hi > 1.0 + 1e-6:
+            raise param_error("data", "to_unit_interval", "features in [-1, 1] or [0, 1]", f"range [{lo:g}, {hi:g}]")
+        return (X + 1.0) / 2.0
+
+    return replace(data, X_train=scale(data.X_train), X_test=scale(data.X_test))
 
 
 def _train_one(data: Any, seed: int, kwargs: dict[str, Any]) -> TrainedRun:

@@ -31,11 +31,15 @@ from .magnitude import (
     sparsity,
 )
 from .odf2nna import (
+    EpsChoice,
     LayerDecision,
     ODF2NNAResult,
     activation_stats,
+    choose_eps,
     odf2nna,
+    odf2nna_protocol,
     odf2nna_sweep,
+    select_eps,
     useful_units,
 )
 from .plan import PlanStep, PruningPlan
@@ -65,6 +69,10 @@ __all__ = [
     "count_params",
     "odf2nna",
     "odf2nna_sweep",
+    "odf2nna_protocol",
+    "select_eps",
+    "choose_eps",
+    "EpsChoice",
     "ODF2NNAResult",
     "LayerDecision",
     "activation_stats",

@@ -38,7 +38,18 @@ from ..utils.validation import check_choice, check_scalar
 from .magnitude import count_params
 from .plan import PruningPlan
 
-__all__ = ["odf2nna", "ODF2NNAResult", "LayerDecision", "activation_stats", "odf2nna_sweep", "useful_units"]
+__all__ = [
+    "odf2nna",
+    "ODF2NNAResult",
+    "LayerDecision",
+    "activation_stats",
+    "odf2nna_sweep",
+    "useful_units",
+    "EpsChoice",
+    "choose_eps",
+    "select_eps",
+    "odf2nna_protocol",
+]
 
 _RULES = ("mean", "max", "quantile", "absolute")
 _STATS = ("std", "var", "cv", "mad")
@@ -683,3 +694,181 @@ def odf2nna_sweep(
                 row[f"acc_scratch_{name}"] = evaluate(fresh, X_test, y_test)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class EpsChoice:
+    """The ε chosen on a validation split by :func:`select_eps`.
+
+    Attributes
+    ----------
+    eps : float
+        The largest-reduction ε whose refined, lightly retrained model is within ``tolerance``
+        of the general model on the validation split (ties: the smaller ε).
+    tolerance : float
+        Accuracy tolerance (fraction, e.g. 0.01 = one point).
+    within_tolerance : bool
+        False when no ε of the grid met the tolerance; ``eps`` is then the one with the best
+        validation accuracy.
+    validation : DataFrame
+        One row per ε of the grid, validation accuracies only (``acc_val_general``,
+        ``acc_val_refined_before``, ``acc_val_refined``), ``reduction``, ``widths``.
+    """
+
+    eps: float
+    tolerance: float
+    within_tolerance: bool
+    validation: pd.DataFrame
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for provenance records)."""
+        return {"eps": self.eps, "tolerance": self.tolerance, "within_tolerance": self.within_tolerance,
+                "validation": self.validation.to_dict("records")}
+
+
+def choose_eps(table: pd.DataFrame, tolerance: float) -> tuple[float, bool]:
+    """The ε rule of :func:`select_eps` on a validation table (pure; no data).
+
+    Among the rows with ``acc_val_refined >= acc_val_general - tolerance``, the one with the
+    largest ``reduction`` (ties: smaller ε); if none qualifies, the best ``acc_val_refined``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"eps": [0.5, 1.0, 1.2], "reduction": [0.5, 0.8, 0.9],
+    ...                   "acc_val_general": 0.95, "acc_val_refined": [0.95, 0.945, 0.90]})
+    >>> choose_eps(t, 0.01)
+    (1.0, True)
+    """
+    tol = float(check_scalar(tolerance, "tolerance", "choose_eps", min_value=0.0, max_value=1.0))
+    ok = table["acc_val_refined"] >= table["acc_val_general"] - tol - 1e-12
+    if ok.any():
+        cand = table[ok].sort_values(["reduction", "eps"], ascending=[False, True], kind="stable")
+        return float(cand["eps"].iloc[0]), True
+    cand = table.sort_values(["acc_val_refined", "eps"], ascending=[False, True], kind="stable")
+    return float(cand["eps"].iloc[0]), False
+
+
+def select_eps(
+    model: Any,
+    X_train: Any,
+    y_train: Any,
+    X_val: Any,
+    y_val: Any,
+    eps_grid: Any,
+    *,
+    tolerance: float = 0.01,
+    general_epochs: int,
+    light_epochs: int | None = None,
+    train_kwargs: dict[str, Any] | None = None,
+    seed: int = 0,
+    **odf2nna_kwargs: Any,
+) -> EpsChoice:
+    """Choose ε on a validation split: the largest reduction within ``tolerance`` of the general model.
+
+    Every ε of ``eps_grid`` is refined on ``X_train`` and lightly retrained as in
+    :func:`odf2nna_sweep`, then evaluated on ``(X_val, y_val)`` only; the test split is not an
+    argument, so it cannot influence the choice. Report the test numbers at the chosen ε with
+    :func:`odf2nna_protocol` (which also trains the refined architecture from scratch).
+
+    Parameters
+    ----------
+    model : torch module
+        The trained general model (trained on ``X_train`` only, not on the validation split).
+    X_train, y_train : arrays
+        Scoring and retraining data.
+    X_val, y_val : arrays
+        Validation split, disjoint from the training and test data.
+    eps_grid : sequence of float
+        A fine grid, e.g. ``np.round(np.arange(0.0, 1.6, 0.05), 2)``.
+    tolerance : float, default=0.01
+        Largest accepted validation-accuracy loss against the general model (0.01 = 1 point).
+    general_epochs, light_epochs, train_kwargs, seed, **odf2nna_kwargs
+        As in :func:`odf2nna_sweep`.
+
+    Returns
+    -------
+    EpsChoice
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from netstruct import datasets, training
+    >>> ds = datasets.load_iris()
+    >>> Xf, yf, Xv, yv = ds.X_train[:90], ds.y_train[:90], ds.X_train[90:], ds.y_train[90:]
+    >>> m = training.mlp([4, 16, 16, 3], seed=0)
+    >>> _ = training.train(m, Xf, yf, epochs=5, progress=False)
+    >>> ch = select_eps(m, Xf, yf, Xv, yv, [0.0, 0.5, 1.0], tolerance=0.05, general_epochs=5)
+    >>> ch.eps in (0.0, 0.5, 1.0), sorted(ch.validation.columns)[:2]
+    (True, ['acc_val_general', 'acc_val_refined'])
+    """
+    func = "select_eps"
+    tol = float(check_scalar(tolerance, "tolerance", func, min_value=0.0, max_value=1.0))
+    if X_val is None or y_val is None:
+        raise param_error("X_val", func, "a validation split (X_val, y_val) disjoint from the test set", None)
+    table = odf2nna_sweep(model, X_train, y_train, X_val, y_val, eps_grid, general_epochs=general_epochs,
+                          light_epochs=light_epochs, scratch=False, train_kwargs=train_kwargs, seed=seed,
+                          **odf2nna_kwargs)
+    table = table.rename(columns={"acc_general": "acc_val_general", "acc_refined_before": "acc_val_refined_before",
+                                  "acc_refined": "acc_val_refined"})
+    eps, ok = choose_eps(table, tol)
+    if not ok:
+        warnings.warn(f"{func}: no eps of the grid keeps the validation accuracy within {tol:g} of the general "
+                      f"model; eps={eps:g} (best validation accuracy) was chosen.", NetstructWarning, stacklevel=2)
+    return EpsChoice(eps, tol, ok, table)
+
+
+def odf2nna_protocol(
+    model: Any,
+    X_train: Any,
+    y_train: Any,
+    X_val: Any,
+    y_val: Any,
+    X_test: Any,
+    y_test: Any,
+    eps_grid: Any,
+    *,
+    tolerance: float = 0.01,
+    general_epochs: int,
+    light_epochs: int | None = None,
+    train_kwargs: dict[str, Any] | None = None,
+    seed: int = 0,
+    **odf2nna_kwargs: Any,
+) -> tuple[EpsChoice, dict[str, Any]]:
+    """The headline protocol: ε chosen on validation, then test numbers beside the from-scratch control.
+
+    First :func:`select_eps` (validation only); then, at the chosen ε, one
+    :func:`odf2nna_sweep` row on the test split with ``scratch=True``: the refined model
+    after light retraining and the same architecture re-initialised and trained with the light
+    and the full budget. ``transfer_gain = acc_refined - acc_scratch_full`` says whether the
+    copied weights add anything over training the small architecture directly.
+
+    Returns
+    -------
+    choice : EpsChoice
+    row : dict
+        ``eps, tolerance, widths, params_general, params_refined, reduction, acc_general,
+        acc_refined_before, acc_refined, acc_scratch_light, acc_scratch_full, transfer_gain``
+        (test accuracies).
+
+    Examples
+    --------
+    >>> from netstruct import datasets, training
+    >>> ds = datasets.load_iris()
+    >>> Xf, yf, Xv, yv = ds.X_train[:90], ds.y_train[:90], ds.X_train[90:], ds.y_train[90:]
+    >>> m = training.mlp([4, 16, 16, 3], seed=0)
+    >>> _ = training.train(m, Xf, yf, epochs=5, progress=False)
+    >>> ch, row = odf2nna_protocol(m, Xf, yf, Xv, yv, ds.X_test, ds.y_test, [0.0, 1.0], tolerance=0.05,
+    ...                            general_epochs=5)
+    >>> row["eps"] == ch.eps, "transfer_gain" in row
+    (True, True)
+    """
+    choice = select_eps(model, X_train, y_train, X_val, y_val, eps_grid, tolerance=tolerance,
+                        general_epochs=general_epochs, light_epochs=light_epochs, train_kwargs=train_kwargs,
+                        seed=seed, **odf2nna_kwargs)
+    test = odf2nna_sweep(model, X_train, y_train, X_test, y_test, [choice.eps], general_epochs=general_epochs,
+                         light_epochs=light_epochs, scratch=True, train_kwargs=train_kwargs, seed=seed,
+                         **odf2nna_kwargs)
+    row = {"eps": choice.eps, "tolerance": choice.tolerance, **test.iloc[0].to_dict()}
+    row["transfer_gain"] = row["acc_refined"] - row["acc_scratch_full"]
+    return choice, row

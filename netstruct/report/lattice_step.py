@@ -37,6 +37,9 @@ LATTICE_RULES = (
     ("magnitude, entries (matched)", "magnitude", {"level": "entry"}),
     ("magnitude, unit connections (matched)", "magnitude", {"level": "unit"}),
     ("random, unit connections (matched per block)", "random", {"level": "unit"}),
+    ("lattice, units irreducible in every block (shrunk)", "lattice", {"variant": "units"}),
+    ("random units (matched count, shrunk)", "units", {"by": "random"}),
+    ("magnitude units (matched count, shrunk)", "units", {"by": "magnitude"}),
 )
 _REF, _MAG_ENTRY, _MAG_UNIT = LATTICE_RULES[0][0], LATTICE_RULES[4][0], LATTICE_RULES[5][0]
 
@@ -230,7 +233,7 @@ def step_lattice(ctx: JobContext) -> Section:
             rows.append({"model": name, "rule": "dense", "target sparsity": 0.0, "sparsity": 0.0,
                          "critical units": None, "irreducible units": None,
                          "parameters": n_params(ctx.models[name]), "test accuracy": ctx.accuracy[name]})
-        ref = None
+        ref = units_ref = None
         for rule, kind, kw in LATTICE_RULES:
             try:
                 if kind == "lattice":
@@ -240,10 +243,15 @@ def step_lattice(ctx: JobContext) -> Section:
                     notes += [f"{name}, {rule}: {w.message}" for w in caught if issubclass(w.category, NetstructWarning)]
                 elif kind == "magnitude":
                     res = lat.magnitude_prune(G, sparsity=ref.global_sparsity if ref else s, **kw)
+                elif kind == "units":  # controls of the units rule: as many hidden units removed
+                    n_rm = len(units_ref.config["removed_units"]) if units_ref else 0
+                    res = lat.unit_prune(G, n_units=n_rm, seed=o.seed, **kw)
                 else:
                     res = lat.random_prune(G, sparsity=dict(ref.sparsity) if ref else s, seed=o.seed, **kw)
                 ref = res if ref is None else ref
-                module = to_torch(res.graph, shrink=bool(kw.get("structured")))
+                units_ref = res if kw.get("variant") == "units" else units_ref
+                module = to_torch(res.graph, shrink=bool(kw.get("structured")) or kind == "units"
+                                  or kw.get("variant") == "units")
             except (NetstructError, AttributeError, TypeError) as exc:
                 # a rule this graph (or this version of netstruct.lattice) does not support: say so
                 failed.append(f"{name}, {rule} at {s:g}: {type(exc).__name__}: {exc}")
@@ -280,7 +288,10 @@ def step_lattice(ctx: JobContext) -> Section:
             "sparsity (random: the same sparsity block by block). Only non-readout blocks are pruned; masks are "
             "unit-level (all gate rows of a unit together). Pruned graphs are re-imported masked, except the "
             "structured rule (non-critical hidden units cut off and removed whole), which is re-imported shrunk "
-            "(<code>to_torch(..., shrink=True)</code>, column <i>parameters</i>).")
+            "(<code>to_torch(..., shrink=True)</code>, column <i>parameters</i>). The units rule (ours; the paper's "
+            "method section was not available) keeps a hidden unit only when it is meet-irreducible in every block "
+            "it belongs to and removes the others whole; its controls remove as many hidden units at random or by "
+            "the smallest incoming weight norm.")
     if _REF in head and _MAG_ENTRY in head:
         line += (f" At sparsity {ref:g} on {targets[0]} (dense {ctx.accuracy[targets[0]]:.3f}): lattice binary "
                  f"{head[_REF]:.3f} vs magnitude {head[_MAG_ENTRY]:.3f} (entries) and "

@@ -119,3 +119,13 @@ def test_bad_inputs():
         decide(np.zeros((4, 2)), np.zeros(4), LEGCNetConfig.authors())
     with pytest.raises(InvalidParameterError, match="'effect_rows' parameter"):
         causal_scores(np.zeros((400, 2)), np.full(400, np.nan), LEGCNetConfig.recommended(40))
+
+
+def test_the_calibrated_rule_is_the_default():
+    import inspect
+
+    from netstruct.causal import pipeline
+
+    assert LEGCNetConfig().rule == "recommended"
+    assert inspect.signature(pipeline.legcnet_prune).parameters["config"].default is None
+    assert "default=LEGCNetConfig.recommended()" in pipeline.legcnet_prune.__doc__

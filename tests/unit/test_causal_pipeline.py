@@ -110,3 +110,77 @@ def test_path_influence_attaches_on_the_pipeline_graph(run, iris):
     H, M = path_influence(run.graph, iris.X_test)
     assert M.shape == (13, 3)
     assert "influence_o2" in H.nodes().columns and "influence_abs" in H.edges().columns
+
+
+def _copy_pair(seed=3, act=torch.nn.Sigmoid):
+    torch.manual_seed(seed)
+    m = torch.nn.Sequential(
+        torch.nn.Linear(4, 5), act(), torch.nn.Linear(5, 4), act(), torch.nn.Linear(4, 3)
+    )
+    import copy
+
+    return m, copy.deepcopy(m)
+
+
+@pytest.mark.parametrize("act", [torch.nn.Sigmoid, torch.nn.Tanh, torch.nn.ReLU])
+@pytest.mark.parametrize("output", ["sigmoid", "softmax"])
+def test_numpy_online_sgd_records_the_torch_trajectory(iris, act, output):
+    from netstruct.causal import pipeline as pl
+
+    a, b = _copy_pair(act=act)
+    assert pl._numpy_layers(a) is not None
+    rows_a, rows_b = [], []
+    pl._torch_epochs(
+        a,
+        iris.X_train,
+        iris.y_train,
+        lr=0.1,
+        n_epochs=2,
+        output=output,
+        on_step=lambda s: rows_a.append(a[0].weight.detach().numpy().copy()),
+    )
+    pl._online_epochs(
+        b,
+        iris.X_train,
+        iris.y_train,
+        lr=0.1,
+        n_epochs=2,
+        output=output,
+        on_step=lambda s: rows_b.append(b[0].weight.detach().numpy().copy()),
+    )
+    assert len(rows_a) == len(rows_b) == 2 * len(iris.y_train)
+    np.testing.assert_allclose(np.array(rows_b), np.array(rows_a), atol=2e-6)
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_allclose(q.detach().numpy(), p.detach().numpy(), atol=2e-6)
+
+
+def test_numpy_online_sgd_keeps_masked_weights_zero_like_torch(iris):
+    from netstruct.causal import pipeline as pl
+
+    a, b = _copy_pair()
+    mask = np.random.default_rng(0).random(5 * 4 + 4 * 5 + 3 * 4) < 0.5
+    pa, pb = pl._masks(a, mask), pl._masks(b, mask)
+    for p, m in pa + pb:
+        with torch.no_grad():
+            p.mul_(m)
+    pl._torch_epochs(a, iris.X_train, iris.y_train, lr=0.1, n_epochs=1, output="softmax", masks=pa)
+    pl._online_epochs(b, iris.X_train, iris.y_train, lr=0.1, n_epochs=1, output="softmax", masks=pb)
+    wb = np.concatenate([p.detach().numpy().ravel() for _n, p in pl._weights(b)])
+    assert (wb[mask] == 0).all()
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_allclose(q.detach().numpy(), p.detach().numpy(), atol=2e-6)
+
+
+def test_models_outside_the_numpy_path_use_the_torch_loop():
+    from netstruct.causal import pipeline as pl
+
+    assert pl._numpy_layers(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Sigmoid())) is None
+    assert (
+        pl._numpy_layers(
+            torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.GELU(), torch.nn.Linear(2, 2))
+        )
+        is None
+    )
+    frozen = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    frozen[0].bias.requires_grad_(False)
+    assert pl._numpy_layers(frozen) is None

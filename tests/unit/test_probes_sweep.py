@@ -178,7 +178,7 @@ def test_fold50_and_gap_e7():
 def test_task_complexity_per_run_values(runs, task, table):
     tc = task_complexity([r.graph for r in runs], task.X_test, task.y_test, probes=("binarize", "B", "E"), seed=7)
     pr = tc.per_run
-    assert list(pr.columns) == ["run", "acc_full", "acc_binarize", "acc_B", "acc_E", "kept"]
+    assert list(pr.columns) == ["run", "acc_full", "acc_binarize", "acc_B", "acc_E", "kept", "collapsed_binarize"]
     np.testing.assert_allclose(pr["acc_full"], [r.accuracy for r in runs])
     expect = complexity_gap(pr["acc_full"], pr["acc_binarize"])
     assert tc.gaps["binarize"] == pytest.approx(expect)

@@ -155,6 +155,10 @@ def test_cli_run_lattice_on_the_lstm(tmp_path):
     structured = [r for r in lattice["pruning"] if "structured" in r["rule"]]
     dense = next(r for r in lattice["pruning"] if r["rule"] == "dense")
     assert structured and all(r["parameters"] <= dense["parameters"] for r in structured)
+    for level in (0.5, 0.8):  # the units rule is always shown beside its unit-count controls
+        rules = {r["rule"] for r in lattice["pruning"] if r["target sparsity"] == level}
+        assert {"lattice, units irreducible in every block (shrunk)", "random units (matched count, shrunk)",
+                "magnitude units (matched count, shrunk)"} <= rules
 
 
 def test_cli_run_all_steps_report_is_consistent(tmp_path):
@@ -164,6 +168,12 @@ def test_cli_run_all_steps_report_is_consistent(tmp_path):
     numbers, _ = _check_report(out)
     assert list(numbers["seconds"]) == ["train", "export", "nulls", "probes", "lattice", "causal", "prune"]
     json.dumps(numbers, allow_nan=False)  # strict JSON: no NaN
+    # LEGCNet: both decision rules beside their permutation null, and the chance/magnitude controls
+    legcnet = {r["rule"].split(" (")[0].split(":")[0]: r for r in numbers["causal"]["legcnet"]}
+    assert legcnet["recommended"]["kept under permuted effect"] is not None
+    assert legcnet["LEGCNet-PT, authors' rule"]["kept under permuted effect"] is not None
+    assert {"magnitude", "random"} <= set(legcnet)
+    assert list(legcnet)[1] == "recommended"  # the calibrated rule is the first (default) one
 
 
 def test_resolve_steps_pulls_in_what_steps_need():
