@@ -3,7 +3,8 @@
 * export of a 784-512-256-10 MLP (``from_torch`` + the source/target/weight edge columns)
   vs plain numpy extraction of the same edges from the torch tensors;
 * ``G.to_networkx()`` / ``G.to_igraph()`` vs each library's own fastest builder from the
-  same edge arrays, with the same attributes (weight, sign, layer);
+  same edge arrays, with the same attributes (weight, sign, layer); ``G.to_scipy()`` vs
+  scipy's CSR from the same arrays (``benchmarks/bench_convert.py`` adds peak memory);
 * GraphML writing vs ``networkx.write_graphml`` of the same graph.
 """
 
@@ -35,6 +36,7 @@ MEDIUM = _mlp([784, 64, 10])
 
 
 def _numpy_edges(model):
+    """The fastest plain extraction: tile/repeat ids, the weight's own row-major buffer."""
     src, tgt, w = [], [], []
     offset = 0
     for layer in model:
@@ -42,10 +44,9 @@ def _numpy_edges(model):
             continue
         W = layer.weight.detach().numpy()
         n_out, n_in = W.shape
-        rows, cols = np.nonzero(np.ones(W.shape, dtype=bool))
-        src.append(cols + offset)
-        tgt.append(rows + offset + n_in)
-        w.append(W[rows, cols])
+        src.append(np.tile(np.arange(offset, offset + n_in), n_out))
+        tgt.append(np.repeat(np.arange(offset + n_in, offset + n_in + n_out), n_in))
+        w.append(W.reshape(-1))
         offset += n_in
     return np.concatenate(src), np.concatenate(tgt), np.concatenate(w)
 
@@ -112,3 +113,19 @@ def test_graphml_netstruct(benchmark, tmp_path):
 def test_graphml_networkx_writer(benchmark, tmp_path):
     Gx = G_MED.to_networkx(payload=False)
     benchmark.pedantic(nx.write_graphml, args=(Gx, tmp_path / "g.graphml"), rounds=3, iterations=1)
+
+
+_W_MED = np.asarray(G_MED.edge_arrays()["weight"])
+
+
+@pytest.mark.benchmark(group="to_scipy 784-64-10")
+def test_to_scipy_netstruct(benchmark):
+    benchmark(G_MED.to_scipy)
+
+
+@pytest.mark.benchmark(group="to_scipy 784-64-10")
+def test_to_scipy_peer_scipy_from_arrays(benchmark):
+    import scipy.sparse as sp
+
+    n = G_MED.n_nodes
+    benchmark(lambda: sp.csr_array(sp.coo_array((_W_MED, (_SRC, _TGT)), shape=(n, n))))

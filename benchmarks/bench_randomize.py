@@ -109,3 +109,46 @@ def test_networkx_double_edge_swap(benchmark, positive_edges):
         lambda g: nx.double_edge_swap(g, nswap=NX_SWAPS, max_tries=100 * NX_SWAPS, seed=0), setup=setup, rounds=3
     )
     _record(benchmark, NX_SWAPS, "accepted swaps")
+
+
+# --- model A through the public wrapper vs a numpy permutation of the same cells -------------
+def _graph_of(layer: np.ndarray):
+    import netstruct as ns
+
+    n_out, n_in = layer.shape
+    block = ns.make_block(
+        name="fc", weight=layer, mask=layer != 0, sources=np.arange(n_in),
+        targets=n_in + np.arange(n_out),
+    )  # fmt: skip
+    return ns.SignedGraph({"name": [str(i) for i in range(n_in + n_out)]}, [block])
+
+
+@pytest.fixture(scope="module")
+def dense_layer() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.standard_normal((N_OUT, N_IN)).astype(np.float32)
+
+
+def _numpy_permute(layer: np.ndarray, seed: int) -> np.ndarray:
+    """What a user writes for model A: find the non-zero cells, permute their values."""
+    w = layer.copy()
+    cells = np.flatnonzero(layer)
+    w.flat[cells] = np.random.default_rng(seed).permutation(layer.flat[cells])
+    return w
+
+
+@pytest.mark.parametrize("which", ["sparse", "dense"])
+def test_model_a_netstruct(benchmark, layer, dense_layer, which):
+    import netstruct as ns
+
+    benchmark.group = f"model A 256x784 {which}: randomize vs numpy permutation"
+    G = _graph_of(layer if which == "sparse" else dense_layer)
+    ns.randomize(G, "A", seed=0)
+    benchmark.pedantic(lambda: ns.randomize(G, "A", seed=0), rounds=50, warmup_rounds=2)
+
+
+@pytest.mark.parametrize("which", ["sparse", "dense"])
+def test_model_a_numpy_permutation(benchmark, layer, dense_layer, which):
+    benchmark.group = f"model A 256x784 {which}: randomize vs numpy permutation"
+    w = layer if which == "sparse" else dense_layer
+    benchmark.pedantic(lambda: _numpy_permute(w, 0), rounds=50, warmup_rounds=2)

@@ -25,6 +25,7 @@ Vocabulary (``W`` has shape ``(n_out, n_in)``; a column is an *input-side* node,
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,7 +154,9 @@ def permutation_groups(weight: np.ndarray, group: tuple[str, ...]) -> tuple[np.n
     Cells are flat row-major indices; groups are contiguous runs after a stable sort by key.
     """
     n_out, n_in = weight.shape
-    cells = np.flatnonzero(weight).astype(INDEX_DTYPE)
+    cells = np.flatnonzero(weight).astype(INDEX_DTYPE, copy=False)
+    if not group:  # model A: one group, already in row-major order (no key, no sort)
+        return np.array([0, cells.size] if cells.size else [0], dtype=INDEX_DTYPE), cells
     key = np.zeros(cells.size, dtype=INDEX_DTYPE)
     for part in group:
         if part == "input":
@@ -169,6 +172,32 @@ def permutation_groups(weight: np.ndarray, group: tuple[str, ...]) -> tuple[np.n
     if cells.size == 0:
         indptr = np.zeros(1, dtype=INDEX_DTYPE)
     return indptr, np.ascontiguousarray(cells[order])
+
+
+#: Groups of read-only (block) weights are cached while the array lives, up to this many
+#: cells per block (8 bytes each): repeated samples of one graph then skip the search for
+#: non-zero cells and the sort. Keyed by (id, group); a weak reference checks identity.
+_GROUP_CACHE_MAX_CELLS = 1 << 22
+_GROUP_CACHE: dict[tuple[int, tuple[str, ...]], tuple[weakref.ref, np.ndarray, np.ndarray]] = {}
+
+
+def cached_permutation_groups(
+    weight: np.ndarray, group: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`permutation_groups`, cached for read-only arrays (the blocks' frozen weights)."""
+    if weight.flags.writeable:
+        return permutation_groups(weight, group)
+    key = (id(weight), group)
+    hit = _GROUP_CACHE.get(key)
+    if hit is not None and hit[0]() is weight:
+        return hit[1], hit[2]
+    indptr, cells = permutation_groups(weight, group)
+    if cells.size <= _GROUP_CACHE_MAX_CELLS:
+        indptr.setflags(write=False)
+        cells.setflags(write=False)
+        ref = weakref.ref(weight, lambda _ref, k=key: _GROUP_CACHE.pop(k, None))
+        _GROUP_CACHE[key] = (ref, indptr, cells)
+    return indptr, cells
 
 
 def oriented(weight: np.ndarray, model: NullModel) -> np.ndarray:
@@ -254,7 +283,7 @@ def run_block(
     """Sample one block (inputs already validated). Returns (stack, steps run, acceptance)."""
     if model.kind == "permute":
         kernel = dispatch("randomize.permute_segments", backend)
-        indptr, cells = permutation_groups(weight, model.group)
+        indptr, cells = cached_permutation_groups(weight, model.group)
         return kernel(weight, indptr, cells, seeds), 0, None
     steps = default_n_steps(weight, model) if n_steps is None else n_steps
     w = oriented(weight, model)

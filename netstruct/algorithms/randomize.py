@@ -29,6 +29,7 @@ on the ``numba`` and ``cuda`` backends.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -140,7 +141,22 @@ class RandomizedEnsemble:
         """
         k = int(check_scalar(k, "k", "RandomizedEnsemble.graph", kind=numbers.Integral,
                              min_value=0, max_value=self.n_samples - 1))  # type: ignore[arg-type]
-        return self.source.replace_blocks({name: {"weight": w[k]} for name, w in self.weights.items()})
+        return _with_weights(self.source, {name: w[k] for name, w in self.weights.items()})
+
+
+def _with_weights(G: SignedGraph, weights: Mapping[str, np.ndarray]) -> SignedGraph:
+    """``G.replace_blocks({name: {"weight": w}})`` for weights the samplers produced.
+
+    Inputs already valid: every null model only moves the finite non-zero values of a block
+    among its non-zero cells, so each ``w`` is a read-only, C-contiguous float32 array with
+    the block's mask and zeros outside it. The blocks are therefore copied with the new
+    weight as they are (no re-validation, no new mask), and the edge attributes stay.
+    """
+    blocks = list(G.blocks)
+    for name, w in weights.items():
+        i = G.block_index(name)
+        blocks[i] = dataclasses.replace(blocks[i], weight=w)
+    return G._derive(blocks=blocks)
 
 
 def randomize_ensemble(

@@ -344,8 +344,15 @@ def granger(
     off the restricted basis and run a p-column Householder QR (same sums of squares and
     pivots as the full QR). p-values agree with statsmodels to about 1e-11 relative
     (statistics close to 0 to about 1e-13 absolute, the size of statsmodels' own
-    cancellation error), including rank-deficient designs. Cost O(n_series T L^3) for lags
-    1..L (shared effect: O(n_series (T L + L^4)) on the Gram route), parallel over series. p-values use ``scipy.special.fdtrc`` (behind
+    cancellation error), including rank-deficient designs. With one effect row per cause,
+    each pair's window sums of lagged products (O(T L)) give the Gram matrix of [1, effect
+    lags, cause lags, response] at every lag, and a Cholesky of it gives SSR_r - SSR_u as a
+    sum of squares; a pair and lag goes to the Householder QR instead when the first-order
+    rounding bound of its SSRs, (4 sqrt(T) + 2p + 3) eps (sum_i |v_i| |x_i|)^2 with v the
+    fitted coefficients, exceeds 1e-11 SSR_u, when its smallest relative pivot is below
+    1e3 (4 sqrt(T) + 2p + 3) eps (2p + 2)^2, or when a pivot is near the rank tolerance.
+    Cost O(n_series (T L + L^4)) for lags 1..L on the Gram routes (O(n_series T L^3) on
+    the QR), parallel over series. p-values use ``scipy.special.fdtrc`` (behind
     ``scipy.stats.f.sf``) and, for chi-square, the closed forms for integer df (equal to
     ``chdtrc`` to ~1e-13 relative, many times faster near 0). Backends: numba, cuda.
 

@@ -176,6 +176,14 @@ def to_scipy(G: SignedGraph, *, weight: str | None = "weight", coupling: bool = 
     coupling : bool, default=False
         Include gate -> unit edges (value 1).
 
+    Notes
+    -----
+    The CSR arrays are written block by block straight from each block's weight and mask
+    (int32 indices while they fit), without an edge table: memory is the result plus
+    per-block temporaries bounded by ``_CSR_CHUNK`` entries. Dtypes: ``weight`` float32,
+    ``sign`` and the 0/1 pattern int8, ``layer``/``row``/``col``/``delay`` int64, attributes
+    their own dtype.
+
     Examples
     --------
     >>> import torch, netstruct as ns
@@ -186,22 +194,167 @@ def to_scipy(G: SignedGraph, *, weight: str | None = "weight", coupling: bool = 
     import scipy.sparse as sp
 
     check_graph(G, "to_scipy")
-    src, tgt, cols = _edge_columns(G, coupling)
-    if weight is None:
-        data = np.ones(src.size, dtype=np.int8)
-    else:
-        if weight not in cols or not np.issubdtype(np.asarray(cols[weight]).dtype, np.number):
-            numeric = [k for k, v in cols.items() if np.issubdtype(np.asarray(v).dtype, np.number)]
-            raise InvalidParameterError(
-                f"The 'weight' parameter of to_scipy must be a numeric edge column {numeric} or None. "
-                f"Got {weight!r} instead."
-            )
-        data = cols[weight]
-        if weight == "weight":
-            data = data.astype(np.float32)
-    A = sp.coo_array((data, (src, tgt)), shape=(G.n_nodes, G.n_nodes)).tocsr()
+    attrs = {k: np.asarray(G.edge_arrays()[k]) for k in G.edge_attr_names}
+    numeric = ["weight", "sign", "layer", "row", "col", "delay"] + [
+        k for k, v in attrs.items() if np.issubdtype(v.dtype, np.number)
+    ]
+    if weight is not None and weight not in numeric:
+        raise InvalidParameterError(
+            f"The 'weight' parameter of to_scipy must be a numeric edge column {numeric} or None. "
+            f"Got {weight!r} instead."
+        )
+    n = G.n_nodes
+    dtype = _csr_value_dtype(weight, attrs)
+    parts = _csr_groups(G, weight, attrs, dtype)
+    if coupling:
+        gs, us = coupling_edges(G)
+        if gs.size:
+            one = np.ones(gs.size, dtype=dtype)
+            parts.append(sp.csr_array(sp.coo_array((one, (gs, us)), shape=(n, n))))
+    if not parts:
+        return sp.csr_array((n, n), dtype=dtype)
+    return parts[0] if len(parts) == 1 else _merge_csr(parts, n)
+
+
+def _merge_csr(parts: list, n: int):
+    """Entries of several (n, n) CSR matrices in one, parallel entries summed, zeros kept.
+
+    (``A + B`` in scipy drops explicit zeros, which are edges here.)
+    """
+    import scipy.sparse as sp
+
+    counts = [np.diff(P.indptr).astype(np.int64) for P in parts]
+    total = np.sum(counts, axis=0)
+    nnz = int(total.sum())
+    idx = np.int32 if max(nnz, n) < 2**31 else np.int64
+    indptr = np.zeros(n + 1, dtype=idx)
+    np.cumsum(total, out=indptr[1:])
+    data = np.empty(nnz, dtype=parts[0].dtype)
+    indices = np.empty(nnz, dtype=idx)
+    before = np.zeros(n, dtype=np.int64)  # entries of earlier parts in each row
+    for P, cnt in zip(parts, counts):
+        rows = np.repeat(np.arange(n), cnt)
+        pos = indptr[:-1][rows] + before[rows] + (np.arange(P.nnz) - P.indptr[:-1][rows])
+        data[pos] = P.data
+        indices[pos] = P.indices
+        before += cnt
+    A = sp.csr_array((data, indices, indptr), shape=(n, n), copy=False)
     A.sum_duplicates()
     return A
+
+
+#: Entries per temporary when a pruned or non-contiguous block is written (bounds the
+#: int64 index temporaries of ``np.nonzero`` to ~8 * _CSR_CHUNK bytes).
+_CSR_CHUNK = 1 << 22
+
+
+def _csr_value_dtype(weight: str | None, attrs: dict[str, np.ndarray]) -> np.dtype:
+    if weight is None or weight == "sign":
+        return np.dtype(np.int8)
+    if weight == "weight":
+        return np.dtype(np.float32)
+    if weight in attrs:
+        return attrs[weight].dtype
+    return np.dtype(np.int64)
+
+
+def _block_values(G: SignedGraph, i: int, weight: str | None, attrs, offsets) -> np.ndarray:
+    """Values of block i's entries as an array broadcastable to its (n_out, n_in) shape."""
+    b = G.blocks[i]
+    n_out, n_in = b.shape
+    if weight is None:
+        return np.ones((1, 1), dtype=np.int8)
+    if weight == "weight":
+        return b.weight
+    if weight == "sign":
+        return np.sign(b.weight).astype(np.int8)
+    if weight in ("layer", "delay"):
+        return np.full((1, 1), i if weight == "layer" else b.delay, dtype=np.int64)
+    if weight == "row":
+        return np.arange(n_out, dtype=np.int64)[:, None]
+    if weight == "col":
+        return np.arange(n_in, dtype=np.int64)[None, :]
+    col = attrs[weight][offsets[i] : offsets[i + 1]]  # canonical order: row-major over the mask
+    if b.is_dense:
+        return col.reshape(n_out, n_in)
+    full = np.zeros((n_out, n_in), dtype=col.dtype)
+    full[b.mask] = col
+    return full
+
+
+def _csr_groups(G: SignedGraph, weight, attrs, dtype) -> list:
+    """One CSR matrix per group of blocks whose source nodes are disjoint (usually one)."""
+    import scipy.sparse as sp
+
+    n = G.n_nodes
+    blocks = G.blocks
+    offsets = np.zeros(len(blocks) + 1, dtype=np.int64)
+    np.cumsum([b.n_edges for b in blocks], out=offsets[1:])
+    groups: list[list[int]] = []
+    used: list[np.ndarray] = []
+    for i, b in enumerate(blocks):
+        for g, seen in zip(groups, used):
+            if not seen[b.sources].any():
+                g.append(i)
+                seen[b.sources] = True
+                break
+        else:
+            seen = np.zeros(n, dtype=bool)
+            seen[b.sources] = True
+            groups.append([i])
+            used.append(seen)
+    out = []
+    for g in groups:
+        counts = np.zeros(n, dtype=np.int64)
+        for i in g:
+            b = blocks[i]
+            counts[b.sources] = b.shape[0] if b.is_dense else np.count_nonzero(b.mask, axis=0)
+        nnz = int(counts.sum())
+        idx = np.int32 if max(nnz, n) < 2**31 else np.int64
+        indptr = np.zeros(n + 1, dtype=idx)
+        np.cumsum(counts, out=indptr[1:])
+        data = np.empty(nnz, dtype=dtype)
+        indices = np.empty(nnz, dtype=idx)
+        sorted_ = True
+        for i in g:
+            b = blocks[i]
+            vals = np.broadcast_to(_block_values(G, i, weight, attrs, offsets), b.shape)
+            _write_block(b, vals, indptr, data, indices)
+            sorted_ &= bool(b.targets.size < 2 or (np.diff(b.targets) > 0).all())
+        A = sp.csr_array((data, indices, indptr), shape=(n, n), copy=False)
+        if not sorted_:
+            A.sum_duplicates()
+        out.append(A)
+    return out
+
+
+def _write_block(b, vals: np.ndarray, indptr, data, indices) -> None:
+    """Write block b's entries (source-major, targets in row order) into the CSR arrays."""
+    n_out, n_in = b.shape
+    src = b.sources
+    contiguous = n_in > 0 and bool((np.diff(src) == 1).all())
+    if b.is_dense and contiguous:
+        a, z = int(indptr[src[0]]), int(indptr[src[-1] + 1])
+        data[a:z].reshape(n_in, n_out)[...] = vals.T
+        indices[a:z].reshape(n_in, n_out)[...] = b.targets[None, :]
+        return
+    step = max(1, _CSR_CHUNK // max(n_out, 1))
+    for c0 in range(0, n_in, step):
+        c1 = min(n_in, c0 + step)
+        m = b.mask[:, c0:c1].T  # (columns, rows): source-major order
+        col, row = np.nonzero(m)
+        v = vals[:, c0:c1].T[col, row]
+        t = b.targets[row]
+        if contiguous:
+            a = int(indptr[src[c0]])
+            data[a : a + v.size] = v
+            indices[a : a + v.size] = t
+        else:
+            starts = indptr[src[c0:c1]].astype(np.int64)
+            first = np.searchsorted(col, np.arange(c1 - c0))  # first entry of each column
+            pos = starts[col] + (np.arange(col.size) - first[col])
+            data[pos] = v
+            indices[pos] = t
 
 
 def from_networkx(Gx: Any, *, layer: str = "layer", weight: str = "weight") -> SignedGraph:

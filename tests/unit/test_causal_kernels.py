@@ -214,3 +214,103 @@ def test_gram_route_hands_off_ill_conditioned_causes():
     ok = ref[3] == 0
     for a, b in zip(outs[:3], ref[:3]):
         np.testing.assert_allclose(a[ok], b[ok], rtol=1e-11, atol=1e-12 * np.abs(b[ok]).max())
+
+
+# --- one effect row per cause: the per-pair Gram route ---------------------------------------
+def _pair_gram_flags(effect, cause, lags, rank_tol=1e-7):
+    """Run the per-pair Gram cores on one batch: outputs (NaN where handed off) and flags."""
+    m, T = cause.shape
+    L, nl = int(lags.max()), lags.size
+    S = Km = 2 * L + 2
+    yb, cb = np.ascontiguousarray(effect.T), np.ascontiguousarray(cause.T)
+    nxy, nxc = np.empty((T, m), np.int64), np.empty((T, m), np.int64)
+    bad, yc, cc = np.empty(m, np.int8), np.empty((T, m)), np.empty((T, m))
+    PYY, PCC, PYC = np.empty((L + 1, S, m)), np.empty((L, S, m)), np.empty((2 * L, S, m))
+    PY1, PC1, sc = np.empty((S, m)), np.empty((S, m)), np.empty((8, m))
+    M, gd, cn, bt = np.empty((Km, Km, m)), np.empty((Km, m)), np.empty((Km, m)), np.empty((Km, m))
+    fb = np.empty((m, nl), np.int8)
+    outs = [np.full((m, nl), np.nan) for _ in range(3)] + [np.full((m, nl), -1, np.int8)]
+    K._granger_pair_prefix(yb, cb, L, 0, m, nxy, nxc, bad, yc, cc, PYY, PCC, PYC, PY1, PC1, sc)
+    for li, p in enumerate(lags):
+        K._granger_pair_lag(
+            p, li, L, nxy, nxc, bad, PYY, PCC, PYC, PY1, PC1, rank_tol, M, gd, cn, bt, sc, fb,
+            0, m, *outs,
+        )  # fmt: skip
+    return outs, fb != 0
+
+
+def _per_pair_qr(effect, cause, lags):
+    n = cause.shape[0]
+    outs = [np.empty((n, lags.size)) for _ in range(3)] + [np.empty((n, lags.size), np.int8)]
+    K._granger_per_series(effect, cause, lags, 1e-7, *outs)
+    return outs
+
+
+def _pair_series(kind, m, T, rng):
+    effect = rng.standard_normal((m, T))
+    cause = rng.standard_normal((m, T))
+    if kind == "random_walk":
+        effect, cause = effect.cumsum(axis=1) + 50.0, cause.cumsum(axis=1) - 20.0
+    elif kind == "ar_driven":
+        for t in range(1, T):
+            effect[:, t] += 0.8 * effect[:, t - 1] + 0.5 * cause[:, t - 1]
+    elif kind == "near_collinear":  # cause ~ a lead/copy of the effect, noise of falling size
+        scale = np.logspace(-1, -7, m)[:, None]
+        cause = np.roll(effect, -1, axis=1) + scale * rng.standard_normal((m, T))
+    return effect, cause
+
+
+@pytest.mark.parametrize("kind", ["white", "random_walk", "ar_driven", "near_collinear"])
+@pytest.mark.parametrize("T", [23, 120])
+def test_pair_gram_route_equals_per_series_qr(kind, T):
+    """Per-pair Gram route == the per-series QR within 1e-12 wherever it does not hand off."""
+    rng = np.random.default_rng(T + len(kind))
+    m = 64
+    lags = np.arange(1, min(14, (T - 2) // 3) + 1, dtype=np.int64)
+    effect, cause = _pair_series(kind, m, T, rng)
+    gram, flags = _pair_gram_flags(effect, cause, lags)
+    qr = _per_pair_qr(effect, cause, lags)
+    done = ~flags
+    np.testing.assert_array_equal(gram[3][done], qr[3][done])
+    ok = done & (qr[3] == 0)
+    for a, b in ((gram[0], qr[0]), (gram[2], qr[2])):
+        np.testing.assert_allclose(a[ok], b[ok], rtol=1e-12, atol=0)
+    assert (np.abs(gram[1][ok] - qr[1][ok]) <= 1e-12 * qr[0][ok]).all()
+    if kind == "white" and T == 120:
+        assert not flags.any()  # well-conditioned fits all stay on the Gram route
+    elif kind == "white":  # short series: the near-saturated fits at the top lags hand off
+        assert not flags[:, :3].any() and flags.mean() < 0.5
+    if kind == "near_collinear":
+        assert flags.any() and (~flags).any()  # both routes exercised
+
+
+def test_pair_gram_route_hands_off_degenerate_pairs():
+    """Singular, perfect, near-rank-deficient and large-mean pairs go to the QR; statuses kept."""
+    rng = np.random.default_rng(11)
+    T = 60
+    lags = np.arange(1, 8, dtype=np.int64)
+    effect = rng.standard_normal((10, T))
+    cause = rng.standard_normal((10, T))
+    cause[1] = 2.0 * effect[1] + 1.0  # singular (exact copy of the effect's lags)
+    cause[2, :-1] = effect[2, 1:] / 3.0  # the effect is an exact lag of the cause: perfect fit
+    cause[3] = np.tile([0.3, 0.7], T // 2) + 1e-10 * rng.standard_normal(T)  # ~ the intercept
+    cause[4] = 1e6 + 1e-4 * rng.standard_normal(T)  # large mean: tiny relative pivots
+    effect[5] = 1e6 + 1e-4 * rng.standard_normal(T)  # the same on the effect side
+    cause[6] = 0.0  # constant cause
+    effect[7, 30:] = 1.0  # constant effect rows at the larger lags
+    cause[8, 3] = np.inf  # non-finite
+    gram, flags = _pair_gram_flags(effect, cause, lags)
+    assert not flags[[0, 9]].any()
+    assert flags[1].all() and flags[2].all() and flags[3, 1:].all()
+    assert flags[4].all() and flags[5].all()
+    assert (gram[3][6] == 1).all() and (gram[3][8] == 3).all() and not flags[[6, 8]].any()
+    # the public kernel (Gram route + hand-off), serial and parallel, equals the per-series QR
+    ref = _per_pair_qr(effect, cause, lags)
+    for kernel in (K._granger_pairs_serial, K._granger_pairs):
+        outs = [np.empty((10, lags.size)) for _ in range(3)] + [np.empty((10, lags.size), np.int8)]
+        kernel(effect, cause, lags, 1e-7, *outs)
+        np.testing.assert_array_equal(outs[3], ref[3])
+        for a, b in zip(outs[:3], ref[:3]):
+            np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+            ok = ref[3] == 0
+            np.testing.assert_allclose(a[ok], b[ok], rtol=1e-12, atol=1e-12 * np.abs(b[ok]).max())

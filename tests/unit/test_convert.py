@@ -100,9 +100,12 @@ def test_unit_aggregation_of_gates(how):
     lstm = torch.nn.LSTM(2, 2)
     G = ns.from_torch(lstm)
     W = lstm.weight_hh_l0.detach().numpy().reshape(4, 2, 2)
-    (_, _, _, _, A, _), = [u for u in unit_blocks(G, how) if u[0] == "weight_hh_l0"]
-    want = {"sum": W.sum(0), "l2": np.sqrt((W.astype(np.float64) ** 2).sum(0)),
-            "max": np.take_along_axis(W, np.abs(W).argmax(0)[None], 0)[0]}[how]
+    ((_, _, _, _, A, _),) = [u for u in unit_blocks(G, how) if u[0] == "weight_hh_l0"]
+    want = {
+        "sum": W.sum(0),
+        "l2": np.sqrt((W.astype(np.float64) ** 2).sum(0)),
+        "max": np.take_along_axis(W, np.abs(W).argmax(0)[None], 0)[0],
+    }[how]
     np.testing.assert_allclose(A, want, rtol=1e-6)
 
 
@@ -112,3 +115,49 @@ def test_unroll_parameter_errors():
         ns.unroll(G, 0)
     with pytest.raises(ns.InvalidParameterError, match="'aggregate'"):
         ns.unroll(G, 2, aggregate="mean")
+
+
+def _scipy_reference(G, weight, coupling=False):
+    """The obvious COO build from the edge table (the oracle of the block-wise CSR writer)."""
+    import scipy.sparse as sp
+
+    a = G.edge_arrays()
+    src, tgt = a["source"], a["target"]
+    vals = np.ones(src.size) if weight is None else np.asarray(a[weight], dtype=np.float64)
+    if coupling:
+        gs, us = ns.convert.external.coupling_edges(G)
+        src, tgt, vals = np.r_[src, gs], np.r_[tgt, us], np.r_[vals, np.ones(gs.size)]
+    return sp.coo_array((vals, (src, tgt)), shape=(G.n_nodes, G.n_nodes)).toarray()
+
+
+@pytest.mark.parametrize("weight", ["weight", "sign", None, "layer", "row", "col", "delay", "w2"])
+@pytest.mark.parametrize("coupling", [False, True])
+def test_to_scipy_equals_coo_of_the_edge_table(graph, weight, coupling):
+    G = graph.with_edge_attrs(w2=np.arange(graph.n_edges, dtype=np.float64) - 3.5)
+    A = G.to_scipy(weight=weight, coupling=coupling)
+    np.testing.assert_array_equal(A.toarray(), _scipy_reference(G, weight, coupling))
+    assert A.has_canonical_format and A.indices.dtype == np.int32
+    expected = {"weight": np.float32, "sign": np.int8, None: np.int8, "w2": np.float64}
+    assert A.dtype == expected.get(weight, np.int64)
+    assert A.nnz == G.n_edges + (int((G.nodes().kind == "gate").sum()) if coupling else 0)
+
+
+def test_to_scipy_blocks_with_shuffled_and_shared_sources():
+    """Non-contiguous source/target ids and blocks sharing sources (summed parallel edges)."""
+    rng = np.random.default_rng(0)
+    n = 12
+    cols = {"name": [f"n{i}" for i in range(n)], "kind": ["hidden"] * n, "group": [0] * n}
+    w1, w2 = rng.standard_normal((3, 4)), rng.standard_normal((2, 4))
+    m1 = rng.random((3, 4)) < 0.7
+    blocks = [
+        ns.graphs.block.make_block(
+            name="a", weight=w1 * m1, mask=m1, sources=[7, 2, 9, 0], targets=[5, 1, 11]
+        ),
+        ns.graphs.block.make_block(name="b", weight=w2, sources=[2, 3, 4, 6], targets=[11, 5]),
+        ns.graphs.block.make_block(name="c", weight=w2, sources=[8, 10, 0, 7], targets=[5, 11]),
+    ]
+    G = ns.SignedGraph(cols, blocks)
+    for weight in ("weight", "sign", None, "col"):
+        A = G.to_scipy(weight=weight)
+        np.testing.assert_allclose(A.toarray(), _scipy_reference(G, weight), rtol=1e-6)
+        assert A.has_canonical_format

@@ -296,3 +296,39 @@ def test_curveball_keeps_invariants_on_layers_wider_than_one_bit_word(model, see
         got = invariants(w)
         assert all(got[name] == ref[name] for name in NULL_MODELS[model].preserves)
         assert not np.array_equal(np.sign(w), np.sign(W))
+
+
+@pytest.mark.parametrize("model", ["A", "B", "E", "G-left", "G-shuffle", "curveball"])
+def test_sample_graph_equals_replace_blocks(model):
+    """The samplers' trusted graph rebuild == the validating replace_blocks (edge attrs kept)."""
+    rng = np.random.default_rng(3)
+    W = (rng.standard_normal((6, 9)) * (rng.random((6, 9)) < 0.6)).astype(np.float32)
+    G = ns.SignedGraph(
+        {"name": [str(i) for i in range(15)]},
+        [ns.make_block(name="fc", weight=W, mask=W != 0, sources=range(9), targets=range(9, 15))],
+    ).with_edge_attrs(tag=np.arange(int((W != 0).sum())))
+    ens = ns.randomize_ensemble(G, model, 2, seed=0)
+    H = ens.graph(1)
+    ref = G.replace_blocks({"fc": {"weight": ens.weights["fc"][1]}})
+    np.testing.assert_array_equal(H.blocks[0].weight, ref.blocks[0].weight)
+    np.testing.assert_array_equal(H.blocks[0].mask, ref.blocks[0].mask)
+    assert H.blocks[0].is_dense == ref.blocks[0].is_dense
+    assert H.edges().equals(ref.edges()) and "tag" in H.edge_attr_names
+
+
+def test_model_a_groups_are_cached_per_block():
+    from netstruct.algorithms import _randomize_models as _m
+
+    rng = np.random.default_rng(4)
+    W = (rng.standard_normal((5, 7)) * (rng.random((5, 7)) < 0.5)).astype(np.float32)
+    G = ns.SignedGraph(
+        {"name": [str(i) for i in range(12)]},
+        [ns.make_block(name="fc", weight=W, mask=W != 0, sources=range(7), targets=range(7, 12))],
+    )
+    w = G.blocks[0].weight
+    first = _m.cached_permutation_groups(w, ())
+    assert _m.cached_permutation_groups(w, ())[1] is first[1]
+    for got, ref in zip(first, _m.permutation_groups(np.array(w), ())):
+        np.testing.assert_array_equal(got, ref)
+    a, b = ns.randomize(G, "A", seed=5), ns.randomize(G, "A", seed=5)
+    np.testing.assert_array_equal(a.blocks[0].weight, b.blocks[0].weight)

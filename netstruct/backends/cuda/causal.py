@@ -1,7 +1,7 @@
 """numba.cuda twins of :mod:`netstruct.backends.numba.causal` (same names and signatures).
 
 The per-series arithmetic is the numba module's device-agnostic core functions, compiled
-here with ``cuda.jit(device=True)``: one CUDA thread per series (Granger) or per window
+here with ``cuda.jit(device=True)``: one CUDA thread per series or pair (Granger) or per window
 (Lyapunov). Host drivers copy inputs to the device, allocate per-thread scratch in chunks
 of series so device memory stays bounded, launch, and copy results into the ``out_*``
 arrays. Importing this module imports ``numba.cuda``; the registry does so on first use.
@@ -19,8 +19,12 @@ from ..numba.causal import (
     _granger_gram_lag_py,
     _granger_gram_prefix_py,
     _granger_lag_lanes_py,
+    _granger_pair_facts_py,
+    _granger_pair_lag_py,
     _granger_prep_lanes_py,
     _lyapunov_core_py,
+    _pair_prefix_sum_py,
+    _pair_prefix_table_py,
     granger_gram_precompute,
     granger_shared_precompute,
 )
@@ -34,28 +38,11 @@ _granger_prep_lanes = cuda.jit(device=True)(_granger_prep_lanes_py)
 _granger_lag_lanes = cuda.jit(device=True)(_granger_lag_lanes_py)
 _granger_gram_prefix = cuda.jit(device=True)(_granger_gram_prefix_py)
 _granger_gram_lag = cuda.jit(device=True)(_granger_gram_lag_py)
+_granger_pair_facts = cuda.jit(device=True)(_granger_pair_facts_py)
+_pair_prefix_table = cuda.jit(device=True)(_pair_prefix_table_py)
+_pair_prefix_sum = cuda.jit(device=True)(_pair_prefix_sum_py)
+_granger_pair_lag = cuda.jit(device=True)(_granger_pair_lag_py)
 _lyapunov_core = cuda.jit(device=True)(_lyapunov_core_py)
-
-
-@cuda.jit
-def _granger_kernel(
-    effect, cause, lags, rank_tol, A, v, out_ssr_r, out_diff, out_ssr_u, out_status
-):
-    b = cuda.grid(1)
-    if b < cause.shape[0]:
-        e = effect[0] if effect.shape[0] == 1 else effect[b]
-        _granger_core(
-            e,
-            cause[b],
-            lags,
-            rank_tol,
-            A[b],
-            v[b],
-            out_ssr_r[b],
-            out_diff[b],
-            out_ssr_u[b],
-            out_status[b],
-        )
 
 
 @cuda.jit
@@ -164,6 +151,94 @@ def _granger_shared_kernel(
 
 
 @cuda.jit
+def _granger_pairs_kernel(
+    ybt,
+    cbt,
+    effect,
+    cause,
+    lags,
+    rank_tol,
+    nxy,
+    nxc,
+    bad,
+    yc,
+    cc,
+    PYY,
+    PCC,
+    PYC,
+    PY1,
+    PC1,
+    M,
+    gd,
+    cn,
+    bt,
+    sc,
+    fb,
+    A,
+    v,
+    out_ssr_r,
+    out_diff,
+    out_ssr_u,
+    out_status,
+):
+    # one thread per pair = one lane of the lane-major (T, m) arrays; the CPU kernel's calls
+    # (facts, prefix tables, Gram route per lag), then the full QR for the lags handed off
+    b = cuda.grid(1)
+    if b < ybt.shape[1]:
+        L = PCC.shape[0]
+        _granger_pair_facts(ybt, cbt, b, b + 1, nxy, nxc, bad, yc, cc, sc)
+        for d in range(L + 1):
+            _pair_prefix_table(yc, yc, d, L, b, b + 1, PYY[d], sc[2])
+        for d in range(L):
+            _pair_prefix_table(cc, cc, d, L, b, b + 1, PCC[d], sc[2])
+        for dd in range(2 * L):
+            _pair_prefix_table(yc, cc, dd - (L - 1), L, b, b + 1, PYC[dd], sc[2])
+        _pair_prefix_sum(yc, L, b, b + 1, PY1, sc[2])
+        _pair_prefix_sum(cc, L, b, b + 1, PC1, sc[2])
+        for li in range(lags.shape[0]):
+            _granger_pair_lag(
+                lags[li],
+                li,
+                L,
+                nxy,
+                nxc,
+                bad,
+                PYY,
+                PCC,
+                PYC,
+                PY1,
+                PC1,
+                rank_tol,
+                M,
+                gd,
+                cn,
+                bt,
+                sc,
+                fb,
+                b,
+                b + 1,
+                out_ssr_r,
+                out_diff,
+                out_ssr_u,
+                out_status,
+            )
+        for li in range(lags.shape[0]):
+            if fb[b, li] != 0:
+                _granger_core(
+                    effect[b],
+                    cause[b],
+                    lags[li : li + 1],
+                    rank_tol,
+                    A[b],
+                    v[b],
+                    out_ssr_r[b, li : li + 1],
+                    out_diff[b, li : li + 1],
+                    out_ssr_u[b, li : li + 1],
+                    out_status[b, li : li + 1],
+                )
+
+
+@cuda.jit
 def _lyapunov_kernel(windows, order, emb_dim, lag, theiler, steps, P, nb, out_sum, out_count):
     w = cuda.grid(1)
     if w < windows.shape[0]:
@@ -193,7 +268,8 @@ def granger(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_s
     backend's ``granger_shared_precompute`` and ``granger_gram_precompute``) and each thread
     runs the numba backend's lane cores for one cause (Gram route, QR lanes where it hands
     off: the arithmetic of the CPU kernel, lane by lane). One effect row
-    per cause: one thread per series runs the full per-series core. Device scratch is
+    per cause: one thread per pair runs the CPU kernel's per-pair Gram route, then the full
+    per-series QR core for the lags it hands off. Device scratch is
     chunked by series to stay under 256 MiB.
     """
     n_series, T = cause.shape
@@ -250,22 +326,56 @@ def granger(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_s
             for host, d in zip((out_ssr_r, out_diff, out_ssr_u, out_status), outs):
                 host[s:stop] = d.copy_to_host()
         return
-    kmax = 2 * pmax + 1
-    chunk = max(1, min(n_series, _SCRATCH_BYTES // (8 * T * (kmax + 1))))
+    _granger_pairs_device(
+        effect, cause, lags, d_lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_status
+    )
+
+
+def _granger_pairs_device(effect, cause, lags, d_lags, rank_tol, *outs_host):
+    """One effect row per cause: the Gram route per pair, QR per handed-off lag (per thread)."""
+    n_series, T = cause.shape
+    L = int(lags.max())
+    S = 2 * L + 2
+    Km = 2 * L + 2
+    n_lags = lags.shape[0]
+    per_series = 8 * (
+        6 * T + (4 * L + 1) * S + 2 * S + Km * Km + 3 * Km + 8 + (2 * L + 1) * T + T + 4 * n_lags
+    )
+    chunk = max(1, min(n_series, _SCRATCH_BYTES // per_series))
     for s in range(0, n_series, chunk):
         stop = min(n_series, s + chunk)
         m = stop - s
-        d_eff = cuda.to_device(np.ascontiguousarray(effect[s:stop]))
-        d_cause = cuda.to_device(np.ascontiguousarray(cause[s:stop]))
-        d_A = cuda.device_array((m, kmax, T), dtype=np.float64)
-        d_v = cuda.device_array((m, T), dtype=np.float64)
-        outs = [
-            cuda.device_array((m, lags.shape[0]), dtype=a.dtype)
-            for a in (out_ssr_r, out_diff, out_ssr_u, out_status)
+        f64 = np.float64
+        d_in = [
+            cuda.to_device(np.ascontiguousarray(effect[s:stop].T)),
+            cuda.to_device(np.ascontiguousarray(cause[s:stop].T)),
+            cuda.to_device(np.ascontiguousarray(effect[s:stop])),
+            cuda.to_device(np.ascontiguousarray(cause[s:stop])),
         ]
+        scratch = (
+            cuda.device_array((T, m), dtype=np.int64),
+            cuda.device_array((T, m), dtype=np.int64),
+            cuda.device_array(m, dtype=np.int8),
+            cuda.device_array((T, m), dtype=f64),
+            cuda.device_array((T, m), dtype=f64),
+            cuda.device_array((L + 1, S, m), dtype=f64),
+            cuda.device_array((L, S, m), dtype=f64),
+            cuda.device_array((2 * L, S, m), dtype=f64),
+            cuda.device_array((S, m), dtype=f64),
+            cuda.device_array((S, m), dtype=f64),
+            cuda.device_array((Km, Km, m), dtype=f64),
+            cuda.device_array((Km, m), dtype=f64),
+            cuda.device_array((Km, m), dtype=f64),
+            cuda.device_array((Km, m), dtype=f64),
+            cuda.device_array((8, m), dtype=f64),
+            cuda.device_array((m, n_lags), dtype=np.int8),
+            cuda.device_array((m, 2 * L + 1, T), dtype=f64),
+            cuda.device_array((m, T), dtype=f64),
+        )
+        outs = [cuda.device_array((m, n_lags), dtype=a.dtype) for a in outs_host]
         grid, tpb = _blocks(m)
-        _granger_kernel[grid, tpb](d_eff, d_cause, d_lags, float(rank_tol), d_A, d_v, *outs)
-        for host, d in zip((out_ssr_r, out_diff, out_ssr_u, out_status), outs):
+        _granger_pairs_kernel[grid, tpb](*d_in, d_lags, float(rank_tol), *scratch, *outs)
+        for host, d in zip(outs_host, outs):
             host[s:stop] = d.copy_to_host()
 
 

@@ -15,8 +15,11 @@ Gram route (``_granger_gram_prefix_py`` / ``_granger_gram_lag_py``: window sums 
 products from O(T max(lags)) prefix values, then an O(p^3) Cholesky of the residualised Gram),
 and hand a cause to the O(n p^2) QR lanes (``_granger_lag_lanes_py``) whenever the Gram
 route's estimated relative error exceeds 1e-11, the fit is near-perfect or a pivot is near
-rank_tol, so statuses and values stay those of the QR. One effect row per cause uses the
-full per-series QR (``_granger_core_py``).
+rank_tol, so statuses and values stay those of the QR. One effect row per cause (unit to
+unit) runs the per-pair Gram route (``_granger_pair_prefix_py`` / ``_granger_pair_lag_py``:
+window sums of both series' lagged products, a Cholesky of the (2p+2)-column augmented Gram,
+a first-order rounding-error bound per fit) 64 pairs per batch, and the full per-series QR
+(``_granger_core_py``) for each (pair, lag) it hands off.
 
 Kernels take validated, C-contiguous float64 arrays, write into ``out_*`` arrays and never
 raise; per-series problems are reported through status codes (see ``GRANGER_STATUS``).
@@ -1006,6 +1009,417 @@ def _granger_shared_py(
 _granger_shared = njit(_granger_shared_py, parallel=True)
 _granger_shared_serial = njit(_granger_shared_py)  # prange runs as range
 
+# --- one effect row per cause: the Gram route per pair -------------------------------------
+#: Rounding error of a window sum or Cholesky entry: |dG_ij| <= delta sqrt(F_i F_j) with
+#: delta = (4 sqrt(T) + K + 1) eps -- two prefix sums of <= T terms at the statistical
+#: sqrt(T) growth (the worst case, 2T, is never approached by sums of rounding errors of
+#: random sign; calibrated in the tests: the measured SSR errors stay far below the
+#: estimate), then the backward error of a K-column Cholesky; F_i is the full-series sum of
+#: squares of column i.
+_PAIR_ERR_SQRT = 4.0
+
+
+def _granger_pair_facts_py(yb, cb, l0, l1, nxy, nxc, bad, yc, cc, sc):
+    """Per-pair facts for lanes l0..l1-1 of yb, cb (T, lanes): bad[ln] (a non-finite value in
+    either series), the run ends nxy / nxc (as in ``_granger_prep_lanes_py``), the
+    full-series means sc[0] (effect) and sc[1] (cause) and the centred series yc, cc."""
+    T = yb.shape[0]
+    for ln in range(l0, l1):
+        bad[ln] = 0
+        nxy[T - 1, ln] = T - 1
+        nxc[T - 1, ln] = T - 1
+        sc[0, ln] = 0.0
+        sc[1, ln] = 0.0
+    for t in range(T - 2, -1, -1):
+        for ln in range(l0, l1):
+            nxy[t, ln] = t if yb[t, ln] != yb[t + 1, ln] else nxy[t + 1, ln]
+            nxc[t, ln] = t if cb[t, ln] != cb[t + 1, ln] else nxc[t + 1, ln]
+    for t in range(T):
+        for ln in range(l0, l1):
+            if not (math.isfinite(yb[t, ln]) and math.isfinite(cb[t, ln])):
+                bad[ln] = 1
+            sc[0, ln] += yb[t, ln]
+            sc[1, ln] += cb[t, ln]
+    for ln in range(l0, l1):
+        sc[0, ln] /= T
+        sc[1, ln] /= T
+    for t in range(T):
+        for ln in range(l0, l1):
+            yc[t, ln] = yb[t, ln] - sc[0, ln]
+            cc[t, ln] = cb[t, ln] - sc[1, ln]
+
+
+def _granger_pair_prefix_py(yb, cb, L, l0, l1, nxy, nxc, bad, yc, cc, PYY, PCC, PYC, PY1, PC1, sc):
+    """Per-pair facts and lagged cross-products for lanes l0..l1-1 of yb, cb (T, lanes).
+
+    ``_granger_pair_facts_py``, then, with S(k) the sum of the terms u < k, the prefix values
+    at k = 0..L (slot k) and k = T-L..T (slot k - (T - 2L - 1)) of yc[u+d] yc[u]
+    (PYY[d], 0 <= d <= L), cc[u+d] cc[u] (PCC[d], d < L), yc[u+d] cc[u] (PYC[d + L - 1],
+    1-L <= d <= L), yc[u] (PY1) and cc[u] (PC1). Every window sum of the lag regressions at
+    any lag p <= L is the difference of two kept values. O(T L) per lane; T >= 2L + 1.
+    (numba only: the CUDA kernel makes the same calls itself.)
+    """
+    _granger_pair_facts(yb, cb, l0, l1, nxy, nxc, bad, yc, cc, sc)
+    for d in range(L + 1):
+        _pair_prefix_table(yc, yc, d, L, l0, l1, PYY[d], sc[2])
+    for d in range(L):
+        _pair_prefix_table(cc, cc, d, L, l0, l1, PCC[d], sc[2])
+    for dd in range(2 * L):
+        _pair_prefix_table(yc, cc, dd - (L - 1), L, l0, l1, PYC[dd], sc[2])
+    _pair_prefix_sum(yc, L, l0, l1, PY1, sc[2])
+    _pair_prefix_sum(cc, L, l0, l1, PC1, sc[2])
+
+
+def _pair_prefix_table_py(x, z, d, L, l0, l1, P, acc):
+    """Kept prefix values (see ``_granger_pair_prefix_py``) of x[u + d] z[u] into P (S, lanes)."""
+    T = x.shape[0]
+    tail = T - 2 * L - 1
+    for ln in range(l0, l1):
+        acc[ln] = 0.0
+        P[0, ln] = 0.0
+    u0 = max(0, -d)
+    u1 = min(T, T - d)
+    for u in range(T):
+        if u >= u0 and u < u1:
+            for ln in range(l0, l1):
+                acc[ln] += x[u + d, ln] * z[u, ln]
+        k = u + 1
+        if k <= L:
+            for ln in range(l0, l1):
+                P[k, ln] = acc[ln]
+        elif k >= T - L:
+            for ln in range(l0, l1):
+                P[k - tail, ln] = acc[ln]
+
+
+def _pair_prefix_sum_py(x, L, l0, l1, P, acc):
+    """Kept prefix values of x[u] into P (S, lanes)."""
+    T = x.shape[0]
+    tail = T - 2 * L - 1
+    for ln in range(l0, l1):
+        acc[ln] = 0.0
+        P[0, ln] = 0.0
+    for u in range(T):
+        for ln in range(l0, l1):
+            acc[ln] += x[u, ln]
+        k = u + 1
+        if k <= L:
+            for ln in range(l0, l1):
+                P[k, ln] = acc[ln]
+        elif k >= T - L:
+            for ln in range(l0, l1):
+                P[k - tail, ln] = acc[ln]
+
+
+def _granger_pair_lag_py(
+    p,
+    li,
+    L,
+    nxy,
+    nxc,
+    bad,
+    PYY,
+    PCC,
+    PYC,
+    PY1,
+    PC1,
+    rank_tol,
+    M,
+    gd,
+    cn,
+    bt,
+    sc,
+    fb,
+    l0,
+    l1,
+    out_ssr_r,
+    out_diff,
+    out_ssr_u,
+    out_status,
+):
+    """Fit at lag ``p`` (index li) of lanes l0..l1-1 by the Gram route, one effect per lane.
+
+    Columns [1, y lags, c lags, y] of the centred series (the span of the statsmodels design
+    [y lags, 1, c lags] and its response): their window Gram from the prefix tables, then its
+    Cholesky factor U (upper triangle of M). The last column of U holds z; SSR_u is its last
+    pivot squared, SSR_r - SSR_u the sum of z^2 over the cause columns (no cancellation).
+    The first-order error of SSR (the Gram entries are off by at most delta sqrt(F_i F_j),
+    delta = (4 sqrt(T) + K + 1) eps, F_i the full-series sum of squares of column i) is
+    delta (sum_i |v_i| sqrt(F_i))^2 with v = [-beta, 1] the fit's coefficients; the lane
+    is handed to the QR (fb[ln, li] = 1, outputs not written) unless that estimate for
+    SSR_r plus SSR_u is at most ``_GRAM_TOL`` SSR_u, min_j(pivot_j^2 / G_jj) >= 1e3 delta
+    K^2 (so the second-order term, ~delta / lambda_min of the scaled Gram times the
+    first, is negligible), and the
+    relative pivots of the full design (cause columns: equal to the QR's; effect lags and
+    intercept: their lower bound, the product of ours) stay 4x above rank_tol, so the QR's
+    ``check_rank`` decision is never needed. O(p^3) per lane.
+    Scratch: M (>= 2L+2, >= 2L+2, lanes), gd, cn, bt (>= 2L+2, lanes), sc (>= 8, lanes).
+    """
+    T = nxy.shape[0]
+    n = T - p
+    K = 2 * p + 2
+    nan = math.nan
+    nf = float(n)
+    # window Gram (upper triangle), its diagonal and the uncentred squared column norms
+    tail = T - 2 * L - 1
+    for j in range(K):
+        # column j of [1, y lags 1..p, c lags 1..p, y]: kind (0 one, 1 y, 2 c) and lag
+        kj = 0 if j == 0 else (1 if j <= p or j == K - 1 else 2)
+        aj = 0 if j == 0 or j == K - 1 else (j if j <= p else j - p)
+        for i in range(j + 1):
+            ki = 0 if i == 0 else (1 if i <= p or i == K - 1 else 2)
+            ai = 0 if i == 0 or i == K - 1 else (i if i <= p else i - p)
+            # the window sum over t = p..T-1 of x_i[t - ai] x_j[t - aj] is
+            # table[row, hi] - table[row, lo]; tables 0 (the count n), 1 PY1, 2 PC1, 3 PYY,
+            # 4 PCC, 5 PYC (with u = t - cause lag, effect index u + cause lag - effect lag)
+            if ki == 0 and kj == 0:
+                tab, row, top = 0, 0, 0
+            elif ki == 0:
+                tab, row, top = kj, 0, aj
+            elif ki == kj:
+                tab, row, top = 2 + ki, max(ai, aj) - min(ai, aj), max(ai, aj)
+            elif ki == 1:
+                tab, row, top = 5, aj - ai + L - 1, aj
+            else:
+                tab, row, top = 5, ai - aj + L - 1, ai
+            hi = T - top
+            lo = p - top
+            hi = hi if hi <= L else hi - tail
+            lo = lo if lo <= L else lo - tail
+            if tab == 0:
+                for ln in range(l0, l1):
+                    M[i, j, ln] = nf
+            elif tab == 1:
+                for ln in range(l0, l1):
+                    M[i, j, ln] = PY1[hi, ln] - PY1[lo, ln]
+            elif tab == 2:
+                for ln in range(l0, l1):
+                    M[i, j, ln] = PC1[hi, ln] - PC1[lo, ln]
+            elif tab == 3:
+                for ln in range(l0, l1):
+                    M[i, j, ln] = PYY[row, hi, ln] - PYY[row, lo, ln]
+            elif tab == 4:
+                for ln in range(l0, l1):
+                    M[i, j, ln] = PCC[row, hi, ln] - PCC[row, lo, ln]
+            else:
+                for ln in range(l0, l1):
+                    M[i, j, ln] = PYC[row, hi, ln] - PYC[row, lo, ln]
+        for ln in range(l0, l1):
+            g = M[j, j, ln]
+            gd[j, ln] = g
+            m0 = sc[1, ln] if kj == 2 else sc[0, ln]
+            cn[j, ln] = g + 2.0 * m0 * M[0, j, ln] + nf * m0 * m0 if j > 0 else g
+    # Cholesky M = U^T U (left-looking, column by column); pivot ratios on the way
+    for ln in range(l0, l1):
+        sc[2, ln] = math.inf  # min pivot^2 / G_jj
+        sc[3, ln] = math.inf  # min pivot^2 / |C_j|^2 over cause columns
+        sc[4, ln] = 1.0  # prod pivot^2 / |Y_j|^2 over effect lags
+    for j in range(K):
+        for i in range(j + 1):
+            for k in range(i):
+                for ln in range(l0, l1):
+                    M[i, j, ln] -= M[k, i, ln] * M[k, j, ln]
+            if i < j:
+                for ln in range(l0, l1):
+                    M[i, j, ln] /= M[i, i, ln]
+        if j < K - 1:
+            for ln in range(l0, l1):
+                piv2 = M[j, j, ln]
+                g = gd[j, ln]
+                ok = piv2 > 0.0 and g > 0.0  # (NaN counts as 0: the lane is handed off)
+                sc[2, ln] = min(sc[2, ln], piv2 / g if ok else 0.0)
+                c2 = cn[j, ln]
+                rel = piv2 / c2 if ok and c2 > 0.0 else 0.0
+                if j > p:  # (loop-invariant branches: the compiler unswitches them)
+                    sc[3, ln] = min(sc[3, ln], rel)
+                elif j > 0:
+                    sc[4, ln] *= rel
+                M[j, j, ln] = math.sqrt(piv2) if ok else nan
+    # SSR_r - SSR_u = sum of z^2 over the cause columns
+    for ln in range(l0, l1):
+        sc[5, ln] = 0.0
+    for j in range(p + 1, K - 1):
+        for ln in range(l0, l1):
+            sc[5, ln] += M[j, K - 1, ln] * M[j, K - 1, ln]
+    # error estimates: restricted (first p + 1 columns) and unrestricted coefficients by back
+    # substitution; sc[6] accumulates sum_i |v_i| sqrt(F_i) for both fits
+    F0 = math.sqrt(float(T))  # the intercept column's norm
+    for ln in range(l0, l1):
+        sc[6, ln] = 0.0
+    for fit in range(2):
+        m = p + 1 if fit == 0 else K - 1
+        for i in range(m - 1, -1, -1):
+            for ln in range(l0, l1):
+                bt[i, ln] = M[i, K - 1, ln]
+            for k in range(i + 1, m):
+                for ln in range(l0, l1):
+                    bt[i, ln] -= M[i, k, ln] * bt[k, ln]
+            for ln in range(l0, l1):
+                bt[i, ln] /= M[i, i, ln]
+        # |v_i| summed by column kind (the response's coefficient is 1): sc[7] effect
+        # columns, gd[0] cause columns (gd is free after the Cholesky)
+        for ln in range(l0, l1):
+            sc[7, ln] = 1.0
+            gd[0, ln] = 0.0
+        for i in range(1, min(p + 1, m)):
+            for ln in range(l0, l1):
+                sc[7, ln] += abs(bt[i, ln])
+        for i in range(p + 1, m):
+            for ln in range(l0, l1):
+                gd[0, ln] += abs(bt[i, ln])
+        for ln in range(l0, l1):
+            s = (
+                F0 * abs(bt[0, ln])
+                + math.sqrt(PYY[0, 2 * L + 1, ln]) * sc[7, ln]
+                + math.sqrt(PCC[0, 2 * L + 1, ln]) * gd[0, ln]
+            )
+            sc[6, ln] += s * s
+    delta = (_PAIR_ERR_SQRT * math.sqrt(float(T)) + K + 1) * 2.220446049250313e-16
+    rt2 = 16.0 * rank_tol * rank_tol
+    # the second-order term is about delta / lambda_min of the scaled Gram times the first;
+    # with min pivot^2 / G_jj as the proxy of lambda_min (and K^2 to spare) it stays < 1e-3
+    second = 1e3 * delta * K * K
+    for ln in range(l0, l1):
+        if bad[ln] != 0:
+            status = 3
+        else:
+            status = 0
+            for j in range(1, p + 1):
+                if nxy[p - j, ln] >= T - 1 - j:
+                    status = 2
+            if nxy[p, ln] >= T - 1:
+                status = 2
+            if status == 0:
+                for j in range(1, p + 1):
+                    if nxc[p - j, ln] >= T - 1 - j:
+                        status = 1
+        fb[ln, li] = 0
+        if status != 0:
+            out_ssr_r[ln, li] = nan
+            out_diff[ln, li] = nan
+            out_ssr_u[ln, li] = nan
+            out_status[ln, li] = status
+            continue
+        ssr_u = M[K - 1, K - 1, ln]  # the last pivot squared (not yet square-rooted)
+        diff = sc[5, ln]
+        est = delta * sc[6, ln]
+        ok = (
+            ssr_u > 0.0
+            and sc[3, ln] >= rt2
+            and sc[4, ln] >= rt2
+            and est <= _GRAM_TOL * ssr_u
+            and sc[2, ln] >= second
+        )
+        if not ok:
+            fb[ln, li] = 1
+            continue
+        out_ssr_r[ln, li] = ssr_u + diff
+        out_diff[ln, li] = diff
+        out_ssr_u[ln, li] = ssr_u
+        out_status[ln, li] = 0
+
+
+_pair_prefix_table = njit(_pair_prefix_table_py)
+_pair_prefix_sum = njit(_pair_prefix_sum_py)
+_granger_pair_facts = njit(_granger_pair_facts_py)
+_granger_pair_prefix = njit(_granger_pair_prefix_py, error_model="numpy")
+_granger_pair_lag = njit(_granger_pair_lag_py, error_model="numpy")
+
+
+def _granger_pairs_py(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_status):
+    """One effect row per cause: Gram route in batches of 64 pairs, QR where it hands off."""
+    n_series, T = cause.shape
+    L = lags.max()
+    n_lags = lags.shape[0]
+    B = _LANES
+    S = 2 * L + 2
+    Km = 2 * L + 2
+    n_batches = (n_series + B - 1) // B
+    n_chunks = min(n_batches, _N_CHUNKS)
+    for ch in nb.prange(n_chunks):
+        yb = np.empty((T, B))
+        cb = np.empty((T, B))
+        yc = np.empty((T, B))
+        cc = np.empty((T, B))
+        nxy = np.empty((T, B), dtype=np.int64)
+        nxc = np.empty((T, B), dtype=np.int64)
+        bad = np.empty(B, dtype=np.int8)
+        PYY = np.empty((L + 1, S, B))
+        PCC = np.empty((L, S, B))
+        PYC = np.empty((2 * L, S, B))
+        PY1 = np.empty((S, B))
+        PC1 = np.empty((S, B))
+        M = np.empty((Km, Km, B))
+        gd = np.empty((Km, B))
+        cn = np.empty((Km, B))
+        bt = np.empty((Km, B))
+        sc = np.empty((8, B))
+        fb = np.empty((B, n_lags), dtype=np.int8)
+        A = np.empty((2 * L + 1, T))
+        v = np.empty(T)
+        for bi in range(ch * n_batches // n_chunks, (ch + 1) * n_batches // n_chunks):
+            s = bi * B
+            m = min(B, n_series - s)
+            for t in range(T):
+                for ln in range(m):
+                    yb[t, ln] = effect[s + ln, t]
+                    cb[t, ln] = cause[s + ln, t]
+            _granger_pair_prefix(
+                yb, cb, L, 0, m, nxy, nxc, bad, yc, cc, PYY, PCC, PYC, PY1, PC1, sc
+            )
+            o_r = out_ssr_r[s : s + m]
+            o_d = out_diff[s : s + m]
+            o_u = out_ssr_u[s : s + m]
+            o_s = out_status[s : s + m]
+            for li in range(n_lags):
+                _granger_pair_lag(
+                    lags[li],
+                    li,
+                    L,
+                    nxy,
+                    nxc,
+                    bad,
+                    PYY,
+                    PCC,
+                    PYC,
+                    PY1,
+                    PC1,
+                    rank_tol,
+                    M,
+                    gd,
+                    cn,
+                    bt,
+                    sc,
+                    fb,
+                    0,
+                    m,
+                    o_r,
+                    o_d,
+                    o_u,
+                    o_s,
+                )
+            for ln in range(m):
+                for li in range(n_lags):
+                    if fb[ln, li] != 0:
+                        b = s + ln
+                        _granger_core(
+                            effect[b],
+                            cause[b],
+                            lags[li : li + 1],
+                            rank_tol,
+                            A,
+                            v,
+                            out_ssr_r[b, li : li + 1],
+                            out_diff[b, li : li + 1],
+                            out_ssr_u[b, li : li + 1],
+                            out_status[b, li : li + 1],
+                        )
+
+
+_granger_pairs = njit(_granger_pairs_py, parallel=True)
+_granger_pairs_serial = njit(_granger_pairs_py)  # prange runs as range
+
+
 #: Below this many work units (n_series * T * sum((p + 1)^2), ~1 ns each), the shared-effect
 #: kernel runs on one thread: a few milliseconds of work gains little from the thread pool,
 #: and a parallel region waits for its slowest thread, which on a busy machine can be
@@ -1049,7 +1463,8 @@ def granger(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_s
     A shared effect row (the LEGCNet case: every weight against the training error) is
     fitted once per lag (restricted basis Q and residual e); each cause then only needs its
     p lag columns projected off Q and a p-column Householder QR, batched 64 causes at a time
-    with the cause index innermost. One effect row per cause runs the full per-series QR.
+    with the cause index innermost. One effect row per cause runs the per-pair Gram route
+    (``_granger_pairs_py``), with the full per-series QR for every (pair, lag) it hands off.
     """
     if effect.shape[0] == 1:
         Q, e, rstat, rpiv, tss = granger_shared_precompute(effect[0], lags)
@@ -1079,9 +1494,9 @@ def granger(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_s
             out_status,
         )
     else:
-        _granger_per_series(
-            effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_status
-        )
+        work = cause.shape[0] * cause.shape[1] * int(lags.max() + 1) ** 2
+        kernel = _granger_pairs_serial if work < _SERIAL_WORK else _granger_pairs
+        kernel(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_status)
 
 
 # ----------------------------------------------------------------------------- Lyapunov

@@ -59,6 +59,9 @@ def permute_segments(
     Notes
     -----
     Fisher–Yates per group, stream ``g`` of ``seeds[s]``; O(n_samples * (size + n_cells)).
+    Each group's values are gathered into a contiguous buffer, shuffled there (the random
+    accesses then stay in a buffer of the group's size instead of the whole layer and its
+    cell ids) and scattered back: the same swaps, so the same samples as shuffling in place.
     ``prange`` over samples.
     """
     n_samples = seeds.shape[0]
@@ -67,24 +70,29 @@ def permute_segments(
     flat = weight.reshape(size)
     out = np.empty((n_samples, size), dtype=np.float32)
     n_groups = indptr.shape[0] - 1
+    longest = 0
+    for g in range(n_groups):
+        longest = max(longest, indptr[g + 1] - indptr[g])
     for s in prange(n_samples):
         state = new_state()
+        buf = np.empty(longest, dtype=np.float32)
         row = out[s]
-        for k in range(size):
-            row[k] = flat[k]
+        row[:] = flat
         for g in range(n_groups):
             lo = indptr[g]
-            hi = indptr[g + 1]
-            if hi - lo < 2:
+            n = indptr[g + 1] - lo
+            if n < 2:
                 continue
             seed_state(state, seeds[s], np.uint64(g))
-            for k in range(hi - lo - 1, 0, -1):
+            for k in range(n):
+                buf[k] = flat[cell_ids[lo + k]]
+            for k in range(n - 1, 0, -1):
                 j = rand_below(state, k + 1)
-                a = cell_ids[lo + k]
-                b = cell_ids[lo + j]
-                tmp = row[a]
-                row[a] = row[b]
-                row[b] = tmp
+                tmp = buf[k]
+                buf[k] = buf[j]
+                buf[j] = tmp
+            for k in range(n):
+                row[cell_ids[lo + k]] = buf[k]
     return out.reshape((n_samples, n_out, n_in))
 
 
