@@ -66,8 +66,12 @@ class LayerTooSmallWarning(NetstructWarning):
 
 # ----------------------------------------------------------------------------- validation
 def _check_layers(G: SignedGraph, layers: object, func: str) -> list[int]:
-    if layers is None:
-        return list(range(len(G.blocks)))
+    if layers is None:  # weight blocks; structure (skip, norm, operator) and grouped convs stay
+        return [
+            i
+            for i, b in enumerate(G.blocks)
+            if b.kind == "weight" and not (b.kernel is not None and b.layout.get("groups", 1) != 1)
+        ]
     if isinstance(layers, (str, numbers.Integral)):
         keys: list[object] = [layers]
     elif isinstance(layers, Iterable):
@@ -184,7 +188,8 @@ def randomize_ensemble(
         … are accepted for A–F).
     n_samples : int >= 1
     layers : int, str or list of them, default=None
-        Blocks to randomize (index or name); None means all.
+        Blocks to randomize (index or name); None means every ``kind="weight"`` block except
+        grouped convolutions (skip, identity, norm and operator blocks are structure).
     seed : int, Generator or None, default=None
         Block ``b``, sample ``k`` depends only on ``(seed, b, k)``: the same seed gives the
         same samples whatever ``layers``, ``n_samples``, the thread count or the backend.

@@ -39,7 +39,9 @@ def _edge_columns(
         "row": a["row"],
         "col": a["col"],
         "delay": a["delay"].astype(np.int64),
-        "kind": np.full(src.size, "weight", dtype=object),
+        "kind": np.array([b.kind for b in G.blocks], dtype=object)[a["layer"]]
+        if names.size
+        else np.zeros(0, dtype=object),
     }
     for k in G.edge_attr_names:
         cols[k] = a[k]
@@ -86,6 +88,10 @@ def _graph_payload(G: SignedGraph) -> str:
             "sources": b.sources.tolist(),
             "targets": b.targets.tolist(),
             "bias": None if b.bias is None else b.bias.tolist(),
+            "kind": b.kind,
+            "layout": dict(b.layout),
+            "kernel": None if b.kernel is None else b.kernel.tolist(),
+            "state": {k: np.asarray(v).tolist() for k, v in b.state.items()},
         }
         for b in G.blocks
     ]
@@ -404,7 +410,7 @@ def _from_payload(Gx: Any) -> SignedGraph:
     weights = {b["name"]: np.zeros(b["shape"], dtype=np.float32) for b in meta["blocks"]}
     masks = {b["name"]: np.zeros(b["shape"], dtype=bool) for b in meta["blocks"]}
     for _, _, d in Gx.edges(data=True):
-        if d.get("kind", "weight") != "weight":
+        if d.get("kind", "weight") == "coupling":
             continue
         name = d.get("block")
         if name not in weights:
@@ -423,10 +429,42 @@ def _from_payload(Gx: Any) -> SignedGraph:
             param=b["param"],
             bias_param=b["bias_param"],
             delay=b["delay"],
+            kind=b.get("kind", "weight"),
+            layout=b.get("layout") or {},
+            kernel=None if b.get("kernel") is None else np.asarray(b["kernel"], dtype=np.float32),
+            state={k: np.asarray(v) for k, v in (b.get("state") or {}).items()},
         )
         for b in meta["blocks"]
     ]
+    blocks = _apply_node_biases(Gx, blocks, n)
     return SignedGraph(cols, blocks, spec=meta["spec"], provenance=meta["provenance"])
+
+
+def _apply_node_biases(Gx: Any, blocks: list[Any], n: int) -> list[Any]:
+    """Honour a node ``bias`` edited in networkx (the node's one biased block takes it)."""
+    total = np.zeros(n)
+    feeders: list[list[int]] = [[] for _ in range(n)]
+    for i, b in enumerate(blocks):
+        if b.bias is not None:
+            np.add.at(total, b.targets, b.bias.astype(np.float64))
+            for t in b.targets.tolist():
+                feeders[t].append(i)
+    new_bias = {i: None for i in range(len(blocks))}
+    for v in range(n):
+        want = Gx.nodes[v].get("bias")
+        if not isinstance(want, (int, float, np.number)) or abs(float(want) - total[v]) <= 1e-6 * max(1.0, abs(total[v])):
+            continue
+        if len(feeders[v]) != 1:
+            raise GraphError(
+                f"Node {v} has an edited 'bias' ({want}) but {len(feeders[v])} biased blocks feed it, so "
+                "netstruct cannot tell which bias to change; edit the blocks' biases instead."
+            )
+        i = feeders[v][0]
+        if new_bias[i] is None:
+            new_bias[i] = blocks[i].bias.astype(np.float64).copy()
+        row = int(np.flatnonzero(blocks[i].targets == v)[0])
+        new_bias[i][row] += float(want) - total[v]
+    return [b if new_bias[i] is None else b.replace(bias=new_bias[i]) for i, b in enumerate(blocks)]
 
 
 def _from_layered(Gx: Any, layer: str, weight: str) -> SignedGraph:

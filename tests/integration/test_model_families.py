@@ -351,3 +351,23 @@ def test_hand_written_heads_and_sdpa_are_followed_and_replay_at_any_length():
     x2 = torch.randn(4, 9, 8)  # another batch size and sequence length: sizes are symbolic
     with torch.no_grad():
         assert torch.allclose(r(x2), m(x2), atol=1e-5)
+
+
+def test_null_models_leave_structure_blocks_alone_by_default():
+    m, x = _user_cnn()
+    G = ns.from_torch(m, x)
+    R = ns.randomize(G, model="B", seed=3)
+    for a, b in zip(G.blocks, R.blocks):
+        if a.kind != "weight" or a.layout.get("groups", 1) != 1:
+            np.testing.assert_array_equal(a.weight, b.weight)
+    assert any(not np.array_equal(a.weight, b.weight) for a, b in zip(G.blocks, R.blocks))
+    with torch.no_grad():
+        assert ns.to_torch(R)(x).shape == m(x).shape
+
+
+def test_from_networkx_restores_every_family(exported):
+    _, m, x, G = exported
+    H = ns.from_networkx(G.to_networkx())
+    assert [(b.name, b.kind) for b in H.blocks] == [(b.name, b.kind) for b in G.blocks]
+    with torch.no_grad():
+        assert torch.allclose(ns.to_torch(H)(x), m(x), atol=1e-5)

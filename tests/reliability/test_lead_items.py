@@ -8,8 +8,6 @@ import torch
 
 import netstruct as ns
 
-LEAD = pytest.mark.xfail(strict=True, reason="lead: convert/graphs rewrite")
-
 
 def test_with_node_attrs_refuses_mixed_numbers_and_strings():
     G = ns.from_torch(torch.nn.Linear(2, 2))
@@ -17,7 +15,6 @@ def test_with_node_attrs_refuses_mixed_numbers_and_strings():
         G.with_node_attrs(tag=np.array([1, "a", 2.5, "b"], dtype=object))
 
 
-@LEAD
 def test_from_networkx_honours_or_refuses_an_edited_bias():
     from netstruct.convert.external import from_networkx, to_networkx
 
