@@ -172,3 +172,26 @@ def test_lesion_runs_on_lstm(seed):
     df = community_lesion(G, C, X, y)
     base = df[df["class"].astype(str) == "all"]["baseline"]
     assert (base == 1.0).all()
+
+
+def test_netsci_report_step_runs_on_iris(tmp_path):
+    import json
+
+    from netstruct.report import JobOptions, run_job
+
+    run_job(
+        JobOptions(
+            out=str(tmp_path),
+            dataset="iris",
+            steps=("netsci",),
+            epochs=2,
+            quick=True,
+            progress=False,
+            scheduler="serial",
+        )
+    )
+    numbers = json.loads((tmp_path / "numbers.json").read_text())["netsci"]
+    assert numbers["failed"] == []
+    assert numbers["communities"][0]["null model"] == "G-left"
+    assert (tmp_path / "figures" / "mlp_network.svg").exists()
+    assert {r["block"] for r in numbers["spectra"]} == {"0.weight", "2.weight"}
