@@ -86,7 +86,7 @@ def plot_network(
         ax.scatter(
             x[units],
             y[units],
-            s=6,
+            s=14,
             c=[cmap(int(c) % 20) for c in memb[units]],
             zorder=3,
             linewidths=0,
