@@ -78,6 +78,13 @@ _LAZY = {
     "lattice_prune": "netstruct.lattice",
     "sweep": "netstruct.probes",
     "task_complexity": "netstruct.probes",
+    "signed_projection": "netstruct.algorithms.communities",
+    "signed_modularity": "netstruct.algorithms.communities",
+    "signed_communities": "netstruct.algorithms.communities",
+    "clusterability": "netstruct.algorithms.communities",
+    "community_lesion": "netstruct.algorithms.communities",
+    "layer_spectra": "netstruct.algorithms.spectra",
+    "powerlaw_fit": "netstruct.algorithms.spectra",
 }
 _SUBMODULES = {
     "datasets",

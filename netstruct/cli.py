@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--factory", help="for a state_dict --model: 'module:function' that builds the "
                    "untrained model (imported from the current folder)")
     r.add_argument("--steps", help="comma-separated steps to run, from: train, export, nulls, probes, lattice, "
-                   "causal, prune (default: all; train and export are added when a step needs them)")
+                   "causal, netsci, prune (default: all; train and export are added when a step needs them)")
     r.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10; halved with --quick)")
     r.add_argument("--hidden", type=int, default=64, help="MLP hidden width (default: 64)")
     r.add_argument("--seed", type=int, default=0, help="root seed of training and probes (default: 0)")

@@ -620,6 +620,13 @@ def step_lattice(ctx: JobContext) -> Section:
     return run(ctx)
 
 
+def step_netsci(ctx: JobContext) -> Section:
+    """Network picture, signed communities, lesions and spectra (see :mod:`.netsci_step`)."""
+    from .netsci_step import step_netsci as run
+
+    return run(ctx)
+
+
 STEPS: dict[str, Callable[[JobContext], Section]] = {
     "train": step_train,
     "export": step_export,
@@ -627,13 +634,14 @@ STEPS: dict[str, Callable[[JobContext], Section]] = {
     "probes": step_probes,
     "lattice": step_lattice,
     "causal": step_causal,
+    "netsci": step_netsci,
     "prune": step_prune,
 }
 #: what each step needs to have run before it (pulled in automatically)
 NEEDS: dict[str, tuple[str, ...]] = {
     "train": (),
     "export": ("train",),
-    **{name: ("train", "export") for name in ("nulls", "probes", "lattice", "causal", "prune")},
+    **{name: ("train", "export") for name in ("nulls", "probes", "lattice", "causal", "netsci", "prune")},
 }
 
 

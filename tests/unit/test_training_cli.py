@@ -166,7 +166,7 @@ def test_cli_run_all_steps_report_is_consistent(tmp_path):
     assert main(["run", "--out", str(out), "--dataset", "iris", "--epochs", "2", "--no-progress", "--quick",
                  "--runs", "2"]) == 0
     numbers, _ = _check_report(out)
-    assert list(numbers["seconds"]) == ["train", "export", "nulls", "probes", "lattice", "causal", "prune"]
+    assert list(numbers["seconds"]) == ["train", "export", "nulls", "probes", "lattice", "causal", "netsci", "prune"]
     json.dumps(numbers, allow_nan=False)  # strict JSON: no NaN
     # LEGCNet: both decision rules beside their permutation null, and the chance/magnitude controls
     legcnet = {r["rule"].split(" (")[0].split(":")[0]: r for r in numbers["causal"]["legcnet"]}
