@@ -55,6 +55,12 @@ ACTIVATIONS = frozenset(
 NEUTRAL = frozenset(
     {"dropout", "contiguous", "float", "double", "clone", "detach", "to", "type", "identity"}
 )
+#: functional pooling (they move values over spatial axes; followed on code tensors)
+POOLS = tuple(
+    f"{kind}{d}d"
+    for kind in ("max_pool", "avg_pool", "adaptive_avg_pool", "adaptive_max_pool")
+    for d in (1, 2, 3)
+)
 #: shape operations, followed exactly on code tensors when shapes are known
 MOVE_OPS = frozenset(
     {
@@ -79,19 +85,8 @@ MOVE_OPS = frozenset(
         "select",
         "mean",
         "amax",
-        "max_pool1d",
-        "max_pool2d",
-        "max_pool3d",
-        "avg_pool1d",
-        "avg_pool2d",
-        "avg_pool3d",
-        "adaptive_avg_pool1d",
-        "adaptive_avg_pool2d",
-        "adaptive_avg_pool3d",
-        "adaptive_max_pool1d",
-        "adaptive_max_pool2d",
-        "adaptive_max_pool3d",
     }
+    | set(POOLS)
 )
 #: ops returning shape information, not units
 META_OPS = frozenset({"size", "dim"})
@@ -144,18 +139,7 @@ _F_FNS = (
     "hardswish",
     "softsign",
     "tanhshrink",
-    "max_pool1d",
-    "max_pool2d",
-    "max_pool3d",
-    "avg_pool1d",
-    "avg_pool2d",
-    "avg_pool3d",
-    "adaptive_avg_pool1d",
-    "adaptive_avg_pool2d",
-    "adaptive_avg_pool3d",
-    "adaptive_max_pool1d",
-    "adaptive_max_pool2d",
-    "adaptive_max_pool3d",
+    *POOLS,
     "scaled_dot_product_attention",
 )
 
