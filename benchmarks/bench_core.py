@@ -70,7 +70,9 @@ def test_export_numpy(benchmark):
 G_MED = ns.from_torch(MEDIUM)
 # The peers start from the same numpy columns netstruct holds and build the same attributes.
 _NODES = {c: G_MED.nodes()[c].to_numpy() for c in G_MED.nodes().columns}
-_SRC, _TGT, _ECOLS = __import__("netstruct.convert.external", fromlist=["_edge_columns"])._edge_columns(G_MED, False)
+_SRC, _TGT, _ECOLS = __import__(
+    "netstruct.convert.external", fromlist=["_edge_columns"]
+)._edge_columns(G_MED, False)
 
 
 @pytest.mark.benchmark(group="to_networkx 784-64-10")
@@ -83,10 +85,20 @@ def test_to_networkx_peer_add_edges_from(benchmark):
     def build():
         g = nx.DiGraph()
         ncols = list(_NODES)
-        g.add_nodes_from(zip(range(G_MED.n_nodes), (dict(zip(ncols, v)) for v in zip(*(_NODES[c].tolist() for c in ncols)))))
+        g.add_nodes_from(
+            zip(
+                range(G_MED.n_nodes),
+                (dict(zip(ncols, v)) for v in zip(*(_NODES[c].tolist() for c in ncols))),
+            )
+        )
         ekeys = list(_ECOLS)
-        g.add_edges_from(zip(_SRC.tolist(), _TGT.tolist(),
-                             (dict(zip(ekeys, v)) for v in zip(*(_ECOLS[k].tolist() for k in ekeys)))))
+        g.add_edges_from(
+            zip(
+                _SRC.tolist(),
+                _TGT.tolist(),
+                (dict(zip(ekeys, v)) for v in zip(*(_ECOLS[k].tolist() for k in ekeys))),
+            )
+        )
         return g
 
     benchmark(build)
@@ -99,9 +111,15 @@ def test_to_igraph_netstruct(benchmark):
 
 @pytest.mark.benchmark(group="to_igraph 784-64-10")
 def test_to_igraph_peer_constructor(benchmark):
-    benchmark(lambda: ig.Graph(n=G_MED.n_nodes, edges=np.column_stack([_SRC, _TGT]), directed=True,
-                               vertex_attrs={c: v.tolist() for c, v in _NODES.items()},
-                               edge_attrs={k: v.tolist() for k, v in _ECOLS.items()}))
+    benchmark(
+        lambda: ig.Graph(
+            n=G_MED.n_nodes,
+            edges=np.column_stack([_SRC, _TGT]),
+            directed=True,
+            vertex_attrs={c: v.tolist() for c, v in _NODES.items()},
+            edge_attrs={k: v.tolist() for k, v in _ECOLS.items()},
+        )
+    )
 
 
 @pytest.mark.benchmark(group="graphml 784-64-10")

@@ -54,7 +54,7 @@ _LAZY = {
     "motif_zscores": "netstruct.algorithms.motifs",
     "fit_maxent": "netstruct.algorithms.maxent",
     "expected_motif_census": "netstruct.algorithms.maxent",
-    "signed_projection": "netstruct.algorithms.balance",
+    "sign_adjacency": "netstruct.algorithms.balance",
     "balance_ratio": "netstruct.algorithms.balance",
     "frustration_index": "netstruct.algorithms.balance",
     "sign_consistency": "netstruct.algorithms.balance",

@@ -32,7 +32,7 @@ from ..utils.validation import check_choice, check_graph, check_scalar
 from .maxent import _unit_graph
 
 __all__ = [
-    "signed_projection",
+    "sign_adjacency",
     "balance_ratio",
     "frustration_index",
     "FrustrationResult",
@@ -40,19 +40,22 @@ __all__ = [
 ]
 
 
-def signed_projection(G: SignedGraph, *, aggregate: str = "max") -> sp.csr_array:
-    """The undirected signed projection as a symmetric ``(n_nodes, n_nodes)`` int8 CSR array.
+def sign_adjacency(G: SignedGraph, *, aggregate: str = "max") -> sp.csr_array:
+    """The undirected ±1 sign adjacency of the units: a symmetric ``(n_nodes, n_nodes)`` int8 CSR array.
+
+    The sign of the summed (gate-aggregated) weights between two units, both directions joined;
+    :func:`netstruct.signed_projection` is the weighted projection used for communities.
 
     Examples
     --------
     >>> import numpy as np, netstruct as ns
     >>> G = ns.SignedGraph({"name": list("abc")}, [ns.make_block(
     ...     name="fc", weight=np.array([[0.5, -2.0]]), sources=[0, 1], targets=[2])])
-    >>> ns.signed_projection(G).toarray().tolist()
+    >>> ns.sign_adjacency(G).toarray().tolist()
     [[0, 0, 1], [0, 0, -1], [1, -1, 0]]
     """
-    check_graph(G, "signed_projection")
-    check_choice(aggregate, "aggregate", "signed_projection", ["max", "sum"])
+    check_graph(G, "sign_adjacency")
+    check_choice(aggregate, "aggregate", "sign_adjacency", ["max", "sum"])
     U = _unit_graph(G, aggregate)
     rows, cols, vals = [], [], []
     for b in U.blocks:
@@ -107,7 +110,7 @@ def balance_ratio(G: SignedGraph, *, aggregate: str = "max") -> pd.DataFrame:
     [[3, 0, 0], [4, 1, 0]]
     """
     check_graph(G, "balance_ratio")
-    A = signed_projection(G, aggregate=aggregate).astype(np.float64)
+    A = sign_adjacency(G, aggregate=aggregate).astype(np.float64)
     B = abs(A)
     k = np.asarray(B.sum(1)).ravel()
     degenerate = 2.0 * (k @ k) - k.sum()
@@ -253,7 +256,7 @@ def frustration_index(
     n_restarts = int(
         check_scalar(n_restarts, "n_restarts", func, kind=numbers.Integral, min_value=1)
     )  # type: ignore[arg-type]
-    A = signed_projection(G, aggregate=aggregate)
+    A = sign_adjacency(G, aggregate=aggregate)
     n = A.shape[0]
     n_comp, lab = csg.connected_components(A, directed=False)
     colour = np.ones(n, dtype=np.int8)

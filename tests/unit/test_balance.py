@@ -32,7 +32,7 @@ def _graphs():
 @pytest.mark.parametrize("G", _graphs())
 def test_projection_and_cycle_balance_equal_brute_force(G):
     E = naive_projection(G)
-    A = ns.signed_projection(G)
+    A = ns.sign_adjacency(G)
     assert A.nnz == 2 * len(E)
     for e, s in E.items():
         a, b = tuple(e)
