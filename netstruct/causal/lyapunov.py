@@ -222,6 +222,8 @@ def lyapunov(
     check_scalar(steps, "steps", func, kind=int, min_value=1)
     check_choice(fit, "fit", func, ["k0k1", "lsq"])
     check_choice(mode, "mode", func, ["exact", "authors"])
+    if not isinstance(return_divergence, (bool, np.bool_)):
+        raise param_error("return_divergence", func, "a bool", return_divergence)
     authors = mode == "authors"
     floor = (
         (1e-5 if authors else 1e-12)

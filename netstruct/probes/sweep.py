@@ -217,6 +217,8 @@ def sweep(
     Gs = _check_graphs(graphs, func)
     plist = _check_probes(probes, func)
     n_repeats = int(check_scalar(n_repeats, "n_repeats", func, kind=int, min_value=1))  # type: ignore[arg-type]
+    if not isinstance(metrics, (str, list, tuple)):
+        raise param_error("metrics", func, f"a non-empty subset of {list(METRICS)}", metrics)
     metrics = list(metrics) if not isinstance(metrics, str) else [metrics]
     if not metrics or len(set(metrics)) != len(metrics):
         raise param_error("metrics", func, f"a non-empty subset of {list(METRICS)}", metrics)

@@ -7,7 +7,7 @@ what was removed and why.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,11 @@ __all__ = [
 def _block_ids(G: SignedGraph, blocks: Sequence[str | int] | None, func: str) -> list[int]:
     if blocks is None:
         return list(range(len(G.blocks)))
-    if isinstance(blocks, (str, int)) or not all(isinstance(b, (str, int, np.integer)) for b in blocks):
+    if (
+        isinstance(blocks, (str, int))
+        or not isinstance(blocks, Iterable)
+        or not all(isinstance(b, (str, int, np.integer)) for b in blocks)
+    ):
         raise param_error("blocks", func, "a list of block names or positions", blocks)
     return sorted({G.block_index(b) for b in blocks})
 

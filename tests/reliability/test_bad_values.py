@@ -154,17 +154,7 @@ CASES = [
     (f, arg, bad) for f, (_, _, args) in FUNCS.items() for arg, bads in args.items() for bad in bads
 ]
 # holes in code other sessions own; strict: the test fails once they are fixed, then drop the entry
-KNOWN: dict[tuple[str, str, str], str] = {
-    ("magnitude_prune", "blocks", "object"): "pruning owner: TypeError 'object' is not iterable",
-    (
-        "lyapunov",
-        "return_divergence",
-        "unknown name",
-    ): "causal owner: any truthy value accepted as a flag",
-    ("lyapunov", "return_divergence", "nan"): "causal owner: any truthy value accepted as a flag",
-    ("granger", "lags", "huge"): "causal owner: ValueError 'Maximum allowed size exceeded'",
-    ("sweep", "metrics", "object"): "probes owner: TypeError 'object' is not iterable",
-}
+KNOWN: dict[tuple[str, str, str], str] = {}  # every known case is fixed; add new ones here
 
 
 @pytest.mark.parametrize(("func", "arg", "bad"), CASES, ids=[f"{f}-{a}-{b}" for f, a, b in CASES])
