@@ -774,6 +774,10 @@ def from_torch(
         spec["input_shape"] = list(example_input.shape)
         spec["input_dtype"] = str(example_input.dtype).replace("torch.", "")
     G = SignedGraph(b.columns, b.blocks, spec=spec, provenance=provenance)
+    from .to_torch import structure_key
+
+    provenance["structure"] = structure_key(G)
+    G = SignedGraph(b.columns, b.blocks, spec=spec, provenance=provenance)
     if example_input is not None and check:
         _check_roundtrip(model, G, example_input)
     return G
