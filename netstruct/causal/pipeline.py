@@ -140,9 +140,6 @@ def _loss(z, t, output: str):
     return ((a - t) ** 2).sum() / t.shape[1]
 
 
-_ACTS = ("Sigmoid", "Tanh", "ReLU", "Identity")
-
-
 def _numpy_layers(model) -> list[list] | None:
     """``[[W, b, act], ...]`` numpy views of an ``nn.Sequential`` of Linear/activation modules.
 
@@ -151,47 +148,30 @@ def _numpy_layers(model) -> list[list] | None:
     """
     import torch
 
+    from ..convert.elementwise import ElementwiseHandler
+    from ..convert.handlers import get_handler
+
     if not isinstance(model, torch.nn.Sequential):
         return None
     layers: list[list] = []
     for mod in model:
-        name = type(mod).__name__
+        handler = get_handler(mod)
         if type(mod) is torch.nn.Linear:
             params = [mod.weight] + ([] if mod.bias is None else [mod.bias])
             if any(p.device.type != "cpu" or not p.requires_grad for p in params):
                 return None
             b = None if mod.bias is None else mod.bias.detach().numpy()
             layers.append([mod.weight.detach().numpy(), b, None])
-        elif name in _ACTS and getattr(torch.nn, name) is type(mod) and layers:
-            if layers[-1][2] is not None:
+        elif isinstance(handler, ElementwiseHandler) and layers:
+            fast = handler.numpy_map(handler.config(mod))  # the layer's semantics, in numpy
+            if fast is None or layers[-1][2] is not None:
                 return None
-            layers[-1][2] = None if name == "Identity" else name
+            layers[-1][2] = None if handler.name == "Identity" else fast
         else:
             return None
     if not layers or layers[-1][2] is not None:  # the loss applies the output non-linearity
         return None
     return layers
-
-
-def _act_forward(act: str | None, z: np.ndarray) -> np.ndarray:
-    if act == "Sigmoid":
-        return 1.0 / (1.0 + np.exp(-z))
-    if act == "Tanh":
-        return np.tanh(z)
-    if act == "ReLU":
-        return np.maximum(z, 0)
-    return z
-
-
-def _act_slope(act: str | None, a: np.ndarray) -> np.ndarray | None:
-    """Derivative of the activation written with its output ``a`` (None: identity)."""
-    if act == "Sigmoid":
-        return a * (1 - a)
-    if act == "Tanh":
-        return 1 - a * a
-    if act == "ReLU":
-        return (a > 0).astype(a.dtype)
-    return None
 
 
 def _numpy_step(layers: list[list], x: np.ndarray, t: np.ndarray, lr, output: str) -> None:
@@ -204,7 +184,7 @@ def _numpy_step(layers: list[list], x: np.ndarray, t: np.ndarray, lr, output: st
         z = W @ hs[-1]
         if b is not None:
             z += b
-        hs.append(_act_forward(act, z))
+        hs.append(z if act is None else act[0](z))
     z = hs[-1]
     if output == "sigmoid":
         a = 1.0 / (1.0 + np.exp(-z))
@@ -224,8 +204,8 @@ def _numpy_step(layers: list[list], x: np.ndarray, t: np.ndarray, lr, output: st
         if b is not None:
             b -= lr * dz
         if dh is not None:
-            slope = _act_slope(layers[li - 1][2], h)
-            dz = dh if slope is None else dh * slope
+            act = layers[li - 1][2]
+            dz = dh if act is None else dh * act[1](h)
 
 
 def _online_epochs(model, X, y, *, lr, n_epochs, output, masks=None, on_step=None, on_epoch=None):

@@ -201,8 +201,6 @@ def activation_label(base: str, args: tuple, kwargs: dict) -> str:
         for k, v in list(bound.arguments.items())[1:]:
             if k in ELEMENTWISE_ATTRS[type_name]:
                 config[k] = v
-            elif k == "negative_slope" or k == "alpha":
-                config[k] = v
     return label_for(type_name, config)
 
 

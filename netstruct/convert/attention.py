@@ -49,27 +49,11 @@ def export_linear(
     return out
 
 
-def export_layer_norm(
-    builder: Any, norm: Any, path: str, prefix: str, src: np.ndarray
-) -> np.ndarray:
+def export_layer_norm(builder: Any, norm: Any, path: str, prefix: str, src: np.ndarray) -> np.ndarray:
     """A LayerNorm inside a composite layer: fresh nodes through its per-unit scale."""
-    out = builder.add_units(src.size, module=path, label=f"{prefix}out")
-    n = src.size
-    w = np.ones(n) if norm.weight is None else norm.weight.detach().cpu().double().numpy()
-    builder._append(
-        name=f"{path}.{prefix}weight",
-        weight=np.diag(w),
-        mask=np.eye(n, dtype=bool),
-        sources=src,
-        targets=out,
-        bias=None if norm.bias is None else norm.bias.detach().cpu().float().numpy(),
-        module=path,
-        param=_pfx(prefix, "weight") if norm.weight is not None else "",
-        bias_param=_pfx(prefix, "bias") if norm.bias is not None else None,
-        kind="norm",
-        layout={"type": "diag"},
+    return builder.add_norm_block(
+        module=path, sources=src, scale=norm.weight, shift=norm.bias, label=f"{prefix}out", prefix=prefix
     )
-    return out
 
 
 def export_attention(builder: Any, mha: Any, path: str, prefix: str, src: np.ndarray) -> np.ndarray:

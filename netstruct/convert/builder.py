@@ -270,27 +270,29 @@ class GraphBuilder:
         shift: Any = None,
         state: dict[str, Any] | None = None,
         label: str = "norm",
+        prefix: str = "",
     ) -> np.ndarray:
         """Add fresh nodes fed one-to-one by ``sources`` through the norm's per-unit scale.
 
         ``scale`` (the norm's ``weight``) becomes the diagonal of a ``kind="norm"`` block and
         ``shift`` its bias; a norm without affine parameters gets unit scales and no
-        parameter. Returns the new node ids.
+        parameter. ``prefix`` names a norm inside a composite layer (``"norm1."``: parameters
+        ``norm1.weight``/``norm1.bias`` of the module). Returns the new node ids.
         """
         src = np.asarray(sources, dtype=INDEX_DTYPE)
         out = self.add_units(src.size, module=module, label=label)
         n = src.size
         d = np.ones(n) if scale is None else _to_numpy(scale).astype(np.float64).reshape(-1)
         self._append(
-            name=f"{module}.weight" if scale is not None else f"{module}.{label}",
+            name=f"{module}.{prefix}weight" if scale is not None else f"{module}.{prefix}{label}",
             weight=np.diag(d),
             mask=np.eye(n, dtype=bool),
             sources=src,
             targets=out,
             bias=None if shift is None else _to_numpy(shift),
             module=module,
-            param="weight" if scale is not None else "",
-            bias_param="bias" if shift is not None else None,
+            param=f"{prefix}weight" if scale is not None else "",
+            bias_param=f"{prefix}bias" if shift is not None else None,
             kind="norm",
             layout={"type": "diag"},
             state={k: _to_numpy(v) for k, v in (state or {}).items()},

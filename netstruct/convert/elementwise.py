@@ -180,6 +180,23 @@ class ElementwiseHandler(ModuleHandler):
             out = self.forward_torch(config, torch.as_tensor(np.asarray(z, dtype=np.float64)))
         return out.numpy()
 
+    def numpy_map(self, config: Mapping[str, Any]) -> tuple[Callable, Callable] | None:
+        """Pure-numpy ``(forward(z), slope_from_output(a))`` for hot loops, or None.
+
+        Available for Identity, ReLU, Tanh and Sigmoid (whose slope is a function of the
+        output); the tests check both against the torch module. Other layers return None and
+        callers use :meth:`forward` / :meth:`slope`.
+        """
+        if self.name == "Identity":
+            return (lambda z: z), (lambda a: np.ones_like(a))
+        if self.name == "ReLU":
+            return (lambda z: np.maximum(z, 0)), (lambda a: (a > 0).astype(a.dtype))
+        if self.name == "Tanh":
+            return np.tanh, (lambda a: 1 - a * a)
+        if self.name == "Sigmoid":
+            return (lambda z: 1.0 / (1.0 + np.exp(-z))), (lambda a: a * (1 - a))
+        return None
+
     def slope(self, config: Mapping[str, Any], z: np.ndarray) -> np.ndarray:
         """Derivative of the map at ``z`` (element-wise maps only); float64 out.
 

@@ -351,6 +351,10 @@ class _Exporter:
         return feat
 
     def _move_without_shapes(self, node, feat: Feat) -> Feat:
+        if feat.axis == 1:  # channels of a map: a flatten repeats them per position
+            raise UnsupportedModuleError(
+                "it reshapes channels of a feature map; pass example_input to from_torch so shapes are known"
+            )
         if node.op == "call_module":
             mod = self.gm.get_submodule(str(node.target))
             if (
@@ -773,10 +777,9 @@ def from_torch(
     if example_input is not None and hasattr(example_input, "shape"):
         spec["input_shape"] = list(example_input.shape)
         spec["input_dtype"] = str(example_input.dtype).replace("torch.", "")
-    G = SignedGraph(b.columns, b.blocks, spec=spec, provenance=provenance)
-    from .to_torch import structure_key
+    from .to_torch import wiring_key
 
-    provenance["structure"] = structure_key(G)
+    provenance["structure"] = wiring_key(spec, b.n_nodes, b.blocks)
     G = SignedGraph(b.columns, b.blocks, spec=spec, provenance=provenance)
     if example_input is not None and check:
         _check_roundtrip(model, G, example_input)

@@ -179,13 +179,18 @@ def structure_key(G: SignedGraph) -> str:
     ``from_torch`` records it in ``provenance["structure"]``; a graph whose wiring is unchanged
     (masks, weights and biases may differ) is rebuilt without re-exporting it for a check.
     """
+    return wiring_key(G._spec, G.n_nodes, G.blocks)  # read only: no copy of the spec
+
+
+def wiring_key(spec: Any, n_nodes: int, blocks: Any) -> str:
+    """:func:`structure_key` from the parts (used by export before the graph exists)."""
     import hashlib
     import json
 
     h = hashlib.sha256()
-    h.update(json.dumps(G._spec, sort_keys=True, default=str).encode())  # read only: no copy
-    h.update(str(G.n_nodes).encode())
-    for b in G.blocks:
+    h.update(json.dumps(spec, sort_keys=True, default=str).encode())
+    h.update(str(n_nodes).encode())
+    for b in blocks:
         h.update(f"{b.name}|{b.kind}|{b.shape}|{b.module}|{b.param}|{b.delay}".encode())
         h.update(b.sources.tobytes())
         h.update(b.targets.tobytes())

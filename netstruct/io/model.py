@@ -17,7 +17,9 @@ FORMAT = "netstruct-model"
 VERSION = 2
 
 
-def save_model(model: Any, path: str | os.PathLike, *, compress: bool = False) -> None:
+def save_model(
+    model: Any, path: str | os.PathLike, *, compress: bool = False, example_input: Any = None
+) -> None:
     """Save ``model`` (any module :func:`netstruct.from_torch` can export) to ``path``.
 
     The file holds the architecture spec as JSON and every ``state_dict`` tensor as a
@@ -29,6 +31,8 @@ def save_model(model: Any, path: str | os.PathLike, *, compress: bool = False) -
     path : str or path-like
     compress : bool, default=False
         Deflate the tensors (level 1; slower, small gain for float weights).
+    example_input : Tensor, optional
+        One batch of input, for models whose export needs shapes (convolutions, reshapes).
 
     Examples
     --------
@@ -51,7 +55,7 @@ def save_model(model: Any, path: str | os.PathLike, *, compress: bool = False) -
     if not isinstance(compress, bool):
         raise param_error("compress", "save_model", "a bool", compress)
     p = check_out_path(path, "save_model")
-    spec = from_torch(model).spec
+    spec = from_torch(model, example_input, check=False).spec
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     meta = {"spec": spec, "state_keys": list(state), "model_class": f"{type(model).__module__}.{type(model).__qualname__}"}
     write_container(p, FORMAT, VERSION, meta, {f"state/{i}": v for i, v in enumerate(state.values())},
@@ -77,7 +81,7 @@ def load_model(path: str | os.PathLike) -> Any:
         modules = {}
         for mpath, m in spec["modules"].items():
             prefix = f"{mpath}." if mpath else ""
-            params = {k[len(prefix):]: np.asarray(v) for k, v in state.items() if k.startswith(prefix) and (mpath or "." not in k)}
+            params = {k[len(prefix):]: np.asarray(v) for k, v in state.items() if k.startswith(prefix)}
             modules[mpath] = handler_for_name(m["handler"]).build(m.get("config", {}), params)
         model = _assemble(spec, modules, {})
         import torch

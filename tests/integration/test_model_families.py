@@ -371,3 +371,11 @@ def test_from_networkx_restores_every_family(exported):
     assert [(b.name, b.kind) for b in H.blocks] == [(b.name, b.kind) for b in G.blocks]
     with torch.no_grad():
         assert torch.allclose(ns.to_torch(H)(x), m(x), atol=1e-5)
+
+
+def test_model_files_of_every_family(exported, tmp_path):
+    _, m, x, _ = exported
+    path = tmp_path / "m.nsm"
+    ns.save_model(m, path, example_input=x)
+    with torch.no_grad():
+        assert torch.allclose(ns.load_model(path)(x), m(x), atol=1e-5)

@@ -108,3 +108,16 @@ def test_dtype_is_kept(dtype):
     assert torch.allclose(r(x).double(), m(x).double(), atol=tol)
     if dtype != torch.float64:  # half types are exact in float32 blocks
         assert torch.equal(r[0].weight, m[0].weight)
+
+
+@pytest.mark.parametrize("type_name", ["Identity", "ReLU", "Tanh", "Sigmoid"])
+def test_numpy_fast_paths_equal_torch(type_name):
+    h = ns.convert.handlers.handler_for_name(type_name)
+    fwd, slope_from_out = h.numpy_map({})
+    z = np.linspace(-4, 4, 17)
+    np.testing.assert_allclose(fwd(z), h.forward({}, z), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(slope_from_out(fwd(z)), h.slope({}, z), rtol=1e-9, atol=1e-12)
+
+
+def test_no_numpy_fast_path_for_other_layers():
+    assert ns.convert.handlers.handler_for_name("GELU").numpy_map({}) is None
