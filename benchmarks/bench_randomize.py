@@ -65,8 +65,13 @@ def test_signed_curveball(benchmark, layer):
     signed_curveball(wt, 1, seeds)
     _, changed = benchmark.pedantic(signed_curveball, args=(wt, CB_ROUNDS, seeds), rounds=5)
     trades = CB_ROUNDS * (N_IN // 2)
-    _record(benchmark, trades, "trades", rounds_per_second=CB_ROUNDS / benchmark.stats.stats.mean,
-            changed_fraction=float(changed[0]) / trades)
+    _record(
+        benchmark,
+        trades,
+        "trades",
+        rounds_per_second=CB_ROUNDS / benchmark.stats.stats.mean,
+        changed_fraction=float(changed[0]) / trades,
+    )
 
 
 def test_igraph_rewire(benchmark, positive_edges):
@@ -76,7 +81,9 @@ def test_igraph_rewire(benchmark, positive_edges):
     def setup():
         return (base.copy(),), {}
 
-    benchmark.pedantic(lambda g: g.rewire(n=REF_TRIALS, allowed_edge_types="simple"), setup=setup, rounds=5)
+    benchmark.pedantic(
+        lambda g: g.rewire(n=REF_TRIALS, allowed_edge_types="simple"), setup=setup, rounds=5
+    )
     _record(benchmark, REF_TRIALS, "rewire trials")
 
 
@@ -94,8 +101,12 @@ def test_networkit_global_curveball(benchmark, positive_edges):
 
     benchmark.pedantic(run, rounds=5)
     # a global round trades floor(n / 2) node pairs over all 1040 nodes (outputs have no out-edges)
-    _record(benchmark, NK_ROUNDS * ((N_IN + N_OUT) // 2), "trades",
-            rounds_per_second=NK_ROUNDS / benchmark.stats.stats.mean)
+    _record(
+        benchmark,
+        NK_ROUNDS * ((N_IN + N_OUT) // 2),
+        "trades",
+        rounds_per_second=NK_ROUNDS / benchmark.stats.stats.mean,
+    )
 
 
 def test_networkx_double_edge_swap(benchmark, positive_edges):
@@ -106,7 +117,9 @@ def test_networkx_double_edge_swap(benchmark, positive_edges):
         return (base.copy(),), {}
 
     benchmark.pedantic(
-        lambda g: nx.double_edge_swap(g, nswap=NX_SWAPS, max_tries=100 * NX_SWAPS, seed=0), setup=setup, rounds=3
+        lambda g: nx.double_edge_swap(g, nswap=NX_SWAPS, max_tries=100 * NX_SWAPS, seed=0),
+        setup=setup,
+        rounds=3,
     )
     _record(benchmark, NX_SWAPS, "accepted swaps")
 

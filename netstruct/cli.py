@@ -17,10 +17,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .report.job import STEPS, JobOptions, run_job
 
     steps = tuple(s for s in (args.steps or "").split(",") if s)
-    opts = JobOptions(out=args.out, dataset=args.dataset, data=args.data, model=args.model, steps=steps,
-                      epochs=args.epochs, hidden=args.hidden, seed=args.seed, quick=args.quick,
-                      progress=not args.no_progress, runs=args.runs, scheduler=args.scheduler,
-                      factory=args.factory)
+    opts = JobOptions(
+        out=args.out,
+        dataset=args.dataset,
+        data=args.data,
+        model=args.model,
+        steps=steps,
+        epochs=args.epochs,
+        hidden=args.hidden,
+        seed=args.seed,
+        quick=args.quick,
+        progress=not args.no_progress,
+        runs=args.runs,
+        scheduler=args.scheduler,
+        factory=args.factory,
+    )
     report = run_job(opts)
     print(f"report: {report}")
     print(f"steps available: {', '.join(STEPS)}")
@@ -35,7 +46,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .io.native import save
 
     src = check_in_path(args.model, "netstruct export", name="model")
-    outs = {"--output": args.output, "--graphml": args.graphml, "--gexf": args.gexf, "--csv": args.csv}
+    outs = {
+        "--output": args.output,
+        "--graphml": args.graphml,
+        "--gexf": args.gexf,
+        "--csv": args.csv,
+    }
     paths = {}
     for opt, path in outs.items():
         if path is None:
@@ -43,7 +59,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         p = check_out_path(path, "netstruct export", name=opt)
         check_not_input(p, [src], "netstruct export", opt)
         if p.resolve() in paths.values():
-            raise InvalidParameterError(f"netstruct export: {opt} names the same file as another output ({str(p)!r}).")
+            raise InvalidParameterError(
+                f"netstruct export: {opt} names the same file as another output ({str(p)!r})."
+            )
         paths[opt] = p.resolve()
     G = from_torch(load_user_model(src, args.factory))
     out = Path(args.output)
@@ -88,34 +106,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("run", help="train, export, analyse, prune and write a report (the main job)")
-    r.add_argument("--out", default="netstruct-report", help="output folder (default: netstruct-report)")
-    r.add_argument("--dataset", default="digits",
-                   choices=["digits", "breast_cancer", "wine", "iris", "fashion-mnist"],
-                   help="embedded dataset (default: digits); fashion-mnist needs Debian's dataset-fashion-mnist")
+    r = sub.add_parser(
+        "run", help="train, export, analyse, prune and write a report (the main job)"
+    )
+    r.add_argument(
+        "--out", default="netstruct-report", help="output folder (default: netstruct-report)"
+    )
+    r.add_argument(
+        "--dataset",
+        default="digits",
+        choices=["digits", "breast_cancer", "wine", "iris", "fashion-mnist"],
+        help="embedded dataset (default: digits); fashion-mnist needs Debian's dataset-fashion-mnist",
+    )
     r.add_argument("--data", help="your data: .npz with X_train, y_train, X_test, y_test")
-    r.add_argument("--model", help="your model: a .nsm file written by netstruct.save_model, or a "
-                   "torch.save'd state_dict (.pt) with --factory")
-    r.add_argument("--factory", help="for a state_dict --model: 'module:function' that builds the "
-                   "untrained model (imported from the current folder)")
-    r.add_argument("--steps", help="comma-separated steps to run, from: train, export, nulls, probes, lattice, "
-                   "causal, netsci, prune (default: all; train and export are added when a step needs them)")
-    r.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10; halved with --quick)")
+    r.add_argument(
+        "--model",
+        help="your model: a .nsm file written by netstruct.save_model, or a "
+        "torch.save'd state_dict (.pt) with --factory",
+    )
+    r.add_argument(
+        "--factory",
+        help="for a state_dict --model: 'module:function' that builds the "
+        "untrained model (imported from the current folder)",
+    )
+    r.add_argument(
+        "--steps",
+        help="comma-separated steps to run, from: train, export, nulls, probes, lattice, "
+        "causal, netsci, prune (default: all; train and export are added when a step needs them)",
+    )
+    r.add_argument(
+        "--epochs", type=int, default=10, help="training epochs (default: 10; halved with --quick)"
+    )
     r.add_argument("--hidden", type=int, default=64, help="MLP hidden width (default: 64)")
-    r.add_argument("--seed", type=int, default=0, help="root seed of training and probes (default: 0)")
-    r.add_argument("--runs", type=int, default=10,
-                   help="trained runs (seeds) per task for the probe sweeps and complexity gaps (default: 10; 3 with --quick)")
-    r.add_argument("--scheduler", default="local",
-                   help="where probe sweeps and training runs go: 'local' (default: a Dask cluster on this "
-                   "machine), 'serial' (this process) or a Dask scheduler address such as tcp://10.0.0.5:8786")
+    r.add_argument(
+        "--seed", type=int, default=0, help="root seed of training and probes (default: 0)"
+    )
+    r.add_argument(
+        "--runs",
+        type=int,
+        default=10,
+        help="trained runs (seeds) per task for the probe sweeps and complexity gaps (default: 10; 3 with --quick)",
+    )
+    r.add_argument(
+        "--scheduler",
+        default="local",
+        help="where probe sweeps and training runs go: 'local' (default: a Dask cluster on this "
+        "machine), 'serial' (this process) or a Dask scheduler address such as tcp://10.0.0.5:8786",
+    )
     r.add_argument("--quick", action="store_true", help="fewer epochs, runs, levels and samples")
     r.add_argument("--no-progress", action="store_true", help="hide progress bars")
     r.set_defaults(func=_cmd_run)
 
     e = sub.add_parser("export", help="a saved model (.nsm) -> graph files")
-    e.add_argument("model", help="model file written by netstruct.save_model, or a torch.save'd "
-                   "state_dict (.pt) with --factory")
-    e.add_argument("--factory", help="for a state_dict: 'module:function' that builds the untrained model")
+    e.add_argument(
+        "model",
+        help="model file written by netstruct.save_model, or a torch.save'd "
+        "state_dict (.pt) with --factory",
+    )
+    e.add_argument(
+        "--factory", help="for a state_dict: 'module:function' that builds the untrained model"
+    )
     e.add_argument("-o", "--output", required=True, help="native graph file to write (.nsg)")
     e.add_argument("--graphml", help="also write GraphML here")
     e.add_argument("--gexf", help="also write GEXF here")
@@ -131,7 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``netstruct`` command; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return args.func(args)
     except (NetstructError, FileNotFoundError) as exc:
@@ -139,8 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as exc:  # permissions, a full disk, a path below a file: the user's to fix
         where = f" ({exc.filename!r})" if getattr(exc, "filename", None) else ""
-        print(f"netstruct {args.command}: error: {exc.strerror or exc}{where}; check the path and its "
-              "permissions.", file=sys.stderr)
+        print(
+            f"netstruct {args.command}: error: {exc.strerror or exc}{where}; check the path and its "
+            "permissions.",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(f"netstruct {args.command}: interrupted.", file=sys.stderr)

@@ -73,7 +73,9 @@ class TasksLostError(NetstructError, RuntimeError):
         Indices of the lost tasks.
     """
 
-    def __init__(self, message: str, results: list | None = None, failed: list | None = None) -> None:
+    def __init__(
+        self, message: str, results: list | None = None, failed: list | None = None
+    ) -> None:
         super().__init__(message)
         self.results = list(results or [])
         self.failed = list(failed or [])

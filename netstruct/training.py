@@ -14,11 +14,25 @@ from ._config import config
 from .exceptions import InvalidParameterError, param_error
 from .utils.validation import check_scalar
 
-__all__ = ["mlp", "recurrent_classifier", "train", "evaluate", "predict", "TrainResult", "torch_seed"]
+__all__ = [
+    "mlp",
+    "recurrent_classifier",
+    "train",
+    "evaluate",
+    "predict",
+    "TrainResult",
+    "torch_seed",
+]
 
 logger = logging.getLogger(__name__)
 
-_ACTS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "gelu": "GELU", "leaky_relu": "LeakyReLU"}
+_ACTS = {
+    "relu": "ReLU",
+    "tanh": "Tanh",
+    "sigmoid": "Sigmoid",
+    "gelu": "GELU",
+    "leaky_relu": "LeakyReLU",
+}
 
 
 def torch_seed(seed: int) -> None:
@@ -46,7 +60,9 @@ def _seeded(seed: int | None):
         yield
 
 
-def mlp(sizes: list[int] | tuple[int, ...], *, activation: str = "relu", seed: int | None = None) -> Any:
+def mlp(
+    sizes: list[int] | tuple[int, ...], *, activation: str = "relu", seed: int | None = None
+) -> Any:
     """An ``nn.Sequential`` MLP ``Linear -> act -> ... -> Linear``.
 
     Parameters
@@ -65,8 +81,13 @@ def mlp(sizes: list[int] | tuple[int, ...], *, activation: str = "relu", seed: i
     """
     import torch
 
-    if (not isinstance(sizes, (list, tuple)) or len(sizes) < 2
-            or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in sizes)):
+    if (
+        not isinstance(sizes, (list, tuple))
+        or len(sizes) < 2
+        or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in sizes
+        )
+    ):
         raise param_error("sizes", "mlp", "a sequence of at least two positive ints", sizes)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise param_error("seed", "mlp", "an int or None", seed)
@@ -82,8 +103,14 @@ def mlp(sizes: list[int] | tuple[int, ...], *, activation: str = "relu", seed: i
 
 
 def recurrent_classifier(
-    kind: str, input_size: int, hidden_size: int, n_classes: int, *, num_layers: int = 1,
-    bidirectional: bool = False, seed: int | None = None,
+    kind: str,
+    input_size: int,
+    hidden_size: int,
+    n_classes: int,
+    *,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    seed: int | None = None,
 ) -> Any:
     """An ``RNN``/``LSTM``/``GRU`` (batch first) with a Linear head on the last time step.
 
@@ -98,7 +125,9 @@ def recurrent_classifier(
     from .models import RecurrentClassifier
 
     with _seeded(seed):
-        return RecurrentClassifier(kind, input_size, hidden_size, n_classes, num_layers, bidirectional)
+        return RecurrentClassifier(
+            kind, input_size, hidden_size, n_classes, num_layers, bidirectional
+        )
 
 
 @dataclass
@@ -116,11 +145,17 @@ def _features(X: Any, func: str, name: str = "X"):
     try:
         Xa = np.asarray(X, dtype=np.float32)
     except (TypeError, ValueError) as exc:
-        raise param_error(name, func, "a numeric array of shape (n_samples, ...)", f"{type(X).__name__} ({exc})") from None
+        raise param_error(
+            name, func, "a numeric array of shape (n_samples, ...)", f"{type(X).__name__} ({exc})"
+        ) from None
     if Xa.ndim < 2 or Xa.shape[0] == 0:
-        raise param_error(name, func, "an array of shape (n_samples > 0, n_features, ...)", f"shape {Xa.shape}")
+        raise param_error(
+            name, func, "an array of shape (n_samples > 0, n_features, ...)", f"shape {Xa.shape}"
+        )
     if not np.isfinite(Xa).all():
-        raise InvalidParameterError(f"{func}: {name} holds NaN or infinite values; clean the data first.")
+        raise InvalidParameterError(
+            f"{func}: {name} holds NaN or infinite values; clean the data first."
+        )
     return torch.from_numpy(Xa)
 
 
@@ -181,9 +216,20 @@ def _check_fits(model: Any, Xt: Any, yt: Any, func: str) -> None:
 
 
 def train(
-    model: Any, X: Any, y: Any, *, epochs: int = 10, lr: float = 0.01, batch_size: int = 128,
-    optimizer: str = "adam", schedule: str | None = "cosine", weight_decay: float = 0.0,
-    seed: int = 0, X_test: Any = None, y_test: Any = None, progress: bool | None = None,
+    model: Any,
+    X: Any,
+    y: Any,
+    *,
+    epochs: int = 10,
+    lr: float = 0.01,
+    batch_size: int = 128,
+    optimizer: str = "adam",
+    schedule: str | None = "cosine",
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    X_test: Any = None,
+    y_test: Any = None,
+    progress: bool | None = None,
     callback: Any = None,
 ) -> TrainResult:
     """Train a classifier with cross-entropy (in place), seeded and with a progress bar.
@@ -240,7 +286,11 @@ def train(
         _check_fits(model, Xs, ys, "train")
     opt_cls = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
     opt = opt_cls(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs) if schedule == "cosine" else None
+    sched = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+        if schedule == "cosine"
+        else None
+    )
     gen = torch.Generator().manual_seed(int(seed))
     loss_fn = torch.nn.CrossEntropyLoss()
     res = TrainResult()

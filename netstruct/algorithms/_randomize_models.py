@@ -93,30 +93,84 @@ _IN = frozenset({"input_multisets", "input_sign_multisets", "input_signed_degree
 _OUT = frozenset({"output_multisets", "output_sign_multisets", "output_signed_degrees"})
 
 _TABLE = (
-    NullModel("A", "permute", (), preserves=_BASE,
-              summary="all non-zero weights of the layer permuted over the non-zero cells"),
-    NullModel("B", "permute", ("sign",), preserves=_BASE | _DEG | {"sign_pattern"},
-              summary="positive weights permuted over positive cells, negative over negative"),
-    NullModel("C", "permute", ("input",), preserves=_BASE | _IN,
-              summary="each input node's weights permuted over its own non-zero cells"),
-    NullModel("D", "permute", ("output",), preserves=_BASE | _OUT,
-              summary="each output node's weights permuted over its own non-zero cells"),
-    NullModel("E", "permute", ("input", "sign"),
-              preserves=_BASE | _DEG | _IN | {"sign_pattern"},
-              summary="per input node, positive and negative weights permuted within sign"),
-    NullModel("F", "permute", ("output", "sign"),
-              preserves=_BASE | _DEG | _OUT | {"sign_pattern"},
-              summary="per output node, positive and negative weights permuted within sign"),
-    NullModel("G-left", "swap", keeps="input", preserves=_BASE | _DEG | _IN,
-              summary="checkerboard swaps of the sign pattern; weights stay with their input node"),
-    NullModel("G-right", "swap", keeps="output", preserves=_BASE | _DEG | _OUT,
-              summary="checkerboard swaps of the sign pattern; weights stay with their output node"),
-    NullModel("G-shuffle", "swap", keeps="input", reshuffle=True, preserves=_BASE | _DEG,
-              summary="G structure, then positive and negative weights re-drawn layer-wide (B)"),
-    NullModel("curveball", "curveball", keeps="input", preserves=_BASE | _DEG | _IN,
-              summary="signed global curveball trades between input nodes (keeps their weights)"),
-    NullModel("curveball-right", "curveball", keeps="output", preserves=_BASE | _DEG | _OUT,
-              summary="signed global curveball trades between output nodes (keeps their weights)"),
+    NullModel(
+        "A",
+        "permute",
+        (),
+        preserves=_BASE,
+        summary="all non-zero weights of the layer permuted over the non-zero cells",
+    ),
+    NullModel(
+        "B",
+        "permute",
+        ("sign",),
+        preserves=_BASE | _DEG | {"sign_pattern"},
+        summary="positive weights permuted over positive cells, negative over negative",
+    ),
+    NullModel(
+        "C",
+        "permute",
+        ("input",),
+        preserves=_BASE | _IN,
+        summary="each input node's weights permuted over its own non-zero cells",
+    ),
+    NullModel(
+        "D",
+        "permute",
+        ("output",),
+        preserves=_BASE | _OUT,
+        summary="each output node's weights permuted over its own non-zero cells",
+    ),
+    NullModel(
+        "E",
+        "permute",
+        ("input", "sign"),
+        preserves=_BASE | _DEG | _IN | {"sign_pattern"},
+        summary="per input node, positive and negative weights permuted within sign",
+    ),
+    NullModel(
+        "F",
+        "permute",
+        ("output", "sign"),
+        preserves=_BASE | _DEG | _OUT | {"sign_pattern"},
+        summary="per output node, positive and negative weights permuted within sign",
+    ),
+    NullModel(
+        "G-left",
+        "swap",
+        keeps="input",
+        preserves=_BASE | _DEG | _IN,
+        summary="checkerboard swaps of the sign pattern; weights stay with their input node",
+    ),
+    NullModel(
+        "G-right",
+        "swap",
+        keeps="output",
+        preserves=_BASE | _DEG | _OUT,
+        summary="checkerboard swaps of the sign pattern; weights stay with their output node",
+    ),
+    NullModel(
+        "G-shuffle",
+        "swap",
+        keeps="input",
+        reshuffle=True,
+        preserves=_BASE | _DEG,
+        summary="G structure, then positive and negative weights re-drawn layer-wide (B)",
+    ),
+    NullModel(
+        "curveball",
+        "curveball",
+        keeps="input",
+        preserves=_BASE | _DEG | _IN,
+        summary="signed global curveball trades between input nodes (keeps their weights)",
+    ),
+    NullModel(
+        "curveball-right",
+        "curveball",
+        keeps="output",
+        preserves=_BASE | _DEG | _OUT,
+        summary="signed global curveball trades between output nodes (keeps their weights)",
+    ),
 )
 
 #: Canonical name -> model.
@@ -278,7 +332,11 @@ def check_model(model: object, func: str) -> NullModel:
 
 # ----------------------------------------------------------------------------- run one block
 def run_block(
-    weight: np.ndarray, model: NullModel, n_steps: int | None, seeds: np.ndarray, backend: str | None
+    weight: np.ndarray,
+    model: NullModel,
+    n_steps: int | None,
+    seeds: np.ndarray,
+    backend: str | None,
 ) -> tuple[np.ndarray, int, np.ndarray | None]:
     """Sample one block (inputs already validated). Returns (stack, steps run, acceptance)."""
     if model.kind == "permute":

@@ -80,7 +80,9 @@ def _check_layers(G: SignedGraph, layers: object, func: str) -> list[int]:
         raise param_error("layers", func, "None, a block index or name, or a list of them", layers)
     for key in keys:
         if isinstance(key, bool) or not isinstance(key, (str, numbers.Integral)):
-            raise param_error("layers", func, "None, a block index or name, or a list of them", layers)
+            raise param_error(
+                "layers", func, "None, a block index or name, or a list of them", layers
+            )
     idx = [G.block_index(k) for k in keys]  # type: ignore[arg-type]
     return sorted(set(idx))
 
@@ -90,7 +92,10 @@ def _check_n_steps(n_steps: object, model: NullModel, func: str) -> int | None:
         return None
     if not model.is_mcmc:
         raise param_error(
-            "n_steps", func, f"None for the exact model {model.name!r} (only chains take steps)", n_steps
+            "n_steps",
+            func,
+            f"None for the exact model {model.name!r} (only chains take steps)",
+            n_steps,
         )
     return int(check_scalar(n_steps, "n_steps", func, kind=numbers.Integral, min_value=0))  # type: ignore[arg-type]
 
@@ -143,8 +148,16 @@ class RandomizedEnsemble:
         >>> ens.graph(2).blocks[0].shape
         (2, 3)
         """
-        k = int(check_scalar(k, "k", "RandomizedEnsemble.graph", kind=numbers.Integral,
-                             min_value=0, max_value=self.n_samples - 1))  # type: ignore[arg-type]
+        k = int(
+            check_scalar(
+                k,
+                "k",
+                "RandomizedEnsemble.graph",
+                kind=numbers.Integral,
+                min_value=0,
+                max_value=self.n_samples - 1,
+            )
+        )  # type: ignore[arg-type]
         return _with_weights(self.source, {name: w[k] for name, w in self.weights.items()})
 
 

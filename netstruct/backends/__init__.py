@@ -67,7 +67,9 @@ def has_cuda() -> bool:
 _BACKENDS: dict[str, _Backend] = {}
 
 
-def register_backend(name: str, package: str, is_available: Callable[[], bool], install_hint: str = "") -> None:
+def register_backend(
+    name: str, package: str, is_available: Callable[[], bool], install_hint: str = ""
+) -> None:
     """Register a backend whose kernels live in ``package.<topic>``."""
     _BACKENDS[name] = _Backend(name, package, is_available, install_hint)
 
@@ -104,7 +106,9 @@ def resolve_backend(backend: str | None) -> str:
         )
     b = _BACKENDS[name]
     if not b.is_available():
-        raise BackendUnavailableError(f"The {name!r} backend is not available here: {b.install_hint}.")
+        raise BackendUnavailableError(
+            f"The {name!r} backend is not available here: {b.install_hint}."
+        )
     return name
 
 
@@ -159,7 +163,11 @@ def dispatch(key: str, backend: str | None = None) -> Callable:
     if config.fallback and name != "numba":
         fn = _lookup("numba", key)
         if fn is not None:
-            warnings.warn(f"{key!r} is not implemented for {name!r}; using numba.", NetstructWarning, stacklevel=2)
+            warnings.warn(
+                f"{key!r} is not implemented for {name!r}; using numba.",
+                NetstructWarning,
+                stacklevel=2,
+            )
             return _wrapped(fn)
     have = [n for n in _BACKENDS if n != name and _BACKENDS[n].is_available() and _lookup(n, key)]
     raise NotImplementedForBackend(

@@ -176,7 +176,9 @@ def _check_lags(lags: int | Sequence[int], T: int) -> np.ndarray:
             )
         if lags >= T:  # never feasible, and np.arange would try to allocate it
             raise param_error(
-                "lags", "granger", f"an int below the series length ({T}); lags leave 3 lags + 1 points",
+                "lags",
+                "granger",
+                f"an int below the series length ({T}); lags leave 3 lags + 1 points",
                 lags,
             )
         arr = np.arange(1, int(lags) + 1, dtype=np.int64)

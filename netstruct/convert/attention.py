@@ -49,10 +49,17 @@ def export_linear(
     return out
 
 
-def export_layer_norm(builder: Any, norm: Any, path: str, prefix: str, src: np.ndarray) -> np.ndarray:
+def export_layer_norm(
+    builder: Any, norm: Any, path: str, prefix: str, src: np.ndarray
+) -> np.ndarray:
     """A LayerNorm inside a composite layer: fresh nodes through its per-unit scale."""
     return builder.add_norm_block(
-        module=path, sources=src, scale=norm.weight, shift=norm.bias, label=f"{prefix}out", prefix=prefix
+        module=path,
+        sources=src,
+        scale=norm.weight,
+        shift=norm.bias,
+        label=f"{prefix}out",
+        prefix=prefix,
     )
 
 

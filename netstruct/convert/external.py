@@ -452,7 +452,9 @@ def _apply_node_biases(Gx: Any, blocks: list[Any], n: int) -> list[Any]:
     new_bias = {i: None for i in range(len(blocks))}
     for v in range(n):
         want = Gx.nodes[v].get("bias")
-        if not isinstance(want, (int, float, np.number)) or abs(float(want) - total[v]) <= 1e-6 * max(1.0, abs(total[v])):
+        if not isinstance(want, (int, float, np.number)) or abs(
+            float(want) - total[v]
+        ) <= 1e-6 * max(1.0, abs(total[v])):
             continue
         if len(feeders[v]) != 1:
             raise GraphError(

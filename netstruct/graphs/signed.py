@@ -450,7 +450,11 @@ class SignedGraph:
             arr = np.asarray(v)
             if arr.dtype == object and arr.size:
                 kinds = {type(x) for x in arr.tolist()}
-                numeric = {k for k in kinds if issubclass(k, (int, float, np.number)) and not issubclass(k, bool)}
+                numeric = {
+                    k
+                    for k in kinds
+                    if issubclass(k, (int, float, np.number)) and not issubclass(k, bool)
+                }
                 if numeric and kinds - numeric:
                     raise InvalidParameterError(
                         f"{what} attribute {k!r} mixes numbers and other values "

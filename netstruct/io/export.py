@@ -28,8 +28,20 @@ _TEXT = {"\r": "&#13;"}  # XML parsers turn a literal CR (and CRLF) into LF
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _UTF8_BAD = re.compile("[\x00\ud800-\udfff]")
 # columns the writers add beside the edge attributes
-_WRITER_COLUMNS = ("source", "target", "source_name", "target_name", "weight", "sign", "layer",
-                   "block", "row", "col", "delay", "kind")
+_WRITER_COLUMNS = (
+    "source",
+    "target",
+    "source_name",
+    "target_name",
+    "weight",
+    "sign",
+    "layer",
+    "block",
+    "row",
+    "col",
+    "delay",
+    "kind",
+)
 
 
 def _check_names(G: SignedGraph, func: str) -> None:
@@ -112,11 +124,13 @@ def write_graphml(G: SignedGraph, path: str | os.PathLike, *, coupling: bool = F
     p = check_out_path(path, func)
     nodes = _node_table(G)
     src, tgt, ecols = _edge_columns(G, coupling)
-    out = ['<?xml version="1.0" encoding="UTF-8"?>',
-           '<graphml xmlns="http://graphml.graphdrawing.org/xmlns" '
-           'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-           'xsi:schemaLocation="http://graphml.graphdrawing.org/xmlns '
-           'http://graphml.graphdrawing.org/xmlns/1.0/graphml.xsd">']
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<graphml xmlns="http://graphml.graphdrawing.org/xmlns" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:schemaLocation="http://graphml.graphdrawing.org/xmlns '
+        'http://graphml.graphdrawing.org/xmlns/1.0/graphml.xsd">',
+    ]
     nkeys = {c: f"d{i}" for i, c in enumerate(nodes)}
     ekeys = {c: f"e{i}" for i, c in enumerate(ecols)}
     for c, k in nkeys.items():
@@ -124,12 +138,30 @@ def write_graphml(G: SignedGraph, path: str | os.PathLike, *, coupling: bool = F
     for c, k in ekeys.items():
         out.append(f'<key id="{k}" for="edge" attr.name="{c}" attr.type="{_kind(ecols[c])}"/>')
     out.append('<graph id="G" edgedefault="directed">')
-    ntpl = '<node id="n{}">' + "".join(f'<data key="{k}">{{}}</data>' for k in nkeys.values()) + "</node>"
-    out.append("\n".join(map(ntpl.format, range(G.n_nodes), *(_as_text(nodes[c], c, func) for c in nodes))))
-    etpl = '<edge source="n{}" target="n{}">' + "".join(f'<data key="{k}">{{}}</data>' for k in ekeys.values()) + "</edge>"
+    ntpl = (
+        '<node id="n{}">'
+        + "".join(f'<data key="{k}">{{}}</data>' for k in nkeys.values())
+        + "</node>"
+    )
+    out.append(
+        "\n".join(map(ntpl.format, range(G.n_nodes), *(_as_text(nodes[c], c, func) for c in nodes)))
+    )
+    etpl = (
+        '<edge source="n{}" target="n{}">'
+        + "".join(f'<data key="{k}">{{}}</data>' for k in ekeys.values())
+        + "</edge>"
+    )
     if src.size:
-        out.append("\n".join(map(etpl.format, src.tolist(), tgt.tolist(),
-                                 *(_as_text(ecols[c], c, func) for c in ecols))))
+        out.append(
+            "\n".join(
+                map(
+                    etpl.format,
+                    src.tolist(),
+                    tgt.tolist(),
+                    *(_as_text(ecols[c], c, func) for c in ecols),
+                )
+            )
+        )
     out.append("</graph>\n</graphml>\n")
     with atomic_write(p, "w", encoding="utf-8") as fh:
         fh.write("\n".join(out))
@@ -161,10 +193,12 @@ def write_gexf(G: SignedGraph, path: str | os.PathLike, *, coupling: bool = Fals
     p = check_out_path(path, func)
     nodes = _node_table(G)
     src, tgt, ecols = _edge_columns(G, coupling)
-    out = ['<?xml version="1.0" encoding="UTF-8"?>',
-           '<gexf xmlns="http://www.gexf.net/1.2draft" version="1.2">',
-           '<graph defaultedgetype="directed" mode="static">',
-           '<attributes class="node" mode="static">']
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<gexf xmlns="http://www.gexf.net/1.2draft" version="1.2">',
+        '<graph defaultedgetype="directed" mode="static">',
+        '<attributes class="node" mode="static">',
+    ]
     ncols = [c for c in nodes if c != "name"]
     for i, c in enumerate(ncols):
         out.append(f'<attribute id="{i}" title="{c}" type="{_GEXF_TYPES[_kind(nodes[c])]}"/>')
@@ -173,24 +207,51 @@ def write_gexf(G: SignedGraph, path: str | os.PathLike, *, coupling: bool = Fals
     for i, c in enumerate(ecols_attr):
         out.append(f'<attribute id="{i}" title="{c}" type="{_GEXF_TYPES[_kind(ecols[c])]}"/>')
     out.append("</attributes>\n<nodes>")
-    ntpl = '<node id="{}" label="{}"><attvalues>' + "".join(
-        f'<attvalue for="{i}" value="{{}}"/>' for i in range(len(ncols))) + "</attvalues></node>"
-    out.append("\n".join(map(ntpl.format, range(G.n_nodes), _as_text(nodes["name"], "name", func, attr=True),
-                             *(_as_text(nodes[c], c, func, attr=True) for c in ncols))))
+    ntpl = (
+        '<node id="{}" label="{}"><attvalues>'
+        + "".join(f'<attvalue for="{i}" value="{{}}"/>' for i in range(len(ncols)))
+        + "</attvalues></node>"
+    )
+    out.append(
+        "\n".join(
+            map(
+                ntpl.format,
+                range(G.n_nodes),
+                _as_text(nodes["name"], "name", func, attr=True),
+                *(_as_text(nodes[c], c, func, attr=True) for c in ncols),
+            )
+        )
+    )
     out.append("</nodes>\n<edges>")
-    etpl = '<edge id="{}" source="{}" target="{}" weight="{}"><attvalues>' + "".join(
-        f'<attvalue for="{i}" value="{{}}"/>' for i in range(len(ecols_attr))) + "</attvalues></edge>"
+    etpl = (
+        '<edge id="{}" source="{}" target="{}" weight="{}"><attvalues>'
+        + "".join(f'<attvalue for="{i}" value="{{}}"/>' for i in range(len(ecols_attr)))
+        + "</attvalues></edge>"
+    )
     if src.size:
-        out.append("\n".join(map(etpl.format, range(src.size), src.tolist(), tgt.tolist(),
-                                 _as_text(ecols["weight"], "weight", func),
-                                 *(_as_text(ecols[c], c, func, attr=True) for c in ecols_attr))))
+        out.append(
+            "\n".join(
+                map(
+                    etpl.format,
+                    range(src.size),
+                    src.tolist(),
+                    tgt.tolist(),
+                    _as_text(ecols["weight"], "weight", func),
+                    *(_as_text(ecols[c], c, func, attr=True) for c in ecols_attr),
+                )
+            )
+        )
     out.append("</edges>\n</graph>\n</gexf>\n")
     with atomic_write(p, "w", encoding="utf-8") as fh:
         fh.write("\n".join(out))
 
 
 def write_edgelist_csv(
-    G: SignedGraph, path: str | os.PathLike, *, nodes_path: str | os.PathLike | None = None, coupling: bool = False
+    G: SignedGraph,
+    path: str | os.PathLike,
+    *,
+    nodes_path: str | os.PathLike | None = None,
+    coupling: bool = False,
 ) -> None:
     """Write the edge table as CSV (``source,target,weight,...`` with node names alongside).
 
@@ -218,12 +279,24 @@ def write_edgelist_csv(
     np_ = None if nodes_path is None else check_out_path(nodes_path, func, name="nodes_path")
     src, tgt, ecols = _edge_columns(G, coupling)
     names = G.node_column("name")
-    df = pd.DataFrame({"source": src, "target": tgt, "source_name": names[src], "target_name": names[tgt], **ecols})
+    df = pd.DataFrame(
+        {
+            "source": src,
+            "target": tgt,
+            "source_name": names[src],
+            "target_name": names[tgt],
+            **ecols,
+        }
+    )
     nodes = G.nodes() if np_ is not None else None
     for frame in (df, nodes):
         for c in [] if frame is None else frame.columns:
-            if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])):
-                _check_strings(pd.unique(frame[c].astype(str)).tolist(), c, func, _UTF8_BAD, "UTF-8 CSV")
+            if not (
+                pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])
+            ):
+                _check_strings(
+                    pd.unique(frame[c].astype(str)).tolist(), c, func, _UTF8_BAD, "UTF-8 CSV"
+                )
     with atomic_write(p, "w", encoding="utf-8", newline="") as fh:
         df.to_csv(fh, index=False, float_format=None)
     if np_ is not None:

@@ -57,9 +57,19 @@ def save_model(
     p = check_out_path(path, "save_model")
     spec = from_torch(model, example_input, check=False).spec
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-    meta = {"spec": spec, "state_keys": list(state), "model_class": f"{type(model).__module__}.{type(model).__qualname__}"}
-    write_container(p, FORMAT, VERSION, meta, {f"state/{i}": v for i, v in enumerate(state.values())},
-                    compress=compress)
+    meta = {
+        "spec": spec,
+        "state_keys": list(state),
+        "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+    }
+    write_container(
+        p,
+        FORMAT,
+        VERSION,
+        meta,
+        {f"state/{i}": v for i, v in enumerate(state.values())},
+        compress=compress,
+    )
 
 
 def load_model(path: str | os.PathLike) -> Any:
@@ -81,7 +91,9 @@ def load_model(path: str | os.PathLike) -> Any:
         modules = {}
         for mpath, m in spec["modules"].items():
             prefix = f"{mpath}." if mpath else ""
-            params = {k[len(prefix):]: np.asarray(v) for k, v in state.items() if k.startswith(prefix)}
+            params = {
+                k[len(prefix) :]: np.asarray(v) for k, v in state.items() if k.startswith(prefix)
+            }
             modules[mpath] = handler_for_name(m["handler"]).build(m.get("config", {}), params)
         model = _assemble(spec, modules, {})
         import torch
@@ -90,7 +102,9 @@ def load_model(path: str | os.PathLike) -> Any:
     except MemoryError:
         raise
     except Exception as exc:  # a checksummed file that does not rebuild: foreign or forged
-        raise FileFormatError(f"{str(p)!r} does not hold a consistent netstruct model ({type(exc).__name__}: {exc}).") from None
+        raise FileFormatError(
+            f"{str(p)!r} does not hold a consistent netstruct model ({type(exc).__name__}: {exc})."
+        ) from None
     model.eval()
     return model
 
@@ -101,7 +115,9 @@ def _factory(spec: str, func: str) -> Any:
     import sys
 
     if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
-        raise param_error("factory", func, "a 'module:function' string such as 'mypkg.models:make_net'", spec)
+        raise param_error(
+            "factory", func, "a 'module:function' string such as 'mypkg.models:make_net'", spec
+        )
     mod_name, attr = spec.split(":")
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())

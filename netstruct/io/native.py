@@ -86,10 +86,19 @@ def save(G: SignedGraph, path: str | os.PathLike, *, compress: bool = False) -> 
         for k, v in b.state.items():  # batch-norm running statistics
             arrays[f"block{i}/state/{k}"] = np.asarray(v)
         blocks.append(
-            {"name": b.name, "module": b.module, "param": b.param, "bias_param": b.bias_param,
-             "delay": b.delay, "dense": b.is_dense, "has_bias": b.bias is not None,
-             "kind": b.kind, "layout": dict(b.layout), "has_kernel": b.kernel is not None,
-             "state": list(b.state)}
+            {
+                "name": b.name,
+                "module": b.module,
+                "param": b.param,
+                "bias_param": b.bias_param,
+                "delay": b.delay,
+                "dense": b.is_dense,
+                "has_bias": b.bias is not None,
+                "kind": b.kind,
+                "layout": dict(b.layout),
+                "has_kernel": b.kernel is not None,
+                "state": list(b.state),
+            }
         )
     meta = {
         "blocks": blocks,
@@ -122,7 +131,9 @@ def load(path: str | os.PathLike) -> SignedGraph:
     except MemoryError:
         raise
     except Exception as exc:  # a checksummed file that still does not rebuild: foreign or forged
-        raise FileFormatError(f"{str(p)!r} is not a consistent netstruct graph ({type(exc).__name__}: {exc}).") from None
+        raise FileFormatError(
+            f"{str(p)!r} is not a consistent netstruct graph ({type(exc).__name__}: {exc})."
+        ) from None
 
 
 def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> SignedGraph:
@@ -131,18 +142,27 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> SignedGraph
     for i, b in enumerate(meta["blocks"]):
         blocks.append(
             make_block(
-                name=b["name"], module=b["module"], param=b["param"], bias_param=b["bias_param"],
-                delay=b["delay"], weight=arrays[f"block{i}/weight"],
+                name=b["name"],
+                module=b["module"],
+                param=b["param"],
+                bias_param=b["bias_param"],
+                delay=b["delay"],
+                weight=arrays[f"block{i}/weight"],
                 mask=None if b["dense"] else arrays[f"block{i}/mask"],
-                sources=arrays[f"block{i}/sources"], targets=arrays[f"block{i}/targets"],
+                sources=arrays[f"block{i}/sources"],
+                targets=arrays[f"block{i}/targets"],
                 bias=arrays[f"block{i}/bias"] if b["has_bias"] else None,
-                kind=b.get("kind", "weight"), layout=b.get("layout") or {},
+                kind=b.get("kind", "weight"),
+                layout=b.get("layout") or {},
                 kernel=arrays[f"block{i}/kernel"] if b.get("has_kernel") else None,
                 state={k: arrays[f"block{i}/state/{k}"] for k in b.get("state", [])},
             )
         )
     G = SignedGraph(
-        nodes, blocks, spec=meta["spec"], provenance=meta["provenance"],
+        nodes,
+        blocks,
+        spec=meta["spec"],
+        provenance=meta["provenance"],
         node_attrs={k: arrays[f"nattr/{k}"] for k in meta["node_attrs"]},
         edge_attrs={k: arrays[f"eattr/{k}"] for k in meta["edge_attrs"]},
     )

@@ -182,29 +182,46 @@ def task_complexity(
         raise param_error("probes", func, "a non-empty list such as ['binarize', 'B']", probes)
     keys = [_probe_key(p, func) for p in probes]
     if min_accuracy is not None:
-        min_accuracy = float(check_scalar(min_accuracy, "min_accuracy", func, min_value=0.0, max_value=100.0))  # type: ignore[arg-type]
+        min_accuracy = float(
+            check_scalar(min_accuracy, "min_accuracy", func, min_value=0.0, max_value=100.0)
+        )  # type: ignore[arg-type]
     spec = {"none": [0.0]}
     spec.update({k[1]: [0.0] for k in keys if k[1] != "none"})
-    df = sweep(graphs, X, y, spec, n_repeats=n_repeats, seed=seed, scheduler=scheduler, n_jobs=n_jobs)
+    df = sweep(
+        graphs, X, y, spec, n_repeats=n_repeats, seed=seed, scheduler=scheduler, n_jobs=n_jobs
+    )
     per_run = df.groupby(["probe", "metric", "run"])["value"].mean()
     out = pd.DataFrame({"acc_full": per_run.loc[("none", "acc_full")]})
     for label, probe, metric in keys:
         out[f"acc_{label}"] = per_run.loc[(probe, metric)]
     out.index.name = "run"
     out["kept"] = True if min_accuracy is None else out["acc_full"] >= min_accuracy
-    share = float(check_scalar(collapse_share, "collapse_share", func, min_value=0.5, max_value=1.0, include_min=False))
+    share = float(
+        check_scalar(
+            collapse_share, "collapse_share", func, min_value=0.5, max_value=1.0, include_min=False
+        )
+    )
     if any(k[0] == "binarize" for k in keys):
         out["collapsed_binarize"] = _collapsed(graphs, X, share)
     dropped = tuple(int(r) for r in out.index[~out["kept"]])
     kept = out[out["kept"]]
     if kept.empty:
-        raise param_error("min_accuracy", func, "a threshold that keeps at least one run", min_accuracy)
+        raise param_error(
+            "min_accuracy", func, "a threshold that keeps at least one run", min_accuracy
+        )
     medians = {"full": float(kept["acc_full"].median())}
     for label, _, _ in keys:
         medians[label] = float(kept[f"acc_{label}"].median())
-    raw = {label: complexity_gap(kept["acc_full"], kept[f"acc_{label}"], fold=False) for label, _, _ in keys}
+    raw = {
+        label: complexity_gap(kept["acc_full"], kept[f"acc_{label}"], fold=False)
+        for label, _, _ in keys
+    }
     folded = {label: complexity_gap(kept["acc_full"], kept[f"acc_{label}"]) for label, _, _ in keys}
-    collapsed = {"binarize": float(kept["collapsed_binarize"].mean())} if "collapsed_binarize" in kept else {}
+    collapsed = (
+        {"binarize": float(kept["collapsed_binarize"].mean())}
+        if "collapsed_binarize" in kept
+        else {}
+    )
     return TaskComplexity(
         collapsed=collapsed,
         gaps=folded if fold else raw,
@@ -214,4 +231,3 @@ def task_complexity(
         dropped=dropped,
         table=df,
     )
-

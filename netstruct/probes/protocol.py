@@ -59,18 +59,64 @@ BIAS_POLICIES = ("keep", "reinit", "zero")
 #: +-1-2 points; produced with re-initialised biases, see G3).
 PAPER = {
     "fashion-mnist": {
-        "easy": {"full": 97.4, "binarized": 93.0, "A": 58.0, "B": 92.0, "C": 50.0, "D": 53.0,
-                 "E": 94.0, "F": 96.0, "G": 53.0, "binarized_prune_peak": 97.0,
-                 "binarized_prune_peak_p": 0.4, "noise_gain": 3.0, "sigma_w": 0.084},
-        "hard": {"full": 98.1, "binarized": 67.0, "A": 52.0, "B": 68.0, "C": 50.0, "D": 50.0,
-                 "E": 83.0, "F": 86.0, "G": 52.0, "binarized_prune_peak": 96.0,
-                 "binarized_prune_peak_p": 0.475, "noise_gain": 19.0, "sigma_w": 0.078},
+        "easy": {
+            "full": 97.4,
+            "binarized": 93.0,
+            "A": 58.0,
+            "B": 92.0,
+            "C": 50.0,
+            "D": 53.0,
+            "E": 94.0,
+            "F": 96.0,
+            "G": 53.0,
+            "binarized_prune_peak": 97.0,
+            "binarized_prune_peak_p": 0.4,
+            "noise_gain": 3.0,
+            "sigma_w": 0.084,
+        },
+        "hard": {
+            "full": 98.1,
+            "binarized": 67.0,
+            "A": 52.0,
+            "B": 68.0,
+            "C": 50.0,
+            "D": 50.0,
+            "E": 83.0,
+            "F": 86.0,
+            "G": 52.0,
+            "binarized_prune_peak": 96.0,
+            "binarized_prune_peak_p": 0.475,
+            "noise_gain": 19.0,
+            "sigma_w": 0.078,
+        },
     },
     "mnist": {
-        "easy": {"full": 99.7, "binarized": 95.0, "A": 51.0, "B": 93.5, "C": 51.0, "D": 51.5,
-                 "E": 98.7, "F": 99.0, "G": 61.0, "gap_binarize": 3.69, "gap_B": 5.40},
-        "hard": {"full": 98.8, "binarized": 50.0, "A": 50.5, "B": 50.5, "C": 50.5, "D": 50.5,
-                 "E": 57.0, "F": 72.0, "G": 53.0, "gap_binarize": 48.23, "gap_B": 48.67},
+        "easy": {
+            "full": 99.7,
+            "binarized": 95.0,
+            "A": 51.0,
+            "B": 93.5,
+            "C": 51.0,
+            "D": 51.5,
+            "E": 98.7,
+            "F": 99.0,
+            "G": 61.0,
+            "gap_binarize": 3.69,
+            "gap_B": 5.40,
+        },
+        "hard": {
+            "full": 98.8,
+            "binarized": 50.0,
+            "A": 50.5,
+            "B": 50.5,
+            "C": 50.5,
+            "D": 50.5,
+            "E": 57.0,
+            "F": 72.0,
+            "G": 53.0,
+            "gap_binarize": 48.23,
+            "gap_B": 48.67,
+        },
     },
 }
 
@@ -100,7 +146,9 @@ class TrainedRun:
     history: Any
 
 
-def set_biases(G: SignedGraph, policy: str, *, seed: int | np.random.Generator | None = None) -> SignedGraph:
+def set_biases(
+    G: SignedGraph, policy: str, *, seed: int | np.random.Generator | None = None
+) -> SignedGraph:
     """Apply a bias policy: ``"keep"`` (unchanged), ``"reinit"`` (U(+-1/sqrt(n_in)), the
     authors' evaluation, spec G3) or ``"zero"``.
 
@@ -123,7 +171,11 @@ def set_biases(G: SignedGraph, policy: str, *, seed: int | np.random.Generator |
         if b.bias is None:
             continue
         bound = 1.0 / np.sqrt(b.shape[1])
-        upd[i] = {"bias": np.zeros(b.shape[0]) if policy == "zero" else rng.uniform(-bound, bound, b.shape[0])}
+        upd[i] = {
+            "bias": np.zeros(b.shape[0])
+            if policy == "zero"
+            else rng.uniform(-bound, bound, b.shape[0])
+        }
     return G.replace_blocks(upd)
 
 
@@ -182,8 +234,17 @@ def train_protocol(
     Xtr = np.asarray(data.X_train, dtype=np.float32).reshape(len(data.X_train), -1)
     Xte = np.asarray(data.X_test, dtype=np.float32).reshape(len(data.X_test), -1)
     model = mlp([Xtr.shape[1], hidden, data.n_classes], activation=activation, seed=seed)
-    hist = train(model, Xtr, data.y_train, epochs=epochs, lr=lr, batch_size=batch_size,
-                 schedule="cosine", seed=seed, progress=False)
+    hist = train(
+        model,
+        Xtr,
+        data.y_train,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        schedule="cosine",
+        seed=seed,
+        progress=False,
+    )
     acc = 100.0 * evaluate(model, Xte, data.y_test)
     G = set_biases(from_torch(model), bias, seed=np.random.default_rng([seed, 1]))
     return TrainedRun(G, acc, seed, bias, hist)
@@ -208,7 +269,12 @@ def to_unit_interval(data: Any) -> Any:
         if lo >= 0.0 and hi <= 1.0:
             return X
         if lo < -1.0 - 1e-6 or hi > 1.0 + 1e-6:
-            raise param_error("data", "to_unit_interval", "features in [-1, 1] or [0, 1]", f"range [{lo:g}, {hi:g}]")
+            raise param_error(
+                "data",
+                "to_unit_interval",
+                "features in [-1, 1] or [0, 1]",
+                f"range [{lo:g}, {hi:g}]",
+            )
         return (X + 1.0) / 2.0
 
     return replace(data, X_train=scale(data.X_train), X_test=scale(data.X_test))
@@ -219,7 +285,13 @@ def _train_one(data: Any, seed: int, kwargs: dict[str, Any]) -> TrainedRun:
 
 
 def train_runs(
-    data: Any, n_runs: int, *, seed: int = 0, scheduler: str | None = None, n_jobs: int | None = None, **kwargs: Any
+    data: Any,
+    n_runs: int,
+    *,
+    seed: int = 0,
+    scheduler: str | None = None,
+    n_jobs: int | None = None,
+    **kwargs: Any,
 ) -> list[TrainedRun]:
     """Train ``n_runs`` networks with :func:`train_protocol`; run ``i`` uses seed ``seed + i``.
 
@@ -231,5 +303,10 @@ def train_runs(
 
     n_runs = int(check_scalar(n_runs, "n_runs", "train_runs", kind=int, min_value=1))  # type: ignore[arg-type]
     seed = int(check_scalar(seed, "seed", "train_runs", kind=int, min_value=0))  # type: ignore[arg-type]
-    return run_tasks(_train_one, [(data, seed + i, kwargs) for i in range(n_runs)], scheduler=scheduler,
-                     n_jobs=n_jobs, caller="train_runs")
+    return run_tasks(
+        _train_one,
+        [(data, seed + i, kwargs) for i in range(n_runs)],
+        scheduler=scheduler,
+        n_jobs=n_jobs,
+        caller="train_runs",
+    )

@@ -79,7 +79,10 @@ def _run_cell(G, spec: ProbeSpec, levels, n_repeats, seeds, X, y, metrics, n_ste
         warnings.simplefilter("ignore", LayerTooSmallWarning)
         for level, seed in zip(levels, seeds):
             stack = perturb(G, spec.name, level, n_samples=n, seed=seed, n_steps=n_steps)
-            variants = {"acc_full": stack, "acc_sign": stack.binarized() if "acc_sign" in metrics else None}
+            variants = {
+                "acc_full": stack,
+                "acc_sign": stack.binarized() if "acc_sign" in metrics else None,
+            }
             for metric in metrics:
                 st = variants[metric]
                 for name in weights:
@@ -88,7 +91,9 @@ def _run_cell(G, spec: ProbeSpec, levels, n_repeats, seeds, X, y, metrics, n_ste
                     biases[name].append(st.biases[name])
                 keys += [(level, r, seed, metric) for r in range(n)]
     acc = evaluate_batch(
-        G, X, y,
+        G,
+        X,
+        y,
         weights={k: np.concatenate(v) for k, v in weights.items()},
         biases={k: np.concatenate(v) for k, v in biases.items()},
         chunk_bytes=chunk_bytes,
@@ -101,7 +106,9 @@ def _check_graphs(graphs: object, func: str) -> list[SignedGraph]:
         return [graphs]
     if isinstance(graphs, Sequence) and len(graphs) > 0:
         return [check_graph(g, func, "graphs") for g in graphs]
-    raise param_error("graphs", func, "a SignedGraph or a non-empty list of them (one per trained run)", graphs)
+    raise param_error(
+        "graphs", func, "a SignedGraph or a non-empty list of them (one per trained run)", graphs
+    )
 
 
 def _check_probes(probes: object, func: str) -> list[tuple[ProbeSpec, list[float]]]:
@@ -110,13 +117,19 @@ def _check_probes(probes: object, func: str) -> list[tuple[ProbeSpec, list[float
     out = []
     for name, levels in probes.items():
         spec = check_probe(name, func)
-        lv = [levels] if isinstance(levels, numbers.Real) else list(np.asarray(levels, dtype=float).ravel())
+        lv = (
+            [levels]
+            if isinstance(levels, numbers.Real)
+            else list(np.asarray(levels, dtype=float).ravel())
+        )
         if not lv:
             raise param_error("probes", func, f"at least one level for probe {name!r}", levels)
         out.append((spec, [check_level(spec, float(v), func) for v in lv]))
     names = [s.name for s, _ in out]
     if len(set(names)) != len(names):
-        raise param_error("probes", func, "distinct probes (aliases count as their target)", list(probes))
+        raise param_error(
+            "probes", func, "distinct probes (aliases count as their target)", list(probes)
+        )
     return out
 
 
@@ -125,7 +138,12 @@ def _check_not_empty(X: object, func: str) -> None:
     try:
         Xa = np.asarray(X, dtype=np.float32)
     except (TypeError, ValueError) as exc:
-        raise param_error("X", func, "a numeric array of shape (n_samples, n_features)", f"{type(X).__name__} ({exc})") from None
+        raise param_error(
+            "X",
+            func,
+            "a numeric array of shape (n_samples, n_features)",
+            f"{type(X).__name__} ({exc})",
+        ) from None
     if Xa.ndim == 0 or len(Xa) == 0:
         raise param_error("X", func, "an array with at least one sample", f"shape {Xa.shape}")
 
@@ -242,15 +260,25 @@ def sweep(
     frames = []
     for (name, run), (keys, values) in zip(meta, results):
         level, rep, sd, metric = zip(*keys)
-        frames.append(pd.DataFrame({
-            "probe": name, "level": np.asarray(level, dtype=float), "run": run,
-            "repeat": np.asarray(rep, dtype=np.int64), "seed": np.asarray(sd, dtype=np.int64),
-            "metric": list(metric), "value": values,
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "probe": name,
+                    "level": np.asarray(level, dtype=float),
+                    "run": run,
+                    "repeat": np.asarray(rep, dtype=np.int64),
+                    "seed": np.asarray(sd, dtype=np.int64),
+                    "metric": list(metric),
+                    "value": values,
+                }
+            )
+        )
     df = pd.concat(frames, ignore_index=True)
     order = {s.name: i for i, (s, _) in enumerate(plist)}
     df["_p"] = df["probe"].map(order)
-    df = df.sort_values(["_p", "level", "run", "metric", "repeat"], kind="stable").drop(columns="_p")
+    df = df.sort_values(["_p", "level", "run", "metric", "repeat"], kind="stable").drop(
+        columns="_p"
+    )
     return df.reset_index(drop=True)[list(SWEEP_COLUMNS)]
 
 
@@ -284,14 +312,24 @@ def summarize(df: pd.DataFrame, *, fold: bool = False, over: str = "runs") -> pd
     func = "summarize"
     missing = set(SWEEP_COLUMNS) - set(getattr(df, "columns", []))
     if missing:
-        raise param_error("df", func, f"a sweep table with columns {list(SWEEP_COLUMNS)}", f"missing {sorted(missing)}")
+        raise param_error(
+            "df",
+            func,
+            f"a sweep table with columns {list(SWEEP_COLUMNS)}",
+            f"missing {sorted(missing)}",
+        )
     check_choice(over, "over", func, ("runs", "samples"))
     d = df.assign(value=fold50(df["value"])) if fold else df
     keys = ["probe", "level", "metric"]
     if over == "runs":
         d = d.groupby([*keys, "run"], sort=False, as_index=False)["value"].mean()
     g = d.groupby(keys, sort=False)["value"]
-    out = pd.DataFrame({
-        "median": g.median(), "q25": g.quantile(0.25), "q75": g.quantile(0.75), "n": g.size().astype(float),
-    }).reset_index()
+    out = pd.DataFrame(
+        {
+            "median": g.median(),
+            "q25": g.quantile(0.25),
+            "q75": g.quantile(0.75),
+            "n": g.size().astype(float),
+        }
+    ).reset_index()
     return out

@@ -48,8 +48,14 @@ def _capacity(G: SignedGraph, ids: list[int]) -> int:
     return int(sum(G.blocks[i].weight.size for i in ids))
 
 
-def magnitude_plan(G: SignedGraph, sparsity: float, *, scope: str = "global",
-                   blocks: Sequence[str | int] | None = None, plan: PruningPlan | None = None) -> PruningPlan:
+def magnitude_plan(
+    G: SignedGraph,
+    sparsity: float,
+    *,
+    scope: str = "global",
+    blocks: Sequence[str | int] | None = None,
+    plan: PruningPlan | None = None,
+) -> PruningPlan:
     """Plan removing the smallest-magnitude weights until ``sparsity`` of the blocks is gone.
 
     Parameters
@@ -103,12 +109,22 @@ def magnitude_plan(G: SignedGraph, sparsity: float, *, scope: str = "global",
     if sel is None:
         return plan
     where = "globally" if scope == "global" else "per layer"
-    return plan.remove_edges(G, sel, reason=f"magnitude: smallest |weight| to sparsity {s:g} {where}",
-                             meta={"method": "magnitude", "sparsity": s, "scope": scope})
+    return plan.remove_edges(
+        G,
+        sel,
+        reason=f"magnitude: smallest |weight| to sparsity {s:g} {where}",
+        meta={"method": "magnitude", "sparsity": s, "scope": scope},
+    )
 
 
-def magnitude_prune(G: SignedGraph, sparsity: float, *, scope: str = "global",
-                    blocks: Sequence[str | int] | None = None, shrink: bool = False) -> SignedGraph:
+def magnitude_prune(
+    G: SignedGraph,
+    sparsity: float,
+    *,
+    scope: str = "global",
+    blocks: Sequence[str | int] | None = None,
+    shrink: bool = False,
+) -> SignedGraph:
     """Magnitude pruning to a target sparsity; see :func:`magnitude_plan`.
 
     Examples
@@ -123,9 +139,15 @@ def magnitude_prune(G: SignedGraph, sparsity: float, *, scope: str = "global",
     return magnitude_plan(G, sparsity, scope=scope, blocks=blocks).apply(G, shrink=shrink)
 
 
-def random_plan(G: SignedGraph, sparsity: float, *, scope: str = "layer",
-                blocks: Sequence[str | int] | None = None, seed: Any = None,
-                plan: PruningPlan | None = None) -> PruningPlan:
+def random_plan(
+    G: SignedGraph,
+    sparsity: float,
+    *,
+    scope: str = "layer",
+    blocks: Sequence[str | int] | None = None,
+    seed: Any = None,
+    plan: PruningPlan | None = None,
+) -> PruningPlan:
     """Plan removing uniformly random present edges until ``sparsity`` is reached (a null baseline).
 
     ``scope="layer"`` gives every block the same sparsity (the usual layer-uniform random
@@ -154,18 +176,35 @@ def random_plan(G: SignedGraph, sparsity: float, *, scope: str = "layer",
         k = int(round(s * _capacity(G, grp))) - (_capacity(G, grp) - cand.size)
         if k > 0:
             em[rng.choice(cand, size=k, replace=False)] = True
-    return plan.remove_edges(G, em, reason=f"random: uniform edges to sparsity {s:g} ({scope})",
-                             meta={"method": "random", "sparsity": s, "scope": scope})
+    return plan.remove_edges(
+        G,
+        em,
+        reason=f"random: uniform edges to sparsity {s:g} ({scope})",
+        meta={"method": "random", "sparsity": s, "scope": scope},
+    )
 
 
-def random_prune(G: SignedGraph, sparsity: float, *, scope: str = "layer",
-                 blocks: Sequence[str | int] | None = None, seed: Any = None, shrink: bool = False) -> SignedGraph:
+def random_prune(
+    G: SignedGraph,
+    sparsity: float,
+    *,
+    scope: str = "layer",
+    blocks: Sequence[str | int] | None = None,
+    seed: Any = None,
+    shrink: bool = False,
+) -> SignedGraph:
     """Random pruning to a target sparsity; see :func:`random_plan`."""
     return random_plan(G, sparsity, scope=scope, blocks=blocks, seed=seed).apply(G, shrink=shrink)
 
 
-def mask_plan(G: SignedGraph, keep: Mapping[str, np.ndarray], *, reason: str = "mask",
-              meta: dict[str, Any] | None = None, plan: PruningPlan | None = None) -> PruningPlan:
+def mask_plan(
+    G: SignedGraph,
+    keep: Mapping[str, np.ndarray],
+    *,
+    reason: str = "mask",
+    meta: dict[str, Any] | None = None,
+    plan: PruningPlan | None = None,
+) -> PruningPlan:
     """Plan removing the entries where a per-block keep mask is False.
 
     Parameters
@@ -191,12 +230,21 @@ def mask_plan(G: SignedGraph, keep: Mapping[str, np.ndarray], *, reason: str = "
             continue
         m = np.asarray(m)
         if m.shape != b.shape or m.dtype != np.bool_:
-            raise param_error("keep", func, f"bool arrays of the blocks' shapes (block {b.name!r}: {b.shape})",
-                              f"{m.dtype} {m.shape}")
+            raise param_error(
+                "keep",
+                func,
+                f"bool arrays of the blocks' shapes (block {b.name!r}: {b.shape})",
+                f"{m.dtype} {m.shape}",
+            )
         parts.append(~m[b.mask])
     unknown = set(keep) - {b.name for b in G.blocks}
     if unknown:
-        raise param_error("keep", func, f"a mapping over block names {[b.name for b in G.blocks]}", sorted(unknown))
+        raise param_error(
+            "keep",
+            func,
+            f"a mapping over block names {[b.name for b in G.blocks]}",
+            sorted(unknown),
+        )
     em = np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
     plan = PruningPlan.for_graph(G) if plan is None else plan
     return plan.remove_edges(G, em, reason=reason, meta=meta)
@@ -240,7 +288,9 @@ def effective_sparsity(G: SignedGraph) -> float:
     """
     check_graph(G, "effective_sparsity")
     if G.spec is None:
-        raise GraphError("effective_sparsity needs a graph with an architecture spec (from netstruct.from_torch).")
+        raise GraphError(
+            "effective_sparsity needs a graph with an architecture spec (from netstruct.from_torch)."
+        )
     from ..convert.shrink import shrink
 
     cap = _capacity(G, list(range(len(G.blocks))))
@@ -264,5 +314,7 @@ def count_params(obj: Any) -> int:
         return int(sum(b.weight.size + (0 if b.bias is None else b.bias.size) for b in obj.blocks))
     params = getattr(obj, "parameters", None)
     if params is None:
-        raise param_error("obj", "count_params", "a torch module or a SignedGraph", type(obj).__name__)
+        raise param_error(
+            "obj", "count_params", "a torch module or a SignedGraph", type(obj).__name__
+        )
     return int(sum(p.numel() for p in params()))

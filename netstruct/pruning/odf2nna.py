@@ -62,9 +62,13 @@ def _activation(name: str, layer: int):
     try:
         parts = activation_parts(name)
     except GraphError as exc:
-        raise GraphError(f"odf2nna cannot evaluate the activation of hidden layer {layer}: {exc}") from None
+        raise GraphError(
+            f"odf2nna cannot evaluate the activation of hidden layer {layer}: {exc}"
+        ) from None
     if any(not h.elementwise for h, _ in parts):
-        raise GraphError(f"odf2nna needs element-wise activations; hidden layer {layer} uses {name!r}.")
+        raise GraphError(
+            f"odf2nna needs element-wise activations; hidden layer {layer} uses {name!r}."
+        )
     return activation_map(name)
 
 
@@ -89,15 +93,21 @@ def _chain(G: SignedGraph, func: str) -> _Chain:
     acts = []
     for i, b in enumerate(blocks):
         if b.delay != 0 or not np.array_equal(b.sources, prev):
-            raise GraphError(f"{hint}; block {b.name!r} does not read exactly the previous layer's units.")
+            raise GraphError(
+                f"{hint}; block {b.name!r} does not read exactly the previous layer's units."
+            )
         tk = kind[b.targets]
         last = i == len(blocks) - 1
         want = "output" if last else "hidden"
         if not np.all(tk == want) or np.any(unit[b.targets] != b.targets):
-            raise GraphError(f"{hint}; block {b.name!r} feeds {sorted(set(tk))} nodes, expected only {want!r} units.")
+            raise GraphError(
+                f"{hint}; block {b.name!r} feeds {sorted(set(tk))} nodes, expected only {want!r} units."
+            )
         act_names = set(G.node_column("activation")[b.targets])
         if len(act_names) != 1:
-            raise GraphError(f"{hint}; the units of block {b.name!r} have mixed activations {sorted(act_names)}.")
+            raise GraphError(
+                f"{hint}; the units of block {b.name!r} have mixed activations {sorted(act_names)}."
+            )
         acts.append(_activation(act_names.pop(), i + 1))
         prev = b.targets
         layers.append(b.targets)
@@ -173,9 +183,16 @@ class LayerDecision:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
         return {
-            "layer": self.layer, "module": self.module, "tau": float(self.tau), "guard": bool(self.guard),
-            "sigma": self.sigma.tolist(), "mean": self.mean.tolist(), "score": self.score.tolist(),
-            "constant": self.constant.tolist(), "kept": self.kept.tolist(), "removed": self.removed.tolist(),
+            "layer": self.layer,
+            "module": self.module,
+            "tau": float(self.tau),
+            "guard": bool(self.guard),
+            "sigma": self.sigma.tolist(),
+            "mean": self.mean.tolist(),
+            "score": self.score.tolist(),
+            "constant": self.constant.tolist(),
+            "kept": self.kept.tolist(),
+            "removed": self.removed.tolist(),
         }
 
 
@@ -231,14 +248,20 @@ class ODF2NNAResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable report: settings, per-layer scores and decisions, parameter counts."""
         return {
-            "settings": dict(self.settings), "widths_before": self.widths_before, "widths_after": self.widths_after,
-            "params_before": self.params_before, "params_after": self.params_after,
-            "reduction": self.reduction, "layers": [d.to_dict() for d in self.layers],
+            "settings": dict(self.settings),
+            "widths_before": self.widths_before,
+            "widths_after": self.widths_after,
+            "params_before": self.params_before,
+            "params_after": self.params_after,
+            "reduction": self.reduction,
+            "layers": [d.to_dict() for d in self.layers],
         }
 
     def __repr__(self) -> str:
-        return (f"<ODF2NNAResult {'-'.join(map(str, self.widths_before))} -> {'-'.join(map(str, self.widths_after))}, "
-                f"{self.params_before} -> {self.params_after} parameters ({100 * self.reduction:.1f} % removed)>")
+        return (
+            f"<ODF2NNAResult {'-'.join(map(str, self.widths_before))} -> {'-'.join(map(str, self.widths_after))}, "
+            f"{self.params_before} -> {self.params_after} parameters ({100 * self.reduction:.1f} % removed)>"
+        )
 
 
 def _as_graph(model: Any, func: str) -> SignedGraph:
@@ -248,19 +271,25 @@ def _as_graph(model: Any, func: str) -> SignedGraph:
         from ..convert.from_torch import from_torch
 
         return from_torch(model)
-    raise param_error("model", func, "a torch module or a netstruct.SignedGraph", type(model).__name__)
+    raise param_error(
+        "model", func, "a torch module or a netstruct.SignedGraph", type(model).__name__
+    )
 
 
 def _check_X(X: Any, n_in: int, func: str) -> np.ndarray:
     Xa = np.asarray(X, dtype=np.float64)
     if Xa.ndim != 2 or Xa.shape[1] != n_in or Xa.shape[0] == 0:
-        raise param_error("X", func, f"a non-empty 2-D array with {n_in} columns", f"shape {Xa.shape}")
+        raise param_error(
+            "X", func, f"a non-empty 2-D array with {n_in} columns", f"shape {Xa.shape}"
+        )
     if not np.isfinite(Xa).all():
         raise param_error("X", func, "finite", "NaN or infinite values")
     return Xa
 
 
-def _layer_pass(H_prev: np.ndarray, W: np.ndarray, b: np.ndarray, act, batch_size: int, store: bool):
+def _layer_pass(
+    H_prev: np.ndarray, W: np.ndarray, b: np.ndarray, act, batch_size: int, store: bool
+):
     st = _Stats(W.shape[0])
     out = np.empty((H_prev.shape[0], W.shape[0])) if store else None
     for s in range(0, H_prev.shape[0], batch_size):
@@ -335,8 +364,17 @@ def _threshold(score: np.ndarray, eps: float, rule: str) -> float:
     return float(eps)
 
 
-def useful_units(score: np.ndarray, sigma: np.ndarray, mean: np.ndarray, *, eps: float, rule: str = "mean",
-                 tol_abs: float = 0.0, tol_rel: float = 1e-6, min_units: int = 1) -> tuple[np.ndarray, float, np.ndarray, bool]:
+def useful_units(
+    score: np.ndarray,
+    sigma: np.ndarray,
+    mean: np.ndarray,
+    *,
+    eps: float,
+    rule: str = "mean",
+    tol_abs: float = 0.0,
+    tol_rel: float = 1e-6,
+    min_units: int = 1,
+) -> tuple[np.ndarray, float, np.ndarray, bool]:
     """The ε rule for one layer: which units are useful (inputs already validated).
 
     Returns ``(useful mask, tau, constant mask, guard fired)``. A unit is useful iff it is not
@@ -483,7 +521,9 @@ def odf2nna(
         max_samples = int(check_scalar(max_samples, "max_samples", func, kind=int, min_value=1))
     ch = _chain(G, func)
     if len(ch.blocks) < 2:
-        raise GraphError(f"{func}: the network has no hidden layer to prune (a single Linear layer).")
+        raise GraphError(
+            f"{func}: the network has no hidden layer to prune (a single Linear layer)."
+        )
     X = _check_X(X, len(ch.layer_nodes[0]), func)
     rng = check_random_state(seed, func=func)
     if max_samples is not None and X.shape[0] > max_samples:
@@ -524,35 +564,72 @@ def odf2nna(
         if last:
             break
         score = _score(stat, st, H_cur, cv_floor)
-        keep, tau, constant, guard = useful_units(score, st.std, st.mean, eps=eps, rule=rule, tol_abs=tol_abs,
-                                                  tol_rel=tol_rel, min_units=min_units)
+        keep, tau, constant, guard = useful_units(
+            score,
+            st.std,
+            st.mean,
+            eps=eps,
+            rule=rule,
+            tol_abs=tol_abs,
+            tol_rel=tol_rel,
+            min_units=min_units,
+        )
         layer_no = li + 1
         module = str(G.node_column("module")[nodes[0]])
         if guard:
-            extra = " Every unit of the layer is constant on the data, so the network's output is constant." \
-                if constant.all() else ""
+            extra = (
+                " Every unit of the layer is constant on the data, so the network's output is constant."
+                if constant.all()
+                else ""
+            )
             warnings.warn(
                 f"odf2nna: fewer than min_units={min_units} units of hidden layer {layer_no} (module {module!r}) "
                 f"pass the threshold (eps={eps}, rule={rule!r}); keeping the {int(keep.sum())} most variable.{extra}",
-                NetstructWarning, stacklevel=2,
+                NetstructWarning,
+                stacklevel=2,
             )
         kept = np.flatnonzero(keep)
         removed = np.flatnonzero(~keep)
-        decisions.append(LayerDecision(layer_no, module, st.std.copy(), st.mean.copy(), np.asarray(score, float).copy(),
-                                       tau, constant, kept, removed, guard))
+        decisions.append(
+            LayerDecision(
+                layer_no,
+                module,
+                st.std.copy(),
+                st.mean.copy(),
+                np.asarray(score, float).copy(),
+                tau,
+                constant,
+                kept,
+                removed,
+                guard,
+            )
+        )
         useful_all[nodes] = keep
         constant_all[nodes] = constant
         if removed.size:
             sel = np.zeros(G.n_nodes, dtype=bool)
             sel[nodes[removed]] = True
-            consts = {str(kind_names[nodes[j]]): float(st.mean[j]) for j in removed} if fold else None
+            consts = (
+                {str(kind_names[nodes[j]]): float(st.mean[j]) for j in removed} if fold else None
+            )
             n_const = int(constant[removed].sum())
             plan = plan.remove_units(
-                G, sel, constants=consts,
-                reason=(f"odf2nna: hidden layer {layer_no} (module {module!r}): {removed.size} units with "
-                        f"{stat} < tau={tau:.6g} (eps={eps:g}, rule={rule!r}, mode={mode!r}); {n_const} constant"
-                        + ("; means folded into downstream biases" if fold else "")),
-                meta={"method": "odf2nna", "layer": layer_no, "tau": tau, "eps": eps, "rule": rule, "stat": stat},
+                G,
+                sel,
+                constants=consts,
+                reason=(
+                    f"odf2nna: hidden layer {layer_no} (module {module!r}): {removed.size} units with "
+                    f"{stat} < tau={tau:.6g} (eps={eps:g}, rule={rule!r}, mode={mode!r}); {n_const} constant"
+                    + ("; means folded into downstream biases" if fold else "")
+                ),
+                meta={
+                    "method": "odf2nna",
+                    "layer": layer_no,
+                    "tau": tau,
+                    "eps": eps,
+                    "rule": rule,
+                    "stat": stat,
+                },
             )
         if mode == "static":
             H_full = H_full_next
@@ -561,25 +638,51 @@ def odf2nna(
         kept_prev, removed_prev, const_prev = kept, removed, st.mean[removed]
 
     scored = G.with_node_attrs(
-        var_sigma=stats_rows["var_sigma"], var_mean=stats_rows["var_mean"], var_n=np.full(G.n_nodes, n),
-        useful=useful_all, constant=constant_all,
+        var_sigma=stats_rows["var_sigma"],
+        var_mean=stats_rows["var_mean"],
+        var_n=np.full(G.n_nodes, n),
+        useful=useful_all,
+        constant=constant_all,
     )
     refined = plan.apply(scored, shrink=True)
     if refined.n_nodes != G.n_nodes - sum(d.removed.size for d in decisions):  # shrink removed more
         names_left = set(refined.node_column("name").tolist())
         for d in decisions:
             nodes = ch.layer_nodes[d.layer]
-            d.kept = np.array([j for j in d.kept if kind_names[nodes[j]] in names_left], dtype=np.int64)
+            d.kept = np.array(
+                [j for j in d.kept if kind_names[nodes[j]] in names_left], dtype=np.int64
+            )
     widths_before = [len(x) for x in ch.layer_nodes]
     widths_after = [widths_before[0]] + [int(d.kept.size) for d in decisions] + [widths_before[-1]]
-    settings = {"eps": eps, "rule": rule, "stat": stat, "mode": mode, "fold": fold, "min_units": min_units,
-                "tol_abs": tol_abs, "tol_rel": tol_rel, "n_samples": int(n), "max_samples": max_samples,
-                "seed": seed if isinstance(seed, (int, type(None))) else repr(seed)}
-    return ODF2NNAResult(refined, scored, plan, decisions, widths_before, widths_after,
-                         count_params(G), count_params(refined), settings)
+    settings = {
+        "eps": eps,
+        "rule": rule,
+        "stat": stat,
+        "mode": mode,
+        "fold": fold,
+        "min_units": min_units,
+        "tol_abs": tol_abs,
+        "tol_rel": tol_rel,
+        "n_samples": int(n),
+        "max_samples": max_samples,
+        "seed": seed if isinstance(seed, (int, type(None))) else repr(seed),
+    }
+    return ODF2NNAResult(
+        refined,
+        scored,
+        plan,
+        decisions,
+        widths_before,
+        widths_after,
+        count_params(G),
+        count_params(refined),
+        settings,
+    )
 
 
-def _retrain(model: Any, X: Any, y: Any, epochs: int, seed: int, train_kwargs: dict[str, Any]) -> Any:
+def _retrain(
+    model: Any, X: Any, y: Any, epochs: int, seed: int, train_kwargs: dict[str, Any]
+) -> Any:
     from ..training import train
 
     kw = {"progress": False, **train_kwargs}
@@ -664,13 +767,17 @@ def odf2nna_sweep(
     from ..training import evaluate
 
     func = "odf2nna_sweep"
-    general_epochs = int(check_scalar(general_epochs, "general_epochs", func, kind=int, min_value=1))
+    general_epochs = int(
+        check_scalar(general_epochs, "general_epochs", func, kind=int, min_value=1)
+    )
     if light_epochs is None:
         light_epochs = max(1, math.ceil(0.1 * general_epochs))
     light_epochs = int(check_scalar(light_epochs, "light_epochs", func, kind=int, min_value=1))
     eps_list = [float(e) for e in np.atleast_1d(np.asarray(eps_values, dtype=float))]
     if not eps_list:
-        raise InvalidParameterError("The 'eps_values' parameter of odf2nna_sweep must hold at least one value.")
+        raise InvalidParameterError(
+            "The 'eps_values' parameter of odf2nna_sweep must hold at least one value."
+        )
     train_kwargs = dict(train_kwargs or {})
     G = _as_graph(model, func)
     acc_general = evaluate(to_torch(G), X_test, y_test)
@@ -678,9 +785,15 @@ def odf2nna_sweep(
     for eps in eps_list:
         res = odf2nna(G, X_train, eps=eps, seed=seed, **odf2nna_kwargs)
         refined = res.model()
-        row = {"eps": eps, "widths": "-".join(map(str, res.widths_after)), "params_general": res.params_before,
-               "params_refined": res.params_after, "reduction": res.reduction, "acc_general": acc_general,
-               "acc_refined_before": evaluate(refined, X_test, y_test)}
+        row = {
+            "eps": eps,
+            "widths": "-".join(map(str, res.widths_after)),
+            "params_general": res.params_before,
+            "params_refined": res.params_after,
+            "reduction": res.reduction,
+            "acc_general": acc_general,
+            "acc_refined_before": evaluate(refined, X_test, y_test),
+        }
         refined.train()
         _retrain(refined, X_train, y_train, light_epochs, seed, train_kwargs)
         row["acc_refined"] = evaluate(refined, X_test, y_test)
@@ -722,8 +835,12 @@ class EpsChoice:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for provenance records)."""
-        return {"eps": self.eps, "tolerance": self.tolerance, "within_tolerance": self.within_tolerance,
-                "validation": self.validation.to_dict("records")}
+        return {
+            "eps": self.eps,
+            "tolerance": self.tolerance,
+            "within_tolerance": self.within_tolerance,
+            "validation": self.validation.to_dict("records"),
+        }
 
 
 def choose_eps(table: pd.DataFrame, tolerance: float) -> tuple[float, bool]:
@@ -805,16 +922,38 @@ def select_eps(
     func = "select_eps"
     tol = float(check_scalar(tolerance, "tolerance", func, min_value=0.0, max_value=1.0))
     if X_val is None or y_val is None:
-        raise param_error("X_val", func, "a validation split (X_val, y_val) disjoint from the test set", None)
-    table = odf2nna_sweep(model, X_train, y_train, X_val, y_val, eps_grid, general_epochs=general_epochs,
-                          light_epochs=light_epochs, scratch=False, train_kwargs=train_kwargs, seed=seed,
-                          **odf2nna_kwargs)
-    table = table.rename(columns={"acc_general": "acc_val_general", "acc_refined_before": "acc_val_refined_before",
-                                  "acc_refined": "acc_val_refined"})
+        raise param_error(
+            "X_val", func, "a validation split (X_val, y_val) disjoint from the test set", None
+        )
+    table = odf2nna_sweep(
+        model,
+        X_train,
+        y_train,
+        X_val,
+        y_val,
+        eps_grid,
+        general_epochs=general_epochs,
+        light_epochs=light_epochs,
+        scratch=False,
+        train_kwargs=train_kwargs,
+        seed=seed,
+        **odf2nna_kwargs,
+    )
+    table = table.rename(
+        columns={
+            "acc_general": "acc_val_general",
+            "acc_refined_before": "acc_val_refined_before",
+            "acc_refined": "acc_val_refined",
+        }
+    )
     eps, ok = choose_eps(table, tol)
     if not ok:
-        warnings.warn(f"{func}: no eps of the grid keeps the validation accuracy within {tol:g} of the general "
-                      f"model; eps={eps:g} (best validation accuracy) was chosen.", NetstructWarning, stacklevel=2)
+        warnings.warn(
+            f"{func}: no eps of the grid keeps the validation accuracy within {tol:g} of the general "
+            f"model; eps={eps:g} (best validation accuracy) was chosen.",
+            NetstructWarning,
+            stacklevel=2,
+        )
     return EpsChoice(eps, tol, ok, table)
 
 
@@ -863,12 +1002,34 @@ def odf2nna_protocol(
     >>> row["eps"] == ch.eps, "transfer_gain" in row
     (True, True)
     """
-    choice = select_eps(model, X_train, y_train, X_val, y_val, eps_grid, tolerance=tolerance,
-                        general_epochs=general_epochs, light_epochs=light_epochs, train_kwargs=train_kwargs,
-                        seed=seed, **odf2nna_kwargs)
-    test = odf2nna_sweep(model, X_train, y_train, X_test, y_test, [choice.eps], general_epochs=general_epochs,
-                         light_epochs=light_epochs, scratch=True, train_kwargs=train_kwargs, seed=seed,
-                         **odf2nna_kwargs)
+    choice = select_eps(
+        model,
+        X_train,
+        y_train,
+        X_val,
+        y_val,
+        eps_grid,
+        tolerance=tolerance,
+        general_epochs=general_epochs,
+        light_epochs=light_epochs,
+        train_kwargs=train_kwargs,
+        seed=seed,
+        **odf2nna_kwargs,
+    )
+    test = odf2nna_sweep(
+        model,
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        [choice.eps],
+        general_epochs=general_epochs,
+        light_epochs=light_epochs,
+        scratch=True,
+        train_kwargs=train_kwargs,
+        seed=seed,
+        **odf2nna_kwargs,
+    )
     row = {"eps": choice.eps, "tolerance": choice.tolerance, **test.iloc[0].to_dict()}
     row["transfer_gain"] = row["acc_refined"] - row["acc_scratch_full"]
     return choice, row

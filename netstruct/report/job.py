@@ -49,7 +49,9 @@ class JobOptions:
     quick: bool = False
     progress: bool = True
     runs: int = 10  # trained runs (seeds) per task for the probe sweeps and the complexity gap
-    scheduler: str = "local"  # "local": a Dask cluster on this machine; "serial": in this process; or an address
+    scheduler: str = (
+        "local"  # "local": a Dask cluster on this machine; "serial": in this process; or an address
+    )
 
 
 @dataclass
@@ -60,7 +62,9 @@ class JobContext:
     out: Path
     dataset: Any = None
     models: dict[str, Any] = field(default_factory=dict)
-    inputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    inputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict
+    )
     graphs: dict[str, Any] = field(default_factory=dict)
     accuracy: dict[str, float] = field(default_factory=dict)
 
@@ -98,12 +102,22 @@ class JobContext:
         section.figures.append((caption, buf.getvalue(), stem))
         plt.close(fig)
 
-    def table(self, section: Section, df: pd.DataFrame, stem: str, caption: str, *, collapsed: bool = False) -> None:
+    def table(
+        self,
+        section: Section,
+        df: pd.DataFrame,
+        stem: str,
+        caption: str,
+        *,
+        collapsed: bool = False,
+    ) -> None:
         """Add a table to the section and write it as ``tables/<stem>.csv``.
 
         ``collapsed=True`` renders it folded (``<details>``) in the HTML, for long tables.
         """
-        with atomic_write(self.out / "tables" / f"{stem}.csv", "w", encoding="utf-8", newline="") as fh:
+        with atomic_write(
+            self.out / "tables" / f"{stem}.csv", "w", encoding="utf-8", newline=""
+        ) as fh:
             df.to_csv(fh, index=False)
         section.tables.append((caption, df))
         if collapsed:
@@ -118,38 +132,63 @@ def _load_user_data(path: str) -> datasets.Dataset:
     """Read and check the user's ``.npz`` (shapes, labels, finite values) before any work."""
     p = Path(path)
     if not p.is_file():
-        raise DatasetNotFoundError(f"--data: no file at {path!r}; give an .npz with X_train, y_train, X_test, y_test.")
+        raise DatasetNotFoundError(
+            f"--data: no file at {path!r}; give an .npz with X_train, y_train, X_test, y_test."
+        )
     try:
         with np.load(p, allow_pickle=False) as z:
             missing = {"X_train", "y_train", "X_test", "y_test"} - set(z.files)
             if missing:
-                raise InvalidParameterError(f"--data: {path!r} lacks arrays {sorted(missing)} (needs X_train, y_train, X_test, y_test).")
+                raise InvalidParameterError(
+                    f"--data: {path!r} lacks arrays {sorted(missing)} (needs X_train, y_train, X_test, y_test)."
+                )
             arrs = {k: z[k] for k in ("X_train", "y_train", "X_test", "y_test")}
     except (OSError, ValueError) as exc:
         if isinstance(exc, InvalidParameterError):
             raise
-        raise InvalidParameterError(f"--data: {path!r} is not a readable .npz without pickled objects ({exc}).") from None
+        raise InvalidParameterError(
+            f"--data: {path!r} is not a readable .npz without pickled objects ({exc})."
+        ) from None
     for split in ("train", "test"):
         X, y = arrs[f"X_{split}"], arrs[f"y_{split}"]
         if X.ndim < 2 or X.shape[0] == 0 or not np.issubdtype(X.dtype, np.number):
-            raise InvalidParameterError(f"--data: X_{split} must be a non-empty numeric array of shape "
-                                        f"(n_samples, n_features) or (n_samples, steps, features); got shape {X.shape}, dtype {X.dtype}.")
+            raise InvalidParameterError(
+                f"--data: X_{split} must be a non-empty numeric array of shape "
+                f"(n_samples, n_features) or (n_samples, steps, features); got shape {X.shape}, dtype {X.dtype}."
+            )
         if not np.isfinite(X).all():
             raise InvalidParameterError(f"--data: X_{split} contains NaN or infinite values.")
         if y.ndim != 1 or len(y) != len(X):
-            raise InvalidParameterError(f"--data: y_{split} must be 1-D with one label per row of X_{split} "
-                                        f"({len(X)}); got shape {y.shape}.")
-        if not np.issubdtype(y.dtype, np.number) or not np.array_equal(y, np.round(y)) or y.min() < 0:
-            raise InvalidParameterError(f"--data: y_{split} must hold integer class labels 0, 1, 2, ...; got dtype {y.dtype}.")
+            raise InvalidParameterError(
+                f"--data: y_{split} must be 1-D with one label per row of X_{split} "
+                f"({len(X)}); got shape {y.shape}."
+            )
+        if (
+            not np.issubdtype(y.dtype, np.number)
+            or not np.array_equal(y, np.round(y))
+            or y.min() < 0
+        ):
+            raise InvalidParameterError(
+                f"--data: y_{split} must hold integer class labels 0, 1, 2, ...; got dtype {y.dtype}."
+            )
     if arrs["X_train"].shape[1:] != arrs["X_test"].shape[1:]:
-        raise InvalidParameterError(f"--data: X_train rows have shape {arrs['X_train'].shape[1:]} but X_test rows "
-                                    f"{arrs['X_test'].shape[1:]}; they must match.")
+        raise InvalidParameterError(
+            f"--data: X_train rows have shape {arrs['X_train'].shape[1:]} but X_test rows "
+            f"{arrs['X_test'].shape[1:]}; they must match."
+        )
     n_classes = int(max(arrs["y_train"].max(), arrs["y_test"].max())) + 1
     if n_classes < 2:
-        raise InvalidParameterError(f"--data: the labels of {path!r} name a single class; a classifier needs at least 2.")
-    return datasets.Dataset(p.stem, arrs["X_train"].astype(np.float32), arrs["y_train"].astype(np.int64),
-                            arrs["X_test"].astype(np.float32), arrs["y_test"].astype(np.int64),
-                            tuple(str(i) for i in range(n_classes)))
+        raise InvalidParameterError(
+            f"--data: the labels of {path!r} name a single class; a classifier needs at least 2."
+        )
+    return datasets.Dataset(
+        p.stem,
+        arrs["X_train"].astype(np.float32),
+        arrs["y_train"].astype(np.int64),
+        arrs["X_test"].astype(np.float32),
+        arrs["y_test"].astype(np.int64),
+        tuple(str(i) for i in range(n_classes)),
+    )
 
 
 def _check_options(options: JobOptions) -> None:
@@ -162,7 +201,9 @@ def _check_options(options: JobOptions) -> None:
     check_scalar(options.runs, "runs", _FUNC, kind=int, min_value=1)
     unknown = set(options.steps) - set(STEPS)
     if unknown:
-        raise InvalidParameterError(f"--steps: unknown step(s) {sorted(unknown)}; choose from {list(STEPS)}.")
+        raise InvalidParameterError(
+            f"--steps: unknown step(s) {sorted(unknown)}; choose from {list(STEPS)}."
+        )
     if options.scheduler != "local":  # "local" is the job's name for the shared local cluster
         from ..utils.cluster import check_scheduler
 
@@ -177,14 +218,18 @@ def _model_inputs(model: Any, G: Any, ds: datasets.Dataset) -> tuple[np.ndarray,
     if ds.X_train.ndim == 3:
         return ds.X_train, ds.X_test
     if ds.image_shape is not None:
-        return datasets.as_sequences(ds.X_train, ds.image_shape), datasets.as_sequences(ds.X_test, ds.image_shape)
+        return datasets.as_sequences(ds.X_train, ds.image_shape), datasets.as_sequences(
+            ds.X_test, ds.image_shape
+        )
     raise InvalidParameterError(
         f"--model: {type(model).__name__} is recurrent and needs sequences, but the data are flat rows of "
         f"{ds.n_features} features; give --data with X_train/X_test of shape (n_samples, steps, features)."
     )
 
 
-def _check_user_model(model: Any, G: Any, ds: datasets.Dataset, path: str) -> tuple[np.ndarray, np.ndarray]:
+def _check_user_model(
+    model: Any, G: Any, ds: datasets.Dataset, path: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Run the user's model on two samples now, so a model that does not fit the data fails at once."""
     import torch
 
@@ -198,11 +243,15 @@ def _check_user_model(model: Any, G: Any, ds: datasets.Dataset, path: str) -> tu
             f"{type(exc).__name__}: {exc}. Give --data that fits the model (X_train, y_train, X_test, y_test)."
         ) from None
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
-        raise InvalidParameterError(f"--model: {path!r} must return logits of shape (batch, n_classes); "
-                                    f"got {getattr(out, 'shape', type(out).__name__)}.")
+        raise InvalidParameterError(
+            f"--model: {path!r} must return logits of shape (batch, n_classes); "
+            f"got {getattr(out, 'shape', type(out).__name__)}."
+        )
     if out.shape[1] < ds.n_classes:
-        raise InvalidParameterError(f"--model: {path!r} has {out.shape[1]} outputs but the data ({ds.name}) "
-                                    f"have {ds.n_classes} classes.")
+        raise InvalidParameterError(
+            f"--model: {path!r} has {out.shape[1]} outputs but the data ({ds.name}) "
+            f"have {ds.n_classes} classes."
+        )
     return Xtr, Xte
 
 
@@ -215,8 +264,10 @@ def _check_step_support(ctx: JobContext) -> None:
     if "probes" in ctx.options.steps:
         why = probe_support(ctx.graphs["user"])
         if why:
-            raise InvalidParameterError(f"--steps probes: the probes need a feed-forward classifier; {why}. "
-                                        "Drop 'probes' from --steps (the default run skips it for this model).")
+            raise InvalidParameterError(
+                f"--steps probes: the probes need a feed-forward classifier; {why}. "
+                "Drop 'probes' from --steps (the default run skips it for this model)."
+            )
 
 
 def prepare(options: JobOptions) -> JobContext:
@@ -269,8 +320,10 @@ def prepare(options: JobOptions) -> JobContext:
         try:
             get_client(options.scheduler, func=_FUNC).close()  # unreachable scheduler: fail now
         except BackendUnavailableError as exc:
-            raise BackendUnavailableError(f"--scheduler: {exc} (On the command line: leave --scheduler out for a "
-                                          "local Dask cluster, or pass --scheduler serial to run in this process.)") from None
+            raise BackendUnavailableError(
+                f"--scheduler: {exc} (On the command line: leave --scheduler out for a "
+                "local Dask cluster, or pass --scheduler serial to run in this process.)"
+            ) from None
     _clear_previous_run(out)
     for sub in ("", "figures", "tables", "graphs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -326,25 +379,67 @@ def step_train(ctx: JobContext) -> Section:
     if "user" in ctx.models:
         m = ctx.models["user"]
         ctx.accuracy["user"] = evaluate(m, ctx.inputs["user"][2], ds.y_test)
-        rows.append({"model": "user", "architecture": type(m).__name__, "epochs": 0, "test accuracy": ctx.accuracy["user"]})
+        rows.append(
+            {
+                "model": "user",
+                "architecture": type(m).__name__,
+                "epochs": 0,
+                "test accuracy": ctx.accuracy["user"],
+            }
+        )
     else:
         epochs = ctx.epochs
         m = mlp([ds.n_features, o.hidden, ds.n_classes], seed=o.seed)
         t0 = time.perf_counter()
-        hist = train(m, Xtr, ds.y_train, epochs=epochs, seed=o.seed, X_test=Xte, y_test=ds.y_test, progress=o.progress)
+        hist = train(
+            m,
+            Xtr,
+            ds.y_train,
+            epochs=epochs,
+            seed=o.seed,
+            X_test=Xte,
+            y_test=ds.y_test,
+            progress=o.progress,
+        )
         ctx.models["mlp"], ctx.inputs["mlp"] = m, (Xtr, ds.y_train, Xte, ds.y_test)
         ctx.accuracy["mlp"] = hist.test_accuracy[-1]
-        rows.append({"model": "mlp", "architecture": f"{ds.n_features}-{o.hidden}-{ds.n_classes} ReLU",
-                     "epochs": epochs, "test accuracy": ctx.accuracy["mlp"], "seconds": time.perf_counter() - t0})
+        rows.append(
+            {
+                "model": "mlp",
+                "architecture": f"{ds.n_features}-{o.hidden}-{ds.n_classes} ReLU",
+                "epochs": epochs,
+                "test accuracy": ctx.accuracy["mlp"],
+                "seconds": time.perf_counter() - t0,
+            }
+        )
         if ds.image_shape is not None:
-            Str, Ste = datasets.as_sequences(Xtr, ds.image_shape), datasets.as_sequences(Xte, ds.image_shape)
+            Str, Ste = (
+                datasets.as_sequences(Xtr, ds.image_shape),
+                datasets.as_sequences(Xte, ds.image_shape),
+            )
             r = recurrent_classifier("LSTM", ds.image_shape[1], 32, ds.n_classes, seed=o.seed)
             t0 = time.perf_counter()
-            hist = train(r, Str, ds.y_train, epochs=epochs, seed=o.seed, X_test=Ste, y_test=ds.y_test, progress=o.progress)
+            hist = train(
+                r,
+                Str,
+                ds.y_train,
+                epochs=epochs,
+                seed=o.seed,
+                X_test=Ste,
+                y_test=ds.y_test,
+                progress=o.progress,
+            )
             ctx.models["lstm"], ctx.inputs["lstm"] = r, (Str, ds.y_train, Ste, ds.y_test)
             ctx.accuracy["lstm"] = hist.test_accuracy[-1]
-            rows.append({"model": "lstm", "architecture": f"LSTM({ds.image_shape[1]}→32, rows as steps) + Linear",
-                         "epochs": epochs, "test accuracy": ctx.accuracy["lstm"], "seconds": time.perf_counter() - t0})
+            rows.append(
+                {
+                    "model": "lstm",
+                    "architecture": f"LSTM({ds.image_shape[1]}→32, rows as steps) + Linear",
+                    "epochs": epochs,
+                    "test accuracy": ctx.accuracy["lstm"],
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
     sec.paragraphs.append(
         f"Dataset <b>{ds.name}</b>: {len(ds.y_train)} training and {len(ds.y_test)} test samples, "
         f"{ds.n_features} features, {ds.n_classes} classes. Adam (lr 0.01), batch 128, cosine schedule, seed {o.seed}."
@@ -376,11 +471,24 @@ def step_export(ctx: JobContext) -> Section:
         s = G.summary()
         s.insert(0, "model", name)
         tables.append(s)
-        ctx.figure(sec, plot_weight_histograms(G), f"{name}_weight_histograms", f"{name}: weight distribution per block")
+        ctx.figure(
+            sec,
+            plot_weight_histograms(G),
+            f"{name}_weight_histograms",
+            f"{name}: weight distribution per block",
+        )
         big = max(range(len(G.blocks)), key=lambda i: G.blocks[i].weight.size)
-        ctx.figure(sec, plot_weight_matrix(G, big), f"{name}_weights", f"{name}: signed weights of {G.blocks[big].name}")
-        sec.numbers[name] = {"nodes": G.n_nodes, "edges": G.n_edges,
-                             "positive_fraction": float((G.edge_arrays()["sign"] > 0).mean())}
+        ctx.figure(
+            sec,
+            plot_weight_matrix(G, big),
+            f"{name}_weights",
+            f"{name}: signed weights of {G.blocks[big].name}",
+        )
+        sec.numbers[name] = {
+            "nodes": G.n_nodes,
+            "edges": G.n_edges,
+            "positive_fraction": float((G.edge_arrays()["sign"] > 0).mean()),
+        }
     sec.paragraphs.append(
         "Each weight parameter is one block of the graph (rows = targets, columns = sources); "
         "LSTM gate rows are separate nodes that belong to their unit. Files in <code>graphs/</code>: "
@@ -408,17 +516,28 @@ def step_prune(ctx: JobContext) -> Section:
             masked, small = to_torch(H), to_torch(H, shrink=True)
             n_masked = sum(int(p.numel()) for p in masked.parameters())
             n_small = sum(int(p.numel()) for p in small.parameters())
-            rows.append({"model": name, "removed fraction": q, "edges": H.n_edges,
-                         "accuracy (masked)": evaluate(masked, Xte, yte),
-                         "accuracy (shrunk)": evaluate(small, Xte, yte),
-                         "parameters (dense)": n_masked, "parameters (shrunk)": n_small})
+            rows.append(
+                {
+                    "model": name,
+                    "removed fraction": q,
+                    "edges": H.n_edges,
+                    "accuracy (masked)": evaluate(masked, Xte, yte),
+                    "accuracy (shrunk)": evaluate(small, Xte, yte),
+                    "parameters (dense)": n_masked,
+                    "parameters (shrunk)": n_small,
+                }
+            )
     df = pd.DataFrame(rows)
     ctx.table(sec, df, "pruning", "Magnitude pruning by query, re-imported and evaluated")
     curves = {m: (g["accuracy (masked)"].to_numpy(), None, None) for m, g in df.groupby("model")}
-    ctx.figure(sec, plot_curves(levels, curves, xlabel="fraction of edges removed", ylabel="test accuracy"),
-               "pruning_accuracy", "Test accuracy after removing the smallest-magnitude edges")
+    ctx.figure(
+        sec,
+        plot_curves(levels, curves, xlabel="fraction of edges removed", ylabel="test accuracy"),
+        "pruning_accuracy",
+        "Test accuracy after removing the smallest-magnitude edges",
+    )
     sec.paragraphs.append(
-        "Query: <code>smallest(\"abs(weight)\", fraction=q, per=\"layer\")</code>, the q smallest-magnitude "
+        'Query: <code>smallest("abs(weight)", fraction=q, per="layer")</code>, the q smallest-magnitude '
         "edges of every layer (layer-wise, so no layer is ever emptied). The pruned graph is "
         "re-imported as a torch module twice: masked (zeros in place) and shrunk (units without inputs or "
         "outputs physically removed, constants folded into biases); both give the same accuracy."
@@ -462,12 +581,29 @@ def step_nulls(ctx: JobContext) -> Section:
         accs = np.array([evaluate(ens.graph(i), Xte, yte) for i in range(k)])
         data[model] = accs
         q25, q50, q75 = np.percentile(accs, [25, 50, 75])
-        rows.append({"null model": model, "keeps": ", ".join(sorted(NULL_MODELS[model].preserves)),
-                     "median accuracy": q50, "q25": q25, "q75": q75, "samples": k})
+        rows.append(
+            {
+                "null model": model,
+                "keeps": ", ".join(sorted(NULL_MODELS[model].preserves)),
+                "median accuracy": q50,
+                "q25": q25,
+                "q75": q75,
+                "samples": k,
+            }
+        )
     df = pd.DataFrame(rows)
-    ctx.table(sec, df, "null_models", f"Test accuracy of {k} samples per null model ({name}; trained: {ctx.accuracy[name]:.3f})")
-    ctx.figure(sec, _violins(data, ctx.accuracy[name], "test accuracy"), "null_models",
-               f"{name}: test accuracy of null-model samples (dashed: trained network)")
+    ctx.table(
+        sec,
+        df,
+        "null_models",
+        f"Test accuracy of {k} samples per null model ({name}; trained: {ctx.accuracy[name]:.3f})",
+    )
+    ctx.figure(
+        sec,
+        _violins(data, ctx.accuracy[name], "test accuracy"),
+        "null_models",
+        f"{name}: test accuracy of null-model samples (dashed: trained network)",
+    )
     keep_sign = [r for r in rows if "sign_pattern" in NULL_MODELS[r["null model"]].preserves]
     other = [r for r in rows if r not in keep_sign]
     fmt = lambda rs: ", ".join(f"{r['null model']} {r['median accuracy']:.2f}" for r in rs)  # noqa: E731
@@ -476,8 +612,14 @@ def step_nulls(ctx: JobContext) -> Section:
         f"quantities listed. Median accuracy of the models that keep the sign pattern: {fmt(keep_sign)}; of the "
         f"others: {fmt(other)} (chance: {1 / ctx.dataset.n_classes:.2f})."
     )
-    sec.numbers = {"model": name, "trained_accuracy": ctx.accuracy[name],
-                   "null_models": {r["null model"]: {"median": r["median accuracy"], "q25": r["q25"], "q75": r["q75"]} for r in rows}}
+    sec.numbers = {
+        "model": name,
+        "trained_accuracy": ctx.accuracy[name],
+        "null_models": {
+            r["null model"]: {"median": r["median accuracy"], "q25": r["q25"], "q75": r["q75"]}
+            for r in rows
+        },
+    }
     return sec
 
 
@@ -536,20 +678,39 @@ def step_causal(ctx: JobContext) -> Section:
     if G.spec and all(b.delay == 0 for b in G.blocks):
         GI, _ = path_influence(G, Xte[:500])
         ctx.graphs[name] = GI
-        ctx.figure(sec, _influence_figure(GI, ctx.dataset.image_shape), f"{name}_influence",
-                   f"{name}: input influence on the outputs (Jacobian averaged over 500 test samples)")
-        top = GI.nodes().sort_values("influence_abs", ascending=False).head(8)[["name", "kind", "influence_abs"]]
-        ctx.table(sec, top, "influence_top", "Nodes with the largest mean |influence| on the outputs")
+        ctx.figure(
+            sec,
+            _influence_figure(GI, ctx.dataset.image_shape),
+            f"{name}_influence",
+            f"{name}: input influence on the outputs (Jacobian averaged over 500 test samples)",
+        )
+        top = (
+            GI.nodes()
+            .sort_values("influence_abs", ascending=False)
+            .head(8)[["name", "kind", "influence_abs"]]
+        )
+        ctx.table(
+            sec, top, "influence_top", "Nodes with the largest mean |influence| on the outputs"
+        )
     ds = ctx.dataset
     # the trajectory stores every weight after every sample: cap the training set so that it stays small
     n_tr = min(len(ds.X_train), 3000)
     n_te = min(len(ds.X_test), 2000)
-    flat = datasets.Dataset(ds.name, ds.X_train[:n_tr].reshape(n_tr, -1), ds.y_train[:n_tr],
-                            ds.X_test[:n_te].reshape(n_te, -1), ds.y_test[:n_te], ds.classes)
+    flat = datasets.Dataset(
+        ds.name,
+        ds.X_train[:n_tr].reshape(n_tr, -1),
+        ds.y_train[:n_tr],
+        ds.X_test[:n_te].reshape(n_te, -1),
+        ds.y_test[:n_te],
+        ds.classes,
+    )
     torch.manual_seed(o.seed)
     hidden = 16
-    net = torch.nn.Sequential(torch.nn.Linear(flat.n_features, hidden), torch.nn.Sigmoid(),
-                              torch.nn.Linear(hidden, flat.n_classes))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(flat.n_features, hidden),
+        torch.nn.Sigmoid(),
+        torch.nn.Linear(hidden, flat.n_classes),
+    )
     init = {k: v.clone() for k, v in net.state_dict().items()}
     epochs, pt = (4, 2) if o.quick else (10, 4)
     # enough recorded rows (one per sample) for 20 Lyapunov windows of 200 rows at stride 180
@@ -558,8 +719,16 @@ def step_causal(ctx: JobContext) -> Section:
     common = dict(lr=0.2, benchmark=0.95, output="softmax")
     # one recorded run; both rules read the same Lyapunov series, so the calibrated (default) rule
     # and the authors' rule differ only in the decision, and each is shown beside its permutation null
-    res = legcnet_prune(net, flat, mode="PT", epochs=epochs, pt_epochs=pt, config=LEGCNetConfig.authors(200),
-                        extra_epochs=0, **common)
+    res = legcnet_prune(
+        net,
+        flat,
+        mode="PT",
+        epochs=epochs,
+        pt_epochs=pt,
+        config=LEGCNetConfig.authors(200),
+        extra_epochs=0,
+        **common,
+    )
     lam, eff = res.scores.lyap, res.scores.effect
     frac = float(res.prune_mask.mean())
     rules = {"recommended": LEGCNetConfig.recommended(200), "authors": LEGCNetConfig.authors(200)}
@@ -576,21 +745,42 @@ def step_causal(ctx: JobContext) -> Section:
         "magnitude (matched sparsity)": (magnitude_mask(trained, res.prune_mask), None),
         "random (matched sparsity)": (random_mask(net, res.prune_mask, seed=o.seed), None),
     }
-    rows = [{"rule": "dense", "pruned": 0, "kept as causal": None, "kept under permuted effect": None,
-             "test accuracy": res.dense.test_accuracy}]
+    rows = [
+        {
+            "rule": "dense",
+            "pruned": 0,
+            "kept as causal": None,
+            "kept under permuted effect": None,
+            "test accuracy": res.dense.test_accuracy,
+        }
+    ]
     for rule, (mask, nul) in masks.items():
-        acc = (res.sparse if mask is res.prune_mask else
-               retrain(net, init, flat, prune_mask=mask, max_epochs=epochs, **common)).test_accuracy
-        rows.append({"rule": rule, "pruned": int(mask.sum()), "kept as causal": float(1.0 - mask.mean()),
-                     "kept under permuted effect": None if nul is None else float(nul.mean()),
-                     "test accuracy": acc})
+        acc = (
+            res.sparse
+            if mask is res.prune_mask
+            else retrain(net, init, flat, prune_mask=mask, max_epochs=epochs, **common)
+        ).test_accuracy
+        rows.append(
+            {
+                "rule": rule,
+                "pruned": int(mask.sum()),
+                "kept as causal": float(1.0 - mask.mean()),
+                "kept under permuted effect": None if nul is None else float(nul.mean()),
+                "test accuracy": acc,
+            }
+        )
     for r in rows:
         r["weights"] = int(res.prune_mask.size)
     df = pd.DataFrame(rows)
-    ctx.table(sec, df, "legcnet", f"LEGCNet on a {flat.n_features}-{hidden}-{flat.n_classes} sigmoid MLP "
-              f"({res.n_windows} Lyapunov windows from {pt} recorded epochs; retrained from the same initialisation). "
-              "'kept under permuted effect': fraction of weights the rule calls causal when the error series is "
-              "shuffled (mean of 20 permutations, the null); a calibrated rule keeps about q = 0.05 there")
+    ctx.table(
+        sec,
+        df,
+        "legcnet",
+        f"LEGCNet on a {flat.n_features}-{hidden}-{flat.n_classes} sigmoid MLP "
+        f"({res.n_windows} Lyapunov windows from {pt} recorded epochs; retrained from the same initialisation). "
+        "'kept under permuted effect': fraction of weights the rule calls causal when the error series is "
+        "shuffled (mean of 20 permutations, the null); a calibrated rule keeps about q = 0.05 there",
+    )
     sec.paragraphs.append(
         "Path influence sums, over all paths from a node to an output, the products of weights and activation "
         "slopes (the input–output Jacobian averaged over test samples); it is attached to the graph as node and "
@@ -601,8 +791,11 @@ def step_causal(ctx: JobContext) -> Section:
         "permutation null in the table); the default, calibrated rule is a single-lag F-test with false-discovery-rate "
         "control, and when it finds no evidence it prunes every weight rather than inventing causes."
     )
-    sec.numbers = {"legcnet": rows, "windows": res.n_windows,
-                   "null": {k: v.tolist() for k, v in null.items()}}
+    sec.numbers = {
+        "legcnet": rows,
+        "windows": res.n_windows,
+        "null": {k: v.tolist() for k, v in null.items()},
+    }
     return sec
 
 
@@ -641,7 +834,10 @@ STEPS: dict[str, Callable[[JobContext], Section]] = {
 NEEDS: dict[str, tuple[str, ...]] = {
     "train": (),
     "export": ("train",),
-    **{name: ("train", "export") for name in ("nulls", "probes", "lattice", "causal", "netsci", "prune")},
+    **{
+        name: ("train", "export")
+        for name in ("nulls", "probes", "lattice", "causal", "netsci", "prune")
+    },
 }
 
 
@@ -660,7 +856,9 @@ def resolve_steps(requested: tuple[str, ...] | list[str]) -> list[str]:
         return list(STEPS)
     unknown = set(requested) - set(STEPS)
     if unknown:
-        raise InvalidParameterError(f"--steps: unknown step(s) {sorted(unknown)}; choose from {list(STEPS)}.")
+        raise InvalidParameterError(
+            f"--steps: unknown step(s) {sorted(unknown)}; choose from {list(STEPS)}."
+        )
     chosen: set[str] = set()
     todo = list(requested)
     while todo:
@@ -717,18 +915,26 @@ def run_job(options: JobOptions) -> Path:
             logger.info("step %s took %.1fs", name, timings[name])
     finally:
         _close_client(ctx)
-    numbers = {"netstruct_version": __version__, "options": asdict(options), "seconds": timings,
-               **{s.key: s.numbers for s in sections}}
+    numbers = {
+        "netstruct_version": __version__,
+        "options": asdict(options),
+        "seconds": timings,
+        **{s.key: s.numbers for s in sections},
+    }
     with atomic_write(ctx.out / "numbers.json", "w", encoding="utf-8") as fh:
         json.dump(_jsonable(numbers), fh, indent=2)
     import html
 
-    used = html.escape(", ".join(f"{k}={v}" for k, v in asdict(options).items() if k not in ("out", "progress")))
-    intro = [f"netstruct {__version__}; dataset {ctx.dataset.name}; steps {', '.join(chosen)}; "
-             f"{'quick run (--quick: fewer epochs, runs, levels and samples); ' if options.quick else ''}"
-             f"options used: {used}; "
-             f"total {sum(timings.values()):.1f} s. Every number below is also in <code>numbers.json</code> "
-             "and <code>tables/*.csv</code>; figures as PDF/SVG in <code>figures/</code>."]
+    used = html.escape(
+        ", ".join(f"{k}={v}" for k, v in asdict(options).items() if k not in ("out", "progress"))
+    )
+    intro = [
+        f"netstruct {__version__}; dataset {ctx.dataset.name}; steps {', '.join(chosen)}; "
+        f"{'quick run (--quick: fewer epochs, runs, levels and samples); ' if options.quick else ''}"
+        f"options used: {used}; "
+        f"total {sum(timings.values()):.1f} s. Every number below is also in <code>numbers.json</code> "
+        "and <code>tables/*.csv</code>; figures as PDF/SVG in <code>figures/</code>."
+    ]
     page = render_report("netstruct report", intro, sections)
     report = ctx.out / "report.html"
     with atomic_write(report, "w", encoding="utf-8") as fh:

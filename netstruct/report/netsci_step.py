@@ -110,9 +110,13 @@ def add_motifs_and_balance(ctx: JobContext, sec: Section, name: str, G: Any) -> 
 
     o = ctx.options
     try:
-        mz = motif_zscores(G, "stp", n_samples=50 if o.quick else 200, size=3 if o.quick else 4, seed=o.seed)
+        mz = motif_zscores(
+            G, "stp", n_samples=50 if o.quick else 200, size=3 if o.quick else 4, seed=o.seed
+        )
     except NetstructError as exc:
-        sec.paragraphs.append(f"{html.escape(name)}: motif profile not computed ({html.escape(str(exc))}).")
+        sec.paragraphs.append(
+            f"{html.escape(name)}: motif profile not computed ({html.escape(str(exc))})."
+        )
     else:
         ctx.table(
             sec,
@@ -123,7 +127,9 @@ def add_motifs_and_balance(ctx: JobContext, sec: Section, name: str, G: Any) -> 
         )
     bal = balance_ratio(G)
     bal.insert(0, "model", name)
-    ctx.table(sec, bal, f"netsci_balance_{name}", f"{name}: structural balance of the signed projection")
+    ctx.table(
+        sec, bal, f"netsci_balance_{name}", f"{name}: structural balance of the signed projection"
+    )
 
 
 def _spectra_figure(spec: pd.DataFrame) -> Any:

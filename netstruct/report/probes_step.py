@@ -51,17 +51,34 @@ def probe_levels(quick: bool) -> dict[str, tuple[dict[str, list[float]], str, bo
     ['flip', 'noise', 'prune', 'randomize']
     """
     if quick:
-        p, n, f, r = [0.0, 0.3, 0.6, 0.8, 0.95], [2.0**-6, 2.0**-4, 2.0**-2, 1.0], [0.0, 0.1, 0.3, 0.5], [0.0, 0.5, 0.9]
+        p, n, f, r = (
+            [0.0, 0.3, 0.6, 0.8, 0.95],
+            [2.0**-6, 2.0**-4, 2.0**-2, 1.0],
+            [0.0, 0.1, 0.3, 0.5],
+            [0.0, 0.5, 0.9],
+        )
     else:
         p = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
         n = [2.0**k for k in range(-8, 1)]
         f = [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5]
         r = [0.0, 0.25, 0.5, 0.75, 0.9]
     return {
-        "prune": ({"prune-smallest": p, "prune-random": p}, "fraction of weights removed (per layer)", False),
+        "prune": (
+            {"prune-smallest": p, "prune-random": p},
+            "fraction of weights removed (per layer)",
+            False,
+        ),
         "noise": ({"noise-uniform": n}, "a, additive uniform noise U(-a, a)", True),
-        "flip": ({"flip-smallest": f, "flip-random": f}, "fraction of signs flipped (per layer)", False),
-        "randomize": ({"null-B": r, "null-E": r}, "fraction pruned before sign-preserving shuffling", False),
+        "flip": (
+            {"flip-smallest": f, "flip-random": f},
+            "fraction of signs flipped (per layer)",
+            False,
+        ),
+        "randomize": (
+            {"null-B": r, "null-E": r},
+            "fraction pruned before sign-preserving shuffling",
+            False,
+        ),
     }
 
 
@@ -86,7 +103,9 @@ def probe_support(G: Any) -> str | None:
     return None
 
 
-def choose_pairs(ds: Any, model: Any, X_test: np.ndarray, *, dataset: str | None = None) -> dict[str, tuple[int, int]]:
+def choose_pairs(
+    ds: Any, model: Any, X_test: np.ndarray, *, dataset: str | None = None
+) -> dict[str, tuple[int, int]]:
     """An easy and a hard class pair of a data set, for the task-complexity gap.
 
     On Fashion-MNIST these are the study's pairs (:data:`netstruct.probes.TASKS`). Otherwise
@@ -124,8 +143,12 @@ def choose_pairs(ds: Any, model: Any, X_test: np.ndarray, *, dataset: str | None
     C /= np.maximum(C.sum(axis=1, keepdims=True), 1.0)
     S = C + C.T
     Xtr = ds.X_train.reshape(len(ds.X_train), -1)
-    means = np.stack([Xtr[ds.y_train == c].mean(axis=0) if (ds.y_train == c).any() else np.zeros(Xtr.shape[1])
-                      for c in range(k)])
+    means = np.stack(
+        [
+            Xtr[ds.y_train == c].mean(axis=0) if (ds.y_train == c).any() else np.zeros(Xtr.shape[1])
+            for c in range(k)
+        ]
+    )
     pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
     dist = {p: float(np.linalg.norm(means[p[0]] - means[p[1]])) for p in pairs}
     hard = max(pairs, key=lambda p: (S[p], -dist[p]))
@@ -156,7 +179,11 @@ def _complexity_figure(results: dict[str, Any]) -> Any:
 
     from ..figures import COLUMN_WIDTH, PALETTE, paper_style
 
-    series = (("acc_full", "full precision"), ("acc_binarize", "binarized"), ("acc_B", "B-shuffled"))
+    series = (
+        ("acc_full", "full precision"),
+        ("acc_binarize", "binarized"),
+        ("acc_B", "B-shuffled"),
+    )
     with paper_style():
         fig, ax = plt.subplots(figsize=(COLUMN_WIDTH * 1.6, COLUMN_WIDTH * 0.75))
         rng = np.random.default_rng(0)
@@ -164,7 +191,14 @@ def _complexity_figure(results: dict[str, Any]) -> Any:
             for j, (col, label) in enumerate(series):
                 v = tc.per_run[col].to_numpy()
                 x = t + (j - 1) * 0.25
-                ax.bar(x, np.median(v), width=0.22, color=PALETTE[j], alpha=0.35, label=label if t == 0 else None)
+                ax.bar(
+                    x,
+                    np.median(v),
+                    width=0.22,
+                    color=PALETTE[j],
+                    alpha=0.35,
+                    label=label if t == 0 else None,
+                )
                 ax.scatter(x + rng.uniform(-0.06, 0.06, v.size), v, s=6, color=PALETTE[j], zorder=3)
         ax.set_xticks(range(len(results)), list(results))
         ax.set_ylabel("test accuracy (%)")
@@ -198,12 +232,16 @@ def step_probes(ctx: JobContext) -> Section:
 
     o = ctx.options
     sec = Section("probes", "Robustness probes and task complexity")
-    name = "user" if "user" in ctx.graphs else "mlp" if "mlp" in ctx.graphs else next(iter(ctx.graphs))
+    name = (
+        "user" if "user" in ctx.graphs else "mlp" if "mlp" in ctx.graphs else next(iter(ctx.graphs))
+    )
     G = ctx.graphs[name].without_attrs()
     why = probe_support(G)
     if why:
-        sec.paragraphs.append(f"Skipped: the probes evaluate feed-forward classifiers only, and model "
-                              f"<b>{name}</b> is not one ({why}).")
+        sec.paragraphs.append(
+            f"Skipped: the probes evaluate feed-forward classifiers only, and model "
+            f"<b>{name}</b> is not one ({why})."
+        )
         sec.numbers = {"skipped": why}
         return sec
     _, _, Xte, yte = ctx.inputs[name]
@@ -225,47 +263,84 @@ def step_probes(ctx: JobContext) -> Section:
         bar.set_postfix(item=item)
         if item == "runs":
             if n_runs > 1:
-                extra = train_runs(ds, n_runs - 1, seed=o.seed + 1, scheduler=sched, hidden=o.hidden,
-                                   epochs=ctx.epochs)
+                extra = train_runs(
+                    ds,
+                    n_runs - 1,
+                    seed=o.seed + 1,
+                    scheduler=sched,
+                    hidden=o.hidden,
+                    epochs=ctx.epochs,
+                )
                 graphs += [r.graph for r in extra]
                 accs += [r.accuracy for r in extra]
                 seeds += [r.seed for r in extra]
         elif item in families:
-            sweeps[item] = sweep(graphs, Xte, yte, families[item][0], n_repeats=repeats, seed=o.seed,
-                                 scheduler=sched)
+            sweeps[item] = sweep(
+                graphs, Xte, yte, families[item][0], n_repeats=repeats, seed=o.seed, scheduler=sched
+            )
         elif item == "gap: all classes":
-            gaps["all classes"] = task_complexity(graphs, Xte, yte, probes=("binarize", "B"), n_repeats=repeats,
-                                                  fold=binary, seed=o.seed, scheduler=sched)
+            gaps["all classes"] = task_complexity(
+                graphs,
+                Xte,
+                yte,
+                probes=("binarize", "B"),
+                n_repeats=repeats,
+                fold=binary,
+                seed=o.seed,
+                scheduler=sched,
+            )
         else:
             task = item.split()[1]
             a, b = pairs[task]
             pair = datasets.class_pair(ds, a, b)
-            runs = train_runs(pair, n_pair_runs, seed=o.seed, scheduler=sched, hidden=o.hidden, epochs=ctx.epochs)
+            runs = train_runs(
+                pair, n_pair_runs, seed=o.seed, scheduler=sched, hidden=o.hidden, epochs=ctx.epochs
+            )
             label = f"{task} pair ({ds.classes[a]} vs {ds.classes[b]})"
-            gaps[label] = task_complexity([r.graph for r in runs], pair.X_test, pair.y_test,
-                                          probes=("binarize", "B"), n_repeats=repeats, fold=True, seed=o.seed,
-                                          scheduler=sched)
+            gaps[label] = task_complexity(
+                [r.graph for r in runs],
+                pair.X_test,
+                pair.y_test,
+                probes=("binarize", "B"),
+                n_repeats=repeats,
+                fold=True,
+                seed=o.seed,
+                scheduler=sched,
+            )
 
     # ---- runs
     runs_df = pd.DataFrame({"run": range(len(graphs)), "seed": seeds, "test accuracy (%)": accs})
     over = "runs" if len(graphs) > 1 else "samples"
     sec.paragraphs.append(
         f"Model <b>{name}</b>: {len(graphs)} trained run(s) (run 0 is the model of the Models section"
-        + (f"; runs 1–{len(graphs) - 1} use seeds {o.seed + 1}–{o.seed + len(graphs) - 1} with the same protocol"
-           if len(graphs) > 1 else "") + f"). Random probes draw {repeats} copies per run and level. "
+        + (
+            f"; runs 1–{len(graphs) - 1} use seeds {o.seed + 1}–{o.seed + len(graphs) - 1} with the same protocol"
+            if len(graphs) > 1
+            else ""
+        )
+        + f"). Random probes draw {repeats} copies per run and level. "
         "Every perturbed copy is evaluated at full precision and after binarization (signs of weights and "
         "biases only). Curves show the median over runs"
-        + (" (each run's copies averaged first) with the 25–75 % band." if over == "runs"
-           else " over the random copies with the 25–75 % band (one run).")
+        + (
+            " (each run's copies averaged first) with the 25–75 % band."
+            if over == "runs"
+            else " over the random copies with the 25–75 % band (one run)."
+        )
     )
     ctx.table(sec, runs_df, "probes_runs", "Trained runs swept by the probes")
 
     # ---- sweeps
     tidy = pd.concat(sweeps.values(), ignore_index=True)
-    with atomic_write(ctx.out / "tables" / "probes_sweep.csv", "w", encoding="utf-8", newline="") as fh:
+    with atomic_write(
+        ctx.out / "tables" / "probes_sweep.csv", "w", encoding="utf-8", newline=""
+    ) as fh:
         tidy.to_csv(fh, index=False)
-    titles = {"prune": "Pruning", "noise": "Additive noise", "flip": "Sign flips",
-              "randomize": "Pruning, then sign-preserving shuffles (null models B, E)"}
+    titles = {
+        "prune": "Pruning",
+        "noise": "Additive noise",
+        "flip": "Sign flips",
+        "randomize": "Pruning, then sign-preserving shuffles (null models B, E)",
+    }
     for fam, df in sweeps.items():
         _, xlabel, logx = families[fam]
         with paper_style():
@@ -274,32 +349,55 @@ def step_probes(ctx: JobContext) -> Section:
         ax.set_ylim(0, 102)
         with paper_style():
             ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        ctx.figure(sec, fig, f"probes_{fam}", f"{titles[fam]}: median test accuracy (%) with IQR band, "
-                   "full precision and binarized")
+        ctx.figure(
+            sec,
+            fig,
+            f"probes_{fam}",
+            f"{titles[fam]}: median test accuracy (%) with IQR band, full precision and binarized",
+        )
     summary = _wide_summary(tidy, over)
-    ctx.table(sec, summary, "probes_summary",
-              f"Probe sweeps: median and quartiles of test accuracy (%) over {'runs' if over == 'runs' else 'copies'}",
-              collapsed=True)
+    ctx.table(
+        sec,
+        summary,
+        "probes_summary",
+        f"Probe sweeps: median and quartiles of test accuracy (%) over {'runs' if over == 'runs' else 'copies'}",
+        collapsed=True,
+    )
 
     # ---- task complexity
     rows = []
     for task, tc in gaps.items():
-        row = {"task": task, "runs": int(tc.per_run["kept"].sum()), "folded": bool(task != "all classes" or binary),
-               "full median": tc.medians["full"], "binarized median": tc.medians["binarize"],
-               "B-shuffled median": tc.medians["B"], "gap binarize": tc.gaps["binarize"], "gap B": tc.gaps["B"],
-               "collapsed binarized runs": tc.collapsed.get("binarize")}
+        row = {
+            "task": task,
+            "runs": int(tc.per_run["kept"].sum()),
+            "folded": bool(task != "all classes" or binary),
+            "full median": tc.medians["full"],
+            "binarized median": tc.medians["binarize"],
+            "B-shuffled median": tc.medians["B"],
+            "gap binarize": tc.gaps["binarize"],
+            "gap B": tc.gaps["B"],
+            "collapsed binarized runs": tc.collapsed.get("binarize"),
+        }
         if o.dataset == "fashion-mnist" and o.data is None and task != "all classes":
             ref = PAPER["fashion-mnist"][task.split()[0]]
             row["paper gap binarize"] = ref["full"] - ref["binarized"]
             row["paper gap B"] = ref["full"] - ref["B"]
         rows.append(row)
     cx = pd.DataFrame(rows)
-    ctx.table(sec, cx, "task_complexity", "Task-complexity gaps (accuracy points, medians over runs)")
-    ctx.figure(sec, _complexity_figure(gaps), "task_complexity",
-               "Per-run test accuracy of each task at full precision, binarized and B-shuffled (bars: medians)")
+    ctx.table(
+        sec, cx, "task_complexity", "Task-complexity gaps (accuracy points, medians over runs)"
+    )
+    ctx.figure(
+        sec,
+        _complexity_figure(gaps),
+        "task_complexity",
+        "Per-run test accuracy of each task at full precision, binarized and B-shuffled (bars: medians)",
+    )
     s = summary.set_index(["probe", "level"])
     half = s.loc[("prune-smallest", 0.6 if o.quick else 0.5)]
-    gtext = "; ".join(f"{r['task']}: {r['gap binarize']:.1f} (binarize), {r['gap B']:.1f} (B)" for r in rows)
+    gtext = "; ".join(
+        f"{r['task']}: {r['gap binarize']:.1f} (binarize), {r['gap B']:.1f} (B)" for r in rows
+    )
     sec.paragraphs.append(
         f"Removing the {'60' if o.quick else '50'} % smallest weights of every layer leaves a median accuracy of "
         f"{half['full median']:.1f} %; binarizing the unpruned network leaves {gaps['all classes'].medians['binarize']:.1f} % "
@@ -311,14 +409,22 @@ def step_probes(ctx: JobContext) -> Section:
         "whose binarized network predicts one class for 99 % of the test samples; on hard tasks about a third "
         "collapse, so a median over few runs is unstable (the headline needs 50 or more runs, see the probes "
         "notebook; learning rate 1e-3 or inputs in [0, 1] remove the collapse)."
-        + (" Pairs: the hard pair is the one the trained model confuses most, the easy pair the one it confuses "
-           "least (ties: the most distant class means)." if pairs and not (o.dataset == "fashion-mnist" and o.data is None)
-           else " Pairs: the study's Fashion-MNIST tasks; its numbers (re-initialised biases) are shown beside ours."
-           if pairs else "")
+        + (
+            " Pairs: the hard pair is the one the trained model confuses most, the easy pair the one it confuses "
+            "least (ties: the most distant class means)."
+            if pairs and not (o.dataset == "fashion-mnist" and o.data is None)
+            else " Pairs: the study's Fashion-MNIST tasks; its numbers (re-initialised biases) are shown beside ours."
+            if pairs
+            else ""
+        )
     )
     sec.numbers = {
-        "model": name, "runs": runs_df.to_dict("records"), "repeats": repeats, "aggregation": over,
-        "summary": summary.to_dict("records"), "complexity": rows,
+        "model": name,
+        "runs": runs_df.to_dict("records"),
+        "repeats": repeats,
+        "aggregation": over,
+        "summary": summary.to_dict("records"),
+        "complexity": rows,
         "pairs": {k: list(v) for k, v in pairs.items()},
     }
     return sec

@@ -55,7 +55,9 @@ def check_scheduler(scheduler: Any, func: str) -> None:
         )
 
 
-def get_client(scheduler: str | None = None, *, n_workers: int | None = None, func: str = "get_client") -> Any:
+def get_client(
+    scheduler: str | None = None, *, n_workers: int | None = None, func: str = "get_client"
+) -> Any:
     """The Dask client for ``scheduler`` (see the module docstring).
 
     Parameters
@@ -78,7 +80,9 @@ def get_client(scheduler: str | None = None, *, n_workers: int | None = None, fu
     """
     check_scheduler(scheduler, func)
     if scheduler == "serial":
-        raise param_error("scheduler", func, "None or an address (no client for 'serial')", scheduler)
+        raise param_error(
+            "scheduler", func, "None or an address (no client for 'serial')", scheduler
+        )
     distributed = _distributed(func)
     if scheduler is not None:
         _probe_scheduler(scheduler, func)
@@ -104,7 +108,10 @@ def get_client(scheduler: str | None = None, *, n_workers: int | None = None, fu
         if dlog.level < logging.WARNING:
             dlog.setLevel(logging.WARNING)
         cluster = distributed.LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=False, dashboard_address=None,
+            n_workers=n,
+            threads_per_worker=1,
+            processes=False,
+            dashboard_address=None,
             silence_logs=logging.ERROR,
         )
         client = distributed.Client(cluster, set_as_default=False)
@@ -135,9 +142,16 @@ def _probe_scheduler(address: str, func: str, timeout: float = 10.0) -> None:
     except ValueError:
         host, port = None, None
     if not host or port is None:
-        raise param_error("scheduler", func, "an address with host and port such as 'tcp://10.0.0.5:8786'", address)
-    hint = ("Start a scheduler with 'dask scheduler' (and workers with 'dask worker <address>'), or pass "
-            "scheduler=None for a local cluster.")
+        raise param_error(
+            "scheduler",
+            func,
+            "an address with host and port such as 'tcp://10.0.0.5:8786'",
+            address,
+        )
+    hint = (
+        "Start a scheduler with 'dask scheduler' (and workers with 'dask worker <address>'), or pass "
+        "scheduler=None for a local cluster."
+    )
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.settimeout(timeout)
@@ -153,7 +167,9 @@ def _probe_scheduler(address: str, func: str, timeout: float = 10.0) -> None:
             f"within {timeout:g} s; it is not a Dask scheduler. {hint}"
         ) from None
     except OSError as exc:
-        raise BackendUnavailableError(f"{func} could not reach the Dask scheduler at {address!r} ({exc}). {hint}") from None
+        raise BackendUnavailableError(
+            f"{func} could not reach the Dask scheduler at {address!r} ({exc}). {hint}"
+        ) from None
     n = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
     if not 0 < n < 2**20:
         raise BackendUnavailableError(
@@ -177,7 +193,6 @@ def close_local_cluster() -> None:
             cluster.close()
     finally:
         log.setLevel(level)
-
 
 
 def run_tasks(
@@ -218,14 +233,18 @@ def run_tasks(
     [8]
     """
     check_scheduler(scheduler, caller)
-    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1):
+    if n_jobs is not None and (
+        isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1
+    ):
         raise param_error("n_jobs", caller, "an int >= 1 or None", n_jobs)
     tasks = [tuple(a) for a in args]
     if scheduler == "serial" or n_jobs == 1 or len(tasks) <= 1:
         return [func(*a) for a in tasks]
     client = get_client(scheduler, n_workers=n_jobs, func=caller)
     try:
-        futures = [client.submit(func, *a, pure=False, retries=2) for a in _scatter_shared(client, tasks)]
+        futures = [
+            client.submit(func, *a, pure=False, retries=2) for a in _scatter_shared(client, tasks)
+        ]
         return _gather(client, futures, caller)
     finally:
         if scheduler is not None:
@@ -253,7 +272,8 @@ def _gather(client: Any, futures: list[Any], caller: str) -> list[Any]:
             f"{caller}: {len(failed)} of {len(futures)} tasks were lost with their Dask workers "
             f"(first: {type(first).__name__}: {first}); the other results are kept in this error's "
             f"'results' (tasks {sorted(failed)} are None). Run again, or pass scheduler='serial'.",
-            results, sorted(failed),
+            results,
+            sorted(failed),
         )
     return results
 

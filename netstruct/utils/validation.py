@@ -75,7 +75,10 @@ def check_graph(G: object, func: str, name: str = "G"):
 
     if not isinstance(G, SignedGraph):
         raise param_error(
-            name, func, "a netstruct.SignedGraph (build one with netstruct.from_torch)", type(G).__name__
+            name,
+            func,
+            "a netstruct.SignedGraph (build one with netstruct.from_torch)",
+            type(G).__name__,
         )
     return G
 

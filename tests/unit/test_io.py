@@ -21,7 +21,9 @@ def lstm_graph():
     G = ns.from_torch(LastStep("LSTM", n_in=3, hidden=2, n_out=2, bidirectional=True))
     rng = np.random.default_rng(0)
     G = G.remove_edges(rng.random(G.n_edges) < 0.3)
-    return G.with_node_attrs(score=rng.random(G.n_nodes)).with_edge_attrs(tag=np.arange(G.n_edges) % 3 == 0)
+    return G.with_node_attrs(score=rng.random(G.n_nodes)).with_edge_attrs(
+        tag=np.arange(G.n_edges) % 3 == 0
+    )
 
 
 def test_native_roundtrip_is_lossless(tmp_path, lstm_graph):

@@ -50,18 +50,24 @@ def test_batched_equals_loop_of_to_torch(G, task, probe):
 
     st = perturb(G, probe, 0.2, n_samples=6, seed=3)
     for stack in (st, st.binarized()):
-        batched = evaluate_batch(G, task.X_test, task.y_test, weights=stack.weights, biases=stack.biases)
+        batched = evaluate_batch(
+            G, task.X_test, task.y_test, weights=stack.weights, biases=stack.biases
+        )
         logits = predict_batch(G, task.X_test, weights=stack.weights, biases=stack.biases)
         for k in range(6):
             model = ns.to_torch(stack.graph(k))
             np.testing.assert_allclose(logits[k], predict(model, task.X_test), rtol=1e-5, atol=1e-4)
-            assert abs(batched[k] - evaluate(model, task.X_test, task.y_test)) <= 1.0 / len(task.y_test)
+            assert abs(batched[k] - evaluate(model, task.X_test, task.y_test)) <= 1.0 / len(
+                task.y_test
+            )
 
 
 def test_batched_chunking_does_not_change_results(G, task):
     st = perturb(G, "noise", 0.1, n_samples=7, seed=0)
     a = evaluate_batch(G, task.X_test, task.y_test, weights=st.weights, biases=st.biases)
-    b = evaluate_batch(G, task.X_test, task.y_test, weights=st.weights, biases=st.biases, chunk_bytes=1)
+    b = evaluate_batch(
+        G, task.X_test, task.y_test, weights=st.weights, biases=st.biases, chunk_bytes=1
+    )
     np.testing.assert_array_equal(a, b)
 
 
@@ -74,7 +80,10 @@ def test_evaluator_rejects_what_it_does_not_understand(G, task):
     rnn = ns.from_torch(ns.training.recurrent_classifier("RNN", 8, 4, 2, seed=0))
     with pytest.raises(ns.InvalidParameterError, match="'G' parameter of evaluate_batch.*RNN"):
         evaluate_batch(rnn, np.zeros((3, 8, 8)), np.zeros(3, dtype=int))
-    bare = ns.SignedGraph({"name": list("abc")}, [ns.make_block(name="w", weight=[[1.0, 2.0]], sources=[0, 1], targets=[2])])
+    bare = ns.SignedGraph(
+        {"name": list("abc")},
+        [ns.make_block(name="w", weight=[[1.0, 2.0]], sources=[0, 1], targets=[2])],
+    )
     with pytest.raises(ns.InvalidParameterError, match="no architecture spec"):
         sweep(bare, np.zeros((2, 2)), [0, 0], {"prune": [0.5]})
     with pytest.raises(ns.InvalidParameterError, match="'y' parameter of sweep.*labels in 0..1"):
@@ -88,7 +97,12 @@ def test_evaluator_rejects_what_it_does_not_understand(G, task):
 # ----------------------------------------------------------------------------- sweep
 @pytest.fixture(scope="module")
 def table(runs, task):
-    probes = {"prune": [0.0, 0.5, 0.9], "noise": [0.05, 0.2], "flip-random": [0.1], "null-B": [0.0, 0.5]}
+    probes = {
+        "prune": [0.0, 0.5, 0.9],
+        "noise": [0.05, 0.2],
+        "flip-random": [0.1],
+        "null-B": [0.0, 0.5],
+    }
     return sweep([r.graph for r in runs], task.X_test, task.y_test, probes, n_repeats=3, seed=7)
 
 
@@ -98,7 +112,12 @@ def test_sweep_table_shape_and_values(table):
     assert len(table) == 12 + (2 + 1 + 2) * 2 * 3 * 2
     assert table["value"].between(0, 100).all()
     assert set(table["metric"]) == {"acc_full", "acc_sign"}
-    assert list(dict.fromkeys(table["probe"])) == ["prune-smallest", "noise-uniform", "flip-random", "null-B"]
+    assert list(dict.fromkeys(table["probe"])) == [
+        "prune-smallest",
+        "noise-uniform",
+        "flip-random",
+        "null-B",
+    ]
 
 
 def test_sweep_level_zero_is_the_original(table, runs, G):
@@ -109,7 +128,9 @@ def test_sweep_level_zero_is_the_original(table, runs, G):
 
 def test_sweep_binarized_null_b_equals_binarized_original_e6(table):
     sign = table[table["metric"] == "acc_sign"]
-    orig = sign[(sign["probe"] == "prune-smallest") & (sign["level"] == 0)].set_index("run")["value"]
+    orig = sign[(sign["probe"] == "prune-smallest") & (sign["level"] == 0)].set_index("run")[
+        "value"
+    ]
     b = sign[(sign["probe"] == "null-B") & (sign["level"] == 0)]
     assert np.array_equal(b["value"].to_numpy(), orig.loc[b["run"]].to_numpy())
 
@@ -117,10 +138,20 @@ def test_sweep_binarized_null_b_equals_binarized_original_e6(table):
 def test_sweep_seeds_reproduce_rows(table, runs, task):
     row = table[(table["probe"] == "noise-uniform") & (table["metric"] == "acc_full")].iloc[4]
     assert row["seed"] == cell_seed(7, "noise-uniform", row["level"], row["run"])
-    st = perturb(runs[row["run"]].graph, "noise", row["level"], n_samples=row["repeat"] + 1, seed=int(row["seed"]))
-    acc = evaluate_batch(runs[row["run"]].graph, task.X_test, task.y_test,
-                         weights={k: v[-1:] for k, v in st.weights.items()},
-                         biases={k: v[-1:] for k, v in st.biases.items()})
+    st = perturb(
+        runs[row["run"]].graph,
+        "noise",
+        row["level"],
+        n_samples=row["repeat"] + 1,
+        seed=int(row["seed"]),
+    )
+    acc = evaluate_batch(
+        runs[row["run"]].graph,
+        task.X_test,
+        task.y_test,
+        weights={k: v[-1:] for k, v in st.weights.items()},
+        biases={k: v[-1:] for k, v in st.biases.items()},
+    )
     assert 100 * acc[0] == row["value"]
 
 
@@ -176,19 +207,33 @@ def test_fold50_and_gap_e7():
 
 
 def test_task_complexity_per_run_values(runs, task, table):
-    tc = task_complexity([r.graph for r in runs], task.X_test, task.y_test, probes=("binarize", "B", "E"), seed=7)
+    tc = task_complexity(
+        [r.graph for r in runs], task.X_test, task.y_test, probes=("binarize", "B", "E"), seed=7
+    )
     pr = tc.per_run
-    assert list(pr.columns) == ["run", "acc_full", "acc_binarize", "acc_B", "acc_E", "kept", "collapsed_binarize"]
+    assert list(pr.columns) == [
+        "run",
+        "acc_full",
+        "acc_binarize",
+        "acc_B",
+        "acc_E",
+        "kept",
+        "collapsed_binarize",
+    ]
     np.testing.assert_allclose(pr["acc_full"], [r.accuracy for r in runs])
     expect = complexity_gap(pr["acc_full"], pr["acc_binarize"])
     assert tc.gaps["binarize"] == pytest.approx(expect)
-    assert tc.gaps_raw["binarize"] == pytest.approx(np.median(pr["acc_full"]) - np.median(pr["acc_binarize"]))
+    assert tc.gaps_raw["binarize"] == pytest.approx(
+        np.median(pr["acc_full"]) - np.median(pr["acc_binarize"])
+    )
     assert tc.dropped == ()
     best = float(pr["acc_full"].max())
     tc2 = task_complexity([r.graph for r in runs], task.X_test, task.y_test, min_accuracy=best)
     assert tc2.dropped == tuple(int(r) for r in pr["run"][pr["acc_full"] < best])
     assert tc2.medians["full"] == pytest.approx(best)
-    with pytest.raises(ns.InvalidParameterError, match="'min_accuracy' parameter of task_complexity"):
+    with pytest.raises(
+        ns.InvalidParameterError, match="'min_accuracy' parameter of task_complexity"
+    ):
         task_complexity(runs[0].graph, task.X_test, task.y_test, min_accuracy=101)
     with pytest.raises(ns.InvalidParameterError, match="'probes' parameter of task_complexity"):
         task_complexity(runs[0].graph, task.X_test, task.y_test, probes=("noise",))
@@ -218,7 +263,9 @@ def test_plots_return_figures(table):
 
     fig = plot_sweep(table, probes=["prune-smallest"], xlabel="fraction removed")
     assert len(fig.axes[0].lines) == 2
-    fig2 = plot_violins(table.assign(probe=table["probe"].replace("prune-smallest", "none")), metric="acc_full")
+    fig2 = plot_violins(
+        table.assign(probe=table["probe"].replace("prune-smallest", "none")), metric="acc_full"
+    )
     assert [t.get_text() for t in fig2.axes[0].get_xticklabels()] == ["original", "B"]
     with pytest.raises(ns.InvalidParameterError, match="'probes' parameter of plot_sweep"):
         plot_sweep(table, probes=["flip-smallest"])
@@ -228,8 +275,15 @@ def test_plots_return_figures(table):
 def test_binarized_graph_matches_sweep(G, task, table):
     from netstruct.training import evaluate
 
-    b = table[(table["probe"] == "prune-smallest") & (table["level"] == 0) & (table["metric"] == "acc_sign") & (table["run"] == 0)]
-    assert abs(b["value"].iloc[0] - 100 * evaluate(binarize(G), task.X_test, task.y_test)) <= 100 / len(task.y_test)
+    b = table[
+        (table["probe"] == "prune-smallest")
+        & (table["level"] == 0)
+        & (table["metric"] == "acc_sign")
+        & (table["run"] == 0)
+    ]
+    assert abs(
+        b["value"].iloc[0] - 100 * evaluate(binarize(G), task.X_test, task.y_test)
+    ) <= 100 / len(task.y_test)
 
 
 def test_sweep_generator_seed_is_drawn_once(G, task):

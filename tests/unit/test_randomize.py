@@ -101,7 +101,9 @@ def test_curveball_trade_matches_bitmask_example_e8(seed):
 
 # ----------------------------------------------------------------------------- E4 uniformity
 UNIFORMITY_CASES = {
-    "3x3 permutation": np.array([[1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) * np.arange(1, 10).reshape(3, 3) / 10,
+    "3x3 permutation": np.array([[1, -1, -1], [-1, 1, -1], [-1, -1, 1]])
+    * np.arange(1, 10).reshape(3, 3)
+    / 10,
     "2x3 degrees (2,1)": np.array([[1, 1, -1], [-1, -1, 1]]) * np.arange(1, 7).reshape(2, 3) / 10,
 }
 
@@ -132,7 +134,9 @@ def test_kernels_match_the_naive_oracle_in_distribution(model, seed):
     # where does the largest weight land? compare kernel and oracle histograms (chi-square)
     W = np.array([[0.9, -0.2, 0.3], [-0.4, 0.5, -0.6], [0.7, -0.8, 0.1]], dtype=np.float32)
     n = 1500
-    ens = ns.randomize_ensemble(graph_of(W), model, n, seed=seed, **({} if model in "ABC" else {"n_steps": 60}))
+    ens = ns.randomize_ensemble(
+        graph_of(W), model, n, seed=seed, **({} if model in "ABC" else {"n_steps": 60})
+    )
     kern = Counter(int(np.argmax(w)) for w in ens.weights["b0"])
     rnd = random.Random(seed)
     orac = Counter(int(np.argmax(naive_randomize(W, model, rnd, n_steps=60))) for _ in range(n))
@@ -149,7 +153,9 @@ def test_randomize_keeps_masks_biases_and_unselected_blocks(seed):
     G = graph_of(W0, W1, masks=[mask0, None])
     H = ns.randomize(G, "A", layers="b0", seed=seed)
     assert np.array_equal(H.blocks[0].mask, G.blocks[0].mask)
-    assert H.blocks[0].bias is G.blocks[0].bias or np.array_equal(H.blocks[0].bias, G.blocks[0].bias)
+    assert H.blocks[0].bias is G.blocks[0].bias or np.array_equal(
+        H.blocks[0].bias, G.blocks[0].bias
+    )
     assert H.blocks[1] is G.blocks[1]
     assert not np.array_equal(H.blocks[0].weight, G.blocks[0].weight)
     assert (H.blocks[0].weight[~mask0] == 0).all()
@@ -210,11 +216,20 @@ def test_every_model_documents_what_it_preserves():
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [
-        ({"model": "H"}, r"The 'model' parameter of randomize_ensemble must be one of \[.*\]\. Got 'H' instead\."),
+        (
+            {"model": "H"},
+            r"The 'model' parameter of randomize_ensemble must be one of \[.*\]\. Got 'H' instead\.",
+        ),
         ({"model": 3}, r"The 'model' parameter"),
-        ({"model": "G", "n_steps": -3}, r"The 'n_steps' parameter of randomize_ensemble must be an int >= 0\. Got -3 instead\."),
+        (
+            {"model": "G", "n_steps": -3},
+            r"The 'n_steps' parameter of randomize_ensemble must be an int >= 0\. Got -3 instead\.",
+        ),
         ({"model": "G", "n_steps": 2.5}, r"The 'n_steps' parameter"),
-        ({"model": "A", "n_steps": 10}, r"The 'n_steps' parameter .* must be None for the exact model 'A'"),
+        (
+            {"model": "A", "n_steps": 10},
+            r"The 'n_steps' parameter .* must be None for the exact model 'A'",
+        ),
         ({"model": "A", "seed": -1}, r"The 'seed' parameter .* Got -1 instead\."),
         ({"model": "A", "seed": "x"}, r"The 'seed' parameter"),
         ({"model": "A", "layers": 2.0}, r"The 'layers' parameter"),
@@ -229,7 +244,10 @@ def test_bad_parameters_raise_the_standard_message(kwargs, pattern):
 
 
 def test_bad_n_samples_and_graph_raise():
-    with pytest.raises(ns.InvalidParameterError, match="'n_samples' parameter of randomize_ensemble must be an int >= 1"):
+    with pytest.raises(
+        ns.InvalidParameterError,
+        match="'n_samples' parameter of randomize_ensemble must be an int >= 1",
+    ):
         ns.randomize_ensemble(graph_of(CHECKER), "A", 0)
     with pytest.raises(ns.InvalidParameterError, match="'G' parameter of randomize"):
         ns.randomize(CHECKER, "A")
@@ -260,7 +278,9 @@ def test_exact_models_do_not_warn_on_tiny_layers():
 def test_n_steps_zero_returns_the_input():
     G = graph_of(np.random.default_rng(0).standard_normal((5, 5)))
     for model in CHAINS[:2]:
-        assert np.array_equal(ns.randomize(G, model, n_steps=0, seed=1).blocks[0].weight, G.blocks[0].weight)
+        assert np.array_equal(
+            ns.randomize(G, model, n_steps=0, seed=1).blocks[0].weight, G.blocks[0].weight
+        )
 
 
 # ----------------------------------------------------------------------------- mixing diagnostic
@@ -276,7 +296,10 @@ def test_mixing_diagnostic_reaches_a_plateau_before_the_default(model, seed):
 
 
 def test_mixing_diagnostic_rejects_exact_models_and_tiny_layers():
-    with pytest.raises(ns.InvalidParameterError, match="'model' parameter of mixing_diagnostic must be a chain model"):
+    with pytest.raises(
+        ns.InvalidParameterError,
+        match="'model' parameter of mixing_diagnostic must be a chain model",
+    ):
         mixing_diagnostic(graph_of(CHECKER), "B")
     with pytest.raises(ns.InvalidParameterError, match="'layer' parameter of mixing_diagnostic"):
         mixing_diagnostic(graph_of(np.array([[1.0, -1.0]])), "G-left")

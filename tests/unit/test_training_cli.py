@@ -18,7 +18,17 @@ def test_training_is_seeded_and_learns():
     accs = []
     for _ in range(2):
         m = training.mlp([4, 16, 3], seed=0)
-        r = training.train(m, ds.X_train, ds.y_train, epochs=20, batch_size=16, seed=1, X_test=ds.X_test, y_test=ds.y_test, progress=False)
+        r = training.train(
+            m,
+            ds.X_train,
+            ds.y_train,
+            epochs=20,
+            batch_size=16,
+            seed=1,
+            X_test=ds.X_test,
+            y_test=ds.y_test,
+            progress=False,
+        )
         accs.append(r.test_accuracy[-1])
     assert accs[0] == accs[1] and accs[0] > 0.8
 
@@ -42,7 +52,19 @@ def test_recurrent_classifier_exports():
 def test_cli_export_and_info(tmp_path, capsys):
     model = tmp_path / "m.nsm"
     ns.save_model(training.mlp([4, 3, 2], seed=0), model)
-    assert main(["export", str(model), "-o", str(tmp_path / "g.nsg"), "--graphml", str(tmp_path / "g.graphml")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(model),
+                "-o",
+                str(tmp_path / "g.nsg"),
+                "--graphml",
+                str(tmp_path / "g.graphml"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "g.graphml").exists()
     assert main(["info", str(tmp_path / "g.nsg")]) == 0
     out = capsys.readouterr().out
@@ -55,16 +77,36 @@ def test_cli_run_small(tmp_path):
     import pandas as pd
 
     out = tmp_path / "rep"
-    assert main(["run", "--out", str(out), "--dataset", "iris", "--epochs", "2", "--no-progress", "--quick",
-                 "--steps", "prune,nulls"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--out",
+                str(out),
+                "--dataset",
+                "iris",
+                "--epochs",
+                "2",
+                "--no-progress",
+                "--quick",
+                "--steps",
+                "prune,nulls",
+            ]
+        )
+        == 0
+    )
     numbers = json.loads((out / "numbers.json").read_text())
     assert set(numbers["train"]["accuracy"]) == {"mlp"}
     html = (out / "report.html").read_text()
     assert html.count("<img") >= 4
-    assert (out / "graphs" / "mlp.graphml").exists() and (out / "figures" / "pruning_accuracy.pdf").exists()
+    assert (out / "graphs" / "mlp.graphml").exists() and (
+        out / "figures" / "pruning_accuracy.pdf"
+    ).exists()
     # every number in the tables is the one in numbers.json
     table = pd.read_csv(out / "tables" / "pruning.csv")
-    pd.testing.assert_frame_equal(table, pd.DataFrame(numbers["prune"]["pruning"]), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        table, pd.DataFrame(numbers["prune"]["pruning"]), check_dtype=False
+    )
     nulls = pd.read_csv(out / "tables" / "null_models.csv").set_index("null model")
     for model, v in numbers["nulls"]["null_models"].items():
         assert nulls.loc[model, "median accuracy"] == pytest.approx(v["median"])
@@ -114,25 +156,69 @@ def _check_report(out):
 
 def test_cli_run_probes_and_lattice(tmp_path):
     out = tmp_path / "rep"
-    assert main(["run", "--out", str(out), "--dataset", "iris", "--epochs", "2", "--no-progress", "--quick",
-                 "--runs", "2", "--steps", "lattice,probes"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--out",
+                str(out),
+                "--dataset",
+                "iris",
+                "--epochs",
+                "2",
+                "--no-progress",
+                "--quick",
+                "--runs",
+                "2",
+                "--steps",
+                "lattice,probes",
+            ]
+        )
+        == 0
+    )
     numbers, html = _check_report(out)
-    assert list(numbers["seconds"]) == ["train", "export", "probes", "lattice"]  # train/export pulled in
+    assert list(numbers["seconds"]) == [
+        "train",
+        "export",
+        "probes",
+        "lattice",
+    ]  # train/export pulled in
     probes = numbers["probes"]
     assert len(probes["runs"]) == 2 and probes["aggregation"] == "runs"
-    assert {r["probe"] for r in probes["summary"]} == {"prune-smallest", "prune-random", "noise-uniform",
-                                                       "flip-smallest", "flip-random", "null-B", "null-E"}
+    assert {r["probe"] for r in probes["summary"]} == {
+        "prune-smallest",
+        "prune-random",
+        "noise-uniform",
+        "flip-smallest",
+        "flip-random",
+        "null-B",
+        "null-E",
+    }
     assert all(r["full q25"] <= r["full median"] <= r["full q75"] for r in probes["summary"])
     tasks = [r["task"] for r in probes["complexity"]]
-    assert tasks[0] == "all classes" and len(tasks) == 3  # iris: three classes, an easy and a hard pair
+    assert (
+        tasks[0] == "all classes" and len(tasks) == 3
+    )  # iris: three classes, an easy and a hard pair
     assert [r["folded"] for r in probes["complexity"]] == [False, True, True]
     for r in probes["complexity"]:
-        assert r["gap binarize"] == pytest.approx(r["full median"] - r["binarized median"]) or r["folded"]
+        assert (
+            r["gap binarize"] == pytest.approx(r["full median"] - r["binarized median"])
+            or r["folded"]
+        )
         assert f"{r['gap binarize']:.4g}" in html
-    for stem in ("probes_prune", "probes_noise", "probes_flip", "probes_randomize", "task_complexity",
-                 "lattice_pruning", "lattice_persistence"):
+    for stem in (
+        "probes_prune",
+        "probes_noise",
+        "probes_flip",
+        "probes_randomize",
+        "task_complexity",
+        "lattice_pruning",
+        "lattice_persistence",
+    ):
         assert (out / "figures" / f"{stem}.pdf").exists()
-    assert (out / "tables" / "probes_sweep.csv").exists() and (out / "tables" / "lattice_nulls.csv").exists()
+    assert (out / "tables" / "probes_sweep.csv").exists() and (
+        out / "tables" / "lattice_nulls.csv"
+    ).exists()
     lattice = numbers["lattice"]
     assert lattice["models"] == ["mlp"] and not lattice["failed"]
     rules = {r["rule"] for r in lattice["pruning"]}
@@ -146,8 +232,24 @@ def test_cli_run_probes_and_lattice(tmp_path):
 
 def test_cli_run_lattice_on_the_lstm(tmp_path):
     out = tmp_path / "rep"
-    assert main(["run", "--out", str(out), "--dataset", "digits", "--epochs", "2", "--no-progress", "--quick",
-                 "--steps", "lattice"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--out",
+                str(out),
+                "--dataset",
+                "digits",
+                "--epochs",
+                "2",
+                "--no-progress",
+                "--quick",
+                "--steps",
+                "lattice",
+            ]
+        )
+        == 0
+    )
     numbers, _ = _check_report(out)
     lattice = numbers["lattice"]
     assert lattice["models"] == ["lstm"] and lattice["protect_io"] is True
@@ -157,16 +259,44 @@ def test_cli_run_lattice_on_the_lstm(tmp_path):
     assert structured and all(r["parameters"] <= dense["parameters"] for r in structured)
     for level in (0.5, 0.8):  # the units rule is always shown beside its unit-count controls
         rules = {r["rule"] for r in lattice["pruning"] if r["target sparsity"] == level}
-        assert {"lattice, units irreducible in every block (shrunk)", "random units (matched count, shrunk)",
-                "magnitude units (matched count, shrunk)"} <= rules
+        assert {
+            "lattice, units irreducible in every block (shrunk)",
+            "random units (matched count, shrunk)",
+            "magnitude units (matched count, shrunk)",
+        } <= rules
 
 
 def test_cli_run_all_steps_report_is_consistent(tmp_path):
     out = tmp_path / "rep"
-    assert main(["run", "--out", str(out), "--dataset", "iris", "--epochs", "2", "--no-progress", "--quick",
-                 "--runs", "2"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--out",
+                str(out),
+                "--dataset",
+                "iris",
+                "--epochs",
+                "2",
+                "--no-progress",
+                "--quick",
+                "--runs",
+                "2",
+            ]
+        )
+        == 0
+    )
     numbers, _ = _check_report(out)
-    assert list(numbers["seconds"]) == ["train", "export", "nulls", "probes", "lattice", "causal", "netsci", "prune"]
+    assert list(numbers["seconds"]) == [
+        "train",
+        "export",
+        "nulls",
+        "probes",
+        "lattice",
+        "causal",
+        "netsci",
+        "prune",
+    ]
     json.dumps(numbers, allow_nan=False)  # strict JSON: no NaN
     # LEGCNet: both decision rules beside their permutation null, and the chance/magnitude controls
     legcnet = {r["rule"].split(" (")[0].split(":")[0]: r for r in numbers["causal"]["legcnet"]}

@@ -98,7 +98,9 @@ def permute_segments(
 
 # ----------------------------------------------------------------------------- G swap chain
 @njit(inline="always")
-def _shuffle_sign_class(w: np.ndarray, rows: np.ndarray, cols: np.ndarray, state: np.ndarray) -> None:
+def _shuffle_sign_class(
+    w: np.ndarray, rows: np.ndarray, cols: np.ndarray, state: np.ndarray
+) -> None:
     for k in range(rows.shape[0] - 1, 0, -1):
         j = rand_below(state, k + 1)
         tmp = w[rows[k], cols[k]]
