@@ -34,6 +34,7 @@ _LAZY = {
     "from_torch": "netstruct.convert.from_torch",
     "to_torch": "netstruct.convert.to_torch",
     "shrink": "netstruct.convert.shrink",
+    "reconstruct": "netstruct.pruning.reconstruct",
     "register_module_handler": "netstruct.convert.handlers",
     "ModuleHandler": "netstruct.convert.handlers",
     "from_networkx": "netstruct.convert.external",
