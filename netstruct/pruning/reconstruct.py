@@ -334,8 +334,9 @@ def _refit(
         )
     nrm: _Normal | None = None
     for xb in batches:
-        X = _features(lay, pruned, xb)
-        Y = _targets(lay, orig, xb)[:, orig_rows[live]]
+        with torch.no_grad():
+            X = _features(lay, pruned, xb)
+            Y = _targets(lay, orig, xb)[:, orig_rows[live]]
         if X.shape[0] != Y.shape[0] or X.shape[1] != W.shape[1]:
             raise GraphError(
                 f"reconstruct: block {block.name!r}: features {tuple(X.shape)} and targets "
@@ -454,7 +455,10 @@ def _check_inputs(
         Go = original
         if Go.spec is None:
             raise param_error(
-                "original", _FUNC, "a graph exported by netstruct.from_torch (with a spec)", "a graph without a spec"
+                "original",
+                _FUNC,
+                "a graph exported by netstruct.from_torch (with a spec)",
+                "a graph without a spec",
             )
         orig_model = to_torch(Go)
     else:
@@ -468,11 +472,11 @@ def _check_inputs(
     if isinstance(G, PruningPlan):
         G = G.apply(Go)
     if not isinstance(G, SignedGraph):
-        raise param_error(
-            "G", _FUNC, "a pruned SignedGraph or a PruningPlan", type(G).__name__
-        )
+        raise param_error("G", _FUNC, "a pruned SignedGraph or a PruningPlan", type(G).__name__)
     if G.spec is None:
-        raise param_error("G", _FUNC, "a graph exported by netstruct.from_torch", "a graph without a spec")
+        raise param_error(
+            "G", _FUNC, "a graph exported by netstruct.from_torch", "a graph without a spec"
+        )
     known = {b.name for b in Go.blocks}
     missing = [b.name for b in G.blocks if b.name not in known]
     if missing:
@@ -484,7 +488,9 @@ def _check_inputs(
         names = {b.name for b in G.blocks}
         unknown = [k for k in blocks if k not in names]
         if unknown:
-            raise param_error("blocks", _FUNC, f"names of blocks of G (e.g. {sorted(names)[:3]})", unknown)
+            raise param_error(
+                "blocks", _FUNC, f"names of blocks of G (e.g. {sorted(names)[:3]})", unknown
+            )
     return G, Go, orig_model, to_torch(G), X
 
 
@@ -621,7 +627,9 @@ def reconstruct(
         kind, why = _classify(bp, mod)
         if kind is None:
             if blocks is not None and blocks != "all":
-                raise param_error("blocks", _FUNC, "names of supported blocks", f"{bp.name!r} ({why})")
+                raise param_error(
+                    "blocks", _FUNC, "names of supported blocks", f"{bp.name!r} ({why})"
+                )
             if blocks is None:
                 skipped.append({"block": bp.name, "reason": why})
             continue

@@ -1,0 +1,233 @@
+"""reconstruct: streamed ridge re-fit == a full-matrix per-row lstsq, and it undoes pruning damage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import netstruct as ns
+from netstruct.pruning import PruningPlan
+from tests.oracles.naive_reconstruct import naive_reconstruct
+
+
+class _Rec(torch.nn.Module):
+    def __init__(self, cell, bidirectional=False):
+        super().__init__()
+        self.rnn = cell(3, 5, num_layers=2, batch_first=True, bidirectional=bidirectional)
+        self.fc = torch.nn.Linear(5 * (1 + bidirectional), 2)
+
+    def forward(self, x):
+        return self.fc(self.rnn(x)[0][:, -1])
+
+
+def _mlp():
+    return torch.nn.Sequential(
+        torch.nn.Linear(4, 8),
+        torch.nn.Tanh(),
+        torch.nn.Linear(8, 6),
+        torch.nn.ReLU(),
+        torch.nn.Linear(6, 3),
+    )
+
+
+def _cnn():
+    m = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 6, 3, padding=1),
+        torch.nn.BatchNorm2d(6),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(6, 5, 3, stride=2),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(5 * 3 * 3, 3),
+    )
+    with torch.no_grad():
+        m[1].running_mean.normal_()
+        m[1].running_var.uniform_(0.5, 2.0)
+    return m
+
+
+def _conv1d():
+    return torch.nn.Sequential(
+        torch.nn.Conv1d(2, 6, 3, padding=1, dilation=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv1d(6, 4, 3, padding=2, dilation=2),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 9, 2),
+    )
+
+
+CASES = {
+    "mlp": (_mlp, (4,), "module in ['0', '2'] and index < 3"),
+    "cnn": (
+        _cnn,
+        (2, 7, 7),
+        "(module in ['0', '1'] and index < 3) or (module == '3' and index < 2)",
+    ),
+    "conv1d": (_conv1d, (2, 9), "module == '0' and index < 2"),
+    "lstm": (
+        lambda: _Rec(torch.nn.LSTM),
+        (6, 3),
+        "kind == 'hidden' and module == 'rnn' and index < 2",
+    ),
+    "gru": (
+        lambda: _Rec(torch.nn.GRU, True),
+        (6, 3),
+        "kind == 'hidden' and group == 1 and index < 2",
+    ),
+}
+
+
+def _setup(case, n=90, seed=0):
+    factory, shape, query = CASES[case]
+    torch.manual_seed(seed)
+    model = factory().eval()
+    X = torch.randn(n, *shape)
+    G = ns.from_torch(model, X[:2])
+    plan = PruningPlan.for_graph(G).remove_units(G, query)
+    return model, X, G, plan
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("ridge", [0.0, 0.05])
+def test_streaming_matches_full_matrix_oracle(case, ridge):
+    model, X, G, plan = _setup(case)
+    H = plan.apply(G)
+    R = ns.reconstruct(H, model, X, ridge=ridge, batch_size=7)
+    done = [r["block"] for r in R.provenance["reconstruct"]["blocks"]]
+    assert done, "nothing was re-fitted"
+    ref = naive_reconstruct(H, model, X, done, ridge)
+    rebuilt = ns.to_torch(R)
+    for name in done:
+        b = R.block(name)
+        got_w = b.parameter()
+        W, bias = ref[name]
+        np.testing.assert_allclose(got_w, W, rtol=2e-3, atol=2e-4)
+        if bias is not None:
+            np.testing.assert_allclose(b.bias, bias, rtol=2e-3, atol=2e-4)
+        # the graph writes the re-fitted parameter exactly as torch reads it
+        mod = rebuilt.get_submodule(b.module)
+        np.testing.assert_array_equal(getattr(mod, b.param).detach().numpy(), got_w)
+
+
+@pytest.mark.parametrize("case", ["mlp", "cnn", "lstm"])
+def test_masked_and_shrunk_give_the_same_refit(case):
+    model, X, G, plan = _setup(case)
+    H = plan.apply(G)
+    masked = ns.to_torch(ns.reconstruct(H, G, X, ridge=1e-3))
+    shrunk = ns.to_torch(ns.reconstruct(ns.shrink(H), G, X, ridge=1e-3))
+    with torch.no_grad():
+        np.testing.assert_allclose(masked(X).numpy(), shrunk(X).numpy(), atol=1e-4)
+    assert sum(p.numel() for p in shrunk.parameters()) < sum(p.numel() for p in masked.parameters())
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_reconstruction_reduces_output_error(case):
+    model, X, G, plan = _setup(case, n=200)
+    H = plan.apply(G)
+    R = ns.reconstruct(plan, G, X[:120], ridge=1e-3)  # a plan is applied to the original first
+    with torch.no_grad():
+        y = model(X[120:])
+        e_cut = float((ns.to_torch(H)(X[120:]) - y).pow(2).mean())
+        e_rec = float((ns.to_torch(R)(X[120:]) - y).pow(2).mean())
+    assert e_rec < 0.8 * e_cut
+    for r in R.provenance["reconstruct"]["blocks"]:
+        assert r["mse_after"] <= r["mse_before"] + 1e-9
+
+
+def test_trained_cnn_recovers_accuracy_lost_by_removal():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    X = torch.tensor(d.images[:, None] / 16.0, dtype=torch.float32)
+    y = torch.tensor(d.target)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8 * 64, 10),
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _step in range(60):
+        idx = torch.randint(0, 1200, (128,))
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(X[idx]), y[idx]).backward()
+        opt.step()
+    model.eval()
+    G = ns.from_torch(model, X[:2])
+    plan = PruningPlan.for_graph(G).remove_units(G, "module in ['0', '2'] and index % 2 == 0")
+
+    def acc(m):
+        with torch.no_grad():
+            return float((m(X[1200:]).argmax(1) == y[1200:]).float().mean())
+
+    a0, a_cut = acc(model), acc(ns.to_torch(plan.apply(G)))
+    a_rec = acc(ns.to_torch(ns.reconstruct(plan, G, X[:1200], ridge=1e-3)))
+    assert a0 - a_cut > 0.05  # the cut hurts
+    assert a_rec - a_cut >= 0.5 * (a0 - a_cut)
+
+
+def test_unsupported_blocks_are_listed_as_skipped():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3, groups=2)
+    )
+    X = torch.randn(10, 2, 6, 6)
+    G = ns.from_torch(model, X[:1])
+    H = PruningPlan.for_graph(G).remove_units(G, "module == '0' and index == 0").apply(G)
+    R = ns.reconstruct(H, G, X)
+    assert R.provenance["reconstruct"]["blocks"] == []
+    assert [s["block"] for s in R.provenance["reconstruct"]["skipped"]] == ["2.weight"]
+    assert "grouped" in R.provenance["reconstruct"]["skipped"][0]["reason"]
+    with pytest.raises(ns.InvalidParameterError, match="'blocks'"):
+        ns.reconstruct(H, G, X, blocks=["2.weight"])
+
+
+def test_nothing_lost_means_nothing_refit():
+    model, X, G, _ = _setup("mlp")
+    R = ns.reconstruct(G, model, X)
+    assert R.provenance["reconstruct"]["blocks"] == []
+    for a, b in zip(G.blocks, R.blocks):
+        np.testing.assert_array_equal(a.weight, b.weight)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"ridge": -1.0}, "'ridge'"),
+        ({"ridge": float("nan")}, "'ridge'"),
+        ({"ridge": "big"}, "'ridge'"),
+        ({"batch_size": 0}, "'batch_size'"),
+        ({"batch_size": 2.5}, "'batch_size'"),
+        ({"blocks": "2.weight"}, "'blocks'"),
+        ({"blocks": ["nope"]}, "'blocks'"),
+    ],
+)
+def test_bad_parameters_are_named(kwargs, match):
+    model, X, G, plan = _setup("mlp", n=20)
+    with pytest.raises(ns.InvalidParameterError, match=match):
+        ns.reconstruct(plan.apply(G), G, X, **kwargs)
+
+
+def test_bad_inputs_are_named():
+    model, X, G, plan = _setup("mlp", n=20)
+    H = plan.apply(G)
+    with pytest.raises(ns.InvalidParameterError, match="'X_calib'.*shape"):
+        ns.reconstruct(H, G, torch.randn(5, 3))
+    bad = X.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ns.InvalidParameterError, match="'X_calib'.*finite"):
+        ns.reconstruct(H, G, bad)
+    with pytest.raises(ns.InvalidParameterError, match="'X_calib'"):
+        ns.reconstruct(H, G, X[:0])
+    with pytest.raises(ns.InvalidParameterError, match="'original'"):
+        ns.reconstruct(H, "model", X)
+    with pytest.raises(ns.InvalidParameterError, match="'G'"):
+        ns.reconstruct(model, G, X)
+    other = ns.from_torch(torch.nn.Sequential(torch.nn.Linear(4, 2)))
+    with pytest.raises(ns.GraphError, match="original lacks"):
+        ns.reconstruct(H, other, X)
