@@ -114,7 +114,9 @@ def recovery_curve(
     Xtr, ytr, Xte, yte = load(dataset, n_train, seed)
     model = train(make_cnn(Xtr.shape[-1]), Xtr, ytr, epochs=epochs, seed=seed)
     G = ns.from_torch(model, Xtr[:2])
-    calib = Xtr[torch.randperm(Xtr.shape[0], generator=torch.Generator().manual_seed(seed + 1))[:n_calib]]
+    calib = Xtr[
+        torch.randperm(Xtr.shape[0], generator=torch.Generator().manual_seed(seed + 1))[:n_calib]
+    ]
     a0 = accuracy(model, Xte, yte)
     rows = []
     for f in fractions:

@@ -1,0 +1,378 @@
+"""netstruct vs Torch-Pruning (1.6.1) on the same models: which prune, parameters, outputs, time.
+
+Both tools remove 30 % and 50 % of the channels (units) of every hidden layer, ranked by weight
+magnitude (Torch-Pruning: ``MagnitudeImportance(p=2)`` over each dependency group; netstruct:
+the L2 norm of each unit's incoming parameters, a conv's kernel, a recurrent unit's gate rows),
+the classifier's outputs kept. For each model and tool the table gives
+
+* ``status``: ``ok`` or the error (type and first words), so what fails is on record;
+* ``params``: parameters after physical pruning (and the ratio to the dense model);
+* ``masked_vs_pruned``: max |masked model - physically pruned model| on a test batch, where
+  the masked model zeroes the removed rows and columns in the dense model (netstruct:
+  ``to_torch(plan.apply(G))``; Torch-Pruning: every item of each recorded group zeroed);
+* ``time_min`` / ``time_med``: seconds over alternated rounds (netstruct: ``from_torch`` +
+  plan + ``to_torch(shrink=True)``; Torch-Pruning: dependency graph, importance and pruning on
+  a fresh copy), and the ratio netstruct / Torch-Pruning.
+
+A second table: shrunk CNN inference time at batch 64 on CPU against the MAC ratio (MACs and
+parameters counted by ``torch_pruning.utils.count_ops_and_params`` for both models).
+
+Run: ``python benchmarks/bench_torch_pruning.py`` (about a minute). Torch-Pruning is a benchmark
+oracle only (the ``dev`` extra); netstruct never imports it.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+RATIOS = (0.3, 0.5)
+ROUNDS = 5
+
+
+# ---------------------------------------------------------------------- models
+def _models() -> dict[str, tuple[Callable[[], Any], tuple[int, ...], list[tuple[str, ...]], str]]:
+    """name -> (factory, input shape, [(module, coupled norm modules...) per hidden layer], head)."""
+    import torch
+
+    nn = torch.nn
+
+    class ResCNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(1, 16, 3, padding=1)
+            self.bn0 = nn.BatchNorm2d(16)
+            self.conv1 = nn.Conv2d(16, 16, 3, padding=1)
+            self.bn1 = nn.BatchNorm2d(16)
+            self.conv2 = nn.Conv2d(16, 16, 3, padding=1)
+            self.bn2 = nn.BatchNorm2d(16)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = torch.relu(self.bn0(self.stem(x)))
+            y = torch.relu(self.bn1(self.conv1(x)))
+            x = torch.relu(x + self.bn2(self.conv2(y)))
+            return self.fc(self.pool(x).flatten(1))
+
+    class Transformer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Linear(16, 32)
+            layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+            self.encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+            self.fc = nn.Linear(32, 10)
+
+        def forward(self, x):
+            return self.fc(self.encoder(self.embed(x)).mean(1))
+
+    class Recurrent(nn.Module):
+        def __init__(self, cell):
+            super().__init__()
+            self.rnn = cell(16, 32, batch_first=True)
+            self.fc = nn.Linear(32, 10)
+
+        def forward(self, x):
+            return self.fc(self.rnn(x)[0][:, -1])
+
+    def mlp():
+        return nn.Sequential(
+            nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10)
+        )
+
+    def cnn():
+        m = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(32 * 7 * 7, 10),
+        )  # fmt: skip
+        _randomize_bn(m)
+        return m
+
+    def res():
+        m = ResCNN()
+        _randomize_bn(m)
+        return m
+
+    return {
+        "MLP": (mlp, (64,), [("0",), ("2",)], "4"),
+        "CNN+BN": (cnn, (1, 28, 28), [("0", "1"), ("4", "5")], "9"),
+        "ResCNN": (res, (1, 12, 12), [("stem", "bn0"), ("conv1", "bn1"), ("conv2", "bn2")], "fc"),
+        "Transformer": (
+            Transformer,
+            (6, 16),
+            [("embed",), ("encoder.layers.0.linear1",)],
+            "fc",
+        ),
+        "LSTM": (lambda: Recurrent(nn.LSTM), (6, 16), [("rnn",)], "fc"),
+        "GRU": (lambda: Recurrent(nn.GRU), (6, 16), [("rnn",)], "fc"),
+    }
+
+
+def _randomize_bn(model: Any) -> None:
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+
+
+def n_params(model: Any) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------------- netstruct side
+def netstruct_plan(G: Any, layers: list[tuple[str, ...]], ratio: float) -> Any:
+    """Remove ``ratio`` of each layer's units with the smallest incoming-parameter L2 norm.
+
+    ``layers``: ``(root module, coupled norm modules...)``; the units are the root's weight
+    rows (a recurrent unit's gate rows count together), each norm loses the same channels.
+    """
+    from netstruct.pruning import PruningPlan
+
+    unit = G.node_column("unit")
+    drop = np.zeros(G.n_nodes, dtype=bool)
+    for root, *norms in layers:
+        blocks = [b for b in G.blocks if b.name.rsplit(".", 1)[0] == root and b.kind == "weight"]
+        units = np.unique(unit[blocks[0].targets])
+        score = np.zeros(units.size)
+        for b in blocks:
+            P = b.parameter().reshape(b.shape[0], -1).astype(np.float64)
+            np.add.at(score, np.searchsorted(units, unit[b.targets]), (P * P).sum(1))
+        gone = units[np.argsort(score, kind="stable")[: int(round(ratio * units.size))]]
+        drop[gone] = True
+        for norm in norms:
+            nb = G.block(f"{norm}.weight")
+            drop[nb.targets[np.isin(nb.sources, gone)]] = True
+    return PruningPlan.for_graph(G).remove_units(G, drop, reason=f"{ratio:.0%} by L2")
+
+
+def run_netstruct(
+    model: Any, x: Any, layers: list[tuple[str, ...]], ratio: float
+) -> tuple[Any, Any]:
+    """``(masked, shrunk)`` modules."""
+    import netstruct as ns
+
+    G = ns.from_torch(model, x[:2])
+    H = netstruct_plan(G, layers, ratio).apply(G)
+    return H, ns.to_torch(H, shrink=True)
+
+
+# ---------------------------------------------------------------------- Torch-Pruning side
+def run_tp(model: Any, x: Any, head: str, ratio: float) -> Any:
+    """The Torch-Pruning pruner after one step on ``model`` (pruned in place)."""
+    import torch_pruning as tp
+
+    imp = tp.importance.MagnitudeImportance(p=2)
+    pruner = tp.pruner.MetaPruner(
+        model,
+        x[:2],
+        importance=imp,
+        pruning_ratio=ratio,
+        ignored_layers=[model.get_submodule(head)],
+    )
+    pruner.step()
+    return pruner
+
+
+def tp_masked(original: Any, x: Any, history: list) -> Any:
+    """The dense model with every item of each recorded Torch-Pruning group zeroed."""
+    import torch
+    import torch_pruning as tp
+
+    masked = copy.deepcopy(original)
+    DG = tp.DependencyGraph().build_dependency(masked, example_inputs=x[:2])
+    with torch.no_grad():
+        for name, is_out, idxs in history:
+            mod = masked.get_submodule(name)
+            pruner = DG.get_pruner_of_module(mod)
+            fn = pruner.prune_out_channels if is_out else pruner.prune_in_channels
+            group = DG.get_pruning_group(mod, fn, idxs)
+            for dep, ids in group:
+                layer = dep.target.module
+                out = DG.is_out_channel_pruning_fn(dep.handler)
+                if not isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.BatchNorm2d)):
+                    if isinstance(layer, (torch.nn.ReLU, torch.nn.MaxPool2d, torch.nn.Flatten)):
+                        continue
+                    if not list(layer.parameters(recurse=False)):
+                        continue
+                    raise NotImplementedError(f"masking {type(layer).__name__}")
+                ids = list(ids)
+                if out or isinstance(layer, torch.nn.BatchNorm2d):
+                    layer.weight[ids] = 0
+                    if layer.bias is not None:
+                        layer.bias[ids] = 0
+                else:
+                    layer.weight[:, ids] = 0
+    return masked
+
+
+# ---------------------------------------------------------------------- comparison
+def _err(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:60] if str(exc) else ''}"
+
+
+def compare(name: str, ratio: float, rounds: int = ROUNDS) -> list[dict[str, Any]]:
+    import torch
+
+    import netstruct as ns
+
+    factory, shape, layers, head = _models()[name]
+    torch.manual_seed(0)
+    model = factory().eval()
+    x = torch.randn(32, *shape)
+    rows = []
+    with torch.no_grad():
+        y_dense = model(x)
+    times: dict[str, list[float]] = {"netstruct": [], "torch-pruning": []}
+    results: dict[str, Any] = {}
+    for _ in range(rounds):  # alternate the tools so load changes hit both alike
+        for tool in times:
+            try:
+                t = time.perf_counter()
+                if tool == "netstruct":
+                    H, small = run_netstruct(model, x, layers, ratio)
+                    times[tool].append(time.perf_counter() - t)
+                    results[tool] = (ns.to_torch(H), small)
+                else:
+                    victim = copy.deepcopy(model)
+                    pruner = run_tp(victim, x, head, ratio)
+                    times[tool].append(time.perf_counter() - t)
+                    results[tool] = (pruner.DG.pruning_history(), victim.eval())
+            except Exception as exc:  # noqa: BLE001 - the table records what fails
+                results[tool] = exc
+    for tool, res in results.items():
+        row = {"model": name, "ratio": ratio, "tool": tool, "dense": n_params(model)}
+        if isinstance(res, BaseException):
+            row.update(status=_err(res))
+            rows.append(row)
+            continue
+        first, small = res
+        try:
+            masked = first if tool == "netstruct" else tp_masked(model, x, first)
+        except Exception as exc:  # noqa: BLE001
+            masked = exc
+        with torch.no_grad():
+            try:
+                y_small = small(x)
+            except Exception as exc:  # noqa: BLE001
+                row.update(status=f"pruned model fails: {_err(exc)}", params=n_params(small))
+                row.update(time_min=min(times[tool]), time_med=statistics.median(times[tool]))
+                rows.append(row)
+                continue
+            try:
+                if isinstance(masked, BaseException):
+                    raise masked
+                diff = float((masked(x) - y_small).abs().max())
+            except Exception as exc:  # noqa: BLE001
+                diff = _err(exc)
+        shrunk = n_params(small) < n_params(model)
+        row.update(
+            status="ok" if shrunk else "ok (nothing removed physically)",
+            params=n_params(small),
+            masked_vs_pruned=diff,
+            vs_dense=float((y_small - y_dense).abs().max()),
+            time_min=min(times[tool]),
+            time_med=statistics.median(times[tool]),
+        )
+        rows.append(row)
+    ns_row, tp_row = rows[0], rows[1]
+    if "time_min" in ns_row and "time_min" in tp_row:
+        ns_row["ratio_min"] = ns_row["time_min"] / tp_row["time_min"]
+        ns_row["ratio_med"] = ns_row["time_med"] / tp_row["time_med"]
+    return rows
+
+
+def inference_speedup(ratio: float = 0.5, batch: int = 64, rounds: int = 30) -> dict[str, float]:
+    """Dense / shrunk CNN time at ``batch`` on CPU (1 thread), against the MAC ratio."""
+    import torch
+    import torch_pruning as tp
+
+    factory, shape, layers, _ = _models()["CNN+BN"]
+    torch.manual_seed(0)
+    dense = factory().eval()
+    x = torch.randn(batch, *shape)
+    _, small = run_netstruct(dense, x, layers, ratio)
+    macs_d, params_d = tp.utils.count_ops_and_params(dense, x[:1])
+    macs_s, params_s = tp.utils.count_ops_and_params(small, x[:1])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    t = {"dense": [], "shrunk": []}
+    try:
+        with torch.no_grad():
+            for m in (dense, small):
+                m(x)  # warm-up
+            for _ in range(rounds):
+                for key, m in (("dense", dense), ("shrunk", small)):
+                    s = time.perf_counter()
+                    m(x)
+                    t[key].append(time.perf_counter() - s)
+    finally:
+        torch.set_num_threads(threads)
+    return {
+        "mac_ratio": macs_d / macs_s,
+        "param_ratio": params_d / params_s,
+        "speedup_min": min(t["dense"]) / min(t["shrunk"]),
+        "speedup_med": statistics.median(t["dense"]) / statistics.median(t["shrunk"]),
+        "dense_ms": 1e3 * min(t["dense"]),
+        "shrunk_ms": 1e3 * min(t["shrunk"]),
+    }
+
+
+def _fmt(v: Any, spec: str) -> str:
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, str):
+        return v
+    return format(v, spec)
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print(
+        f"\n{'model':<12}{'ratio':>6}  {'tool':<14}{'params':>8}{'of dense':>9}{'masked-pruned':>15}"
+        f"{'t_min s':>9}{'t_med s':>9}{'ns/tp min':>10}{'ns/tp med':>10}  status"
+    )
+    for r in rows:
+        frac = r["params"] / r["dense"] if "params" in r else None
+        print(
+            f"{r['model']:<12}{r['ratio']:>6.0%}  {r['tool']:<14}{_fmt(r.get('params'), 'd'):>8}"
+            f"{_fmt(frac, '.1%'):>9}{_fmt(r.get('masked_vs_pruned'), '.1e'):>15}"
+            f"{_fmt(r.get('time_min'), '.4f'):>9}{_fmt(r.get('time_med'), '.4f'):>9}"
+            f"{_fmt(r.get('ratio_min'), '.2f'):>10}{_fmt(r.get('ratio_med'), '.2f'):>10}  {r['status']}"
+        )
+
+
+def main() -> None:
+    rows = []
+    for name in _models():
+        for ratio in RATIOS:
+            rows.extend(compare(name, ratio))
+    print_table(rows)
+    s = inference_speedup()
+    print(
+        f"\nCNN+BN, 50 % channels removed, batch 64, CPU 1 thread: dense {s['dense_ms']:.2f} ms, "
+        f"shrunk {s['shrunk_ms']:.2f} ms; speed-up min {s['speedup_min']:.2f}x / median "
+        f"{s['speedup_med']:.2f}x vs MAC ratio {s['mac_ratio']:.2f}x (params {s['param_ratio']:.2f}x); "
+        f"speed-up / MAC ratio = {s['speedup_min'] / s['mac_ratio']:.2f} (goal >= 0.8)"
+    )
+
+
+def test_side_by_side_table():
+    import pytest
+
+    pytest.importorskip("torch_pruning")
+    main()
+
+
+if __name__ == "__main__":
+    main()
