@@ -465,7 +465,7 @@ def _check_inputs(
         raise param_error(
             "original", _FUNC, "the original SignedGraph or torch module", type(original).__name__
         )
-    orig_model.eval()
+    # eval mode is set by reconstruct for the duration of the call and restored afterwards
     X = _as_tensor(X_calib, Go if Go is not None else G)
     if Go is None:
         Go = from_torch(orig_model, X[:1])
@@ -523,6 +523,62 @@ def _as_tensor(X_calib: Any, G: Any) -> Any:
             tuple(X.shape),
         )
     return X
+
+
+def _refit_all(
+    G: SignedGraph,
+    Go: SignedGraph,
+    orig_model: Any,
+    pruned: Any,
+    batches: list[Any],
+    ridge: float,
+    blocks: Any,
+) -> tuple[list[Block], list[dict[str, Any]], list[dict[str, str]]]:
+    """Re-fit the chosen blocks in forward order (inputs validated)."""
+    names_p = G.node_column("name")
+    names_o = Go.node_column("name")
+    done: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    new_blocks = list(G.blocks)
+    for i, bp in enumerate(G.blocks):
+        bo = Go.block(bp.name)
+        if blocks is None:
+            if not _lost_inputs(G, Go, bp, bo):
+                continue
+        elif blocks != "all" and bp.name not in blocks:
+            continue
+        try:
+            mod = pruned.get_submodule(bp.module) if bp.module else pruned
+            omod = orig_model.get_submodule(bo.module) if bo.module else orig_model
+        except AttributeError:
+            skipped.append({"block": bp.name, "reason": "module not found in the rebuilt model"})
+            continue
+        kind, why = _classify(bp, mod)
+        if kind is None:
+            if blocks is not None and blocks != "all":
+                raise param_error(
+                    "blocks", _FUNC, "names of supported blocks", f"{bp.name!r} ({why})"
+                )
+            if blocks is None:
+                skipped.append({"block": bp.name, "reason": why})
+            continue
+        lay = _Layer(bp, kind, mod, omod)
+        if kind == "conv":
+            lay.taps = int(np.prod(mod.kernel_size))
+        elif kind == "rnn":
+            m = re.fullmatch(r"weight_ih_l(\d+)(_reverse)?", bp.param)
+            lay.layer, lay.suffix = int(m.group(1)), m.group(2) or ""  # type: ignore[union-attr]
+        row_of = {str(n): j for j, n in enumerate(names_o[bo.targets])}
+        orig_rows = np.array([row_of.get(str(n), -1) for n in names_p[bp.targets]])
+        if np.any(orig_rows < 0):
+            raise GraphError(
+                f"reconstruct: block {bp.name!r} has units the original lacks; pass the model the "
+                "pruned graph was made from."
+            )
+        rec = _refit(lay, pruned, orig_model, batches, orig_rows, ridge)
+        new_blocks[i] = _write_block(bp, rec.pop("_W"), rec.pop("_b"))
+        done.append(rec)
+    return new_blocks, done, skipped
 
 
 # ---------------------------------------------------------------------- public
@@ -606,49 +662,14 @@ def reconstruct(
     """
     G, Go, orig_model, pruned, X = _check_inputs(G, original, X_calib, ridge, batch_size, blocks)
     batches = [X[i : i + int(batch_size)] for i in range(0, X.shape[0], int(batch_size))]
-    names_p = G.node_column("name")
-    names_o = Go.node_column("name")
-    done: list[dict[str, Any]] = []
-    skipped: list[dict[str, str]] = []
-    new_blocks = list(G.blocks)
-    for i, bp in enumerate(G.blocks):
-        bo = Go.block(bp.name)
-        if blocks is None:
-            if not _lost_inputs(G, Go, bp, bo):
-                continue
-        elif blocks != "all" and bp.name not in blocks:
-            continue
-        try:
-            mod = pruned.get_submodule(bp.module) if bp.module else pruned
-            omod = orig_model.get_submodule(bo.module) if bo.module else orig_model
-        except AttributeError:
-            skipped.append({"block": bp.name, "reason": "module not found in the rebuilt model"})
-            continue
-        kind, why = _classify(bp, mod)
-        if kind is None:
-            if blocks is not None and blocks != "all":
-                raise param_error(
-                    "blocks", _FUNC, "names of supported blocks", f"{bp.name!r} ({why})"
-                )
-            if blocks is None:
-                skipped.append({"block": bp.name, "reason": why})
-            continue
-        lay = _Layer(bp, kind, mod, omod)
-        if kind == "conv":
-            lay.taps = int(np.prod(mod.kernel_size))
-        elif kind == "rnn":
-            m = re.fullmatch(r"weight_ih_l(\d+)(_reverse)?", bp.param)
-            lay.layer, lay.suffix = int(m.group(1)), m.group(2) or ""  # type: ignore[union-attr]
-        row_of = {str(n): j for j, n in enumerate(names_o[bo.targets])}
-        orig_rows = np.array([row_of.get(str(n), -1) for n in names_p[bp.targets]])
-        if np.any(orig_rows < 0):
-            raise GraphError(
-                f"reconstruct: block {bp.name!r} has units the original lacks; pass the model the "
-                "pruned graph was made from."
-            )
-        rec = _refit(lay, pruned, orig_model, batches, orig_rows, float(ridge))
-        new_blocks[i] = _write_block(bp, rec.pop("_W"), rec.pop("_b"))
-        done.append(rec)
+    was_training = orig_model.training
+    orig_model.eval()
+    try:
+        new_blocks, done, skipped = _refit_all(
+            G, Go, orig_model, pruned, batches, float(ridge), blocks
+        )
+    finally:
+        orig_model.train(was_training)
     prov = dict(G.provenance)
     prov["reconstruct"] = {"ridge": float(ridge), "blocks": done, "skipped": skipped}
     a = G.edge_arrays()

@@ -231,3 +231,22 @@ def test_bad_inputs_are_named():
     other = ns.from_torch(torch.nn.Sequential(torch.nn.Linear(4, 2)))
     with pytest.raises(ns.GraphError, match="original lacks"):
         ns.reconstruct(H, other, X)
+
+
+def test_the_original_module_keeps_its_mode_and_weights():
+    model, X, G, plan = _setup("cnn")
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ns.reconstruct(plan, model, X)
+    assert model.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_larger_ridge_gives_smaller_weights():
+    model, X, G, plan = _setup("mlp")
+    norms = []
+    for ridge in (0.0, 0.1, 10.0):
+        R = ns.reconstruct(plan, G, X, ridge=ridge)
+        norms.append(float(np.linalg.norm(R.block("2.weight").weight)))
+    assert norms[0] > norms[1] > norms[2]
