@@ -445,8 +445,8 @@ def _check_inputs(
         raise param_error("batch_size", _FUNC, "an int >= 1", batch_size)
     if batch_size < 1:
         raise param_error("batch_size", _FUNC, "an int >= 1", batch_size)
-    if blocks is not None and blocks != "all":
-        if isinstance(blocks, str) or not all(isinstance(k, str) for k in blocks):
+    if blocks is not None and not (isinstance(blocks, str) and blocks == "all"):
+        if not isinstance(blocks, (list, tuple)) or not all(isinstance(k, str) for k in blocks):
             raise param_error("blocks", _FUNC, "None, 'all' or a list of block names", blocks)
     if isinstance(original, torch.nn.Module):
         orig_model = original

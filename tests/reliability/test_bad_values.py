@@ -149,6 +149,18 @@ FUNCS = {
             "seed": ["nan", "object"],
         },
     ),
+    "reconstruct": (
+        lambda **k: ns.reconstruct(**k),
+        {"G": _G, "original": _G, "X_calib": _X, "blocks": "all"},
+        {
+            "G": ["nan", "object", "unknown name"],
+            "original": ["nan", "object", "unknown name"],
+            "X_calib": ["nan", "object", "complex", "unknown name", "list of str"],
+            "ridge": ["nan", "object", "complex", "negative", "unknown name"],
+            "batch_size": ["nan", "object", "negative", "unknown name"],
+            "blocks": ["nan", "object", "unknown name", "huge", "list of str"],
+        },
+    ),
 }
 CASES = [
     (f, arg, bad) for f, (_, _, args) in FUNCS.items() for arg, bads in args.items() for bad in bads
