@@ -12,7 +12,8 @@ so they propagate), ``Y_orig`` its output in the *original* model. The sums ``X^
 ``X^T Y``, ``X^T 1`` and ``Y^T 1`` are accumulated batch by batch, so memory is bounded by the
 Gram matrix (``d x d`` for ``d`` input features), never the activation matrix.
 
-Supported layers: ``nn.Linear`` (also one reading a flattened feature map), ``nn.Conv1d`` and
+Supported layers: ``nn.Linear`` (also one reading a flattened feature map, or one inside a
+composite layer such as a transformer's feed-forward), ``nn.Conv1d`` and
 ``nn.Conv2d`` with ``groups=1`` and zero padding (the features are the ``in_channels x kernel
 taps`` patches, ``torch.nn.functional.unfold`` per batch), and the input blocks ``W_ih`` of
 ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (the features are the layer's input sequence, the targets
@@ -22,8 +23,10 @@ and listed in ``provenance["reconstruct"]["skipped"]`` with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -115,10 +118,20 @@ class _Layer:
     layer: int = 0  # recurrent layer index
     suffix: str = ""  # recurrent direction suffix ("" or "_reverse")
     taps: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    param: str = "weight"  # the parameter's name inside ``module``
+    bias_param: str | None = None
 
 
-def _classify(block: Block, module: Any) -> tuple[str | None, str]:
+def _local(module_path: str, name: str | None) -> tuple[str, str | None]:
+    """``(owner module path, name inside it)`` of a parameter ``module_path.name``."""
+    if not name:
+        return module_path, None
+    full = f"{module_path}.{name}" if module_path else name
+    owner, _, local = full.rpartition(".")
+    return owner, local
+
+
+def _classify(block: Block, module: Any, param: str) -> tuple[str | None, str]:
     """``(kind, reason)``: the layer kind of a block, or None and why it is not supported."""
     import torch
 
@@ -126,9 +139,9 @@ def _classify(block: Block, module: Any) -> tuple[str | None, str]:
         return None, f"a {block.kind} block, not a weight"
     if "@" in block.module:
         return None, "a shared module used more than once"
-    if isinstance(module, torch.nn.Linear) and block.param == "weight":
+    if isinstance(module, torch.nn.Linear) and param == "weight":
         return "linear", ""
-    if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d)) and block.param == "weight":
+    if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d)) and param == "weight":
         if isinstance(module, (torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d)):
             return None, "transposed convolutions are not supported"
         if module.groups != 1:
@@ -142,7 +155,7 @@ def _classify(block: Block, module: Any) -> tuple[str | None, str]:
                 return None, "padding='same' with an even effective kernel"
         return "conv", ""
     if isinstance(module, (torch.nn.RNN, torch.nn.LSTM, torch.nn.GRU)):
-        if re.fullmatch(r"weight_ih_l\d+(_reverse)?", block.param):
+        if re.fullmatch(r"weight_ih_l\d+(_reverse)?", param):
             if getattr(module, "proj_size", 0):
                 return None, "LSTM with proj_size"
             return "rnn", ""
@@ -219,6 +232,23 @@ def _rnn_input(module: Any, x: Any, layer: int) -> Any:
     return x.reshape(-1, x.shape[-1])
 
 
+@contextlib.contextmanager
+def _module_calls() -> Iterator[None]:
+    """Turn off torch's fused attention/encoder fast path, which skips submodule calls (hooks)."""
+    import torch
+
+    mha = getattr(torch.backends, "mha", None)
+    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
+        yield
+        return
+    before = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(before)
+
+
 class _Stop(Exception):
     """Raised by a capture hook to end a forward pass early."""
 
@@ -287,7 +317,7 @@ def _targets(lay: _Layer, model: Any, x: Any) -> Any:
     else:
         m = lay.orig_module
         seq = _rnn_input(m, inp, lay.layer)
-        W = getattr(m, lay.block.param)
+        W = getattr(m, lay.param)
         y = seq @ W.T
         bias = getattr(m, f"bias_ih_l{lay.layer}{lay.suffix}", None)
         if bias is not None:
@@ -306,8 +336,8 @@ def _raw_support(block: Block, lay: _Layer) -> np.ndarray:
 
 
 def _current_param(module: Any, lay: _Layer) -> tuple[np.ndarray, np.ndarray | None]:
-    W = getattr(module, lay.block.param).detach().double().numpy()
-    bname = lay.block.bias_param
+    W = getattr(module, lay.param).detach().double().numpy()
+    bname = lay.bias_param
     b = getattr(module, bname, None) if bname else None
     return W.reshape(W.shape[0], -1).copy(), None if b is None else b.detach().double().numpy()
 
@@ -362,11 +392,11 @@ def _refit(
         if bb is not None:
             bn[rows] = bb
     after = _mse(nrm, Wn[live], bn[live], idx)
-    param = getattr(lay.module, block.param)
+    param = getattr(lay.module, lay.param)
     with torch.no_grad():
         param.copy_(torch.from_numpy(Wn.reshape(param.shape)).to(param.dtype))
         if b is not None:
-            bp = getattr(lay.module, block.bias_param)
+            bp = getattr(lay.module, lay.bias_param)
             bp.copy_(torch.from_numpy(bn).to(bp.dtype))
     return {
         "block": block.name,
@@ -547,13 +577,15 @@ def _refit_all(
                 continue
         elif blocks != "all" and bp.name not in blocks:
             continue
+        owner, param = _local(bp.module, bp.param)
+        _, bias_param = _local(bp.module, bp.bias_param)
         try:
-            mod = pruned.get_submodule(bp.module) if bp.module else pruned
-            omod = orig_model.get_submodule(bo.module) if bo.module else orig_model
+            mod = pruned.get_submodule(owner) if owner else pruned
+            omod = orig_model.get_submodule(owner) if owner else orig_model
         except AttributeError:
             skipped.append({"block": bp.name, "reason": "module not found in the rebuilt model"})
             continue
-        kind, why = _classify(bp, mod)
+        kind, why = _classify(bp, mod, param or "")
         if kind is None:
             if blocks is not None and blocks != "all":
                 raise param_error(
@@ -562,11 +594,11 @@ def _refit_all(
             if blocks is None:
                 skipped.append({"block": bp.name, "reason": why})
             continue
-        lay = _Layer(bp, kind, mod, omod)
+        lay = _Layer(bp, kind, mod, omod, param=param or "weight", bias_param=bias_param)
         if kind == "conv":
             lay.taps = int(np.prod(mod.kernel_size))
         elif kind == "rnn":
-            m = re.fullmatch(r"weight_ih_l(\d+)(_reverse)?", bp.param)
+            m = re.fullmatch(r"weight_ih_l(\d+)(_reverse)?", lay.param)
             lay.layer, lay.suffix = int(m.group(1)), m.group(2) or ""  # type: ignore[union-attr]
         row_of = {str(n): j for j, n in enumerate(names_o[bo.targets])}
         orig_rows = np.array([row_of.get(str(n), -1) for n in names_p[bp.targets]])

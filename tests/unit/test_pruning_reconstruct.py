@@ -250,3 +250,29 @@ def test_larger_ridge_gives_smaller_weights():
         R = ns.reconstruct(plan, G, X, ridge=ridge)
         norms.append(float(np.linalg.norm(R.block("2.weight").weight)))
     assert norms[0] > norms[1] > norms[2]
+
+
+def test_transformer_feed_forward_is_refit_inside_the_encoder_layer():
+    # linear2 of a TransformerEncoderLayer lives inside a composite layer, and torch's fused
+    # fast path would skip its call: reconstruct finds the owner module and turns the path off
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+    ).eval()
+    X = torch.randn(40, 5, 4)
+    G = ns.from_torch(model, X[:2])
+    ffn = G.block("1.layers.0.linear1.weight").targets[::2]
+    drop = np.zeros(G.n_nodes, dtype=bool)
+    drop[ffn] = True
+    H = PruningPlan.for_graph(G).remove_units(G, drop).apply(G)
+    R = ns.reconstruct(H, G, X, ridge=1e-3)
+    assert [r["block"] for r in R.provenance["reconstruct"]["blocks"]] == [
+        "1.layers.0.linear2.weight"
+    ]
+    with torch.no_grad():
+        y = model(X)
+        assert float((ns.to_torch(R)(X) - y).pow(2).mean()) < 0.5 * float(
+            (ns.to_torch(H)(X) - y).pow(2).mean()
+        )
+    assert torch.backends.mha.get_fastpath_enabled()
