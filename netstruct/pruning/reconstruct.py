@@ -249,7 +249,7 @@ def _module_calls() -> Iterator[None]:
         mha.set_fastpath_enabled(before)
 
 
-class _Stop(Exception):
+class _Stop(BaseException):  # not Exception: a model's own `except Exception` must not catch it
     """Raised by a capture hook to end a forward pass early."""
 
 
