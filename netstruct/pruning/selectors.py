@@ -77,7 +77,10 @@ def evaluate_selector(table: pd.DataFrame, sel: SelectorLike, func: str = "selec
     elif isinstance(sel, Selection):
         arr = sel.mask(table, func)
     elif callable(sel):
-        arr = np.asarray(sel(table))
+        out = sel(table)
+        arr = _aligned(table, out, func) if isinstance(out, pd.Series) else np.asarray(out)
+    elif isinstance(sel, pd.Series):
+        arr = _aligned(table, sel, func)
     else:
         arr = np.asarray(sel)
     if arr.dtype != np.bool_ or arr.shape != (n,):
@@ -88,6 +91,29 @@ def evaluate_selector(table: pd.DataFrame, sel: SelectorLike, func: str = "selec
             f"shape {arr.shape}. Write a comparison such as \"weight < 0\"."
         )
     return arr
+
+
+def _aligned(table: pd.DataFrame, sel: pd.Series, func: str) -> np.ndarray:
+    """A boolean Series aligned to ``table`` by index labels, never by position.
+
+    A Series taken from a sorted or filtered copy of the table (``e.sort_values(...)``) keeps
+    its row labels; reading it by position would select the wrong rows.
+    """
+    idx = table.index
+    if sel.index.has_duplicates or len(sel) != len(idx) or not sel.index.isin(idx).all():
+        extra = sel.index.difference(idx)[:5].tolist()
+        missing = idx.difference(sel.index)[:5].tolist()
+        raise InvalidParameterError(
+            f"A boolean Series given to {func} must have the table's index (one entry per row, "
+            f"{len(idx)} rows, labels {idx.min() if len(idx) else 0}..{idx.max() if len(idx) else -1}); "
+            f"got {len(sel)} entries"
+            + (f", labels not in the table {extra}" if extra else "")
+            + (f", rows missing {missing}" if missing else "")
+            + (", duplicate labels" if sel.index.has_duplicates else "")
+            + ". Build it from G.edges() / G.nodes() (sorting is fine: rows are matched by label), "
+            "or pass .to_numpy() of a mask in table order."
+        )
+    return np.asarray(sel.reindex(idx))
 
 
 class Selection:
