@@ -248,8 +248,8 @@ class PruningPlan:
 
         This is the one mask convention of netstruct: a dict by block name of boolean arrays
         of the block's shape, True = keep (as :meth:`keep_masks`, ``block_masks`` and every
-        pruning result's masks). Blocks not named are kept whole; entries already absent stay
-        absent.
+        pruning result's masks). Blocks not named are kept whole; every False entry is recorded
+        (also those already absent in ``G``), so the step replays on a fresh dense model.
 
         Parameters
         ----------
@@ -507,7 +507,7 @@ def _masked_edge_ids(G: SignedGraph, keep: Any, func: str) -> dict[str, tuple[in
                 "keep", func, f"bool arrays of the blocks' shapes (block {b.name!r}: {tuple(b.shape)})",
                 f"{m.dtype} {m.shape}",
             )
-        flat = np.flatnonzero(~m & b.mask)
+        flat = np.flatnonzero(~m)  # absent entries too: the plan replays on a dense fresh init
         if flat.size:
             out[b.name] = tuple(int(i) for i in flat)
     return out

@@ -92,10 +92,10 @@ def _net(seed=0):
 def test_learned_masks_match_imp_at_a_fraction_of_the_cost_and_random_collapses(digits):
     ds = digits
     target = 0.95
-    ref = imp(_net(), ds.X_train, ds.y_train, target=target, X_test=ds.X_test, y_test=ds.y_test)
+    ref = imp(_net(), ds.X_train, ds.y_train, amount=target, X_test=ds.X_test, y_test=ds.y_test)
     acc_imp = float(ref.history.accuracy.iloc[-1])
     assert ref.sparsity == pytest.approx(target, abs=1e-4)
-    found = learn_mask(_net(), ds.X_train, ds.y_train, reg="log", lam=3e-4, target=target)
+    found = learn_mask(_net(), ds.X_train, ds.y_train, reg="log", lam=3e-4, amount=target)
     assert found.sparsity == pytest.approx(target, abs=1e-4)
     assert found.natural_sparsity > 0.9 and found.gates.binarity() < 0.1
     acc_log = train_ticket(found, ds.X_train, ds.y_train, X_test=ds.X_test, y_test=ds.y_test).accuracy
@@ -121,12 +121,12 @@ def test_t8_imp_bookkeeping():
     ds = datasets.load_iris()
     model = training.mlp([4, 20, 10, 3], seed=0)
     theta0 = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
-    res = imp(model, ds.X_train, ds.y_train, target=1 - 0.8**3, scope="layer", epochs=2)
+    res = imp(model, ds.X_train, ds.y_train, amount=1 - 0.8**3, scope="layer", epochs=2)
     for b in res.graph.blocks:
         assert abs(int(b.mask.sum()) - 0.8**3 * b.mask.size) <= 1
         np.testing.assert_array_equal(b.weight[b.mask], theta0[b.name][b.mask])  # bit-for-bit rewind
     np.testing.assert_allclose(res.history.sparsity, [0, 0.2, 0.36, 0.488], atol=0.02)
-    shorter = imp(model, ds.X_train, ds.y_train, target=0.36, scope="layer", epochs=2)
+    shorter = imp(model, ds.X_train, ds.y_train, amount=0.36, scope="layer", epochs=2)
     assert all(not (res.mask[k] & ~shorter.mask[k]).any() for k in res.mask)  # pruned entries never return
     assert "IMP" in res.plan.steps[0].reason and sparsity(res.graph) == pytest.approx(res.sparsity)
 
@@ -184,10 +184,10 @@ def test_t10_gate_gradient_is_weight_gradient_times_theta():
 def test_lottery_bad_input():
     ds = datasets.load_iris()
     with pytest.raises(ns.InvalidParameterError, match="'target' parameter of learn_mask"):
-        learn_mask(training.mlp([4, 3]), ds.X_train, ds.y_train, target=1.0)
+        learn_mask(training.mlp([4, 3]), ds.X_train, ds.y_train, amount=1.0)
     with pytest.raises(ns.InvalidParameterError, match="'rate' parameter of imp"):
         imp(training.mlp([4, 3]), ds.X_train, ds.y_train, rate=0.0)
-    with pytest.raises(ns.InvalidParameterError, match="'sparsity' parameter of magnitude_plan"):
+    with pytest.raises(ns.InvalidParameterError, match="'amount' parameter of magnitude_plan"):
         ns.pruning.magnitude_prune(ns.from_torch(training.mlp([4, 3])), 1.5)
     with pytest.raises(ns.InvalidParameterError, match="'blocks' parameter of learn_mask"):
         learn_mask(training.mlp([4, 3]), ds.X_train, ds.y_train, blocks=["nope"])

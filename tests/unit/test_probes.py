@@ -265,7 +265,7 @@ def test_perturb_graph_matches_transform(layer):
         (lambda G: binarize(G, scale="max"), "'scale' parameter of binarize"),
         (lambda G: shuffle_weights(G, "Z"), "'model' parameter of randomize"),
         (lambda G: shuffle_weights(G, "B", prune_fraction=3), "'prune_fraction' parameter of shuffle_weights"),
-        (lambda G: prune(G, 0.5, layers=[7]), "out of range"),
+        (lambda G: prune(G, 0.5, blocks=[7]), "out of range"),
         (lambda G: perturb(G, "shrink", 0.1), "'probe' parameter of perturb"),
         (lambda G: perturb(G, "noise", -1.0), "'level' parameter of perturb"),
         (lambda G: perturb(G, "prune", 1.1), "'level' parameter of perturb"),
