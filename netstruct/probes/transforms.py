@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..algorithms.randomize import _check_layers, randomize
-from ..exceptions import InvalidParameterError, param_error
+from ..exceptions import InvalidParameterError
 from ..graphs.signed import SignedGraph
 from ..utils.deprecation import renamed_parameters
 from ..utils.random import check_random_state
@@ -71,10 +71,10 @@ def _check_fraction_probe(G: SignedGraph, fraction: float, rule: str, layers: La
     rule = check_choice(rule, "rule", func, PRUNE_RULES)
     try:
         idx = _check_layers(G, layers, func)
-    except InvalidParameterError:
+    except InvalidParameterError as exc:
         if names[1] == "layers":
             raise
-        raise param_error(names[1], func, "None, a block index or name, or a list of them", layers) from None
+        raise InvalidParameterError(str(exc).replace("'layers' parameter", f"'{names[1]}' parameter")) from None
     return fraction, rule, idx, check_random_state(seed, func=func)
 
 
@@ -170,8 +170,8 @@ def prune_plan(
     >>> import numpy as np, netstruct as ns
     >>> from netstruct.probes import prune, prune_plan
     >>> W = np.array([[0.5, -0.2, 0.1], [-0.4, 0.3, -0.05]])
-    >>> G = ns.SignedGraph({"name": list("abcde")}, [ns.make_block(
-    ...     name="fc", weight=W, sources=[0, 1, 2], targets=[3, 4])])
+    >>> nodes = {"name": list("abcde"), "kind": ["input"] * 3 + ["output"] * 2}
+    >>> G = ns.SignedGraph(nodes, [ns.make_block(name="fc", weight=W, sources=[0, 1, 2], targets=[3, 4])])
     >>> ns.prune(G, prune_plan(G, 0.5)).blocks[0].mask.tolist()
     [[True, False, False], [True, True, False]]
     """

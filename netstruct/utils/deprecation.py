@@ -7,6 +7,7 @@ blocks, ``seed=0``); :func:`renamed_parameters` maps the old names onto it.
 from __future__ import annotations
 
 import functools
+import inspect
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -48,13 +49,19 @@ def renamed_parameters(func_name: str, **renames: str | tuple[str, Callable[[Any
     """
 
     def decorate(fn: F) -> F:
+        positional = [
+            p.name
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             for old, spec in renames.items():
                 if old not in kwargs:
                     continue
                 new, convert = (spec, None) if isinstance(spec, str) else spec
-                if new in kwargs:
+                if new in kwargs or new in positional[: len(args)]:
                     raise InvalidParameterError(
                         f"{func_name} got both '{old}' (deprecated) and '{new}'; pass only '{new}'."
                     )

@@ -183,7 +183,7 @@ def test_t10_gate_gradient_is_weight_gradient_times_theta():
 
 def test_lottery_bad_input():
     ds = datasets.load_iris()
-    with pytest.raises(ns.InvalidParameterError, match="'target' parameter of learn_mask"):
+    with pytest.raises(ns.InvalidParameterError, match="'amount' parameter of learn_mask"):
         learn_mask(training.mlp([4, 3]), ds.X_train, ds.y_train, amount=1.0)
     with pytest.raises(ns.InvalidParameterError, match="'rate' parameter of imp"):
         imp(training.mlp([4, 3]), ds.X_train, ds.y_train, rate=0.0)

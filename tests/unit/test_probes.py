@@ -162,7 +162,7 @@ def test_multiplicative_noise_is_product(layer):
 
 
 def test_probes_select_layers(net2):
-    P = prune(net2, 0.5, layers=["2.weight"])
+    P = prune(net2, 0.5, blocks=["2.weight"])
     assert P.blocks[0].weight.tobytes() == net2.blocks[0].weight.tobytes()
     assert P.blocks[1].n_edges == 2
 
@@ -253,8 +253,8 @@ def test_perturb_graph_matches_transform(layer):
 @pytest.mark.parametrize(
     ("call", "param"),
     [
-        (lambda G: prune(G, 1.5), "'fraction' parameter of prune"),
-        (lambda G: prune(G, -0.1), "'fraction' parameter of prune"),
+        (lambda G: prune(G, 1.5), "'amount' parameter of prune"),
+        (lambda G: prune(G, -0.1), "'amount' parameter of prune"),
         (lambda G: prune(G, 0.5, rule="median"), "'rule' parameter of prune"),
         (lambda G: flip_signs(G, 2), "'fraction' parameter of flip_signs"),
         (lambda G: flip_signs(G, 0.1, rule="big"), "'rule' parameter of flip_signs"),
