@@ -56,9 +56,7 @@ def magnitude_prune(
     """
     func = "magnitude_prune"
     check_graph(G, func)
-    s = float(
-        check_scalar(amount, "amount", func, min_value=0.0, max_value=1.0, include_max=False)
-    )
+    s = float(check_scalar(amount, "amount", func, min_value=0.0, max_value=1.0, include_max=False))
     check_choice(level, "level", func, ["entry", "unit"])
     prunable = _prunable(G)
     if not prunable:

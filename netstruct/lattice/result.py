@@ -69,7 +69,9 @@ class PruneResult:
         cfg = json.loads(json.dumps(self.config, default=str))
         method = "lattice_prune" if "variant" in cfg else "lattice baseline"
         reason = f"{method}: " + ", ".join(
-            f"{k}={cfg[k]}" for k in ("variant", "level", "quantile", "amount") if cfg.get(k) is not None
+            f"{k}={cfg[k]}"
+            for k in ("variant", "level", "quantile", "amount")
+            if cfg.get(k) is not None
         )
         return PruningPlan.for_graph(self.graph).remove_masked(
             self.graph, self.masks, reason=reason, meta={"method": method, "config": cfg}

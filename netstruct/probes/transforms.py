@@ -63,8 +63,15 @@ def _apply(G: SignedGraph, layers: list[int], fn) -> SignedGraph:
 
 
 # ----------------------------------------------------------------------------- public probes
-def _check_fraction_probe(G: SignedGraph, fraction: float, rule: str, layers: Layers, seed: object, func: str,
-                          names: tuple[str, str] = ("fraction", "layers")):
+def _check_fraction_probe(
+    G: SignedGraph,
+    fraction: float,
+    rule: str,
+    layers: Layers,
+    seed: object,
+    func: str,
+    names: tuple[str, str] = ("fraction", "layers"),
+):
     """Validated ``(fraction, rule, layer indices, rng)`` of the fraction-based probes (prune, flip)."""
     check_graph(G, func)
     fraction = check_fraction(fraction, names[0], func)
@@ -74,7 +81,9 @@ def _check_fraction_probe(G: SignedGraph, fraction: float, rule: str, layers: La
     except InvalidParameterError as exc:
         if names[1] == "layers":
             raise
-        raise InvalidParameterError(str(exc).replace("'layers' parameter", f"'{names[1]}' parameter")) from None
+        raise InvalidParameterError(
+            str(exc).replace("'layers' parameter", f"'{names[1]}' parameter")
+        ) from None
     return fraction, rule, idx, check_random_state(seed, func=func)
 
 
@@ -187,14 +196,14 @@ def prune_plan(
             b = G.blocks[i]
             keep[b.name] = _prune_layer(b.weight, b.mask, None, fraction, rule, rng, False)[1]
     return PruningPlan.for_graph(G).remove_masked(
-        G, keep, reason=f"probes.prune: {fraction:g} of each block's edges by rule {rule!r}",
+        G,
+        keep,
+        reason=f"probes.prune: {fraction:g} of each block's edges by rule {rule!r}",
         meta={"method": "probes.prune", "amount": fraction, "rule": rule},
     )
 
 
-def binarize(
-    G: SignedGraph, *, layers: Layers = None, scale: str = "none"
-) -> SignedGraph:
+def binarize(G: SignedGraph, *, layers: Layers = None, scale: str = "none") -> SignedGraph:
     """Keep only the signs of the weights and biases: ``W <- sign(W)``, ``b <- sign(b)``.
 
     Parameters

@@ -39,13 +39,26 @@ from .magnitude import block_masks, magnitude_plan, mask_plan
 from .plan import PruningPlan
 from .regularizers import Regularizer, projected_step, regularizer
 
-__all__ = ["EdgeMask", "topk_mask", "TicketResult", "TrainedTicket", "learn_mask", "imp", "train_ticket",
-           "he_normal_"]
+__all__ = [
+    "EdgeMask",
+    "topk_mask",
+    "TicketResult",
+    "TrainedTicket",
+    "learn_mask",
+    "imp",
+    "train_ticket",
+    "he_normal_",
+]
 
 
 # ---------------------------------------------------------------------- masks
-def topk_mask(scores: Mapping[str, np.ndarray], keep: float, *, tiebreak: Mapping[str, np.ndarray] | None = None,
-              scope: str = "global") -> dict[str, np.ndarray]:
+def topk_mask(
+    scores: Mapping[str, np.ndarray],
+    keep: float,
+    *,
+    tiebreak: Mapping[str, np.ndarray] | None = None,
+    scope: str = "global",
+) -> dict[str, np.ndarray]:
     """Keep exactly ``round(keep * d)`` entries with the largest scores (globally or per block).
 
     Ties are broken by ``tiebreak`` (larger first, e.g. ``|m θ|``), then by position (blocks in
@@ -77,9 +90,16 @@ def topk_mask(scores: Mapping[str, np.ndarray], keep: float, *, tiebreak: Mappin
     out: dict[str, np.ndarray] = {}
     groups = [names] if scope == "global" else [[n] for n in names]
     for grp in groups:
-        vals = np.concatenate([np.asarray(scores[n], dtype=np.float64).ravel() for n in grp]) if grp else np.zeros(0)
-        tb = (np.concatenate([np.asarray(tiebreak[n], dtype=np.float64).ravel() for n in grp])
-              if tiebreak is not None and grp else np.zeros(vals.size))
+        vals = (
+            np.concatenate([np.asarray(scores[n], dtype=np.float64).ravel() for n in grp])
+            if grp
+            else np.zeros(0)
+        )
+        tb = (
+            np.concatenate([np.asarray(tiebreak[n], dtype=np.float64).ravel() for n in grp])
+            if tiebreak is not None and grp
+            else np.zeros(vals.size)
+        )
         k = int(round(keep * vals.size))
         order = np.lexsort((np.arange(vals.size), -tb, -vals))
         flat = np.zeros(vals.size, dtype=bool)
@@ -117,7 +137,11 @@ class EdgeMask(Mapping):
         return len(self._gates)
 
     def _all(self) -> np.ndarray:
-        return np.concatenate([g.ravel() for g in self._gates.values()]) if self._gates else np.zeros(0)
+        return (
+            np.concatenate([g.ravel() for g in self._gates.values()])
+            if self._gates
+            else np.zeros(0)
+        )
 
     def natural_sparsity(self, tau: float = 0.5) -> float:
         """Share of gates ``<= tau``."""
@@ -129,10 +153,16 @@ class EdgeMask(Mapping):
         check_fraction(tau, "tau", "EdgeMask.binarize")
         return {k: g > tau for k, g in self._gates.items()}
 
-    def topk(self, keep: float, *, weights: Mapping[str, np.ndarray] | None = None, scope: str = "global") -> dict[str, np.ndarray]:
+    def topk(
+        self, keep: float, *, weights: Mapping[str, np.ndarray] | None = None, scope: str = "global"
+    ) -> dict[str, np.ndarray]:
         """Exactly ``round(keep * d)`` kept gates (see :func:`topk_mask`); ties by ``|m θ|`` when
         ``weights`` are given."""
-        tb = None if weights is None else {k: np.abs(g * np.asarray(weights[k])) for k, g in self._gates.items()}
+        tb = (
+            None
+            if weights is None
+            else {k: np.abs(g * np.asarray(weights[k])) for k, g in self._gates.items()}
+        )
         return topk_mask(self._gates, keep, tiebreak=tb, scope=scope)
 
     def binarity(self, lo: float = 0.05, hi: float = 0.95) -> float:
@@ -226,7 +256,12 @@ def _tensors(X: Any, y: Any, func: str):
     Xa = np.asarray(X, dtype=np.float32)
     ya = np.asarray(y)
     if Xa.shape[0] != ya.shape[0] or Xa.shape[0] == 0:
-        raise param_error("X", func, f"as many rows as y has labels ({ya.shape[0]}), and at least one", f"{Xa.shape[0]} rows")
+        raise param_error(
+            "X",
+            func,
+            f"as many rows as y has labels ({ya.shape[0]}), and at least one",
+            f"{Xa.shape[0]} rows",
+        )
     if not np.isfinite(Xa).all():
         raise param_error("X", func, "finite", "NaN or infinite values")
     return torch.from_numpy(Xa), torch.from_numpy(ya.astype(np.int64))
@@ -255,15 +290,29 @@ class _Schedule:
     batch_size: int = 64
 
 
-def _fit(model: Any, Xt: Any, yt: Any, sch: _Schedule, *, seed: int, masks: Mapping[str, Any] | None = None,
-         gates: Mapping[str, Any] | None = None, reg: Regularizer | None = None, lam: float = 0.0,
-         eta_m: float = 0.0, max_steps: int | None = None, bar: Any = None) -> float:
+def _fit(
+    model: Any,
+    Xt: Any,
+    yt: Any,
+    sch: _Schedule,
+    *,
+    seed: int,
+    masks: Mapping[str, Any] | None = None,
+    gates: Mapping[str, Any] | None = None,
+    reg: Regularizer | None = None,
+    lam: float = 0.0,
+    eta_m: float = 0.0,
+    max_steps: int | None = None,
+    bar: Any = None,
+) -> float:
     """SGD with momentum, weight decay and per-step cosine decay; masks fixed or gates learned."""
     import torch
     from torch.func import functional_call
 
     named = dict(model.named_parameters())
-    opt = torch.optim.SGD(list(named.values()), lr=sch.lr, momentum=sch.momentum, weight_decay=sch.weight_decay)
+    opt = torch.optim.SGD(
+        list(named.values()), lr=sch.lr, momentum=sch.momentum, weight_decay=sch.weight_decay
+    )
     loss_fn = torch.nn.CrossEntropyLoss()
     n = len(yt)
     total = sch.epochs * math.ceil(n / sch.batch_size)
@@ -291,7 +340,9 @@ def _fit(model: Any, Xt: Any, yt: Any, sch: _Schedule, *, seed: int, masks: Mapp
                 with torch.no_grad():
                     for k, m in gates.items():
                         g = m.grad if m.grad is not None else torch.zeros_like(m)
-                        projected_step(m, g, reg=reg, lam=lam, eta=eta_m, alive=masks[k] if masks else None)
+                        projected_step(
+                            m, g, reg=reg, lam=lam, eta=eta_m, alive=masks[k] if masks else None
+                        )
                         m.grad = None
             step += 1
             last = float(loss.detach())
@@ -308,7 +359,9 @@ def _fit(model: Any, Xt: Any, yt: Any, sch: _Schedule, *, seed: int, masks: Mapp
     return last
 
 
-def _masked_names(G: SignedGraph, blocks: Sequence[str] | None, exclude: Sequence[str], func: str) -> list[str]:
+def _masked_names(
+    G: SignedGraph, blocks: Sequence[str] | None, exclude: Sequence[str], func: str
+) -> list[str]:
     names = [b.name for b in G.blocks]
     chosen = names if blocks is None else list(blocks)
     bad = [b for b in list(chosen) + list(exclude) if b not in names]
@@ -332,8 +385,13 @@ def _snapshot(model: Any) -> dict[str, Any]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _ticket_graph(model: Any, theta_k: Mapping[str, Any], mask: Mapping[str, np.ndarray], reason: str,
-                  meta: dict[str, Any]) -> tuple[SignedGraph, PruningPlan]:
+def _ticket_graph(
+    model: Any,
+    theta_k: Mapping[str, Any],
+    mask: Mapping[str, np.ndarray],
+    reason: str,
+    meta: dict[str, Any],
+) -> tuple[SignedGraph, PruningPlan]:
     from ..convert.from_torch import from_torch
 
     model.load_state_dict(theta_k)
@@ -347,13 +405,25 @@ def _sparsity(mask: Mapping[str, np.ndarray]) -> float:
     return 1.0 - sum(int(m.sum()) for m in mask.values()) / tot if tot else 0.0
 
 
-def _prepare(model: Any, X: Any, y: Any, sch: _Schedule, rewind_to: int, seed: int, blocks, exclude, func: str):
+def _prepare(
+    model: Any,
+    X: Any,
+    y: Any,
+    sch: _Schedule,
+    rewind_to: int,
+    seed: int,
+    blocks,
+    exclude,
+    func: str,
+):
     import torch
 
     from ..convert.from_torch import from_torch
 
     if not isinstance(model, torch.nn.Module):
-        raise param_error("model", func, "a torch.nn.Module (at its initialisation)", type(model).__name__)
+        raise param_error(
+            "model", func, "a torch.nn.Module (at its initialisation)", type(model).__name__
+        )
     Xt, yt = _tensors(X, y, func)
     work = copy.deepcopy(model)
     names = _masked_names(from_torch(work), blocks, exclude, func)
@@ -362,11 +432,17 @@ def _prepare(model: Any, X: Any, y: Any, sch: _Schedule, rewind_to: int, seed: i
     return work, Xt, yt, names, _snapshot(work)
 
 
-def _check_schedule(func: str, epochs: int, lr: float, momentum: float, weight_decay: float, batch_size: int) -> _Schedule:
+def _check_schedule(
+    func: str, epochs: int, lr: float, momentum: float, weight_decay: float, batch_size: int
+) -> _Schedule:
     return _Schedule(
         int(check_scalar(epochs, "epochs", func, kind=int, min_value=1)),
         float(check_scalar(lr, "lr", func, min_value=0.0, include_min=False)),
-        float(check_scalar(momentum, "momentum", func, min_value=0.0, max_value=1.0, include_max=False)),
+        float(
+            check_scalar(
+                momentum, "momentum", func, min_value=0.0, max_value=1.0, include_max=False
+            )
+        ),
         float(check_scalar(weight_decay, "weight_decay", func, min_value=0.0)),
         int(check_scalar(batch_size, "batch_size", func, kind=int, min_value=1)),
     )
@@ -375,12 +451,34 @@ def _check_schedule(func: str, epochs: int, lr: float, momentum: float, weight_d
 # ---------------------------------------------------------------------- learned masks
 @renamed_parameters("learn_mask", target="amount")
 def learn_mask(
-    model: Any, X: Any, y: Any, *, reg: str | Regularizer = "log", lam: float = 3e-4, eps: float = 0.1,
-    q: float = 0.5, delta: float = 1e-2, sigma: float = 0.25, eta_m: float = 10.0, m0: float = 1.0,
-    rounds: int = 1, lam_growth: float = 1.0, rewind_to: int = 0, tau: float = 0.5, amount: float | None = None,
-    scope: str = "global", blocks: Sequence[str] | None = None, exclude: Sequence[str] = (),
-    epochs: int = 30, lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 1e-4, batch_size: int = 64,
-    seed: int = 0, X_test: Any = None, y_test: Any = None,
+    model: Any,
+    X: Any,
+    y: Any,
+    *,
+    reg: str | Regularizer = "log",
+    lam: float = 3e-4,
+    eps: float = 0.1,
+    q: float = 0.5,
+    delta: float = 1e-2,
+    sigma: float = 0.25,
+    eta_m: float = 10.0,
+    m0: float = 1.0,
+    rounds: int = 1,
+    lam_growth: float = 1.0,
+    rewind_to: int = 0,
+    tau: float = 0.5,
+    amount: float | None = None,
+    scope: str = "global",
+    blocks: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    epochs: int = 30,
+    lr: float = 0.05,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+    batch_size: int = 64,
+    seed: int = 0,
+    X_test: Any = None,
+    y_test: Any = None,
 ) -> TicketResult:
     """Learn a sparse mask with a concave (or ℓ1) penalty on relaxed gates, jointly with the weights.
 
@@ -451,14 +549,20 @@ def learn_mask(
     eta_m = float(check_scalar(eta_m, "eta_m", func, min_value=0.0, include_min=False))
     m0 = float(check_scalar(m0, "m0", func, min_value=0.0, max_value=1.0, include_min=False))
     rounds = int(check_scalar(rounds, "rounds", func, kind=int, min_value=1))
-    lam_growth = float(check_scalar(lam_growth, "lam_growth", func, min_value=0.0, include_min=False))
+    lam_growth = float(
+        check_scalar(lam_growth, "lam_growth", func, min_value=0.0, include_min=False)
+    )
     rewind_to = int(check_scalar(rewind_to, "rewind_to", func, kind=int, min_value=0))
     tau = check_fraction(tau, "tau", func)
     if amount is not None:
-        amount = float(check_scalar(amount, "amount", func, min_value=0.0, max_value=1.0, include_max=False))
+        amount = float(
+            check_scalar(amount, "amount", func, min_value=0.0, max_value=1.0, include_max=False)
+        )
     check_choice(scope, "scope", func, ["global", "layer"])
     sch = _check_schedule(func, epochs, lr, momentum, weight_decay, batch_size)
-    work, Xt, yt, names, theta_k = _prepare(model, X, y, sch, rewind_to, seed, blocks, exclude, func)
+    work, Xt, yt, names, theta_k = _prepare(
+        model, X, y, sch, rewind_to, seed, blocks, exclude, func
+    )
     test = _tensors(X_test, y_test, func) if X_test is not None else None
     bar = _progress("learn_mask", rounds * sch.epochs)
     params = dict(work.named_parameters())
@@ -470,14 +574,33 @@ def learn_mask(
     for r in range(rounds):
         work.load_state_dict(theta_k)
         gates = {k: (alive[k] * m0).clone().requires_grad_(True) for k in names}
-        loss = _fit(work, Xt, yt, sch, seed=seed + r, masks=alive, gates=gates, reg=reg_obj, lam=lam_r, eta_m=eta_m,
-                    bar=bar)
+        loss = _fit(
+            work,
+            Xt,
+            yt,
+            sch,
+            seed=seed + r,
+            masks=alive,
+            gates=gates,
+            reg=reg_obj,
+            lam=lam_r,
+            eta_m=eta_m,
+            bar=bar,
+        )
         gates_np = {k: g.detach().numpy().astype(np.float64) for k, g in gates.items()}
         em = EdgeMask(gates_np)
         natural = em.natural_sparsity(tau)
-        row = {"round": r, "lam": lam_r, "natural_sparsity": natural, "binarity": em.binarity(), "loss": loss}
+        row = {
+            "round": r,
+            "lam": lam_r,
+            "natural_sparsity": natural,
+            "binarity": em.binarity(),
+            "loss": loss,
+        }
         if test is not None:
-            row["search_accuracy"] = _accuracy(work, *test, masks={k: g.detach() for k, g in gates.items()})
+            row["search_accuracy"] = _accuracy(
+                work, *test, masks={k: g.detach() for k, g in gates.items()}
+            )
         last = r == rounds - 1
         if last and amount is not None:
             weights = {k: params[k].detach().numpy() for k in names}
@@ -491,23 +614,64 @@ def learn_mask(
     bar.close()
     mask = {k: v.numpy() > 0 for k, v in alive.items()}
     s = _sparsity(mask)
-    settings = {"method": "learned", "reg": reg_obj.name, "lam": lam, "eps": reg_obj.eps, "q": reg_obj.q,
-                "sigma": reg_obj.sigma, "eta_m": eta_m, "rounds": rounds, "lam_growth": lam_growth,
-                "rewind_to": rewind_to, "tau": tau, "amount": amount, "scope": scope, "seed": seed}
-    reason = (f"learned mask: {reg_obj.name} penalty, lambda={lam:g} x{lam_growth:g}/round, {rounds} round(s), "
-              + (f"top-k to sparsity {amount:g}" if amount is not None else f"gates <= tau={tau:g}"))
-    graph, plan = _ticket_graph(work, theta_k, mask, reason, {k: v for k, v in settings.items() if k != "seed"})
-    return TicketResult(graph, plan, mask, s, natural, EdgeMask(gates_np), pd.DataFrame(rows),
-                        rounds * sch.epochs, settings)
+    settings = {
+        "method": "learned",
+        "reg": reg_obj.name,
+        "lam": lam,
+        "eps": reg_obj.eps,
+        "q": reg_obj.q,
+        "sigma": reg_obj.sigma,
+        "eta_m": eta_m,
+        "rounds": rounds,
+        "lam_growth": lam_growth,
+        "rewind_to": rewind_to,
+        "tau": tau,
+        "amount": amount,
+        "scope": scope,
+        "seed": seed,
+    }
+    reason = (
+        f"learned mask: {reg_obj.name} penalty, lambda={lam:g} x{lam_growth:g}/round, {rounds} round(s), "
+        + (f"top-k to sparsity {amount:g}" if amount is not None else f"gates <= tau={tau:g}")
+    )
+    graph, plan = _ticket_graph(
+        work, theta_k, mask, reason, {k: v for k, v in settings.items() if k != "seed"}
+    )
+    return TicketResult(
+        graph,
+        plan,
+        mask,
+        s,
+        natural,
+        EdgeMask(gates_np),
+        pd.DataFrame(rows),
+        rounds * sch.epochs,
+        settings,
+    )
 
 
 # ---------------------------------------------------------------------- IMP
 @renamed_parameters("imp", target="amount")
 def imp(
-    model: Any, X: Any, y: Any, *, amount: float = 0.9, rate: float = 0.2, rewind_to: int = 0,
-    scope: str = "global", exact_last: bool = True, blocks: Sequence[str] | None = None, exclude: Sequence[str] = (),
-    epochs: int = 30, lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 1e-4, batch_size: int = 64,
-    seed: int = 0, X_test: Any = None, y_test: Any = None,
+    model: Any,
+    X: Any,
+    y: Any,
+    *,
+    amount: float = 0.9,
+    rate: float = 0.2,
+    rewind_to: int = 0,
+    scope: str = "global",
+    exact_last: bool = True,
+    blocks: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    epochs: int = 30,
+    lr: float = 0.05,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+    batch_size: int = 64,
+    seed: int = 0,
+    X_test: Any = None,
+    y_test: Any = None,
 ) -> TicketResult:
     """Iterative magnitude pruning with rewinding (Frankle & Carbin), the lottery baseline.
 
@@ -554,14 +718,22 @@ def imp(
     import torch
 
     func = "imp"
-    target = float(check_scalar(amount, "amount", func, min_value=0.0, max_value=1.0, include_max=False))
-    rate = float(check_scalar(rate, "rate", func, min_value=0.0, max_value=1.0, include_min=False, include_max=False))
+    target = float(
+        check_scalar(amount, "amount", func, min_value=0.0, max_value=1.0, include_max=False)
+    )
+    rate = float(
+        check_scalar(
+            rate, "rate", func, min_value=0.0, max_value=1.0, include_min=False, include_max=False
+        )
+    )
     rewind_to = int(check_scalar(rewind_to, "rewind_to", func, kind=int, min_value=0))
     check_choice(scope, "scope", func, ["global", "layer"])
     if not isinstance(exact_last, bool):
         raise param_error("exact_last", func, "a bool", exact_last)
     sch = _check_schedule(func, epochs, lr, momentum, weight_decay, batch_size)
-    work, Xt, yt, names, theta_k = _prepare(model, X, y, sch, rewind_to, seed, blocks, exclude, func)
+    work, Xt, yt, names, theta_k = _prepare(
+        model, X, y, sch, rewind_to, seed, blocks, exclude, func
+    )
     test = _tensors(X_test, y_test, func) if X_test is not None else None
     from ..convert.from_torch import from_torch
 
@@ -594,10 +766,19 @@ def imp(
         mask = {k: v for k, v in block_masks(pruned).items() if k in names}
     bar.close()
     s = _sparsity(mask)
-    settings = {"method": "imp", "rate": rate, "amount": target, "rewind_to": rewind_to, "scope": scope,
-                "exact_last": exact_last, "seed": seed}
+    settings = {
+        "method": "imp",
+        "rate": rate,
+        "amount": target,
+        "rewind_to": rewind_to,
+        "scope": scope,
+        "exact_last": exact_last,
+        "seed": seed,
+    }
     reason = f"IMP: {rate:g} of the remaining |weight| per round ({scope}), {r} rounds, rewound to iteration {rewind_to}"
-    graph, plan = _ticket_graph(work, theta_k, mask, reason, {k: v for k, v in settings.items() if k != "seed"})
+    graph, plan = _ticket_graph(
+        work, theta_k, mask, reason, {k: v for k, v in settings.items() if k != "seed"}
+    )
     return TicketResult(graph, plan, mask, s, None, None, pd.DataFrame(rows), spent, settings)
 
 
@@ -614,8 +795,18 @@ def _imp_rounds(target: float, rate: float, exact_last: bool) -> int:
 
 # ---------------------------------------------------------------------- ticket training
 def train_ticket(
-    ticket: TicketResult | SignedGraph, X: Any, y: Any, *, epochs: int = 30, lr: float = 0.05, momentum: float = 0.9,
-    weight_decay: float = 1e-4, batch_size: int = 64, seed: int = 0, X_test: Any = None, y_test: Any = None,
+    ticket: TicketResult | SignedGraph,
+    X: Any,
+    y: Any,
+    *,
+    epochs: int = 30,
+    lr: float = 0.05,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+    batch_size: int = 64,
+    seed: int = 0,
+    X_test: Any = None,
+    y_test: Any = None,
 ) -> TrainedTicket:
     """Train a ticket (rewound weights with a fixed mask); pruned weights stay exactly zero.
 
@@ -652,14 +843,17 @@ def train_ticket(
     func = "train_ticket"
     G = ticket.graph if isinstance(ticket, TicketResult) else ticket
     if not isinstance(G, SignedGraph):
-        raise param_error("ticket", func, "a TicketResult or a netstruct.SignedGraph", type(ticket).__name__)
+        raise param_error(
+            "ticket", func, "a TicketResult or a netstruct.SignedGraph", type(ticket).__name__
+        )
     sch = _check_schedule(func, epochs, lr, momentum, weight_decay, batch_size)
     Xt, yt = _tensors(X, y, func)
     model = to_torch(G)
-    masks = {b.name: torch.from_numpy(b.mask.astype(np.float32)) for b in G.blocks if not b.is_dense}
+    masks = {
+        b.name: torch.from_numpy(b.mask.astype(np.float32)) for b in G.blocks if not b.is_dense
+    }
     loss = _fit(model, Xt, yt, sch, seed=seed, masks=masks)
     acc = _accuracy(model, *_tensors(X_test, y_test, func)) if X_test is not None else None
     H = from_torch(model)
     H = mask_plan(H, {b.name: b.mask for b in G.blocks}, reason="ticket mask").apply(H)
     return TrainedTicket(model, H, acc, loss)
-

@@ -552,8 +552,13 @@ def odf2nna(
 
     from .._config import config
 
-    layers_bar = tqdm(range(len(ch.blocks)), desc="odf2nna", unit="layer", leave=False,
-                      disable=not config.progress)
+    layers_bar = tqdm(
+        range(len(ch.blocks)),
+        desc="odf2nna",
+        unit="layer",
+        leave=False,
+        disable=not config.progress,
+    )
     for li in layers_bar:
         b, act = ch.blocks[li], ch.acts[li]
         W = b.weight.astype(np.float64)

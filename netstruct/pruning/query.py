@@ -62,8 +62,15 @@ def select_nodes(G: SignedGraph, query: Selector) -> np.ndarray:
     return evaluate_selector(G.nodes(), query, "select_nodes")
 
 
-def prune(G: SignedGraph, what: Any = None, nodes: Selector = None, *, edges: Selector = None,
-          shrink: bool = False, reason: str | None = None) -> SignedGraph:
+def prune(
+    G: SignedGraph,
+    what: Any = None,
+    nodes: Selector = None,
+    *,
+    edges: Selector = None,
+    shrink: bool = False,
+    reason: str | None = None,
+) -> SignedGraph:
     """Apply any pruning decision to ``G``: a plan, a method's result, keep masks or a selection.
 
     One entry point for every method. ``what`` may be

@@ -19,7 +19,9 @@ __all__ = ["renamed_parameters"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def renamed_parameters(func_name: str, **renames: str | tuple[str, Callable[[Any], Any]]) -> Callable[[F], F]:
+def renamed_parameters(
+    func_name: str, **renames: str | tuple[str, Callable[[Any], Any]]
+) -> Callable[[F], F]:
     """Decorator: accept old keyword names as deprecated aliases of new ones.
 
     Parameters

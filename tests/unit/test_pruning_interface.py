@@ -76,7 +76,10 @@ def test_lattice_plan_keeps_the_irreducible_units_edges():
     # h2 reducible in ih, h1 reducible in hh (tests/unit/test_lattice_units_mode.py)
     ih = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [0.0, 1.0, 0.0]])
     hh = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 1.0]])
-    nodes = {"name": ["x0", "x1", "x2", "h0", "h1", "h2", "y"], "kind": ["input"] * 3 + ["hidden"] * 3 + ["output"]}
+    nodes = {
+        "name": ["x0", "x1", "x2", "h0", "h1", "h2", "y"],
+        "kind": ["input"] * 3 + ["hidden"] * 3 + ["output"],
+    }
     blocks = [
         ns.make_block(name="ih", weight=ih, sources=[0, 1, 2], targets=[3, 4, 5]),
         ns.make_block(name="hh", weight=hh, sources=[3, 4, 5], targets=[3, 4, 5], delay=1),
@@ -90,8 +93,11 @@ def test_lattice_plan_keeps_the_irreducible_units_edges():
     assert irreducible == {0, 1, 2, 3, 6}
     e = G.edges()
     names = [b.name for b in G.blocks]
-    between = {(names[li], r, c) for li, r, c, s, t in zip(e["layer"], e["row"], e["col"], e["source"], e["target"])
-               if s in irreducible and t in irreducible}
+    between = {
+        (names[li], r, c)
+        for li, r, c, s, t in zip(e["layer"], e["row"], e["col"], e["source"], e["target"])
+        if s in irreducible and t in irreducible
+    }
     assert _present(H) == between  # every edge among irreducible units, nothing else
     assert _masks(H) == _masks(res.graph)
 
@@ -107,13 +113,18 @@ def test_lattice_plan_replays_on_a_fresh_lstm(variant):
     H = ns.prune(fresh, res)
     for name, m in res.masks.items():
         assert (H.blocks[H.block_index(name)].mask <= m).all()
-    _refused_elsewhere(res, ns.from_torch(training.recurrent_classifier("LSTM", 3, 6, 2, seed=0)), "rnn")
+    _refused_elsewhere(
+        res, ns.from_torch(training.recurrent_classifier("LSTM", 3, 6, 2, seed=0)), "rnn"
+    )
 
 
 def test_lattice_baseline_results_carry_plans():
     G = ns.from_torch(training.recurrent_classifier("GRU", 3, 4, 2, seed=0))
-    for res in (ns.lattice.magnitude_prune(G, amount=0.5), ns.lattice.random_prune(G, amount=0.5),
-                ns.lattice.unit_prune(G, n_units=1)):
+    for res in (
+        ns.lattice.magnitude_prune(G, amount=0.5),
+        ns.lattice.random_prune(G, amount=0.5),
+        ns.lattice.unit_prune(G, n_units=1),
+    ):
         assert _masks(ns.prune(G, res)) == _masks(res.graph)
 
 
@@ -124,8 +135,17 @@ def test_legcnet_plan_keeps_the_weights_it_calls_causal(iris):
     model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Sigmoid(), torch.nn.Linear(6, 3))
     init = ns.from_torch(model)
     data = datasets.load_iris(test_size=0.2, seed=0)
-    res = legcnet_prune(model, data, mode="PT", epochs=3, pt_epochs=3, lr=0.05, benchmark=0.9,
-                        config=LEGCNetConfig.authors(40), extra_epochs=0)
+    res = legcnet_prune(
+        model,
+        data,
+        mode="PT",
+        epochs=3,
+        pt_epochs=3,
+        lr=0.05,
+        benchmark=0.9,
+        config=LEGCNetConfig.authors(40),
+        extra_epochs=0,
+    )
     causal = ~res.prune_mask  # LEGCNet's own vector: True = prune
     assert 0 < causal.sum() < causal.size
     H = ns.prune(res.graph, res)
@@ -169,8 +189,10 @@ def test_ticket_plans_keep_the_masks_true_entries(iris, method):
     H = ns.prune(init, res)
     for name, keep in res.mask.items():
         assert H.blocks[H.block_index(name)].mask.tolist() == keep.tolist()
-    np.testing.assert_array_equal(ns.to_torch(H)(torch.ones(2, 4)).detach().numpy(),
-                                  ns.to_torch(res.graph)(torch.ones(2, 4)).detach().numpy())
+    np.testing.assert_array_equal(
+        ns.to_torch(H)(torch.ones(2, 4)).detach().numpy(),
+        ns.to_torch(res.graph)(torch.ones(2, 4)).detach().numpy(),
+    )
     fresh = ns.from_torch(training.mlp([4, 8, 3], seed=5))
     assert _masks(ns.prune(fresh, res)) == _masks(H)
     _refused_elsewhere(res, ns.from_torch(training.mlp([4, 9, 3], seed=0)), "0.weight")
@@ -180,7 +202,9 @@ def test_ticket_plans_keep_the_masks_true_entries(iris, method):
 def test_probes_prune_plan_matches_probes_prune(rule):
     G = ns.from_torch(training.mlp([4, 6, 3], seed=0))
     plan = probes.prune_plan(G, 0.5, rule=rule, seed=3)
-    assert _masks(ns.prune(G, plan)) == _masks(probes.prune(G, 0.5, rule=rule, seed=3, prune_bias=False))
+    assert _masks(ns.prune(G, plan)) == _masks(
+        probes.prune(G, 0.5, rule=rule, seed=3, prune_bias=False)
+    )
     _refused_elsewhere(plan, ns.from_torch(training.mlp([4, 6, 2], seed=0)), "2.weight")
 
 
@@ -189,7 +213,9 @@ def test_plan_with_negative_or_out_of_range_edge_id_is_refused():
     G = ns.from_torch(torch.nn.Linear(3, 2))
     arch = PruningPlan.for_graph(G).architecture
     for bad in (-1, 6):
-        with pytest.raises(ns.InvalidParameterError, match=rf"edge id {bad} of block 'weight'.*\[0, 6\)"):
+        with pytest.raises(
+            ns.InvalidParameterError, match=rf"edge id {bad} of block 'weight'.*\[0, 6\)"
+        ):
             PruningPlan(arch, [PlanStep("by hand", edges={"weight": (0, bad)})])
     data = PruningPlan.for_graph(G).remove_edges(G, "row == 0").to_dict()
     data["steps"][0]["edges"]["weight"] = [-1]
@@ -215,7 +241,11 @@ def test_a_sorted_boolean_series_selects_by_label_not_position():
 
 @pytest.mark.parametrize(
     "make",
-    [lambda s: s.iloc[:-1], lambda s: s.set_axis(s.index + 1000), lambda s: s.reset_index(drop=True).iloc[[0] * len(s)]],
+    [
+        lambda s: s.iloc[:-1],
+        lambda s: s.set_axis(s.index + 1000),
+        lambda s: s.reset_index(drop=True).iloc[[0] * len(s)],
+    ],
 )
 def test_a_series_whose_index_is_not_the_tables_is_refused(make):
     G = ns.from_torch(training.mlp([4, 8, 3], seed=0))
@@ -233,7 +263,9 @@ def test_a_query_that_matches_nothing_warns():
         ns.prune(G, nodes="kind == 'hidden' and index > 1000")
     with warnings.catch_warnings():
         warnings.simplefilter("error", EmptySelectionWarning)
-        ns.prune(G, np.zeros(G.n_edges, dtype=bool))  # an explicit empty mask is a decision, not a typo
+        ns.prune(
+            G, np.zeros(G.n_edges, dtype=bool)
+        )  # an explicit empty mask is a decision, not a typo
 
 
 def test_prune_refuses_ambiguous_calls():
@@ -269,7 +301,11 @@ def _lstm():
         (lambda: ns.lattice_prune(_lstm(), target_sparsity=0.5), "target_sparsity", "amount"),
         (lambda: probes.prune(_graph(), fraction=0.5), "fraction", "amount"),
         (lambda: probes.prune(_graph(), 0.5, layers=[0]), "layers", "blocks"),
-        (lambda: ns.causal.LEGCNetConfig.recommended(target_sparsity=0.5), "target_sparsity", "amount"),
+        (
+            lambda: ns.causal.LEGCNetConfig.recommended(target_sparsity=0.5),
+            "target_sparsity",
+            "amount",
+        ),
     ],
 )
 def test_old_parameter_names_warn_and_name_the_new_one(call, old, new):
