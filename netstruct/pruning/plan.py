@@ -10,7 +10,11 @@ removing a unit removes
 * every edge out of it: its recurrent column of ``W_hh`` and the next layer's input column.
 
 Plans refer to blocks and nodes by name, so a plan made on one graph replays on any graph of
-the same architecture (same block names and shapes), e.g. a fresh initialisation of the model.
+the same architecture (same block names and shapes), e.g. a fresh initialisation of the model;
+on any other graph it is refused with a message naming the differing block and shapes. Edge
+ids are checked against the blocks when a plan is built or loaded (a negative id never wraps
+around). Per-block keep masks (True = keep) convert both ways: :meth:`PruningPlan.remove_masked`
+and :meth:`PruningPlan.keep_masks`.
 """
 
 from __future__ import annotations

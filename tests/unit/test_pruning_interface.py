@@ -344,3 +344,33 @@ def test_long_calls_show_progress_only_when_enabled(iris, capsys, show):
     err = capsys.readouterr().err
     for name in ("imp", "learn_mask", "odf2nna"):
         assert (name in err) is show
+
+
+PRUNING_API = [
+    ns.prune,
+    ns.pruning.magnitude_plan,
+    ns.pruning.magnitude_prune,
+    ns.pruning.random_plan,
+    ns.pruning.random_prune,
+    ns.pruning.mask_plan,
+    ns.pruning.imp,
+    ns.pruning.learn_mask,
+    ns.pruning.odf2nna,
+    ns.lattice_prune,
+    ns.lattice.magnitude_prune,
+    ns.lattice.random_prune,
+    ns.lattice.unit_prune,
+    ns.legcnet_prune,
+    probes.prune,
+    probes.prune_plan,
+]
+
+
+@pytest.mark.parametrize("func", PRUNING_API, ids=lambda f: f"{f.__module__}.{f.__name__}")
+def test_the_public_pruning_api_speaks_one_vocabulary(func):
+    import inspect
+
+    params = inspect.signature(func).parameters
+    assert not {"sparsity", "target_sparsity", "target", "fraction", "layers"} & set(params)
+    if "seed" in params:
+        assert params["seed"].default == 0
