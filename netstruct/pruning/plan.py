@@ -178,7 +178,10 @@ class PruningPlan:
             )
 
     def _with(self, step: PlanStep) -> PruningPlan:
-        return PruningPlan(self.architecture, self.steps + (step,))
+        _check_steps(self.architecture, (step,))  # the earlier steps are already checked
+        new = object.__new__(PruningPlan)
+        new.architecture, new.steps = self.architecture, self.steps + (step,)
+        return new
 
     def remove_edges(self, G: SignedGraph, selection: SelectorLike, *, reason: str | None = None,
                      meta: dict[str, Any] | None = None) -> PruningPlan:

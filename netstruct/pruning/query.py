@@ -179,7 +179,17 @@ def _as_plan(G: SignedGraph, what: Any, func: str) -> PruningPlan | None:
         return plan
     if isinstance(what, Mapping):
         return PruningPlan.for_graph(G).remove_masked(G, what, reason="keep masks")
-    return None
+    if (
+        what is None
+        or isinstance(what, (str, np.ndarray, pd.Series, list, tuple))
+        or callable(what)
+    ):
+        return None
+    raise InvalidParameterError(
+        f"The 'what' parameter of {func} must be a PruningPlan, a pruning result with a .plan, a dict "
+        "of block name -> keep mask, or an edge selection (query string, callable, Selection, boolean "
+        f"array or Series). Got {type(what).__name__} instead."
+    )
 
 
 def _text(sel: Any) -> str:

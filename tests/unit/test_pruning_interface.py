@@ -374,3 +374,9 @@ def test_the_public_pruning_api_speaks_one_vocabulary(func):
     assert not {"sparsity", "target_sparsity", "target", "fraction", "layers"} & set(params)
     if "seed" in params:
         assert params["seed"].default == 0
+
+
+def test_prune_names_what_it_accepts():
+    G = _graph()
+    with pytest.raises(ns.InvalidParameterError, match="'what' parameter of prune.*Got object"):
+        ns.prune(G, object())
