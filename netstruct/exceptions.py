@@ -19,6 +19,7 @@ __all__ = [
     "InfeasibleTestError",
     "TasksLostError",
     "NetstructWarning",
+    "EmptySelectionWarning",
 ]
 
 
@@ -83,6 +84,10 @@ class TasksLostError(NetstructError, RuntimeError):
 
 class NetstructWarning(UserWarning):
     """Base class of netstruct's warnings."""
+
+
+class EmptySelectionWarning(NetstructWarning):
+    """A pruning query or selector matched nothing, so nothing was removed."""
 
 
 def param_error(name: str, func: str, expected: str, got: object) -> InvalidParameterError:

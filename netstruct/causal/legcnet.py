@@ -15,12 +15,13 @@ each rule calls causal when there is nothing to find (the authors' rule: most of
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..exceptions import param_error
+from ..exceptions import InvalidParameterError, param_error
 from ..utils.random import check_random_state
 from ..utils.validation import check_scalar
 from .fdr import fdr_control
@@ -54,10 +55,12 @@ class LEGCNetConfig:
         Authors' rule: prune when min-p >= alpha.
     q : float
         Recommended rule: BH false discovery rate.
-    target_sparsity : float, optional
+    amount : float, optional
         Recommended rule only: instead of pruning every edge BH does not reject (which prunes
         all edges when none shows evidence), prune this fraction of the feasible edges with
         the lowest ``influence`` (partial R^2), ties broken by edge order.
+    target_sparsity : float, optional
+        Deprecated name of ``amount`` (warns; moved into ``amount``).
     """
 
     rule: str = "recommended"
@@ -72,7 +75,24 @@ class LEGCNetConfig:
     cap_lag: bool = True
     alpha: float = 0.05
     q: float = 0.05
+    amount: float | None = None
     target_sparsity: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.target_sparsity is None:
+            return
+        if self.amount is not None:
+            raise InvalidParameterError(
+                "LEGCNetConfig got both 'target_sparsity' (deprecated) and 'amount'; pass only 'amount'."
+            )
+        warnings.warn(
+            "The 'target_sparsity' parameter of LEGCNetConfig is deprecated; use 'amount'. "
+            "The old name will be removed in the next release.",
+            FutureWarning,
+            stacklevel=3,
+        )
+        object.__setattr__(self, "amount", self.target_sparsity)
+        object.__setattr__(self, "target_sparsity", None)
 
     @classmethod
     def authors(cls, window: int = 200, *, max_lag: int = 14, **changes) -> LEGCNetConfig:
@@ -248,9 +268,9 @@ def decide(lyap: ArrayLike, effect: ArrayLike, config: LEGCNetConfig) -> CausalS
     with np.errstate(invalid="ignore", divide="ignore"):
         infl = np.where(feasible_all, (ssr_r - ssr_u) / ssr_r, 0.0)
     infl = np.clip(np.nan_to_num(infl, nan=0.0), 0.0, 1.0)
-    if config.rule == "recommended" and config.target_sparsity is not None:
+    if config.rule == "recommended" and config.amount is not None:
         cand = np.flatnonzero(feasible_all)
-        n_prune = int(round(config.target_sparsity * cand.size))
+        n_prune = int(round(config.amount * cand.size))
         order = cand[np.argsort(infl[cand], kind="stable")]
         prune = np.zeros(E, dtype=bool)
         prune[order[:n_prune]] = True

@@ -61,7 +61,13 @@ class RetrainResult:
 
 @dataclass(frozen=True)
 class LEGCNetResult:
-    """Outcome of :func:`legcnet_prune`: mask, scores, graph with attributes, retraining."""
+    """Outcome of :func:`legcnet_prune`: mask, scores, graph with attributes, retraining.
+
+    ``prune_mask`` is LEGCNet's flat vector over the weights in canonical edge order where
+    True means *prune* (the paper's convention, kept for :func:`retrain` and the baselines).
+    Everywhere else netstruct uses per-block keep masks: :attr:`keep_masks` (True = keep =
+    called causal) and :attr:`plan`, which ``netstruct.prune(G, result)`` applies.
+    """
 
     prune_mask: NDArray[np.bool_]
     scores: CausalScores
@@ -71,6 +77,49 @@ class LEGCNetResult:
     config: LEGCNetConfig
     n_windows: int
     info: dict = field(default_factory=dict)
+
+    @property
+    def keep_masks(self) -> dict[str, NDArray[np.bool_]]:
+        """Block name -> bool array of the block's shape, True = keep (the weights called causal)."""
+        return _keep_masks(self.graph, self.prune_mask)
+
+    @property
+    def plan(self) -> Any:
+        """A :class:`~netstruct.pruning.PruningPlan` removing the weights the rule calls non-causal.
+
+        Replays on ``graph`` or on any graph of the same architecture (e.g. the model's
+        initialisation: ``netstruct.prune(netstruct.from_torch(model), result)``).
+        """
+        import json
+
+        from ..pruning.plan import PruningPlan
+
+        cfg = json.loads(json.dumps(self.config.as_dict(), default=str))
+        reason = (
+            f"legcnet: {int(self.prune_mask.sum())} of {self.prune_mask.size} weights not Granger-causal "
+            f"({cfg['rule']} rule, mode {self.info.get('mode', '?')})"
+        )
+        return PruningPlan.for_graph(self.graph).remove_masked(
+            self.graph, self.keep_masks, reason=reason, meta={"method": "legcnet", "config": cfg}
+        )
+
+
+def _keep_masks(G: Any, prune_mask: NDArray[np.bool_]) -> dict[str, NDArray[np.bool_]]:
+    """Split LEGCNet's flat True = prune vector into per-block keep masks (inputs validated)."""
+    flat = np.asarray(prune_mask, dtype=bool).ravel()
+    sizes = [int(np.prod(b.shape)) for b in G.blocks]
+    if sum(sizes) != flat.size:
+        raise param_error(
+            "prune_mask",
+            "LEGCNetResult.keep_masks",
+            f"a flat vector over the graph's {sum(sizes)} weights (blocks {[b.name for b in G.blocks]})",
+            f"length {flat.size}",
+        )
+    out, start = {}, 0
+    for b, k in zip(G.blocks, sizes):
+        out[b.name] = ~flat[start : start + k].reshape(b.shape)
+        start += k
+    return out
 
 
 @contextlib.contextmanager
@@ -386,14 +435,16 @@ def legcnet_prune(
     Returns
     -------
     LEGCNetResult
-        ``prune_mask`` over the model's weights in canonical edge order, ``scores``,
+        ``plan`` (apply with ``netstruct.prune(G, result)``; keeps the weights called
+        causal), ``keep_masks`` (True = keep), ``prune_mask`` (flat, True = prune, the
+        paper's convention) over the model's weights in canonical edge order, ``scores``,
         ``graph`` (``netstruct.from_torch`` of the trained dense net with the scores as edge
         attributes), and the dense and sparse :class:`RetrainResult` from the same init.
 
     Notes
     -----
     With the recommended rule and no edge showing evidence, BH rejects nothing and every
-    weight is pruned; use ``LEGCNetConfig.recommended(target_sparsity=...)`` to prune the
+    weight is pruned; use ``LEGCNetConfig.recommended(amount=...)`` to prune the
     least influential fraction instead.
 
     Examples

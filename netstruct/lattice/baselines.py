@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import GraphError, param_error
+from ..utils.deprecation import renamed_parameters
 from ..utils.random import check_random_state
 from ..utils.validation import check_choice, check_graph, check_scalar
 from .adjacency import unit_adjacency, unit_map
@@ -24,17 +25,18 @@ from .result import PruneResult, _apply, _closest_prefix, _entry_counts, _prunab
 __all__ = ["magnitude_prune", "random_prune", "unit_prune"]
 
 
+@renamed_parameters("lattice.magnitude_prune", sparsity="amount")
 def magnitude_prune(
-    G: Any, *, sparsity: float, level: str = "entry", aggregate: str = "max"
+    G: Any, *, amount: float, level: str = "entry", aggregate: str = "max"
 ) -> PruneResult:
     """Global magnitude pruning of the prunable (non-readout) blocks at a given sparsity.
 
     Parameters
     ----------
     G : SignedGraph
-    sparsity : float in [0, 1)
+    amount : float in [0, 1)
         Fraction of prunable entries to remove (use a lattice run's ``global_sparsity`` to
-        match it).
+        match it; formerly ``sparsity``, still accepted with a FutureWarning).
     level : {"entry", "unit"}, default="entry"
         Rank individual weights by |w|, or unit-level connections by their aggregated strength
         (removing all gate entries of a connection together).
@@ -48,15 +50,13 @@ def magnitude_prune(
     --------
     >>> import numpy as np, netstruct as ns
     >>> b = ns.make_block(name="hh", weight=np.arange(1.0, 5.0).reshape(2, 2), sources=[0, 1], targets=[0, 1], delay=1)
-    >>> res = ns.lattice.magnitude_prune(ns.SignedGraph({"name": ["h0", "h1"]}, [b]), sparsity=0.5)
+    >>> res = ns.lattice.magnitude_prune(ns.SignedGraph({"name": ["h0", "h1"]}, [b]), amount=0.5)
     >>> res.masks["hh"].tolist()
     [[False, False], [True, True]]
     """
     func = "magnitude_prune"
     check_graph(G, func)
-    s = float(
-        check_scalar(sparsity, "sparsity", func, min_value=0.0, max_value=1.0, include_max=False)
-    )
+    s = float(check_scalar(amount, "amount", func, min_value=0.0, max_value=1.0, include_max=False))
     check_choice(level, "level", func, ["entry", "unit"])
     prunable = _prunable(G)
     if not prunable:
@@ -103,31 +103,32 @@ def magnitude_prune(
             sp_[G.blocks[i].name] = float(1.0 - m.mean())
         tot = sum(m.size for m in masks.values())
         gs = sum(int((~m).sum()) for m in masks.values()) / max(tot, 1)
-        return PruneResult(G.replace_blocks(updates), masks, sp_, gs, dict(sparsity=s, level=level))
-    return _apply(G, keep_unit, dict(sparsity=s, level=level, aggregate=aggregate), {})
+        return PruneResult(G.replace_blocks(updates), masks, sp_, gs, dict(amount=s, level=level))
+    return _apply(G, keep_unit, dict(amount=s, level=level, aggregate=aggregate), {})
 
 
+@renamed_parameters("lattice.random_prune", sparsity="amount")
 def random_prune(
     G: Any,
     *,
-    sparsity: float | Mapping[str, float],
+    amount: float | Mapping[str, float],
     level: str = "entry",
-    seed: Any = None,
+    seed: Any = 0,
 ) -> PruneResult:
     """Random pruning of the prunable blocks, density-matched per block (the chance baseline).
 
     Parameters
     ----------
     G : SignedGraph
-    sparsity : float in [0, 1) or mapping of block name to float
+    amount : float in [0, 1) or mapping of block name to float
         Target sparsity of every prunable block, or of each block by name (pass a lattice
         run's ``sparsity`` dict to match it block by block; missing blocks are left alone).
-        Entries already absent count towards the target.
+        Entries already absent count towards the target. Formerly ``sparsity`` (deprecated).
     level : {"entry", "unit"}, default="entry"
         Remove individual weights uniformly at random, or whole unit-level connections (all
         gate entries of a connection together; the count is then matched to within one
         connection).
-    seed : int, numpy Generator or None
+    seed : int, numpy Generator or None, default=0
         Seeds the choice.
 
     Returns
@@ -146,7 +147,7 @@ def random_prune(
     >>> import numpy as np, netstruct as ns
     >>> b = ns.make_block(name="hh", weight=np.ones((4, 5)), sources=range(5), targets=range(5, 9))
     >>> G = ns.SignedGraph({"name": [f"n{i}" for i in range(9)]}, [b])
-    >>> res = ns.lattice.random_prune(G, sparsity=0.25, seed=0)
+    >>> res = ns.lattice.random_prune(G, amount=0.25, seed=0)
     >>> res.sparsity, int(res.masks["hh"].sum())
     ({'hh': 0.25}, 15)
     """
@@ -158,23 +159,21 @@ def random_prune(
     if not prunable:
         raise GraphError(f"{func}: the graph has no prunable (non-readout) block.")
     names = {G.blocks[i].name: i for i in prunable}
-    if isinstance(sparsity, Mapping):
-        unknown = [k for k in sparsity if k not in names]
+    if isinstance(amount, Mapping):
+        unknown = [k for k in amount if k not in names]
         if unknown:
             raise param_error(
-                "sparsity", func, f"a mapping over the prunable blocks {sorted(names)}", unknown
+                "amount", func, f"a mapping over the prunable blocks {sorted(names)}", unknown
             )
         targets = {
             names[k]: float(
-                check_scalar(v, "sparsity", func, min_value=0.0, max_value=1.0, include_max=False)
+                check_scalar(v, "amount", func, min_value=0.0, max_value=1.0, include_max=False)
             )
-            for k, v in sparsity.items()
+            for k, v in amount.items()
         }
     else:
         s = float(
-            check_scalar(
-                sparsity, "sparsity", func, min_value=0.0, max_value=1.0, include_max=False
-            )
+            check_scalar(amount, "amount", func, min_value=0.0, max_value=1.0, include_max=False)
         )
         targets = {i: s for i in prunable}
     keep_unit: dict[int, np.ndarray] = {}
@@ -198,7 +197,7 @@ def random_prune(
             keep = np.ones(counts.size, dtype=bool)
             keep[order[:k]] = False
             keep_unit[i] = keep.reshape(_entry_counts(G, i).shape)
-    res = _apply(G, keep_unit, dict(sparsity=sparsity, level=level), {})
+    res = _apply(G, keep_unit, dict(amount=amount, level=level), {})
     if not entry:
         return res
     updates = {i: {"mask": m} for i, m in entry.items()}
@@ -212,7 +211,7 @@ def random_prune(
     return PruneResult(res.graph.replace_blocks(updates), masks, sp_, gs, res.config)
 
 
-def unit_prune(G: Any, *, n_units: int, by: str = "random", seed: Any = None) -> PruneResult:
+def unit_prune(G: Any, *, n_units: int, by: str = "random", seed: Any = 0) -> PruneResult:
     """Remove ``n_units`` hidden units whole: the control of ``lattice_prune(variant="units")``.
 
     Parameters
@@ -225,7 +224,7 @@ def unit_prune(G: Any, *, n_units: int, by: str = "random", seed: Any = None) ->
     by : {"random", "magnitude"}, default="random"
         Uniformly at random, or the units with the smallest L2 norm of their incoming weights
         in the prunable blocks (all gate rows together; ties by node order).
-    seed : int, numpy Generator or None
+    seed : int, numpy Generator or None, default=0
         Seeds the random choice.
 
     Returns

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..exceptions import GraphError, NetstructWarning, param_error
+from ..utils.deprecation import renamed_parameters
 from ..utils.validation import check_choice, check_graph, check_scalar
 from ._units import _drop_independent, _irreducible_units
 from .adjacency import unit_adjacency, unit_map
@@ -32,6 +33,7 @@ from .result import PruneResult, _apply, _closest_prefix, _entry_counts, _prunab
 __all__ = ["lattice_prune", "block_irreducibility"]
 
 
+@renamed_parameters("lattice_prune", target_sparsity="amount")
 def lattice_prune(
     G: Any,
     *,
@@ -45,7 +47,7 @@ def lattice_prune(
     aggregate: str = "max",
     alpha: float = 0.5,
     grid: Any = None,
-    target_sparsity: float | None = None,
+    amount: float | None = None,
     threshold: float = 0.5,
     protect_io: bool = True,
     structured: bool = False,
@@ -83,14 +85,15 @@ def lattice_prune(
     grid : sequence of float, optional
         Continuous variant: level-cut thresholds on Ã (default: quantiles 0.05..0.95 of the
         non-zero entries of each block).
-    target_sparsity : float in [0, 1), optional
-        Binary: ``quantile`` is chosen by bisection to approach it (jumps exist; check
+    amount : float in [0, 1), optional
+        Target sparsity (share of the prunable entries removed; formerly ``target_sparsity``,
+        still accepted with a FutureWarning). Binary: ``quantile`` is chosen by bisection to approach it (jumps exist; check
         ``global_sparsity``). Continuous: the unprotected connections with the lowest edge
         scores are removed until the realised sparsity is within one unit-level connection
         (its gate entries) of the target; a :class:`~netstruct.exceptions.NetstructWarning`
         says so when the protected edges make the target unreachable.
     threshold : float, default=0.5
-        Continuous variant without ``target_sparsity``: absolute edge-score threshold (scores
+        Continuous variant without ``amount``: absolute edge-score threshold (scores
         are products of factors in [0, 1], so 0.5 removes almost everything, as documented).
     protect_io : bool, default=True
         Input and output units are always critical: their edges are never removed by the
@@ -153,11 +156,11 @@ def lattice_prune(
     T = int(check_scalar(window, "window", func, kind=int, min_value=1))
     a = float(check_scalar(alpha, "alpha", func, min_value=0.0, max_value=1.0))
     theta = float(check_scalar(threshold, "threshold", func))
-    if target_sparsity is not None:
-        target_sparsity = float(
+    if amount is not None:
+        amount = float(
             check_scalar(
-                target_sparsity,
-                "target_sparsity",
+                amount,
+                "amount",
                 func,
                 min_value=0.0,
                 max_value=1.0,
@@ -186,7 +189,7 @@ def lattice_prune(
         aggregate=aggregate,
         alpha=a,
         grid=None if grid is None else list(map(float, grid)),
-        target_sparsity=target_sparsity,
+        amount=amount,
         threshold=theta,
         protect_io=protect_io,
         structured=structured,
@@ -207,24 +210,22 @@ def lattice_prune(
             def run(qq):
                 return _all_blocks(qq, irreducible=irreducible, **ctx)
 
-        if target_sparsity is None:
+        if amount is None:
             return run(q)
         lo, hi = 0.0, 1.0 - 1e-9
         best = run(q)
         for _ in range(12):
             mid = 0.5 * (lo + hi)
             res = run(mid)
-            if abs(res.global_sparsity - target_sparsity) < abs(
-                best.global_sparsity - target_sparsity
-            ):
+            if abs(res.global_sparsity - amount) < abs(best.global_sparsity - amount):
                 best = res
-            if res.global_sparsity < target_sparsity:
+            if res.global_sparsity < amount:
                 lo = mid
             else:
                 hi = mid
         return best
     return _continuous(
-        a, grid, target_sparsity, theta, irreducible=irreducible, T=T, centrality=centrality, **ctx
+        a, grid, amount, theta, irreducible=irreducible, T=T, centrality=centrality, **ctx
     )
 
 
@@ -422,7 +423,7 @@ def _to_target(G, prunable, norm, scores, protected, target):
     order = np.argsort(s, kind="stable")
     if need > int(c.sum()):
         warnings.warn(
-            f"lattice_prune: target_sparsity={target:g} is out of reach; protected input/output "
+            f"lattice_prune: amount={target:g} is out of reach; protected input/output "
             f"edges cap the sparsity at {(absent + int(c.sum())) / total:.4f} "
             "(pass protect_io=False to allow more).",
             NetstructWarning,

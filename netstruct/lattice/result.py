@@ -36,12 +36,14 @@ class PruneResult:
         Over all prunable blocks together.
     config : dict
         Every setting used (for provenance).
+    plan : PruningPlan
+        The same decision, replayable (a property; see :attr:`plan`).
 
     Examples
     --------
     >>> import numpy as np, netstruct as ns
     >>> b = ns.make_block(name="hh", weight=np.eye(2), sources=[0, 1], targets=[0, 1], delay=1)
-    >>> res = ns.lattice.magnitude_prune(ns.SignedGraph({"name": ["h0", "h1"]}, [b]), sparsity=0.5)
+    >>> res = ns.lattice.magnitude_prune(ns.SignedGraph({"name": ["h0", "h1"]}, [b]), amount=0.5)
     >>> res.global_sparsity, res.sparsity
     (0.5, {'hh': 0.5})
     """
@@ -51,6 +53,29 @@ class PruneResult:
     sparsity: dict[str, float]
     global_sparsity: float
     config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def plan(self) -> Any:
+        """The decision as a replayable :class:`~netstruct.pruning.PruningPlan` (True = keep masks).
+
+        ``netstruct.prune(G, res)`` (or ``res.plan.apply(G)``) removes exactly the entries
+        where ``masks`` is False, on the graph it was computed from or on any graph of the same
+        architecture (a fresh initialisation).
+        """
+        import json
+
+        from ..pruning.plan import PruningPlan
+
+        cfg = json.loads(json.dumps(self.config, default=str))
+        method = "lattice_prune" if "variant" in cfg else "lattice baseline"
+        reason = f"{method}: " + ", ".join(
+            f"{k}={cfg[k]}"
+            for k in ("variant", "level", "quantile", "amount")
+            if cfg.get(k) is not None
+        )
+        return PruningPlan.for_graph(self.graph).remove_masked(
+            self.graph, self.masks, reason=reason, meta={"method": method, "config": cfg}
+        )
 
 
 def _prunable(G: Any) -> list[int]:

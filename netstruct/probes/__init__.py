@@ -42,6 +42,7 @@ from .transforms import (
     binarize,
     flip_signs,
     prune,
+    prune_plan,
     shuffle_weights,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "COLLAPSE_CONTROLS",
     "to_unit_interval",
     "prune",
+    "prune_plan",
     "binarize",
     "add_noise",
     "flip_signs",

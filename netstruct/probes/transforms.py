@@ -12,17 +12,24 @@ noise in :mod:`netstruct.probes.flip_fraction`.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..algorithms.randomize import _check_layers, randomize
+from ..exceptions import InvalidParameterError
 from ..graphs.signed import SignedGraph
+from ..utils.deprecation import renamed_parameters
 from ..utils.random import check_random_state
 from ..utils.validation import check_choice, check_fraction, check_graph, check_scalar
+
+if TYPE_CHECKING:
+    from ..pruning.plan import PruningPlan
 from ._layers import _binarize_layer, _flip_layer, _noise_layer, _prune_layer
 
 __all__ = [
     "prune",
+    "prune_plan",
     "binarize",
     "add_noise",
     "flip_signs",
@@ -56,44 +63,62 @@ def _apply(G: SignedGraph, layers: list[int], fn) -> SignedGraph:
 
 
 # ----------------------------------------------------------------------------- public probes
-def _check_fraction_probe(G: SignedGraph, fraction: float, rule: str, layers: Layers, seed: object, func: str):
+def _check_fraction_probe(
+    G: SignedGraph,
+    fraction: float,
+    rule: str,
+    layers: Layers,
+    seed: object,
+    func: str,
+    names: tuple[str, str] = ("fraction", "layers"),
+):
     """Validated ``(fraction, rule, layer indices, rng)`` of the fraction-based probes (prune, flip)."""
     check_graph(G, func)
-    fraction = check_fraction(fraction, "fraction", func)
+    fraction = check_fraction(fraction, names[0], func)
     rule = check_choice(rule, "rule", func, PRUNE_RULES)
-    idx = _check_layers(G, layers, func)
+    try:
+        idx = _check_layers(G, layers, func)
+    except InvalidParameterError as exc:
+        if names[1] == "layers":
+            raise
+        raise InvalidParameterError(
+            str(exc).replace("'layers' parameter", f"'{names[1]}' parameter")
+        ) from None
     return fraction, rule, idx, check_random_state(seed, func=func)
 
 
+@renamed_parameters("probes.prune", fraction="amount", layers="blocks")
 def prune(
     G: SignedGraph,
-    fraction: float,
+    amount: float,
     *,
     rule: str = "smallest",
-    seed: int | np.random.Generator | None = None,
-    layers: Layers = None,
+    seed: int | np.random.Generator | None = 0,
+    blocks: Layers = None,
     prune_bias: bool = True,
 ) -> SignedGraph:
     """Remove a fraction of the edges of every block, chosen by magnitude or at random.
 
-    In each selected block ``floor((1 - fraction) * n_edges)`` edges are kept (per layer, not
+    In each selected block ``floor((1 - amount) * n_edges)`` edges are kept (per layer, not
     globally); the others are removed (mask False, weight 0). The block's bias is pruned with
-    the same kept fraction, as in the study.
+    the same kept fraction, as in the study. :func:`prune_plan` gives the same edge decision
+    as a replayable :class:`~netstruct.pruning.PruningPlan` (biases are not part of a plan).
 
     Parameters
     ----------
     G : SignedGraph
-    fraction : float in [0, 1]
-        Fraction ``p`` of the edges to remove. 0 returns ``G`` unchanged.
+    amount : float in [0, 1]
+        Fraction ``p`` of the present edges to remove (formerly ``fraction``, still accepted
+        with a FutureWarning). 0 returns ``G`` unchanged.
     rule : {"smallest", "largest", "random"}, default="smallest"
         Remove the smallest ``|w|`` (keep the largest), the largest ``|w|``, or a uniformly
         random subset. Ties are broken by position (row-major), lowest first.
-    seed : int, Generator or None, default=None
+    seed : int, Generator or None, default=0
         Used by ``rule="random"`` only.
-    layers : int, str or list of them, default=None
-        Blocks to prune (index or name); None means all.
+    blocks : int, str or list of them, default=None
+        Blocks to prune (index or name); None means all (formerly ``layers``).
     prune_bias : bool, default=True
-        Also zero ``n_out - floor((1 - fraction) * n_out)`` bias entries by the same rule.
+        Also zero ``n_out - floor((1 - amount) * n_out)`` bias entries by the same rule.
 
     Returns
     -------
@@ -102,7 +127,7 @@ def prune(
     Raises
     ------
     InvalidParameterError
-        ``fraction`` outside [0, 1], an unknown ``rule``, bad ``seed`` or ``layers``.
+        ``amount`` outside [0, 1], an unknown ``rule``, bad ``seed`` or ``blocks``.
 
     Notes
     -----
@@ -120,15 +145,65 @@ def prune(
     >>> P.blocks[0].weight.astype(float).round(2).tolist(), P.blocks[0].bias.astype(float).round(2).tolist()
     ([[0.5, 0.0, 0.0], [-0.4, 0.3, 0.0]], [0.0, -0.2])
     """
-    fraction, rule, idx, rng = _check_fraction_probe(G, fraction, rule, layers, seed, "prune")
+    fraction, rule, idx, rng = _check_fraction_probe(
+        G, amount, rule, blocks, seed, "prune", ("amount", "blocks")
+    )
     if fraction == 0.0:
         return G
     return _apply(G, idx, lambda W, m, b: _prune_layer(W, m, b, fraction, rule, rng, prune_bias))
 
 
-def binarize(
-    G: SignedGraph, *, layers: Layers = None, scale: str = "none"
-) -> SignedGraph:
+def prune_plan(
+    G: SignedGraph,
+    amount: float,
+    *,
+    rule: str = "smallest",
+    seed: int | np.random.Generator | None = 0,
+    blocks: Layers = None,
+) -> PruningPlan:
+    """The edge decision of :func:`prune` (with ``prune_bias=False``) as a replayable plan.
+
+    Parameters
+    ----------
+    G, amount, rule, seed, blocks
+        As in :func:`prune`.
+
+    Returns
+    -------
+    PruningPlan
+        Removes the edges ``prune(G, amount, ..., prune_bias=False)`` removes; apply it with
+        ``netstruct.prune(G, plan)`` or replay it on a graph of the same architecture.
+
+    Examples
+    --------
+    >>> import numpy as np, netstruct as ns
+    >>> from netstruct.probes import prune, prune_plan
+    >>> W = np.array([[0.5, -0.2, 0.1], [-0.4, 0.3, -0.05]])
+    >>> nodes = {"name": list("abcde"), "kind": ["input"] * 3 + ["output"] * 2}
+    >>> G = ns.SignedGraph(nodes, [ns.make_block(name="fc", weight=W, sources=[0, 1, 2], targets=[3, 4])])
+    >>> ns.prune(G, prune_plan(G, 0.5)).blocks[0].mask.tolist()
+    [[True, False, False], [True, True, False]]
+    """
+    from ..pruning.plan import PruningPlan
+
+    func = "prune_plan"
+    fraction, rule, idx, rng = _check_fraction_probe(
+        G, amount, rule, blocks, seed, func, ("amount", "blocks")
+    )
+    keep = {}
+    if fraction > 0.0:
+        for i in idx:
+            b = G.blocks[i]
+            keep[b.name] = _prune_layer(b.weight, b.mask, None, fraction, rule, rng, False)[1]
+    return PruningPlan.for_graph(G).remove_masked(
+        G,
+        keep,
+        reason=f"probes.prune: {fraction:g} of each block's edges by rule {rule!r}",
+        meta={"method": "probes.prune", "amount": fraction, "rule": rule},
+    )
+
+
+def binarize(G: SignedGraph, *, layers: Layers = None, scale: str = "none") -> SignedGraph:
     """Keep only the signs of the weights and biases: ``W <- sign(W)``, ``b <- sign(b)``.
 
     Parameters
@@ -329,5 +404,5 @@ def shuffle_weights(
     check_graph(G, func)
     prune_fraction = check_fraction(prune_fraction, "prune_fraction", func)
     _check_layers(G, layers, func)
-    P = prune(G, prune_fraction, layers=layers)
+    P = prune(G, prune_fraction, blocks=layers)
     return randomize(P, model, layers=layers, seed=seed, n_steps=n_steps)

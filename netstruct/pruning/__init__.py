@@ -1,9 +1,12 @@
 """Pruning toolbox: graph queries, pruning plans, magnitude/random baselines, ODF2NNA, lottery masks.
 
 Every method ends the same way: a :class:`PruningPlan` (what was removed and why, extended to
-coupled rows and columns, saved as JSON and replayable) applied to a
+coupled rows and columns, saved as JSON and replayable), or a result holding one in ``.plan``,
+applied by :func:`prune` (``netstruct.prune(G, plan_or_result, shrink=...)``) to a
 :class:`~netstruct.SignedGraph`, which re-imports masked (``netstruct.to_torch``) or physically
-smaller (``shrink=True``).
+smaller (``shrink=True``). Masks are dicts by block name with True = keep; selections
+(queries, boolean arrays, Series aligned by index) name what to remove. The vocabulary:
+``amount`` (how much to remove), ``blocks`` (which blocks), ``seed=0``.
 
 torch is imported only by the functions that train (``odf2nna_sweep``, ``learn_mask``, ``imp``,
 ``train_ticket``).

@@ -30,20 +30,35 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._config import config
 from ..exceptions import param_error
 from ..graphs.signed import SignedGraph
+from ..utils.deprecation import renamed_parameters
 from ..utils.validation import check_choice, check_fraction, check_scalar
 from .magnitude import block_masks, magnitude_plan, mask_plan
 from .plan import PruningPlan
 from .regularizers import Regularizer, projected_step, regularizer
 
-__all__ = ["EdgeMask", "topk_mask", "TicketResult", "TrainedTicket", "learn_mask", "imp", "train_ticket",
-           "he_normal_"]
+__all__ = [
+    "EdgeMask",
+    "topk_mask",
+    "TicketResult",
+    "TrainedTicket",
+    "learn_mask",
+    "imp",
+    "train_ticket",
+    "he_normal_",
+]
 
 
 # ---------------------------------------------------------------------- masks
-def topk_mask(scores: Mapping[str, np.ndarray], keep: float, *, tiebreak: Mapping[str, np.ndarray] | None = None,
-              scope: str = "global") -> dict[str, np.ndarray]:
+def topk_mask(
+    scores: Mapping[str, np.ndarray],
+    keep: float,
+    *,
+    tiebreak: Mapping[str, np.ndarray] | None = None,
+    scope: str = "global",
+) -> dict[str, np.ndarray]:
     """Keep exactly ``round(keep * d)`` entries with the largest scores (globally or per block).
 
     Ties are broken by ``tiebreak`` (larger first, e.g. ``|m θ|``), then by position (blocks in
@@ -75,9 +90,16 @@ def topk_mask(scores: Mapping[str, np.ndarray], keep: float, *, tiebreak: Mappin
     out: dict[str, np.ndarray] = {}
     groups = [names] if scope == "global" else [[n] for n in names]
     for grp in groups:
-        vals = np.concatenate([np.asarray(scores[n], dtype=np.float64).ravel() for n in grp]) if grp else np.zeros(0)
-        tb = (np.concatenate([np.asarray(tiebreak[n], dtype=np.float64).ravel() for n in grp])
-              if tiebreak is not None and grp else np.zeros(vals.size))
+        vals = (
+            np.concatenate([np.asarray(scores[n], dtype=np.float64).ravel() for n in grp])
+            if grp
+            else np.zeros(0)
+        )
+        tb = (
+            np.concatenate([np.asarray(tiebreak[n], dtype=np.float64).ravel() for n in grp])
+            if tiebreak is not None and grp
+            else np.zeros(vals.size)
+        )
         k = int(round(keep * vals.size))
         order = np.lexsort((np.arange(vals.size), -tb, -vals))
         flat = np.zeros(vals.size, dtype=bool)
@@ -115,7 +137,11 @@ class EdgeMask(Mapping):
         return len(self._gates)
 
     def _all(self) -> np.ndarray:
-        return np.concatenate([g.ravel() for g in self._gates.values()]) if self._gates else np.zeros(0)
+        return (
+            np.concatenate([g.ravel() for g in self._gates.values()])
+            if self._gates
+            else np.zeros(0)
+        )
 
     def natural_sparsity(self, tau: float = 0.5) -> float:
         """Share of gates ``<= tau``."""
@@ -127,10 +153,16 @@ class EdgeMask(Mapping):
         check_fraction(tau, "tau", "EdgeMask.binarize")
         return {k: g > tau for k, g in self._gates.items()}
 
-    def topk(self, keep: float, *, weights: Mapping[str, np.ndarray] | None = None, scope: str = "global") -> dict[str, np.ndarray]:
+    def topk(
+        self, keep: float, *, weights: Mapping[str, np.ndarray] | None = None, scope: str = "global"
+    ) -> dict[str, np.ndarray]:
         """Exactly ``round(keep * d)`` kept gates (see :func:`topk_mask`); ties by ``|m θ|`` when
         ``weights`` are given."""
-        tb = None if weights is None else {k: np.abs(g * np.asarray(weights[k])) for k, g in self._gates.items()}
+        tb = (
+            None
+            if weights is None
+            else {k: np.abs(g * np.asarray(weights[k])) for k, g in self._gates.items()}
+        )
         return topk_mask(self._gates, keep, tiebreak=tb, scope=scope)
 
     def binarity(self, lo: float = 0.05, hi: float = 0.95) -> float:
@@ -224,7 +256,12 @@ def _tensors(X: Any, y: Any, func: str):
     Xa = np.asarray(X, dtype=np.float32)
     ya = np.asarray(y)
     if Xa.shape[0] != ya.shape[0] or Xa.shape[0] == 0:
-        raise param_error("X", func, f"as many rows as y has labels ({ya.shape[0]}), and at least one", f"{Xa.shape[0]} rows")
+        raise param_error(
+            "X",
+            func,
+            f"as many rows as y has labels ({ya.shape[0]}), and at least one",
+            f"{Xa.shape[0]} rows",
+        )
     if not np.isfinite(Xa).all():
         raise param_error("X", func, "finite", "NaN or infinite values")
     return torch.from_numpy(Xa), torch.from_numpy(ya.astype(np.int64))
@@ -253,15 +290,29 @@ class _Schedule:
     batch_size: int = 64
 
 
-def _fit(model: Any, Xt: Any, yt: Any, sch: _Schedule, *, seed: int, masks: Mapping[str, Any] | None = None,
-         gates: Mapping[str, Any] | None = None, reg: Regularizer | None = None, lam: float = 0.0,
-         eta_m: float = 0.0, max_steps: int | None = None) -> float:
+def _fit(
+    model: Any,
+    Xt: Any,
+    yt: Any,
+    sch: _Schedule,
+    *,
+    seed: int,
+    masks: Mapping[str, Any] | None = None,
+    gates: Mapping[str, Any] | None = None,
+    reg: Regularizer | None = None,
+    lam: float = 0.0,
+    eta_m: float = 0.0,
+    max_steps: int | None = None,
+    bar: Any = None,
+) -> float:
     """SGD with momentum, weight decay and per-step cosine decay; masks fixed or gates learned."""
     import torch
     from torch.func import functional_call
 
     named = dict(model.named_parameters())
-    opt = torch.optim.SGD(list(named.values()), lr=sch.lr, momentum=sch.momentum, weight_decay=sch.weight_decay)
+    opt = torch.optim.SGD(
+        list(named.values()), lr=sch.lr, momentum=sch.momentum, weight_decay=sch.weight_decay
+    )
     loss_fn = torch.nn.CrossEntropyLoss()
     n = len(yt)
     total = sch.epochs * math.ceil(n / sch.batch_size)
@@ -289,10 +340,15 @@ def _fit(model: Any, Xt: Any, yt: Any, sch: _Schedule, *, seed: int, masks: Mapp
                 with torch.no_grad():
                     for k, m in gates.items():
                         g = m.grad if m.grad is not None else torch.zeros_like(m)
-                        projected_step(m, g, reg=reg, lam=lam, eta=eta_m, alive=masks[k] if masks else None)
+                        projected_step(
+                            m, g, reg=reg, lam=lam, eta=eta_m, alive=masks[k] if masks else None
+                        )
                         m.grad = None
             step += 1
             last = float(loss.detach())
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{last:.4f}")
         if max_steps is not None and step >= max_steps:
             break
     if masks:
@@ -303,7 +359,9 @@ def _fit(model: Any, Xt: Any, yt: Any, sch: _Schedule, *, seed: int, masks: Mapp
     return last
 
 
-def _masked_names(G: SignedGraph, blocks: Sequence[str] | None, exclude: Sequence[str], func: str) -> list[str]:
+def _masked_names(
+    G: SignedGraph, blocks: Sequence[str] | None, exclude: Sequence[str], func: str
+) -> list[str]:
     names = [b.name for b in G.blocks]
     chosen = names if blocks is None else list(blocks)
     bad = [b for b in list(chosen) + list(exclude) if b not in names]
@@ -315,12 +373,25 @@ def _masked_names(G: SignedGraph, blocks: Sequence[str] | None, exclude: Sequenc
     return chosen
 
 
+def _progress(desc: str, total: int | None) -> Any:
+    """A tqdm bar over training epochs, silent when ``netstruct.config.progress`` is off
+    (``NETSTRUCT_PROGRESS=0``)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="epoch", leave=False, disable=not config.progress)
+
+
 def _snapshot(model: Any) -> dict[str, Any]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _ticket_graph(model: Any, theta_k: Mapping[str, Any], mask: Mapping[str, np.ndarray], reason: str,
-                  meta: dict[str, Any]) -> tuple[SignedGraph, PruningPlan]:
+def _ticket_graph(
+    model: Any,
+    theta_k: Mapping[str, Any],
+    mask: Mapping[str, np.ndarray],
+    reason: str,
+    meta: dict[str, Any],
+) -> tuple[SignedGraph, PruningPlan]:
     from ..convert.from_torch import from_torch
 
     model.load_state_dict(theta_k)
@@ -334,13 +405,25 @@ def _sparsity(mask: Mapping[str, np.ndarray]) -> float:
     return 1.0 - sum(int(m.sum()) for m in mask.values()) / tot if tot else 0.0
 
 
-def _prepare(model: Any, X: Any, y: Any, sch: _Schedule, rewind_to: int, seed: int, blocks, exclude, func: str):
+def _prepare(
+    model: Any,
+    X: Any,
+    y: Any,
+    sch: _Schedule,
+    rewind_to: int,
+    seed: int,
+    blocks,
+    exclude,
+    func: str,
+):
     import torch
 
     from ..convert.from_torch import from_torch
 
     if not isinstance(model, torch.nn.Module):
-        raise param_error("model", func, "a torch.nn.Module (at its initialisation)", type(model).__name__)
+        raise param_error(
+            "model", func, "a torch.nn.Module (at its initialisation)", type(model).__name__
+        )
     Xt, yt = _tensors(X, y, func)
     work = copy.deepcopy(model)
     names = _masked_names(from_torch(work), blocks, exclude, func)
@@ -349,24 +432,53 @@ def _prepare(model: Any, X: Any, y: Any, sch: _Schedule, rewind_to: int, seed: i
     return work, Xt, yt, names, _snapshot(work)
 
 
-def _check_schedule(func: str, epochs: int, lr: float, momentum: float, weight_decay: float, batch_size: int) -> _Schedule:
+def _check_schedule(
+    func: str, epochs: int, lr: float, momentum: float, weight_decay: float, batch_size: int
+) -> _Schedule:
     return _Schedule(
         int(check_scalar(epochs, "epochs", func, kind=int, min_value=1)),
         float(check_scalar(lr, "lr", func, min_value=0.0, include_min=False)),
-        float(check_scalar(momentum, "momentum", func, min_value=0.0, max_value=1.0, include_max=False)),
+        float(
+            check_scalar(
+                momentum, "momentum", func, min_value=0.0, max_value=1.0, include_max=False
+            )
+        ),
         float(check_scalar(weight_decay, "weight_decay", func, min_value=0.0)),
         int(check_scalar(batch_size, "batch_size", func, kind=int, min_value=1)),
     )
 
 
 # ---------------------------------------------------------------------- learned masks
+@renamed_parameters("learn_mask", target="amount")
 def learn_mask(
-    model: Any, X: Any, y: Any, *, reg: str | Regularizer = "log", lam: float = 3e-4, eps: float = 0.1,
-    q: float = 0.5, delta: float = 1e-2, sigma: float = 0.25, eta_m: float = 10.0, m0: float = 1.0,
-    rounds: int = 1, lam_growth: float = 1.0, rewind_to: int = 0, tau: float = 0.5, target: float | None = None,
-    scope: str = "global", blocks: Sequence[str] | None = None, exclude: Sequence[str] = (),
-    epochs: int = 30, lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 1e-4, batch_size: int = 64,
-    seed: int = 0, X_test: Any = None, y_test: Any = None,
+    model: Any,
+    X: Any,
+    y: Any,
+    *,
+    reg: str | Regularizer = "log",
+    lam: float = 3e-4,
+    eps: float = 0.1,
+    q: float = 0.5,
+    delta: float = 1e-2,
+    sigma: float = 0.25,
+    eta_m: float = 10.0,
+    m0: float = 1.0,
+    rounds: int = 1,
+    lam_growth: float = 1.0,
+    rewind_to: int = 0,
+    tau: float = 0.5,
+    amount: float | None = None,
+    scope: str = "global",
+    blocks: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    epochs: int = 30,
+    lr: float = 0.05,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+    batch_size: int = 64,
+    seed: int = 0,
+    X_test: Any = None,
+    y_test: Any = None,
 ) -> TicketResult:
     """Learn a sparse mask with a concave (or ℓ1) penalty on relaxed gates, jointly with the weights.
 
@@ -392,8 +504,9 @@ def learn_mask(
         Iterations of dense training before saving ``θ_k`` (0 = initialisation).
     tau : float in [0, 1], default=0.5
         Binarisation threshold ``m > tau``.
-    target : float in [0, 1), optional
-        Exact final sparsity: the last round keeps the global (or per-block) top-k gates.
+    amount : float in [0, 1), optional
+        Exact final sparsity (share of the masked entries removed): the last round keeps the
+        global (or per-block) top-k gates. Formerly ``target`` (deprecated alias).
     scope : {"global", "layer"}
         Scope of the top-k budget.
     blocks, exclude : lists of block names, optional
@@ -407,15 +520,17 @@ def learn_mask(
     Returns
     -------
     TicketResult
+        ``plan`` removes the entries where ``mask`` (True = keep) is False.
 
     Raises
     ------
     InvalidParameterError
-        Out-of-range λ, ε, η, τ, target sparsity or schedule values.
+        Out-of-range λ, ε, η, τ, amount or schedule values.
 
     Notes
     -----
-    Cost: ``rounds * epochs`` training epochs. Concave penalties make 0 an attractor, so the
+    Cost: ``rounds * epochs`` training epochs, shown as a progress bar (hidden with
+    ``NETSTRUCT_PROGRESS=0`` or ``netstruct.config.progress = False``). Concave penalties make 0 an attractor, so the
     gates end near-binary and the sparsity hardly depends on ``tau``; ℓ1 gates do not.
 
     Examples
@@ -434,15 +549,22 @@ def learn_mask(
     eta_m = float(check_scalar(eta_m, "eta_m", func, min_value=0.0, include_min=False))
     m0 = float(check_scalar(m0, "m0", func, min_value=0.0, max_value=1.0, include_min=False))
     rounds = int(check_scalar(rounds, "rounds", func, kind=int, min_value=1))
-    lam_growth = float(check_scalar(lam_growth, "lam_growth", func, min_value=0.0, include_min=False))
+    lam_growth = float(
+        check_scalar(lam_growth, "lam_growth", func, min_value=0.0, include_min=False)
+    )
     rewind_to = int(check_scalar(rewind_to, "rewind_to", func, kind=int, min_value=0))
     tau = check_fraction(tau, "tau", func)
-    if target is not None:
-        target = float(check_scalar(target, "target", func, min_value=0.0, max_value=1.0, include_max=False))
+    if amount is not None:
+        amount = float(
+            check_scalar(amount, "amount", func, min_value=0.0, max_value=1.0, include_max=False)
+        )
     check_choice(scope, "scope", func, ["global", "layer"])
     sch = _check_schedule(func, epochs, lr, momentum, weight_decay, batch_size)
-    work, Xt, yt, names, theta_k = _prepare(model, X, y, sch, rewind_to, seed, blocks, exclude, func)
+    work, Xt, yt, names, theta_k = _prepare(
+        model, X, y, sch, rewind_to, seed, blocks, exclude, func
+    )
     test = _tensors(X_test, y_test, func) if X_test is not None else None
+    bar = _progress("learn_mask", rounds * sch.epochs)
     params = dict(work.named_parameters())
     alive = {k: torch.ones_like(params[k]) for k in names}
     rows = []
@@ -452,48 +574,111 @@ def learn_mask(
     for r in range(rounds):
         work.load_state_dict(theta_k)
         gates = {k: (alive[k] * m0).clone().requires_grad_(True) for k in names}
-        loss = _fit(work, Xt, yt, sch, seed=seed + r, masks=alive, gates=gates, reg=reg_obj, lam=lam_r, eta_m=eta_m)
+        loss = _fit(
+            work,
+            Xt,
+            yt,
+            sch,
+            seed=seed + r,
+            masks=alive,
+            gates=gates,
+            reg=reg_obj,
+            lam=lam_r,
+            eta_m=eta_m,
+            bar=bar,
+        )
         gates_np = {k: g.detach().numpy().astype(np.float64) for k, g in gates.items()}
         em = EdgeMask(gates_np)
         natural = em.natural_sparsity(tau)
-        row = {"round": r, "lam": lam_r, "natural_sparsity": natural, "binarity": em.binarity(), "loss": loss}
+        row = {
+            "round": r,
+            "lam": lam_r,
+            "natural_sparsity": natural,
+            "binarity": em.binarity(),
+            "loss": loss,
+        }
         if test is not None:
-            row["search_accuracy"] = _accuracy(work, *test, masks={k: g.detach() for k, g in gates.items()})
+            row["search_accuracy"] = _accuracy(
+                work, *test, masks={k: g.detach() for k, g in gates.items()}
+            )
         last = r == rounds - 1
-        if last and target is not None:
+        if last and amount is not None:
             weights = {k: params[k].detach().numpy() for k in names}
-            new = em.topk(1.0 - target, weights=weights, scope=scope)
+            new = em.topk(1.0 - amount, weights=weights, scope=scope)
         else:
             new = em.binarize(tau)
         alive = {k: alive[k] * torch.from_numpy(new[k].astype(np.float32)) for k in names}
         row["sparsity"] = _sparsity({k: v.numpy() > 0 for k, v in alive.items()})
         rows.append(row)
         lam_r *= lam_growth
+    bar.close()
     mask = {k: v.numpy() > 0 for k, v in alive.items()}
     s = _sparsity(mask)
-    settings = {"method": "learned", "reg": reg_obj.name, "lam": lam, "eps": reg_obj.eps, "q": reg_obj.q,
-                "sigma": reg_obj.sigma, "eta_m": eta_m, "rounds": rounds, "lam_growth": lam_growth,
-                "rewind_to": rewind_to, "tau": tau, "target": target, "scope": scope, "seed": seed}
-    reason = (f"learned mask: {reg_obj.name} penalty, lambda={lam:g} x{lam_growth:g}/round, {rounds} round(s), "
-              + (f"top-k to sparsity {target:g}" if target is not None else f"gates <= tau={tau:g}"))
-    graph, plan = _ticket_graph(work, theta_k, mask, reason, {k: v for k, v in settings.items() if k != "seed"})
-    return TicketResult(graph, plan, mask, s, natural, EdgeMask(gates_np), pd.DataFrame(rows),
-                        rounds * sch.epochs, settings)
+    settings = {
+        "method": "learned",
+        "reg": reg_obj.name,
+        "lam": lam,
+        "eps": reg_obj.eps,
+        "q": reg_obj.q,
+        "sigma": reg_obj.sigma,
+        "eta_m": eta_m,
+        "rounds": rounds,
+        "lam_growth": lam_growth,
+        "rewind_to": rewind_to,
+        "tau": tau,
+        "amount": amount,
+        "scope": scope,
+        "seed": seed,
+    }
+    reason = (
+        f"learned mask: {reg_obj.name} penalty, lambda={lam:g} x{lam_growth:g}/round, {rounds} round(s), "
+        + (f"top-k to sparsity {amount:g}" if amount is not None else f"gates <= tau={tau:g}")
+    )
+    graph, plan = _ticket_graph(
+        work, theta_k, mask, reason, {k: v for k, v in settings.items() if k != "seed"}
+    )
+    return TicketResult(
+        graph,
+        plan,
+        mask,
+        s,
+        natural,
+        EdgeMask(gates_np),
+        pd.DataFrame(rows),
+        rounds * sch.epochs,
+        settings,
+    )
 
 
 # ---------------------------------------------------------------------- IMP
+@renamed_parameters("imp", target="amount")
 def imp(
-    model: Any, X: Any, y: Any, *, target: float = 0.9, rate: float = 0.2, rewind_to: int = 0,
-    scope: str = "global", exact_last: bool = True, blocks: Sequence[str] | None = None, exclude: Sequence[str] = (),
-    epochs: int = 30, lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 1e-4, batch_size: int = 64,
-    seed: int = 0, X_test: Any = None, y_test: Any = None,
+    model: Any,
+    X: Any,
+    y: Any,
+    *,
+    amount: float = 0.9,
+    rate: float = 0.2,
+    rewind_to: int = 0,
+    scope: str = "global",
+    exact_last: bool = True,
+    blocks: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    epochs: int = 30,
+    lr: float = 0.05,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+    batch_size: int = 64,
+    seed: int = 0,
+    X_test: Any = None,
+    y_test: Any = None,
 ) -> TicketResult:
     """Iterative magnitude pruning with rewinding (Frankle & Carbin), the lottery baseline.
 
     Train from ``θ_k`` with the current mask, remove ``rate`` of the remaining masked weights
     with the smallest ``|θ|`` (globally or per block), rewind the survivors to ``θ_k`` and
-    repeat until ``target`` sparsity; with ``exact_last`` the last prune lands exactly on
-    ``target``. Round ``r`` targets sparsity ``1 - (1 - rate)^r`` of the full matrices, so the
+    repeat until sparsity ``amount``; with ``exact_last`` the last prune lands exactly on
+    ``amount``. Round ``r`` targets sparsity ``1 - (1 - rate)^r`` of the full matrices, so the
     density after ``r`` rounds is ``(1 - rate)^r`` up to rounding.
 
     Parameters
@@ -501,8 +686,10 @@ def imp(
     model : torch.nn.Module
         The network at initialisation (copied, never changed).
     X, y : arrays
-    target : float in [0, 1), default=0.9
+    amount : float in [0, 1), default=0.9
+        Final sparsity (share of the masked entries removed; formerly ``target``).
     rate : float in (0, 1), default=0.2
+        Share of the remaining masked weights removed per round.
     rewind_to, scope, blocks, exclude, epochs, lr, momentum, weight_decay, batch_size, seed :
         As in :func:`learn_mask`.
     exact_last : bool, default=True
@@ -513,31 +700,46 @@ def imp(
     Returns
     -------
     TicketResult
-        ``history`` has one row per training: ``round, sparsity, accuracy, epochs``.
+        ``history`` has one row per training: ``round, sparsity, accuracy, epochs``;
+        ``plan`` removes the entries where ``mask`` (True = keep) is False.
+
+    Notes
+    -----
+    Training epochs are shown as a progress bar (hidden with ``NETSTRUCT_PROGRESS=0``).
 
     Examples
     --------
     >>> from netstruct import datasets, training
     >>> ds = datasets.load_iris()
-    >>> res = imp(training.mlp([4, 16, 3], seed=0), ds.X_train, ds.y_train, target=0.36, epochs=2)
+    >>> res = imp(training.mlp([4, 16, 3], seed=0), ds.X_train, ds.y_train, amount=0.36, epochs=2)
     >>> res.history["sparsity"].round(2).tolist()
     [0.0, 0.2, 0.36]
     """
     import torch
 
     func = "imp"
-    target = float(check_scalar(target, "target", func, min_value=0.0, max_value=1.0, include_max=False))
-    rate = float(check_scalar(rate, "rate", func, min_value=0.0, max_value=1.0, include_min=False, include_max=False))
+    target = float(
+        check_scalar(amount, "amount", func, min_value=0.0, max_value=1.0, include_max=False)
+    )
+    rate = float(
+        check_scalar(
+            rate, "rate", func, min_value=0.0, max_value=1.0, include_min=False, include_max=False
+        )
+    )
     rewind_to = int(check_scalar(rewind_to, "rewind_to", func, kind=int, min_value=0))
     check_choice(scope, "scope", func, ["global", "layer"])
     if not isinstance(exact_last, bool):
         raise param_error("exact_last", func, "a bool", exact_last)
     sch = _check_schedule(func, epochs, lr, momentum, weight_decay, batch_size)
-    work, Xt, yt, names, theta_k = _prepare(model, X, y, sch, rewind_to, seed, blocks, exclude, func)
+    work, Xt, yt, names, theta_k = _prepare(
+        model, X, y, sch, rewind_to, seed, blocks, exclude, func
+    )
     test = _tensors(X_test, y_test, func) if X_test is not None else None
     from ..convert.from_torch import from_torch
 
     mask = {k: np.ones(tuple(dict(work.named_parameters())[k].shape), dtype=bool) for k in names}
+    n_rounds = _imp_rounds(target, rate, exact_last)
+    bar = _progress("imp", (n_rounds + 1) * sch.epochs)
     rows = []
     r = 0
     spent = 0
@@ -545,7 +747,7 @@ def imp(
     while True:
         work.load_state_dict(theta_k)
         tmask = {k: torch.from_numpy(v.astype(np.float32)) for k, v in mask.items()}
-        loss = _fit(work, Xt, yt, sch, seed=seed + r, masks=tmask)
+        loss = _fit(work, Xt, yt, sch, seed=seed + r, masks=tmask, bar=bar)
         spent += sch.epochs
         s_now = _sparsity(mask)
         row = {"round": r, "sparsity": s_now, "loss": loss, "epochs": spent}
@@ -562,18 +764,49 @@ def imp(
         G = mask_plan(G, mask).apply(G)
         pruned = magnitude_plan(G, nominal, scope=scope, blocks=names).apply(G)
         mask = {k: v for k, v in block_masks(pruned).items() if k in names}
+    bar.close()
     s = _sparsity(mask)
-    settings = {"method": "imp", "rate": rate, "target": target, "rewind_to": rewind_to, "scope": scope,
-                "exact_last": exact_last, "seed": seed}
+    settings = {
+        "method": "imp",
+        "rate": rate,
+        "amount": target,
+        "rewind_to": rewind_to,
+        "scope": scope,
+        "exact_last": exact_last,
+        "seed": seed,
+    }
     reason = f"IMP: {rate:g} of the remaining |weight| per round ({scope}), {r} rounds, rewound to iteration {rewind_to}"
-    graph, plan = _ticket_graph(work, theta_k, mask, reason, {k: v for k, v in settings.items() if k != "seed"})
+    graph, plan = _ticket_graph(
+        work, theta_k, mask, reason, {k: v for k, v in settings.items() if k != "seed"}
+    )
     return TicketResult(graph, plan, mask, s, None, None, pd.DataFrame(rows), spent, settings)
+
+
+def _imp_rounds(target: float, rate: float, exact_last: bool) -> int:
+    """Number of prune rounds :func:`imp` runs (the loop's stopping rule, for the progress bar)."""
+    r, nominal = 0, 0.0
+    while nominal < target - 1e-12:
+        r += 1
+        nominal = 1.0 - (1.0 - rate) ** r
+        if exact_last and nominal > target:
+            nominal = target
+    return r
 
 
 # ---------------------------------------------------------------------- ticket training
 def train_ticket(
-    ticket: TicketResult | SignedGraph, X: Any, y: Any, *, epochs: int = 30, lr: float = 0.05, momentum: float = 0.9,
-    weight_decay: float = 1e-4, batch_size: int = 64, seed: int = 0, X_test: Any = None, y_test: Any = None,
+    ticket: TicketResult | SignedGraph,
+    X: Any,
+    y: Any,
+    *,
+    epochs: int = 30,
+    lr: float = 0.05,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+    batch_size: int = 64,
+    seed: int = 0,
+    X_test: Any = None,
+    y_test: Any = None,
 ) -> TrainedTicket:
     """Train a ticket (rewound weights with a fixed mask); pruned weights stay exactly zero.
 
@@ -610,14 +843,17 @@ def train_ticket(
     func = "train_ticket"
     G = ticket.graph if isinstance(ticket, TicketResult) else ticket
     if not isinstance(G, SignedGraph):
-        raise param_error("ticket", func, "a TicketResult or a netstruct.SignedGraph", type(ticket).__name__)
+        raise param_error(
+            "ticket", func, "a TicketResult or a netstruct.SignedGraph", type(ticket).__name__
+        )
     sch = _check_schedule(func, epochs, lr, momentum, weight_decay, batch_size)
     Xt, yt = _tensors(X, y, func)
     model = to_torch(G)
-    masks = {b.name: torch.from_numpy(b.mask.astype(np.float32)) for b in G.blocks if not b.is_dense}
+    masks = {
+        b.name: torch.from_numpy(b.mask.astype(np.float32)) for b in G.blocks if not b.is_dense
+    }
     loss = _fit(model, Xt, yt, sch, seed=seed, masks=masks)
     acc = _accuracy(model, *_tensors(X_test, y_test, func)) if X_test is not None else None
     H = from_torch(model)
     H = mask_plan(H, {b.name: b.mask for b in G.blocks}, reason="ticket mask").apply(H)
     return TrainedTicket(model, H, acc, loss)
-

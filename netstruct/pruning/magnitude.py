@@ -14,9 +14,10 @@ import numpy as np
 
 from ..exceptions import GraphError, param_error
 from ..graphs.signed import SignedGraph
+from ..utils.deprecation import renamed_parameters
 from ..utils.random import check_random_state
 from ..utils.validation import check_choice, check_fraction, check_graph
-from .plan import PruningPlan
+from .plan import PruningPlan, _masked_edge_ids
 from .selectors import smallest
 
 __all__ = [
@@ -48,23 +49,25 @@ def _capacity(G: SignedGraph, ids: list[int]) -> int:
     return int(sum(G.blocks[i].weight.size for i in ids))
 
 
+@renamed_parameters("magnitude_plan", sparsity="amount")
 def magnitude_plan(
     G: SignedGraph,
-    sparsity: float,
+    amount: float,
     *,
     scope: str = "global",
     blocks: Sequence[str | int] | None = None,
     plan: PruningPlan | None = None,
 ) -> PruningPlan:
-    """Plan removing the smallest-magnitude weights until ``sparsity`` of the blocks is gone.
+    """Plan removing the smallest-magnitude weights until ``amount`` of the blocks is gone.
 
     Parameters
     ----------
     G : SignedGraph
-        May already be pruned; its missing edges count towards the sparsity.
-    sparsity : float in [0, 1]
-        Target share of removed entries over the chosen blocks' full weight matrices (per block
-        for ``scope="layer"``). Already-sparser blocks are left alone.
+        May already be pruned; its missing edges count towards the amount.
+    amount : float in [0, 1]
+        Target sparsity: share of the chosen blocks' full weight matrices that is absent
+        afterwards (per block for ``scope="layer"``). Already-sparser blocks are left alone.
+        (Formerly ``sparsity``, still accepted with a FutureWarning.)
     scope : {"global", "layer"}
         Rank all chosen weights together or each block separately.
     blocks : list of block names or positions, optional
@@ -79,7 +82,7 @@ def magnitude_plan(
     Notes
     -----
     Ties in ``|weight|`` are broken by edge order, so the result is deterministic; exactly
-    ``round(sparsity * size)`` entries are missing afterwards.
+    ``round(amount * size)`` entries are missing afterwards.
 
     Examples
     --------
@@ -93,7 +96,7 @@ def magnitude_plan(
     """
     func = "magnitude_plan"
     check_graph(G, func)
-    s = check_fraction(sparsity, "sparsity", func)
+    s = check_fraction(amount, "amount", func)
     check_choice(scope, "scope", func, ["global", "layer"])
     ids = _block_ids(G, blocks, func)
     plan = PruningPlan.for_graph(G) if plan is None else plan
@@ -113,19 +116,20 @@ def magnitude_plan(
         G,
         sel,
         reason=f"magnitude: smallest |weight| to sparsity {s:g} {where}",
-        meta={"method": "magnitude", "sparsity": s, "scope": scope},
+        meta={"method": "magnitude", "amount": s, "scope": scope},
     )
 
 
+@renamed_parameters("magnitude_prune", sparsity="amount")
 def magnitude_prune(
     G: SignedGraph,
-    sparsity: float,
+    amount: float,
     *,
     scope: str = "global",
     blocks: Sequence[str | int] | None = None,
     shrink: bool = False,
 ) -> SignedGraph:
-    """Magnitude pruning to a target sparsity; see :func:`magnitude_plan`.
+    """Magnitude pruning to a target sparsity ``amount``; see :func:`magnitude_plan`.
 
     Examples
     --------
@@ -136,19 +140,20 @@ def magnitude_prune(
     >>> round(sparsity(magnitude_prune(G, 0.8)), 3)
     0.803
     """
-    return magnitude_plan(G, sparsity, scope=scope, blocks=blocks).apply(G, shrink=shrink)
+    return magnitude_plan(G, amount, scope=scope, blocks=blocks).apply(G, shrink=shrink)
 
 
+@renamed_parameters("random_plan", sparsity="amount")
 def random_plan(
     G: SignedGraph,
-    sparsity: float,
+    amount: float,
     *,
     scope: str = "layer",
     blocks: Sequence[str | int] | None = None,
-    seed: Any = None,
+    seed: Any = 0,
     plan: PruningPlan | None = None,
 ) -> PruningPlan:
-    """Plan removing uniformly random present edges until ``sparsity`` is reached (a null baseline).
+    """Plan removing uniformly random present edges until sparsity ``amount`` (a null baseline).
 
     ``scope="layer"`` gives every block the same sparsity (the usual layer-uniform random
     ticket); ``"global"`` draws over all chosen blocks at once.
@@ -163,7 +168,7 @@ def random_plan(
     """
     func = "random_plan"
     check_graph(G, func)
-    s = check_fraction(sparsity, "sparsity", func)
+    s = check_fraction(amount, "amount", func)
     check_choice(scope, "scope", func, ["global", "layer"])
     rng = check_random_state(seed, func=func)
     ids = _block_ids(G, blocks, func)
@@ -180,21 +185,22 @@ def random_plan(
         G,
         em,
         reason=f"random: uniform edges to sparsity {s:g} ({scope})",
-        meta={"method": "random", "sparsity": s, "scope": scope},
+        meta={"method": "random", "amount": s, "scope": scope},
     )
 
 
+@renamed_parameters("random_prune", sparsity="amount")
 def random_prune(
     G: SignedGraph,
-    sparsity: float,
+    amount: float,
     *,
     scope: str = "layer",
     blocks: Sequence[str | int] | None = None,
-    seed: Any = None,
+    seed: Any = 0,
     shrink: bool = False,
 ) -> SignedGraph:
-    """Random pruning to a target sparsity; see :func:`random_plan`."""
-    return random_plan(G, sparsity, scope=scope, blocks=blocks, seed=seed).apply(G, shrink=shrink)
+    """Random pruning to a target sparsity ``amount``; see :func:`random_plan`."""
+    return random_plan(G, amount, scope=scope, blocks=blocks, seed=seed).apply(G, shrink=shrink)
 
 
 def mask_plan(
@@ -205,12 +211,13 @@ def mask_plan(
     meta: dict[str, Any] | None = None,
     plan: PruningPlan | None = None,
 ) -> PruningPlan:
-    """Plan removing the entries where a per-block keep mask is False.
+    """Plan removing the entries where a per-block keep mask is False (True = keep).
 
     Parameters
     ----------
     keep : mapping of block name to bool array of the block's shape
-        Blocks not named are kept whole.
+        Blocks not named are kept whole. A flat vector is refused (LEGCNet's ``prune_mask``
+        means True = *prune*; pass ``result.plan`` to :func:`netstruct.prune` instead).
 
     Examples
     --------
@@ -222,32 +229,9 @@ def mask_plan(
     """
     func = "mask_plan"
     check_graph(G, func)
-    parts = []
-    for b in G.blocks:
-        m = keep.get(b.name)
-        if m is None:
-            parts.append(np.zeros(b.n_edges, dtype=bool))
-            continue
-        m = np.asarray(m)
-        if m.shape != b.shape or m.dtype != np.bool_:
-            raise param_error(
-                "keep",
-                func,
-                f"bool arrays of the blocks' shapes (block {b.name!r}: {b.shape})",
-                f"{m.dtype} {m.shape}",
-            )
-        parts.append(~m[b.mask])
-    unknown = set(keep) - {b.name for b in G.blocks}
-    if unknown:
-        raise param_error(
-            "keep",
-            func,
-            f"a mapping over block names {[b.name for b in G.blocks]}",
-            sorted(unknown),
-        )
-    em = np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+    _masked_edge_ids(G, keep, func)  # the messages name mask_plan
     plan = PruningPlan.for_graph(G) if plan is None else plan
-    return plan.remove_edges(G, em, reason=reason, meta=meta)
+    return plan.remove_masked(G, keep, reason=reason, meta=meta)
 
 
 def block_masks(G: SignedGraph) -> dict[str, np.ndarray]:

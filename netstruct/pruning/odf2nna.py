@@ -473,7 +473,8 @@ def odf2nna(
     Notes
     -----
     Cost: one forward pass over the scoring data per hidden layer (progressive) or in total
-    (static), in float64 numpy. Static mode makes each layer's kept set monotone in ε;
+    (static), in float64 numpy, shown as a progress bar over the layers (hidden with
+    ``NETSTRUCT_PROGRESS=0`` or ``netstruct.config.progress = False``). Static mode makes each layer's kept set monotone in ε;
     progressive mode does not guarantee that. ODF2NNA keeps duplicate units and ignores
     outgoing weights (see the spec, §2.7).
 
@@ -547,7 +548,18 @@ def odf2nna(
     removed_prev = np.zeros(0, dtype=np.int64)
     const_prev = np.zeros(0)
     n_hidden = len(ch.blocks) - 1
-    for li in range(len(ch.blocks)):
+    from tqdm.auto import tqdm
+
+    from .._config import config
+
+    layers_bar = tqdm(
+        range(len(ch.blocks)),
+        desc="odf2nna",
+        unit="layer",
+        leave=False,
+        disable=not config.progress,
+    )
+    for li in layers_bar:
         b, act = ch.blocks[li], ch.acts[li]
         W = b.weight.astype(np.float64)
         bias = np.zeros(b.shape[0]) if b.bias is None else b.bias.astype(np.float64)
@@ -636,6 +648,7 @@ def odf2nna(
         else:
             H_prog = H_cur[:, kept]
         kept_prev, removed_prev, const_prev = kept, removed, st.mean[removed]
+    layers_bar.close()
 
     scored = G.with_node_attrs(
         var_sigma=stats_rows["var_sigma"],

@@ -10,24 +10,36 @@ removing a unit removes
 * every edge out of it: its recurrent column of ``W_hh`` and the next layer's input column.
 
 Plans refer to blocks and nodes by name, so a plan made on one graph replays on any graph of
-the same architecture (same block names and shapes), e.g. a fresh initialisation of the model.
+the same architecture (same block names and shapes), e.g. a fresh initialisation of the model;
+on any other graph it is refused with a message naming the differing block and shapes. Edge
+ids are checked against the blocks when a plan is built or loaded (a negative id never wraps
+around). Per-block keep masks (True = keep) convert both ways: :meth:`PruningPlan.remove_masked`
+and :meth:`PruningPlan.keep_masks`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..exceptions import FileFormatError, GraphError, param_error
+from ..exceptions import (
+    EmptySelectionWarning,
+    FileFormatError,
+    GraphError,
+    InvalidParameterError,
+    param_error,
+)
 from ..graphs.signed import SignedGraph
 from ..io._atomic import atomic_write, check_in_path, check_out_path
 from ..utils.validation import check_graph
-from .selectors import SelectorLike, evaluate_selector
+from .selectors import Selection, SelectorLike, evaluate_selector
 
 __all__ = ["PlanStep", "PruningPlan", "check_layers_kept"]
 
@@ -145,6 +157,7 @@ class PruningPlan:
     def __init__(self, architecture: dict[str, list[int]], steps: tuple[PlanStep, ...] | list[PlanStep] = ()) -> None:
         self.architecture = {str(k): [int(x) for x in v] for k, v in architecture.items()}
         self.steps = tuple(steps)
+        _check_steps(self.architecture, self.steps)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -165,7 +178,10 @@ class PruningPlan:
             )
 
     def _with(self, step: PlanStep) -> PruningPlan:
-        return PruningPlan(self.architecture, self.steps + (step,))
+        _check_steps(self.architecture, (step,))  # the earlier steps are already checked
+        new = object.__new__(PruningPlan)
+        new.architecture, new.steps = self.architecture, self.steps + (step,)
+        return new
 
     def remove_edges(self, G: SignedGraph, selection: SelectorLike, *, reason: str | None = None,
                      meta: dict[str, Any] | None = None) -> PruningPlan:
@@ -182,6 +198,7 @@ class PruningPlan:
         """
         self._check_graph(G, "PruningPlan.remove_edges")
         em = evaluate_selector(G.edges(), selection, "PruningPlan.remove_edges")
+        _warn_if_empty(em, selection, "edges", "PruningPlan.remove_edges")
         return self._with(PlanStep(reason=reason or _describe(selection), edges=_edge_ids(G, em), meta=dict(meta or {})))
 
     def remove_units(self, G: SignedGraph, selection: SelectorLike, *, reason: str | None = None,
@@ -210,6 +227,7 @@ class PruningPlan:
         func = "PruningPlan.remove_units"
         self._check_graph(G, func)
         nm = evaluate_selector(G.nodes(), selection, func)
+        _warn_if_empty(nm, selection, "nodes", func)
         unit = G.node_column("unit")
         units = np.zeros(G.n_nodes, dtype=bool)
         units[unit[nm]] = True
@@ -230,6 +248,66 @@ class PruningPlan:
         step = PlanStep(reason=reason or _describe(selection), units=tuple(str(s) for s in names[units]),
                         constants=consts, meta=dict(meta or {}))
         return self._with(step)
+
+    def remove_masked(self, G: SignedGraph, keep: Mapping[str, np.ndarray], *, reason: str = "mask",
+                      meta: dict[str, Any] | None = None) -> PruningPlan:
+        """Add a step removing every entry where a per-block **keep** mask is False.
+
+        This is the one mask convention of netstruct: a dict by block name of boolean arrays
+        of the block's shape, True = keep (as :meth:`keep_masks`, ``block_masks`` and every
+        pruning result's masks). Blocks not named are kept whole; every False entry is recorded
+        (also those already absent in ``G``), so the step replays on a fresh dense model.
+
+        Parameters
+        ----------
+        G : SignedGraph
+        keep : mapping of block name to bool array of the block's shape
+        reason : str, default="mask"
+        meta : dict, optional
+
+        Raises
+        ------
+        InvalidParameterError
+            ``keep`` is not a mapping (a flat vector, e.g. LEGCNet's ``prune_mask`` where True
+            means *prune*, is refused: use the result's ``plan``), names an unknown block, or
+            has the wrong shape or dtype.
+
+        Examples
+        --------
+        >>> import numpy as np, torch, netstruct as ns
+        >>> from netstruct.pruning import PruningPlan
+        >>> G = ns.from_torch(torch.nn.Linear(2, 2))
+        >>> PruningPlan.for_graph(G).remove_masked(G, {"weight": np.eye(2, dtype=bool)}).apply(G).n_edges
+        2
+        """
+        func = "PruningPlan.remove_masked"
+        self._check_graph(G, func)
+        edges = _masked_edge_ids(G, keep, func)
+        return self._with(PlanStep(reason=reason, edges=edges, meta=dict(meta or {})))
+
+    def keep_masks(self, G: SignedGraph) -> dict[str, np.ndarray]:
+        """Per-block keep masks (True = keep) of ``G`` after the plan, coupled edges included.
+
+        The inverse of :meth:`remove_masked`: ``PruningPlan.for_graph(G).remove_masked(G,
+        plan.keep_masks(G))`` removes the same edges as ``plan``.
+
+        Examples
+        --------
+        >>> import torch, netstruct as ns
+        >>> from netstruct.pruning import PruningPlan
+        >>> G = ns.from_torch(torch.nn.Linear(2, 2))
+        >>> PruningPlan.for_graph(G).remove_edges(G, "row == 0").keep_masks(G)["weight"].tolist()
+        [[False, False], [True, True]]
+        """
+        em = self.edge_mask(G)
+        a = G.edge_arrays()
+        out = {}
+        for li, b in enumerate(G.blocks):
+            m = b.mask.copy()
+            gone = em & (a["layer"] == li)
+            m[a["row"][gone], a["col"][gone]] = False
+            out[b.name] = m
+        return out
 
     def __add__(self, other: PruningPlan) -> PruningPlan:
         if not isinstance(other, PruningPlan):
@@ -378,6 +456,70 @@ class PruningPlan:
 
 
 # ---------------------------------------------------------------------- helpers (inputs validated)
+def _check_steps(architecture: dict[str, list[int]], steps: tuple[PlanStep, ...]) -> None:
+    """Refuse edge ids outside their block (a negative id would silently wrap to the end)."""
+    for i, s in enumerate(steps):
+        if not isinstance(s, PlanStep):
+            raise param_error("steps", "PruningPlan", "a sequence of PlanStep", type(s).__name__)
+        for name, flat in s.edges.items():
+            if name not in architecture:
+                raise InvalidParameterError(
+                    f"PruningPlan: step {i} ({s.reason!r}) removes edges of block {name!r}, which the "
+                    f"plan's architecture does not have (blocks {list(architecture)[:8]})."
+                )
+            shape = architecture[name]
+            size = int(shape[0]) * int(shape[1]) if len(shape) >= 2 else int(np.prod(shape))
+            ids = np.asarray(flat, dtype=np.int64)
+            bad = ids[(ids < 0) | (ids >= size)]
+            if bad.size:
+                raise InvalidParameterError(
+                    f"PruningPlan: step {i} ({s.reason!r}) removes edge id {int(bad[0])} of block {name!r}, "
+                    f"outside [0, {size}) for its shape {shape}; edge ids are row * n_in + col and never "
+                    "negative. Build steps with remove_edges/remove_masked rather than by hand."
+                )
+
+
+def _warn_if_empty(mask: np.ndarray, selection: Any, what: str, func: str) -> None:
+    """Warn when a query (not an explicit mask) selects nothing."""
+    if mask.any() or mask.size == 0 or not isinstance(selection, (str, Selection)) and not callable(selection):
+        return
+    warnings.warn(
+        f"{func}: the {what} selection {_describe(selection)!r} matches none of the {mask.size} {what}; "
+        "nothing is removed by it. Check the query's column names and thresholds.",
+        EmptySelectionWarning,
+        stacklevel=3,
+    )
+
+
+def _masked_edge_ids(G: SignedGraph, keep: Any, func: str) -> dict[str, tuple[int, ...]]:
+    """Flat ids of the entries a keep-mask dict removes (validated here)."""
+    if not isinstance(keep, Mapping):
+        raise InvalidParameterError(
+            f"The 'keep' parameter of {func} must be a dict of block name -> boolean keep mask of the "
+            f"block's shape (True = keep). Got {type(keep).__name__} instead. A flat vector is "
+            "ambiguous (LEGCNet's prune_mask means True = prune): pass the result's .plan to "
+            "netstruct.prune, or build the dict with PruningPlan.keep_masks."
+        )
+    names = [b.name for b in G.blocks]
+    unknown = sorted(set(keep) - set(names))
+    if unknown:
+        raise param_error("keep", func, f"a mapping over block names {names}", unknown)
+    out: dict[str, tuple[int, ...]] = {}
+    for b in G.blocks:
+        if b.name not in keep:
+            continue
+        m = np.asarray(keep[b.name])
+        if m.shape != tuple(b.shape) or m.dtype != np.bool_:
+            raise param_error(
+                "keep", func, f"bool arrays of the blocks' shapes (block {b.name!r}: {tuple(b.shape)})",
+                f"{m.dtype} {m.shape}",
+            )
+        flat = np.flatnonzero(~m)  # absent entries too: the plan replays on a dense fresh init
+        if flat.size:
+            out[b.name] = tuple(int(i) for i in flat)
+    return out
+
+
 def _describe(selection: Any) -> str:
     if isinstance(selection, str):
         return selection

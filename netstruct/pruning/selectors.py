@@ -22,7 +22,15 @@ import pandas as pd
 
 from ..exceptions import InvalidParameterError, param_error
 
-__all__ = ["Selection", "where", "largest", "smallest", "quantile", "evaluate_selector", "SelectorLike"]
+__all__ = [
+    "Selection",
+    "where",
+    "largest",
+    "smallest",
+    "quantile",
+    "evaluate_selector",
+    "SelectorLike",
+]
 
 #: Anything that selects rows: a query string, a callable ``table -> mask``, a boolean mask or a Selection.
 SelectorLike = Union[str, Callable[[pd.DataFrame], Any], np.ndarray, pd.Series, "Selection"]
@@ -37,7 +45,7 @@ def _eval_expr(table: pd.DataFrame, expr: str, func: str) -> np.ndarray:
     except Exception as exc:  # pandas raises many kinds for a bad expression
         raise InvalidParameterError(
             f"The expression {expr!r} given to {func} could not be evaluated ({type(exc).__name__}: {exc}). "
-            f"Use pandas query syntax over the columns {list(table.columns)}, e.g. \"abs(weight) < 0.01\"."
+            f'Use pandas query syntax over the columns {list(table.columns)}, e.g. "abs(weight) < 0.01".'
         ) from None
     return np.asarray(out)
 
@@ -77,7 +85,10 @@ def evaluate_selector(table: pd.DataFrame, sel: SelectorLike, func: str = "selec
     elif isinstance(sel, Selection):
         arr = sel.mask(table, func)
     elif callable(sel):
-        arr = np.asarray(sel(table))
+        out = sel(table)
+        arr = _aligned(table, out, func) if isinstance(out, pd.Series) else np.asarray(out)
+    elif isinstance(sel, pd.Series):
+        arr = _aligned(table, sel, func)
     else:
         arr = np.asarray(sel)
     if arr.dtype != np.bool_ or arr.shape != (n,):
@@ -85,9 +96,32 @@ def evaluate_selector(table: pd.DataFrame, sel: SelectorLike, func: str = "selec
             return np.zeros(0, dtype=bool)
         raise InvalidParameterError(
             f"A selection given to {func} must give one boolean per row ({n}); got dtype {arr.dtype} and "
-            f"shape {arr.shape}. Write a comparison such as \"weight < 0\"."
+            f'shape {arr.shape}. Write a comparison such as "weight < 0".'
         )
     return arr
+
+
+def _aligned(table: pd.DataFrame, sel: pd.Series, func: str) -> np.ndarray:
+    """A boolean Series aligned to ``table`` by index labels, never by position.
+
+    A Series taken from a sorted or filtered copy of the table (``e.sort_values(...)``) keeps
+    its row labels; reading it by position would select the wrong rows.
+    """
+    idx = table.index
+    if sel.index.has_duplicates or len(sel) != len(idx) or not sel.index.isin(idx).all():
+        extra = sel.index.difference(idx)[:5].tolist()
+        missing = idx.difference(sel.index)[:5].tolist()
+        raise InvalidParameterError(
+            f"A boolean Series given to {func} must have the table's index (one entry per row, "
+            f"{len(idx)} rows, labels {idx.min() if len(idx) else 0}..{idx.max() if len(idx) else -1}); "
+            f"got {len(sel)} entries"
+            + (f", labels not in the table {extra}" if extra else "")
+            + (f", rows missing {missing}" if missing else "")
+            + (", duplicate labels" if sel.index.has_duplicates else "")
+            + ". Build it from G.edges() / G.nodes() (sorting is fine: rows are matched by label), "
+            "or pass .to_numpy() of a mask in table order."
+        )
+    return np.asarray(sel.reindex(idx))
 
 
 class Selection:
@@ -177,7 +211,9 @@ def _as_selection(sel: SelectorLike) -> Selection:
     if isinstance(sel, Selection):
         return sel
     if sel is None:
-        raise InvalidParameterError("A selector cannot be combined with None; give a query, callable or mask.")
+        raise InvalidParameterError(
+            "A selector cannot be combined with None; give a query, callable or mask."
+        )
     return _Where(sel)
 
 
@@ -224,17 +260,33 @@ def _groups(table: pd.DataFrame, per: str | Sequence[str] | None, func: str) -> 
 
 
 class _Rank(Selection):
-    def __init__(self, func: str, by: str, *, k: int | None, fraction: float | None, q: float | None,
-                 per: Any, within: SelectorLike | None, largest_first: bool) -> None:
+    def __init__(
+        self,
+        func: str,
+        by: str,
+        *,
+        k: int | None,
+        fraction: float | None,
+        q: float | None,
+        per: Any,
+        within: SelectorLike | None,
+        largest_first: bool,
+    ) -> None:
         if not isinstance(by, str):
             raise param_error("by", func, "a column name or an expression string", by)
         n_given = sum(x is not None for x in (k, fraction, q))
         if func != "quantile" and n_given != 1:
-            raise InvalidParameterError(f"{func} needs exactly one of 'k' and 'fraction'; got k={k!r}, fraction={fraction!r}.")
+            raise InvalidParameterError(
+                f"{func} needs exactly one of 'k' and 'fraction'; got k={k!r}, fraction={fraction!r}."
+            )
         if k is not None and (not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 0):
             raise param_error("k", func, "an int >= 0", k)
         for name, v in (("fraction", fraction), ("q", q)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not 0.0 <= float(v) <= 1.0):
+            if v is not None and (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float, np.floating))
+                or not 0.0 <= float(v) <= 1.0
+            ):
                 raise param_error(name, func, "a real number in [0, 1]", v)
         self.func, self.by, self.k, self.fraction, self.q = func, by, k, fraction, q
         self.per, self.within, self.largest_first = per, within, largest_first
@@ -247,9 +299,15 @@ class _Rank(Selection):
             return out
         vals = _values(table, self.by, func)
         if np.isnan(vals).any():
-            raise InvalidParameterError(f"The 'by' expression {self.by!r} of {func} gives NaN values.")
+            raise InvalidParameterError(
+                f"The 'by' expression {self.by!r} of {func} gives NaN values."
+            )
         groups = _groups(table, self.per, func)
-        eligible = np.ones(n, dtype=bool) if self.within is None else evaluate_selector(table, self.within, func)
+        eligible = (
+            np.ones(n, dtype=bool)
+            if self.within is None
+            else evaluate_selector(table, self.within, func)
+        )
         idx = np.flatnonzero(eligible)
         if idx.size == 0:
             return out
@@ -266,17 +324,31 @@ class _Rank(Selection):
                 thr = np.quantile(v, self.q if not self.largest_first else 1.0 - self.q)
                 out[order[s:e]] = v >= thr if self.largest_first else v <= thr
                 continue
-            take = min(int(self.k), size) if self.k is not None else int(round(float(self.fraction) * size))
+            take = (
+                min(int(self.k), size)
+                if self.k is not None
+                else int(round(float(self.fraction) * size))
+            )
             out[order[s : s + take]] = True
         return out
 
     def __repr__(self) -> str:
-        amount = f"k={self.k}" if self.k is not None else (f"fraction={self.fraction}" if self.fraction is not None else f"q={self.q}")
+        amount = (
+            f"k={self.k}"
+            if self.k is not None
+            else (f"fraction={self.fraction}" if self.fraction is not None else f"q={self.q}")
+        )
         return f"{self.func}({self.by!r}, {amount}, per={self.per!r})"
 
 
-def largest(by: str, *, k: int | None = None, fraction: float | None = None,
-            per: str | Sequence[str] | None = None, within: SelectorLike | None = None) -> Selection:
+def largest(
+    by: str,
+    *,
+    k: int | None = None,
+    fraction: float | None = None,
+    per: str | Sequence[str] | None = None,
+    within: SelectorLike | None = None,
+) -> Selection:
     """Select the ``k`` rows (or a ``fraction`` of the rows) with the largest ``by`` values.
 
     Parameters
@@ -304,11 +376,19 @@ def largest(by: str, *, k: int | None = None, fraction: float | None = None,
     >>> largest("abs(weight)", k=1, per="layer").mask(t).tolist()
     [False, True, True, False]
     """
-    return _Rank("largest", by, k=k, fraction=fraction, q=None, per=per, within=within, largest_first=True)
+    return _Rank(
+        "largest", by, k=k, fraction=fraction, q=None, per=per, within=within, largest_first=True
+    )
 
 
-def smallest(by: str, *, k: int | None = None, fraction: float | None = None,
-             per: str | Sequence[str] | None = None, within: SelectorLike | None = None) -> Selection:
+def smallest(
+    by: str,
+    *,
+    k: int | None = None,
+    fraction: float | None = None,
+    per: str | Sequence[str] | None = None,
+    within: SelectorLike | None = None,
+) -> Selection:
     """Select the ``k`` rows (or a ``fraction``) with the smallest ``by`` values; see :func:`largest`.
 
     Examples
@@ -318,11 +398,19 @@ def smallest(by: str, *, k: int | None = None, fraction: float | None = None,
     >>> smallest("abs(weight)", fraction=0.4).mask(t).tolist()
     [True, False, False, False, True]
     """
-    return _Rank("smallest", by, k=k, fraction=fraction, q=None, per=per, within=within, largest_first=False)
+    return _Rank(
+        "smallest", by, k=k, fraction=fraction, q=None, per=per, within=within, largest_first=False
+    )
 
 
-def quantile(by: str, q: float, *, side: str = "below", per: str | Sequence[str] | None = None,
-             within: SelectorLike | None = None) -> Selection:
+def quantile(
+    by: str,
+    q: float,
+    *,
+    side: str = "below",
+    per: str | Sequence[str] | None = None,
+    within: SelectorLike | None = None,
+) -> Selection:
     """Select rows whose ``by`` value is at most the ``q``-quantile (``side="below"``) or at least
     the ``(1 - q)``-quantile (``side="above"``), per group.
 
@@ -337,4 +425,13 @@ def quantile(by: str, q: float, *, side: str = "below", per: str | Sequence[str]
     """
     if side not in ("below", "above"):
         raise param_error("side", "quantile", "one of ['below', 'above']", side)
-    return _Rank("quantile", by, k=None, fraction=None, q=q, per=per, within=within, largest_first=side == "above")
+    return _Rank(
+        "quantile",
+        by,
+        k=None,
+        fraction=None,
+        q=q,
+        per=per,
+        within=within,
+        largest_first=side == "above",
+    )

@@ -734,7 +734,7 @@ def step_causal(ctx: JobContext) -> Section:
     rules = {"recommended": LEGCNetConfig.recommended(200), "authors": LEGCNetConfig.authors(200)}
     null = null_calibration(lam, eff, rules, n_shuffles=20, seed=o.seed)
     bh = decide(lam, eff, rules["recommended"]).prune
-    ranked = decide(lam, eff, LEGCNetConfig.recommended(200, target_sparsity=frac)).prune
+    ranked = decide(lam, eff, LEGCNetConfig.recommended(200, amount=frac)).prune
     from ..convert.to_torch import to_torch
 
     trained = to_torch(res.graph.without_attrs())

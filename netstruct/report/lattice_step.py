@@ -304,20 +304,20 @@ def step_lattice(ctx: JobContext) -> Section:
                 if kind == "lattice":
                     with warnings.catch_warnings(record=True) as caught:
                         warnings.simplefilter("always", NetstructWarning)
-                        res = lat.lattice_prune(G, target_sparsity=s, protect_io=protect_io, **kw)
+                        res = lat.lattice_prune(G, amount=s, protect_io=protect_io, **kw)
                     notes += [
                         f"{name}, {rule}: {w.message}"
                         for w in caught
                         if issubclass(w.category, NetstructWarning)
                     ]
                 elif kind == "magnitude":
-                    res = lat.magnitude_prune(G, sparsity=ref.global_sparsity if ref else s, **kw)
+                    res = lat.magnitude_prune(G, amount=ref.global_sparsity if ref else s, **kw)
                 elif kind == "units":  # controls of the units rule: as many hidden units removed
                     n_rm = len(units_ref.config["removed_units"]) if units_ref else 0
                     res = lat.unit_prune(G, n_units=n_rm, seed=o.seed, **kw)
                 else:
                     res = lat.random_prune(
-                        G, sparsity=dict(ref.sparsity) if ref else s, seed=o.seed, **kw
+                        G, amount=dict(ref.sparsity) if ref else s, seed=o.seed, **kw
                     )
                 ref = res if ref is None else ref
                 units_ref = res if kw.get("variant") == "units" else units_ref

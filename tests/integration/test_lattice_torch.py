@@ -61,7 +61,7 @@ def test_prune_reimport_and_shrink(kind, variant, seed):
             m.rnn.weight_ih_l0[rows] = 0.0
             m.rnn.weight_hh_l0[rows] = 0.0
         G = ns.from_torch(m)
-        res = lattice_prune(G, variant="continuous", target_sparsity=0.6, structured=True)
+        res = lattice_prune(G, variant="continuous", amount=0.6, structured=True)
         assert len(res.config["removed_units"]) >= len(cut)
     assert 0 < len(res.config["removed_units"]) < H, "the setting must remove some hidden units"
     _check_roundtrip(G, res, x)
@@ -78,8 +78,8 @@ def test_prune_reimport_and_shrink(kind, variant, seed):
 def test_baselines_reimport_at_matched_sparsity(kind, seed):
     G = ns.from_torch(_model(kind, seed))
     lat = lattice_prune(G, quantile=0.6)
-    mag = magnitude_prune(G, sparsity=lat.global_sparsity)
-    rnd = random_prune(G, sparsity=lat.sparsity, seed=seed)
+    mag = magnitude_prune(G, amount=lat.global_sparsity)
+    rnd = random_prune(G, amount=lat.sparsity, seed=seed)
     for res in (mag, rnd):
         assert abs(res.global_sparsity - lat.global_sparsity) < 1e-3
         model = ns.to_torch(res.graph)

@@ -39,15 +39,28 @@ def one_thread():
 # ---------------------------------------------------------------- ODF2NNA acceptance
 # Calibrated settings (fixed seeds; see the closing note of issue 7): an over-wide ReLU MLP
 # trained with Adam (lr 1e-3, batch 32, 40 epochs), light retraining for 10 epochs.
-@pytest.mark.parametrize("name,hidden,eps", [("breast_cancer", [512, 512], 0.8), ("digits", [128, 128, 128], 1.0)])
+@pytest.mark.parametrize(
+    "name,hidden,eps", [("breast_cancer", [512, 512], 0.8), ("digits", [128, 128, 128], 1.0)]
+)
 @pytest.mark.parametrize("model_seed", [0, 1, 2])
 def test_odf2nna_removes_half_the_parameters_within_one_point(name, hidden, eps, model_seed):
     ds = datasets.load_dataset(name)
     model = training.mlp([ds.n_features, *hidden, ds.n_classes], seed=model_seed)
     kw = {"lr": 1e-3, "batch_size": 32}
     training.train(model, ds.X_train, ds.y_train, epochs=40, seed=model_seed, progress=False, **kw)
-    df = odf2nna_sweep(model, ds.X_train, ds.y_train, ds.X_test, ds.y_test, [eps], general_epochs=40,
-                       light_epochs=10, train_kwargs=kw, seed=model_seed, scratch=False)
+    df = odf2nna_sweep(
+        model,
+        ds.X_train,
+        ds.y_train,
+        ds.X_test,
+        ds.y_test,
+        [eps],
+        general_epochs=40,
+        light_epochs=10,
+        train_kwargs=kw,
+        seed=model_seed,
+        scratch=False,
+    )
     row = df.iloc[0]
     assert row.reduction >= 0.5
     assert row.acc_refined >= row.acc_general - 0.01 - 1e-9
@@ -73,8 +86,18 @@ def test_odf2nna_sweep_reports_scratch_baselines():
     training.train(model, ds.X_train, ds.y_train, epochs=10, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ns.NetstructWarning)
-        df = odf2nna_sweep(model, ds.X_train, ds.y_train, ds.X_test, ds.y_test, [0.0, 0.5, 1.0], general_epochs=10,
-                           mode="static", X_val=ds.X_train, y_val=ds.y_train)
+        df = odf2nna_sweep(
+            model,
+            ds.X_train,
+            ds.y_train,
+            ds.X_test,
+            ds.y_test,
+            [0.0, 0.5, 1.0],
+            general_epochs=10,
+            mode="static",
+            X_val=ds.X_train,
+            y_val=ds.y_train,
+        )
     assert {"acc_scratch_light", "acc_scratch_full", "acc_val_refined", "widths"} <= set(df.columns)
     assert df.params_refined.is_monotonic_decreasing  # static mode: non-increasing in eps
 
@@ -92,15 +115,19 @@ def _net(seed=0):
 def test_learned_masks_match_imp_at_a_fraction_of_the_cost_and_random_collapses(digits):
     ds = digits
     target = 0.95
-    ref = imp(_net(), ds.X_train, ds.y_train, target=target, X_test=ds.X_test, y_test=ds.y_test)
+    ref = imp(_net(), ds.X_train, ds.y_train, amount=target, X_test=ds.X_test, y_test=ds.y_test)
     acc_imp = float(ref.history.accuracy.iloc[-1])
     assert ref.sparsity == pytest.approx(target, abs=1e-4)
-    found = learn_mask(_net(), ds.X_train, ds.y_train, reg="log", lam=3e-4, target=target)
+    found = learn_mask(_net(), ds.X_train, ds.y_train, reg="log", lam=3e-4, amount=target)
     assert found.sparsity == pytest.approx(target, abs=1e-4)
     assert found.natural_sparsity > 0.9 and found.gates.binarity() < 0.1
-    acc_log = train_ticket(found, ds.X_train, ds.y_train, X_test=ds.X_test, y_test=ds.y_test).accuracy
+    acc_log = train_ticket(
+        found, ds.X_train, ds.y_train, X_test=ds.X_test, y_test=ds.y_test
+    ).accuracy
     rand = random_prune(ns.from_torch(_net()), target, seed=0)
-    acc_rand = train_ticket(rand, ds.X_train, ds.y_train, X_test=ds.X_test, y_test=ds.y_test).accuracy
+    acc_rand = train_ticket(
+        rand, ds.X_train, ds.y_train, X_test=ds.X_test, y_test=ds.y_test
+    ).accuracy
     assert acc_log >= acc_imp - 0.015 and acc_log >= 0.95
     assert acc_rand < min(acc_log, acc_imp) - 0.05
     assert found.epochs * 5 <= ref.epochs
@@ -121,13 +148,17 @@ def test_t8_imp_bookkeeping():
     ds = datasets.load_iris()
     model = training.mlp([4, 20, 10, 3], seed=0)
     theta0 = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
-    res = imp(model, ds.X_train, ds.y_train, target=1 - 0.8**3, scope="layer", epochs=2)
+    res = imp(model, ds.X_train, ds.y_train, amount=1 - 0.8**3, scope="layer", epochs=2)
     for b in res.graph.blocks:
         assert abs(int(b.mask.sum()) - 0.8**3 * b.mask.size) <= 1
-        np.testing.assert_array_equal(b.weight[b.mask], theta0[b.name][b.mask])  # bit-for-bit rewind
+        np.testing.assert_array_equal(
+            b.weight[b.mask], theta0[b.name][b.mask]
+        )  # bit-for-bit rewind
     np.testing.assert_allclose(res.history.sparsity, [0, 0.2, 0.36, 0.488], atol=0.02)
-    shorter = imp(model, ds.X_train, ds.y_train, target=0.36, scope="layer", epochs=2)
-    assert all(not (res.mask[k] & ~shorter.mask[k]).any() for k in res.mask)  # pruned entries never return
+    shorter = imp(model, ds.X_train, ds.y_train, amount=0.36, scope="layer", epochs=2)
+    assert all(
+        not (res.mask[k] & ~shorter.mask[k]).any() for k in res.mask
+    )  # pruned entries never return
     assert "IMP" in res.plan.steps[0].reason and sparsity(res.graph) == pytest.approx(res.sparsity)
 
 
@@ -163,7 +194,9 @@ def test_t10_gate_gradient_is_weight_gradient_times_theta():
     m = {k: torch.rand_like(theta[k], requires_grad=True) for k in ("0.weight", "2.weight")}
 
     def loss_of(masks):
-        return ((functional_call(net, {k: theta[k] * v for k, v in masks.items()}, (x,)) - y) ** 2).mean()
+        return (
+            (functional_call(net, {k: theta[k] * v for k, v in masks.items()}, (x,)) - y) ** 2
+        ).mean()
 
     loss_of(m).backward()
     w = {k: (theta[k] * m[k]).detach().requires_grad_(True) for k in m}
@@ -183,11 +216,11 @@ def test_t10_gate_gradient_is_weight_gradient_times_theta():
 
 def test_lottery_bad_input():
     ds = datasets.load_iris()
-    with pytest.raises(ns.InvalidParameterError, match="'target' parameter of learn_mask"):
-        learn_mask(training.mlp([4, 3]), ds.X_train, ds.y_train, target=1.0)
+    with pytest.raises(ns.InvalidParameterError, match="'amount' parameter of learn_mask"):
+        learn_mask(training.mlp([4, 3]), ds.X_train, ds.y_train, amount=1.0)
     with pytest.raises(ns.InvalidParameterError, match="'rate' parameter of imp"):
         imp(training.mlp([4, 3]), ds.X_train, ds.y_train, rate=0.0)
-    with pytest.raises(ns.InvalidParameterError, match="'sparsity' parameter of magnitude_plan"):
+    with pytest.raises(ns.InvalidParameterError, match="'amount' parameter of magnitude_plan"):
         ns.pruning.magnitude_prune(ns.from_torch(training.mlp([4, 3])), 1.5)
     with pytest.raises(ns.InvalidParameterError, match="'blocks' parameter of learn_mask"):
         learn_mask(training.mlp([4, 3]), ds.X_train, ds.y_train, blocks=["nope"])

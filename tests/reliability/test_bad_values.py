@@ -47,9 +47,9 @@ FUNCS = {
     ),
     "magnitude_prune": (
         lambda **k: ns.magnitude_prune(_G, **k),
-        {"sparsity": 0.5},
+        {"amount": 0.5},
         {
-            "sparsity": ["nan", "object", "negative", "huge", "unknown name", "complex"],
+            "amount": ["nan", "object", "negative", "huge", "unknown name", "complex"],
             "scope": ["unknown name", "object", "nan"],
             "blocks": ["unknown name", "huge", "object", "list of str"],
             "shrink": ["unknown name", "nan"],
@@ -57,9 +57,9 @@ FUNCS = {
     ),
     "random_prune": (
         lambda **k: ns.random_prune(_G, **k),
-        {"sparsity": 0.5, "seed": 0},
+        {"amount": 0.5, "seed": 0},
         {
-            "sparsity": ["nan", "negative", "huge"],
+            "amount": ["nan", "negative", "huge"],
             "seed": ["nan", "object", "unknown name", "negative"],
         },
     ),

@@ -75,7 +75,7 @@ def test_target_sparsity_prunes_lowest_influence_and_keeps_infeasible():
     rng = np.random.default_rng(6)
     lam = rng.standard_normal((40, 20))
     lam[:, 0] = 1.0
-    s = decide(lam, rng.standard_normal(40), LEGCNetConfig.recommended(target_sparsity=0.5))
+    s = decide(lam, rng.standard_normal(40), LEGCNetConfig.recommended(amount=0.5))
     assert s.prune.sum() == round(0.5 * 19) and not s.prune[0]
     pruned, kept = s.influence[s.prune], s.influence[~s.prune & (np.arange(20) > 0)]
     assert pruned.max() <= kept.min()

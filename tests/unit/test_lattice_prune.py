@@ -71,15 +71,15 @@ def test_binary_prune_keeps_io_edges_and_gate_structure(construction, irreducibl
 
 
 def test_binary_target_sparsity_is_approached(seed):
-    res = lattice_prune(_lstm_graph(seed, H=8), target_sparsity=0.7, irreducible="either")
+    res = lattice_prune(_lstm_graph(seed, H=8), amount=0.7, irreducible="either")
     assert abs(res.global_sparsity - 0.7) < 0.1
-    assert res.config["target_sparsity"] == 0.7
+    assert res.config["amount"] == 0.7
 
 
 @pytest.mark.parametrize("target", [None, 0.3, 0.6])
 def test_continuous_prune_reports_persistence_and_sparsity(target, seed):
     G = _lstm_graph(seed, H=6)
-    res = lattice_prune(G, variant="continuous", target_sparsity=target)
+    res = lattice_prune(G, variant="continuous", amount=target)
     pers = res.graph.node_column("lattice_persistence")
     assert ((pers >= 0) & (pers <= 1)).all()
     if target is not None:
@@ -124,7 +124,7 @@ def test_plain_rnn_without_gates():
 def test_magnitude_baseline_matches_sparsity(level, seed):
     G = _lstm_graph(seed, H=6)
     lat = lattice_prune(G)
-    mag = magnitude_prune(G, sparsity=lat.global_sparsity, level=level)
+    mag = magnitude_prune(G, amount=lat.global_sparsity, level=level)
     assert abs(mag.global_sparsity - lat.global_sparsity) < 0.05
     kept = np.abs(mag.graph.block("lstm.weight_hh_l0").weight[mag.masks["lstm.weight_hh_l0"]])
     if level == "entry":
@@ -147,7 +147,7 @@ def test_magnitude_baseline_matches_sparsity(level, seed):
         ({"construction": "birkhoff"}, "'construction' parameter"),
         ({"quantile": 1.0}, "'quantile' parameter"),
         ({"window": 0}, "'window' parameter"),
-        ({"target_sparsity": 1.0}, "'target_sparsity' parameter"),
+        ({"amount": 1.0}, "'amount' parameter"),
     ],
 )
 def test_bad_options_raise_standard_errors(kw, match):
@@ -161,7 +161,7 @@ def test_graph_without_prunable_blocks_is_rejected():
     with pytest.raises(ns.GraphError, match="no prunable"):
         lattice_prune(G)
     with pytest.raises(ns.GraphError, match="no prunable"):
-        magnitude_prune(G, sparsity=0.5)
+        magnitude_prune(G, amount=0.5)
 
 
 # ---------------------------------------------------------------- centrality, baselines, targets
@@ -209,7 +209,7 @@ def test_prune_with_other_centralities(centrality, seed):
 @pytest.mark.parametrize("target", [0.2, 0.45, 0.6, 0.7])
 def test_continuous_target_is_hit_within_one_connection(target, seed):
     G = _lstm_graph(seed, D=3, H=8)
-    res = lattice_prune(G, variant="continuous", target_sparsity=target)
+    res = lattice_prune(G, variant="continuous", amount=target)
     total = sum(m.size for m in res.masks.values())
     # one unit-level connection of an LSTM block is 4 gate entries
     assert abs(res.global_sparsity - target) * total <= 4 + 1e-9
@@ -218,7 +218,7 @@ def test_continuous_target_is_hit_within_one_connection(target, seed):
 def test_continuous_unreachable_target_warns_and_caps(seed):
     G = _lstm_graph(seed, D=6, H=4)  # input edges are protected: 96 of 160 entries
     with pytest.warns(ns.NetstructWarning, match="out of reach"):
-        res = lattice_prune(G, variant="continuous", target_sparsity=0.9)
+        res = lattice_prune(G, variant="continuous", amount=0.9)
     assert res.sparsity["lstm.weight_hh_l0"] == 1.0
     assert res.sparsity["lstm.weight_ih_l0"] == 0.0
 
@@ -227,16 +227,16 @@ def test_continuous_unreachable_target_warns_and_caps(seed):
 def test_random_baseline_matches_per_block_sparsity(level, seed):
     G = _lstm_graph(seed, H=6)
     lat = lattice_prune(G, quantile=0.4)
-    rnd = ns.lattice.random_prune(G, sparsity=lat.sparsity, level=level, seed=seed)
+    rnd = ns.lattice.random_prune(G, amount=lat.sparsity, level=level, seed=seed)
     for name, s in lat.sparsity.items():
         tol = 0.5 / G.block(name).mask.size if level == "entry" else 4 / G.block(name).mask.size
         assert abs(rnd.sparsity[name] - s) <= tol + 1e-12
-    again = ns.lattice.random_prune(G, sparsity=lat.sparsity, level=level, seed=seed)
+    again = ns.lattice.random_prune(G, amount=lat.sparsity, level=level, seed=seed)
     assert all(np.array_equal(again.masks[k], m) for k, m in rnd.masks.items())
-    with pytest.raises(ns.InvalidParameterError, match="'sparsity' parameter of random_prune"):
-        ns.lattice.random_prune(G, sparsity={"nope": 0.5})
-    with pytest.raises(ns.InvalidParameterError, match="'sparsity' parameter of random_prune"):
-        ns.lattice.random_prune(G, sparsity=1.5)
+    with pytest.raises(ns.InvalidParameterError, match="'amount' parameter of random_prune"):
+        ns.lattice.random_prune(G, amount={"nope": 0.5})
+    with pytest.raises(ns.InvalidParameterError, match="'amount' parameter of random_prune"):
+        ns.lattice.random_prune(G, amount=1.5)
 
 
 def test_structured_removes_units_without_input(seed):

@@ -70,7 +70,7 @@ def test_units_mode_equals_the_and_over_blocks_on_random_contexts(seed):
 def test_units_mode_reaches_a_target_and_shrinks_an_lstm():
     torch = pytest.importorskip("torch")
     G = ns.from_torch(ns.training.recurrent_classifier("LSTM", 8, 16, 10, seed=0))
-    res = ns.lattice.lattice_prune(G, variant="units", target_sparsity=0.5)
+    res = ns.lattice.lattice_prune(G, variant="units", amount=0.5)
     removed = set(res.config["removed_units"])
     assert 0.0 < res.global_sparsity < 1.0 and removed
     nodes = res.graph.nodes()

@@ -88,8 +88,14 @@ def test_prune_random_count(layer, fraction, seed):
 
 def test_prune_float_pitfall():
     """int((1 - 0.9) * 10) == 0 in floating point; netstruct keeps 1 of 10 (spec G6)."""
-    G = ns.SignedGraph({"name": [str(i) for i in range(11)]},
-                       [ns.make_block(name="w", weight=np.arange(1, 11)[None, :] / 10, sources=range(10), targets=[10])])
+    G = ns.SignedGraph(
+        {"name": [str(i) for i in range(11)]},
+        [
+            ns.make_block(
+                name="w", weight=np.arange(1, 11)[None, :] / 10, sources=range(10), targets=[10]
+            )
+        ],
+    )
     assert prune(G, 0.9).blocks[0].n_edges == 1
 
 
@@ -109,12 +115,20 @@ def test_flip_bias_with_same_rule(layer):
 @pytest.mark.parametrize("rule", ["smallest", "largest", "random"])
 def test_flip_counts_exact(fraction, rule, rng):
     W = rng.normal(size=(7, 9))
-    G = ns.SignedGraph({"name": [str(i) for i in range(16)]},
-                       [ns.make_block(name="w", weight=W, bias=rng.normal(size=7), sources=range(9), targets=range(9, 16))])
+    G = ns.SignedGraph(
+        {"name": [str(i) for i in range(16)]},
+        [
+            ns.make_block(
+                name="w", weight=W, bias=rng.normal(size=7), sources=range(9), targets=range(9, 16)
+            )
+        ],
+    )
     F = flip_signs(G, fraction, rule=rule, seed=1)
     changed = np.sign(F.blocks[0].weight) != np.sign(G.blocks[0].weight)
     assert changed.sum() == int(np.floor(fraction * 63 + 1e-9))
-    assert (np.sign(F.blocks[0].bias) != np.sign(G.blocks[0].bias)).sum() == int(np.floor(fraction * 7 + 1e-9))
+    assert (np.sign(F.blocks[0].bias) != np.sign(G.blocks[0].bias)).sum() == int(
+        np.floor(fraction * 7 + 1e-9)
+    )
     np.testing.assert_array_equal(np.abs(F.blocks[0].weight), np.abs(G.blocks[0].weight))
 
 
@@ -162,7 +176,7 @@ def test_multiplicative_noise_is_product(layer):
 
 
 def test_probes_select_layers(net2):
-    P = prune(net2, 0.5, layers=["2.weight"])
+    P = prune(net2, 0.5, blocks=["2.weight"])
     assert P.blocks[0].weight.tobytes() == net2.blocks[0].weight.tobytes()
     assert P.blocks[1].n_edges == 2
 
@@ -176,8 +190,11 @@ def test_flip_probability_uniform_e1():
 
 
 def test_flip_probability_gaussian_e1():
-    np.testing.assert_allclose(flip_probability(W1, 0.2, dist="gaussian").ravel(),
-                               [0.0062, 0.1587, 0.3085, 0.0228, 0.0668, 0.4013], atol=1e-4)
+    np.testing.assert_allclose(
+        flip_probability(W1, 0.2, dist="gaussian").ravel(),
+        [0.0062, 0.1587, 0.3085, 0.0228, 0.0668, 0.4013],
+        atol=1e-4,
+    )
 
 
 def test_expected_flip_fraction_matches_monte_carlo(layer):
@@ -208,8 +225,9 @@ def test_two_layer_batched_e2(net2):
     sb = st.binarized()
     W = {k: np.concatenate([st.weights[k], sb.weights[k]]) for k in st.weights}
     B = {k: np.concatenate([st.biases[k], sb.biases[k]]) for k in st.biases}
-    np.testing.assert_allclose(predict_batch(net2, X1, weights=W, biases=B),
-                               [[[0.9, -0.305]], [[4.5, -4.5]]], atol=1e-6)
+    np.testing.assert_allclose(
+        predict_batch(net2, X1, weights=W, biases=B), [[[0.9, -0.305]], [[4.5, -4.5]]], atol=1e-6
+    )
 
 
 @pytest.mark.torch
@@ -225,13 +243,20 @@ def test_shuffle_after_pruning_keeps_support(layer):
     S = shuffle_weights(layer, "A", prune_fraction=0.5, seed=2)
     P = prune(layer, 0.5)
     assert S.blocks[0].mask.tolist() == P.blocks[0].mask.tolist()
-    assert sorted(S.blocks[0].weight[S.blocks[0].mask].tolist()) == sorted(P.blocks[0].weight[P.blocks[0].mask].tolist())
-    np.testing.assert_array_equal(S.blocks[0].bias, P.blocks[0].bias)  # biases: pruned, not shuffled
+    assert sorted(S.blocks[0].weight[S.blocks[0].mask].tolist()) == sorted(
+        P.blocks[0].weight[P.blocks[0].mask].tolist()
+    )
+    np.testing.assert_array_equal(
+        S.blocks[0].bias, P.blocks[0].bias
+    )  # biases: pruned, not shuffled
 
 
 # ----------------------------------------------------------------------------- perturb stacks
 @pytest.mark.filterwarnings("ignore::netstruct.algorithms.randomize.LayerTooSmallWarning")
-@pytest.mark.parametrize("probe", ["noise-uniform", "noise-gaussian", "prune-random", "flip-random", "null-A", "null-G-left"])
+@pytest.mark.parametrize(
+    "probe",
+    ["noise-uniform", "noise-gaussian", "prune-random", "flip-random", "null-A", "null-G-left"],
+)
 def test_perturb_copy_k_independent_of_n(net2, probe):
     a = perturb(net2, probe, 0.3, n_samples=2, seed=5)
     b = perturb(net2, probe, 0.3, n_samples=8, seed=5)
@@ -246,15 +271,18 @@ def test_perturb_graph_matches_transform(layer):
     G = st.graph(1)
     assert G.blocks[0].weight.tolist() == prune(layer, 0.5).blocks[0].weight.tolist()
     assert G.blocks[0].mask.tolist() == prune(layer, 0.5).blocks[0].mask.tolist()
-    assert perturb(layer, "flip", 0.5).graph(0).blocks[0].weight.tolist() == flip_signs(layer, 0.5).blocks[0].weight.tolist()
+    assert (
+        perturb(layer, "flip", 0.5).graph(0).blocks[0].weight.tolist()
+        == flip_signs(layer, 0.5).blocks[0].weight.tolist()
+    )
 
 
 # ----------------------------------------------------------------------------- errors
 @pytest.mark.parametrize(
     ("call", "param"),
     [
-        (lambda G: prune(G, 1.5), "'fraction' parameter of prune"),
-        (lambda G: prune(G, -0.1), "'fraction' parameter of prune"),
+        (lambda G: prune(G, 1.5), "'amount' parameter of prune"),
+        (lambda G: prune(G, -0.1), "'amount' parameter of prune"),
         (lambda G: prune(G, 0.5, rule="median"), "'rule' parameter of prune"),
         (lambda G: flip_signs(G, 2), "'fraction' parameter of flip_signs"),
         (lambda G: flip_signs(G, 0.1, rule="big"), "'rule' parameter of flip_signs"),
@@ -264,8 +292,11 @@ def test_perturb_graph_matches_transform(layer):
         (lambda G: add_noise(G, float("nan")), "'scale' parameter of add_noise"),
         (lambda G: binarize(G, scale="max"), "'scale' parameter of binarize"),
         (lambda G: shuffle_weights(G, "Z"), "'model' parameter of randomize"),
-        (lambda G: shuffle_weights(G, "B", prune_fraction=3), "'prune_fraction' parameter of shuffle_weights"),
-        (lambda G: prune(G, 0.5, layers=[7]), "out of range"),
+        (
+            lambda G: shuffle_weights(G, "B", prune_fraction=3),
+            "'prune_fraction' parameter of shuffle_weights",
+        ),
+        (lambda G: prune(G, 0.5, blocks=[7]), "out of range"),
         (lambda G: perturb(G, "shrink", 0.1), "'probe' parameter of perturb"),
         (lambda G: perturb(G, "noise", -1.0), "'level' parameter of perturb"),
         (lambda G: perturb(G, "prune", 1.1), "'level' parameter of perturb"),
