@@ -28,16 +28,28 @@ def _const_value(activation: str, bias: float) -> float | None:
     return float(val[0])
 
 
+_PER_UNIT_NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+
+
 class _State:
-    """Mutable working copy of the graph's connectivity during shrinking."""
+    """Mutable working copy of the graph's connectivity during shrinking.
+
+    Units are removed by coupling group (:func:`netstruct.graphs.coupling.coupled_units`): a
+    channel with its norm node, the channels a residual sum ties across a stage, a depthwise
+    channel pair, an attention head's query, key, value and context dimensions, a recurrent
+    unit's gate rows. A group goes when no other group reads any of its members.
+    """
 
     def __init__(self, G: SignedGraph) -> None:
+        from ..graphs.coupling import coupled_units
+
         self.G = G
         self.n = G.n_nodes
         self.unit = G.node_column("unit")
         self.kind = G.node_column("kind")
         self.group = G.node_column("group")
         self.activation = G.node_column("activation")
+        self.cgroup = coupled_units(G)
         self.biases = {
             i: (None if b.bias is None else b.bias.astype(np.float64))
             for i, b in enumerate(G.blocks)
@@ -49,34 +61,45 @@ class _State:
             [
                 handler.get(m) is not None and handler[m].name in ("RNN", "LSTM", "GRU")
                 for m in module_of
-            ]
+            ],
+            dtype=bool,
         )
-        shrinkable = np.array(
-            [handler.get(m) is not None and handler[m].shrinkable for m in module_of]
+        allowed = np.array(
+            [handler.get(m) is not None and handler[m].shrinkable for m in module_of], dtype=bool
         )
-        self.candidate = (self.kind == "hidden") & shrinkable & (self.unit == np.arange(self.n))
-        self.module_of = module_of
-        # units tied to others one-to-one: residual operands, copies and grouped convs keep their
-        # width; a unit feeding a norm goes only together with its norm node
-        self.norm_pair = np.full(self.n, -1, dtype=INDEX_DTYPE)
+        internal = set(spec.get("internal", ()))
+        blocked = np.zeros(self.n, dtype=bool)
         for b in G.blocks:
-            if b.kind in ("skip", "identity", "operator") or (
-                b.kernel is not None and b.layout.get("groups", 1) != 1
-            ):
-                self.candidate[b.sources] = False
-                self.candidate[b.targets] = False
+            if b.name in internal and b.kind != "operator":  # a composite layer's own sums
+                blocked[b.sources] = blocked[b.targets] = True
+            elif b.kind in ("skip", "identity"):
+                allowed[b.targets] = True  # sum and copy nodes go with their operands
             elif b.kind == "norm":
-                self.norm_pair[b.sources] = b.targets
+                h = handler.get(b.module)
+                if h is None or h.name not in _PER_UNIT_NORMS:  # statistics over the features
+                    blocked[b.sources] = blocked[b.targets] = True
+            elif b.kernel is not None and int(b.layout.get("groups", 1)) != 1:
+                depthwise = b.kernel.shape[1] == 1 and b.shape[0] == b.shape[1]
+                if not depthwise or self.cgroup[b.sources].tolist() != self.cgroup[
+                    b.targets
+                ].tolist():
+                    blocked[b.sources] = blocked[b.targets] = True
+        ok = np.isin(self.kind, ("hidden", "gate")) & allowed & ~blocked
+        # a group may go only when every member may
+        bad = np.bincount(self.cgroup[~ok], minlength=self.n) > 0
+        self.candidate = ~bad[self.cgroup]
+        self.single = np.bincount(self.cgroup, minlength=self.n)[self.cgroup] == 1
+        self.module_of = module_of
         self.plain_block = np.array([b.kind == "weight" and b.kernel is None for b in G.blocks])
         self.removed = np.zeros(self.n, dtype=bool)
         self.folded: list[int] = []
 
     def removed_nodes(self) -> np.ndarray:
-        return self.removed[self.unit]
+        return self.removed
 
     def live_edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         a = self.G.edge_arrays()
-        gone = self.removed_nodes()
+        gone = self.removed
         live = ~gone[a["source"]] & ~gone[a["target"]]
         return (
             a["source"][live],
@@ -88,18 +111,18 @@ class _State:
 
     def step(self) -> bool:
         src, tgt, layer, row, col = self.live_edges()
-        tunit = self.unit[tgt]
-        feeds_other = tunit != src
-        out_deg = np.bincount(src[feeds_other], minlength=self.n)
-        in_deg = np.bincount(tunit, minlength=self.n)
+        cg = self.cgroup
+        other = cg[src] != cg[tgt]
+        read = np.bincount(cg[src[other]], minlength=self.n) > 0
+        fed = np.bincount(tgt[other], minlength=self.n) > 0
         open_ = self.candidate & ~self.removed
-        dead = open_ & (out_deg == 0)
-        noin = open_ & (in_deg == 0) & ~self.recurrent & ~dead
+        dead = open_ & ~read[cg]
+        noin = open_ & self.single & ~fed & ~self.recurrent & ~dead
         fold = np.zeros(self.n, dtype=bool)
         for u in np.flatnonzero(noin):
             if self._foldable(int(u), src, layer):
                 fold[u] = True
-        new = self._pair_norms(self._equalize(dead | fold))
+        new = self._equalize(dead | fold)
         if not new.any():
             return False
         for u in np.flatnonzero(new & fold):
@@ -134,24 +157,18 @@ class _State:
             self.biases[int(li)][r] += w * c
         self.folded.append(u)
 
-    def _pair_norms(self, new: np.ndarray) -> np.ndarray:
-        """A unit that feeds a norm node is removed only with it."""
-        paired = np.flatnonzero(new & (self.norm_pair >= 0))
-        keep = paired[~(new | self.removed)[self.norm_pair[paired]]]
-        new[keep] = False
-        return new
-
     def _equalize(self, proposed: np.ndarray) -> np.ndarray:
         """Recurrent modules need equal sizes in every layer and direction: trim the proposal."""
         new = proposed & ~self.removed
-        for m in np.unique(self.module_of[self.recurrent & self.candidate]):
-            units = self.candidate & (self.module_of == m)
+        is_unit = self.recurrent & self.candidate & (self.unit == np.arange(self.n))
+        for m in np.unique(self.module_of[is_unit]):
+            units = is_unit & (self.module_of == m)
             groups = np.unique(self.group[units])
             counts = [int(new[units & (self.group == g)].sum()) for g in groups]
             k = min(counts) if counts else 0
             for g in groups:
                 idx = np.flatnonzero(new & units & (self.group == g))
-                new[idx[k:]] = False
+                new[np.isin(self.cgroup, self.cgroup[idx[k:]])] = False
         return new
 
 
@@ -172,9 +189,14 @@ def shrink(G: SignedGraph) -> SignedGraph:
     constant ``activation(bias)``, which is folded into the biases of the units it feeds
     (any element-wise activation, computed by its handler; folds go into plain weight blocks
     only, never into a norm, a residual sum or a convolution, whose borders would differ).
-    Residual operands, identity copies and grouped convolutions keep their width; a channel
-    goes together with its norm node; convolution kernels and flattened inputs are sliced
-    with their channels.
+    Units go by coupling group (:func:`netstruct.graphs.coupling.coupled_units`): a channel
+    with its batch-norm node, the channels a residual sum ties across a stage (every operand and
+    the sum), a depthwise channel pair (``groups`` shrinks with it), a whole attention head
+    (``num_heads`` shrinks; see :mod:`netstruct.convert.attention`). A group goes when no other
+    group reads any of its members. Units whose statistics a LayerNorm, GroupNorm or RMSNorm
+    reads, grouped (not depthwise) convolutions and a composite layer's own sums keep their
+    width: removing them would change the outputs. Convolution kernels and flattened inputs
+    are sliced with their channels, norm parameters and running statistics with their units.
     Removing a unit removes its gate rows and every row and column coupled to it. Repeats
     until nothing changes. Input and output units are never removed. ``nn.RNN``/``LSTM``/``GRU``
     layers share one hidden size, so each of their layers and directions loses the same
@@ -207,7 +229,7 @@ def shrink(G: SignedGraph) -> SignedGraph:
     if not st.removed.any():
         if not st.folded:
             return G
-    gone = st.removed_nodes()
+    gone = st.removed
     keep = ~gone
     new_id = np.cumsum(keep, dtype=INDEX_DTYPE) - 1
     blocks: list[Block] = []
@@ -234,7 +256,7 @@ def shrink(G: SignedGraph) -> SignedGraph:
     names = G.node_column("name")
     prov = dict(G.provenance)
     prov["shrink"] = {
-        "removed_units": names[np.flatnonzero(st.removed)].tolist(),
+        "removed_units": names[np.flatnonzero(st.removed & (st.unit == np.arange(G.n_nodes)))].tolist(),
         "folded_units": names[np.array(st.folded, dtype=INDEX_DTYPE)].tolist(),
     }
     return SignedGraph(

@@ -47,17 +47,13 @@ def test_lstm_gate_rows_belong_to_their_unit():
     )  # unit + 4 gate rows
 
 
-def test_attention_dimension_ties_query_key_value_and_context():
+def test_attention_head_ties_query_key_value_and_context_of_every_dimension():
     torch.manual_seed(0)
     G = ns.from_torch(AttentionClassifier().eval(), torch.randint(0, 20, (2, 5)))
     qkv = G.block("attn.in_proj_weight").targets
     op = next(b for b in G.blocks if b.kind == "operator")
-    j = 5
-    assert _group_of(G, int(op.targets[j])) == {
-        int(qkv[j]),
-        int(qkv[8 + j]),
-        int(qkv[16 + j]),
-        int(op.targets[j]),
-    }
+    head = range(4, 8)  # head 1 of 2 (head_dim 4)
+    want = {int(qkv[p * 8 + j]) for p in range(3) for j in head} | {int(op.targets[j]) for j in head}
+    assert _group_of(G, int(op.targets[5])) == want
     t = coupling_table(G)
-    assert (t["size"] >= 2).all() and len(t) == 16  # 8 attention dims + 8 residual stream dims
+    assert (t["size"] >= 2).all() and len(t) == 10  # 2 attention heads + 8 residual stream dims
