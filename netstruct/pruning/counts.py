@@ -56,17 +56,18 @@ def _coefficients(G: SignedGraph) -> np.ndarray:
     return out
 
 
-def _hook_path(G: SignedGraph, b: Any, modules: dict[str, Any]) -> str | None:
-    """The submodule whose output positions the block's layer runs at."""
+def _hook_paths(b: Any) -> list[str]:
+    """Submodules whose output positions the block's layer runs at, most specific first."""
     if b.kind == "operator":
-        stem = b.name[: -len(".attention")] if b.name.endswith(".attention") else b.module
-        return stem if stem in modules else None
+        return [b.name[: -len(".attention")] if b.name.endswith(".attention") else b.module]
     cands = []
-    if b.param and "." in b.param:
-        inner = b.param.rsplit(".", 1)[0]
-        cands.append(f"{b.module}.{inner}" if b.module else inner)
+    if b.param and "." in b.param:  # the parameter's own submodule, then its parents
+        parts = b.param.split(".")[:-1]
+        for k in range(len(parts), 0, -1):
+            inner = ".".join(parts[:k])
+            cands.append(f"{b.module}.{inner}" if b.module else inner)
     cands.append(b.module.split("@", 1)[0])
-    return next((c for c in cands if c in modules), None)
+    return cands
 
 
 def _positions(G: SignedGraph, input_shape: Any, func: str) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +108,8 @@ def _positions(G: SignedGraph, input_shape: Any, func: str) -> tuple[np.ndarray,
     handles = [m.register_forward_hook(hook(n, m)) for n, m in modules.items()]
     dtype = getattr(torch, spec.get("input_dtype", "float32"))
     try:
-        with torch.no_grad():
+        # gradients on: torch's fused inference paths would skip the submodules' hooks
+        with torch.enable_grad():
             model(torch.zeros(shape, dtype=dtype))
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         raise param_error("input_shape", func, f"a shape the model accepts ({exc})", shape) from None
@@ -120,8 +122,8 @@ def _positions(G: SignedGraph, input_shape: Any, func: str) -> tuple[np.ndarray,
         if b.kind in ("skip", "identity", "norm") or b.layout.get("type") == "transpose":
             pos[i] = 0.0
             continue
-        path = _hook_path(G, b, modules)
-        if path is not None and path in seen:
+        path = next((c for c in _hook_paths(b) if c in seen), None)
+        if path is not None:
             pos[i], seq[i] = seen[path]
     return pos, seq
 

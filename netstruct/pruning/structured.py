@@ -329,6 +329,62 @@ def _select(order: np.ndarray, family: np.ndarray, k: int, caps, round_to: int, 
     return removed
 
 
+def _refine(removed, order, family, caps, round_to, tied, target, count) -> np.ndarray:
+    """Trade whole ``round_to`` steps between families while that nears the target.
+
+    The greedy global order fixes a selection whose count can miss the target by a whole
+    family step when ``round_to`` is coarse. Line searches over one family's count, then over
+    pairs of families (at most 24 families), close the gap; every family still loses its
+    weakest groups first.
+    """
+    fams = [f for f in caps if not any(f in fs[1:] for fs in tied)]  # one per tied set
+    tied_of = {fs[0]: fs for fs in tied}
+    ranked = {f: order[family[order] == f] for f in caps}
+    taken = {f: int(removed[ranked[f]].sum()) for f in caps}
+
+    def values(f):
+        n, cap = caps[f]
+        step = round_to if n >= round_to else 1
+        return range(0, cap + 1, step) if step > 1 else range(cap + 1)
+
+    def err(t):
+        sel = np.zeros(family.size, dtype=bool)
+        for f in caps:
+            sel[ranked[f][: t[f]]] = True
+        return abs(count(sel) - target), sel
+
+    def with_(t, f, v):
+        t = dict(t)
+        for g in tied_of.get(f, [f]):
+            t[g] = v
+        return t
+
+    best, sel = err(taken)
+    pairs = [(f, g) for i, f in enumerate(fams) for g in fams[i + 1 :]] if len(fams) <= 24 else []
+    sizes = {f: len(values(f)) for f in fams}
+    if sum(sizes[f] * sizes[g] for f, g in pairs) > 50_000:  # fine-grained: lines suffice
+        pairs = []
+    for _ in range(3):
+        if best <= 0.002 * max(target, 1.0):
+            break
+        improved = False
+        for f in fams:
+            for v in values(f):
+                e, s_ = err(with_(taken, f, v))
+                if e < best:
+                    best, sel, taken, improved = e, s_, with_(taken, f, v), True
+        for f, g in pairs if best > 0.01 * max(target, 1.0) else []:
+            for v in values(f):
+                t0 = with_(taken, f, v)
+                for w in values(g):
+                    e, s_ = err(with_(t0, g, w))
+                    if e < best:
+                        best, sel, taken, improved = e, s_, with_(t0, g, w), True
+        if not improved:
+            break
+    return sel
+
+
 def structured_prune(
     G: SignedGraph,
     *,
@@ -458,6 +514,8 @@ def structured_prune(
                 lo = mid + 1
         cands = [measure(k) for k in {max(lo - 1, 0), lo, min(lo + 1, gids.size)}]
         removed = min(cands, key=lambda t: (abs(t[1] - target), -t[0].sum()))[0]
+        removed = _refine(removed, order, family, caps, int(round_to), tied, target,
+                          lambda sel: _counts_after(coef, pos, seq, r0, c0, R, C, sel)[col])
     params, macs = _counts_after(coef, pos, seq, r0, c0, R, C, removed)
     node_mask = np.isin(cg, gids[removed])
     meta = {
