@@ -107,7 +107,9 @@ class HeadPrunedAttention(torch.nn.Module):
         """Same contract as ``nn.MultiheadAttention.forward``."""
         unbatched = query.dim() == 2
         if unbatched:
-            query, key, value = (t.unsqueeze(0 if self.batch_first else 1) for t in (query, key, value))
+            query, key, value = (
+                t.unsqueeze(0 if self.batch_first else 1) for t in (query, key, value)
+            )
             if key_padding_mask is not None:
                 key_padding_mask = key_padding_mask.unsqueeze(0)
         if not self.batch_first:
@@ -125,7 +127,9 @@ class HeadPrunedAttention(torch.nn.Module):
         mask = self._mask(attn_mask, key_padding_mask, q, B, T, S)
         if is_causal and mask is None:
             causal = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(1)
-            mask = torch.zeros(T, S, dtype=q.dtype, device=q.device).masked_fill(causal, float("-inf"))
+            mask = torch.zeros(T, S, dtype=q.dtype, device=q.device).masked_fill(
+                causal, float("-inf")
+            )
         p = self.dropout if self.training else 0.0
         weights = None
         if need_weights:

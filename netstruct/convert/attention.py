@@ -316,7 +316,8 @@ class TransformerEncoderHandler(ModuleHandler):
         ]
         d_model = layers[0].self_attn.embed_dim
         norm = torch.nn.LayerNorm(d_model, eps=config["norm_eps"]) if config["norm"] else None
-        with warnings.catch_warnings():  # nested tensors need torch's fused path: not for pruned heads
+        # nested tensors need torch's fused path, which pruned heads do not take
+        with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "enable_nested_tensor is True", UserWarning)
             m = torch.nn.TransformerEncoder(
                 layers[0],

@@ -95,7 +95,9 @@ def _positions(G: SignedGraph, input_shape: Any, func: str) -> tuple[np.ndarray,
             y = out[0] if isinstance(out, tuple) else out
             if not isinstance(y, torch.Tensor) or y.dim() == 0:
                 return
-            conv = isinstance(mod, (torch.nn.modules.conv._ConvNd, torch.nn.modules.batchnorm._BatchNorm))
+            conv = isinstance(
+                mod, (torch.nn.modules.conv._ConvNd, torch.nn.modules.batchnorm._BatchNorm)
+            )
             n_feat = y.shape[1] if conv and y.dim() > 1 else y.shape[-1]
             q = args[0] if args else None
             t = 1
@@ -112,7 +114,9 @@ def _positions(G: SignedGraph, input_shape: Any, func: str) -> tuple[np.ndarray,
         with torch.enable_grad():
             model(torch.zeros(shape, dtype=dtype))
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-        raise param_error("input_shape", func, f"a shape the model accepts ({exc})", shape) from None
+        raise param_error(
+            "input_shape", func, f"a shape the model accepts ({exc})", shape
+        ) from None
     finally:
         for h in handles:
             h.remove()

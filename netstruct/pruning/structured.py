@@ -98,7 +98,9 @@ def _counts_after(coef, pos, seq, r0, c0, R, C, removed: np.ndarray) -> tuple[fl
     return float(p.sum()), float(np.nansum(m))
 
 
-def structured_groups(G: SignedGraph, *, input_shape: Any = None, macs: bool = True) -> pd.DataFrame:
+def structured_groups(
+    G: SignedGraph, *, input_shape: Any = None, macs: bool = True
+) -> pd.DataFrame:
     """The removable coupling groups of ``G``, with what removing each one saves.
 
     Parameters
@@ -185,7 +187,9 @@ def _magnitude_energy(G: SignedGraph) -> np.ndarray:
                     np.add.at(e, b.sources, rows)
                 continue
             if b.layout.get("type") == "expand":
-                cols = np.bincount(np.asarray(b.layout["columns"]), weights=k2.sum(0), minlength=b.shape[1])
+                cols = np.bincount(
+                    np.asarray(b.layout["columns"]), weights=k2.sum(0), minlength=b.shape[1]
+                )
             else:
                 cols = k2.reshape(b.shape[0], b.shape[1], -1).sum((0, 2))
             np.add.at(e, b.targets, k2.sum(1))
@@ -212,14 +216,18 @@ def _node_scores(G: SignedGraph, by: Any, func: str) -> np.ndarray:
             edges = G.edges()
             if by not in edges.columns:
                 raise param_error(
-                    "by", func, "'magnitude', a node or edge column name, an array or a callable",
+                    "by",
+                    func,
+                    "'magnitude', a node or edge column name, an array or a callable",
                     by,
                 )
             vals = edges[by]
     arr = np.asarray(vals.to_numpy() if isinstance(vals, pd.Series) else vals, dtype=np.float64)
     if arr.ndim != 1 or arr.shape[0] not in (G.n_nodes, G.n_edges) or not np.isfinite(arr).all():
         raise param_error(
-            "by", func, f"finite values per node ({G.n_nodes}) or per edge ({G.n_edges})",
+            "by",
+            func,
+            f"finite values per node ({G.n_nodes}) or per edge ({G.n_edges})",
             f"shape {arr.shape}",
         )
     if arr.shape[0] == G.n_nodes:
@@ -231,7 +239,9 @@ def _node_scores(G: SignedGraph, by: Any, func: str) -> np.ndarray:
     return e
 
 
-def group_importance(G: SignedGraph, *, by: str | Callable[..., Any] | Any = "magnitude") -> pd.Series:
+def group_importance(
+    G: SignedGraph, *, by: str | Callable[..., Any] | Any = "magnitude"
+) -> pd.Series:
     """Importance of every structured group (higher = keep).
 
     Parameters
@@ -455,7 +465,9 @@ def structured_prune(
     given = [x is not None for x in (amount, target_params, target_macs)]
     if sum(given) != 1:
         raise param_error(
-            "amount", func, "given alone, or replaced by exactly one of target_params, target_macs",
+            "amount",
+            func,
+            "given alone, or replaced by exactly one of target_params, target_macs",
             {"amount": amount, "target_params": target_params, "target_macs": target_macs},
         )
     if scope not in ("layer", "global"):
@@ -496,7 +508,9 @@ def structured_prune(
             in_f = order[family[order] == f]
             removed[in_f[:take]] = True
     elif amount is not None:
-        removed = _select(order, family, int(np.floor(amount * gids.size + 1e-9)), caps, round_to, tied)
+        removed = _select(
+            order, family, int(np.floor(amount * gids.size + 1e-9)), caps, round_to, tied
+        )
     else:
         target = float(target_params if target_params is not None else target_macs)
         col = 0 if target_params is not None else 1
@@ -514,8 +528,16 @@ def structured_prune(
                 lo = mid + 1
         cands = [measure(k) for k in {max(lo - 1, 0), lo, min(lo + 1, gids.size)}]
         removed = min(cands, key=lambda t: (abs(t[1] - target), -t[0].sum()))[0]
-        removed = _refine(removed, order, family, caps, int(round_to), tied, target,
-                          lambda sel: _counts_after(coef, pos, seq, r0, c0, R, C, sel)[col])
+        removed = _refine(
+            removed,
+            order,
+            family,
+            caps,
+            int(round_to),
+            tied,
+            target,
+            lambda sel: _counts_after(coef, pos, seq, r0, c0, R, C, sel)[col],
+        )
     params, macs = _counts_after(coef, pos, seq, r0, c0, R, C, removed)
     node_mask = np.isin(cg, gids[removed])
     meta = {
@@ -530,8 +552,14 @@ def structured_prune(
         "params": int(round(params)),
         "macs": int(round(macs)) if need_macs else None,
     }
-    what = f"amount={amount}" if amount is not None else (
-        f"target_params={target_params}" if target_params is not None else f"target_macs={target_macs}"
+    what = (
+        f"amount={amount}"
+        if amount is not None
+        else (
+            f"target_params={target_params}"
+            if target_params is not None
+            else f"target_macs={target_macs}"
+        )
     )
     return PruningPlan.for_graph(G).remove_units(
         G, node_mask, reason=f"structured_prune({what}, by={meta['by']!r})", meta=meta

@@ -8,7 +8,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import netstruct as ns
-from tests.models import BiGRUCat, EncoderClassifier, TextLSTM, UserCNN
+from tests.models import BiGRUCat, TextLSTM, UserCNN
 
 pytestmark = pytest.mark.torch
 
@@ -119,13 +119,18 @@ def _attention_macs(model, x):
     """Q K^T and A V of every attention layer, counted by hand (FlopCounterMode misses CPU sdpa)."""
     out = 0
     for m in model.modules():
-        if isinstance(m, (torch.nn.MultiheadAttention,)) or type(m).__name__ == "HeadPrunedAttention":
+        if (
+            isinstance(m, (torch.nn.MultiheadAttention,))
+            or type(m).__name__ == "HeadPrunedAttention"
+        ):
             B, T, _ = x.shape
             out += 2 * B * T * T * m.num_heads * m.head_dim
     return out
 
 
-@pytest.mark.parametrize("name", ["user_cnn_bn", "residual_cnn", "depthwise", "encoder_heads", "gru"])
+@pytest.mark.parametrize(
+    "name", ["user_cnn_bn", "residual_cnn", "depthwise", "encoder_heads", "gru"]
+)
 def test_macs_equal_flop_counter_on_the_shrunk_module(name):
     _, x, G = _export(name)
     S = ns.structured_prune(G, amount=0.5).apply(G, shrink=True)

@@ -53,7 +53,9 @@ def test_attention_head_ties_query_key_value_and_context_of_every_dimension():
     qkv = G.block("attn.in_proj_weight").targets
     op = next(b for b in G.blocks if b.kind == "operator")
     head = range(4, 8)  # head 1 of 2 (head_dim 4)
-    want = {int(qkv[p * 8 + j]) for p in range(3) for j in head} | {int(op.targets[j]) for j in head}
+    want = {int(qkv[p * 8 + j]) for p in range(3) for j in head} | {
+        int(op.targets[j]) for j in head
+    }
     assert _group_of(G, int(op.targets[5])) == want
     t = coupling_table(G)
     assert (t["size"] >= 2).all() and len(t) == 10  # 2 attention heads + 8 residual stream dims
