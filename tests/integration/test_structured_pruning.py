@@ -240,3 +240,29 @@ def test_bad_parameters_are_refused_with_the_standard_message():
         ns.group_importance(G, by="no_such_column")
     with pytest.raises(ns.InvalidParameterError, match="'scope' parameter"):
         ns.structured_prune(G, amount=0.5, scope="everywhere")
+
+
+@pytest.mark.parametrize("name", ["residual_cnn", "encoder_heads", "lstm"])
+def test_shrink_units_equals_shrinking_the_applied_plan(name):
+    _, x, G = _export(name)
+    plan = ns.structured_prune(G, amount=0.5)
+    direct = ns.shrink(G, units=plan)
+    via_mask = ns.shrink(plan.apply(G))
+    assert [b.shape for b in direct.blocks] == [b.shape for b in via_mask.blocks]
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            ns.to_torch(direct)(x).numpy(), ns.to_torch(via_mask)(x).numpy(), atol=1e-6, rtol=0
+        )
+
+
+def test_shrink_refuses_units_whose_group_cannot_go():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 2)
+    ).eval()
+    G = ns.from_torch(model)
+    with pytest.raises(ns.GraphError, match="LayerNorm"):
+        ns.shrink(G, units=[int(G.block("0.weight").targets[0])])
+    with pytest.raises(ns.InvalidParameterError, match="'units' parameter of shrink"):
+        ns.shrink(G, units="everything")
+    assert ns.structured_groups(G, macs=False).empty
