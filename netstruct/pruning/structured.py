@@ -169,42 +169,111 @@ def structured_groups(
 
 
 # ---------------------------------------------------------------------------- importance
-def _magnitude_energy(G: SignedGraph) -> np.ndarray:
-    """Sum of squared weights (kernel taps included) on the edges into and out of every node."""
+def _entry_sums(G: SignedGraph, values: dict[int, np.ndarray]) -> np.ndarray:
+    """Per node: ``values`` (block index -> array in the parameter's torch layout) summed over
+    the entries of the rows into it and the columns out of it."""
     e = np.zeros(G.n_nodes, dtype=np.float64)
-    for b in G.blocks:
-        if b.kind in ("skip", "identity", "operator"):
-            continue
+    for i, v in values.items():
+        b = G.blocks[i]
+        v = np.asarray(v, dtype=np.float64)
         if b.kind == "norm":
-            np.add.at(e, b.targets, np.square(np.diagonal(np.where(b.mask, b.weight, 0.0))))
+            np.add.at(e, b.targets, v)
             continue
         if b.kernel is not None:
-            k2 = np.square(b.parameter().astype(np.float64)).reshape(b.kernel.shape[0], -1)
+            if b.layout.get("transposed"):
+                v = v.swapaxes(0, 1)
+            k = v.reshape(v.shape[0], -1)
             if int(b.layout.get("groups", 1)) != 1:
-                rows = k2.sum(1)
+                rows = k.sum(1)
                 np.add.at(e, b.targets, rows)
                 if b.shape[0] == b.shape[1]:  # depthwise: a row reads its own channel
                     np.add.at(e, b.sources, rows)
                 continue
             if b.layout.get("type") == "expand":
                 cols = np.bincount(
-                    np.asarray(b.layout["columns"]), weights=k2.sum(0), minlength=b.shape[1]
+                    np.asarray(b.layout["columns"]), weights=k.sum(0), minlength=b.shape[1]
                 )
             else:
-                cols = k2.reshape(b.shape[0], b.shape[1], -1).sum((0, 2))
-            np.add.at(e, b.targets, k2.sum(1))
+                cols = k.reshape(b.shape[0], b.shape[1], -1).sum((0, 2))
+            np.add.at(e, b.targets, k.sum(1))
             np.add.at(e, b.sources, cols)
             continue
-        w2 = np.square(np.where(b.mask, b.weight, 0.0).astype(np.float64))
-        np.add.at(e, b.targets, w2.sum(1))
-        np.add.at(e, b.sources, w2.sum(0))
+        if b.layout.get("type") == "transpose":
+            v = v.T
+        np.add.at(e, b.targets, v.sum(1))
+        np.add.at(e, b.sources, v.sum(0))
     return e
 
 
-def _node_scores(G: SignedGraph, by: Any, func: str) -> np.ndarray:
+def _weighted_blocks(G: SignedGraph) -> list[int]:
+    return [
+        i
+        for i, b in enumerate(G.blocks)
+        if b.kind not in ("skip", "identity", "operator") and b.has_parameter
+    ]
+
+
+def _magnitude_energy(G: SignedGraph) -> np.ndarray:
+    """Sum of squared weights (kernel taps included) on the edges into and out of every node."""
+    return _entry_sums(
+        G, {i: np.square(G.blocks[i].parameter().astype(np.float64)) for i in _weighted_blocks(G)}
+    )
+
+
+def _taylor_scores(G: SignedGraph, data: Any, loss: Any, func: str) -> np.ndarray:
+    """Per node: the sum of ``w * dL/dw`` over its parameters (and biases) on ``data``."""
+    import torch
+
+    from ..convert.to_torch import to_torch
+
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise param_error("data", func, "a pair (inputs, targets) of tensors for by='taylor'", data)
+    x, y = data
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise param_error("data", func, "a pair (inputs, targets) of tensors", type(x).__name__)
+    if loss is None:
+        loss = (
+            torch.nn.functional.cross_entropy
+            if not torch.is_floating_point(y)
+            else torch.nn.functional.mse_loss
+        )
+    if not callable(loss):
+        raise param_error("loss", func, "a callable loss(outputs, targets) or None", loss)
+    model = to_torch(G)
+    model.zero_grad()
+    with torch.enable_grad():
+        value = loss(model(x), y)
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            raise param_error("loss", func, "a callable returning a scalar tensor", value)
+        value.backward()
+    params = dict(model.named_parameters())
+    wg: dict[int, np.ndarray] = {}
+    bias = np.zeros(G.n_nodes)
+    for i in _weighted_blocks(G):
+        b = G.blocks[i]
+        if "@" in b.module:
+            continue
+        for name, to in ((b.param, "w"), (b.bias_param, "b")):
+            p = params.get(f"{b.module}.{name}" if b.module else name) if name else None
+            if p is None or p.grad is None:
+                continue
+            v = (p.detach() * p.grad).double().numpy()
+            if to == "w":
+                wg[i] = v
+            else:
+                np.add.at(bias, b.targets, v)
+    out = _entry_sums(G, wg) + bias
+    if not np.isfinite(out).all():
+        raise param_error("data", func, "inputs giving a finite loss and gradients", "non-finite")
+    return out
+
+
+def _node_scores(G: SignedGraph, by: Any, func: str, data: Any, loss: Any) -> np.ndarray:
     """Per-node values to sum over groups (edge values go to both ends)."""
     if isinstance(by, str) and by == "magnitude":
         return _magnitude_energy(G)
+    if isinstance(by, str) and by == "taylor":
+        return _taylor_scores(G, data, loss, func)
     vals: Any = by
     if callable(by) and not isinstance(by, (np.ndarray, pd.Series)):
         vals = by(G)
@@ -218,7 +287,7 @@ def _node_scores(G: SignedGraph, by: Any, func: str) -> np.ndarray:
                 raise param_error(
                     "by",
                     func,
-                    "'magnitude', a node or edge column name, an array or a callable",
+                    "'magnitude', 'taylor', a node or edge column name, an array or a callable",
                     by,
                 )
             vals = edges[by]
@@ -240,7 +309,11 @@ def _node_scores(G: SignedGraph, by: Any, func: str) -> np.ndarray:
 
 
 def group_importance(
-    G: SignedGraph, *, by: str | Callable[..., Any] | Any = "magnitude"
+    G: SignedGraph,
+    *,
+    by: str | Callable[..., Any] | Any = "magnitude",
+    data: Any = None,
+    loss: Any = None,
 ) -> pd.Series:
     """Importance of every structured group (higher = keep).
 
@@ -249,11 +322,19 @@ def group_importance(
     G : SignedGraph
     by : str, array or callable, default="magnitude"
         ``"magnitude"``: the L2 norm of every weight into and out of the group's units (kernel
-        taps, gate rows and norm scales included; Torch-Pruning's group magnitude). A node
+        taps, gate rows and norm scales included; Torch-Pruning's group magnitude).
+        ``"taylor"``: ``|sum of w * dL/dw|`` over the group's weights and biases on ``data``
+        (first-order Taylor estimate of the loss change when the group goes; Molchanov et
+        al., 2019). A node
         column or attribute name (e.g. lattice or causal scores attached to the graph): the sum
         over the group's nodes. An edge column or attribute name: the sum over the edges into
         and out of the group's nodes. An array of shape ``(n_nodes,)`` or ``(n_edges,)``, or a
         callable ``f(G)`` returning one, is summed the same way.
+    data : (inputs, targets) tensors, optional
+        Calibration batch for ``by="taylor"``.
+    loss : callable, optional
+        ``loss(outputs, targets)`` for ``by="taylor"`` (default: cross-entropy for integer
+        targets, mean squared error for float targets).
 
     Returns
     -------
@@ -273,10 +354,12 @@ def group_importance(
     """
     check_graph(G, "group_importance")
     cg, gids, _ = _group_arrays(G)
-    node = _node_scores(G, by, "group_importance")
+    node = _node_scores(G, by, "group_importance", data, loss)
     total = np.bincount(cg, weights=node, minlength=G.n_nodes)[gids]
     if isinstance(by, str) and by == "magnitude":
         total = np.sqrt(total)
+    elif isinstance(by, str) and by == "taylor":
+        total = np.abs(total)
     return pd.Series(total, index=pd.Index(gids, name="group"), name="importance")
 
 
@@ -405,6 +488,8 @@ def structured_prune(
     scope: str = "layer",
     round_to: int = 1,
     input_shape: Any = None,
+    data: Any = None,
+    loss: Any = None,
 ) -> PruningPlan:
     """Plan the removal of whole structured groups: a fraction of them, or down to a budget.
 
@@ -429,6 +514,8 @@ def structured_prune(
         for hardware that prefers multiples of 8 or 16.
     input_shape : sequence of int, optional
         Input batch shape for ``target_macs`` (default: the export's example input).
+    data, loss : optional
+        Calibration batch and loss for ``by="taylor"`` (see :func:`group_importance`).
 
     Returns
     -------
@@ -482,7 +569,7 @@ def structured_prune(
     cg, gids, family = _group_arrays(G)
     if gids.size == 0:
         raise GraphError(f"{func}: the graph has no removable structured group.")
-    score = group_importance(G, by=by).to_numpy()
+    score = group_importance(G, by=by, data=data, loss=loss).to_numpy()
     caps = _family_caps(family, int(round_to))
     tied = _tied_families(G, gids, family)
     fam_mean = {f: float(np.mean(np.abs(score[family == f]))) or 1.0 for f in caps}

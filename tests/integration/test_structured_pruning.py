@@ -266,3 +266,49 @@ def test_shrink_refuses_units_whose_group_cannot_go():
     with pytest.raises(ns.InvalidParameterError, match="'units' parameter of shrink"):
         ns.shrink(G, units="everything")
     assert ns.structured_groups(G, macs=False).empty
+
+
+def _taylor_oracle(model, x, y, G, gids):
+    """Direct Taylor score of each group: zero its units' output rows and read the loss change
+    to first order, i.e. sum of w * dL/dw over every parameter entry of the group's rows/cols."""
+    model = ns.to_torch(G)
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    cg = ns.coupled_units(G)
+    params = dict(model.named_parameters())
+    out = []
+    for g in gids:
+        members = set(np.flatnonzero(cg == g).tolist())
+        total = 0.0
+        for b in G.blocks:
+            if b.kind != "weight":
+                continue
+            p = params[f"{b.module}.{b.param}"]
+            wg = (p.detach() * p.grad).double().numpy()
+            rows = [r for r, t in enumerate(b.targets.tolist()) if t in members]
+            cols = [c for c, s in enumerate(b.sources.tolist()) if s in members]
+            total += wg[rows].sum() + wg[:, cols].sum()
+            if rows and b.bias_param:
+                pb = params[f"{b.module}.{b.bias_param}"]
+                total += float((pb.detach() * pb.grad).double().numpy()[rows].sum())
+        out.append(abs(total))
+    return np.array(out)
+
+
+def test_taylor_importance_equals_a_direct_first_order_count():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 6),
+        torch.nn.ReLU(),
+        torch.nn.Linear(6, 5),
+        torch.nn.Tanh(),
+        torch.nn.Linear(5, 3),
+    ).eval()
+    G = ns.from_torch(model)
+    x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    s = ns.group_importance(G, by="taylor", data=(x, y))
+    np.testing.assert_allclose(s.to_numpy(), _taylor_oracle(model, x, y, G, s.index), rtol=1e-6)
+    plan = ns.structured_prune(G, amount=0.5, by="taylor", data=(x, y))
+    assert set(plan.steps[0].meta["groups"]) <= set(s.index)
+    with pytest.raises(ns.InvalidParameterError, match="'data' parameter of group_importance"):
+        ns.group_importance(G, by="taylor")
