@@ -43,7 +43,7 @@ _LAZY = {
     "count_macs": "netstruct.pruning.counts",
     "graph_params": "netstruct.pruning.counts",
     "structured_groups": "netstruct.pruning.structured",
-    "group_importance": "netstruct.pruning.structured",
+    "group_importance": "netstruct.pruning.importance",
     "structured_prune": "netstruct.pruning.structured",
     "save": "netstruct.io.native",
     "load": "netstruct.io.native",
