@@ -10,8 +10,10 @@ Removing a unit from a network is only possible together with every unit tied to
 * the query, key and value dimension ``j`` of an attention head and its context dimension
   (``kind="operator"``);
 * the input and output channel of a depthwise convolution;
-* the dimensions of one attention head (gate labels ``q<h>``, ``k<h>``, ``v<h>`` of one layer):
-  heads are removed whole, so ``num_heads`` stays an integer and the scale ``1/sqrt(d)`` holds.
+* the dimensions of one attention head (nodes of one layer with gate label ``q<h>``, ``k<h>`` or
+  ``v<h>``; with the operator ties, a query head joins the key/value head it reads, so a
+  grouped-query KV group goes with all its query heads): heads are removed whole, so
+  ``num_heads`` stays an integer and the scale ``1/sqrt(d)`` holds.
 
 :func:`coupled_units` joins them (connected components of the ties) and returns, per node, the id of its group
 (the smallest node id in it), the shape of Torch-Pruning's dependency groups but computed from
@@ -49,7 +51,7 @@ def _pairs(G: SignedGraph) -> list[tuple[np.ndarray, np.ndarray]]:
         elif b.kind == "operator":
             # token mixing: a context dimension with the query, key and value units it reads
             # (grouped-query attention shares a key/value unit among several heads' contexts)
-            r, c = np.nonzero(b.mask | (b.weight != 0))
+            r, c = np.nonzero(b.mask)
             out.append((b.targets[r], b.sources[c]))
         elif b.kernel is not None and b.layout.get("type") == "conv":
             g = int(b.layout.get("groups", 1))
@@ -60,7 +62,7 @@ def _pairs(G: SignedGraph) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def _head_pairs(G: SignedGraph) -> tuple[np.ndarray, np.ndarray]:
-    """Dimensions of one attention head (gate labels ``q3``, ``k3``, ``v3`` of one layer)."""
+    """Dimensions of one attention head: nodes of one layer with the same gate label (``q3``)."""
     gate = G.node_column("gate")
     layer = G.node_column("group")
     a, b = [], []
@@ -69,7 +71,10 @@ def _head_pairs(G: SignedGraph) -> tuple[np.ndarray, np.ndarray]:
         m = _HEAD_GATE.match(str(gate[i]))
         if m is None:
             continue
-        key = (int(layer[i]), m.group(1))
+        # the dims of one projection's head (all of ``q3``); the operator edges tie q3 to the
+        # key/value head it reads (its own in multi-head attention, a shared one under
+        # grouped-query attention)
+        key = (int(layer[i]), str(gate[i]))
         j = first.setdefault(key, i)
         if j != i:
             a.append(i)
