@@ -8,6 +8,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import netstruct as ns
+from tests.integration.test_model_families import MODELS as CORPUS
 from tests.models import BiGRUCat, TextLSTM, UserCNN
 
 pytestmark = pytest.mark.torch
@@ -312,3 +313,20 @@ def test_taylor_importance_equals_a_direct_first_order_count():
     assert set(plan.steps[0].meta["groups"]) <= set(s.index)
     with pytest.raises(ns.InvalidParameterError, match="'data' parameter of group_importance"):
         ns.group_importance(G, by="taylor")
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_every_exported_family_prunes_structurally_with_masked_equal_to_shrunk(name):
+    model, x = CORPUS[name]()
+    G = ns.from_torch(model, x)
+    groups = ns.structured_groups(G, macs=False)
+    if groups.empty:  # e.g. a residual stream every unit of which a LayerNorm reads
+        with pytest.raises(ns.GraphError, match="no removable structured group"):
+            ns.structured_prune(G, amount=0.5)
+        return
+    plan = ns.structured_prune(G, amount=0.5)
+    M = plan.apply(G)
+    small = ns.to_torch(ns.shrink(G, units=plan))
+    with torch.no_grad():
+        np.testing.assert_allclose(small(x).numpy(), ns.to_torch(M)(x).numpy(), atol=1e-5, rtol=0)
+    assert sum(p.numel() for p in small.parameters()) == plan.steps[0].meta["params"]
