@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ def _const_value(activation: str, bias: float) -> float | None:
     return float(val[0])
 
 
+_HEAD_LABEL = re.compile(r"^[a-z]+\d+$")
 _PER_UNIT_NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
 
 
@@ -67,8 +69,14 @@ class _State:
         allowed = np.array([h is not None and h.shrinkable for h in hs], dtype=bool)[inv]
         internal = set(spec.get("internal", ()))
         blocked = np.zeros(self.n, dtype=bool)
+        gate = G.node_column("gate")
         for b in G.blocks:
-            if b.name in internal and b.kind != "operator":  # a composite layer's own sums
+            if b.kind == "operator":
+                # token mixing whose query/key/value units carry no head labels: the head of a
+                # dimension is unknown, and removing part of a head changes its scores
+                if not all(_HEAD_LABEL.match(str(g)) for g in gate[b.sources]):
+                    blocked[b.sources] = blocked[b.targets] = True
+            elif b.name in internal:  # a composite layer's own sums
                 blocked[b.sources] = blocked[b.targets] = True
             elif b.kind in ("skip", "identity"):
                 allowed[b.targets] = True  # sum and copy nodes go with their operands
