@@ -399,10 +399,10 @@ def shrink(G: SignedGraph, *, units: Any = None) -> SignedGraph:
         prov["structure"] = wiring_key(G._spec, int(keep.sum()), blocks)
     else:
         prov.pop("structure", None)
-    return SignedGraph(
+    return SignedGraph._derived(  # columns, blocks and ids are valid by construction
         nodes,
         blocks,
-        spec=G._spec,  # the constructor copies it
+        spec=G._spec,
         provenance=prov,
         node_attrs={k: G.node_column(k)[keep] for k in G.node_attr_names},
         edge_attrs=edge_attrs,
