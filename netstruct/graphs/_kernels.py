@@ -188,11 +188,13 @@ def take(block: Any, rows: np.ndarray, cols: np.ndarray) -> dict[str, Any]:
     ri, ci = np.flatnonzero(rows), np.flatnonzero(cols)
 
     def cut(a: np.ndarray) -> np.ndarray:  # np.take on ids: ~10x faster than a[np.ix_(rows, cols)]
-        return a.take(ri, axis=0).take(ci, axis=1)
+        out = np.ascontiguousarray(a.take(ri, axis=0).take(ci, axis=1))
+        out.setflags(write=False)  # fresh and frozen: make_block keeps it without a copy
+        return out
 
     ch: dict[str, Any] = {
         "weight": cut(block.weight),
-        "mask": cut(block.mask),
+        "mask": None if block.is_dense else cut(block.mask),
         "sources": block.sources[cols],
         "targets": block.targets[rows],
         "bias": None if block.bias is None else block.bias[rows],
