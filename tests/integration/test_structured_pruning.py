@@ -330,3 +330,23 @@ def test_every_exported_family_prunes_structurally_with_masked_equal_to_shrunk(n
     with torch.no_grad():
         np.testing.assert_allclose(small(x).numpy(), ns.to_torch(M)(x).numpy(), atol=1e-5, rtol=0)
     assert sum(p.numel() for p in small.parameters()) == plan.steps[0].meta["params"]
+
+
+def test_budget_on_transformer_heads_and_units_with_round_to():
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+    model = torch.nn.Sequential(torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False))
+    x = torch.randn(2, 6, 32)
+    G = ns.from_torch(model.eval(), x)
+    target = int(0.6 * ns.graph_params(G))
+    plan = ns.structured_prune(G, target_params=target, round_to=2)
+    S = ns.shrink(G, units=plan)
+    small = ns.to_torch(S)
+    n = sum(p.numel() for p in small.parameters())
+    assert abs(n - target) <= 0.01 * target and n == ns.graph_params(S)
+    for enc_layer in small[0].layers:
+        assert enc_layer.self_attn.num_heads % 2 == 0 and enc_layer.linear1.out_features % 2 == 0
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            small(x).numpy(), ns.to_torch(plan.apply(G))(x).numpy(), atol=1e-5, rtol=0
+        )
