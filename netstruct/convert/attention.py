@@ -8,6 +8,13 @@ the query, key and value nodes of the same head and dimension (weight 1 marks th
 not a magnitude). ``out_proj`` is an ordinary Linear block. Attention heads are therefore unit
 groups over Q/K/V/O. Operator edges, and the residual sums inside an encoder layer, are
 structure: re-import refuses a graph in which they were pruned or edited.
+
+Heads are coupling groups (:func:`netstruct.graphs.coupling.coupled_units`), removed whole by
+:func:`netstruct.shrink`. ``nn.MultiheadAttention`` cannot hold fewer heads than
+``embed_dim / head_dim``, so a head-pruned layer is rebuilt as
+:class:`~netstruct.convert._attention_module.HeadPrunedAttention` (same parameter names, call
+signature and outputs; ``num_heads`` is the number of heads kept); an unpruned layer comes back
+as ``nn.MultiheadAttention``.
 """
 
 from __future__ import annotations
@@ -30,6 +37,52 @@ __all__ = [
 
 def _pfx(prefix: str, name: str) -> str:
     return f"{prefix}{name}"
+
+
+def _is_head_pruned(module: Any) -> bool:
+    from ._attention_module import HeadPrunedAttention
+
+    return isinstance(module, HeadPrunedAttention)
+
+
+def _attention_config(mha: Any) -> dict[str, Any]:
+    return {
+        "num_heads": mha.num_heads,
+        "head_dim": mha.head_dim,
+        "dropout": mha.dropout,
+        "batch_first": mha.batch_first,
+        "bias": mha.in_proj_bias is not None,
+    }
+
+
+def build_attention(config: dict[str, Any], params: dict[str, np.ndarray], prefix: str = "") -> Any:
+    """Self-attention rebuilt from its parameters; the head count is read off their shapes.
+
+    ``nn.MultiheadAttention`` when the inner width equals the embedding width, else a
+    :class:`~netstruct.convert._attention_module.HeadPrunedAttention` (heads were removed).
+    """
+    import torch
+
+    from ._attention_module import HeadPrunedAttention
+
+    w = params[f"{prefix}in_proj_weight"]
+    E, inner = int(w.shape[1]), int(w.shape[0]) // 3
+    head_dim = int(config.get("head_dim") or E // int(config["num_heads"]))
+    H = inner // head_dim
+    n_out = int(params[f"{prefix}out_proj.weight"].shape[0])
+    kw = {
+        "dropout": float(config.get("dropout", 0.0)),
+        "bias": bool(config.get("bias", True)),
+        "batch_first": bool(config.get("batch_first", False)),
+    }
+    if inner == E == n_out and H * head_dim == E and H > 0:
+        m = _quiet_build(torch.nn.MultiheadAttention, E, H, **kw)
+    else:
+        m = HeadPrunedAttention(E, H, head_dim, out_dim=n_out, device="meta", **kw)
+        m = m.to_empty(device="cpu")
+    own = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+    load_params(m, {k: v for k, v in own.items() if k.startswith(("in_proj", "out_proj"))})
+    return m
 
 
 def export_linear(
@@ -65,18 +118,20 @@ def export_layer_norm(
 
 def export_attention(builder: Any, mha: Any, path: str, prefix: str, src: np.ndarray) -> np.ndarray:
     """Q/K/V projection, the token-mixing operator and the output projection; returns outputs."""
-    if not mha._qkv_same_embed_dim or mha.bias_k is not None or mha.add_zero_attn:
+    pruned = _is_head_pruned(mha)
+    if (not pruned and not mha._qkv_same_embed_dim) or mha.bias_k is not None or mha.add_zero_attn:
         raise UnsupportedModuleError(
             f"module {path!r}: netstruct exports MultiheadAttention with one in_proj_weight (kdim = "
             "vdim = embed_dim), no bias_k/bias_v and add_zero_attn=False"
         )
     E, H = mha.embed_dim, mha.num_heads
-    D = E // H
+    D = mha.head_dim
+    inner = H * D
     src = builder.resolve_features(src, E, path)
     builder.n_groups += 1
     names, gates = [], []
     for part in "qkv":
-        for j in range(E):
+        for j in range(inner):
             names.append(f"{path}.{prefix}{part}[{j // D}.{j % D}]")
             gates.append(f"{part}{j // D}")
     qkv = builder._add(names, kind="hidden", group=builder.n_groups, module=path, gate=gates)
@@ -89,8 +144,8 @@ def export_attention(builder: Any, mha: Any, path: str, prefix: str, src: np.nda
         bias=mha.in_proj_bias,
         bias_param=_pfx(prefix, "in_proj_bias") if mha.in_proj_bias is not None else None,
     )
-    ctx = builder.add_units(E, module=path, label=f"{prefix}context")
-    W = np.concatenate([np.eye(E)] * 3, axis=1)
+    ctx = builder.add_units(inner, module=path, label=f"{prefix}context")
+    W = np.concatenate([np.eye(inner)] * 3, axis=1)
     builder._append(
         name=f"{path}.{prefix}attention",
         weight=W,
@@ -158,27 +213,20 @@ class MultiheadAttentionHandler(ModuleHandler):
             )
         return (export_attention(builder, module, path, "", ids[0]), None)
 
+    shrinkable = True
+
     def config(self, module):
-        return {
-            "num_heads": module.num_heads,
-            "dropout": module.dropout,
-            "batch_first": module.batch_first,
-            "bias": module.in_proj_bias is not None,
-        }
+        return _attention_config(module)
 
     def build(self, config, params):
-        import torch
-
-        E = params["in_proj_weight"].shape[1]
-        m = _quiet_build(torch.nn.MultiheadAttention, E, **config)
-        load_params(m, params)
-        return m
+        return build_attention(config, params)
 
 
 def _layer_config(layer: Any) -> dict[str, Any]:
     name = getattr(layer.activation, "__name__", None) or type(layer.activation).__name__.lower()
     return {
         "nhead": layer.self_attn.num_heads,
+        "head_dim": layer.self_attn.head_dim,
         "dim_feedforward": layer.linear1.out_features,
         "dropout": float(layer.dropout.p),
         "activation": name,
@@ -189,7 +237,8 @@ def _layer_config(layer: Any) -> dict[str, Any]:
     }
 
 
-def _build_layer(config: dict[str, Any], d_model: int) -> Any:
+def _build_layer(config: dict[str, Any], params: dict[str, np.ndarray], prefix: str = "") -> Any:
+    """One encoder layer, widths read off its parameters (``prefix`` inside an encoder)."""
     import torch
 
     cfg = dict(config)
@@ -197,8 +246,20 @@ def _build_layer(config: dict[str, Any], d_model: int) -> Any:
         raise UnsupportedModuleError(
             f"TransformerEncoderLayer activation {cfg['activation']!r} cannot be rebuilt"
         )
-    cfg["dim_feedforward"] = int(cfg["dim_feedforward"])
-    return _quiet_build(torch.nn.TransformerEncoderLayer, d_model, **cfg)
+    d_model = int(params[f"{prefix}self_attn.in_proj_weight"].shape[1])
+    cfg["dim_feedforward"] = int(params[f"{prefix}linear1.weight"].shape[0])
+    attn_cfg = {
+        "num_heads": cfg["nhead"],
+        "head_dim": cfg.pop("head_dim", None),
+        "dropout": cfg["dropout"],
+        "batch_first": cfg["batch_first"],
+        "bias": cfg.get("bias", True),
+    }
+    attn = build_attention(attn_cfg, params, f"{prefix}self_attn.")
+    cfg["nhead"] = 1  # any divisor builds the layer; its attention is replaced by the rebuilt one
+    layer = _quiet_build(torch.nn.TransformerEncoderLayer, d_model, **cfg)
+    layer.self_attn = attn
+    return layer
 
 
 class TransformerEncoderLayerHandler(ModuleHandler):
@@ -212,10 +273,10 @@ class TransformerEncoderLayerHandler(ModuleHandler):
     def config(self, module):
         return _layer_config(module)
 
+    shrinkable = True
+
     def build(self, config, params):
-        cfg = dict(config)
-        cfg["dim_feedforward"] = params["linear1.weight"].shape[0]
-        m = _build_layer(cfg, params["self_attn.in_proj_weight"].shape[1])
+        m = _build_layer(config, params)
         load_state(m, params)
         return m
 
@@ -242,20 +303,29 @@ class TransformerEncoderHandler(ModuleHandler):
             "enable_nested_tensor": bool(module.enable_nested_tensor),
         }
 
+    shrinkable = True
+
     def build(self, config, params):
+        import warnings
+
         import torch
 
-        d_model = params["layers.0.self_attn.in_proj_weight"].shape[1]
-        cfg = dict(config["layer"])
-        cfg["dim_feedforward"] = params["layers.0.linear1.weight"].shape[0]
-        layer = _build_layer(cfg, d_model)
+        layers = [
+            _build_layer(config["layer"], params, f"layers.{i}.")
+            for i in range(int(config["num_layers"]))
+        ]
+        d_model = layers[0].self_attn.embed_dim
         norm = torch.nn.LayerNorm(d_model, eps=config["norm_eps"]) if config["norm"] else None
-        m = torch.nn.TransformerEncoder(
-            layer,
-            config["num_layers"],
-            norm=norm,
-            enable_nested_tensor=config["enable_nested_tensor"],
-        )
+        # nested tensors need torch's fused path, which pruned heads do not take
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "enable_nested_tensor is True", UserWarning)
+            m = torch.nn.TransformerEncoder(
+                layers[0],
+                config["num_layers"],
+                norm=norm,
+                enable_nested_tensor=config["enable_nested_tensor"],
+            )
+        m.layers = torch.nn.ModuleList(layers)  # each layer keeps its own widths
         load_state(m, params)
         return m
 
@@ -264,6 +334,10 @@ def builtin_handlers():
     """``(module type, handler)`` pairs of this module's layers."""
     import torch
 
-    yield torch.nn.MultiheadAttention, MultiheadAttentionHandler()
+    from ._attention_module import HeadPrunedAttention
+
+    mha = MultiheadAttentionHandler()
+    yield torch.nn.MultiheadAttention, mha
+    yield HeadPrunedAttention, mha
     yield torch.nn.TransformerEncoderLayer, TransformerEncoderLayerHandler()
     yield torch.nn.TransformerEncoder, TransformerEncoderHandler()

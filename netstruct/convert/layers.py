@@ -112,6 +112,8 @@ class ConvHandler(ModuleHandler):
         w = params["weight"]
         cfg = dict(config)
         groups = int(cfg.get("groups", 1))
+        if groups > 1 and w.shape[1] == 1 and w.shape[0] < groups:  # a shrunk depthwise conv
+            groups = cfg["groups"] = int(w.shape[0])
         if self.transposed:
             n_in, n_out = w.shape[0], w.shape[1] * groups
         else:
@@ -200,7 +202,7 @@ class NormHandler(ModuleHandler):
 class EmbeddingHandler(ModuleHandler):
     """``nn.Embedding``: a vocabulary -> dimension block (the table transposed)."""
 
-    shrinkable = False
+    shrinkable = True
 
     name = "Embedding"
 

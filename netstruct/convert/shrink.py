@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from .._dtypes import INDEX_DTYPE
-from ..exceptions import GraphError
+from ..exceptions import GraphError, param_error
 from ..graphs.block import Block
 from ..graphs.signed import NODE_COLUMNS, SignedGraph
 from ..utils.validation import check_graph
@@ -28,131 +31,201 @@ def _const_value(activation: str, bias: float) -> float | None:
     return float(val[0])
 
 
+_HEAD_LABEL = re.compile(r"^[a-z]+\d+$")
+_PER_UNIT_NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+
+
 class _State:
-    """Mutable working copy of the graph's connectivity during shrinking."""
+    """Mutable working copy of the graph's connectivity during shrinking.
+
+    Units are removed by coupling group (:func:`netstruct.graphs.coupling.coupled_units`): a
+    channel with its norm node, the channels a residual sum ties across a stage, a depthwise
+    channel pair, an attention head's query, key, value and context dimensions, a recurrent
+    unit's gate rows. A group goes when no other group reads any of its members.
+    """
 
     def __init__(self, G: SignedGraph) -> None:
+        from ..graphs.coupling import coupled_units
+
         self.G = G
         self.n = G.n_nodes
         self.unit = G.node_column("unit")
         self.kind = G.node_column("kind")
         self.group = G.node_column("group")
         self.activation = G.node_column("activation")
+        self.cgroup = coupled_units(G)
         self.biases = {
             i: (None if b.bias is None else b.bias.astype(np.float64))
             for i, b in enumerate(G.blocks)
         }
-        spec = G.spec or {}
+        spec = G._spec or {}  # read only
         handler = {p: handler_for_name(m["handler"]) for p, m in spec.get("modules", {}).items()}
         module_of = G.node_column("module")
+        mods, inv = np.unique(module_of.astype(str), return_inverse=True)
+        hs = [handler.get(str(m)) for m in mods]
         self.recurrent = np.array(
-            [
-                handler.get(m) is not None and handler[m].name in ("RNN", "LSTM", "GRU")
-                for m in module_of
-            ]
-        )
-        shrinkable = np.array(
-            [handler.get(m) is not None and handler[m].shrinkable for m in module_of]
-        )
-        self.candidate = (self.kind == "hidden") & shrinkable & (self.unit == np.arange(self.n))
-        self.module_of = module_of
-        # units tied to others one-to-one: residual operands, copies and grouped convs keep their
-        # width; a unit feeding a norm goes only together with its norm node
-        self.norm_pair = np.full(self.n, -1, dtype=INDEX_DTYPE)
+            [h is not None and h.name in ("RNN", "LSTM", "GRU") for h in hs], dtype=bool
+        )[inv]
+        allowed = np.array([h is not None and h.shrinkable for h in hs], dtype=bool)[inv]
+        internal = set(spec.get("internal", ()))
+        blocked = np.zeros(self.n, dtype=bool)
+        gate = G.node_column("gate")
         for b in G.blocks:
-            if b.kind in ("skip", "identity", "operator") or (
-                b.kernel is not None and b.layout.get("groups", 1) != 1
-            ):
-                self.candidate[b.sources] = False
-                self.candidate[b.targets] = False
+            if b.kind == "operator":
+                # token mixing whose query/key/value units carry no head labels: the head of a
+                # dimension is unknown, and removing part of a head changes its scores
+                if not all(_HEAD_LABEL.match(str(g)) for g in gate[b.sources]):
+                    blocked[b.sources] = blocked[b.targets] = True
+            elif b.name in internal:  # a composite layer's own sums
+                blocked[b.sources] = blocked[b.targets] = True
+            elif b.kind in ("skip", "identity"):
+                allowed[b.targets] = True  # sum and copy nodes go with their operands
             elif b.kind == "norm":
-                self.norm_pair[b.sources] = b.targets
+                h = handler.get(b.module)
+                if h is None or h.name not in _PER_UNIT_NORMS:  # statistics over the features
+                    blocked[b.sources] = blocked[b.targets] = True
+            elif b.kernel is not None and int(b.layout.get("groups", 1)) != 1:
+                depthwise = b.kernel.shape[1] == 1 and b.shape[0] == b.shape[1]
+                if (
+                    not depthwise
+                    or self.cgroup[b.sources].tolist() != self.cgroup[b.targets].tolist()
+                ):
+                    blocked[b.sources] = blocked[b.targets] = True
+        ok = np.isin(self.kind, ("hidden", "gate")) & allowed & ~blocked
+        # a group may go only when every member may
+        bad = np.bincount(self.cgroup[~ok], minlength=self.n) > 0
+        self.candidate = ~bad[self.cgroup]
+        self.single = np.bincount(self.cgroup, minlength=self.n)[self.cgroup] == 1
+        self.module_of = module_of
         self.plain_block = np.array([b.kind == "weight" and b.kernel is None for b in G.blocks])
         self.removed = np.zeros(self.n, dtype=bool)
         self.folded: list[int] = []
+        # blocks whose sources and targets share coupling groups (norms, skips, gate rows)
+        self.tied = []
+        mark = np.zeros(self.n, dtype=bool)
+        for b in G.blocks:
+            mark[self.cgroup[b.sources]] = True
+            self.tied.append(bool(mark[self.cgroup[b.targets]].any()))
+            mark[self.cgroup[b.sources]] = False
+        self._reads: dict[int, list[tuple[int, int]]] | None = None
+        self._bias_rows: dict[int, list[tuple[int, int]]] | None = None
+
+    @property
+    def reads(self) -> dict[int, list[tuple[int, int]]]:
+        """node -> ``(block, column)`` of every block it feeds (built on first fold)."""
+        if self._reads is None:
+            self._reads = {}
+            for i, b in enumerate(self.G.blocks):
+                for j, u in enumerate(b.sources.tolist()):
+                    self._reads.setdefault(u, []).append((i, j))
+        return self._reads
+
+    @property
+    def bias_rows(self) -> dict[int, list[tuple[int, int]]]:
+        """node -> ``(block, row)`` of every bias entry it owns."""
+        if self._bias_rows is None:
+            self._bias_rows = {}
+            for i, b in enumerate(self.G.blocks):
+                if b.bias is not None:
+                    for r, u in enumerate(b.targets.tolist()):
+                        self._bias_rows.setdefault(u, []).append((i, r))
+        return self._bias_rows
 
     def removed_nodes(self) -> np.ndarray:
-        return self.removed[self.unit]
+        return self.removed
 
-    def live_edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        a = self.G.edge_arrays()
-        gone = self.removed_nodes()
-        live = ~gone[a["source"]] & ~gone[a["target"]]
-        return (
-            a["source"][live],
-            a["target"][live],
-            a["layer"][live],
-            a["row"][live],
-            a["col"][live],
-        )
+    def _live(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Block ``i``'s live entries between kept units of different groups, and its kept rows/cols."""
+        b = self.G.blocks[i]
+        rows = ~self.removed[b.targets]
+        cols = ~self.removed[b.sources]
+        m = b.mask
+        if self.tied[i]:
+            m = m & (self.cgroup[b.targets][:, None] != self.cgroup[b.sources][None, :])
+        return m, rows, cols
 
     def step(self) -> bool:
-        src, tgt, layer, row, col = self.live_edges()
-        tunit = self.unit[tgt]
-        feeds_other = tunit != src
-        out_deg = np.bincount(src[feeds_other], minlength=self.n)
-        in_deg = np.bincount(tunit, minlength=self.n)
+        read = np.zeros(self.n, dtype=bool)  # a node some other group reads
+        fed = np.zeros(self.n, dtype=bool)  # a node some other group feeds
+        for i, b in enumerate(self.G.blocks):
+            m, rows, cols = self._live(i)
+            col_any = (m if rows.all() else m[rows]).any(0) & cols
+            row_any = (m if cols.all() else m[:, cols]).any(1) & rows
+            read[b.sources[col_any]] = True
+            fed[b.targets[row_any]] = True
+        cg = self.cgroup
+        read_group = np.bincount(cg[read], minlength=self.n) > 0
         open_ = self.candidate & ~self.removed
-        dead = open_ & (out_deg == 0)
-        noin = open_ & (in_deg == 0) & ~self.recurrent & ~dead
+        dead = open_ & ~read_group[cg]
+        noin = open_ & self.single & ~fed & ~self.recurrent & ~dead
         fold = np.zeros(self.n, dtype=bool)
         for u in np.flatnonzero(noin):
-            if self._foldable(int(u), src, layer):
+            if self._foldable(int(u)):
                 fold[u] = True
-        new = self._pair_norms(self._equalize(dead | fold))
+        new = self._equalize(dead | fold)
         if not new.any():
             return False
         for u in np.flatnonzero(new & fold):
-            self._fold(int(u), src, layer, row, col)
+            self._fold(int(u))
         self.removed |= new
         return True
 
     def _bias_of(self, u: int) -> float:
-        total = 0.0
-        for i, b in enumerate(self.G.blocks):
-            hit = np.flatnonzero(b.targets == u)
-            if hit.size and self.biases[i] is not None:
-                total += float(self.biases[i][hit[0]])
-        return total
+        return float(sum(self.biases[i][r] for i, r in self.bias_rows.get(u, ())))
 
-    def _foldable(self, u: int, src: np.ndarray, layer: np.ndarray) -> bool:
+    def _consumers(self, u: int) -> list[tuple[int, int, np.ndarray]]:
+        """``(block, column, live rows)`` of every block reading ``u``."""
+        out = []
+        for i, j in self.reads.get(u, ()):
+            b = self.G.blocks[i]
+            rows = b.mask[:, j] & ~self.removed[b.targets]
+            if rows.any():
+                out.append((i, j, rows))
+        return out
+
+    def _foldable(self, u: int) -> bool:
         if _const_value(self.activation[u], self._bias_of(u)) is None:
             return False
-        consumers = np.unique(layer[src == u])
         # a constant folds into plain weight blocks only (not into norms, skips or conv kernels)
         return all(
-            self.plain_block[int(li)] and self.biases[int(li)] is not None for li in consumers
+            self.plain_block[i] and self.biases[i] is not None for i, _, _ in self._consumers(u)
         )
 
-    def _fold(
-        self, u: int, src: np.ndarray, layer: np.ndarray, row: np.ndarray, col: np.ndarray
-    ) -> None:
+    def _fold(self, u: int) -> None:
         c = _const_value(self.activation[u], self._bias_of(u))
-        sel = src == u
-        for li, r, cc in zip(layer[sel], row[sel], col[sel]):
-            w = float(self.G.blocks[int(li)].weight[r, cc])
-            self.biases[int(li)][r] += w * c
+        for i, j, rows in self._consumers(u):
+            w = self.G.blocks[i].weight[:, j].astype(np.float64)
+            self.biases[i][rows] += w[rows] * c
         self.folded.append(u)
-
-    def _pair_norms(self, new: np.ndarray) -> np.ndarray:
-        """A unit that feeds a norm node is removed only with it."""
-        paired = np.flatnonzero(new & (self.norm_pair >= 0))
-        keep = paired[~(new | self.removed)[self.norm_pair[paired]]]
-        new[keep] = False
-        return new
 
     def _equalize(self, proposed: np.ndarray) -> np.ndarray:
         """Recurrent modules need equal sizes in every layer and direction: trim the proposal."""
         new = proposed & ~self.removed
-        for m in np.unique(self.module_of[self.recurrent & self.candidate]):
-            units = self.candidate & (self.module_of == m)
+        is_unit = self.recurrent & self.candidate & (self.unit == np.arange(self.n))
+        for m in np.unique(self.module_of[is_unit]):
+            units = is_unit & (self.module_of == m)
             groups = np.unique(self.group[units])
             counts = [int(new[units & (self.group == g)].sum()) for g in groups]
             k = min(counts) if counts else 0
             for g in groups:
                 idx = np.flatnonzero(new & units & (self.group == g))
-                new[idx[k:]] = False
+                new[np.isin(self.cgroup, self.cgroup[idx[k:]])] = False
         return new
+
+
+def _positions_in_layer(nodes: dict[str, np.ndarray]) -> np.ndarray:
+    """``index`` column: position of each node among the nodes of its layer, kind, gate, direction."""
+    code = np.zeros(len(nodes["group"]), dtype=np.int64)
+    for c in ("group", "kind", "gate", "direction"):
+        f, uniq = pd.factorize(nodes[c], sort=False)
+        code = code * (len(uniq) + 1) + f
+    order = np.argsort(code, kind="stable")
+    sc = code[order]
+    start = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
+    run = np.repeat(start, np.diff(np.r_[start, sc.size]))
+    out = np.empty(sc.size, dtype=INDEX_DTYPE)
+    out[order] = np.arange(sc.size) - run
+    return out
 
 
 def removable_units(G: SignedGraph) -> np.ndarray:
@@ -164,7 +237,59 @@ def removable_units(G: SignedGraph) -> np.ndarray:
     return np.flatnonzero(st.removed)
 
 
-def shrink(G: SignedGraph) -> SignedGraph:
+def _initial_units(G: SignedGraph, st: _State, units: Any) -> np.ndarray:
+    """Boolean node mask of the coupling groups ``units`` names (inputs: see :func:`shrink`)."""
+    from ..pruning.plan import PruningPlan
+
+    if isinstance(units, PruningPlan):
+        units._check_graph(G, "shrink")
+        if any(s.edges or s.constants for s in units.steps):
+            raise param_error(
+                "units",
+                "shrink",
+                "a plan that only removes units (apply plans that remove "
+                "edges or fold constants with plan.apply(G, shrink=True))",
+                units,
+            )
+        names = [u for s in units.steps for u in s.units]
+        ids = pd.Index(G.node_column("name")).get_indexer(names)
+        if (ids < 0).any():
+            missing = [n for n, i in zip(names, ids) if i < 0][:5]
+            raise GraphError(f"The plan removes units {missing} that this graph does not have.")
+        picked = np.zeros(G.n_nodes, dtype=bool)
+        picked[ids] = True
+    else:
+        arr = np.asarray(units)
+        if arr.dtype == bool and arr.shape == (G.n_nodes,):
+            picked = arr.copy()
+        elif arr.ndim == 1 and (arr.size == 0 or arr.dtype.kind in "iu"):
+            if arr.size and (arr.min() < 0 or arr.max() >= G.n_nodes):
+                raise param_error(
+                    "units", "shrink", f"node ids in [0, {G.n_nodes})", arr.tolist()[:5]
+                )
+            picked = np.zeros(G.n_nodes, dtype=bool)
+            picked[arr.astype(np.int64)] = True
+        else:
+            raise param_error(
+                "units",
+                "shrink",
+                f"a PruningPlan, a boolean mask of shape ({G.n_nodes},) or node ids",
+                type(units).__name__,
+            )
+    picked[st.unit[picked]] = True  # a gate row stands for its unit
+    groups = np.isin(st.cgroup, st.cgroup[picked])
+    bad = groups & ~st.candidate
+    if bad.any():
+        names = G.node_column("name")[np.flatnonzero(bad)[:5]].tolist()
+        raise GraphError(
+            f"shrink cannot remove units {names}: they are inputs, outputs, read by a LayerNorm/"
+            "GroupNorm/RMSNorm's statistics, inside a grouped convolution or a composite layer's "
+            "own sum (see netstruct.structured_groups for the removable groups)."
+        )
+    return groups
+
+
+def shrink(G: SignedGraph, *, units: Any = None) -> SignedGraph:
     """Remove hidden units that pruning left without effect; layers get physically smaller.
 
     A hidden unit is removed when no other unit reads it (no outgoing edge, its own gate rows
@@ -172,19 +297,40 @@ def shrink(G: SignedGraph) -> SignedGraph:
     constant ``activation(bias)``, which is folded into the biases of the units it feeds
     (any element-wise activation, computed by its handler; folds go into plain weight blocks
     only, never into a norm, a residual sum or a convolution, whose borders would differ).
-    Residual operands, identity copies and grouped convolutions keep their width; a channel
-    goes together with its norm node; convolution kernels and flattened inputs are sliced
-    with their channels.
+    Units go by coupling group (:func:`netstruct.graphs.coupling.coupled_units`): a channel
+    with its batch-norm node, the channels a residual sum ties across a stage (every operand and
+    the sum), a depthwise channel pair (``groups`` shrinks with it), a whole attention head
+    (``num_heads`` shrinks; see :mod:`netstruct.convert.attention`). A group goes when no other
+    group reads any of its members. Units whose statistics a LayerNorm, GroupNorm or RMSNorm
+    reads, grouped (not depthwise) convolutions and a composite layer's own sums keep their
+    width: removing them would change the outputs. Convolution kernels and flattened inputs
+    are sliced with their channels, norm parameters and running statistics with their units.
     Removing a unit removes its gate rows and every row and column coupled to it. Repeats
     until nothing changes. Input and output units are never removed. ``nn.RNN``/``LSTM``/``GRU``
     layers share one hidden size, so each of their layers and directions loses the same
     number of units (the smallest removable count). Outputs of the rebuilt module equal those
     of the masked one.
 
+    Parameters
+    ----------
+    G : SignedGraph
+        A graph exported with :func:`netstruct.from_torch` (masked or not).
+    units : PruningPlan, boolean mask of shape (n_nodes,) or node ids, optional
+        Remove these units' coupling groups first, as if their edges had been pruned (a plan's
+        removed units, e.g. from :func:`netstruct.structured_prune`), without building the
+        masked graph: ``shrink(G, units=plan)`` equals ``shrink(plan.apply(G))`` for a plan
+        that only removes units, and is faster.
+
     Returns
     -------
     SignedGraph
         With fewer nodes; ``provenance["shrink"]`` lists removed and folded unit names.
+
+    Raises
+    ------
+    GraphError
+        ``units`` names a unit whose group cannot be removed (an input, an output, a unit a
+        LayerNorm's statistics read, ...).
 
     Examples
     --------
@@ -197,51 +343,67 @@ def shrink(G: SignedGraph) -> SignedGraph:
     [(3, 3), (2, 3)]
     """
     check_graph(G, "shrink")
-    if G.spec is None:
+    if G._spec is None:
         raise GraphError(
             "shrink needs a graph with an architecture spec (one exported by netstruct.from_torch)."
         )
     st = _State(G)
+    if units is not None:
+        st.removed |= _initial_units(G, st, units)
     while st.step():
         pass
     if not st.removed.any():
         if not st.folded:
             return G
-    gone = st.removed_nodes()
+    gone = st.removed
     keep = ~gone
     new_id = np.cumsum(keep, dtype=INDEX_DTYPE) - 1
     blocks: list[Block] = []
+    from ..graphs._kernels import take
+
     for i, b in enumerate(G.blocks):
         rows = keep[b.targets]
         cols = keep[b.sources]
         bias = st.biases[i]
-        cut = b.take(rows, cols)
-        blocks.append(
-            cut.replace(
-                sources=new_id[b.sources[cols]],
-                targets=new_id[b.targets[rows]],
-                bias=None if bias is None else bias[rows],
-            )
+        if rows.all() and cols.all() and (bias is None or np.array_equal(bias, b.bias)):
+            blocks.append(b.replace(sources=new_id[b.sources], targets=new_id[b.targets]))
+            continue
+        cut = take(b, rows, cols)  # one validation: sliced fields and new ids together
+        cut.update(
+            sources=new_id[b.sources[cols]],
+            targets=new_id[b.targets[rows]],
+            bias=None if bias is None else bias[rows],
         )
+        blocks.append(b.replace(**cut))
     nodes = {c: G.node_column(c)[keep] for c in NODE_COLUMNS}
     nodes["unit"] = new_id[nodes["unit"]]
-    df = pd.DataFrame(
-        {"g": nodes["group"], "k": nodes["kind"], "t": nodes["gate"], "d": nodes["direction"]}
-    )
-    nodes["index"] = df.groupby(["g", "k", "t", "d"], sort=False).cumcount().to_numpy()
-    a = G.edge_arrays()
-    keep_edge = keep[a["source"]] & keep[a["target"]]
+    nodes["index"] = _positions_in_layer(nodes)
+    edge_attrs = {}
+    if G.edge_attr_names:
+        a = G.edge_arrays()
+        keep_edge = keep[a["source"]] & keep[a["target"]]
+        edge_attrs = {k: a[k][keep_edge] for k in G.edge_attr_names}
     names = G.node_column("name")
-    prov = dict(G.provenance)
+    prov = dict(G._provenance)  # read only: the constructor copies it
     prov["shrink"] = {
-        "removed_units": names[np.flatnonzero(st.removed)].tolist(),
+        "removed_units": names[
+            np.flatnonzero(st.removed & (st.unit == np.arange(G.n_nodes)))
+        ].tolist(),
         "folded_units": names[np.array(st.folded, dtype=INDEX_DTYPE)].tolist(),
     }
-    return SignedGraph(
+    from .to_torch import structure_key, wiring_key
+
+    # slicing a graph that matches its architecture keeps it matching: to_torch need not
+    # re-export it to check (a graph altered by hand is still checked)
+    if G._provenance.get("structure") == structure_key(G):
+        prov["structure"] = wiring_key(G._spec, int(keep.sum()), blocks)
+    else:
+        prov.pop("structure", None)
+    return SignedGraph._derived(  # columns, blocks and ids are valid by construction
         nodes,
         blocks,
-        spec=G.spec,
+        spec=G._spec,
         provenance=prov,
         node_attrs={k: G.node_column(k)[keep] for k in G.node_attr_names},
-        edge_attrs={k: a[k][keep_edge] for k in G.edge_attr_names},
+        edge_attrs=edge_attrs,
     )

@@ -185,9 +185,16 @@ def parameter_of(block: Any) -> np.ndarray:
 
 def take(block: Any, rows: np.ndarray, cols: np.ndarray) -> dict[str, Any]:
     """Fields of ``block`` restricted to boolean ``rows`` and ``cols`` (for shrink)."""
+    ri, ci = np.flatnonzero(rows), np.flatnonzero(cols)
+
+    def cut(a: np.ndarray) -> np.ndarray:  # np.take on ids: ~10x faster than a[np.ix_(rows, cols)]
+        out = np.ascontiguousarray(a.take(ri, axis=0).take(ci, axis=1))
+        out.setflags(write=False)  # fresh and frozen: make_block keeps it without a copy
+        return out
+
     ch: dict[str, Any] = {
-        "weight": block.weight[np.ix_(rows, cols)],
-        "mask": block.mask[np.ix_(rows, cols)],
+        "weight": cut(block.weight),
+        "mask": None if block.is_dense else cut(block.mask),
         "sources": block.sources[cols],
         "targets": block.targets[rows],
         "bias": None if block.bias is None else block.bias[rows],
@@ -206,13 +213,13 @@ def take(block: Any, rows: np.ndarray, cols: np.ndarray) -> dict[str, Any]:
         if kind == "conv":
             groups = int(lay.get("groups", 1))
             if groups == 1:
-                ch["kernel"] = block.kernel[rows][:, cols]
+                ch["kernel"] = cut(block.kernel)
             elif block.kernel.shape[1] == 1 and groups == block.shape[0] == block.shape[1]:
                 if not np.array_equal(rows, cols):
                     raise GraphError(
                         f"Depthwise conv {block.name!r} keeps the same channels in and out."
                     )
-                ch["kernel"] = block.kernel[rows]
+                ch["kernel"] = block.kernel.take(ri, axis=0)
                 lay["groups"] = int(rows.sum())
             else:
                 raise GraphError(
@@ -222,7 +229,7 @@ def take(block: Any, rows: np.ndarray, cols: np.ndarray) -> dict[str, Any]:
             columns = np.asarray(lay["columns"], dtype=np.int64)
             keep_raw = cols[columns]
             new_col = np.cumsum(cols) - 1
-            ch["kernel"] = block.kernel[rows][:, keep_raw]
+            ch["kernel"] = block.kernel.take(ri, axis=0).take(np.flatnonzero(keep_raw), axis=1)
             lay["columns"] = new_col[columns[keep_raw]].tolist()
     ch["layout"] = lay
     return ch

@@ -9,17 +9,25 @@ Removing a unit from a network is only possible together with every unit tied to
 * a value and its copy (``kind="identity"``);
 * the query, key and value dimension ``j`` of an attention head and its context dimension
   (``kind="operator"``);
-* the input and output channel of a depthwise convolution.
+* the input and output channel of a depthwise convolution;
+* the dimensions of one attention head (nodes of one layer with gate label ``q<h>``, ``k<h>`` or
+  ``v<h>``; with the operator ties, a query head joins the key/value head it reads, so a
+  grouped-query KV group goes with all its query heads): heads are removed whole, so
+  ``num_heads`` stays an integer and the scale ``1/sqrt(d)`` holds.
 
-:func:`coupled_units` joins them with a union-find and returns, per node, the id of its group
+:func:`coupled_units` joins them (connected components of the ties) and returns, per node, the id of its group
 (the smallest node id in it), the shape of Torch-Pruning's dependency groups but computed from
 the blocks' kinds, so any handler's blocks take part without special cases.
 """
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 from .._dtypes import INDEX_DTYPE
 from .signed import SignedGraph
@@ -27,17 +35,11 @@ from .signed import SignedGraph
 __all__ = ["coupled_units", "coupling_table"]
 
 
-def _find(parent: np.ndarray, i: int) -> int:
-    root = i
-    while parent[root] != root:
-        root = parent[root]
-    while parent[i] != root:
-        parent[i], i = root, parent[i]
-    return root
+_HEAD_GATE = re.compile(r"^[a-z]+(\d+)$")
 
 
 def _pairs(G: SignedGraph) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(a, b)`` id arrays whose entries are tied one-to-one."""
+    """``(a, b)`` id arrays whose entries are tied (removed together)."""
     out = []
     unit = G.node_column("unit")
     gates = np.flatnonzero(unit != np.arange(G.n_nodes))
@@ -47,14 +49,37 @@ def _pairs(G: SignedGraph) -> list[tuple[np.ndarray, np.ndarray]]:
             r, c = np.nonzero(np.eye(*b.shape, dtype=bool))
             out.append((b.targets[r], b.sources[c]))
         elif b.kind == "operator":
-            n_out, n_in = b.shape
-            for k in range(n_in // max(n_out, 1)):
-                out.append((b.targets, b.sources[k * n_out : (k + 1) * n_out]))
+            # token mixing: a context dimension with the query, key and value units it reads
+            # (grouped-query attention shares a key/value unit among several heads' contexts)
+            r, c = np.nonzero(b.mask)
+            out.append((b.targets[r], b.sources[c]))
         elif b.kernel is not None and b.layout.get("type") == "conv":
             g = int(b.layout.get("groups", 1))
             if g > 1 and b.kernel.shape[1] == 1 and b.shape[0] == b.shape[1] == g:
                 out.append((b.targets, b.sources))
+    out.append(_head_pairs(G))
     return out
+
+
+def _head_pairs(G: SignedGraph) -> tuple[np.ndarray, np.ndarray]:
+    """Dimensions of one attention head: nodes of one layer with the same gate label (``q3``)."""
+    gate = G.node_column("gate")
+    layer = G.node_column("group")
+    a, b = [], []
+    first: dict[tuple[int, str], int] = {}
+    for i in np.flatnonzero(gate != "").tolist():
+        m = _HEAD_GATE.match(str(gate[i]))
+        if m is None:
+            continue
+        # the dims of one projection's head (all of ``q3``); the operator edges tie q3 to the
+        # key/value head it reads (its own in multi-head attention, a shared one under
+        # grouped-query attention)
+        key = (int(layer[i]), str(gate[i]))
+        j = first.setdefault(key, i)
+        if j != i:
+            a.append(i)
+            b.append(j)
+    return np.asarray(a, dtype=INDEX_DTYPE), np.asarray(b, dtype=INDEX_DTYPE)
 
 
 def coupled_units(G: SignedGraph) -> np.ndarray:
@@ -68,6 +93,10 @@ def coupled_units(G: SignedGraph) -> np.ndarray:
     -------
     ndarray of int64, shape (n_nodes,)
         Nodes with equal values must be removed together; a node alone has its own id.
+
+    Notes
+    -----
+    Connected components of the tie graph (``scipy.sparse.csgraph``): O(n_nodes + n_ties).
 
     Examples
     --------
@@ -85,13 +114,16 @@ def coupled_units(G: SignedGraph) -> np.ndarray:
     [0, 1, 2, 3, 2, 3, 2, 3]
     """
     n = G.n_nodes
-    parent = np.arange(n, dtype=INDEX_DTYPE)
-    for a, b in _pairs(G):
-        for x, y in zip(a.tolist(), b.tolist()):
-            rx, ry = _find(parent, x), _find(parent, y)
-            if rx != ry:
-                parent[max(rx, ry)] = min(rx, ry)
-    return np.array([_find(parent, i) for i in range(n)], dtype=INDEX_DTYPE)
+    pairs = [(a, b) for a, b in _pairs(G) if a.size]
+    if not pairs:
+        return np.arange(n, dtype=INDEX_DTYPE)
+    rows = np.concatenate([a for a, _ in pairs]).astype(INDEX_DTYPE)
+    cols = np.concatenate([b for _, b in pairs]).astype(INDEX_DTYPE)
+    adj = sp.coo_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(n, n))
+    _, label = connected_components(adj, directed=False)
+    smallest = np.full(int(label.max()) + 1, n, dtype=INDEX_DTYPE)
+    np.minimum.at(smallest, label, np.arange(n, dtype=INDEX_DTYPE))
+    return smallest[label]
 
 
 def coupling_table(G: SignedGraph) -> pd.DataFrame:

@@ -252,6 +252,35 @@ class SignedGraph:
             edge_attrs or {}, self.n_edges, "edge", reserved=EDGE_COLUMNS
         )
 
+    @classmethod
+    def _derived(
+        cls,
+        nodes: Mapping[str, np.ndarray],
+        blocks: Sequence[Block],
+        *,
+        spec: Mapping[str, Any] | None,
+        provenance: Mapping[str, Any],
+        node_attrs: Mapping[str, Any] | None = None,
+        edge_attrs: Mapping[str, Any] | None = None,
+    ) -> SignedGraph:
+        """A graph cut from a valid one (for :func:`netstruct.shrink`; inputs valid by construction).
+
+        ``nodes`` holds every node column, already normalised (sliced from a graph's columns);
+        ``spec`` is shared, not copied (graphs never change it and hand out copies), and
+        ``provenance`` is copied one level deep. Skips the checks of :class:`SignedGraph`.
+        """
+        self = object.__new__(cls)
+        self._nodes = {c: _freeze(np.asarray(nodes[c])) for c in NODE_COLUMNS}
+        self._blocks = tuple(blocks)
+        self._spec = spec if spec is None else dict(spec)
+        self._provenance = dict(provenance)
+        n = self.n_nodes
+        self._node_attrs = self._check_attrs(node_attrs or {}, n, "node", reserved=NODE_COLUMNS)
+        self._edge_attrs = self._check_attrs(
+            edge_attrs or {}, self.n_edges, "edge", reserved=EDGE_COLUMNS
+        )
+        return self
+
     # ------------------------------------------------------------------ basic facts
     @property
     def n_nodes(self) -> int:

@@ -566,12 +566,27 @@ def _unit_mask(G: SignedGraph, names: tuple[str, ...]) -> np.ndarray:
 
 
 def _coupled(G: SignedGraph, units: np.ndarray) -> np.ndarray:
-    """Edges into a removed unit or its gate rows, and out of a removed unit."""
+    """Edges into and out of every removed unit's coupling group (gate rows included).
+
+    A removed unit takes along every unit tied to it (:func:`netstruct.graphs.coupling.coupled_units`:
+    its gate rows, its norm node, residual-tied channels, a depthwise channel pair, the rest of its
+    attention head). Structure edges (attention's token mixing, a composite layer's own sums) stay:
+    cutting the weights around them already silences the group.
+    """
     if not units.any():
         return np.zeros(G.n_edges, dtype=bool)
+    from ..graphs.coupling import coupled_units
+
     a = G.edge_arrays()
     gone = units[G.node_column("unit")]
-    return gone[a["source"]] | gone[a["target"]]
+    group = coupled_units(G)
+    gone = np.isin(group, group[gone])
+    em = gone[a["source"]] | gone[a["target"]]
+    internal = set((G.spec or {}).get("internal", ()))
+    fixed = [i for i, b in enumerate(G.blocks) if b.kind == "operator" or b.name in internal]
+    if fixed:
+        em &= ~np.isin(a["layer"], fixed)
+    return em
 
 
 def _fold(G: SignedGraph, constants: dict[str, float]) -> SignedGraph:

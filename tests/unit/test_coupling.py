@@ -47,17 +47,52 @@ def test_lstm_gate_rows_belong_to_their_unit():
     )  # unit + 4 gate rows
 
 
-def test_attention_dimension_ties_query_key_value_and_context():
+def test_attention_head_ties_query_key_value_and_context_of_every_dimension():
     torch.manual_seed(0)
     G = ns.from_torch(AttentionClassifier().eval(), torch.randint(0, 20, (2, 5)))
     qkv = G.block("attn.in_proj_weight").targets
     op = next(b for b in G.blocks if b.kind == "operator")
-    j = 5
-    assert _group_of(G, int(op.targets[j])) == {
-        int(qkv[j]),
-        int(qkv[8 + j]),
-        int(qkv[16 + j]),
-        int(op.targets[j]),
+    head = range(4, 8)  # head 1 of 2 (head_dim 4)
+    want = {int(qkv[p * 8 + j]) for p in range(3) for j in head} | {
+        int(op.targets[j]) for j in head
     }
+    assert _group_of(G, int(op.targets[5])) == want
     t = coupling_table(G)
-    assert (t["size"] >= 2).all() and len(t) == 16  # 8 attention dims + 8 residual stream dims
+    assert (t["size"] >= 2).all() and len(t) == 10  # 2 attention heads + 8 residual stream dims
+
+
+def test_grouped_query_heads_go_with_the_key_value_group_they_share():
+    # 4 query heads of 1 dim, 2 key/value groups: head h reads k/v group h // 2
+    names = ["x0", "x1"] + [f"q{h}" for h in range(4)] + ["k0", "k1", "v0", "v1"]
+    names += [f"ctx{h}" for h in range(4)]
+    kinds = ["input"] * 2 + ["hidden"] * 12
+    gates = ["", ""] + [f"q{h}" for h in range(4)] + ["k0", "k1", "v0", "v1"] + [""] * 4
+    groups = [0, 0] + [1] * 8 + [2] * 4
+    mix = np.array(
+        [
+            [(c < 4 and c == h) or (c >= 4 and (c - 4) % 2 == h // 2) for c in range(8)]
+            for h in range(4)
+        ]
+    )
+    G = ns.SignedGraph(
+        {"name": names, "kind": kinds, "gate": gates, "group": groups},
+        [
+            ns.make_block(
+                name="proj", weight=np.ones((8, 2)), sources=[0, 1], targets=range(2, 10)
+            ),
+            ns.make_block(
+                name="mix",
+                weight=mix.astype(float),
+                mask=mix,
+                sources=range(2, 10),
+                targets=range(10, 14),
+                kind="operator",
+                param="",
+            ),
+        ],
+    )
+    g = coupled_units(G)
+    by_name = dict(zip(names, g.tolist()))
+    first = {by_name[n] for n in ("q0", "q1", "k0", "v0", "ctx0", "ctx1")}
+    second = {by_name[n] for n in ("q2", "q3", "k1", "v1", "ctx2", "ctx3")}
+    assert len(first) == 1 and len(second) == 1 and first != second
