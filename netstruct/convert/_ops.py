@@ -228,6 +228,18 @@ def encode_arg(arg: Any, node_index: dict[Any, int], where: str) -> Any:
         return {"$dict": {str(k): encode_arg(v, node_index, where) for k, v in arg.items()}}
     if isinstance(arg, torch.dtype):
         return {"$dtype": str(arg).replace("torch.", "")}
+    if isinstance(arg, torch.Tensor) and arg.layout == torch.strided and not arg.requires_grad:
+        # a constant folded by the tape tracer (position ids, an attention mask)
+        t = arg.detach().cpu()
+        if t.dtype in (torch.float16, torch.bfloat16):
+            t = t.float()
+        return {
+            "$tensor": {
+                "dtype": str(arg.dtype).replace("torch.", ""),
+                "shape": list(t.shape),
+                "data": t.reshape(-1).tolist(),
+            }
+        }
     raise UnsupportedModuleError(
         f"{where} passes an argument of type {type(arg).__name__} ({arg!r}) that netstruct "
         "cannot store; wrap this part of the model in a module and register a handler with "
@@ -264,4 +276,11 @@ def decode_arg(arg: Any, env: list[Any]) -> Any:
         import torch
 
         return getattr(torch, arg["$dtype"])
+    if "$tensor" in arg:
+        import torch
+
+        t = arg["$tensor"]
+        dtype = getattr(torch, t["dtype"])
+        work = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+        return torch.tensor(t["data"], dtype=work).reshape(t["shape"]).to(dtype)
     raise FileFormatError(f"Unknown encoded argument {arg!r} in architecture spec.")

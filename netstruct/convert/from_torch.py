@@ -27,6 +27,7 @@ from .._version import __version__
 from ..exceptions import GraphError, InvalidParameterError, UnsupportedModuleError
 from ..graphs.signed import SignedGraph
 from . import _ops
+from ._tape import flat_tensors
 from ._values import Broken, Feat, Opaque, decode, encode
 from .builder import GraphBuilder, PendingInput, StackedStates
 from .handlers import get_handler, is_registered_type
@@ -48,17 +49,19 @@ def _tracer_cls():
 
 
 class _Traced:
-    def __init__(self, graph: Any, root: Any) -> None:
+    def __init__(self, graph: Any, root: Any, facts: dict[str, Any] | None = None) -> None:
         self.graph = graph
         self.root = root  # has get_submodule(path)
+        #: set for a tape trace: the input shapes it is specialised to and the output names
+        self.facts = facts
 
 
-def _trace(model) -> _Traced:
+def _trace(model, example_input: Any = None) -> _Traced:
     import torch
 
     spec = getattr(model, "netstruct_spec", None)
     if isinstance(spec, dict) and "ops" in spec:  # a module rebuilt by to_torch: replay its record
-        return _Traced(_graph_from_spec(spec), model)
+        return _Traced(_graph_from_spec(spec), model, spec.get("specialised"))
     kind = _container_kind(model)
     if kind in ("Leaf", "Sequential"):  # a chain of known layers: no tracing needed
         graph = torch.fx.Graph()
@@ -73,13 +76,36 @@ def _trace(model) -> _Traced:
     try:
         graph = tracer.trace(model)
     except Exception as exc:  # fx raises many types (TraceError, TypeError, proxy errors...)
+        if example_input is not None:  # data-dependent Python: record one run instead
+            return _tape(model, example_input)
         raise UnsupportedModuleError(
             f"{type(model).__name__} could not be traced with torch.fx ({type(exc).__name__}: {exc}). "
-            "netstruct follows models without data-dependent control flow; wrap the untraceable "
-            "part in a module and register a handler with netstruct.register_module_handler."
+            "Pass example_input to from_torch: netstruct then records one run of the model (a "
+            "trace specialised to that input's shapes), or wrap the untraceable part in a module "
+            "and register a handler with netstruct.register_module_handler."
         ) from None
     gm = torch.fx.GraphModule(model, graph)
     return _Traced(gm.graph, gm)
+
+
+def _tape(model, example_input: Any) -> _Traced:
+    """Record one eval-mode run of ``model`` (see :mod:`netstruct.convert._tape`)."""
+    from ._tape import tape_trace
+
+    was_training = model.training
+    model.eval()
+    try:
+        graph, facts = tape_trace(model, example_input, lambda m: get_handler(m) is not None)
+    except UnsupportedModuleError:
+        raise
+    except Exception as exc:  # the user's input does not fit their model
+        raise InvalidParameterError(
+            f"The 'example_input' parameter of from_torch could not be run through the model "
+            f"({type(exc).__name__}: {exc}). Pass a tensor shaped like one batch of real input."
+        ) from None
+    finally:
+        model.train(was_training)
+    return _Traced(graph, model, facts)
 
 
 def _graph_from_spec(spec: dict[str, Any]):
@@ -100,6 +126,8 @@ def _graph_from_spec(spec: dict[str, Any]):
             node = graph.call_function(table[rec["target"]], args, kwargs)
         elif op == "call_method":
             node = graph.call_method(rec["target"], args, kwargs)
+        elif op == "get_attr":
+            node = graph.get_attr(rec["target"])
         else:
             node = graph.output(args[0])
         if "path" in rec:
@@ -419,6 +447,11 @@ class _Exporter:
             return first
         if base in ("add", "iadd") and len(feats) == 2 and len(args) == 2:
             return self._residual(node, feats)
+        if base in ("cat", "concat"):
+            dim = args[1] if len(args) > 1 else node.kwargs.get("dim", 0)
+            merged = self._cat_positions(node, vals, dim) if isinstance(dim, int) else None
+            if merged is not None:
+                return merged
         if base in _ops.MOVE_OPS:
             fn = node.target if node.op == "call_function" else _method_caller(base)
             return self._move(node, feats[0], fn, args, node.kwargs)
@@ -448,6 +481,53 @@ class _Exporter:
             kind="operator",
         )
         return Feat(ctx.reshape(v.ids.shape), v.ndim, v.axis, v.axes)
+
+    def _parameter(self, node) -> Feat:
+        """A parameter read directly: an embedding of its rows (see ``ParametersHandler``)."""
+        from .layers import export_parameter
+
+        name = str(node.target)
+        owner, _, pname = name.rpartition(".")
+        entry = self.modules.get(owner)
+        if not owner or (entry is not None and entry["handler"] != "Parameters"):
+            raise UnsupportedModuleError(
+                f"it reads parameter {name!r} directly, outside the module that owns it"
+                if owner
+                else f"it reads the model's own parameter {name!r} directly; move it into a submodule"
+            )
+        p = self.model.get_parameter(name)
+        if entry is None:
+            entry = self.modules[owner] = {"handler": "Parameters", "config": {"shapes": {}}}
+        entry["config"]["shapes"][pname] = list(p.shape)
+        ids = export_parameter(self.builder, owner, pname, p)
+        return Feat(ids, p.dim() if p.dim() else None, -1)
+
+    def _cat_positions(self, node, vals: list[Any], dim: int) -> Feat | None:
+        """``torch.cat`` of different units along a non-feature axis (tokens, positions).
+
+        Each position then holds one operand's value: fresh nodes fed by one ``skip`` block
+        per operand (structure inside the operation; re-import refuses edits to them).
+        Returns None when the operation is an ordinary shape move.
+        """
+        parts = vals[0] if vals and isinstance(vals[0], tuple) else None
+        if parts is None or len(parts) < 2 or not all(isinstance(v, Feat) for v in parts):
+            return None
+        first = parts[0]
+        if all(np.array_equal(v.ids, first.ids) for v in parts[1:]):
+            return None  # the same units: followed exactly as a move
+        nd = first.ndim
+        if (
+            nd is None
+            or any(v.axes is not None for v in parts)
+            or any((v.pos_axis, v.ndim, v.ids.size) != (first.pos_axis, nd, first.ids.size) for v in parts)
+            or dim % nd == first.pos_axis
+        ):
+            return None
+        path = _op_path(node)
+        out = self.builder.add_units(first.ids.size, module=path, label="cat")
+        for k, v in enumerate(parts):
+            self.builder._structural("skip", np.asarray(v.ids), path, "part", out, internal=True)
+        return Feat(out, nd, first.axis)
 
     def _residual(self, node, feats: list[Feat]) -> Feat:
         a, b = feats
@@ -479,7 +559,7 @@ class _Exporter:
     # -- driver ----------------------------------------------------------------------------
     def _record(self, node) -> dict[str, Any]:
         rec: dict[str, Any] = {"op": node.op}
-        if node.op in ("placeholder", "call_module", "call_method"):
+        if node.op in ("placeholder", "call_module", "call_method", "get_attr"):
             rec["target"] = str(node.target)
         elif node.op == "call_function":
             rec["target"] = _ops.function_name(node.target)
@@ -517,12 +597,10 @@ class _Exporter:
         if node.op == "get_attr":
             if str(node.target) not in dict(self.model.named_parameters()):
                 return Opaque()  # a constant tensor or buffer: carries no units
-            raise UnsupportedModuleError(
-                f"it reads parameter {node.target!r} directly; netstruct exports parameters through "
-                "modules (move it into a module and register a handler)"
-            )
+            return self._parameter(node)
         if node.op == "output":
-            value = self._value(node.args[0]) if hasattr(node.args[0], "op") else Opaque()
+            out = node.args[0]
+            value = self._value(out) if hasattr(out, "op") or isinstance(out, tuple) else Opaque()
             for v in _flatten_values([value]):
                 if isinstance(v, Feat):
                     self.builder.mark_outputs(v.ids)
@@ -733,7 +811,7 @@ def from_torch(
             f"The 'model' parameter of from_torch must have parameters; {type(model).__name__} has none "
             "(an empty model has no graph)."
         )
-    traced = _trace(model)
+    traced = _trace(model, example_input)
     real = None
     if example_input is not None:
         was_training = model.training
@@ -744,6 +822,8 @@ def from_torch(
             model.train(was_training)
     exporter = _Exporter(model, traced, real, reduction)
     spec = exporter.run()
+    if traced.facts is not None:  # a tape: specialised to the example's shapes
+        spec["specialised"] = traced.facts
     b = exporter.builder
     if not b.blocks:
         raise InvalidParameterError(
@@ -800,8 +880,7 @@ def _check_roundtrip(model, G: SignedGraph, example_input) -> None:
             a, b = model(*args), rebuilt(*args)
     finally:
         model.train(was_training)
-    ta = [t for t in (a if isinstance(a, tuple) else (a,)) if isinstance(t, torch.Tensor)]
-    tb = [t for t in (b if isinstance(b, tuple) else (b,)) if isinstance(t, torch.Tensor)]
+    ta, tb = flat_tensors(a), flat_tensors(b)
     ok = len(ta) == len(tb) and all(
         x.shape == y.shape and torch.allclose(x.double(), y.double(), atol=1e-5, rtol=1e-4)
         for x, y in zip(ta, tb)
