@@ -91,7 +91,7 @@ MOVE_OPS = frozenset(
 #: ops returning shape information, not units
 META_OPS = frozenset({"size", "dim"})
 #: tensor methods the exporter follows
-METHODS = (ACTIVATIONS | NEUTRAL | MOVE_OPS | META_OPS | {"add"}) - {"getitem"}
+METHODS = (ACTIVATIONS | NEUTRAL | MOVE_OPS | META_OPS | {"add", "add_"}) - {"getitem"}
 
 _TORCH_FNS = (
     "relu",
@@ -141,6 +141,7 @@ _F_FNS = (
     "tanhshrink",
     *POOLS,
     "scaled_dot_product_attention",
+    "pad",
 )
 
 
@@ -228,6 +229,8 @@ def encode_arg(arg: Any, node_index: dict[Any, int], where: str) -> Any:
         return {"$dict": {str(k): encode_arg(v, node_index, where) for k, v in arg.items()}}
     if isinstance(arg, torch.dtype):
         return {"$dtype": str(arg).replace("torch.", "")}
+    if isinstance(arg, torch.device):
+        return {"$device": str(arg)}
     if isinstance(arg, torch.Tensor) and arg.layout == torch.strided and not arg.requires_grad:
         # a constant folded by the tape tracer (position ids, an attention mask)
         t = arg.detach().cpu()
@@ -276,6 +279,10 @@ def decode_arg(arg: Any, env: list[Any]) -> Any:
         import torch
 
         return getattr(torch, arg["$dtype"])
+    if "$device" in arg:
+        import torch
+
+        return torch.device(arg["$device"])
     if "$tensor" in arg:
         import torch
 

@@ -427,6 +427,8 @@ class _Exporter:
         if isinstance(first, PendingInput) and not feats:
             if base in _ops.ACTIVATIONS or base in _ops.NEUTRAL or base in _ops.MOVE_OPS:
                 return first
+            if base == "pad":  # the first layer decides the feature axis (the roundtrip checks)
+                return first
         if not feats:
             return Opaque()
         if base == "scaled_dot_product_attention":
@@ -445,7 +447,9 @@ class _Exporter:
             )
         if base in _ops.NEUTRAL:
             return first
-        if base in ("add", "iadd") and len(feats) == 2 and len(args) == 2:
+        if base == "pad":
+            return self._pad(node, first)
+        if base in ("add", "iadd", "add_") and len(feats) == 2 and len(args) == 2:
             return self._residual(node, feats)
         if base in ("cat", "concat"):
             dim = args[1] if len(args) > 1 else node.kwargs.get("dim", 0)
@@ -501,6 +505,19 @@ class _Exporter:
         entry["config"]["shapes"][pname] = list(p.shape)
         ids = export_parameter(self.builder, owner, pname, p)
         return Feat(ids, p.dim() if p.dim() else None, -1)
+
+    def _pad(self, node, feat: Any) -> Feat:
+        """``F.pad`` with a constant over non-feature axes: the same units (padding carries none)."""
+        pad = node.args[1] if len(node.args) > 1 else node.kwargs.get("pad")
+        mode = node.args[2] if len(node.args) > 2 else node.kwargs.get("mode", "constant")
+        if not isinstance(feat, Feat) or feat.ndim is None or feat.axes is not None:
+            raise UnsupportedModuleError("padding of a value whose feature axis is not known")
+        if mode != "constant" or not isinstance(pad, (tuple, list)):
+            raise UnsupportedModuleError(f"padding with mode {mode!r} (only constant padding)")
+        padded = {feat.ndim - 1 - k // 2 for k, v in enumerate(pad) if v}
+        if feat.pos_axis in padded:
+            raise UnsupportedModuleError("padding along the feature axis adds units netstruct has not")
+        return feat
 
     def _cat_positions(self, node, vals: list[Any], dim: int) -> Feat | None:
         """``torch.cat`` of different units along a non-feature axis (tokens, positions).
