@@ -91,7 +91,7 @@ MOVE_OPS = frozenset(
 #: ops returning shape information, not units
 META_OPS = frozenset({"size", "dim"})
 #: tensor methods the exporter follows
-METHODS = (ACTIVATIONS | NEUTRAL | MOVE_OPS | META_OPS | {"add", "add_"}) - {"getitem"}
+METHODS = (ACTIVATIONS | NEUTRAL | MOVE_OPS | META_OPS | {"add", "add_", "mul"}) - {"getitem"}
 
 _TORCH_FNS = (
     "relu",

@@ -29,7 +29,7 @@ from ..graphs.signed import SignedGraph
 from . import _ops
 from ._tape import flat_tensors
 from ._values import Broken, Feat, Opaque, decode, encode
-from .builder import GraphBuilder, PendingInput, StackedStates
+from .builder import GraphBuilder, PendingInput, StackedStates, to_numpy
 from .handlers import get_handler, is_registered_type
 
 __all__ = ["from_torch"]
@@ -201,6 +201,13 @@ def _where(node) -> str:
     return f"operation {node.op} {target!s}{module}" + (f" at {src}" if src else "")
 
 
+class _ParamRef:
+    """A directly read parameter whose export waits for its first use (a scale or a value)."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+
+
 def _shape_of(v: Any) -> tuple[int, ...] | None:
     return tuple(v.shape) if hasattr(v, "shape") and hasattr(v, "dtype") else None
 
@@ -226,6 +233,8 @@ class _Exporter:
         if isinstance(arg, (tuple, list)):
             return tuple(self._value(a) for a in arg)
         v = self.env.get(arg) if hasattr(arg, "op") else None
+        if isinstance(v, _ParamRef):  # used as a value: an embedding of its rows
+            v = self.env[arg] = self._parameter(arg)
         if (
             isinstance(v, PendingInput)
             and self.builder.input_ids is not None
@@ -234,6 +243,12 @@ class _Exporter:
             # the raw input, once a layer has fixed its features, is those input nodes
             return Feat(self.builder.input_ids, self._ndim(arg), self.input_axis)
         return v
+
+    def _peek(self, arg: Any) -> Any:
+        """Like :meth:`_value`, without exporting a directly read parameter."""
+        if isinstance(arg, (tuple, list)):
+            return tuple(self._peek(a) for a in arg)
+        return self.env.get(arg) if hasattr(arg, "op") else None
 
     def _ndim(self, node) -> int | None:
         if self.real is None or node not in self.real:
@@ -414,6 +429,13 @@ class _Exporter:
     def _function(self, node, name: str) -> Any:
         base = _ops.base_name(name)
         args = node.args
+        if base == "mul" and len(args) == 2 and not node.kwargs:
+            refs = [a for a in args if isinstance(self.env.get(a) if hasattr(a, "op") else None, _ParamRef)]
+            if len(refs) == 1:
+                other = args[1] if refs[0] is args[0] else args[0]
+                feat = self._value(other)
+                if isinstance(feat, Feat):
+                    return self._scale_by_parameter(refs[0], feat)
         vals = [self._value(a) for a in args] + [self._value(v) for v in node.kwargs.values()]
         flat = _flatten_values(vals)
         if any(isinstance(v, Broken) for v in flat):
@@ -486,10 +508,8 @@ class _Exporter:
         )
         return Feat(ctx.reshape(v.ids.shape), v.ndim, v.axis, v.axes)
 
-    def _parameter(self, node) -> Feat:
-        """A parameter read directly: an embedding of its rows (see ``ParametersHandler``)."""
-        from .layers import export_parameter
-
+    def _parameter_owner(self, node) -> tuple[str, str, Any]:
+        """``(owner path, name in owner, parameter)``; the owner becomes a ``Parameters`` entry."""
         name = str(node.target)
         owner, _, pname = name.rpartition(".")
         entry = self.modules.get(owner)
@@ -503,8 +523,56 @@ class _Exporter:
         if entry is None:
             entry = self.modules[owner] = {"handler": "Parameters", "config": {"shapes": {}}}
         entry["config"]["shapes"][pname] = list(p.shape)
+        return owner, pname, p
+
+    def _parameter(self, node) -> Feat:
+        """A parameter read directly: an embedding of its rows (see ``ParametersHandler``)."""
+        from .layers import export_parameter
+
+        owner, pname, p = self._parameter_owner(node)
         ids = export_parameter(self.builder, owner, pname, p)
         return Feat(ids, p.dim() if p.dim() else None, -1)
+
+    def _scale_by_parameter(self, ref, feat: Feat) -> Feat:
+        """``p * x`` with a parameter vector along x's feature axis (ConvNeXt's layer scale).
+
+        A diagonal weight block named like the parameter: fresh units, unit ``i`` fed by unit
+        ``i`` of ``x`` with weight ``p[i]`` (``block.parameter()`` gives ``p`` back).
+        """
+        p = self.model.get_parameter(str(ref.target))
+        nd = feat.ndim
+        n = feat.ids.size
+        shape = list(p.shape)
+        ok = (
+            nd is not None
+            and feat.axes is None
+            and p.numel() == n
+            and len(shape) <= nd
+            and np.unique(feat.ids).size == n
+        )
+        if ok:  # broadcast puts p's one non-trivial axis on the feature axis
+            lead = [1] * (nd - len(shape)) + shape
+            ok = lead[feat.pos_axis] == n
+        if not ok:
+            raise UnsupportedModuleError(
+                f"it multiplies by parameter {str(ref.target)!r} of shape {tuple(shape)}, which is "
+                "not one factor per unit along the feature axis"
+            )
+        owner, pname, p = self._parameter_owner(ref)
+        self.env[ref] = Broken()  # read once as a scale: a second use as a value is refused
+        out = self.builder.add_units(n, module=owner, label=pname)
+        d = to_numpy(p).reshape(-1).astype(np.float64)
+        self.builder._append(
+            name=f"{owner}.{pname}",
+            weight=np.diag(d),
+            mask=np.eye(n, dtype=bool),
+            sources=np.asarray(feat.ids),
+            targets=out,
+            module=owner,
+            param=pname,
+            layout={"type": "diag"},
+        )
+        return Feat(out, nd, feat.axis)
 
     def _pad(self, node, feat: Any) -> Feat:
         """``F.pad`` with a constant over non-feature axes: the same units (padding carries none)."""
@@ -593,7 +661,7 @@ class _Exporter:
             return self.call_module(node)
         if node.op in ("call_function", "call_method"):
             ins = _flatten_values(
-                [self._value(a) for a in node.args] + [self._value(v) for v in node.kwargs.values()]
+                [self._peek(a) for a in node.args] + [self._peek(v) for v in node.kwargs.values()]
             )
             if any(isinstance(v, Broken) for v in ins):
                 return Broken()  # already reported upstream
@@ -614,7 +682,7 @@ class _Exporter:
         if node.op == "get_attr":
             if str(node.target) not in dict(self.model.named_parameters()):
                 return Opaque()  # a constant tensor or buffer: carries no units
-            return self._parameter(node)
+            return _ParamRef(node)
         if node.op == "output":
             out = node.args[0]
             value = self._value(out) if hasattr(out, "op") or isinstance(out, tuple) else Opaque()

@@ -21,9 +21,9 @@ from ..exceptions import GraphError
 from .builder import to_numpy
 from .elementwise import ElementwiseHandler, label_for
 from .handlers import ModuleHandler
-from .layers import load_state
+from .layers import NormHandler, load_state
 
-__all__ = ["Conv1DHandler", "NewGELUHandler", "builtin_handlers"]
+__all__ = ["Conv1DHandler", "NewGELUHandler", "ConvNextLayerNormHandler", "builtin_handlers"]
 
 
 def _transformers(module: str, what: str) -> Any:
@@ -86,7 +86,38 @@ class NewGELUHandler(ElementwiseHandler):
         return _transformers("activations", "NewGELUActivation").NewGELUActivation()
 
 
+class ConvNextLayerNormHandler(NormHandler):
+    """``ConvNextLayerNorm``: a LayerNorm over channels (``channels_first``) or the last axis.
+
+    Its ``data_format`` decides the axis, so the handler follows whatever axis its input
+    carries the units on.
+    """
+
+    feature_axis = None
+
+    def __init__(self) -> None:
+        super().__init__("LayerNorm")
+        self.name = "transformers.ConvNextLayerNorm"
+        self.feature_axis = None
+
+    def config(self, module):
+        return {
+            "eps": module.eps,
+            "data_format": module.data_format,
+            "elementwise_affine": module.elementwise_affine,
+            "bias": module.bias is not None,
+        }
+
+    def build(self, config, params):
+        cls = _transformers("models.convnext.modeling_convnext", "ConvNextLayerNorm").ConvNextLayerNorm
+        n = self._size(params, dict(config))
+        m = cls(n, **config)  # no device argument: skip_init does not apply
+        load_state(m, params)
+        return m
+
+
 def builtin_handlers() -> Iterator[tuple[str, ModuleHandler]]:
     """``(qualified class name, handler)`` pairs."""
     yield "transformers.pytorch_utils.Conv1D", Conv1DHandler()
     yield "transformers.activations.NewGELUActivation", NewGELUHandler()
+    yield "transformers.models.convnext.modeling_convnext.ConvNextLayerNorm", ConvNextLayerNormHandler()
