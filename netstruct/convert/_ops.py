@@ -91,7 +91,9 @@ MOVE_OPS = frozenset(
 #: ops returning shape information, not units
 META_OPS = frozenset({"size", "dim"})
 #: tensor methods the exporter follows
-METHODS = (ACTIVATIONS | NEUTRAL | MOVE_OPS | META_OPS | {"add", "add_", "mul"}) - {"getitem"}
+METHODS = (
+    ACTIVATIONS | NEUTRAL | MOVE_OPS | META_OPS | {"add", "add_", "mul", "matmul", "masked_fill"}
+) - {"getitem"}
 
 _TORCH_FNS = (
     "relu",
@@ -117,6 +119,8 @@ _TORCH_FNS = (
     "amax",
     "add",
     "t",
+    "matmul",
+    "where",
 )
 _F_FNS = (
     "relu",
@@ -157,7 +161,7 @@ def function_table() -> dict[str, Any]:
         "iadd": operator.iadd,
     }
     # arithmetic on sizes (x.size(0) // heads, ...): followed on plain values, refused on units
-    for name in ("floordiv", "mul", "sub", "truediv", "mod", "neg"):
+    for name in ("floordiv", "mul", "sub", "truediv", "mod", "neg", "matmul"):
         table[name] = getattr(operator, name)
     for name in _TORCH_FNS:
         table[f"torch.{name}"] = getattr(torch, name)

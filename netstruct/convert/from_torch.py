@@ -201,6 +201,23 @@ def _where(node) -> str:
     return f"operation {node.op} {target!s}{module}" + (f" at {src}" if src else "")
 
 
+class _Scores:
+    """Attention scores ``q @ k^T`` (and what softmax, masks and scales make of them).
+
+    They carry no units; a later ``scores @ v`` is the token-mixing operator over q, k and v.
+    """
+
+    def __init__(self, q: Feat, k: Feat) -> None:
+        self.q, self.k = q, k
+
+
+#: operations that keep attention scores scores (scaling, masking, softmax, dropout, casts)
+_SCORE_OPS = frozenset(
+    {"mul", "truediv", "add", "sub", "softmax", "dropout", "type", "to", "float", "contiguous",
+     "where", "masked_fill", "clone", "detach"}
+)
+
+
 class _ParamRef:
     """A directly read parameter whose export waits for its first use (a scale or a value)."""
 
@@ -442,6 +459,9 @@ class _Exporter:
             return Broken()
         feats = [v for v in flat if isinstance(v, Feat)]
         first = vals[0] if vals else None
+        scores = [v for v in flat if isinstance(v, _Scores)]
+        if scores or base == "matmul":
+            return self._matmul_attention(node, base, vals, feats, scores)
         if name == "getitem" and isinstance(first, (tuple, StackedStates)):
             return self._getitem_container(node, first, args[1])
         if base in _ops.META_OPS:
@@ -482,6 +502,31 @@ class _Exporter:
             fn = node.target if node.op == "call_function" else _method_caller(base)
             return self._move(node, feats[0], fn, args, node.kwargs)
         raise UnsupportedModuleError("netstruct's exporter does not follow this operation on units")
+
+    def _matmul_attention(
+        self, node, base: str, vals: list[Any], feats: list[Feat], scores: list[_Scores]
+    ) -> Any:
+        """Attention written with ``matmul`` (eager attention): ``softmax(q k^T s) v``."""
+        if base == "matmul" and len(vals) == 2 and not scores:
+            q, kt = vals
+            if not (isinstance(q, Feat) and isinstance(kt, Feat)):
+                raise UnsupportedModuleError("a matmul of a value with units and a constant")
+            if q.axes is None or kt.axes is None or q.ids.shape != kt.ids.shape:
+                raise UnsupportedModuleError(
+                    "a matmul of two values with units that is not attention's q @ k^T "
+                    "(query and key split into heads)"
+                )
+            return _Scores(q, kt)
+        if base == "matmul" and len(vals) == 2 and isinstance(vals[0], _Scores):
+            if not isinstance(vals[1], Feat):
+                raise UnsupportedModuleError("attention scores applied to a value without units")
+            return self._attention(node, [vals[0].q, vals[0].k, vals[1]])
+        if base in _SCORE_OPS and len(scores) == 1 and not feats:
+            return scores[0]
+        raise UnsupportedModuleError(
+            "an operation on attention scores netstruct does not follow (it follows scaling, "
+            "masks, softmax, dropout and the product with the values)"
+        )
 
     def _attention(self, node, qkv: list[Any]) -> Feat:
         """``softmax(q k^T / sqrt(d)) v``: context units fed by operator edges from q, k, v."""
