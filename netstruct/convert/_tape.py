@@ -43,6 +43,7 @@ _DUNDERS = {
     "__rmul__": (operator.mul, True),
     "__truediv__": (operator.truediv, False),
     "__rtruediv__": (operator.truediv, True),
+    "__rdiv__": (operator.truediv, True),
     "__floordiv__": (operator.floordiv, False),
     "__matmul__": (operator.matmul, False),
     "__rmatmul__": (operator.matmul, True),
@@ -177,7 +178,7 @@ class _Recorder:
             fn, reflected = _DUNDERS[name]
             fargs = (largs[1], largs[0], *largs[2:]) if reflected else largs
             node = g.call_function(fn, tuple(fargs), lkwargs)
-        elif name == "__get__" or (is_method and name.startswith("__")):
+        elif name == "__get__":  # a property such as x.T
             attr = getattr(getattr(func, "__self__", None), "__name__", name)
             node = g.call_function(getattr, (largs[0], attr))
         elif is_method:
@@ -211,6 +212,25 @@ class _Recorder:
                 node = self.pending.pop()
                 if node is not None:
                     self.bind(out, node)
+
+
+def _drop_dead_code(graph: Any) -> None:
+    """Remove recorded functions whose results reach neither the output nor a module call.
+
+    Python that only inspected values (``if h.sum() > 0``) leaves such nodes; module calls
+    and parameters stay, so the rebuilt module keeps every submodule the run used.
+    """
+    keep: set[Any] = set()
+    todo = [n for n in graph.nodes if n.op in ("output", "call_module", "get_attr", "placeholder")]
+    while todo:
+        n = todo.pop()
+        if n in keep:
+            continue
+        keep.add(n)
+        todo.extend(n.all_input_nodes)
+    for n in reversed(list(graph.nodes)):
+        if n not in keep:
+            graph.erase_node(n)
 
 
 def tape_trace(model: Any, example_input: Any, is_leaf: Any) -> tuple[Any, dict[str, Any]]:
@@ -256,6 +276,7 @@ def tape_trace(model: Any, example_input: Any, is_leaf: Any) -> tuple[Any, dict[
             "parameters; netstruct exports outputs computed from the input"
         )
     rec.graph.output(nodes[0] if isinstance(out, torch.Tensor) else tuple(nodes))
+    _drop_dead_code(rec.graph)
     facts = {
         "input_shapes": [list(x.shape) if hasattr(x, "shape") else None for x in inputs],
         "outputs": _output_names(out),

@@ -243,6 +243,8 @@ class _Exporter:
         self.index: dict[Any, int] = {}
         self.errors: list[str] = []
         self.input_axis: int | None = None
+        #: directly read parameters exported as per-unit scales (``p * x``)
+        self.scaled: set[Any] = set()
         self.rng = np.random.default_rng(12345)
 
     # -- values --------------------------------------------------------------------------
@@ -251,6 +253,10 @@ class _Exporter:
             return tuple(self._value(a) for a in arg)
         v = self.env.get(arg) if hasattr(arg, "op") else None
         if isinstance(v, _ParamRef):  # used as a value: an embedding of its rows
+            if arg in self.scaled:
+                raise UnsupportedModuleError(
+                    f"it uses parameter {str(arg.target)!r} both as a per-unit scale and as a value"
+                )
             v = self.env[arg] = self._parameter(arg)
         if (
             isinstance(v, PendingInput)
@@ -603,8 +609,13 @@ class _Exporter:
                 f"it multiplies by parameter {str(ref.target)!r} of shape {tuple(shape)}, which is "
                 "not one factor per unit along the feature axis"
             )
+        if ref in self.scaled:
+            raise UnsupportedModuleError(
+                f"it uses parameter {str(ref.target)!r} as a per-unit scale twice; netstruct "
+                "exports one block per parameter"
+            )
         owner, pname, p = self._parameter_owner(ref)
-        self.env[ref] = Broken()  # read once as a scale: a second use as a value is refused
+        self.scaled.add(ref)
         out = self.builder.add_units(n, module=owner, label=pname)
         d = to_numpy(p).reshape(-1).astype(np.float64)
         self.builder._append(
