@@ -155,7 +155,9 @@ class _Recorder:
             f = os.path.abspath(frame.filename)
             if f.startswith((self.torch_dir, self.here)) or "<frozen" in f:
                 continue
-            return f'File "{frame.filename}", line {frame.lineno}, in {frame.name}\n    {frame.line}'
+            return (
+                f'File "{frame.filename}", line {frame.lineno}, in {frame.name}\n    {frame.line}'
+            )
         return ""
 
     # -- recording -------------------------------------------------------------------------

@@ -13,6 +13,11 @@ readable and re-importable, and it records each operation's source line. With
 a ``forward`` computes are known and shape operations are followed exactly. Every operation
 netstruct cannot follow is collected and reported in one error, each with its module path,
 operation and source line.
+
+Models ``torch.fx`` cannot trace (forwards that branch on values or sizes, e.g. Hugging Face
+models) are recorded instead by running them once on ``example_input`` (the tape tracer of
+:mod:`netstruct.convert._tape`); the result is the same kind of fx graph, specialised to the
+example's shapes (see ``docs/concepts/layers.md``, "Tracing").
 """
 
 from __future__ import annotations
@@ -213,8 +218,22 @@ class _Scores:
 
 #: operations that keep attention scores scores (scaling, masking, softmax, dropout, casts)
 _SCORE_OPS = frozenset(
-    {"mul", "truediv", "add", "sub", "softmax", "dropout", "type", "to", "float", "contiguous",
-     "where", "masked_fill", "clone", "detach"}
+    {
+        "mul",
+        "truediv",
+        "add",
+        "sub",
+        "softmax",
+        "dropout",
+        "type",
+        "to",
+        "float",
+        "contiguous",
+        "where",
+        "masked_fill",
+        "clone",
+        "detach",
+    }
 )
 
 
@@ -453,7 +472,11 @@ class _Exporter:
         base = _ops.base_name(name)
         args = node.args
         if base == "mul" and len(args) == 2 and not node.kwargs:
-            refs = [a for a in args if isinstance(self.env.get(a) if hasattr(a, "op") else None, _ParamRef)]
+            refs = [
+                a
+                for a in args
+                if isinstance(self.env.get(a) if hasattr(a, "op") else None, _ParamRef)
+            ]
             if len(refs) == 1:
                 other = args[1] if refs[0] is args[0] else args[0]
                 feat = self._value(other)
@@ -640,7 +663,9 @@ class _Exporter:
             raise UnsupportedModuleError(f"padding with mode {mode!r} (only constant padding)")
         padded = {feat.ndim - 1 - k // 2 for k, v in enumerate(pad) if v}
         if feat.pos_axis in padded:
-            raise UnsupportedModuleError("padding along the feature axis adds units netstruct has not")
+            raise UnsupportedModuleError(
+                "padding along the feature axis adds units netstruct has not"
+            )
         return feat
 
     def _cat_positions(self, node, vals: list[Any], dim: int) -> Feat | None:
@@ -660,13 +685,16 @@ class _Exporter:
         if (
             nd is None
             or any(v.axes is not None for v in parts)
-            or any((v.pos_axis, v.ndim, v.ids.size) != (first.pos_axis, nd, first.ids.size) for v in parts)
+            or any(
+                (v.pos_axis, v.ndim, v.ids.size) != (first.pos_axis, nd, first.ids.size)
+                for v in parts
+            )
             or dim % nd == first.pos_axis
         ):
             return None
         path = _op_path(node)
         out = self.builder.add_units(first.ids.size, module=path, label="cat")
-        for k, v in enumerate(parts):
+        for v in parts:
             self.builder._structural("skip", np.asarray(v.ids), path, "part", out, internal=True)
         return Feat(out, nd, first.axis)
 
@@ -896,11 +924,14 @@ def from_torch(
         Any module built from layers netstruct has handlers for (``Linear``, recurrent,
         convolution, normalisation, pooling, embedding and element-wise layers), chained in an
         ``nn.Sequential`` or in a ``forward`` that ``torch.fx`` can trace (residual sums,
-        concatenation, flatten/view/permute, functional activations).
+        concatenation, flatten/view/permute, functional activations). A ``forward`` that fx
+        cannot trace (Hugging Face models) is recorded by running it once on
+        ``example_input``; the rebuilt module then accepts inputs of that shape only.
     example_input : Tensor or tuple of Tensors, optional
         One batch of input. When given, the model is run once so shapes are known (needed for
         convolutions and shape operations), and, with ``check=True``, the re-imported module is
-        run on it and its output compared with the model's.
+        run on it and its outputs (every tensor of a tuple or ``ModelOutput``) compared with
+        the model's.
     check : bool, default=True
         With ``example_input``, verify that ``to_torch(G)`` reproduces the model's output.
     reduction : {"sum", "l1", "l2", "center", "max"}, default="sum"

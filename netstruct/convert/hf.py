@@ -109,7 +109,9 @@ class ConvNextLayerNormHandler(NormHandler):
         }
 
     def build(self, config, params):
-        cls = _transformers("models.convnext.modeling_convnext", "ConvNextLayerNorm").ConvNextLayerNorm
+        cls = _transformers(
+            "models.convnext.modeling_convnext", "ConvNextLayerNorm"
+        ).ConvNextLayerNorm
         n = self._size(params, dict(config))
         m = cls(n, **config)  # no device argument: skip_init does not apply
         load_state(m, params)
@@ -120,4 +122,7 @@ def builtin_handlers() -> Iterator[tuple[str, ModuleHandler]]:
     """``(qualified class name, handler)`` pairs."""
     yield "transformers.pytorch_utils.Conv1D", Conv1DHandler()
     yield "transformers.activations.NewGELUActivation", NewGELUHandler()
-    yield "transformers.models.convnext.modeling_convnext.ConvNextLayerNorm", ConvNextLayerNormHandler()
+    yield (
+        "transformers.models.convnext.modeling_convnext.ConvNextLayerNorm",
+        ConvNextLayerNormHandler(),
+    )
