@@ -194,6 +194,7 @@ class _Recorder:
         path = self.paths.get(id(module), "")
         self.stack.append(path)
         if self.leaf_depth == 0 and self.is_leaf(module):
+            args, kwargs = _positional(module, args, kwargs)
             largs, t1 = self.lift(args)
             lkwargs, t2 = self.lift(kwargs)
             has_params = any(True for _ in module.parameters())
@@ -214,6 +215,19 @@ class _Recorder:
                 node = self.pending.pop()
                 if node is not None:
                     self.bind(out, node)
+
+
+def _positional(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """Pass a module's tensor arguments by position (``attn(query=q, ...)`` -> ``attn(q, ...)``)."""
+    if not kwargs:
+        return args, kwargs
+    import inspect
+
+    try:
+        bound = inspect.signature(module.forward).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return args, kwargs
+    return tuple(bound.args), dict(bound.kwargs)
 
 
 def _drop_dead_code(graph: Any) -> None:
