@@ -167,7 +167,35 @@ def function_table() -> dict[str, Any]:
         table[f"torch.{name}"] = getattr(torch, name)
     for name in _F_FNS:
         table[f"F.{name}"] = getattr(F, name)
+    table["netstruct.guard"] = guard
     return table
+
+
+def guard(value: Any, expected: Any, where: str) -> None:
+    """Check a Python value a tape-traced model branched on (see ``convert._tape``).
+
+    Raises
+    ------
+    InvalidParameterError
+        When this input gives another value than the example did, so the model would take
+        another path than the recorded one.
+
+    Examples
+    --------
+    >>> guard(True, True, "model.py, line 3")
+    >>> guard(False, True, "model.py, line 3")
+    Traceback (most recent call last):
+    ...
+    netstruct.exceptions.InvalidParameterError: The input of this rebuilt module makes the model's Python take another path than example_input did (a value it branches on is False, it was True, at model.py, line 3); export the model again with an input like this one.
+    """
+    if value != expected:
+        from ..exceptions import InvalidParameterError
+
+        raise InvalidParameterError(
+            "The input of this rebuilt module makes the model's Python take another path than "
+            f"example_input did (a value it branches on is {value!r}, it was {expected!r}, at "
+            f"{where}); export the model again with an input like this one."
+        )
 
 
 @cache

@@ -53,6 +53,10 @@ _DUNDERS = {
 }
 
 
+#: Tensor methods that turn a value into Python (the model may branch on the result)
+_TO_PYTHON = frozenset({"__bool__", "item", "tolist", "__int__", "__float__", "__index__"})
+
+
 def flat_tensors(obj: Any) -> list[Any]:
     """The tensors of a model output in order (tensor, tuple/list, dict or ``ModelOutput``)."""
     import torch
@@ -161,9 +165,28 @@ class _Recorder:
         return ""
 
     # -- recording -------------------------------------------------------------------------
+    def record_guard(self, func: Any, args: tuple, out: Any) -> None:
+        """A recorded tensor turned into a Python value (``if mask.all():``): keep a guard."""
+        name = getattr(func, "__name__", "")
+        if self.leaf_depth or name not in _TO_PYTHON or not args:
+            return
+        node = self.node_of(args[0]) if isinstance(args[0], self.torch.Tensor) else None
+        if node is None:
+            return
+        from . import _ops
+
+        value = self.graph.call_method(name, (node,))
+        self._annotate(value)
+        where = self._source().split("\n")[0].replace('File "', "").replace('", line', ", line")
+        g = self.graph.call_function(_ops.guard, (value, out, where))
+        self._annotate(g)
+
     def record_function(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
-        if self.leaf_depth or not flat_tensors(out):
-            return  # inside a handled module, or a size / dtype / bool: not recorded
+        if not flat_tensors(out):
+            self.record_guard(func, args, out)
+            return
+        if self.leaf_depth:
+            return  # inside a handled module: its handler's business
         largs, t1 = self.lift(args)
         lkwargs, t2 = self.lift(kwargs)
         if not (t1 or t2):
@@ -237,7 +260,13 @@ def _drop_dead_code(graph: Any) -> None:
     and parameters stay, so the rebuilt module keeps every submodule the run used.
     """
     keep: set[Any] = set()
-    todo = [n for n in graph.nodes if n.op in ("output", "call_module", "get_attr", "placeholder")]
+    from . import _ops
+
+    todo = [
+        n
+        for n in graph.nodes
+        if n.op in ("output", "call_module", "get_attr", "placeholder") or n.target is _ops.guard
+    ]
     while todo:
         n = todo.pop()
         if n in keep:

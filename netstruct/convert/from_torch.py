@@ -264,6 +264,7 @@ class _Exporter:
         self.input_axis: int | None = None
         #: directly read parameters exported as per-unit scales (``p * x``)
         self.scaled: set[Any] = set()
+        self.guard_only: set[Any] = set()
         self.rng = np.random.default_rng(12345)
 
     # -- values --------------------------------------------------------------------------
@@ -739,6 +740,13 @@ class _Exporter:
         return rec
 
     def _step(self, i: int, node, n_placeholders: int) -> Any:
+        if node in self.guard_only:  # only decides a branch: replayed, carries no units
+            if node.op == "call_function" and _ops.function_name(node.target) is None:
+                raise UnsupportedModuleError(
+                    "the model branches on a value computed with a function netstruct cannot "
+                    "store; wrap this part in a module and register a handler"
+                )
+            return Opaque()
         if node.op == "placeholder":
             return PendingInput() if n_placeholders == 0 else Opaque()
         if node.op == "call_module":
@@ -758,6 +766,10 @@ class _Exporter:
             return self._function(node, name)
         if node.op == "call_method":
             base = str(node.target)
+            if base not in _ops.METHODS and not any(
+                isinstance(v, (Feat, _Scores, _ParamRef)) for v in ins
+            ):
+                return Opaque()  # computed from the input but carries no units (a mask)
             if base not in _ops.METHODS:
                 raise UnsupportedModuleError(
                     f"netstruct does not follow the tensor method {base!r}"
@@ -777,6 +789,7 @@ class _Exporter:
         raise UnsupportedModuleError(f"unknown fx op {node.op!r}")  # pragma: no cover
 
     def run(self) -> dict[str, Any]:
+        self.guard_only = _guard_only(self.graph)
         n_placeholders = 0
         for i, node in enumerate(self.graph.nodes):
             self.index[node] = i
@@ -817,6 +830,23 @@ class _Exporter:
             "calls": {p: n for p, n in self.calls.items() if n > 1},
             "ops": self.ops,
         }
+
+
+def _guard_only(graph) -> set[Any]:
+    """Nodes whose results only decide branches (they feed guards, never the network)."""
+    from . import _ops
+
+    guards = [n for n in graph.nodes if n.op == "call_function" and n.target is _ops.guard]
+    if not guards:
+        return set()
+    live: set[Any] = set()
+    todo = [n for n in graph.nodes if n.op in ("output", "call_module", "get_attr")]
+    while todo:
+        n = todo.pop()
+        if n not in live:
+            live.add(n)
+            todo.extend(n.all_input_nodes)
+    return {n for n in graph.nodes if n not in live and n.op in ("call_function", "call_method")}
 
 
 def _method_caller(name: str) -> Any:

@@ -265,3 +265,20 @@ def test_fx_failure_without_example_input_says_to_pass_one():
     m, _ = _build("bert")
     with pytest.raises(UnsupportedModuleError, match="Pass example_input"):
         ns.from_torch(m)
+
+
+def test_an_attention_mask_is_an_input_and_branches_on_it_are_guarded():
+    m, x = _build("bert")
+    pad = torch.ones_like(x)
+    pad[0, -2:] = 0
+    G = ns.from_torch(m, (x, pad))  # a padded example records the mask's path
+    r = ns.to_torch(G)
+    other = torch.ones_like(x)
+    other[1, -1:] = 0
+    with torch.no_grad():
+        assert torch.allclose(r(x, other)[0], m(x, other).last_hidden_state, atol=1e-5)
+    # with an all-ones example BERT skips the mask (a branch on its values): the rebuilt
+    # module refuses a padded mask instead of ignoring it
+    r1 = ns.to_torch(ns.from_torch(m, (x, torch.ones_like(x))))
+    with pytest.raises(InvalidParameterError, match="another path than example_input"):
+        r1(x, pad)
