@@ -63,6 +63,10 @@ class RebuiltModel(torch.nn.Module):
         super().__init__()
         # owners first: a module holding directly read parameters may also have children
         for path, m in sorted(modules.items(), key=lambda kv: kv[0].count(".")):
+            if path == "":  # parameters the model's own forward reads directly
+                for name, p in m.named_parameters(recurse=False):
+                    self.register_parameter(name, p)
+                continue
             set_submodule(self, path, m, torch.nn.Module)
         self.netstruct_spec = spec
         # per-feature factors of pruned or edited skip/identity edges (not in the state_dict)

@@ -588,11 +588,9 @@ class _Exporter:
         name = str(node.target)
         owner, _, pname = name.rpartition(".")
         entry = self.modules.get(owner)
-        if not owner or (entry is not None and entry["handler"] != "Parameters"):
+        if entry is not None and entry["handler"] != "Parameters":
             raise UnsupportedModuleError(
-                f"it reads parameter {name!r} directly, outside the module that owns it"
-                if owner
-                else f"it reads the model's own parameter {name!r} directly; move it into a submodule"
+                f"it reads parameter {name!r} directly, outside the layer that owns it"
             )
         p = self.model.get_parameter(name)
         if entry is None:
@@ -643,7 +641,7 @@ class _Exporter:
         out = self.builder.add_units(n, module=owner, label=pname)
         d = to_numpy(p).reshape(-1).astype(np.float64)
         self.builder._append(
-            name=f"{owner}.{pname}",
+            name=f"{owner}.{pname}" if owner else pname,
             weight=np.diag(d),
             mask=np.eye(n, dtype=bool),
             sources=np.asarray(feat.ids),
