@@ -53,6 +53,19 @@ _DUNDERS = {
 }
 
 
+#: functions whose result depends on their inputs' shapes only (folded: the tape is specialised)
+_SHAPE_ONLY = frozenset(
+    {
+        "zeros_like",
+        "ones_like",
+        "empty_like",
+        "full_like",
+        "new_zeros",
+        "new_ones",
+        "new_empty",
+        "new_full",
+    }
+)
 #: Tensor methods that turn a value into Python (the model may branch on the result)
 _TO_PYTHON = frozenset({"__bool__", "item", "tolist", "__int__", "__float__", "__index__"})
 
@@ -125,7 +138,9 @@ class _Recorder:
         torch = self.torch
         if isinstance(obj, torch.Tensor):
             node = self.node_of(obj)
-            return (obj, False) if node is None else (node, True)
+            if node is None:  # a constant: snapshot it (the model may change it in place later)
+                return obj.detach().clone(), False
+            return node, True
         if isinstance(obj, (tuple, list)):
             parts = [self.lift(o) for o in obj]
             vals = [p[0] for p in parts]
@@ -182,11 +197,25 @@ class _Recorder:
         self._annotate(g)
 
     def record_function(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
+        name = getattr(func, "__name__", "")
+        if name == "__setitem__" and not self.leaf_depth:
+            self.record_setitem(args)
+            return
         if not flat_tensors(out):
             self.record_guard(func, args, out)
             return
-        if self.leaf_depth:
-            return  # inside a handled module: its handler's business
+        if self.leaf_depth or name in _SHAPE_ONLY:
+            return  # inside a handled module (its handler's business), or a function of shapes
+        self._record_call(func, args, kwargs, out)
+
+    def record_setitem(self, args: tuple) -> None:
+        """``x[i] = v`` writing into a recorded value (kept: the exporter reports it)."""
+        largs, tracked = self.lift(args)
+        if tracked:
+            node = self.graph.call_function(operator.setitem, tuple(largs))
+            self._annotate(node)
+
+    def _record_call(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
         largs, t1 = self.lift(args)
         lkwargs, t2 = self.lift(kwargs)
         if not (t1 or t2):
@@ -265,7 +294,8 @@ def _drop_dead_code(graph: Any) -> None:
     todo = [
         n
         for n in graph.nodes
-        if n.op in ("output", "call_module", "get_attr", "placeholder") or n.target is _ops.guard
+        if n.op in ("output", "call_module", "get_attr", "placeholder")
+        or n.target in (_ops.guard, operator.setitem)
     ]
     while todo:
         n = todo.pop()

@@ -140,3 +140,21 @@ def test_a_branch_on_a_value_is_guarded_on_replay():
         assert torch.equal(r(2 * x), m(2 * x))  # same branch
     with pytest.raises(InvalidParameterError, match="another path than example_input"):
         r(-x)
+
+
+def test_writing_into_a_value_is_reported_not_lost():
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 3)
+
+        def forward(self, x):
+            if x.shape[0] > 0:
+                h = self.lin(x)
+                h[:, 0] = 0.0  # an in-place write netstruct cannot express
+                return h
+            return x
+
+    with pytest.raises(ns.UnsupportedModuleError, match="setitem") as info:
+        ns.from_torch(M(), torch.randn(2, 3), check=False)
+    assert "test_tape.py, line" in str(info.value)
