@@ -9,6 +9,8 @@ in order) within 1e-5, the ``state_dict`` keys are the same, weight blocks are n
 
 from __future__ import annotations
 
+import igraph
+import networkx as nx
 import numpy as np
 import pytest
 import torch
@@ -154,13 +156,26 @@ def test_weight_blocks_are_named_like_state_dict_keys(exported):
             np.testing.assert_array_equal(b.parameter().reshape(want.shape), want)
 
 
-def test_views_agree_with_the_edge_table(exported):
+def test_views_and_graphml_agree_with_the_edge_table(exported, tmp_path):
     _, _, _, G = exported
     e = G.edges()
     assert G.to_networkx().number_of_edges() == len(e)
     assert G.to_igraph().ecount() == len(e)
     A = G.to_scipy()
     np.testing.assert_allclose(A[e.source.to_numpy(), e.target.to_numpy()], e.weight.to_numpy())
+    path = tmp_path / "g.graphml"
+    ns.write_graphml(G, path)
+    assert nx.read_graphml(path).number_of_edges() == len(e)
+    assert igraph.Graph.Read_GraphML(str(path)).ecount() == len(e)
+
+
+def test_saved_graph_loads_and_reimports_exactly(exported, tmp_path):
+    _, m, x, G = exported
+    ns.save(G, tmp_path / "g.ns")
+    r = ns.to_torch(ns.load(tmp_path / "g.ns"))
+    with torch.no_grad():
+        for a, b in zip(flat_tensors(m(x)), flat_tensors(r(x))):
+            assert torch.allclose(a, b, atol=1e-5, rtol=0)
 
 
 def test_the_rebuilt_module_is_specialised_to_the_example_shapes(exported):
