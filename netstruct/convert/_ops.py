@@ -121,6 +121,19 @@ _TORCH_FNS = (
     "t",
     "matmul",
     "where",
+    # on values without units only (masks, ids): the exporter refuses them on units
+    "cumsum",
+    "logical_not",
+    "logical_and",
+    "logical_or",
+    "eq",
+    "ne",
+    "gt",
+    "lt",
+    "ge",
+    "le",
+    "masked_fill",
+    "gather",
 )
 _F_FNS = (
     "relu",

@@ -99,7 +99,9 @@ def _mobilenet_v2():
     c = tf.MobileNetV2Config(
         num_channels=3,
         image_size=16,
-        depth_multiplier=0.25,
+        depth_multiplier=0.1,
+        min_depth=4,
+        divisible_by=4,
         expand_ratio=2,
         finegrained_output=False,
     )
@@ -297,3 +299,45 @@ def test_an_attention_mask_is_an_input_and_branches_on_it_are_guarded():
     r1 = ns.to_torch(ns.from_torch(m, (x, torch.ones_like(x))))
     with pytest.raises(InvalidParameterError, match="another path than example_input"):
         r1(x, pad)
+
+
+_TEXT = dict(
+    vocab_size=40,
+    hidden_size=16,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=24,
+    max_position_embeddings=20,
+)
+_VIT = dict(image_size=16, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2)
+MORE = {
+    "roberta": lambda: (tf.RobertaModel(tf.RobertaConfig(**_TEXT, pad_token_id=1)), _ids(40)),
+    "electra": lambda: (tf.ElectraModel(tf.ElectraConfig(embedding_size=8, **_TEXT)), _ids(40)),
+    "albert": lambda: (tf.AlbertModel(tf.AlbertConfig(embedding_size=8, **_TEXT)), _ids(40)),
+    "deit": lambda: (
+        tf.DeiTModel(tf.DeiTConfig(intermediate_size=24, **_VIT)),
+        _pixels((2, 3, 16, 16)),
+    ),
+    "swin": lambda: (
+        tf.SwinModel(
+            tf.SwinConfig(
+                image_size=16, patch_size=4, embed_dim=8, depths=[1], num_heads=[2], window_size=2
+            )
+        ),
+        _pixels((2, 3, 16, 16)),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MORE))
+def test_more_families_export_and_reimport_exactly(name):
+    torch.manual_seed(0)
+    m, x = MORE[name]()
+    m.eval()
+    G = ns.from_torch(m, x)
+    r = ns.to_torch(G)
+    with torch.no_grad():
+        want, got = flat_tensors(m(x)), flat_tensors(r(x))
+    assert len(want) == len(got) > 0
+    assert all(torch.allclose(a, b, atol=1e-5, rtol=0) for a, b in zip(want, got))
+    assert sorted(r.state_dict()) == sorted(m.state_dict())
