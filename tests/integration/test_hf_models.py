@@ -341,3 +341,28 @@ def test_more_families_export_and_reimport_exactly(name):
     assert len(want) == len(got) > 0
     assert all(torch.allclose(a, b, atol=1e-5, rtol=0) for a, b in zip(want, got))
     assert sorted(r.state_dict()) == sorted(m.state_dict())
+
+
+def test_families_netstruct_cannot_follow_yet_get_one_clear_error():
+    torch.manual_seed(0)
+    regnet = tf.RegNetModel(
+        tf.RegNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], groups_width=8)
+    ).eval()
+    with pytest.raises(UnsupportedModuleError) as info:  # squeeze-and-excitation: x * gate(x)
+        ns.from_torch(regnet, _pixels((1, 3, 16, 16)))
+    msg = str(info.value)
+    assert "call_method mul in module 'encoder.stages.0.layers.0.layer.2'" in msg
+    assert "modeling_regnet.py, line" in msg
+    llama = tf.LlamaModel(
+        tf.LlamaConfig(
+            vocab_size=40,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            intermediate_size=24,
+            use_cache=False,
+        )
+    ).eval()
+    with pytest.raises(UnsupportedModuleError, match=r"pow in module 'layers\.0\.input_layernorm'"):
+        ns.from_torch(llama, _ids(40))
