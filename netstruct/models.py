@@ -61,8 +61,11 @@ class RebuiltModel(torch.nn.Module):
         from .convert.to_torch import set_submodule
 
         super().__init__()
-        # owners first: a module holding directly read parameters may also have children
-        for path, m in sorted(modules.items(), key=lambda kv: kv[0].count(".")):
+        items = list(modules.items())
+        if any(m.get("handler") == "Parameters" for m in spec.get("modules", {}).values()):
+            # owners first: a module holding directly read parameters may also have children
+            items.sort(key=lambda kv: kv[0].count("."))
+        for path, m in items:
             if path == "":  # parameters the model's own forward reads directly
                 for name, p in m.named_parameters(recurse=False):
                     self.register_parameter(name, p)
