@@ -61,7 +61,15 @@ class RebuiltModel(torch.nn.Module):
         from .convert.to_torch import set_submodule
 
         super().__init__()
-        for path, m in modules.items():
+        items = list(modules.items())
+        if any(m.get("handler") == "Parameters" for m in spec.get("modules", {}).values()):
+            # owners first: a module holding directly read parameters may also have children
+            items.sort(key=lambda kv: kv[0].count("."))
+        for path, m in items:
+            if path == "":  # parameters the model's own forward reads directly
+                for name, p in m.named_parameters(recurse=False):
+                    self.register_parameter(name, p)
+                continue
             set_submodule(self, path, m, torch.nn.Module)
         self.netstruct_spec = spec
         # per-feature factors of pruned or edited skip/identity edges (not in the state_dict)
@@ -89,6 +97,23 @@ class RebuiltModel(torch.nn.Module):
         shape[axis] = -1
         return value * vec.reshape(shape).to(value.dtype)
 
+    def _check_specialised(self, inputs: tuple) -> None:
+        """A tape-traced model runs on inputs of the example's shapes only."""
+        facts = self.netstruct_spec.get("specialised")
+        if not facts:
+            return
+        want = facts.get("input_shapes", [])
+        got = [list(x.shape) if hasattr(x, "shape") else None for x in inputs]
+        if got != want:
+            from .exceptions import InvalidParameterError
+
+            raise InvalidParameterError(
+                f"This module was rebuilt from a graph recorded by running the model once (its "
+                f"forward is not traceable with torch.fx), so it is specialised to input shapes "
+                f"{want}; got {got}. Export the model again with an example_input of the shape "
+                "you need."
+            )
+
     def forward(self, *inputs: Any) -> Any:
         from .convert import _ops
         from .exceptions import GraphError
@@ -96,6 +121,7 @@ class RebuiltModel(torch.nn.Module):
         env: list[Any] = []
         table = _ops.function_table()
         n_in = 0
+        self._check_specialised(inputs)
         for rec in self.netstruct_spec["ops"]:
             op = rec["op"]
             args = _ops.decode_arg(rec.get("args", []), env)
@@ -114,6 +140,8 @@ class RebuiltModel(torch.nn.Module):
             elif op == "call_method":
                 args = self._scaled_inputs(rec, list(args))
                 val = getattr(args[0], rec["target"])(*args[1:], **kwargs)
+            elif op == "get_attr":
+                val = self.get_parameter(rec["target"])
             elif op == "output":
                 return args[0]
             else:

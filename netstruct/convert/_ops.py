@@ -91,7 +91,9 @@ MOVE_OPS = frozenset(
 #: ops returning shape information, not units
 META_OPS = frozenset({"size", "dim"})
 #: tensor methods the exporter follows
-METHODS = (ACTIVATIONS | NEUTRAL | MOVE_OPS | META_OPS | {"add"}) - {"getitem"}
+METHODS = (
+    ACTIVATIONS | NEUTRAL | MOVE_OPS | META_OPS | {"add", "add_", "mul", "matmul", "masked_fill"}
+) - {"getitem"}
 
 _TORCH_FNS = (
     "relu",
@@ -117,6 +119,21 @@ _TORCH_FNS = (
     "amax",
     "add",
     "t",
+    "matmul",
+    "where",
+    # on values without units only (masks, ids): the exporter refuses them on units
+    "cumsum",
+    "logical_not",
+    "logical_and",
+    "logical_or",
+    "eq",
+    "ne",
+    "gt",
+    "lt",
+    "ge",
+    "le",
+    "masked_fill",
+    "gather",
 )
 _F_FNS = (
     "relu",
@@ -141,6 +158,7 @@ _F_FNS = (
     "tanhshrink",
     *POOLS,
     "scaled_dot_product_attention",
+    "pad",
 )
 
 
@@ -156,13 +174,41 @@ def function_table() -> dict[str, Any]:
         "iadd": operator.iadd,
     }
     # arithmetic on sizes (x.size(0) // heads, ...): followed on plain values, refused on units
-    for name in ("floordiv", "mul", "sub", "truediv", "mod", "neg"):
+    for name in ("floordiv", "mul", "sub", "truediv", "mod", "neg", "matmul"):
         table[name] = getattr(operator, name)
     for name in _TORCH_FNS:
         table[f"torch.{name}"] = getattr(torch, name)
     for name in _F_FNS:
         table[f"F.{name}"] = getattr(F, name)
+    table["netstruct.guard"] = guard
     return table
+
+
+def guard(value: Any, expected: Any, where: str) -> None:
+    """Check a Python value a tape-traced model branched on (see ``convert._tape``).
+
+    Raises
+    ------
+    InvalidParameterError
+        When this input gives another value than the example did, so the model would take
+        another path than the recorded one.
+
+    Examples
+    --------
+    >>> guard(True, True, "model.py, line 3")
+    >>> guard(False, True, "model.py, line 3")
+    Traceback (most recent call last):
+    ...
+    netstruct.exceptions.InvalidParameterError: The input of this rebuilt module makes the model's Python take another path than example_input did (a value it branches on is False, it was True, at model.py, line 3); export the model again with an input like this one.
+    """
+    if value != expected:
+        from ..exceptions import InvalidParameterError
+
+        raise InvalidParameterError(
+            "The input of this rebuilt module makes the model's Python take another path than "
+            f"example_input did (a value it branches on is {value!r}, it was {expected!r}, at "
+            f"{where}); export the model again with an input like this one."
+        )
 
 
 @cache
@@ -228,6 +274,20 @@ def encode_arg(arg: Any, node_index: dict[Any, int], where: str) -> Any:
         return {"$dict": {str(k): encode_arg(v, node_index, where) for k, v in arg.items()}}
     if isinstance(arg, torch.dtype):
         return {"$dtype": str(arg).replace("torch.", "")}
+    if isinstance(arg, torch.device):
+        return {"$device": str(arg)}
+    if isinstance(arg, torch.Tensor) and arg.layout == torch.strided and not arg.requires_grad:
+        # a constant folded by the tape tracer (position ids, an attention mask)
+        t = arg.detach().cpu()
+        if t.dtype in (torch.float16, torch.bfloat16):
+            t = t.float()
+        return {
+            "$tensor": {
+                "dtype": str(arg.dtype).replace("torch.", ""),
+                "shape": list(t.shape),
+                "data": t.reshape(-1).tolist(),
+            }
+        }
     raise UnsupportedModuleError(
         f"{where} passes an argument of type {type(arg).__name__} ({arg!r}) that netstruct "
         "cannot store; wrap this part of the model in a module and register a handler with "
@@ -264,4 +324,15 @@ def decode_arg(arg: Any, env: list[Any]) -> Any:
         import torch
 
         return getattr(torch, arg["$dtype"])
+    if "$device" in arg:
+        import torch
+
+        return torch.device(arg["$device"])
+    if "$tensor" in arg:
+        import torch
+
+        t = arg["$tensor"]
+        dtype = getattr(torch, t["dtype"])
+        work = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+        return torch.tensor(t["data"], dtype=work).reshape(t["shape"]).to(dtype)
     raise FileFormatError(f"Unknown encoded argument {arg!r} in architecture spec.")

@@ -13,6 +13,11 @@ readable and re-importable, and it records each operation's source line. With
 a ``forward`` computes are known and shape operations are followed exactly. Every operation
 netstruct cannot follow is collected and reported in one error, each with its module path,
 operation and source line.
+
+Models ``torch.fx`` cannot trace (forwards that branch on values or sizes, e.g. Hugging Face
+models) are recorded instead by running them once on ``example_input`` (the tape tracer of
+:mod:`netstruct.convert._tape`); the result is the same kind of fx graph, specialised to the
+example's shapes (see ``docs/concepts/layers.md``, "Tracing").
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from .._version import __version__
 from ..exceptions import GraphError, InvalidParameterError, UnsupportedModuleError
 from ..graphs.signed import SignedGraph
 from . import _ops
+from ._tape import flat_tensors
 from ._values import Broken, Feat, Opaque, decode, encode
-from .builder import GraphBuilder, PendingInput, StackedStates
+from .builder import GraphBuilder, PendingInput, StackedStates, to_numpy
 from .handlers import get_handler, is_registered_type
 
 __all__ = ["from_torch"]
@@ -48,17 +54,19 @@ def _tracer_cls():
 
 
 class _Traced:
-    def __init__(self, graph: Any, root: Any) -> None:
+    def __init__(self, graph: Any, root: Any, facts: dict[str, Any] | None = None) -> None:
         self.graph = graph
         self.root = root  # has get_submodule(path)
+        #: set for a tape trace: the input shapes it is specialised to and the output names
+        self.facts = facts
 
 
-def _trace(model) -> _Traced:
+def _trace(model, example_input: Any = None) -> _Traced:
     import torch
 
     spec = getattr(model, "netstruct_spec", None)
     if isinstance(spec, dict) and "ops" in spec:  # a module rebuilt by to_torch: replay its record
-        return _Traced(_graph_from_spec(spec), model)
+        return _Traced(_graph_from_spec(spec), model, spec.get("specialised"))
     kind = _container_kind(model)
     if kind in ("Leaf", "Sequential"):  # a chain of known layers: no tracing needed
         graph = torch.fx.Graph()
@@ -73,13 +81,36 @@ def _trace(model) -> _Traced:
     try:
         graph = tracer.trace(model)
     except Exception as exc:  # fx raises many types (TraceError, TypeError, proxy errors...)
+        if example_input is not None:  # data-dependent Python: record one run instead
+            return _tape(model, example_input)
         raise UnsupportedModuleError(
             f"{type(model).__name__} could not be traced with torch.fx ({type(exc).__name__}: {exc}). "
-            "netstruct follows models without data-dependent control flow; wrap the untraceable "
-            "part in a module and register a handler with netstruct.register_module_handler."
+            "Pass example_input to from_torch: netstruct then records one run of the model (a "
+            "trace specialised to that input's shapes), or wrap the untraceable part in a module "
+            "and register a handler with netstruct.register_module_handler."
         ) from None
     gm = torch.fx.GraphModule(model, graph)
     return _Traced(gm.graph, gm)
+
+
+def _tape(model, example_input: Any) -> _Traced:
+    """Record one eval-mode run of ``model`` (see :mod:`netstruct.convert._tape`)."""
+    from ._tape import tape_trace
+
+    was_training = model.training
+    model.eval()
+    try:
+        graph, facts = tape_trace(model, example_input, lambda m: get_handler(m) is not None)
+    except UnsupportedModuleError:
+        raise
+    except Exception as exc:  # the user's input does not fit their model
+        raise InvalidParameterError(
+            f"The 'example_input' parameter of from_torch could not be run through the model "
+            f"({type(exc).__name__}: {exc}). Pass a tensor shaped like one batch of real input."
+        ) from None
+    finally:
+        model.train(was_training)
+    return _Traced(graph, model, facts)
 
 
 def _graph_from_spec(spec: dict[str, Any]):
@@ -100,6 +131,8 @@ def _graph_from_spec(spec: dict[str, Any]):
             node = graph.call_function(table[rec["target"]], args, kwargs)
         elif op == "call_method":
             node = graph.call_method(rec["target"], args, kwargs)
+        elif op == "get_attr":
+            node = graph.get_attr(rec["target"])
         else:
             node = graph.output(args[0])
         if "path" in rec:
@@ -173,6 +206,44 @@ def _where(node) -> str:
     return f"operation {node.op} {target!s}{module}" + (f" at {src}" if src else "")
 
 
+class _Scores:
+    """Attention scores ``q @ k^T`` (and what softmax, masks and scales make of them).
+
+    They carry no units; a later ``scores @ v`` is the token-mixing operator over q, k and v.
+    """
+
+    def __init__(self, q: Feat, k: Feat) -> None:
+        self.q, self.k = q, k
+
+
+#: operations that keep attention scores scores (scaling, masking, softmax, dropout, casts)
+_SCORE_OPS = frozenset(
+    {
+        "mul",
+        "truediv",
+        "add",
+        "sub",
+        "softmax",
+        "dropout",
+        "type",
+        "to",
+        "float",
+        "contiguous",
+        "where",
+        "masked_fill",
+        "clone",
+        "detach",
+    }
+)
+
+
+class _ParamRef:
+    """A directly read parameter whose export waits for its first use (a scale or a value)."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+
+
 def _shape_of(v: Any) -> tuple[int, ...] | None:
     return tuple(v.shape) if hasattr(v, "shape") and hasattr(v, "dtype") else None
 
@@ -191,6 +262,9 @@ class _Exporter:
         self.index: dict[Any, int] = {}
         self.errors: list[str] = []
         self.input_axis: int | None = None
+        #: directly read parameters exported as per-unit scales (``p * x``)
+        self.scaled: set[Any] = set()
+        self.guard_only: set[Any] = set()
         self.rng = np.random.default_rng(12345)
 
     # -- values --------------------------------------------------------------------------
@@ -198,6 +272,12 @@ class _Exporter:
         if isinstance(arg, (tuple, list)):
             return tuple(self._value(a) for a in arg)
         v = self.env.get(arg) if hasattr(arg, "op") else None
+        if isinstance(v, _ParamRef):  # used as a value: an embedding of its rows
+            if arg in self.scaled:
+                raise UnsupportedModuleError(
+                    f"it uses parameter {str(arg.target)!r} both as a per-unit scale and as a value"
+                )
+            v = self.env[arg] = self._parameter(arg)
         if (
             isinstance(v, PendingInput)
             and self.builder.input_ids is not None
@@ -206,6 +286,12 @@ class _Exporter:
             # the raw input, once a layer has fixed its features, is those input nodes
             return Feat(self.builder.input_ids, self._ndim(arg), self.input_axis)
         return v
+
+    def _peek(self, arg: Any) -> Any:
+        """Like :meth:`_value`, without exporting a directly read parameter."""
+        if isinstance(arg, (tuple, list)):
+            return tuple(self._peek(a) for a in arg)
+        return self.env.get(arg) if hasattr(arg, "op") else None
 
     def _ndim(self, node) -> int | None:
         if self.real is None or node not in self.real:
@@ -386,18 +472,34 @@ class _Exporter:
     def _function(self, node, name: str) -> Any:
         base = _ops.base_name(name)
         args = node.args
+        if base == "mul" and len(args) == 2 and not node.kwargs:
+            refs = [
+                a
+                for a in args
+                if isinstance(self.env.get(a) if hasattr(a, "op") else None, _ParamRef)
+            ]
+            if len(refs) == 1:
+                other = args[1] if refs[0] is args[0] else args[0]
+                feat = self._value(other)
+                if isinstance(feat, Feat):
+                    return self._scale_by_parameter(refs[0], feat)
         vals = [self._value(a) for a in args] + [self._value(v) for v in node.kwargs.values()]
         flat = _flatten_values(vals)
         if any(isinstance(v, Broken) for v in flat):
             return Broken()
         feats = [v for v in flat if isinstance(v, Feat)]
         first = vals[0] if vals else None
+        scores = [v for v in flat if isinstance(v, _Scores)]
+        if scores or base == "matmul":
+            return self._matmul_attention(node, base, vals, feats, scores)
         if name == "getitem" and isinstance(first, (tuple, StackedStates)):
             return self._getitem_container(node, first, args[1])
         if base in _ops.META_OPS:
             return Opaque()
         if isinstance(first, PendingInput) and not feats:
             if base in _ops.ACTIVATIONS or base in _ops.NEUTRAL or base in _ops.MOVE_OPS:
+                return first
+            if base == "pad":  # the first layer decides the feature axis (the roundtrip checks)
                 return first
         if not feats:
             return Opaque()
@@ -417,12 +519,44 @@ class _Exporter:
             )
         if base in _ops.NEUTRAL:
             return first
-        if base in ("add", "iadd") and len(feats) == 2 and len(args) == 2:
+        if base == "pad":
+            return self._pad(node, first)
+        if base in ("add", "iadd", "add_") and len(feats) == 2 and len(args) == 2:
             return self._residual(node, feats)
+        if base in ("cat", "concat"):
+            dim = args[1] if len(args) > 1 else node.kwargs.get("dim", 0)
+            merged = self._cat_positions(node, vals, dim) if isinstance(dim, int) else None
+            if merged is not None:
+                return merged
         if base in _ops.MOVE_OPS:
             fn = node.target if node.op == "call_function" else _method_caller(base)
             return self._move(node, feats[0], fn, args, node.kwargs)
         raise UnsupportedModuleError("netstruct's exporter does not follow this operation on units")
+
+    def _matmul_attention(
+        self, node, base: str, vals: list[Any], feats: list[Feat], scores: list[_Scores]
+    ) -> Any:
+        """Attention written with ``matmul`` (eager attention): ``softmax(q k^T s) v``."""
+        if base == "matmul" and len(vals) == 2 and not scores:
+            q, kt = vals
+            if not (isinstance(q, Feat) and isinstance(kt, Feat)):
+                raise UnsupportedModuleError("a matmul of a value with units and a constant")
+            if q.axes is None or kt.axes is None or q.ids.shape != kt.ids.shape:
+                raise UnsupportedModuleError(
+                    "a matmul of two values with units that is not attention's q @ k^T "
+                    "(query and key split into heads)"
+                )
+            return _Scores(q, kt)
+        if base == "matmul" and len(vals) == 2 and isinstance(vals[0], _Scores):
+            if not isinstance(vals[1], Feat):
+                raise UnsupportedModuleError("attention scores applied to a value without units")
+            return self._attention(node, [vals[0].q, vals[0].k, vals[1]])
+        if base in _SCORE_OPS and len(scores) == 1 and not feats:
+            return scores[0]
+        raise UnsupportedModuleError(
+            "an operation on attention scores netstruct does not follow (it follows scaling, "
+            "masks, softmax, dropout and the product with the values)"
+        )
 
     def _attention(self, node, qkv: list[Any]) -> Feat:
         """``softmax(q k^T / sqrt(d)) v``: context units fed by operator edges from q, k, v."""
@@ -448,6 +582,120 @@ class _Exporter:
             kind="operator",
         )
         return Feat(ctx.reshape(v.ids.shape), v.ndim, v.axis, v.axes)
+
+    def _parameter_owner(self, node) -> tuple[str, str, Any]:
+        """``(owner path, name in owner, parameter)``; the owner becomes a ``Parameters`` entry."""
+        name = str(node.target)
+        owner, _, pname = name.rpartition(".")
+        entry = self.modules.get(owner)
+        if entry is not None and entry["handler"] != "Parameters":
+            raise UnsupportedModuleError(
+                f"it reads parameter {name!r} directly, outside the layer that owns it"
+            )
+        p = self.model.get_parameter(name)
+        if entry is None:
+            entry = self.modules[owner] = {"handler": "Parameters", "config": {"shapes": {}}}
+        entry["config"]["shapes"][pname] = list(p.shape)
+        return owner, pname, p
+
+    def _parameter(self, node) -> Feat:
+        """A parameter read directly: an embedding of its rows (see ``ParametersHandler``)."""
+        from .layers import export_parameter
+
+        owner, pname, p = self._parameter_owner(node)
+        ids = export_parameter(self.builder, owner, pname, p)
+        return Feat(ids, p.dim() if p.dim() else None, -1)
+
+    def _scale_by_parameter(self, ref, feat: Feat) -> Feat:
+        """``p * x`` with a parameter vector along x's feature axis (ConvNeXt's layer scale).
+
+        A diagonal weight block named like the parameter: fresh units, unit ``i`` fed by unit
+        ``i`` of ``x`` with weight ``p[i]`` (``block.parameter()`` gives ``p`` back).
+        """
+        p = self.model.get_parameter(str(ref.target))
+        nd = feat.ndim
+        n = feat.ids.size
+        shape = list(p.shape)
+        ok = (
+            nd is not None
+            and feat.axes is None
+            and p.numel() == n
+            and len(shape) <= nd
+            and np.unique(feat.ids).size == n
+        )
+        if ok:  # broadcast puts p's one non-trivial axis on the feature axis
+            lead = [1] * (nd - len(shape)) + shape
+            ok = lead[feat.pos_axis] == n
+        if not ok:
+            raise UnsupportedModuleError(
+                f"it multiplies by parameter {str(ref.target)!r} of shape {tuple(shape)}, which is "
+                "not one factor per unit along the feature axis"
+            )
+        if ref in self.scaled:
+            raise UnsupportedModuleError(
+                f"it uses parameter {str(ref.target)!r} as a per-unit scale twice; netstruct "
+                "exports one block per parameter"
+            )
+        owner, pname, p = self._parameter_owner(ref)
+        self.scaled.add(ref)
+        out = self.builder.add_units(n, module=owner, label=pname)
+        d = to_numpy(p).reshape(-1).astype(np.float64)
+        self.builder._append(
+            name=f"{owner}.{pname}" if owner else pname,
+            weight=np.diag(d),
+            mask=np.eye(n, dtype=bool),
+            sources=np.asarray(feat.ids),
+            targets=out,
+            module=owner,
+            param=pname,
+            layout={"type": "diag"},
+        )
+        return Feat(out, nd, feat.axis)
+
+    def _pad(self, node, feat: Any) -> Feat:
+        """``F.pad`` with a constant over non-feature axes: the same units (padding carries none)."""
+        pad = node.args[1] if len(node.args) > 1 else node.kwargs.get("pad")
+        mode = node.args[2] if len(node.args) > 2 else node.kwargs.get("mode", "constant")
+        if not isinstance(feat, Feat) or feat.ndim is None or feat.axes is not None:
+            raise UnsupportedModuleError("padding of a value whose feature axis is not known")
+        if mode != "constant" or not isinstance(pad, (tuple, list)):
+            raise UnsupportedModuleError(f"padding with mode {mode!r} (only constant padding)")
+        padded = {feat.ndim - 1 - k // 2 for k, v in enumerate(pad) if v}
+        if feat.pos_axis in padded:
+            raise UnsupportedModuleError(
+                "padding along the feature axis adds units netstruct has not"
+            )
+        return feat
+
+    def _cat_positions(self, node, vals: list[Any], dim: int) -> Feat | None:
+        """``torch.cat`` of different units along a non-feature axis (tokens, positions).
+
+        Each position then holds one operand's value: fresh nodes fed by one ``skip`` block
+        per operand (structure inside the operation; re-import refuses edits to them).
+        Returns None when the operation is an ordinary shape move.
+        """
+        parts = vals[0] if vals and isinstance(vals[0], tuple) else None
+        if parts is None or len(parts) < 2 or not all(isinstance(v, Feat) for v in parts):
+            return None
+        first = parts[0]
+        if all(np.array_equal(v.ids, first.ids) for v in parts[1:]):
+            return None  # the same units: followed exactly as a move
+        nd = first.ndim
+        if (
+            nd is None
+            or any(v.axes is not None for v in parts)
+            or any(
+                (v.pos_axis, v.ndim, v.ids.size) != (first.pos_axis, nd, first.ids.size)
+                for v in parts
+            )
+            or dim % nd == first.pos_axis
+        ):
+            return None
+        path = _op_path(node)
+        out = self.builder.add_units(first.ids.size, module=path, label="cat")
+        for v in parts:
+            self.builder._structural("skip", np.asarray(v.ids), path, "part", out, internal=True)
+        return Feat(out, nd, first.axis)
 
     def _residual(self, node, feats: list[Feat]) -> Feat:
         a, b = feats
@@ -479,7 +727,7 @@ class _Exporter:
     # -- driver ----------------------------------------------------------------------------
     def _record(self, node) -> dict[str, Any]:
         rec: dict[str, Any] = {"op": node.op}
-        if node.op in ("placeholder", "call_module", "call_method"):
+        if node.op in ("placeholder", "call_module", "call_method", "get_attr"):
             rec["target"] = str(node.target)
         elif node.op == "call_function":
             rec["target"] = _ops.function_name(node.target)
@@ -490,13 +738,20 @@ class _Exporter:
         return rec
 
     def _step(self, i: int, node, n_placeholders: int) -> Any:
+        if node in self.guard_only:  # only decides a branch: replayed, carries no units
+            if node.op == "call_function" and _ops.function_name(node.target) is None:
+                raise UnsupportedModuleError(
+                    "the model branches on a value computed with a function netstruct cannot "
+                    "store; wrap this part in a module and register a handler"
+                )
+            return Opaque()
         if node.op == "placeholder":
             return PendingInput() if n_placeholders == 0 else Opaque()
         if node.op == "call_module":
             return self.call_module(node)
         if node.op in ("call_function", "call_method"):
             ins = _flatten_values(
-                [self._value(a) for a in node.args] + [self._value(v) for v in node.kwargs.values()]
+                [self._peek(a) for a in node.args] + [self._peek(v) for v in node.kwargs.values()]
             )
             if any(isinstance(v, Broken) for v in ins):
                 return Broken()  # already reported upstream
@@ -509,6 +764,10 @@ class _Exporter:
             return self._function(node, name)
         if node.op == "call_method":
             base = str(node.target)
+            if base not in _ops.METHODS and not any(
+                isinstance(v, (Feat, _Scores, _ParamRef)) for v in ins
+            ):
+                return Opaque()  # computed from the input but carries no units (a mask)
             if base not in _ops.METHODS:
                 raise UnsupportedModuleError(
                     f"netstruct does not follow the tensor method {base!r}"
@@ -517,12 +776,10 @@ class _Exporter:
         if node.op == "get_attr":
             if str(node.target) not in dict(self.model.named_parameters()):
                 return Opaque()  # a constant tensor or buffer: carries no units
-            raise UnsupportedModuleError(
-                f"it reads parameter {node.target!r} directly; netstruct exports parameters through "
-                "modules (move it into a module and register a handler)"
-            )
+            return _ParamRef(node)
         if node.op == "output":
-            value = self._value(node.args[0]) if hasattr(node.args[0], "op") else Opaque()
+            out = node.args[0]
+            value = self._value(out) if hasattr(out, "op") or isinstance(out, tuple) else Opaque()
             for v in _flatten_values([value]):
                 if isinstance(v, Feat):
                     self.builder.mark_outputs(v.ids)
@@ -530,6 +787,7 @@ class _Exporter:
         raise UnsupportedModuleError(f"unknown fx op {node.op!r}")  # pragma: no cover
 
     def run(self) -> dict[str, Any]:
+        self.guard_only = _guard_only(self.graph)
         n_placeholders = 0
         for i, node in enumerate(self.graph.nodes):
             self.index[node] = i
@@ -570,6 +828,23 @@ class _Exporter:
             "calls": {p: n for p, n in self.calls.items() if n > 1},
             "ops": self.ops,
         }
+
+
+def _guard_only(graph) -> set[Any]:
+    """Nodes whose results only decide branches (they feed guards, never the network)."""
+    from . import _ops
+
+    guards = [n for n in graph.nodes if n.op == "call_function" and n.target is _ops.guard]
+    if not guards:
+        return set()
+    live: set[Any] = set()
+    todo = [n for n in graph.nodes if n.op in ("output", "call_module", "get_attr")]
+    while todo:
+        n = todo.pop()
+        if n not in live:
+            live.add(n)
+            todo.extend(n.all_input_nodes)
+    return {n for n in graph.nodes if n not in live and n.op in ("call_function", "call_method")}
 
 
 def _method_caller(name: str) -> Any:
@@ -677,11 +952,14 @@ def from_torch(
         Any module built from layers netstruct has handlers for (``Linear``, recurrent,
         convolution, normalisation, pooling, embedding and element-wise layers), chained in an
         ``nn.Sequential`` or in a ``forward`` that ``torch.fx`` can trace (residual sums,
-        concatenation, flatten/view/permute, functional activations).
+        concatenation, flatten/view/permute, functional activations). A ``forward`` that fx
+        cannot trace (Hugging Face models) is recorded by running it once on
+        ``example_input``; the rebuilt module then accepts inputs of that shape only.
     example_input : Tensor or tuple of Tensors, optional
         One batch of input. When given, the model is run once so shapes are known (needed for
         convolutions and shape operations), and, with ``check=True``, the re-imported module is
-        run on it and its output compared with the model's.
+        run on it and its outputs (every tensor of a tuple or ``ModelOutput``) compared with
+        the model's.
     check : bool, default=True
         With ``example_input``, verify that ``to_torch(G)`` reproduces the model's output.
     reduction : {"sum", "l1", "l2", "center", "max"}, default="sum"
@@ -733,7 +1011,7 @@ def from_torch(
             f"The 'model' parameter of from_torch must have parameters; {type(model).__name__} has none "
             "(an empty model has no graph)."
         )
-    traced = _trace(model)
+    traced = _trace(model, example_input)
     real = None
     if example_input is not None:
         was_training = model.training
@@ -744,6 +1022,8 @@ def from_torch(
             model.train(was_training)
     exporter = _Exporter(model, traced, real, reduction)
     spec = exporter.run()
+    if traced.facts is not None:  # a tape: specialised to the example's shapes
+        spec["specialised"] = traced.facts
     b = exporter.builder
     if not b.blocks:
         raise InvalidParameterError(
@@ -800,8 +1080,7 @@ def _check_roundtrip(model, G: SignedGraph, example_input) -> None:
             a, b = model(*args), rebuilt(*args)
     finally:
         model.train(was_training)
-    ta = [t for t in (a if isinstance(a, tuple) else (a,)) if isinstance(t, torch.Tensor)]
-    tb = [t for t in (b if isinstance(b, tuple) else (b,)) if isinstance(t, torch.Tensor)]
+    ta, tb = flat_tensors(a), flat_tensors(b)
     ok = len(ta) == len(tb) and all(
         x.shape == y.shape and torch.allclose(x.double(), y.double(), atol=1e-5, rtol=1e-4)
         for x, y in zip(ta, tb)

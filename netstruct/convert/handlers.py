@@ -243,6 +243,8 @@ class RecurrentHandler(ModuleHandler):
 
 _BY_TYPE: dict[type, ModuleHandler] = {}
 _BY_NAME: dict[str, ModuleHandler] = {}
+#: handlers of third-party classes, by ``"<module>.<qualname>"`` (their library is never imported)
+_BY_QUALNAME: dict[str, ModuleHandler] = {}
 _builtins_loaded = False
 
 
@@ -270,6 +272,13 @@ def _load_builtins() -> None:
 
     for module_type, handler in (*layers.builtin_handlers(), *attention.builtin_handlers()):
         _register(module_type, handler)
+    # directly read parameters: rebuilt by name only (no module type maps to it)
+    _BY_NAME[layers.ParametersHandler.name] = layers.ParametersHandler()
+    from . import hf
+
+    for qualname, handler in hf.builtin_handlers():
+        _BY_QUALNAME[qualname] = handler
+        _BY_NAME[handler.name] = handler
 
 
 def _register(module_type: type, handler: ModuleHandler) -> None:
@@ -321,7 +330,15 @@ def register_module_handler(
 def get_handler(module: Any) -> ModuleHandler | None:
     """The handler for a module instance, or None."""
     _load_builtins()
-    return _BY_TYPE.get(type(module))
+    t = type(module)
+    hit = _BY_TYPE.get(t)
+    if hit is None and _BY_QUALNAME:
+        hit = _BY_QUALNAME.get(_qualname(t))
+    return hit
+
+
+def _qualname(module_type: type) -> str:
+    return f"{module_type.__module__}.{module_type.__qualname__}"
 
 
 def handler_for_name(name: str) -> ModuleHandler:
@@ -339,7 +356,7 @@ def handler_for_name(name: str) -> ModuleHandler:
 def is_registered_type(module_type: type) -> bool:
     """True when ``module_type`` has a handler."""
     _load_builtins()
-    return module_type in _BY_TYPE
+    return module_type in _BY_TYPE or _qualname(module_type) in _BY_QUALNAME
 
 
 HandlerFactory = Callable[[], ModuleHandler]

@@ -30,7 +30,15 @@ from ..exceptions import GraphError, UnsupportedModuleError
 from .builder import PendingInput, to_numpy
 from .handlers import ModuleHandler, load_params
 
-__all__ = ["ConvHandler", "NormHandler", "EmbeddingHandler", "ShapeHandler", "builtin_handlers"]
+__all__ = [
+    "ConvHandler",
+    "NormHandler",
+    "EmbeddingHandler",
+    "ShapeHandler",
+    "ParametersHandler",
+    "export_parameter",
+    "builtin_handlers",
+]
 
 
 def _quiet_build(cls: Any, *args: Any, **kwargs: Any) -> Any:
@@ -271,6 +279,60 @@ class ShapeHandler(ModuleHandler):
         import torch
 
         return getattr(torch.nn, self.name)(**config)
+
+
+class ParametersHandler(ModuleHandler):
+    """Parameters a ``forward`` reads directly (ViT's ``cls_token``, ``position_embeddings``).
+
+    Each such parameter ``P`` (``(..., D)``) is exported like an embedding of its rows: input
+    nodes ``<name>[r]``, one per row of ``P`` viewed as ``(rows, D)``, feed ``D`` fresh units
+    through a block named like the parameter (the rows transposed; ``block.parameter()``
+    gives ``P`` back in its shape). The module entry is the parameters' owner; on re-import it
+    becomes a plain ``nn.Module`` holding them at the same ``state_dict`` keys.
+    """
+
+    name = "Parameters"
+
+    def export(self, module, path, inputs, builder):  # pragma: no cover - see _Exporter
+        raise UnsupportedModuleError("parameters are exported by the exporter's get_attr step")
+
+    def build(self, config, params):
+        import torch
+
+        holder = torch.nn.Module()
+        shapes = config.get("shapes", {})
+        for name, arr in params.items():
+            shape = tuple(shapes.get(name, np.shape(arr)))
+            if int(np.prod(shape)) != np.size(arr):
+                raise GraphError(
+                    f"Parameter {name!r} has {np.size(arr)} values in the graph but its model shape "
+                    f"is {shape}; was the block's shape altered?"
+                )
+            t = torch.from_numpy(np.array(arr, dtype=np.float32).reshape(shape))
+            holder.register_parameter(name, torch.nn.Parameter(t))
+        return holder
+
+
+def export_parameter(builder: Any, owner: str, pname: str, p: Any) -> np.ndarray:
+    """The block of a directly read parameter (see :class:`ParametersHandler`); its unit ids."""
+    arr = to_numpy(p)
+    D = int(arr.shape[-1]) if arr.ndim else 1
+    rows = arr.reshape(-1, D)
+    full = f"{owner}.{pname}" if owner else pname
+    src = builder._add(
+        [f"{full}[{r}]" for r in range(rows.shape[0])], kind="input", group=0, module=owner
+    )
+    out = builder.add_units(D, module=owner, label=pname)
+    builder._append(
+        name=full,
+        weight=rows.T,
+        sources=src,
+        targets=out,
+        module=owner,
+        param=pname,
+        layout={"type": "transpose"},
+    )
+    return out
 
 
 _POOL_MAX = ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode")

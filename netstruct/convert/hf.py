@@ -1,0 +1,128 @@
+"""Handlers of Hugging Face ``transformers`` layers that are not plain torch layers.
+
+They are registered by qualified class name, so netstruct never imports ``transformers``
+(it is no dependency of the package); re-importing a graph that holds one of these layers
+imports it then.
+
+* ``transformers.pytorch_utils.Conv1D`` (GPT-2's projections): ``y = x W + b`` with ``W``
+  stored ``(in, out)``. It is a Linear: one block ``weight`` of shape ``(out, in)`` (the
+  parameter transposed; ``block.parameter()`` gives the ``(in, out)`` tensor back).
+* ``transformers.activations.NewGELUActivation`` (``"gelu_new"``): the tanh form of GELU,
+  labelled ``gelu{"approximate": "tanh"}`` on its nodes; it is rebuilt as itself, so
+  re-import is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ..exceptions import GraphError
+from .builder import to_numpy
+from .elementwise import ElementwiseHandler, label_for
+from .handlers import ModuleHandler
+from .layers import NormHandler, load_state
+
+__all__ = ["Conv1DHandler", "NewGELUHandler", "ConvNextLayerNormHandler", "builtin_handlers"]
+
+
+def _transformers(module: str, what: str) -> Any:
+    """``transformers.<module>``, or a clear error when transformers is not installed."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"transformers.{module}")
+    except ImportError:
+        raise GraphError(
+            f"The graph holds a Hugging Face {what} layer; install transformers to re-import it "
+            "(pip install transformers)."
+        ) from None
+
+
+class Conv1DHandler(ModuleHandler):
+    """GPT-2's ``Conv1D``: a Linear whose weight is stored ``(in_features, out_features)``."""
+
+    name = "transformers.Conv1D"
+
+    def export(self, module, path, inputs, builder):
+        n_in, n_out = module.weight.shape
+        src = builder.resolve_features(inputs, n_in, path)
+        out = builder.add_units(n_out, module=path)
+        builder._append(
+            name=f"{path}.weight" if path else "weight",
+            weight=to_numpy(module.weight).T,
+            sources=src,
+            targets=out,
+            bias=to_numpy(module.bias),
+            module=path,
+            param="weight",
+            bias_param="bias",
+            layout={"type": "transpose"},
+        )
+        return out
+
+    def build(self, config, params):
+        Conv1D = _transformers("pytorch_utils", "Conv1D").Conv1D
+        n_in, n_out = params["weight"].shape
+        m = Conv1D(n_out, n_in)
+        load_state(m, params)
+        return m
+
+
+class NewGELUHandler(ElementwiseHandler):
+    """``NewGELUActivation``: GELU in its tanh form (labelled like ``nn.GELU("tanh")``)."""
+
+    def __init__(self) -> None:
+        super().__init__("GELU")
+        self.name = "transformers.NewGELUActivation"
+
+    def config(self, module):
+        return {"approximate": "tanh"}
+
+    def label(self, config):
+        return label_for("GELU", {"approximate": "tanh"})
+
+    def build(self, config, params):
+        return _transformers("activations", "NewGELUActivation").NewGELUActivation()
+
+
+class ConvNextLayerNormHandler(NormHandler):
+    """``ConvNextLayerNorm``: a LayerNorm over channels (``channels_first``) or the last axis.
+
+    Its ``data_format`` decides the axis, so the handler follows whatever axis its input
+    carries the units on.
+    """
+
+    feature_axis = None
+
+    def __init__(self) -> None:
+        super().__init__("LayerNorm")
+        self.name = "transformers.ConvNextLayerNorm"
+        self.feature_axis = None
+
+    def config(self, module):
+        return {
+            "eps": module.eps,
+            "data_format": module.data_format,
+            "elementwise_affine": module.elementwise_affine,
+            "bias": module.bias is not None,
+        }
+
+    def build(self, config, params):
+        cls = _transformers(
+            "models.convnext.modeling_convnext", "ConvNextLayerNorm"
+        ).ConvNextLayerNorm
+        n = self._size(params, dict(config))
+        m = cls(n, **config)  # no device argument: skip_init does not apply
+        load_state(m, params)
+        return m
+
+
+def builtin_handlers() -> Iterator[tuple[str, ModuleHandler]]:
+    """``(qualified class name, handler)`` pairs."""
+    yield "transformers.pytorch_utils.Conv1D", Conv1DHandler()
+    yield "transformers.activations.NewGELUActivation", NewGELUHandler()
+    yield (
+        "transformers.models.convnext.modeling_convnext.ConvNextLayerNorm",
+        ConvNextLayerNormHandler(),
+    )
