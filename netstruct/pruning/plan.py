@@ -36,7 +36,7 @@ from ..exceptions import (
     InvalidParameterError,
     param_error,
 )
-from ..graphs.signed import SignedGraph
+from ..graphs.signed import NODE_COLUMNS, SignedGraph
 from ..io._atomic import atomic_write, check_in_path, check_out_path
 from ..utils.validation import check_graph
 from .selectors import Selection, SelectorLike, evaluate_selector
@@ -368,6 +368,10 @@ class PruningPlan:
         self._check_graph(G, func)
         if not isinstance(shrink, bool):
             raise param_error("shrink", func, "a bool", shrink)
+        if shrink and self.steps and all(not s.edges and not s.constants for s in self.steps):
+            fast = self._apply_units_shrunk(G, func)
+            if fast is not None:
+                return fast
         H = G
         all_units = np.zeros(G.n_nodes, dtype=bool)
         record = list(G.provenance.get("pruning", []))
@@ -388,6 +392,46 @@ class PruningPlan:
 
             H = _shrink(H)
         return H
+
+    def _apply_units_shrunk(self, G: SignedGraph, func: str) -> SignedGraph | None:
+        """Unit-only plans with ``shrink=True``: shrink directly, without the masked graph.
+
+        Same result as masking then shrinking (:func:`netstruct.shrink` with ``units=``), same
+        checks (a hidden layer left without a working unit is refused) and the same record.
+        None when that equality is not guaranteed (recurrent units, whose layers shrink to a
+        common size, or units shrink cannot remove, which masking keeps): the caller masks.
+        """
+        from ..convert.shrink import shrink as _shrink
+
+        all_units = np.zeros(G.n_nodes, dtype=bool)
+        em = np.zeros(G.n_edges, dtype=bool)
+        record = list(G.provenance.get("pruning", []))
+        for s in self.steps:
+            units = _unit_mask(G, s.units)
+            all_units |= units
+            new = _coupled(G, units) & ~em
+            em |= new
+            record.append({"reason": s.reason, "n_edges": int(new.sum()), "n_units": len(s.units),
+                           "n_folded": 0})
+        check_layers_kept(G, all_units, em, func)
+        modules = (G.spec or {}).get("modules", {})
+        removed_modules = set(G.node_column("module")[all_units].tolist())
+        if any(modules.get(m, {}).get("handler") in ("RNN", "LSTM", "GRU") for m in removed_modules):
+            return None
+        try:
+            H = _shrink(G, units=all_units)
+        except GraphError:
+            return None
+        prov = dict(H.provenance)
+        prov["pruning"] = record
+        return SignedGraph._derived(
+            {c: H.node_column(c) for c in NODE_COLUMNS},
+            H.blocks,
+            spec=H._spec,
+            provenance=prov,
+            node_attrs={k: H.node_column(k) for k in H.node_attr_names},
+            edge_attrs={k: H.edge_arrays()[k] for k in H.edge_attr_names},
+        )
 
     def summary(self) -> pd.DataFrame:
         """One row per step: reason, explicit edges, units, folded constants."""
@@ -556,12 +600,11 @@ def _unit_mask(G: SignedGraph, names: tuple[str, ...]) -> np.ndarray:
     units = np.zeros(G.n_nodes, dtype=bool)
     if not names:
         return units
-    all_names = G.node_column("name")
-    hit = np.isin(all_names, np.asarray(names, dtype=object))
-    if int(hit.sum()) != len(set(names)):
-        missing = sorted(set(names) - set(all_names[hit]))
+    ids = pd.Index(G.node_column("name")).get_indexer(list(names))  # node names are unique
+    if (ids < 0).any():
+        missing = sorted({n for n, i in zip(names, ids) if i < 0})
         raise GraphError(f"The plan removes units {missing[:5]} that this graph does not have.")
-    units[G.node_column("unit")[hit]] = True
+    units[G.node_column("unit")[ids]] = True
     return units
 
 

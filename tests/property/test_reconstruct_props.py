@@ -29,9 +29,19 @@ def test_no_removal_and_no_ridge_returns_the_original_weights(sizes, seed, batch
     G = ns.from_torch(model)
     R = ns.reconstruct(G, G, X, ridge=0.0, batch_size=batch_size, blocks="all")
     assert len(R.provenance["reconstruct"]["blocks"]) == len(sizes) - 1
-    for a, b in zip(G.blocks, R.blocks):
-        np.testing.assert_allclose(b.weight, a.weight, atol=2e-4)
-        np.testing.assert_allclose(b.bias, a.bias, atol=2e-4)
+    with torch.no_grad():  # the original weights fit exactly, so the re-fit reproduces the outputs
+        np.testing.assert_allclose(ns.to_torch(R)(X).numpy(), model(X).numpy(), atol=2e-4)
+    # the weights themselves are unique only where a block's inputs have full column rank;
+    # compare them where the inputs are well conditioned (tanh of nearly affine inputs is not)
+    h = X
+    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    for a, b, lin in zip(G.blocks, R.blocks, linears):
+        Z = torch.cat([h, torch.ones(len(h), 1)], dim=1).double().numpy()
+        if np.linalg.cond(Z) < 1e3:
+            np.testing.assert_allclose(b.weight, a.weight, atol=2e-4)
+            np.testing.assert_allclose(b.bias, a.bias, atol=2e-4)
+        with torch.no_grad():
+            h = torch.tanh(lin(h))
 
 
 @settings(max_examples=25, deadline=None)
