@@ -63,6 +63,16 @@ def _apply(G: SignedGraph, layers: list[int], fn) -> SignedGraph:
 
 
 # ----------------------------------------------------------------------------- public probes
+def _check_blocks(G: SignedGraph, blocks: Layers, func: str) -> list[int]:
+    """Validated block indices; messages name the ``blocks`` parameter."""
+    try:
+        return _check_layers(G, blocks, func)
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(
+            str(exc).replace("'layers' parameter", "'blocks' parameter")
+        ) from None
+
+
 def _check_fraction_probe(
     G: SignedGraph,
     fraction: float,
@@ -203,13 +213,14 @@ def prune_plan(
     )
 
 
-def binarize(G: SignedGraph, *, layers: Layers = None, scale: str = "none") -> SignedGraph:
+@renamed_parameters("probes.binarize", layers="blocks")
+def binarize(G: SignedGraph, *, blocks: Layers = None, scale: str = "none") -> SignedGraph:
     """Keep only the signs of the weights and biases: ``W <- sign(W)``, ``b <- sign(b)``.
 
     Parameters
     ----------
     G : SignedGraph
-    layers : int, str or list of them, default=None
+    blocks : int, str or list of them, default=None
         Blocks to binarize; None means all (the study binarizes every layer at once).
     scale : {"none", "mean"}, default="none"
         ``"none"`` is the study's plain sign; ``"mean"`` multiplies each block's signs (and its
@@ -234,10 +245,11 @@ def binarize(G: SignedGraph, *, layers: Layers = None, scale: str = "none") -> S
     func = "binarize"
     check_graph(G, func)
     scale = check_choice(scale, "scale", func, ("none", "mean"))
-    idx = _check_layers(G, layers, func)
+    idx = _check_blocks(G, blocks, func)
     return _apply(G, idx, lambda W, m, b: _binarize_layer(W, m, b, scale))
 
 
+@renamed_parameters("probes.add_noise", layers="blocks")
 def add_noise(
     G: SignedGraph,
     scale: float,
@@ -245,7 +257,7 @@ def add_noise(
     dist: str = "uniform",
     mode: str = "additive",
     seed: int | np.random.Generator | None = None,
-    layers: Layers = None,
+    blocks: Layers = None,
     noise_bias: bool = True,
 ) -> SignedGraph:
     """Perturb every non-zero weight and bias with i.i.d. noise of absolute scale ``scale``.
@@ -263,7 +275,7 @@ def add_noise(
     mode : {"additive", "multiplicative"}, default="additive"
     seed : int, Generator or None, default=None
         Per block, the weight noise then the bias noise are drawn from one generator.
-    layers : int, str or list of them, default=None
+    blocks : int, str or list of them, default=None
     noise_bias : bool, default=True
         Also perturb the non-zero biases.
 
@@ -275,7 +287,7 @@ def add_noise(
     Raises
     ------
     InvalidParameterError
-        Negative ``scale``, unknown ``dist`` or ``mode``, bad ``seed`` or ``layers``.
+        Negative ``scale``, unknown ``dist`` or ``mode``, bad ``seed`` or ``blocks``.
 
     See Also
     --------
@@ -299,20 +311,21 @@ def add_noise(
     scale = float(check_scalar(scale, "scale", func, min_value=0.0))  # type: ignore[arg-type]
     dist = check_choice(dist, "dist", func, NOISE_DISTS)
     mode = check_choice(mode, "mode", func, NOISE_MODES)
-    idx = _check_layers(G, layers, func)
+    idx = _check_blocks(G, blocks, func)
     rng = check_random_state(seed, func=func)
     if scale == 0.0:
         return G
     return _apply(G, idx, lambda W, m, b: _noise_layer(W, m, b, scale, dist, mode, rng, noise_bias))
 
 
+@renamed_parameters("probes.flip_signs", layers="blocks")
 def flip_signs(
     G: SignedGraph,
     fraction: float,
     *,
     rule: str = "smallest",
     seed: int | np.random.Generator | None = None,
-    layers: Layers = None,
+    blocks: Layers = None,
     flip_bias: bool = True,
 ) -> SignedGraph:
     """Multiply ``floor(fraction * n_edges)`` weights of every block by -1.
@@ -327,7 +340,7 @@ def flip_signs(
         subset. Ties are broken by position.
     seed : int, Generator or None, default=None
         Used by ``rule="random"`` only.
-    layers : int, str or list of them, default=None
+    blocks : int, str or list of them, default=None
     flip_bias : bool, default=True
         Also flip ``floor(fraction * n_out)`` bias entries by the same rule.
 
@@ -338,7 +351,7 @@ def flip_signs(
     Raises
     ------
     InvalidParameterError
-        ``fraction`` outside [0, 1], an unknown ``rule``, bad ``seed`` or ``layers``.
+        ``fraction`` outside [0, 1], an unknown ``rule``, bad ``seed`` or ``blocks``.
 
     Examples
     --------
@@ -350,19 +363,22 @@ def flip_signs(
     >>> flip_signs(G, 0.5).blocks[0].weight.astype(float).round(2).tolist()
     [[0.5, 0.2, -0.1], [-0.4, 0.3, 0.05]]
     """
-    fraction, rule, idx, rng = _check_fraction_probe(G, fraction, rule, layers, seed, "flip_signs")
+    fraction, rule, idx, rng = _check_fraction_probe(
+        G, fraction, rule, blocks, seed, "flip_signs", names=("fraction", "blocks")
+    )
     if fraction == 0.0:
         return G
     return _apply(G, idx, lambda W, m, b: _flip_layer(W, m, b, fraction, rule, rng, flip_bias))
 
 
+@renamed_parameters("probes.shuffle_weights", layers="blocks")
 def shuffle_weights(
     G: SignedGraph,
     model: str,
     *,
     prune_fraction: float = 0.0,
     seed: int | np.random.Generator | None = None,
-    layers: Layers = None,
+    blocks: Layers = None,
     n_steps: int | None = None,
 ) -> SignedGraph:
     """Prune the smallest weights (optional), then randomize every block with a null model.
@@ -380,7 +396,7 @@ def shuffle_weights(
     prune_fraction : float in [0, 1], default=0.0
     seed : int, Generator or None, default=None
         Seeds the null model (equals ``randomize(prune(G, p), model, seed=seed)``).
-    layers : int, str or list of them, default=None
+    blocks : int, str or list of them, default=None
         Blocks to prune and randomize.
     n_steps : int, optional
         Chain length for the MCMC models (see :func:`netstruct.randomize_ensemble`).
@@ -403,6 +419,6 @@ def shuffle_weights(
     func = "shuffle_weights"
     check_graph(G, func)
     prune_fraction = check_fraction(prune_fraction, "prune_fraction", func)
-    _check_layers(G, layers, func)
-    P = prune(G, prune_fraction, blocks=layers)
-    return randomize(P, model, layers=layers, seed=seed, n_steps=n_steps)
+    _check_blocks(G, blocks, func)
+    P = prune(G, prune_fraction, blocks=blocks)
+    return randomize(P, model, layers=blocks, seed=seed, n_steps=n_steps)
