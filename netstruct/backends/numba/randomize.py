@@ -20,6 +20,7 @@ from ._rng import new_state, rand_below, seed_state
 __all__ = ["permute_segments", "signed_swap", "signed_curveball"]
 
 _ONE = np.uint64(1)
+_LAZY = 8  # the swap chain holds on one proposal in _LAZY
 
 
 # ----------------------------------------------------------------------------- bit helpers
@@ -108,6 +109,79 @@ def _shuffle_sign_class(
         w[rows[j], cols[j]] = tmp
 
 
+@njit(inline="always")
+def _select_bit(bits: np.ndarray, line: np.int64, k: np.int64) -> np.int64:
+    """Index of the ``k``-th (0-based) set bit of the bit set ``bits[line]`` (-1 if none)."""
+    for q in range(bits.shape[1]):
+        x = bits[line, q]
+        c = _popcount(x)
+        if k < c:
+            for _ in range(k):
+                x &= x - _ONE
+            return q * 64 + _popcount(_lowest_bit(x) - _ONE)
+        k -= c
+    return -1
+
+
+@njit(inline="always")
+def _and_count(p: np.ndarray, a: np.int64, n: np.ndarray, b: np.int64) -> np.int64:
+    """``|p[a] & n[b]|`` for two bit-set tables of the same width."""
+    t = 0
+    for q in range(p.shape[1]):
+        t += _popcount(p[a, q] & n[b, q])
+    return t
+
+
+@njit(inline="always")
+def _and_select(p: np.ndarray, a: np.int64, n: np.ndarray, b: np.int64, k: np.int64) -> np.int64:
+    """Index of the ``k``-th set bit of ``p[a] & n[b]``."""
+    for q in range(p.shape[1]):
+        x = p[a, q] & n[b, q]
+        c = _popcount(x)
+        if k < c:
+            for _ in range(k):
+                x &= x - _ONE
+            return q * 64 + _popcount(_lowest_bit(x) - _ONE)
+        k -= c
+    return -1
+
+
+@njit(inline="always")
+def _flip_pair(bits: np.ndarray, line: np.int64, u: np.int64, v: np.int64) -> None:
+    bits[line, u >> 6] ^= _ONE << np.uint64(u & 63)
+    bits[line, v >> 6] ^= _ONE << np.uint64(v & 63)
+
+
+@njit(inline="always")
+def _bit_tables(w: np.ndarray, sign: np.float32, by_row: bool, n_words: np.int64) -> np.ndarray:
+    """Bit sets of the cells of ``w`` with sign ``sign``, one per row (or per column)."""
+    n_out, n_in = w.shape
+    n_lines = n_out if by_row else n_in
+    bits = np.zeros((n_lines, n_words), dtype=np.uint64)
+    for j in range(n_out):
+        for i in range(n_in):
+            if w[j, i] * sign > 0:
+                if by_row:
+                    bits[j, i >> 6] |= _ONE << np.uint64(i & 63)
+                else:
+                    bits[i, j >> 6] |= _ONE << np.uint64(j & 63)
+    return bits
+
+
+@njit(inline="always")
+def _column_of(cum: np.ndarray, e: np.int64) -> np.int64:
+    """The column ``c`` with ``cum[c] <= e < cum[c + 1]`` (binary search; cum is non-decreasing)."""
+    lo = 0
+    hi = cum.shape[0] - 1
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if cum[mid] <= e:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 @njit(parallel=True)
 def signed_swap(
     weight: np.ndarray, n_steps: np.int64, seeds: np.ndarray, reshuffle: bool
@@ -119,7 +193,7 @@ def signed_swap(
     weight : float32 (n_out, n_in)
         Columns keep their own values (pass the transpose for G-right).
     n_steps : int
-        Attempts per chain (rejections count as steps).
+        Proposals per chain (rejections count as steps).
     seeds : uint64 (n_samples,)
     reshuffle : bool
         After the chain, permute positive values over positive cells and negative values over
@@ -132,67 +206,106 @@ def signed_swap(
 
     Notes
     -----
-    One attempt draws two positive cells ``(j1, i1)``, ``(j2, i2)`` uniformly and, when
-    ``W[j1, i2] < 0`` and ``W[j2, i1] < 0``, swaps rows ``j1, j2`` inside columns ``i1`` and
-    ``i2``. O(1) per attempt; stream 0 of ``seeds[s]``; ``prange`` over chains.
+    A proposal builds a checkerboard directly: a uniform positive cell ``(a, c)``, a uniform
+    row ``b`` negative in column ``c``, and a uniform column ``d`` of
+    ``T = P(b) & N(a)`` (``P``, ``N``: the positive and negative columns of a row). The swap
+    exchanges rows ``a`` and ``b`` inside columns ``c`` and ``d``. With ``S = P(a) & N(b)``
+    and ``n-(i)`` the (invariant) negative degree of column ``i``, the move is proposed with
+    probability ``(1/(n-(c)|T|) + 1/(n-(d)|S|)) / |E+|`` and its reverse with ``|S|`` and
+    ``|T|`` exchanged (both sets keep their sizes through the move), so it is accepted with
+    the Metropolis–Hastings probability
+    ``min(1, (n-(d)|T| + n-(c)|S|) / (n-(d)|S| + n-(c)|T|))`` (an exact integer test): the
+    chain is uniform over the patterns it reaches, like the uniform-pair chain of
+    ``tests/oracles/naive_randomize.py``, but proposals fail only when ``T`` is empty. One
+    proposal in eight is a hold, which keeps the chain aperiodic on layers where every move
+    would be accepted (a 2x2 checkerboard would otherwise alternate between its two states).
+    Rows and columns are bit sets of 64-cell words; a proposal costs
+    O((n_out + n_in) / 64). Stream 0 of ``seeds[s]``; ``prange`` over chains.
     """
     n_samples = seeds.shape[0]
     n_out, n_in = weight.shape
-    n_pos = 0
+    w_in = max((n_in + 63) // 64, 1)
+    w_out = max((n_out + 63) // 64, 1)
+    cum = np.zeros(n_in + 1, dtype=np.int64)
+    n_neg_col = np.zeros(n_in, dtype=np.int64)
     n_neg = 0
-    for j in range(n_out):
-        for i in range(n_in):
+    for i in range(n_in):
+        k = 0
+        for j in range(n_out):
             if weight[j, i] > 0:
-                n_pos += 1
+                k += 1
             elif weight[j, i] < 0:
-                n_neg += 1
+                n_neg_col[i] += 1
+        cum[i + 1] = cum[i] + k
+        n_neg += n_neg_col[i]
+    n_pos = cum[n_in]
     out = np.empty((n_samples, n_out, n_in), dtype=np.float32)
     n_accepted = np.zeros(n_samples, dtype=np.int64)
     for s in prange(n_samples):
         w = out[s]
-        pr = np.empty(n_pos, dtype=np.int64)
-        pc = np.empty(n_pos, dtype=np.int64)
-        k = 0
-        for j in range(n_out):
-            for i in range(n_in):
-                v = weight[j, i]
-                w[j, i] = v
-                if v > 0:
-                    pr[k] = j
-                    pc[k] = i
-                    k += 1
+        w[:, :] = weight
         state = new_state()
         seed_state(state, seeds[s], np.uint64(0))
         acc = 0
-        if n_pos >= 2:
+        if n_pos >= 2 and n_neg >= 2:
+            prow = _bit_tables(w, np.float32(1.0), True, w_in)
+            nrow = _bit_tables(w, np.float32(-1.0), True, w_in)
+            pcol = _bit_tables(w, np.float32(1.0), False, w_out)
+            ncol = _bit_tables(w, np.float32(-1.0), False, w_out)
             for _ in range(n_steps):
-                a = rand_below(state, n_pos)
-                b = rand_below(state, n_pos)
-                j1 = pr[a]
-                i1 = pc[a]
-                j2 = pr[b]
-                i2 = pc[b]
-                if i1 != i2 and j1 != j2 and w[j1, i2] < 0 and w[j2, i1] < 0:
-                    tmp = w[j1, i1]
-                    w[j1, i1] = w[j2, i1]
-                    w[j2, i1] = tmp
-                    tmp = w[j1, i2]
-                    w[j1, i2] = w[j2, i2]
-                    w[j2, i2] = tmp
-                    pr[a] = j2
-                    pr[b] = j1
-                    acc += 1
+                e = rand_below(state, _LAZY * n_pos)
+                if e % _LAZY == 0:  # hold: makes the chain aperiodic where every move is accepted
+                    continue
+                e //= _LAZY
+                c = _column_of(cum, e)
+                a = _select_bit(pcol, c, e - cum[c])
+                kc = n_neg_col[c]
+                if kc == 0:
+                    continue
+                b = _select_bit(ncol, c, rand_below(state, kc))
+                nt = _and_count(prow, b, nrow, a)
+                if nt == 0:
+                    continue
+                d = _and_select(prow, b, nrow, a, rand_below(state, nt))
+                ns_ = _and_count(prow, a, nrow, b)
+                kd = n_neg_col[d]
+                num = kd * nt + kc * ns_
+                den = kd * ns_ + kc * nt
+                if num < den and rand_below(state, den) >= num:
+                    continue
+                tmp = w[a, c]
+                w[a, c] = w[b, c]
+                w[b, c] = tmp
+                tmp = w[a, d]
+                w[a, d] = w[b, d]
+                w[b, d] = tmp
+                _flip_pair(prow, a, c, d)
+                _flip_pair(nrow, a, c, d)
+                _flip_pair(prow, b, c, d)
+                _flip_pair(nrow, b, c, d)
+                _flip_pair(pcol, c, a, b)
+                _flip_pair(ncol, c, a, b)
+                _flip_pair(pcol, d, a, b)
+                _flip_pair(ncol, d, a, b)
+                acc += 1
         n_accepted[s] = acc
         if reshuffle:
+            pr = np.empty(n_pos, dtype=np.int64)
+            pc = np.empty(n_pos, dtype=np.int64)
             nr = np.empty(n_neg, dtype=np.int64)
             nc = np.empty(n_neg, dtype=np.int64)
-            k = 0
+            kp = 0
+            kn = 0
             for j in range(n_out):
                 for i in range(n_in):
-                    if w[j, i] < 0:
-                        nr[k] = j
-                        nc[k] = i
-                        k += 1
+                    if w[j, i] > 0:
+                        pr[kp] = j
+                        pc[kp] = i
+                        kp += 1
+                    elif w[j, i] < 0:
+                        nr[kn] = j
+                        nc[kn] = i
+                        kn += 1
             _shuffle_sign_class(w, pr, pc, state)
             _shuffle_sign_class(w, nr, nc, state)
     return out, n_accepted
