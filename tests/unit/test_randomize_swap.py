@@ -115,3 +115,24 @@ def test_default_length_scales_with_the_positive_edges_and_the_proposal_rate():
     assert _m.direct_proposal_rate(W, right) == pytest.approx(
         1 - np.exp(-n_pos * n_neg / (96**2 * 64))
     )
+
+
+@pytest.mark.parametrize("model", ["A", "C", "G-left", "G-shuffle", "curveball"])
+def test_serial_and_parallel_drivers_give_the_same_samples(model, seed):
+    import numba
+
+    import netstruct as ns
+
+    rng = np.random.default_rng(seed)
+    W = (rng.standard_normal((7, 9)) * (rng.random((7, 9)) < 0.8)).astype(np.float32)
+    block = ns.make_block(name="fc", weight=W, sources=range(9), targets=range(9, 16))
+    G = ns.SignedGraph({"name": [str(i) for i in range(16)]}, [block])
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)  # the serial driver
+        a = ns.randomize_ensemble(G, model, 4, seed=seed).weights["fc"]
+        numba.set_num_threads(max(before, 2) if numba.config.NUMBA_NUM_THREADS > 1 else 1)
+        b = ns.randomize_ensemble(G, model, 4, seed=seed).weights["fc"]
+    finally:
+        numba.set_num_threads(before)
+    assert np.array_equal(a, b)
