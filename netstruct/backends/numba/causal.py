@@ -32,7 +32,7 @@ import math
 import numba as nb
 import numpy as np
 
-from ._jit import njit
+from ._jit import njit, njit_serial_and_parallel
 
 __all__ = ["granger", "lyapunov", "GRANGER_STATUS"]
 
@@ -1006,8 +1006,7 @@ def _granger_shared_py(
                     o_s[ln, li] = t_s[q, li]
 
 
-_granger_shared = njit(_granger_shared_py, parallel=True)
-_granger_shared_serial = njit(_granger_shared_py)  # prange runs as range
+_granger_shared, _granger_shared_serial = njit_serial_and_parallel(_granger_shared_py)
 
 # --- one effect row per cause: the Gram route per pair -------------------------------------
 #: Rounding error of a window sum or Cholesky entry: |dG_ij| <= delta sqrt(F_i F_j) with
@@ -1416,8 +1415,7 @@ def _granger_pairs_py(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ss
                         )
 
 
-_granger_pairs = njit(_granger_pairs_py, parallel=True)
-_granger_pairs_serial = njit(_granger_pairs_py)  # prange runs as range
+_granger_pairs, _granger_pairs_serial = njit_serial_and_parallel(_granger_pairs_py)
 
 
 #: Below this many work units (n_series * T * sum((p + 1)^2), ~1 ns each), the shared-effect
@@ -1614,16 +1612,8 @@ def _bucket_argsort(keys, order, count):
         start = end
 
 
-@njit(parallel=True)
-def lyapunov(windows, emb_dim, lag, theiler, steps, out_sum, out_count):
-    """Batched nearest-neighbour divergence sums (numba, ``prange`` over windows).
-
-    windows : float64 (n_windows, L), each row rescaled to [0, 1] (any finite values are
-    safe). Writes out_sum : float64 (n_windows, steps+1) and out_count : int64
-    (n_windows, steps+1). Windows are split into up to 256 chunks, each allocating its
-    scratch once; each window's points are bucket-sorted by first coordinate (the core's
-    result does not depend on the order of ties), then the shared core runs.
-    """
+def _lyapunov_windows_py(windows, emb_dim, lag, theiler, steps, out_sum, out_count):
+    """Body of :func:`lyapunov` (``prange`` over chunks of windows)."""
     n_windows = windows.shape[0]
     n_pts = windows.shape[1] - (emb_dim - 1) * lag - steps
     n_chunks = min(n_windows, _N_CHUNKS)
@@ -1637,3 +1627,23 @@ def lyapunov(windows, emb_dim, lag, theiler, steps, out_sum, out_count):
             _lyapunov_core(
                 windows[w], order, emb_dim, lag, theiler, steps, P, nbr, out_sum[w], out_count[w]
             )
+
+
+_lyapunov_windows, _lyapunov_windows_serial = njit_serial_and_parallel(_lyapunov_windows_py)
+
+
+def lyapunov(windows, emb_dim, lag, theiler, steps, out_sum, out_count):
+    """Batched nearest-neighbour divergence sums (numba, ``prange`` over windows).
+
+    windows : float64 (n_windows, L), each row rescaled to [0, 1] (any finite values are
+    safe). Writes out_sum : float64 (n_windows, steps+1) and out_count : int64
+    (n_windows, steps+1). Windows are split into up to 256 chunks, each allocating its
+    scratch once; each window's points are bucket-sorted by first coordinate (the core's
+    result does not depend on the order of ties), then the shared core runs. Small batches
+    (fewer than ``_SERIAL_WORK`` point pairs) run serially, so a first call on one series does
+    not compile the threaded driver.
+    """
+    n_pts = windows.shape[1]
+    small = windows.shape[0] * n_pts * n_pts < _SERIAL_WORK or nb.get_num_threads() == 1
+    kernel = _lyapunov_windows_serial if small else _lyapunov_windows
+    kernel(windows, emb_dim, lag, theiler, steps, out_sum, out_count)
