@@ -52,6 +52,16 @@ _N_CHUNKS = 256  # work units of the prange loops (load balance vs per-chunk scr
 
 
 # ----------------------------------------------------------------------------- Granger
+@njit
+def _max_of(a):
+    """``a.max()`` of a non-empty 1-D array as a loop (numpy's reduction is slow to compile)."""
+    m = a[0]
+    for k in range(1, a.shape[0]):
+        if a[k] > m:
+            m = a[k]
+    return m
+
+
 def _granger_core_py(y, c, lags, rank_tol, A, v, out_ssr_r, out_diff, out_ssr_u, out_status):
     """Fit restricted and unrestricted lag regressions of one (effect, cause) pair.
 
@@ -862,7 +872,7 @@ def _granger_shared_py(
     route flags are packed into a second batch and refitted by the QR lanes.
     """
     n_series, T = cause.shape
-    pmax = lags.max()
+    pmax = _max_of(lags)
     L = pmax
     n_lags = lags.shape[0]
     B = _LANES
@@ -900,7 +910,7 @@ def _granger_shared_py(
                 for ln in range(m):
                     cb[t, ln] = cause[s + ln, t]
             _granger_prep_lanes(cb, 0, m, nxt, bad)
-            if use.max() != 0:
+            if _max_of(use) != 0:
                 _granger_gram_prefix(cb, yc, L, 0, m, cc, cm, PY, PC, P1, sc[0])
             for li in range(n_lags):
                 p = lags[li]
@@ -1328,7 +1338,7 @@ _granger_pair_lag = njit(_granger_pair_lag_py, error_model="numpy")
 def _granger_pairs_py(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_status):
     """One effect row per cause: Gram route in batches of 64 pairs, QR where it hands off."""
     n_series, T = cause.shape
-    L = lags.max()
+    L = _max_of(lags)
     n_lags = lags.shape[0]
     B = _LANES
     S = 2 * L + 2
@@ -1429,7 +1439,7 @@ _SERIAL_WORK = 4_000_000
 def _granger_per_series(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_status):
     """One effect row per cause: the full per-series fit (prange over series)."""
     n_series, T = cause.shape
-    kmax = 2 * lags.max() + 1
+    kmax = 2 * _max_of(lags) + 1
     n_chunks = min(n_series, _N_CHUNKS)
     for ch in nb.prange(n_chunks):
         A = np.empty((kmax, T))
