@@ -440,12 +440,19 @@ def step_train(ctx: JobContext) -> Section:
                     "seconds": time.perf_counter() - t0,
                 }
             )
-    sec.paragraphs.append(
+    data = (
         f"Dataset <b>{ds.name}</b>: {len(ds.y_train)} training and {len(ds.y_test)} test samples, "
-        f"{ds.n_features} features, {ds.n_classes} classes. Adam (lr 0.01), batch 128, cosine schedule, seed {o.seed}."
+        f"{ds.n_features} features, {ds.n_classes} classes."
     )
+    if "user" in ctx.models:  # the user's own model: evaluated as given, never trained here
+        sec.paragraphs.append(
+            f"{data} Your model (<code>{o.model}</code>) is used as you supplied it; netstruct did "
+            "not train it."
+        )
+    else:
+        sec.paragraphs.append(f"{data} Adam (lr 0.01), batch 128, cosine schedule, seed {o.seed}.")
     df = pd.DataFrame(rows)
-    ctx.table(sec, df, "models", "Trained models")
+    ctx.table(sec, df, "models", "Your model" if "user" in ctx.models else "Trained models")
     sec.numbers = {"accuracy": dict(ctx.accuracy)}
     return sec
 
@@ -546,7 +553,9 @@ def step_prune(ctx: JobContext) -> Section:
     return sec
 
 
-def _violins(data: dict[str, np.ndarray], reference: float, ylabel: str) -> Any:
+def _violins(
+    data: dict[str, np.ndarray], reference: float, ylabel: str, label: str = "trained"
+) -> Any:
     import matplotlib.pyplot as plt
 
     from ..figures import COLUMN_WIDTH, PALETTE, paper_style
@@ -558,7 +567,7 @@ def _violins(data: dict[str, np.ndarray], reference: float, ylabel: str) -> Any:
         for body in parts["bodies"]:
             body.set_facecolor(PALETTE[0])
             body.set_alpha(0.5)
-        ax.axhline(reference, color=PALETTE[1], ls="--", lw=1, label="trained")
+        ax.axhline(reference, color=PALETTE[1], ls="--", lw=1, label=label)
         ax.set_xticks(range(1, len(names) + 1), names, rotation=30)
         ax.set_ylabel(ylabel)
         ax.legend(frameon=False)
@@ -566,9 +575,10 @@ def _violins(data: dict[str, np.ndarray], reference: float, ylabel: str) -> Any:
 
 
 def step_nulls(ctx: JobContext) -> Section:
-    """Accuracy of sign-preserving null models of the trained MLP (ensembles per model)."""
+    """Accuracy of sign-preserving null models of the MLP or the user's model (ensembles)."""
     from ..algorithms.randomize import NULL_MODELS, randomize_ensemble
     from ..training import evaluate
+    from ._wording import model_phrase
 
     sec = Section("nulls", "Null models")
     name = "mlp" if "mlp" in ctx.graphs else next(iter(ctx.graphs))
@@ -592,17 +602,18 @@ def step_nulls(ctx: JobContext) -> Section:
             }
         )
     df = pd.DataFrame(rows)
+    whose = model_phrase(name)
     ctx.table(
         sec,
         df,
         "null_models",
-        f"Test accuracy of {k} samples per null model ({name}; trained: {ctx.accuracy[name]:.3f})",
+        f"Test accuracy of {k} samples per null model ({name}; {whose}: {ctx.accuracy[name]:.3f})",
     )
     ctx.figure(
         sec,
-        _violins(data, ctx.accuracy[name], "test accuracy"),
+        _violins(data, ctx.accuracy[name], "test accuracy", label=whose),
         "null_models",
-        f"{name}: test accuracy of null-model samples (dashed: trained network)",
+        f"{name}: test accuracy of null-model samples (dashed: {whose}, unrandomized)",
     )
     keep_sign = [r for r in rows if "sign_pattern" in NULL_MODELS[r["null model"]].preserves]
     other = [r for r in rows if r not in keep_sign]

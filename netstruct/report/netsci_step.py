@@ -204,6 +204,17 @@ def step_netsci(ctx: JobContext) -> Section:
         "Signed communities of the undirected unit projection: optimised "
         "signed modularity Q against the same optimiser on null model G-left samples (z, one-sided p)",
     )
+    if comm_rows:
+        from ._wording import model_phrase, p_value_text
+
+        sec.paragraphs.append(
+            "One-sided empirical p-values of the observed Q against its null: "
+            + "; ".join(
+                f"{model_phrase(r['model'])}: {p_value_text(r['p'], r['samples'])}"
+                for r in comm_rows
+            )
+            + "."
+        )
     lesions = pd.concat(lesion_frames, ignore_index=True) if lesion_frames else pd.DataFrame()
     if len(lesions):
         lesions["class"] = lesions["class"].astype(str)
