@@ -384,7 +384,7 @@ def step_train(ctx: JobContext) -> Section:
                 "model": "user",
                 "architecture": type(m).__name__,
                 "epochs": 0,
-                "test accuracy": ctx.accuracy["user"],
+                "test accuracy (%)": 100 * ctx.accuracy["user"],
             }
         )
     else:
@@ -408,7 +408,7 @@ def step_train(ctx: JobContext) -> Section:
                 "model": "mlp",
                 "architecture": f"{ds.n_features}-{o.hidden}-{ds.n_classes} ReLU",
                 "epochs": epochs,
-                "test accuracy": ctx.accuracy["mlp"],
+                "test accuracy (%)": 100 * ctx.accuracy["mlp"],
                 "seconds": time.perf_counter() - t0,
             }
         )
@@ -436,7 +436,7 @@ def step_train(ctx: JobContext) -> Section:
                     "model": "lstm",
                     "architecture": f"LSTM({ds.image_shape[1]}→32, rows as steps) + Linear",
                     "epochs": epochs,
-                    "test accuracy": ctx.accuracy["lstm"],
+                    "test accuracy (%)": 100 * ctx.accuracy["lstm"],
                     "seconds": time.perf_counter() - t0,
                 }
             )
@@ -453,7 +453,7 @@ def step_train(ctx: JobContext) -> Section:
         sec.paragraphs.append(f"{data} Adam (lr 0.01), batch 128, cosine schedule, seed {o.seed}.")
     df = pd.DataFrame(rows)
     ctx.table(sec, df, "models", "Your model" if "user" in ctx.models else "Trained models")
-    sec.numbers = {"accuracy": dict(ctx.accuracy)}
+    sec.numbers = {"accuracy (%)": {k: 100 * v for k, v in ctx.accuracy.items()}}
     return sec
 
 
@@ -528,18 +528,18 @@ def step_prune(ctx: JobContext) -> Section:
                     "model": name,
                     "removed fraction": q,
                     "edges": H.n_edges,
-                    "accuracy (masked)": evaluate(masked, Xte, yte),
-                    "accuracy (shrunk)": evaluate(small, Xte, yte),
+                    "accuracy masked (%)": 100 * evaluate(masked, Xte, yte),
+                    "accuracy shrunk (%)": 100 * evaluate(small, Xte, yte),
                     "parameters (dense)": n_masked,
                     "parameters (shrunk)": n_small,
                 }
             )
     df = pd.DataFrame(rows)
     ctx.table(sec, df, "pruning", "Magnitude pruning by query, re-imported and evaluated")
-    curves = {m: (g["accuracy (masked)"].to_numpy(), None, None) for m, g in df.groupby("model")}
+    curves = {m: (g["accuracy masked (%)"].to_numpy(), None, None) for m, g in df.groupby("model")}
     ctx.figure(
         sec,
-        plot_curves(levels, curves, xlabel="fraction of edges removed", ylabel="test accuracy"),
+        plot_curves(levels, curves, xlabel="fraction of edges removed", ylabel="test accuracy (%)"),
         "pruning_accuracy",
         "Test accuracy after removing the smallest-magnitude edges",
     )
@@ -588,16 +588,16 @@ def step_nulls(ctx: JobContext) -> Section:
     rows, data = [], {}
     for model in ("A", "B", "C", "D", "E", "F", "G-left", "curveball"):
         ens = randomize_ensemble(G, model, k, seed=ctx.options.seed)
-        accs = np.array([evaluate(ens.graph(i), Xte, yte) for i in range(k)])
+        accs = 100 * np.array([evaluate(ens.graph(i), Xte, yte) for i in range(k)])
         data[model] = accs
         q25, q50, q75 = np.percentile(accs, [25, 50, 75])
         rows.append(
             {
                 "null model": model,
                 "keeps": ", ".join(sorted(NULL_MODELS[model].preserves)),
-                "median accuracy": q50,
-                "q25": q25,
-                "q75": q75,
+                "median accuracy (%)": q50,
+                "q25 (%)": q25,
+                "q75 (%)": q75,
                 "samples": k,
             }
         )
@@ -607,27 +607,32 @@ def step_nulls(ctx: JobContext) -> Section:
         sec,
         df,
         "null_models",
-        f"Test accuracy of {k} samples per null model ({name}; {whose}: {ctx.accuracy[name]:.3f})",
+        f"Test accuracy (%) of {k} samples per null model ({name}; {whose}: "
+        f"{100 * ctx.accuracy[name]:.1f} %)",
     )
     ctx.figure(
         sec,
-        _violins(data, ctx.accuracy[name], "test accuracy", label=whose),
+        _violins(data, 100 * ctx.accuracy[name], "test accuracy (%)", label=whose),
         "null_models",
         f"{name}: test accuracy of null-model samples (dashed: {whose}, unrandomized)",
     )
     keep_sign = [r for r in rows if "sign_pattern" in NULL_MODELS[r["null model"]].preserves]
     other = [r for r in rows if r not in keep_sign]
-    fmt = lambda rs: ", ".join(f"{r['null model']} {r['median accuracy']:.2f}" for r in rs)  # noqa: E731
+    fmt = lambda rs: ", ".join(f"{r['null model']} {r['median accuracy (%)']:.1f} %" for r in rs)  # noqa: E731
     sec.paragraphs.append(
         "Each null model randomizes every layer separately, keeps pruned entries and biases, and keeps exactly the "
         f"quantities listed. Median accuracy of the models that keep the sign pattern: {fmt(keep_sign)}; of the "
-        f"others: {fmt(other)} (chance: {1 / ctx.dataset.n_classes:.2f})."
+        f"others: {fmt(other)} (chance: {100 / ctx.dataset.n_classes:.1f} %)."
     )
     sec.numbers = {
         "model": name,
-        "trained_accuracy": ctx.accuracy[name],
-        "null_models": {
-            r["null model"]: {"median": r["median accuracy"], "q25": r["q25"], "q75": r["q75"]}
+        "accuracy (%)": 100 * ctx.accuracy[name],
+        "null_models (%)": {
+            r["null model"]: {
+                "median": r["median accuracy (%)"],
+                "q25": r["q25 (%)"],
+                "q75": r["q75 (%)"],
+            }
             for r in rows
         },
     }
@@ -762,7 +767,7 @@ def step_causal(ctx: JobContext) -> Section:
             "pruned": 0,
             "kept as causal": None,
             "kept under permuted effect": None,
-            "test accuracy": res.dense.test_accuracy,
+            "test accuracy (%)": 100 * res.dense.test_accuracy,
         }
     ]
     for rule, (mask, nul) in masks.items():
@@ -777,7 +782,7 @@ def step_causal(ctx: JobContext) -> Section:
                 "pruned": int(mask.sum()),
                 "kept as causal": float(1.0 - mask.mean()),
                 "kept under permuted effect": None if nul is None else float(nul.mean()),
-                "test accuracy": acc,
+                "test accuracy (%)": 100 * acc,
             }
         )
     for r in rows:
