@@ -30,7 +30,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     groups: dict[str, dict[str, tuple[float, float]]] = {}
     for b in bs.benchmarks:
-        if b.stats is None:
+        if b.stats is None or not b.stats.data:  # a benchmark that failed
             continue
         groups.setdefault(b.group or "", {})[b.name.split("[")[0]] = (b.stats.min, b.stats.median)
     terminalreporter.section("netstruct vs peers (netstruct time / peer time, by min and median)")

@@ -25,7 +25,7 @@ class MixingTrace:
     Attributes
     ----------
     steps : ndarray of shape (n_points,)
-        Cumulative steps (swap attempts or curveball trades) at each checkpoint.
+        Cumulative steps (swap proposals or curveball trades) at each checkpoint.
     hamming : ndarray of shape (n_chains, n_points)
         Fraction of non-zero cells whose sign differs from the original.
     overlap : ndarray of shape (n_chains, n_points)
@@ -104,17 +104,29 @@ def mixing_diagnostic(
     check_graph(G, func)
     spec = _m.check_model(model, func)
     if not spec.is_mcmc:
-        raise param_error("model", func, "a chain model (G-left, G-right, G-shuffle, curveball, "
-                          "curveball-right)", model)
+        raise param_error(
+            "model",
+            func,
+            "a chain model (G-left, G-right, G-shuffle, curveball, curveball-right)",
+            model,
+        )
     b = G.block_index(layer)
     n_points = int(check_scalar(n_points, "n_points", func, kind=numbers.Integral, min_value=1))  # type: ignore[arg-type]
     n_chains = int(check_scalar(n_chains, "n_chains", func, kind=numbers.Integral, min_value=1))  # type: ignore[arg-type]
     w0 = np.ascontiguousarray(G.blocks[b].weight, dtype=WEIGHT_DTYPE)
     if _m.too_small(w0, spec) is not None:
-        raise param_error("layer", func, "a block large enough to move (" + str(_m.too_small(w0, spec)) + ")", layer)
+        raise param_error(
+            "layer",
+            func,
+            "a block large enough to move (" + str(_m.too_small(w0, spec)) + ")",
+            layer,
+        )
     default = _m.default_n_steps(w0, spec)
-    total = 3 * default if n_steps is None else int(
-        check_scalar(n_steps, "n_steps", func, kind=numbers.Integral, min_value=1))  # type: ignore[arg-type]
+    total = (
+        3 * default
+        if n_steps is None
+        else int(check_scalar(n_steps, "n_steps", func, kind=numbers.Integral, min_value=1))
+    )  # type: ignore[arg-type]
     chunk = max(math.ceil(total / n_points), 1)
     seeds = spawn_seeds(check_random_state(seed, func=func), n_chains * n_points, func=func)
     support = w0 != 0
@@ -129,7 +141,9 @@ def mixing_diagnostic(
         w = w0
         done = 0
         for k in range(n_points):
-            out, ran, acc = _m.run_block(w, spec, chunk, seeds[c * n_points + k: c * n_points + k + 1], backend)
+            out, ran, acc = _m.run_block(
+                w, spec, chunk, seeds[c * n_points + k : c * n_points + k + 1], backend
+            )
             w = out[0]
             done += ran
             steps[k] = done
@@ -137,7 +151,7 @@ def mixing_diagnostic(
             overlap[c, k] = np.count_nonzero((w > 0) & pos0) / n_pos0
             acceptance[c, k] = float(acc[0]) if acc is not None else 0.0
     mean = hamming.mean(axis=0)
-    plateau = float(mean[-max(n_points // 4, 1):].mean())
+    plateau = float(mean[-max(n_points // 4, 1) :].mean())
     reached = np.flatnonzero(mean >= 0.9 * plateau) if plateau > 0 else np.zeros(0, dtype=np.int64)
     mixed_at = int(steps[reached[0]]) if reached.size else None
     return MixingTrace(steps, hamming, overlap, acceptance, default, plateau, mixed_at)

@@ -289,17 +289,40 @@ def checkerboard_rate(weight: np.ndarray) -> float:
 _MAX_SLOWDOWN = 1000.0
 
 
+#: Proposals per positive edge of the direct swap chain (before the sparsity correction).
+SWAP_PROPOSALS_PER_EDGE = 5
+
+
+def direct_proposal_rate(weight: np.ndarray, model: NullModel) -> float:
+    """``q = 1 - exp(-tau)``: roughly the share of direct proposals that find a checkerboard.
+
+    ``tau = |E+| |E-| / (n_rows**2 n_cols)`` (kernel orientation) is the expected size of the
+    set ``T`` of columns the proposal chooses its fourth corner from, for random signs; a
+    proposal fails when ``T`` is empty, about ``exp(-tau)`` of the time.
+    """
+    if weight.size == 0:
+        return 0.0
+    n_rows, n_cols = weight.shape if model.keeps == "input" else weight.shape[::-1]
+    n_pos = int(np.count_nonzero(weight > 0))
+    n_neg = int(np.count_nonzero(weight < 0))
+    tau = n_pos * n_neg / (float(n_rows) ** 2 * n_cols)
+    return -math.expm1(-tau)
+
+
 def default_n_steps(weight: np.ndarray, model: NullModel) -> int:
     """The default chain length (see the Notes of :func:`netstruct.randomize`).
 
-    * swap chains: ``ceil(10 * |E+| / r)`` attempts,
-    * curveball: ``ceil(30 / sqrt(r))`` global rounds of ``n_nodes // 2`` trades,
+    * swap chains: ``ceil(5 * |E+| / q)`` proposals, ``q`` = :func:`direct_proposal_rate`,
+    * curveball: ``ceil(30 / sqrt(r))`` global rounds of ``n_nodes // 2`` trades, ``r`` =
+      :func:`checkerboard_rate`,
 
-    with ``r`` = :func:`checkerboard_rate` floored at ``1 / 1000``.
+    with ``q`` and ``r`` floored at ``1 / 1000``.
     """
-    r = max(checkerboard_rate(weight), 1.0 / _MAX_SLOWDOWN)
     if model.kind == "swap":
-        return int(math.ceil(10 * int(np.count_nonzero(weight > 0)) / r))
+        q = max(direct_proposal_rate(weight, model), 1.0 / _MAX_SLOWDOWN)
+        n_pos = int(np.count_nonzero(weight > 0))
+        return int(math.ceil(SWAP_PROPOSALS_PER_EDGE * n_pos / q))
+    r = max(checkerboard_rate(weight), 1.0 / _MAX_SLOWDOWN)
     n_pairs = oriented(weight, model).shape[0] // 2
     return int(math.ceil(30.0 / math.sqrt(r))) * n_pairs
 

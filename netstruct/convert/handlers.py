@@ -92,7 +92,9 @@ def load_params(module: Any, params: Mapping[str, np.ndarray]) -> None:
     import torch
 
     own = dict(module.named_parameters())
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # the graph's arrays are read-only; torch only reads them here (one copy, into ``p``)
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
         for name, arr in params.items():
             if name not in own:
                 raise GraphError(f"Rebuilt {type(module).__name__} has no parameter {name!r}.")
@@ -103,7 +105,7 @@ def load_params(module: Any, params: Mapping[str, np.ndarray]) -> None:
                     f"{tuple(p.shape)} but the graph holds {tuple(arr.shape)}; was the graph's "
                     "block shape tampered with?"
                 )
-            p.copy_(torch.from_numpy(np.array(arr, copy=True)).to(p.dtype))
+            p.copy_(torch.from_numpy(np.ascontiguousarray(arr)))
 
 
 class LinearHandler(ModuleHandler):
@@ -133,14 +135,69 @@ class LinearHandler(ModuleHandler):
         import torch
 
         w = params["weight"]
+        bias = bool(config.get("bias", True))
+        b = params.get("bias")
+        fits = set(params) == ({"weight", "bias"} if bias else {"weight"}) and w.ndim == 2
+        if fits and (b is None or b.shape == (w.shape[0],)) and _direct_linear_matches_torch():
+            return _direct_linear(w, b)
         with warnings.catch_warnings():  # a shrunk layer may have zero width: nothing to initialise
             warnings.filterwarnings("ignore", "Initializing zero-element tensors", UserWarning)
             # skip_init: the weights are overwritten at once, so no random initialisation
-            m = torch.nn.utils.skip_init(
-                torch.nn.Linear, w.shape[1], w.shape[0], bias=bool(config.get("bias", True))
-            )
+            m = torch.nn.utils.skip_init(torch.nn.Linear, w.shape[1], w.shape[0], bias=bias)
         load_params(m, params)
         return m
+
+
+def _direct_linear(weight: np.ndarray, bias: np.ndarray | None) -> Any:
+    """An ``nn.Linear`` holding copies of ``weight`` and ``bias``, built without ``__init__``.
+
+    ``skip_init`` builds the layer on the meta device (running its initialiser there) and
+    allocates it again before the copy; this sets the two fields and two parameters that
+    ``nn.Linear.__init__`` sets, from one copy of each array. :func:`_direct_linear_matches_torch`
+    checks once per process that the result has exactly the attributes of a real
+    ``nn.Linear``; otherwise the handler uses ``skip_init``.
+    """
+    import torch
+
+    dtype = torch.get_default_dtype()
+    m = torch.nn.Linear.__new__(torch.nn.Linear)
+    torch.nn.Module.__init__(m)
+    m.in_features = int(weight.shape[1])
+    m.out_features = int(weight.shape[0])
+    m.weight = torch.nn.Parameter(torch.tensor(weight, dtype=dtype))
+    if bias is None:
+        m.register_parameter("bias", None)
+    else:
+        m.bias = torch.nn.Parameter(torch.tensor(bias, dtype=dtype))
+    return m
+
+
+_DIRECT_LINEAR_OK: list[bool] = []
+
+
+def _direct_linear_matches_torch() -> bool:
+    """Whether :func:`_direct_linear` gives what ``nn.Linear(...)`` gives in this torch (cached)."""
+    if not _DIRECT_LINEAR_OK:
+        import torch
+
+        ok = True
+        for has_bias in (True, False):
+            real = torch.nn.Linear(3, 2, bias=has_bias)
+            fast = _direct_linear(
+                real.weight.detach().numpy(), real.bias.detach().numpy() if has_bias else None
+            )
+            ok &= vars(real).keys() == vars(fast).keys()
+            ok &= {k: type(v) for k, v in vars(real).items() if not k.startswith("_")} == {
+                k: type(v) for k, v in vars(fast).items() if not k.startswith("_")
+            }
+            ok &= real.state_dict().keys() == fast.state_dict().keys() and repr(real) == repr(fast)
+            ok &= all(
+                {k: type(v) for k, v in getattr(real, d).items()}
+                == {k: type(v) for k, v in getattr(fast, d).items()}
+                for d in ("_parameters", "_buffers", "_modules")
+            )
+        _DIRECT_LINEAR_OK.append(bool(ok))
+    return _DIRECT_LINEAR_OK[0]
 
 
 _GATES = {"RNN": "", "LSTM": "ifgo", "GRU": "rzn"}

@@ -50,7 +50,7 @@ def _module_params(G: SignedGraph) -> dict[str, dict[str, np.ndarray]]:
 
 def _check_fixed(G: SignedGraph) -> None:
     """Operator edges and the sums inside composite layers cannot be edited on re-import."""
-    internal = set((G.spec or {}).get("internal", ()))
+    internal = set((G._spec or {}).get("internal", ()))  # read only: no copy of the spec
     for b in G.blocks:
         if b.kind == "operator" or b.name in internal:
             n_out, n_in = b.shape
@@ -67,7 +67,7 @@ def _check_fixed(G: SignedGraph) -> None:
 def structural_scales(G: SignedGraph) -> dict[str, np.ndarray]:
     """Per-feature factors of skip/identity blocks that are no longer the identity."""
     _check_fixed(G)
-    internal = set((G.spec or {}).get("internal", ()))
+    internal = set((G._spec or {}).get("internal", ()))
     out = {}
     for b in G.blocks:
         if b.kind in ("skip", "identity") and b.name not in internal:
@@ -157,9 +157,11 @@ def _assemble(spec: dict[str, Any], modules: dict[str, Any], scales: dict[str, n
         for path, m in modules.items():
             set_submodule(root, path, m, torch.nn.Sequential)
         return root
+    import copy
+
     from ..models import RebuiltModel
 
-    return RebuiltModel(spec, modules, scales)
+    return RebuiltModel(copy.deepcopy(spec), modules, scales)  # the module keeps its own spec
 
 
 def _apply_prune_masks(model: Any, G: SignedGraph) -> None:
@@ -179,7 +181,13 @@ def structure_key(G: SignedGraph) -> str:
     ``from_torch`` records it in ``provenance["structure"]``; a graph whose wiring is unchanged
     (masks, weights and biases may differ) is rebuilt without re-exporting it for a check.
     """
-    return wiring_key(G._spec, G.n_nodes, G.blocks)  # read only: no copy of the spec
+    cached = G.__dict__.get(_STRUCTURE_KEY)
+    if cached is None:  # graphs are immutable: the key is computed once per graph
+        cached = G.__dict__[_STRUCTURE_KEY] = wiring_key(G._spec, G.n_nodes, G.blocks)
+    return cached
+
+
+_STRUCTURE_KEY = "_netstruct_structure_key"
 
 
 def wiring_key(spec: Any, n_nodes: int, blocks: Any) -> str:
@@ -274,7 +282,7 @@ def to_torch(G: SignedGraph, *, shrink: bool = False, prune_masks: bool = False)
         raise InvalidParameterError(
             f"The 'shrink' parameter of to_torch must be a bool. Got {shrink!r} instead."
         )
-    spec = G.spec
+    spec = G._spec  # read only (handlers read their configs; the traced model gets a copy)
     if spec is None:
         raise GraphError(
             "This graph has no architecture spec, so it cannot become a torch module (graphs from "
@@ -284,7 +292,7 @@ def to_torch(G: SignedGraph, *, shrink: bool = False, prune_masks: bool = False)
         from .shrink import shrink as _shrink
 
         G = _shrink(G)
-        spec = G.spec
+        spec = G._spec
     modules = build_modules(spec, G)
     model = _assemble(spec, modules, structural_scales(G))
     _tie(model, spec, G)

@@ -384,7 +384,7 @@ def step_train(ctx: JobContext) -> Section:
                 "model": "user",
                 "architecture": type(m).__name__,
                 "epochs": 0,
-                "test accuracy": ctx.accuracy["user"],
+                "test accuracy (%)": 100 * ctx.accuracy["user"],
             }
         )
     else:
@@ -408,7 +408,7 @@ def step_train(ctx: JobContext) -> Section:
                 "model": "mlp",
                 "architecture": f"{ds.n_features}-{o.hidden}-{ds.n_classes} ReLU",
                 "epochs": epochs,
-                "test accuracy": ctx.accuracy["mlp"],
+                "test accuracy (%)": 100 * ctx.accuracy["mlp"],
                 "seconds": time.perf_counter() - t0,
             }
         )
@@ -436,17 +436,24 @@ def step_train(ctx: JobContext) -> Section:
                     "model": "lstm",
                     "architecture": f"LSTM({ds.image_shape[1]}→32, rows as steps) + Linear",
                     "epochs": epochs,
-                    "test accuracy": ctx.accuracy["lstm"],
+                    "test accuracy (%)": 100 * ctx.accuracy["lstm"],
                     "seconds": time.perf_counter() - t0,
                 }
             )
-    sec.paragraphs.append(
+    data = (
         f"Dataset <b>{ds.name}</b>: {len(ds.y_train)} training and {len(ds.y_test)} test samples, "
-        f"{ds.n_features} features, {ds.n_classes} classes. Adam (lr 0.01), batch 128, cosine schedule, seed {o.seed}."
+        f"{ds.n_features} features, {ds.n_classes} classes."
     )
+    if "user" in ctx.models:  # the user's own model: evaluated as given, never trained here
+        sec.paragraphs.append(
+            f"{data} Your model (<code>{o.model}</code>) is used as you supplied it; netstruct did "
+            "not train it."
+        )
+    else:
+        sec.paragraphs.append(f"{data} Adam (lr 0.01), batch 128, cosine schedule, seed {o.seed}.")
     df = pd.DataFrame(rows)
-    ctx.table(sec, df, "models", "Trained models")
-    sec.numbers = {"accuracy": dict(ctx.accuracy)}
+    ctx.table(sec, df, "models", "Your model" if "user" in ctx.models else "Trained models")
+    sec.numbers = {"accuracy (%)": {k: 100 * v for k, v in ctx.accuracy.items()}}
     return sec
 
 
@@ -521,18 +528,18 @@ def step_prune(ctx: JobContext) -> Section:
                     "model": name,
                     "removed fraction": q,
                     "edges": H.n_edges,
-                    "accuracy (masked)": evaluate(masked, Xte, yte),
-                    "accuracy (shrunk)": evaluate(small, Xte, yte),
+                    "accuracy masked (%)": 100 * evaluate(masked, Xte, yte),
+                    "accuracy shrunk (%)": 100 * evaluate(small, Xte, yte),
                     "parameters (dense)": n_masked,
                     "parameters (shrunk)": n_small,
                 }
             )
     df = pd.DataFrame(rows)
     ctx.table(sec, df, "pruning", "Magnitude pruning by query, re-imported and evaluated")
-    curves = {m: (g["accuracy (masked)"].to_numpy(), None, None) for m, g in df.groupby("model")}
+    curves = {m: (g["accuracy masked (%)"].to_numpy(), None, None) for m, g in df.groupby("model")}
     ctx.figure(
         sec,
-        plot_curves(levels, curves, xlabel="fraction of edges removed", ylabel="test accuracy"),
+        plot_curves(levels, curves, xlabel="fraction of edges removed", ylabel="test accuracy (%)"),
         "pruning_accuracy",
         "Test accuracy after removing the smallest-magnitude edges",
     )
@@ -546,7 +553,9 @@ def step_prune(ctx: JobContext) -> Section:
     return sec
 
 
-def _violins(data: dict[str, np.ndarray], reference: float, ylabel: str) -> Any:
+def _violins(
+    data: dict[str, np.ndarray], reference: float, ylabel: str, label: str = "trained"
+) -> Any:
     import matplotlib.pyplot as plt
 
     from ..figures import COLUMN_WIDTH, PALETTE, paper_style
@@ -558,7 +567,7 @@ def _violins(data: dict[str, np.ndarray], reference: float, ylabel: str) -> Any:
         for body in parts["bodies"]:
             body.set_facecolor(PALETTE[0])
             body.set_alpha(0.5)
-        ax.axhline(reference, color=PALETTE[1], ls="--", lw=1, label="trained")
+        ax.axhline(reference, color=PALETTE[1], ls="--", lw=1, label=label)
         ax.set_xticks(range(1, len(names) + 1), names, rotation=30)
         ax.set_ylabel(ylabel)
         ax.legend(frameon=False)
@@ -566,9 +575,10 @@ def _violins(data: dict[str, np.ndarray], reference: float, ylabel: str) -> Any:
 
 
 def step_nulls(ctx: JobContext) -> Section:
-    """Accuracy of sign-preserving null models of the trained MLP (ensembles per model)."""
+    """Accuracy of sign-preserving null models of the MLP or the user's model (ensembles)."""
     from ..algorithms.randomize import NULL_MODELS, randomize_ensemble
     from ..training import evaluate
+    from ._wording import model_phrase
 
     sec = Section("nulls", "Null models")
     name = "mlp" if "mlp" in ctx.graphs else next(iter(ctx.graphs))
@@ -578,45 +588,51 @@ def step_nulls(ctx: JobContext) -> Section:
     rows, data = [], {}
     for model in ("A", "B", "C", "D", "E", "F", "G-left", "curveball"):
         ens = randomize_ensemble(G, model, k, seed=ctx.options.seed)
-        accs = np.array([evaluate(ens.graph(i), Xte, yte) for i in range(k)])
+        accs = 100 * np.array([evaluate(ens.graph(i), Xte, yte) for i in range(k)])
         data[model] = accs
         q25, q50, q75 = np.percentile(accs, [25, 50, 75])
         rows.append(
             {
                 "null model": model,
                 "keeps": ", ".join(sorted(NULL_MODELS[model].preserves)),
-                "median accuracy": q50,
-                "q25": q25,
-                "q75": q75,
+                "median accuracy (%)": q50,
+                "q25 (%)": q25,
+                "q75 (%)": q75,
                 "samples": k,
             }
         )
     df = pd.DataFrame(rows)
+    whose = model_phrase(name)
     ctx.table(
         sec,
         df,
         "null_models",
-        f"Test accuracy of {k} samples per null model ({name}; trained: {ctx.accuracy[name]:.3f})",
+        f"Test accuracy (%) of {k} samples per null model ({name}; {whose}: "
+        f"{100 * ctx.accuracy[name]:.1f} %)",
     )
     ctx.figure(
         sec,
-        _violins(data, ctx.accuracy[name], "test accuracy"),
+        _violins(data, 100 * ctx.accuracy[name], "test accuracy (%)", label=whose),
         "null_models",
-        f"{name}: test accuracy of null-model samples (dashed: trained network)",
+        f"{name}: test accuracy of null-model samples (dashed: {whose}, unrandomized)",
     )
     keep_sign = [r for r in rows if "sign_pattern" in NULL_MODELS[r["null model"]].preserves]
     other = [r for r in rows if r not in keep_sign]
-    fmt = lambda rs: ", ".join(f"{r['null model']} {r['median accuracy']:.2f}" for r in rs)  # noqa: E731
+    fmt = lambda rs: ", ".join(f"{r['null model']} {r['median accuracy (%)']:.1f} %" for r in rs)  # noqa: E731
     sec.paragraphs.append(
         "Each null model randomizes every layer separately, keeps pruned entries and biases, and keeps exactly the "
         f"quantities listed. Median accuracy of the models that keep the sign pattern: {fmt(keep_sign)}; of the "
-        f"others: {fmt(other)} (chance: {1 / ctx.dataset.n_classes:.2f})."
+        f"others: {fmt(other)} (chance: {100 / ctx.dataset.n_classes:.1f} %)."
     )
     sec.numbers = {
         "model": name,
-        "trained_accuracy": ctx.accuracy[name],
-        "null_models": {
-            r["null model"]: {"median": r["median accuracy"], "q25": r["q25"], "q75": r["q75"]}
+        "accuracy (%)": 100 * ctx.accuracy[name],
+        "null_models (%)": {
+            r["null model"]: {
+                "median": r["median accuracy (%)"],
+                "q25": r["q25 (%)"],
+                "q75": r["q75 (%)"],
+            }
             for r in rows
         },
     }
@@ -751,7 +767,7 @@ def step_causal(ctx: JobContext) -> Section:
             "pruned": 0,
             "kept as causal": None,
             "kept under permuted effect": None,
-            "test accuracy": res.dense.test_accuracy,
+            "test accuracy (%)": 100 * res.dense.test_accuracy,
         }
     ]
     for rule, (mask, nul) in masks.items():
@@ -766,7 +782,7 @@ def step_causal(ctx: JobContext) -> Section:
                 "pruned": int(mask.sum()),
                 "kept as causal": float(1.0 - mask.mean()),
                 "kept under permuted effect": None if nul is None else float(nul.mean()),
-                "test accuracy": acc,
+                "test accuracy (%)": 100 * acc,
             }
         )
     for r in rows:

@@ -166,7 +166,7 @@ def _curves_figure(df: pd.DataFrame, dense: dict[str, float]) -> Any:
                 ls = "-" if rule.startswith("lattice") else "--"
                 ax.plot(
                     g["sparsity"],
-                    g["test accuracy"],
+                    g["test accuracy (%)"],
                     ls,
                     marker="o",
                     ms=3,
@@ -175,8 +175,8 @@ def _curves_figure(df: pd.DataFrame, dense: dict[str, float]) -> Any:
                 )
             ax.axhline(dense[model], color="0.5", lw=0.8, ls=":", label="dense")
             ax.set_xlabel("sparsity of the prunable blocks")
-            ax.set_ylabel("test accuracy")
-            ax.set_ylim(0, 1.02)
+            ax.set_ylabel("test accuracy (%)")
+            ax.set_ylim(0, 102)
             ax.set_title(model)
         axes[0][-1].legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
@@ -295,7 +295,7 @@ def step_lattice(ctx: JobContext) -> Section:
                     "critical units": None,
                     "irreducible units": None,
                     "parameters": n_params(ctx.models[name]),
-                    "test accuracy": ctx.accuracy[name],
+                    "test accuracy (%)": 100 * ctx.accuracy[name],
                 }
             )
         ref = units_ref = None
@@ -340,7 +340,7 @@ def step_lattice(ctx: JobContext) -> Section:
                     "critical units": _hidden_count(res.graph, "lattice_critical"),
                     "irreducible units": _hidden_count(res.graph, "lattice_irreducible"),
                     "parameters": n_params(module),
-                    "test accuracy": evaluate(module, Xte, yte),
+                    "test accuracy (%)": 100 * evaluate(module, Xte, yte),
                 }
             )
     df = pd.DataFrame(rows)
@@ -353,7 +353,7 @@ def step_lattice(ctx: JobContext) -> Section:
     )
     ctx.figure(
         sec,
-        _curves_figure(df, {n: ctx.accuracy[n] for n in targets}),
+        _curves_figure(df, {n: 100 * ctx.accuracy[n] for n in targets}),
         "lattice_pruning",
         "Test accuracy after pruning: lattice rules (solid) vs magnitude and random baselines at matched sparsity (dashed)",
     )
@@ -361,7 +361,7 @@ def step_lattice(ctx: JobContext) -> Section:
     # ---- prose with the headline numbers
     ref = 0.5
     head = df[(df["target sparsity"] == ref) & (df["model"] == targets[0])].set_index("rule")[
-        "test accuracy"
+        "test accuracy (%)"
     ]
     n_hidden = int((graphs[targets[0]].nodes()["kind"] == "hidden").sum())
     crit = df[(df["target sparsity"] == ref) & (df["rule"] == _REF) & (df["model"] == targets[0])]
@@ -397,9 +397,9 @@ def step_lattice(ctx: JobContext) -> Section:
     )
     if _REF in head and _MAG_ENTRY in head:
         line += (
-            f" At sparsity {ref:g} on {targets[0]} (dense {ctx.accuracy[targets[0]]:.3f}): lattice binary "
-            f"{head[_REF]:.3f} vs magnitude {head[_MAG_ENTRY]:.3f} (entries) and "
-            f"{head.get(_MAG_UNIT, float('nan')):.3f} (unit connections)."
+            f" At sparsity {ref:g} on {targets[0]} (dense {100 * ctx.accuracy[targets[0]]:.1f} %): "
+            f"lattice binary {head[_REF]:.1f} % vs magnitude {head[_MAG_ENTRY]:.1f} % (entries) and "
+            f"{head.get(_MAG_UNIT, float('nan')):.1f} % (unit connections)."
         )
     if n_crit is not None:
         line += (

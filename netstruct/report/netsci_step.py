@@ -204,15 +204,32 @@ def step_netsci(ctx: JobContext) -> Section:
         "Signed communities of the undirected unit projection: optimised "
         "signed modularity Q against the same optimiser on null model G-left samples (z, one-sided p)",
     )
+    if comm_rows:
+        from ._wording import model_phrase, p_value_text
+
+        sec.paragraphs.append(
+            "One-sided empirical p-values of the observed Q against its null: "
+            + "; ".join(
+                f"{model_phrase(r['model'])}: {p_value_text(r['p'], r['samples'])}"
+                for r in comm_rows
+            )
+            + "."
+        )
     lesions = pd.concat(lesion_frames, ignore_index=True) if lesion_frames else pd.DataFrame()
     if len(lesions):
         lesions["class"] = lesions["class"].astype(str)
+        # accuracy in % like the rest of the report; drops in percentage points
+        units = {"baseline": "baseline (%)", "accuracy": "accuracy (%)", "drop": "drop (points)",
+                 "random drop": "random drop (points)", "excess drop": "excess drop (points)"}  # fmt: skip
+        for col in [c for c in units if c in lesions]:
+            lesions[col] = 100 * lesions[col]
+        lesions = lesions.rename(columns=units)
         ctx.table(
             sec,
             lesions,
             "netsci_lesions",
-            "Accuracy per class after lesioning each community's hidden units "
-            "(random drop: same number of random hidden units per layer)",
+            "Accuracy (%) per class after lesioning each community's hidden units; drops in "
+            "percentage points (random drop: same number of random hidden units per layer)",
             collapsed=True,
         )
     spec = pd.concat(spec_frames, ignore_index=True) if spec_frames else pd.DataFrame()
@@ -231,15 +248,16 @@ def step_netsci(ctx: JobContext) -> Section:
             "Power-law tail exponent per weight matrix",
         )
     if len(lesions):
-        top = lesions[lesions["class"] == "all"].sort_values("drop", ascending=False).head(1)
+        top = lesions[lesions["class"] == "all"].sort_values("drop (points)", ascending=False)
+        top = top.head(1)
         if len(top):
             r = top.iloc[0]
             sec.paragraphs.append(
                 f"Largest overall accuracy drop: lesioning community {int(r['community'])} of {html.escape(str(r['model']))} "
-                f"({int(r['hidden units'])} hidden units) costs {r['drop']:.3f}"
+                f"({int(r['hidden units'])} hidden units) costs {r['drop (points)']:.1f} points"
                 + (
-                    f" (random units of the same layers: {r['random drop']:.3f})."
-                    if "random drop" in r
+                    f" (random units of the same layers: {r['random drop (points)']:.1f} points)."
+                    if "random drop (points)" in r
                     else "."
                 )
             )

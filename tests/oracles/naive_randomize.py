@@ -10,12 +10,15 @@ from __future__ import annotations
 import itertools
 import random
 from collections import defaultdict, deque
+from fractions import Fraction
 
 import numpy as np
 
 __all__ = [
     "naive_permute",
     "naive_swap_chain",
+    "naive_direct_swap_chain",
+    "direct_swap_transitions",
     "naive_curveball",
     "naive_randomize",
     "invariants",
@@ -51,9 +54,19 @@ def naive_permute(W: np.ndarray, model: str, rng: random.Random) -> np.ndarray:
 
 
 def naive_swap_chain(
-    W: np.ndarray, n_steps: int, rng: random.Random, *, keeps: str = "input", reshuffle: bool = False
+    W: np.ndarray,
+    n_steps: int,
+    rng: random.Random,
+    *,
+    keeps: str = "input",
+    reshuffle: bool = False,
 ) -> np.ndarray:
-    """G-left / G-right / G-shuffle: ``n_steps`` attempts of the checkerboard move."""
+    """G-left / G-right / G-shuffle: ``n_steps`` attempts of the uniform-pair checkerboard move.
+
+    Two positive cells drawn uniformly, swapped when they form a checkerboard: the textbook
+    chain (and the kernel's proposal before issue 16), kept as the reference the direct
+    proposal of :func:`naive_direct_swap_chain` is compared with.
+    """
     out = np.array(W, dtype=np.float64)
     pos = [(j, i) for j in range(W.shape[0]) for i in range(W.shape[1]) if W[j, i] > 0]
     for _ in range(n_steps):
@@ -82,7 +95,92 @@ def naive_swap_chain(
     return out
 
 
-def naive_curveball(W: np.ndarray, n_trades: int, rng: random.Random, *, keeps: str = "input") -> np.ndarray:
+def _direct_proposals(S: np.ndarray) -> list[tuple[Fraction, tuple[int, int, int, int], Fraction]]:
+    """Every outcome of one direct proposal on the sign pattern ``S`` (entries -1, 0, 1).
+
+    A proposal picks a positive cell ``(a, c)`` uniformly, a row ``b`` uniformly among the
+    rows negative in column ``c`` and a column ``d`` uniformly among the columns where ``b`` is
+    positive and ``a`` negative. Returns ``(probability, (a, b, c, d), acceptance)`` for each
+    checkerboard reached, with the Metropolis–Hastings acceptance computed from the sets.
+    """
+    n_out, n_in = S.shape
+    pos = [(j, i) for j in range(n_out) for i in range(n_in) if S[j, i] > 0]
+    neg_rows = {i: [j for j in range(n_out) if S[j, i] < 0] for i in range(n_in)}
+    out = []
+    for a, c in pos:
+        for b in neg_rows[c]:
+            T = [i for i in range(n_in) if S[b, i] > 0 and S[a, i] < 0]
+            Sset = [i for i in range(n_in) if S[a, i] > 0 and S[b, i] < 0]
+            for d in T:
+                p = Fraction(1, len(pos)) / len(neg_rows[c]) / len(T)
+                kc, kd = len(neg_rows[c]), len(neg_rows[d])
+                ratio = Fraction(kd * len(T) + kc * len(Sset), kd * len(Sset) + kc * len(T))
+                out.append((p, (a, b, c, d), min(Fraction(1), ratio)))
+    return out
+
+
+def direct_swap_transitions(
+    W: np.ndarray, *, hold: Fraction = Fraction(1, 8)
+) -> dict[tuple, Fraction]:
+    """Exact one-step probabilities of the direct swap chain from ``W``'s sign pattern.
+
+    Keys are :func:`pattern_key` of the patterns reached (the start included, for holds,
+    rejections and failed proposals); values sum to 1.
+    """
+    S = np.sign(np.asarray(W)).astype(int)
+    probs: dict[tuple, Fraction] = defaultdict(Fraction)
+    stay = hold
+    moves = _direct_proposals(S)
+    for p, (a, b, c, d), acc in moves:
+        T = S.copy()
+        T[a, c], T[b, c], T[a, d], T[b, d] = -1, 1, 1, -1
+        probs[pattern_key(T)] += (1 - hold) * p * acc
+        stay += (1 - hold) * p * (1 - acc)
+    total_p = sum((p for p, _, _ in moves), Fraction(0))
+    stay += (1 - hold) * (1 - total_p)  # proposals that found no checkerboard
+    probs[pattern_key(S)] += stay
+    return dict(probs)
+
+
+def naive_direct_swap_chain(
+    W: np.ndarray,
+    n_steps: int,
+    rng: random.Random,
+    *,
+    keeps: str = "input",
+    reshuffle: bool = False,
+) -> np.ndarray:
+    """G models with the direct proposal of the kernel: ``n_steps`` proposals, one in 8 a hold.
+
+    ``keeps="output"`` runs the chain on ``W.T`` (as the kernel does for G-right).
+    """
+    if keeps == "output":
+        return naive_direct_swap_chain(np.asarray(W).T, n_steps, rng, reshuffle=reshuffle).T
+    out = np.array(W, dtype=np.float64)
+    for _ in range(n_steps):
+        if rng.randrange(8) == 0:
+            continue
+        u = Fraction(rng.random())
+        for p, (a, b, c, d), acc in _direct_proposals(np.sign(out).astype(int)):
+            if u < p:
+                if Fraction(rng.random()) < acc:
+                    out[[a, b], c] = out[[b, a], c]  # values move inside their columns
+                    out[[a, b], d] = out[[b, a], d]
+                break
+            u -= p
+    if reshuffle:
+        for sign in (1, -1):
+            cells = [tuple(c) for c in np.argwhere(np.sign(out) == sign)]
+            values = [out[c] for c in cells]
+            rng.shuffle(values)
+            for c, v in zip(cells, values):
+                out[c] = v
+    return out
+
+
+def naive_curveball(
+    W: np.ndarray, n_trades: int, rng: random.Random, *, keeps: str = "input"
+) -> np.ndarray:
     """Signed curveball with random pairs of trading nodes and a random matching of values."""
     M = np.array(W, dtype=np.float64)
     M = M.T.copy() if keeps == "input" else M  # rows trade
@@ -91,7 +189,11 @@ def naive_curveball(W: np.ndarray, n_trades: int, rng: random.Random, *, keeps: 
         if n < 2:
             break
         a, b = rng.sample(range(n), 2)
-        X = [c for c in range(M.shape[1]) if M[a, c] != 0 and M[b, c] != 0 and (M[a, c] > 0) != (M[b, c] > 0)]
+        X = [
+            c
+            for c in range(M.shape[1])
+            if M[a, c] != 0 and M[b, c] != 0 and (M[a, c] > 0) != (M[b, c] > 0)
+        ]
         t = sum(1 for c in X if M[a, c] > 0)
         C = set(rng.sample(X, t))
         for row, gets_pos in ((a, C), (b, set(X) - C)):
@@ -104,14 +206,18 @@ def naive_curveball(W: np.ndarray, n_trades: int, rng: random.Random, *, keeps: 
     return M.T if keeps == "input" else M
 
 
-def naive_randomize(W: np.ndarray, model: str, rng: random.Random, n_steps: int = 200) -> np.ndarray:
+def naive_randomize(
+    W: np.ndarray, model: str, rng: random.Random, n_steps: int = 200
+) -> np.ndarray:
     """Dispatch on the canonical model name."""
     if model in _GROUPS:
         return naive_permute(W, model, rng)
     if model.startswith("G"):
         keeps = "output" if model == "G-right" else "input"
-        return naive_swap_chain(W, n_steps, rng, keeps=keeps, reshuffle=model == "G-shuffle")
-    return naive_curveball(W, n_steps, rng, keeps="output" if model == "curveball-right" else "input")
+        return naive_direct_swap_chain(W, n_steps, rng, keeps=keeps, reshuffle=model == "G-shuffle")
+    return naive_curveball(
+        W, n_steps, rng, keeps="output" if model == "curveball-right" else "input"
+    )
 
 
 # ----------------------------------------------------------------------------- invariants

@@ -161,3 +161,24 @@ def test_user_lstm_on_sequences(tmp_path):
 def _iris_train():
     ds = ns.datasets.load_iris()
     return ds.X_train, ds.y_train
+
+
+def test_report_describes_a_users_model_as_theirs(tmp_path, iris_npz):
+    """A user's model is "your model", not trained by netstruct; p-values at their floor read < 1/(n+1)."""
+    mlp = training.mlp([4, 8, 3], seed=0)
+    training.train(mlp, *_iris_train(), epochs=3, progress=False)
+    ns.save_model(mlp, tmp_path / "mlp.nsm")
+    out = tmp_path / "r3"
+    assert main(["run", "--out", str(out), "--no-progress", "--quick", "--model", str(tmp_path / "mlp.nsm"),
+                 "--data", str(iris_npz), "--steps", "train,nulls,netsci"]) == 0  # fmt: skip
+    html = (out / "report.html").read_text()
+    assert "netstruct did not train it" in html and "Adam (lr 0.01)" not in html
+    assert "dashed: your model" in html and "trained network" not in html
+    assert "One-sided empirical p-values" in html and "your model: p" in html
+
+
+def test_p_values_at_their_floor_read_below_one_over_n_plus_one():
+    from netstruct.report._wording import p_value_text
+
+    assert p_value_text(1 / 6, 5).startswith("p < 1/(n+1) = 0.167")
+    assert p_value_text(2 / 6, 5) == "p = 0.333"

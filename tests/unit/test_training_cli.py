@@ -96,7 +96,7 @@ def test_cli_run_small(tmp_path):
         == 0
     )
     numbers = json.loads((out / "numbers.json").read_text())
-    assert set(numbers["train"]["accuracy"]) == {"mlp"}
+    assert set(numbers["train"]["accuracy (%)"]) == {"mlp"}
     html = (out / "report.html").read_text()
     assert html.count("<img") >= 4
     assert (out / "graphs" / "mlp.graphml").exists() and (
@@ -108,9 +108,14 @@ def test_cli_run_small(tmp_path):
         table, pd.DataFrame(numbers["prune"]["pruning"]), check_dtype=False
     )
     nulls = pd.read_csv(out / "tables" / "null_models.csv").set_index("null model")
-    for model, v in numbers["nulls"]["null_models"].items():
-        assert nulls.loc[model, "median accuracy"] == pytest.approx(v["median"])
-    assert f"{numbers['train']['accuracy']['mlp']:.4g}" in html
+    for model, v in numbers["nulls"]["null_models (%)"].items():
+        assert nulls.loc[model, "median accuracy (%)"] == pytest.approx(v["median"])
+    assert f"{numbers['train']['accuracy (%)']['mlp']:.4g}" in html
+    # one accuracy unit (%) throughout: no accuracy column or caption as a fraction
+    for stem in ("pruning", "null_models", "models"):
+        cols = pd.read_csv(out / "tables" / f"{stem}.csv").columns
+        assert all("(%)" in c for c in cols if "accuracy" in c or c in ("q25", "q75")), (stem, cols)
+    assert 1 < numbers["train"]["accuracy (%)"]["mlp"] <= 100
 
 
 #: CSV tables of the report and where numbers.json holds the same rows
@@ -141,7 +146,7 @@ def _check_report(out):
         table = pd.read_csv(out / "tables" / f"{stem}.csv")
         expected = pd.DataFrame(numbers[step][key]).reindex(columns=table.columns)
         pd.testing.assert_frame_equal(table, expected, check_dtype=False, obj=stem)
-    for model, acc in numbers["train"]["accuracy"].items():
+    for model, acc in numbers["train"]["accuracy (%)"].items():
         assert f"{acc:.4g}" in html, model
     # self-contained: one embedded PNG per figure file, no external resources
     stems = sorted(p.stem for p in (out / "figures").glob("*.pdf"))
@@ -227,7 +232,7 @@ def test_cli_run_probes_and_lattice(tmp_path):
         rows = {r["rule"]: r for r in lattice["pruning"] if r["target sparsity"] == level}
         ref = rows["lattice, binary (block contexts)"]["sparsity"]
         assert rows["magnitude, entries (matched)"]["sparsity"] == pytest.approx(ref, abs=0.02)
-        assert all(0 <= r["test accuracy"] <= 1 for r in rows.values())
+        assert all(0 <= r["test accuracy (%)"] <= 100 for r in rows.values())
 
 
 def test_cli_run_lattice_on_the_lstm(tmp_path):

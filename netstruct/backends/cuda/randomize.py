@@ -114,6 +114,9 @@ def permute_segments(
 
 
 # ----------------------------------------------------------------------------- G swap chain
+_LAZY = 8  # the swap chain holds on one proposal in _LAZY (as the CPU kernel)
+
+
 @cuda.jit(device=True)
 def _shuffle_sign_class(w, s, rows, cols, n, state):
     for k in range(n - 1, 0, -1):
@@ -123,46 +126,122 @@ def _shuffle_sign_class(w, s, rows, cols, n, state):
         w[s, rows[s, j], cols[s, j]] = tmp
 
 
+@cuda.jit(device=True)
+def _select_bit(bits, s, line, k):
+    for q in range(bits.shape[2]):
+        x = bits[s, line, q]
+        c = cuda.popc(x)
+        if k < c:
+            for _ in range(k):
+                x &= x - _ONE
+            return q * 64 + cuda.popc((x & (~x + _ONE)) - _ONE)
+        k -= c
+    return -1
+
+
+@cuda.jit(device=True)
+def _and_count(p, n, s, a, b):
+    t = 0
+    for q in range(p.shape[2]):
+        t += cuda.popc(p[s, a, q] & n[s, b, q])
+    return t
+
+
+@cuda.jit(device=True)
+def _and_select(p, n, s, a, b, k):
+    for q in range(p.shape[2]):
+        x = p[s, a, q] & n[s, b, q]
+        c = cuda.popc(x)
+        if k < c:
+            for _ in range(k):
+                x &= x - _ONE
+            return q * 64 + cuda.popc((x & (~x + _ONE)) - _ONE)
+        k -= c
+    return -1
+
+
+@cuda.jit(device=True)
+def _flip_pair(bits, s, line, u, v):
+    bits[s, line, u >> 6] ^= _ONE << np.uint64(u & 63)
+    bits[s, line, v >> 6] ^= _ONE << np.uint64(v & 63)
+
+
+@cuda.jit(device=True)
+def _column_of(cum, e):
+    lo = 0
+    hi = cum.shape[0] - 1
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if cum[mid] <= e:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 @cuda.jit
-def _swap_kernel(w, pr, pc, nr, nc, n_steps, seeds, reshuffle, n_accepted):
+def _swap_kernel(
+    w, prow, nrow, pcol, ncol, cum, n_neg_col, n_steps, seeds, reshuffle, pr, pc, nr, nc, n_accepted
+):
     s = cuda.grid(1)
     if s >= seeds.shape[0]:
         return
-    n_pos = pr.shape[1]
-    n_out = w.shape[1]
-    n_in = w.shape[2]
+    n_pos = cum[cum.shape[0] - 1]
     state = cuda.local.array(2, np.uint64)
     _seed_state(state, seeds[s], np.uint64(0))
     acc = 0
-    if n_pos >= 2:
-        for _ in range(n_steps):
-            a = _rand_below(state, n_pos)
-            b = _rand_below(state, n_pos)
-            j1 = pr[s, a]
-            i1 = pc[s, a]
-            j2 = pr[s, b]
-            i2 = pc[s, b]
-            if i1 != i2 and j1 != j2 and w[s, j1, i2] < 0 and w[s, j2, i1] < 0:
-                tmp = w[s, j1, i1]
-                w[s, j1, i1] = w[s, j2, i1]
-                w[s, j2, i1] = tmp
-                tmp = w[s, j1, i2]
-                w[s, j1, i2] = w[s, j2, i2]
-                w[s, j2, i2] = tmp
-                pr[s, a] = j2
-                pr[s, b] = j1
-                acc += 1
+    for _ in range(n_steps):
+        e = _rand_below(state, _LAZY * n_pos)
+        if e % _LAZY == 0:
+            continue
+        e //= _LAZY
+        c = _column_of(cum, e)
+        a = _select_bit(pcol, s, c, e - cum[c])
+        kc = n_neg_col[c]
+        if kc == 0:
+            continue
+        b = _select_bit(ncol, s, c, _rand_below(state, kc))
+        nt = _and_count(prow, nrow, s, b, a)
+        if nt == 0:
+            continue
+        d = _and_select(prow, nrow, s, b, a, _rand_below(state, nt))
+        ns_ = _and_count(prow, nrow, s, a, b)
+        kd = n_neg_col[d]
+        num = kd * nt + kc * ns_
+        den = kd * ns_ + kc * nt
+        if num < den and _rand_below(state, den) >= num:
+            continue
+        tmp = w[s, a, c]
+        w[s, a, c] = w[s, b, c]
+        w[s, b, c] = tmp
+        tmp = w[s, a, d]
+        w[s, a, d] = w[s, b, d]
+        w[s, b, d] = tmp
+        _flip_pair(prow, s, a, c, d)
+        _flip_pair(nrow, s, a, c, d)
+        _flip_pair(prow, s, b, c, d)
+        _flip_pair(nrow, s, b, c, d)
+        _flip_pair(pcol, s, c, a, b)
+        _flip_pair(ncol, s, c, a, b)
+        _flip_pair(pcol, s, d, a, b)
+        _flip_pair(ncol, s, d, a, b)
+        acc += 1
     n_accepted[s] = acc
     if reshuffle:
-        k = 0
-        for j in range(n_out):
-            for i in range(n_in):
-                if w[s, j, i] < 0:
-                    nr[s, k] = j
-                    nc[s, k] = i
-                    k += 1
-        _shuffle_sign_class(w, s, pr, pc, n_pos, state)
-        _shuffle_sign_class(w, s, nr, nc, k, state)
+        kp = 0
+        kn = 0
+        for j in range(w.shape[1]):
+            for i in range(w.shape[2]):
+                if w[s, j, i] > 0:
+                    pr[s, kp] = j
+                    pc[s, kp] = i
+                    kp += 1
+                elif w[s, j, i] < 0:
+                    nr[s, kn] = j
+                    nc[s, kn] = i
+                    kn += 1
+        _shuffle_sign_class(w, s, pr, pc, kp, state)
+        _shuffle_sign_class(w, s, nr, nc, kn, state)
 
 
 def signed_swap(
@@ -172,24 +251,33 @@ def signed_swap(
 
     ``weight`` float32 (n_out, n_in), ``seeds`` uint64 (n_samples,) ->
     (float32 (n_samples, n_out, n_in), int64 (n_samples,) accepted swaps). One thread per
-    chain; per-chain positive-cell lists (and negative lists for ``reshuffle``) live in global
-    memory.
+    chain, the same direct proposal and random stream as the CPU kernel; each chain's row and
+    column bit sets (and the cell lists of ``reshuffle``) live in global memory.
     """
     n_samples = seeds.shape[0]
-    rows, cols = np.nonzero(weight > 0)
-    n_neg = int(np.count_nonzero(weight < 0))
-    d_w = cuda.to_device(np.ascontiguousarray(np.broadcast_to(weight, (n_samples, *weight.shape))))
-    d_pr = cuda.to_device(np.tile(rows.astype(np.int64), (n_samples, 1)))
-    d_pc = cuda.to_device(np.tile(cols.astype(np.int64), (n_samples, 1)))
-    scratch = max(n_neg, 1) if reshuffle else 1
-    d_nr = cuda.to_device(np.zeros((n_samples, scratch), dtype=np.int64))
-    d_nc = cuda.to_device(np.zeros((n_samples, scratch), dtype=np.int64))
+    n_out, n_in = weight.shape
+    pos, neg = weight > 0, weight < 0
+    n_pos, n_neg = int(pos.sum()), int(neg.sum())
+    cum = np.concatenate(([0], np.cumsum(pos.sum(0)))).astype(np.int64)
+    n_neg_col = neg.sum(0).astype(np.int64)
+
+    def per_chain(bits: np.ndarray):
+        return cuda.to_device(np.ascontiguousarray(np.broadcast_to(bits, (n_samples, *bits.shape))))
+
+    d_w = per_chain(weight)
+    tables = [per_chain(pack_bits(m)) for m in (pos, neg, pos.T, neg.T)]
+    lists = [
+        cuda.to_device(np.zeros((n_samples, max(k, 1) if reshuffle else 1), dtype=np.int64))
+        for k in (n_pos, n_pos, n_neg, n_neg)
+    ]
     d_acc = cuda.to_device(np.zeros(n_samples, dtype=np.int64))
+    steps = int(n_steps) if n_pos >= 2 and n_neg >= 2 else 0
     if n_samples > 0:
         blocks, tpb = grid_1d(n_samples)
         _swap_kernel[blocks, tpb](
-            d_w, d_pr, d_pc, d_nr, d_nc, int(n_steps), cuda.to_device(seeds), bool(reshuffle), d_acc
-        )
+            d_w, *tables, cuda.to_device(cum), cuda.to_device(n_neg_col), steps,
+            cuda.to_device(seeds), bool(reshuffle), *lists, d_acc,
+        )  # fmt: skip
     return d_w.copy_to_host(), d_acc.copy_to_host()
 
 
@@ -292,8 +380,12 @@ def signed_curveball(
     n_pairs = n_nodes // 2
     zbits = pack_bits(weight != 0)
     n_words = zbits.shape[1]
-    pbits = np.ascontiguousarray(np.broadcast_to(pack_bits(weight > 0), (n_samples, n_nodes, n_words)))
-    d_w = cuda.to_device(np.ascontiguousarray(np.broadcast_to(weight, (n_samples, n_nodes, n_partners))))
+    pbits = np.ascontiguousarray(
+        np.broadcast_to(pack_bits(weight > 0), (n_samples, n_nodes, n_words))
+    )
+    d_w = cuda.to_device(
+        np.ascontiguousarray(np.broadcast_to(weight, (n_samples, n_nodes, n_partners)))
+    )
     d_z = cuda.to_device(zbits)
     d_p = cuda.to_device(pbits)
     d_x = cuda.to_device(np.zeros((n_samples, max(n_pairs, 1), n_words), dtype=np.uint64))

@@ -27,7 +27,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _INV_2_53 = 1.0 / 9007199254740992.0
 
 
-@njit(inline="always")
+@njit
 def splitmix64_mix(z: np.uint64) -> np.uint64:
     """The splitmix64 finalizer: a bijective 64-bit hash."""
     z = (z ^ (z >> np.uint64(30))) * _M1
@@ -35,13 +35,13 @@ def splitmix64_mix(z: np.uint64) -> np.uint64:
     return z ^ (z >> np.uint64(31))
 
 
-@njit(inline="always")
+@njit
 def new_state() -> np.ndarray:
     """Allocate an (unseeded) generator state, ``uint64[2]``."""
     return np.zeros(2, dtype=np.uint64)
 
 
-@njit(inline="always")
+@njit
 def seed_state(state: np.ndarray, seed: np.uint64, stream: np.uint64) -> None:
     """Key ``state`` (written in place) by ``(seed, stream)``."""
     x = splitmix64_mix(np.uint64(seed) ^ splitmix64_mix(np.uint64(stream) + _STREAM_SALT))
@@ -53,7 +53,7 @@ def seed_state(state: np.ndarray, seed: np.uint64, stream: np.uint64) -> None:
     state[1] = s1
 
 
-@njit(inline="always")
+@njit
 def next_u64(state: np.ndarray) -> np.uint64:
     """Next 64-bit output of xoroshiro128+ (``state`` is advanced in place)."""
     s0 = state[0]
@@ -65,7 +65,7 @@ def next_u64(state: np.ndarray) -> np.uint64:
     return result
 
 
-@njit(inline="always")
+@njit
 def rand_below(state: np.ndarray, n: np.int64) -> np.int64:
     """Uniform integer in ``[0, n)`` for ``1 <= n < 2**52`` (53-bit float method; relative bias <= n / 2**53)."""
     u = np.float64(next_u64(state) >> np.uint64(11)) * _INV_2_53

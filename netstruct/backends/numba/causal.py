@@ -32,7 +32,7 @@ import math
 import numba as nb
 import numpy as np
 
-from ._jit import njit
+from ._jit import njit, njit_serial_and_parallel
 
 __all__ = ["granger", "lyapunov", "GRANGER_STATUS"]
 
@@ -52,6 +52,16 @@ _N_CHUNKS = 256  # work units of the prange loops (load balance vs per-chunk scr
 
 
 # ----------------------------------------------------------------------------- Granger
+@njit
+def _max_of(a):
+    """``a.max()`` of a non-empty 1-D array as a loop (numpy's reduction is slow to compile)."""
+    m = a[0]
+    for k in range(1, a.shape[0]):
+        if a[k] > m:
+            m = a[k]
+    return m
+
+
 def _granger_core_py(y, c, lags, rank_tol, A, v, out_ssr_r, out_diff, out_ssr_u, out_status):
     """Fit restricted and unrestricted lag regressions of one (effect, cause) pair.
 
@@ -862,7 +872,7 @@ def _granger_shared_py(
     route flags are packed into a second batch and refitted by the QR lanes.
     """
     n_series, T = cause.shape
-    pmax = lags.max()
+    pmax = _max_of(lags)
     L = pmax
     n_lags = lags.shape[0]
     B = _LANES
@@ -900,7 +910,7 @@ def _granger_shared_py(
                 for ln in range(m):
                     cb[t, ln] = cause[s + ln, t]
             _granger_prep_lanes(cb, 0, m, nxt, bad)
-            if use.max() != 0:
+            if _max_of(use) != 0:
                 _granger_gram_prefix(cb, yc, L, 0, m, cc, cm, PY, PC, P1, sc[0])
             for li in range(n_lags):
                 p = lags[li]
@@ -1006,8 +1016,7 @@ def _granger_shared_py(
                     o_s[ln, li] = t_s[q, li]
 
 
-_granger_shared = njit(_granger_shared_py, parallel=True)
-_granger_shared_serial = njit(_granger_shared_py)  # prange runs as range
+_granger_shared, _granger_shared_serial = njit_serial_and_parallel(_granger_shared_py)
 
 # --- one effect row per cause: the Gram route per pair -------------------------------------
 #: Rounding error of a window sum or Cholesky entry: |dG_ij| <= delta sqrt(F_i F_j) with
@@ -1329,7 +1338,7 @@ _granger_pair_lag = njit(_granger_pair_lag_py, error_model="numpy")
 def _granger_pairs_py(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_status):
     """One effect row per cause: Gram route in batches of 64 pairs, QR where it hands off."""
     n_series, T = cause.shape
-    L = lags.max()
+    L = _max_of(lags)
     n_lags = lags.shape[0]
     B = _LANES
     S = 2 * L + 2
@@ -1416,8 +1425,7 @@ def _granger_pairs_py(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ss
                         )
 
 
-_granger_pairs = njit(_granger_pairs_py, parallel=True)
-_granger_pairs_serial = njit(_granger_pairs_py)  # prange runs as range
+_granger_pairs, _granger_pairs_serial = njit_serial_and_parallel(_granger_pairs_py)
 
 
 #: Below this many work units (n_series * T * sum((p + 1)^2), ~1 ns each), the shared-effect
@@ -1431,7 +1439,7 @@ _SERIAL_WORK = 4_000_000
 def _granger_per_series(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_status):
     """One effect row per cause: the full per-series fit (prange over series)."""
     n_series, T = cause.shape
-    kmax = 2 * lags.max() + 1
+    kmax = 2 * _max_of(lags) + 1
     n_chunks = min(n_series, _N_CHUNKS)
     for ch in nb.prange(n_chunks):
         A = np.empty((kmax, T))
@@ -1614,16 +1622,8 @@ def _bucket_argsort(keys, order, count):
         start = end
 
 
-@njit(parallel=True)
-def lyapunov(windows, emb_dim, lag, theiler, steps, out_sum, out_count):
-    """Batched nearest-neighbour divergence sums (numba, ``prange`` over windows).
-
-    windows : float64 (n_windows, L), each row rescaled to [0, 1] (any finite values are
-    safe). Writes out_sum : float64 (n_windows, steps+1) and out_count : int64
-    (n_windows, steps+1). Windows are split into up to 256 chunks, each allocating its
-    scratch once; each window's points are bucket-sorted by first coordinate (the core's
-    result does not depend on the order of ties), then the shared core runs.
-    """
+def _lyapunov_windows_py(windows, emb_dim, lag, theiler, steps, out_sum, out_count):
+    """Body of :func:`lyapunov` (``prange`` over chunks of windows)."""
     n_windows = windows.shape[0]
     n_pts = windows.shape[1] - (emb_dim - 1) * lag - steps
     n_chunks = min(n_windows, _N_CHUNKS)
@@ -1637,3 +1637,23 @@ def lyapunov(windows, emb_dim, lag, theiler, steps, out_sum, out_count):
             _lyapunov_core(
                 windows[w], order, emb_dim, lag, theiler, steps, P, nbr, out_sum[w], out_count[w]
             )
+
+
+_lyapunov_windows, _lyapunov_windows_serial = njit_serial_and_parallel(_lyapunov_windows_py)
+
+
+def lyapunov(windows, emb_dim, lag, theiler, steps, out_sum, out_count):
+    """Batched nearest-neighbour divergence sums (numba, ``prange`` over windows).
+
+    windows : float64 (n_windows, L), each row rescaled to [0, 1] (any finite values are
+    safe). Writes out_sum : float64 (n_windows, steps+1) and out_count : int64
+    (n_windows, steps+1). Windows are split into up to 256 chunks, each allocating its
+    scratch once; each window's points are bucket-sorted by first coordinate (the core's
+    result does not depend on the order of ties), then the shared core runs. Small batches
+    (fewer than ``_SERIAL_WORK`` point pairs) run serially, so a first call on one series does
+    not compile the threaded driver.
+    """
+    n_pts = windows.shape[1]
+    small = windows.shape[0] * n_pts * n_pts < _SERIAL_WORK or nb.get_num_threads() == 1
+    kernel = _lyapunov_windows_serial if small else _lyapunov_windows
+    kernel(windows, emb_dim, lag, theiler, steps, out_sum, out_count)

@@ -20,6 +20,7 @@ topological_order(indptr, indices, n) -> order
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -42,7 +43,7 @@ _M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
 _H01 = np.uint64(0x0101010101010101)
 
 
-@njit(inline="always")
+@njit
 def _popcount64(x):
     """SWAR popcount of one uint64 word."""
     x = x - ((x >> np.uint64(1)) & _M1)
@@ -64,17 +65,17 @@ def popcount_rows(bits):
     return out
 
 
-@njit(inline="always")
+@njit
 def _set_bit(row, k):
     row[k >> 6] |= _ONE << np.uint64(k & 63)
 
 
-@njit(inline="always")
+@njit
 def _has_bit(row, k):
     return (row[k >> 6] >> np.uint64(k & 63)) & _ONE
 
 
-@njit(inline="always")
+@njit
 def _is_subset(a, b):
     """True when bitset ``a`` is contained in bitset ``b`` (same word count)."""
     for k in range(a.shape[0]):
@@ -84,7 +85,108 @@ def _is_subset(a, b):
 
 
 # --------------------------------------------------------------------------- irreducibles
+@njit
+def _stable_order(sizes, max_size):
+    """``np.argsort(sizes, kind="stable")`` for integers in ``[0, max_size]`` (counting sort)."""
+    count = np.zeros(max_size + 2, dtype=np.int64)
+    for v in range(sizes.shape[0]):
+        count[sizes[v] + 1] += 1
+    for k in range(1, max_size + 2):
+        count[k] += count[k - 1]
+    order = np.empty(sizes.shape[0], dtype=np.int64)
+    for v in range(sizes.shape[0]):
+        order[count[sizes[v]]] = v
+        count[sizes[v]] += 1
+    return order
+
+
+@njit
+def _sift_down(a, start, end):
+    root = start
+    while 2 * root + 1 < end:
+        child = 2 * root + 1
+        if child + 1 < end and a[child] < a[child + 1]:
+            child += 1
+        if a[root] < a[child]:
+            tmp = a[root]
+            a[root] = a[child]
+            a[child] = tmp
+            root = child
+        else:
+            return
+
+
+@njit
+def _heapsort(a, n):
+    """Sort ``a[:n]`` ascending in place (heapsort; cheaper to compile than ``np.sort``)."""
+    for start in range(n // 2 - 1, -1, -1):
+        _sift_down(a, start, n)
+    for end in range(n - 1, 0, -1):
+        tmp = a[0]
+        a[0] = a[end]
+        a[end] = tmp
+        _sift_down(a, 0, end)
+
+
+@njit
+def _irreducible_prep(cols):
+    """Popcount order of the columns and, per sorted position, the first strictly larger one."""
+    m, w = cols.shape
+    sizes = popcount_rows(cols)
+    order = _stable_order(sizes, w * 64)
+    start = np.empty(m, dtype=np.int64)
+    j = 0
+    for p in range(m):
+        while j < m and sizes[order[j]] <= sizes[order[p]]:
+            j += 1
+        start[p] = j
+    return order, start
+
+
+@njit
+def _irreducible_one(p, cols, valid, order, start, irr, cover):
+    """Row ``order[p]`` of :func:`irreducible_test`'s outputs."""
+    m, w = cols.shape
+    a = order[p]
+    for k in range(w):
+        cover[a, k] = valid[k]
+    equal = False
+    for q in range(start[p], m):
+        b = order[q]
+        if not _is_subset(cols[a], cols[b]):
+            continue
+        equal = True
+        for k in range(w):
+            cover[a, k] &= cols[b, k]
+            if cover[a, k] != cols[a, k]:
+                equal = False
+        if equal:
+            break
+    if not equal:
+        equal = True
+        for k in range(w):
+            if cover[a, k] != cols[a, k]:
+                equal = False
+                break
+    irr[a] = not equal
+
+
+@njit
+def _irreducible_serial(cols, valid, order, start, irr, cover):
+    for p in range(cols.shape[0]):
+        _irreducible_one(p, cols, valid, order, start, irr, cover)
+
+
 @njit(parallel=True)
+def _irreducible_parallel(cols, valid, order, start, irr, cover):
+    for p in prange(cols.shape[0]):
+        _irreducible_one(p, cols, valid, order, start, irr, cover)
+
+
+#: Work (|M|^2 |G| / 64 word operations) above which irreducible_test uses threads.
+_PARALLEL_WORK = 1 << 22
+
+
 def irreducible_test(cols, valid):
     """Meet-irreducibility of attribute concepts.
 
@@ -104,45 +206,18 @@ def irreducible_test(cols, valid):
 
     Notes
     -----
-    Columns are sorted by popcount so only strictly larger columns are candidates. The
-    attributes are split over ``prange`` threads; each writes only its own output row, and the
+    Columns are sorted by popcount so only strictly larger columns are candidates. Large
+    contexts split the attributes over ``prange`` threads (small ones run serially, so a first
+    call does not compile the parallel driver); each writes only its own output row, and the
     early exit (E == m') cannot change E, so the result is deterministic. O(|M|^2 |G| / 64).
     """
     m, w = cols.shape
-    sizes = popcount_rows(cols)
-    order = np.argsort(sizes, kind="mergesort")
-    # first sorted position holding a strictly larger column
-    start = np.empty(m, dtype=np.int64)
-    j = 0
-    for p in range(m):
-        while j < m and sizes[order[j]] <= sizes[order[p]]:
-            j += 1
-        start[p] = j
+    order, start = _irreducible_prep(cols)
     irr = np.zeros(m, dtype=np.bool_)
     cover = np.empty((m, w), dtype=np.uint64)
-    for p in prange(m):
-        a = order[p]
-        for k in range(w):
-            cover[a, k] = valid[k]
-        equal = False
-        for q in range(start[p], m):
-            b = order[q]
-            if not _is_subset(cols[a], cols[b]):
-                continue
-            equal = True
-            for k in range(w):
-                cover[a, k] &= cols[b, k]
-                if cover[a, k] != cols[a, k]:
-                    equal = False
-            if equal:
-                break
-        if not equal:
-            equal = True
-            for k in range(w):
-                if cover[a, k] != cols[a, k]:
-                    equal = False
-                    break
-        irr[a] = not equal
+    big = m * m * w > _PARALLEL_WORK and numba.get_num_threads() > 1
+    run = _irreducible_parallel if big else _irreducible_serial
+    run(cols, valid, order, start, irr, cover)
     return irr, cover
 
 
@@ -150,8 +225,16 @@ def irreducible_test(cols, valid):
 @njit
 def _grow(arr, n_rows):
     out = np.zeros((n_rows, arr.shape[1]), dtype=arr.dtype)
-    out[: arr.shape[0]] = arr
+    for i in range(arr.shape[0]):
+        _copy_row(out, i, arr, i)
     return out
+
+
+@njit
+def _copy_row(dst, i, src, j):
+    """``dst[i] = src[j]`` as a loop (a row assignment would compile numba's broadcasting)."""
+    for k in range(dst.shape[1]):
+        dst[i, k] = src[j, k]
 
 
 @njit
@@ -196,8 +279,8 @@ def concepts_cbo(cols, valid_rows, max_concepts):
     for mm in range(n_attributes):
         if _is_subset(valid_rows, cols[mm]):
             _set_bit(st_int[0], mm)
-    extents[0] = st_ext[0]
-    intents[0] = st_int[0]
+    _copy_row(extents, 0, st_ext, 0)
+    _copy_row(intents, 0, st_int, 0)
     n = 1
     if n > max_concepts:
         return extents, intents, -1
@@ -240,8 +323,8 @@ def concepts_cbo(cols, valid_rows, max_concepts):
             cap = min(2 * cap, max_concepts + 1)
             extents = _grow(extents, cap)
             intents = _grow(intents, cap)
-        extents[n] = st_ext[nd]
-        intents[n] = st_int[nd]
+        _copy_row(extents, n, st_ext, nd)
+        _copy_row(intents, n, st_int, nd)
         n += 1
         st_j[nd] = j + 1
         depth = nd
@@ -249,7 +332,7 @@ def concepts_cbo(cols, valid_rows, max_concepts):
 
 
 # --------------------------------------------------------------------------- covers
-@njit(inline="always")
+@njit
 def _cmp_key(size_a, row_a, size_b, row_b):
     """Compare (popcount, words) keys: -1, 0 or 1."""
     if size_a != size_b:
@@ -377,13 +460,14 @@ def concept_covers(extents, intents, sizes, rows, cols, valid):
             cap = max(2 * cap, total + c)
             lo2 = np.empty(cap, dtype=np.int64)
             up2 = np.empty(cap, dtype=np.int64)
-            lo2[:total] = lower[:total]
-            up2[:total] = upper[:total]
+            for t in range(total):
+                lo2[t] = lower[t]
+                up2[t] = upper[t]
             lower, upper = lo2, up2
-        srt = np.sort(buf[:c])
+        _heapsort(buf, c)
         for t in range(c):
             lower[total + t] = i
-            upper[total + t] = srt[t]
+            upper[total + t] = buf[t]
         total += c
     return lower[:total].copy(), upper[:total].copy()
 
