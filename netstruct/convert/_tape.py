@@ -354,6 +354,9 @@ def tape_trace(model: Any, example_input: Any, is_leaf: Any) -> tuple[Any, dict[
     _drop_dead_code(rec.graph)
     facts = {
         "input_shapes": [list(x.shape) if hasattr(x, "shape") else None for x in inputs],
+        "input_dtypes": [
+            str(x.dtype).replace("torch.", "") if hasattr(x, "dtype") else None for x in inputs
+        ],
         "outputs": _output_names(out),
     }
     return rec.graph, facts

@@ -213,17 +213,30 @@ def _verify_structure(G: SignedGraph, model: Any) -> None:
 
     from .from_torch import from_torch
 
+    from . import _ops
+
     spec = G.spec or {}
-    example = None
-    if "input_shape" in spec:
+    example: Any = None
+    facts = spec.get("specialised") or {}
+    if facts.get("input_shapes"):  # a tape trace: placeholders of every input's shape and dtype
+        dtypes = facts.get("input_dtypes") or [None] * len(facts["input_shapes"])
+        example = tuple(
+            torch.zeros(shape, dtype=getattr(torch, dt or "float32")) if shape is not None else None
+            for shape, dt in zip(facts["input_shapes"], dtypes)
+        )
+        example = example[0] if len(example) == 1 else example
+    elif "input_shape" in spec:
         dtype = getattr(torch, spec.get("input_dtype", "float32"))
         example = torch.zeros(spec["input_shape"], dtype=dtype)
+    token = _ops.GUARDS.set(False)
     try:
         H = from_torch(model, example, check=False, reduction=G.provenance.get("reduction", "sum"))
     except (GraphError, InvalidParameterError) as exc:
         raise GraphError(
             f"The graph's blocks do not chain into a working model ({exc}); were shapes altered?"
         ) from None
+    finally:
+        _ops.GUARDS.reset(token)
     for a, b in zip(G.blocks, H.blocks):
         if (
             a.name != b.name

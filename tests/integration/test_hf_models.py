@@ -366,3 +366,18 @@ def test_families_netstruct_cannot_follow_yet_get_one_clear_error():
     ).eval()
     with pytest.raises(UnsupportedModuleError, match=r"pow in module 'layers\.0\.input_layernorm'"):
         ns.from_torch(llama, _ids(40))
+
+
+def test_shrunk_bert_with_a_padded_mask_rebuilds_and_equals_the_masked_model():
+    """A tape graph with two inputs (ids, mask) re-exports its shrunk wiring on placeholders."""
+    model, ids = _bert()
+    model.eval()
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    G = ns.from_torch(model, (ids, mask))
+    assert G.spec["specialised"]["input_dtypes"] == ["int64", "int64"]
+    plan = ns.structured_prune(G, amount=0.5)
+    masked, small = ns.to_torch(plan.apply(G)), ns.to_torch(ns.shrink(G, units=plan))
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        for a, b in zip(masked(ids, mask), small(ids, mask)):
+            assert torch.allclose(a, b, atol=1e-5)

@@ -52,7 +52,11 @@ def test_untraceable_model_exports_and_reimports_exactly():
         for a, b in zip(m(x), r(x)):
             assert torch.allclose(a, b, atol=1e-6)
     assert sorted(r.state_dict()) == sorted(m.state_dict())
-    assert G.spec["specialised"] == {"input_shapes": [[2, 5]], "outputs": ["0", "1"]}
+    assert G.spec["specialised"] == {
+        "input_shapes": [[2, 5]],
+        "input_dtypes": ["int64"],
+        "outputs": ["0", "1"],
+    }
 
 
 def test_parameters_read_directly_become_blocks_named_like_them():
