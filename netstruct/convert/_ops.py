@@ -8,7 +8,6 @@ Arguments are encoded as JSON; references to earlier results are ``{"$node": i}`
 from __future__ import annotations
 
 import contextvars
-
 import operator
 from functools import cache
 from typing import Any

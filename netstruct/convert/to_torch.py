@@ -211,9 +211,8 @@ def _verify_structure(G: SignedGraph, model: Any) -> None:
     """Export the rebuilt module again and check that its blocks wire up exactly like ``G``'s."""
     import torch
 
-    from .from_torch import from_torch
-
     from . import _ops
+    from .from_torch import from_torch
 
     spec = G.spec or {}
     example: Any = None
