@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..exceptions import GraphError, param_error
 from ..graphs.signed import SignedGraph
+from ..utils.deprecation import renamed_parameters
 from ..utils.random import check_random_state, spawn_seeds
 from ..utils.validation import check_choice, check_graph, check_scalar
 
@@ -411,6 +412,7 @@ class Clusterability:
         }
 
 
+@renamed_parameters("clusterability", layers="blocks")
 def clusterability(
     G: SignedGraph,
     *,
@@ -421,12 +423,12 @@ def clusterability(
     weight: str = "weight",
     n_restarts: int = 2,
     n_iterations: int = 10,
-    layers: object = None,
+    blocks: object = None,
     seed: int | np.random.Generator | None = None,
 ) -> Clusterability:
     """Is ``G`` more modular than its null models? Optimised ``Q`` against a null ensemble.
 
-    The ensemble is drawn with :func:`netstruct.randomize_ensemble` (``model``, ``layers``) and
+    The ensemble is drawn with :func:`netstruct.randomize_ensemble` (``model``, ``blocks``) and
     every sample is optimised like the graph itself, so the comparison is fair to the optimiser.
 
     Parameters
@@ -437,7 +439,7 @@ def clusterability(
         every node's signed degrees and each input node's weights.
     n_samples : int >= 2, default=20
     resolution, resolution_neg, weight, n_restarts, n_iterations : see :func:`signed_communities`.
-    layers : blocks to randomize (default: all).
+    blocks : blocks to randomize (default: all).
     seed : int, Generator or None, default=None
 
     Returns
@@ -470,7 +472,7 @@ def clusterability(
         n_samples + 1, n_restarts
     )
     obs = _optimise(_as_projection(G, weight, func), g, gn, seeds[0], n_iterations)
-    ens = randomize_ensemble(G, model, n_samples, layers=layers, seed=rng)
+    ens = randomize_ensemble(G, model, n_samples, blocks=blocks, seed=rng)
     null = np.empty(n_samples)
     for k in range(n_samples):
         parts = []

@@ -41,6 +41,7 @@ import numpy as np
 from .._dtypes import WEIGHT_DTYPE
 from ..exceptions import NetstructWarning, param_error
 from ..graphs.signed import SignedGraph
+from ..utils.deprecation import renamed_parameters
 from ..utils.random import check_random_state, spawn_seeds
 from ..utils.validation import check_graph, check_scalar
 from . import _randomize_models as _m
@@ -65,7 +66,7 @@ class LayerTooSmallWarning(NetstructWarning):
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_layers(G: SignedGraph, layers: object, func: str) -> list[int]:
+def _check_layers(G: SignedGraph, layers: object, func: str, name: str = "blocks") -> list[int]:
     if layers is None:  # weight blocks; structure (skip, norm, operator) and grouped convs stay
         return [
             i
@@ -77,11 +78,11 @@ def _check_layers(G: SignedGraph, layers: object, func: str) -> list[int]:
     elif isinstance(layers, Iterable):
         keys = list(layers)
     else:
-        raise param_error("layers", func, "None, a block index or name, or a list of them", layers)
+        raise param_error(name, func, "None, a block index or name, or a list of them", layers)
     for key in keys:
         if isinstance(key, bool) or not isinstance(key, (str, numbers.Integral)):
             raise param_error(
-                "layers", func, "None, a block index or name, or a list of them", layers
+                name, func, "None, a block index or name, or a list of them", layers
             )
     idx = [G.block_index(k) for k in keys]  # type: ignore[arg-type]
     return sorted(set(idx))
@@ -176,12 +177,13 @@ def _with_weights(G: SignedGraph, weights: Mapping[str, np.ndarray]) -> SignedGr
     return G._derive(blocks=blocks)
 
 
+@renamed_parameters("randomize_ensemble", layers="blocks")
 def randomize_ensemble(
     G: SignedGraph,
     model: str,
     n_samples: int,
     *,
-    layers: int | str | Iterable[int | str] | None = None,
+    blocks: int | str | Iterable[int | str] | None = None,
     seed: int | np.random.Generator | None = None,
     n_steps: int | None = None,
     backend: str | None = None,
@@ -200,12 +202,12 @@ def randomize_ensemble(
         study's code names ``"random"``, ``"random_pos_neg"``, ``"keep_total_strength_left"``
         … are accepted for A–F).
     n_samples : int >= 1
-    layers : int, str or list of them, default=None
+    blocks : int, str or list of them, default=None
         Blocks to randomize (index or name); None means every ``kind="weight"`` block except
         grouped convolutions (skip, identity, norm and operator blocks are structure).
     seed : int, Generator or None, default=None
         Block ``b``, sample ``k`` depends only on ``(seed, b, k)``: the same seed gives the
-        same samples whatever ``layers``, ``n_samples``, the thread count or the backend.
+        same samples whatever ``blocks``, ``n_samples``, the thread count or the backend.
     n_steps : int >= 0, default=None
         Chain length for G models (swap proposals, rejections included) and curveball models
         (trades, rounded up to whole global rounds). None applies the default rule (Notes).
@@ -220,7 +222,7 @@ def randomize_ensemble(
     Raises
     ------
     InvalidParameterError
-        For an unknown model, bad ``layers``, ``n_samples``, ``n_steps`` or ``seed``.
+        For an unknown model, bad ``blocks``, ``n_samples``, ``n_steps`` or ``seed``.
 
     Warns
     -----
@@ -266,7 +268,7 @@ def randomize_ensemble(
     check_graph(G, func)
     spec = _m.check_model(model, func)
     n_samples = int(check_scalar(n_samples, "n_samples", func, kind=numbers.Integral, min_value=1))  # type: ignore[arg-type]
-    idx = _check_layers(G, layers, func)
+    idx = _check_layers(G, blocks, func)
     steps = _check_n_steps(n_steps, spec, func)
     rng = check_random_state(seed, func=func)
     children = rng.spawn(len(G.blocks))
@@ -306,11 +308,12 @@ def randomize_ensemble(
     )
 
 
+@renamed_parameters("randomize", layers="blocks")
 def randomize(
     G: SignedGraph,
     model: str,
     *,
-    layers: int | str | Iterable[int | str] | None = None,
+    blocks: int | str | Iterable[int | str] | None = None,
     seed: int | np.random.Generator | None = None,
     n_steps: int | None = None,
     backend: str | None = None,
@@ -326,7 +329,7 @@ def randomize(
     model : str
         One of :data:`NULL_MODELS` (``"A"`` … ``"F"``, ``"G-left"`` / ``"G"``, ``"G-right"``,
         ``"G-shuffle"``, ``"curveball"``, ``"curveball-right"``).
-    layers : int, str or list of them, default=None
+    blocks : int, str or list of them, default=None
     seed : int, Generator or None, default=None
     n_steps : int >= 0, default=None
     backend : {"numba", "cuda", "auto"}, default=None
@@ -359,6 +362,6 @@ def randomize(
     True
     """
     ens = randomize_ensemble(
-        G, model, 1, layers=layers, seed=seed, n_steps=n_steps, backend=backend
+        G, model, 1, blocks=blocks, seed=seed, n_steps=n_steps, backend=backend
     )
     return ens.graph(0)

@@ -146,7 +146,7 @@ def irreducible_null(
     else:
         raise param_error("block", func, f"a block index or one of {names}", block)
     meet, join = _counts(G, name, quantile, aggregate)
-    ens = randomize_ensemble(G, model, n_samples, layers=name, seed=seed)
+    ens = randomize_ensemble(G, model, n_samples, blocks=name, seed=seed)
     null = np.array([_counts(ens.graph(k), name, quantile, aggregate) for k in range(n_samples)], dtype=np.int64)
     return IrreducibleNull(name, str(model), float(quantile), {"meet": meet, "join": join},
                            {"meet": null[:, 0], "join": null[:, 1]})

@@ -65,12 +65,7 @@ def _apply(G: SignedGraph, layers: list[int], fn) -> SignedGraph:
 # ----------------------------------------------------------------------------- public probes
 def _check_blocks(G: SignedGraph, blocks: Layers, func: str) -> list[int]:
     """Validated block indices; messages name the ``blocks`` parameter."""
-    try:
-        return _check_layers(G, blocks, func)
-    except InvalidParameterError as exc:
-        raise InvalidParameterError(
-            str(exc).replace("'layers' parameter", "'blocks' parameter")
-        ) from None
+    return _check_layers(G, blocks, func)
 
 
 def _check_fraction_probe(
@@ -421,4 +416,4 @@ def shuffle_weights(
     prune_fraction = check_fraction(prune_fraction, "prune_fraction", func)
     _check_blocks(G, blocks, func)
     P = prune(G, prune_fraction, blocks=blocks)
-    return randomize(P, model, layers=blocks, seed=seed, n_steps=n_steps)
+    return randomize(P, model, blocks=blocks, seed=seed, n_steps=n_steps)

@@ -312,7 +312,7 @@ def test_null_models_probes_and_lattice_on_a_transformer_block():
     x = torch.randn(12, 5, 8)
     G = ns.from_torch(m, x)
     name = "encoder.layers.0.linear1.weight"
-    R = ns.randomize(G, model="A", layers=[name], seed=0)
+    R = ns.randomize(G, model="A", blocks=[name], seed=0)
     before, after = G.block(name), R.block(name)
     np.testing.assert_array_equal(
         np.sort(before.weight[before.mask]), np.sort(after.weight[after.mask])

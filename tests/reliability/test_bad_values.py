@@ -37,7 +37,7 @@ FUNCS = {
             "model": ["nan", "object", "unknown name", "negative"],
             "seed": ["nan", "object", "complex", "unknown name", "negative"],
             "n_steps": ["nan", "object", "negative", "unknown name"],
-            "layers": ["nan", "object", "unknown name", "huge", "list of str"],
+            "blocks": ["nan", "object", "unknown name", "huge", "list of str"],
         },
     ),
     "randomize_ensemble": (

@@ -21,7 +21,7 @@ def test_null_counts_are_those_of_the_ensemble_samples():
     rng = np.random.default_rng(0)
     G = _graph(rng.standard_normal((9, 12)))
     res = irreducible_null(G, "w", quantile=0.7, n_samples=6, seed=3)
-    ens = ns.randomize_ensemble(G, "B", 6, layers="w", seed=3)
+    ens = ns.randomize_ensemble(G, "B", 6, blocks="w", seed=3)
     for k in range(6):
         ctx = FormalContext.from_block(ens.graph(k), "w", quantile=0.7)
         assert res.null["meet"][k] == meet_irreducibles(ctx).mask.sum()

@@ -151,7 +151,7 @@ def test_randomize_keeps_masks_biases_and_unselected_blocks(seed):
     W0, W1 = rng.standard_normal((4, 6)), rng.standard_normal((3, 4))
     mask0 = rng.random((4, 6)) < 0.7
     G = graph_of(W0, W1, masks=[mask0, None])
-    H = ns.randomize(G, "A", layers="b0", seed=seed)
+    H = ns.randomize(G, "A", blocks="b0", seed=seed)
     assert np.array_equal(H.blocks[0].mask, G.blocks[0].mask)
     assert H.blocks[0].bias is G.blocks[0].bias or np.array_equal(
         H.blocks[0].bias, G.blocks[0].bias
@@ -167,7 +167,7 @@ def test_randomize_equals_first_ensemble_member_and_ignores_layer_selection(seed
     for model in ("B", "G-left", "curveball"):
         one = ns.randomize(G, model, seed=seed)
         ens = ns.randomize_ensemble(G, model, 3, seed=seed)
-        only1 = ns.randomize(G, model, layers=[1], seed=seed)
+        only1 = ns.randomize(G, model, blocks=[1], seed=seed)
         assert np.array_equal(one.blocks[0].weight, ens.graph(0).blocks[0].weight)
         assert np.array_equal(one.blocks[1].weight, only1.blocks[1].weight)
 
@@ -232,9 +232,9 @@ def test_every_model_documents_what_it_preserves():
         ),
         ({"model": "A", "seed": -1}, r"The 'seed' parameter .* Got -1 instead\."),
         ({"model": "A", "seed": "x"}, r"The 'seed' parameter"),
-        ({"model": "A", "layers": 2.0}, r"The 'layers' parameter"),
-        ({"model": "A", "layers": ["nope"]}, r"No block named 'nope'"),
-        ({"model": "A", "layers": 7}, r"out of range"),
+        ({"model": "A", "blocks": 2.0}, r"The 'blocks' parameter"),
+        ({"model": "A", "blocks": ["nope"]}, r"No block named 'nope'"),
+        ({"model": "A", "blocks": 7}, r"out of range"),
     ],
 )
 def test_bad_parameters_raise_the_standard_message(kwargs, pattern):
@@ -355,3 +355,18 @@ def test_model_a_groups_are_cached_per_block():
         np.testing.assert_array_equal(got, ref)
     a, b = ns.randomize(G, "A", seed=5), ns.randomize(G, "A", seed=5)
     np.testing.assert_array_equal(a.blocks[0].weight, b.blocks[0].weight)
+
+
+def test_layers_is_a_deprecated_alias_of_blocks():
+    import torch
+
+    torch.manual_seed(0)
+    G = ns.from_torch(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2)))
+    with pytest.warns(
+        FutureWarning, match="'layers' parameter of randomize is deprecated; use 'blocks'"
+    ):
+        old = ns.randomize(G, "A", layers=[0], seed=1)
+    new = ns.randomize(G, "A", blocks=[0], seed=1)
+    assert np.array_equal(old.blocks[0].weight, new.blocks[0].weight)
+    with pytest.warns(FutureWarning, match="randomize_ensemble"):
+        ns.randomize_ensemble(G, "A", 2, layers=0, seed=1)
