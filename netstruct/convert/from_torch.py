@@ -569,6 +569,7 @@ class _Exporter:
             )
         n = v.ids.size
         path = _op_path(node)
+        self._label_heads(q, k, v)
         ctx = self.builder.add_units(n, module=path, label="context")
         W = np.concatenate([np.eye(n, dtype=np.float32)] * 3, axis=1)
         self.builder._append(
@@ -582,6 +583,25 @@ class _Exporter:
             kind="operator",
         )
         return Feat(ctx.reshape(v.ids.shape), v.ndim, v.axis, v.axes)
+
+    def _label_heads(self, q: Feat, k: Feat, v: Feat) -> None:
+        """Gate labels ``q<h>``, ``k<h>``, ``v<h>`` on the units of each head (coupling ties them).
+
+        Only when the values are split into heads (features over ``(heads, head_dim)`` axes,
+        more than one head) and no unit carries a label yet; unlabelled attention units stay
+        out of shrinking (:func:`netstruct.shrink` blocks them).
+        """
+        if q.axes is None or len(q.axes) != 2 or q.ids.shape[0] < 2:
+            return
+        gate = self.builder.columns["gate"]
+        parts = [(p, np.asarray(f.ids)) for p, f in zip("qkv", (q, k, v))]
+        every = np.concatenate([ids.reshape(-1) for _, ids in parts])
+        if np.unique(every).size != every.size or any(gate[i] for i in every.tolist()):
+            return
+        for p, ids in parts:
+            for h in range(ids.shape[0]):
+                for i in ids[h].tolist():
+                    gate[i] = f"{p}{h}"
 
     def _parameter_owner(self, node) -> tuple[str, str, Any]:
         """``(owner path, name in owner, parameter)``; the owner becomes a ``Parameters`` entry."""

@@ -322,7 +322,8 @@ def export_parameter(builder: Any, owner: str, pname: str, p: Any) -> np.ndarray
     src = builder._add(
         [f"{full}[{r}]" for r in range(rows.shape[0])], kind="input", group=0, module=owner
     )
-    out = builder.add_units(D, module=owner, label=pname)
+    # the rows are inputs named ``<param>[r]``; the values they give are ``<param>.out[i]``
+    out = builder.add_units(D, module=owner, label=f"{pname}.out")
     builder._append(
         name=full,
         weight=rows.T,

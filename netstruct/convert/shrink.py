@@ -76,6 +76,8 @@ class _State:
                 # dimension is unknown, and removing part of a head changes its scores
                 if not all(_HEAD_LABEL.match(str(g)) for g in gate[b.sources]):
                     blocked[b.sources] = blocked[b.targets] = True
+                else:  # context units go with their head (whatever op or module made them)
+                    allowed[b.targets] = True
             elif b.name in internal:  # a composite layer's own sums
                 blocked[b.sources] = blocked[b.targets] = True
             elif b.kind in ("skip", "identity"):
