@@ -32,6 +32,7 @@ from .._version import __version__
 from ..exceptions import GraphError, InvalidParameterError, UnsupportedModuleError
 from ..graphs.signed import SignedGraph
 from . import _ops
+from ._resize import units_record
 from ._tape import flat_tensors
 from ._values import Broken, Feat, Opaque, decode, encode
 from .builder import GraphBuilder, PendingInput, StackedStates, to_numpy
@@ -827,6 +828,11 @@ class _Exporter:
                 }
             except UnsupportedModuleError as exc:
                 self.errors.append(str(exc).rstrip("."))
+            if "args" in rec and node.op in ("call_function", "call_method"):
+                first = node.args[0] if node.args and hasattr(node.args[0], "op") else None
+                units = units_record(rec, value, self.env.get(first))
+                if units is not None:
+                    rec["units"] = units
             if i in self.builder.op_blocks:
                 rec["blocks"] = list(self.builder.op_blocks[i])
                 if isinstance(value, Feat):

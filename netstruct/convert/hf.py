@@ -61,7 +61,7 @@ class Conv1DHandler(ModuleHandler):
             module=path,
             param="weight",
             bias_param="bias",
-            layout={"type": "transpose"},
+            layout={"type": "transpose", "linear": True},  # a product, not a lookup table
         )
         return out
 

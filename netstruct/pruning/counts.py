@@ -47,13 +47,21 @@ def _coefficients(G: SignedGraph) -> np.ndarray:
             else:
                 tap = per_row / max(b.shape[1], 1)
                 out[i, :4] = (tap, bias, tap, 0.0)
-        elif b.layout.get("type") == "transpose":  # an embedding table: lookups, no MACs
+        elif _is_lookup(b):  # an embedding table: lookups, no MACs
             out[i, 0] = 1.0
         else:
             out[i, :4] = (1.0, bias, 1.0, 0.0)
         if shared:
             out[i, :2] = 0.0
     return out
+
+
+def _is_lookup(b: Any) -> bool:
+    """An embedding table or a directly read parameter (transposed, read row by row).
+
+    GPT-2's ``Conv1D`` is stored transposed too, but it is a product (``"linear"`` layout).
+    """
+    return b.layout.get("type") == "transpose" and not b.layout.get("linear", False)
 
 
 def _hook_paths(b: Any) -> list[str]:
@@ -123,7 +131,7 @@ def _positions(G: SignedGraph, input_shape: Any, func: str) -> tuple[np.ndarray,
     pos = np.full(len(G.blocks), np.nan)
     seq = np.ones(len(G.blocks))
     for i, b in enumerate(G.blocks):
-        if b.kind in ("skip", "identity", "norm") or b.layout.get("type") == "transpose":
+        if b.kind in ("skip", "identity", "norm") or _is_lookup(b):
             pos[i] = 0.0
             continue
         path = next((c for c in _hook_paths(b) if c in seen), None)
