@@ -90,8 +90,17 @@ def units_record(rec: dict[str, Any], out: Any, inp: Any) -> dict[str, Any] | No
         return {"axes": axes, "ids": np.asarray(out.ids).tolist()}
     if base in _SECTIONED and isinstance(inp, Feat) and inp.axes is None:
         dim = _section_dim(rec, inp.ndim)
-        if dim is not None and dim == inp.pos_axis:
-            return {"axes": [dim], "ids": np.asarray(inp.ids).tolist()}
+        parts = out if isinstance(out, tuple) else ()
+        if (
+            dim is not None
+            and dim == inp.pos_axis
+            and parts
+            and all(isinstance(p, Feat) and p.axes is None for p in parts)
+        ):
+            # the section sizes as run (the recorded argument may be symbolic, e.g. x.size(2))
+            sections = [int(np.asarray(p.ids).size) for p in parts]
+            if sum(sections) == np.asarray(inp.ids).size:
+                return {"axes": [dim], "ids": np.asarray(inp.ids).tolist(), "sections": sections}
     return None
 
 
@@ -121,20 +130,9 @@ def _resize_shaped(rec: dict[str, Any], masks: list[np.ndarray]) -> None:
 
 def _resize_sections(rec: dict[str, Any], kept: np.ndarray) -> None:
     args, kw = rec["args"], rec.setdefault("kwargs", {})
-    n = kept.size
-    if _base(rec) == "chunk":
-        k = args[1] if len(args) > 1 else kw.get("chunks")
-        size = -(-n // int(k))
-        bounds = list(range(0, n, size))
-    else:
-        s = args[1] if len(args) > 1 else kw.get("split_size", kw.get("split_size_or_sections"))
-        s = s.get("$tuple", s) if isinstance(s, dict) else s
-        if isinstance(s, int):
-            bounds = list(range(0, n, s))
-        else:
-            bounds = np.cumsum([0, *s[:-1]]).tolist()
-    ends = [*bounds[1:], n]
-    sizes = [int(kept[a:b].sum()) for a, b in zip(bounds, ends)]
+    ends = np.cumsum(rec["units"]["sections"])
+    sizes = [int(kept[a:b].sum()) for a, b in zip([0, *ends[:-1].tolist()], ends.tolist())]
+    rec["units"]["sections"] = sizes
     if len(args) > 2:
         dim = args[2]
     else:

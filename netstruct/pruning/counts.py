@@ -78,6 +78,30 @@ def _hook_paths(b: Any) -> list[str]:
     return cands
 
 
+def _op_observer(G: SignedGraph, seen: dict[str, tuple[int, int]]) -> Any:
+    """A replay observer recording positions of recorded attention ops (None when none).
+
+    The context of ``scaled_dot_product_attention(q, k, v)`` or ``scores @ v`` has one value
+    per query position and context unit; the keys are ``args[1].shape[-2]`` (k or v).
+    """
+    width = {
+        b.name[: -len(".attention")]: b.shape[0]
+        for b in G.blocks
+        if b.kind == "operator" and b.name.endswith(".attention")
+    }
+    if not width:
+        return None
+
+    def observe(rec: dict[str, Any], args: Any, val: Any) -> None:
+        path = rec.get("path")
+        if path not in width or path in seen or not hasattr(val, "numel") or len(args) < 2:
+            return
+        keys = args[1].shape[-2] if hasattr(args[1], "shape") and args[1].dim() >= 2 else 1
+        seen[path] = (int(val.numel() // max(width[path], 1)), int(keys))
+
+    return observe
+
+
 def _positions(G: SignedGraph, input_shape: Any, func: str) -> tuple[np.ndarray, np.ndarray]:
     """Positions (and sequence lengths, for attention) of every block on one forward pass."""
     import torch
@@ -116,6 +140,9 @@ def _positions(G: SignedGraph, input_shape: Any, func: str) -> tuple[np.ndarray,
         return run
 
     handles = [m.register_forward_hook(hook(n, m)) for n, m in modules.items()]
+    ops = _op_observer(G, seen)
+    if ops is not None:  # attention written as functions: its operator block sits at the op
+        model.__dict__["_ns_observer"] = ops
     dtype = getattr(torch, spec.get("input_dtype", "float32"))
     try:
         # gradients on: torch's fused inference paths would skip the submodules' hooks
@@ -128,6 +155,7 @@ def _positions(G: SignedGraph, input_shape: Any, func: str) -> tuple[np.ndarray,
     finally:
         for h in handles:
             h.remove()
+        model.__dict__.pop("_ns_observer", None)
     pos = np.full(len(G.blocks), np.nan)
     seq = np.ones(len(G.blocks))
     for i, b in enumerate(G.blocks):
