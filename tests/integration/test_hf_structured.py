@@ -240,3 +240,46 @@ def test_hand_written_heads_shrink_and_replay_at_any_length():
     with torch.no_grad():
         for inp in (x, x2):
             assert torch.allclose(masked(inp), small(inp), atol=1e-5)
+
+
+def _more_families():
+    from tests.integration import test_hf_models as corpus
+
+    more = dict(corpus.MORE)
+    more.update({k: corpus.MODELS[k] for k in ("distilbert", "convnext", "mobilenet_v2")})
+    return more
+
+
+@pytest.mark.parametrize("name", sorted(_more_families()))
+def test_more_families_shrink_equal_to_masked(name):
+    torch.manual_seed(0)
+    m, x = _more_families()[name]()
+    G = ns.from_torch(m.eval(), x)
+    kinds = set(ns.structured_groups(G, macs=False)["kind"])
+    if name not in ("convnext", "mobilenet_v2"):  # the transformers offer their heads
+        assert "head" in kinds
+    plan = ns.structured_prune(G, amount=0.5)
+    masked, small = ns.to_torch(plan.apply(G)), ns.to_torch(ns.shrink(G, units=plan))
+    assert _n_params(small) < _n_params(m)
+    for a, b in zip(_outputs(masked, x), _outputs(small, x)):
+        assert float((a - b).abs().max()) <= 1e-5
+
+
+def test_swin_relative_position_bias_goes_with_its_head():
+    torch.manual_seed(0)
+    m, x = _more_families()["swin"]()
+    G = ns.from_torch(m.eval(), x)
+    table = "encoder.layers.0.blocks.0.attention.relative_position_bias.relative_position_bias_table"
+    op = next(b for b in G.blocks if b.kind == "operator")
+    assert op.shape == (8, 3 * 8 + 2)  # q, k, v and one score-bias unit per head
+    assert set(G.block(table).targets.tolist()) <= set(op.sources.tolist())
+    heads = ns.structured_groups(G, macs=False).query("kind == 'head'")
+    assert all(any(n.startswith(table) for n in ms) for ms in heads["members"])
+    plan = ns.PruningPlan.for_graph(G).remove_units(
+        G, G.nodes()["name"].isin(heads["members"].iloc[0]).to_numpy()
+    )
+    small = ns.to_torch(ns.shrink(G, units=plan))
+    bias = small.get_submodule(table.rsplit(".", 1)[0])
+    assert bias.relative_position_bias_table.shape == (9, 1)
+    for a, b in zip(_outputs(ns.to_torch(plan.apply(G)), x), _outputs(small, x)):
+        assert float((a - b).abs().max()) <= 1e-5
