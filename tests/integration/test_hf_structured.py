@@ -148,11 +148,10 @@ def test_transformers_offer_head_groups_and_no_residual_units(exported):
     assert kinds == {"head": _HEADS, "unit": 64 if name == "gpt2" else 24}
 
 
+@pytest.mark.parametrize("exported", sorted(QUERY), indirect=True)
 @pytest.mark.parametrize("amount", [0.3, 0.5])
 def test_whole_heads_go_and_the_replayed_shapes_follow(exported, amount):
     name, _, x, G = exported
-    if name == "resnet":
-        pytest.skip("no attention")
     groups = ns.structured_groups(G, macs=False)
     heads = groups[groups["kind"] == "head"]
     n_drop = int(round(amount * _HEADS))
@@ -269,7 +268,9 @@ def test_swin_relative_position_bias_goes_with_its_head():
     torch.manual_seed(0)
     m, x = _more_families()["swin"]()
     G = ns.from_torch(m.eval(), x)
-    table = "encoder.layers.0.blocks.0.attention.relative_position_bias.relative_position_bias_table"
+    table = (
+        "encoder.layers.0.blocks.0.attention.relative_position_bias.relative_position_bias_table"
+    )
     op = next(b for b in G.blocks if b.kind == "operator")
     assert op.shape == (8, 3 * 8 + 2)  # q, k, v and one score-bias unit per head
     assert set(G.block(table).targets.tolist()) <= set(op.sources.tolist())
