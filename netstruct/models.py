@@ -121,6 +121,8 @@ class RebuiltModel(torch.nn.Module):
         env: list[Any] = []
         table = _ops.function_table()
         n_in = 0
+        #: ``observer(rec, args, value)`` after each recorded function or method (MAC counts)
+        observer = self.__dict__.get("_ns_observer")
         self._check_specialised(inputs)
         for rec in self.netstruct_spec["ops"]:
             op = rec["op"]
@@ -137,9 +139,13 @@ class RebuiltModel(torch.nn.Module):
                     kwargs["training"] = self.training
                 args = self._scaled_inputs(rec, list(args))
                 val = table[rec["target"]](*args, **kwargs)
+                if observer is not None:
+                    observer(rec, args, val)
             elif op == "call_method":
                 args = self._scaled_inputs(rec, list(args))
                 val = getattr(args[0], rec["target"])(*args[1:], **kwargs)
+                if observer is not None:
+                    observer(rec, args, val)
             elif op == "get_attr":
                 val = self.get_parameter(rec["target"])
             elif op == "output":

@@ -32,6 +32,7 @@ from .._version import __version__
 from ..exceptions import GraphError, InvalidParameterError, UnsupportedModuleError
 from ..graphs.signed import SignedGraph
 from . import _ops
+from ._resize import units_record
 from ._tape import flat_tensors
 from ._values import Broken, Feat, Opaque, decode, encode
 from .builder import GraphBuilder, PendingInput, StackedStates, to_numpy
@@ -569,19 +570,73 @@ class _Exporter:
             )
         n = v.ids.size
         path = _op_path(node)
+        bias = self._score_bias(node, q)
+        labelled = self._label_heads(q, k, v)
         ctx = self.builder.add_units(n, module=path, label="context")
         W = np.concatenate([np.eye(n, dtype=np.float32)] * 3, axis=1)
+        sources = [q.ids.reshape(-1), k.ids.reshape(-1), v.ids.reshape(-1)]
+        if bias is not None:  # a per-head score bias: head h's context reads bias unit h
+            H = bias.size
+            W = np.concatenate([W, np.kron(np.eye(H), np.ones((n // H, 1)))], axis=1)
+            sources.append(bias)
+            if labelled and not any(self.builder.columns["gate"][i] for i in bias.tolist()):
+                for h, i in enumerate(bias.tolist()):
+                    self.builder.columns["gate"][i] = f"b{h}"
         self.builder._append(
             name=f"{path}.attention",
             weight=W,
             mask=W.astype(bool),
-            sources=np.concatenate([q.ids.reshape(-1), k.ids.reshape(-1), v.ids.reshape(-1)]),
+            sources=np.concatenate(sources),
             targets=ctx,
             module=path,
             param="",
             kind="operator",
         )
         return Feat(ctx.reshape(v.ids.shape), v.ndim, v.axis, v.axes)
+
+    def _label_heads(self, q: Feat, k: Feat, v: Feat) -> bool:
+        """Gate labels ``q<h>``, ``k<h>``, ``v<h>`` on the units of each head (coupling ties them).
+
+        Only when the values are split into heads (features over ``(heads, head_dim)`` axes,
+        more than one head) and no unit carries a label yet; unlabelled attention units stay
+        out of shrinking (:func:`netstruct.shrink` blocks them).
+        """
+        if q.axes is None or len(q.axes) != 2 or q.ids.shape[0] < 2:
+            return False
+        gate = self.builder.columns["gate"]
+        parts = [(p, np.asarray(f.ids)) for p, f in zip("qkv", (q, k, v))]
+        every = np.concatenate([ids.reshape(-1) for _, ids in parts])
+        if np.unique(every).size != every.size or any(gate[i] for i in every.tolist()):
+            return False
+        for p, ids in parts:
+            for h in range(ids.shape[0]):
+                for i in ids[h].tolist():
+                    gate[i] = f"{p}{h}"
+        return True
+
+    def _score_bias(self, node, q: Feat) -> np.ndarray | None:
+        """Units of an ``attn_mask`` added to the scores (Swin's relative position bias).
+
+        They must be one unit per head, along the heads axis of the query; None without one.
+        """
+        mask = node.args[3] if len(node.args) > 3 else node.kwargs.get("attn_mask")
+        value = self._value(mask) if hasattr(mask, "op") else None
+        if not isinstance(value, Feat):
+            return None
+        ids = np.asarray(value.ids).reshape(-1)
+        heads = q.axes[0] if q.axes is not None and len(q.axes) == 2 else None
+        if (
+            heads is None
+            or value.axes is not None
+            or value.pos_axis != heads
+            or ids.size != q.ids.shape[0]
+            or np.unique(ids).size != ids.size
+        ):
+            raise UnsupportedModuleError(
+                "attention whose attn_mask carries units that are not one per head (a bias "
+                "added to the scores must vary along the heads axis only)"
+            )
+        return ids
 
     def _parameter_owner(self, node) -> tuple[str, str, Any]:
         """``(owner path, name in owner, parameter)``; the owner becomes a ``Parameters`` entry."""
@@ -807,6 +862,11 @@ class _Exporter:
                 }
             except UnsupportedModuleError as exc:
                 self.errors.append(str(exc).rstrip("."))
+            if "args" in rec and node.op in ("call_function", "call_method"):
+                first = node.args[0] if node.args and hasattr(node.args[0], "op") else None
+                units = units_record(rec, value, self.env.get(first))
+                if units is not None:
+                    rec["units"] = units
             if i in self.builder.op_blocks:
                 rec["blocks"] = list(self.builder.op_blocks[i])
                 if isinstance(value, Feat):

@@ -6,7 +6,8 @@ imports it then.
 
 * ``transformers.pytorch_utils.Conv1D`` (GPT-2's projections): ``y = x W + b`` with ``W``
   stored ``(in, out)``. It is a Linear: one block ``weight`` of shape ``(out, in)`` (the
-  parameter transposed; ``block.parameter()`` gives the ``(in, out)`` tensor back).
+  parameter transposed; ``block.parameter()`` gives the ``(in, out)`` tensor back), so
+  :func:`netstruct.shrink` slices it like a Linear.
 * ``transformers.activations.NewGELUActivation`` (``"gelu_new"``): the tanh form of GELU,
   labelled ``gelu{"approximate": "tanh"}`` on its nodes; it is rebuilt as itself, so
   re-import is exact.
@@ -43,6 +44,9 @@ class Conv1DHandler(ModuleHandler):
     """GPT-2's ``Conv1D``: a Linear whose weight is stored ``(in_features, out_features)``."""
 
     name = "transformers.Conv1D"
+    #: rows and columns slice like a Linear's in the graph's ``(out, in)`` layout; the rebuilt
+    #: layer reads its sizes off the (transposed back) parameter
+    shrinkable = True
 
     def export(self, module, path, inputs, builder):
         n_in, n_out = module.weight.shape
@@ -57,7 +61,7 @@ class Conv1DHandler(ModuleHandler):
             module=path,
             param="weight",
             bias_param="bias",
-            layout={"type": "transpose"},
+            layout={"type": "transpose", "linear": True},  # a product, not a lookup table
         )
         return out
 

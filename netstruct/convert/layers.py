@@ -292,6 +292,8 @@ class ParametersHandler(ModuleHandler):
     """
 
     name = "Parameters"
+    #: the units (the last axis of a table, the axis of a per-unit scale) may shrink
+    shrinkable = True
 
     def export(self, module, path, inputs, builder):  # pragma: no cover - see _Exporter
         raise UnsupportedModuleError("parameters are exported by the exporter's get_attr step")
@@ -302,7 +304,7 @@ class ParametersHandler(ModuleHandler):
         holder = torch.nn.Module()
         shapes = config.get("shapes", {})
         for name, arr in params.items():
-            shape = tuple(shapes.get(name, np.shape(arr)))
+            shape = _shrunk_shape(tuple(shapes.get(name, np.shape(arr))), np.shape(arr))
             if int(np.prod(shape)) != np.size(arr):
                 raise GraphError(
                     f"Parameter {name!r} has {np.size(arr)} values in the graph but its model shape "
@@ -311,6 +313,23 @@ class ParametersHandler(ModuleHandler):
             t = torch.from_numpy(np.array(arr, dtype=np.float32).reshape(shape))
             holder.register_parameter(name, torch.nn.Parameter(t))
         return holder
+
+
+def _shrunk_shape(shape: tuple[int, ...], got: tuple[int, ...]) -> tuple[int, ...]:
+    """The model shape of a directly read parameter after :func:`netstruct.shrink`.
+
+    A table read row by row (``got == (rows, D')``) loses units on its last axis; a per-unit
+    scale (``got == (n',)``) on its one axis longer than 1. Other shapes are returned as they are.
+    """
+    size = int(np.prod(got))
+    if int(np.prod(shape)) == size or not shape:
+        return shape
+    if len(got) == 2 and int(np.prod(shape[:-1])) == got[0]:
+        return (*shape[:-1], got[1])
+    long = [k for k, d in enumerate(shape) if d != 1]
+    if len(got) == 1 and len(long) == 1:
+        return tuple(size if k == long[0] else d for k, d in enumerate(shape))
+    return shape
 
 
 def export_parameter(builder: Any, owner: str, pname: str, p: Any) -> np.ndarray:
@@ -322,7 +341,8 @@ def export_parameter(builder: Any, owner: str, pname: str, p: Any) -> np.ndarray
     src = builder._add(
         [f"{full}[{r}]" for r in range(rows.shape[0])], kind="input", group=0, module=owner
     )
-    out = builder.add_units(D, module=owner, label=pname)
+    # the rows are inputs named ``<param>[r]``; the values they give are ``<param>.out[i]``
+    out = builder.add_units(D, module=owner, label=f"{pname}.out")
     builder._append(
         name=full,
         weight=rows.T,

@@ -76,6 +76,8 @@ class _State:
                 # dimension is unknown, and removing part of a head changes its scores
                 if not all(_HEAD_LABEL.match(str(g)) for g in gate[b.sources]):
                     blocked[b.sources] = blocked[b.targets] = True
+                else:  # context units go with their head (whatever op or module made them)
+                    allowed[b.targets] = True
             elif b.name in internal:  # a composite layer's own sums
                 blocked[b.sources] = blocked[b.targets] = True
             elif b.kind in ("skip", "identity"):
@@ -391,18 +393,22 @@ def shrink(G: SignedGraph, *, units: Any = None) -> SignedGraph:
         ].tolist(),
         "folded_units": names[np.array(st.folded, dtype=INDEX_DTYPE)].tolist(),
     }
+    from ._resize import resize_ops
     from .to_torch import structure_key, wiring_key
 
+    # shape arguments that follow the units (a view into heads, a split of q/k/v) get the
+    # kept sizes; the spec is shared when no operation records units
+    spec = resize_ops(G._spec, keep, new_id)
     # slicing a graph that matches its architecture keeps it matching: to_torch need not
     # re-export it to check (a graph altered by hand is still checked)
     if G._provenance.get("structure") == structure_key(G):
-        prov["structure"] = wiring_key(G._spec, int(keep.sum()), blocks)
+        prov["structure"] = wiring_key(spec, int(keep.sum()), blocks)
     else:
         prov.pop("structure", None)
     return SignedGraph._derived(  # columns, blocks and ids are valid by construction
         nodes,
         blocks,
-        spec=G._spec,
+        spec=spec,
         provenance=prov,
         node_attrs={k: G.node_column(k)[keep] for k in G.node_attr_names},
         edge_attrs=edge_attrs,

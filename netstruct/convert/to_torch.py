@@ -48,14 +48,25 @@ def _module_params(G: SignedGraph) -> dict[str, dict[str, np.ndarray]]:
     return params
 
 
+def _fixed_weight(n_out: int, n_in: int) -> np.ndarray | None:
+    """Structure block weights: ``[I I ... I]``, or attention's ``[I I I B]`` with a per-head
+    score bias (``B[j, h] = 1`` for the context units ``j`` of head ``h``)."""
+    reps = n_in // n_out if n_out and n_in % n_out == 0 else 0
+    if reps:
+        return np.concatenate([np.eye(n_out)] * reps, axis=1)
+    heads = n_in - 3 * n_out
+    if n_out and 0 < heads <= n_out and n_out % heads == 0:
+        bias = np.kron(np.eye(heads), np.ones((n_out // heads, 1)))
+        return np.concatenate([np.eye(n_out)] * 3 + [bias], axis=1)
+    return None
+
+
 def _check_fixed(G: SignedGraph) -> None:
     """Operator edges and the sums inside composite layers cannot be edited on re-import."""
     internal = set((G._spec or {}).get("internal", ()))  # read only: no copy of the spec
     for b in G.blocks:
         if b.kind == "operator" or b.name in internal:
-            n_out, n_in = b.shape
-            reps = n_in // n_out if n_out and n_in % n_out == 0 else 0
-            want = np.concatenate([np.eye(n_out)] * reps, axis=1) if reps else None
+            want = _fixed_weight(*b.shape)
             if want is None or want.shape != b.shape or not np.array_equal(b.weight, want):
                 raise GraphError(
                     f"Block {b.name!r} ({b.kind}) is structure inside a layer (attention's token "

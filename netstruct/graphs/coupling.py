@@ -3,7 +3,8 @@
 Removing a unit from a network is only possible together with every unit tied to it one-to-one:
 
 * the gate rows of an LSTM/GRU unit (the ``unit`` column);
-* a channel and its norm node (``kind="norm"`` blocks are diagonal);
+* a channel and its norm node (``kind="norm"`` blocks are diagonal), a unit and its per-unit
+  scale (``layout={"type": "diag"}`` weight blocks: ConvNeXt's layer scale);
 * the operands of a residual sum and the sum node (``kind="skip"`` blocks): channels tied by a
   residual add across a stage;
 * a value and its copy (``kind="identity"``);
@@ -45,7 +46,7 @@ def _pairs(G: SignedGraph) -> list[tuple[np.ndarray, np.ndarray]]:
     gates = np.flatnonzero(unit != np.arange(G.n_nodes))
     out.append((gates, unit[gates]))
     for b in G.blocks:
-        if b.kind in ("norm", "skip", "identity"):
+        if b.kind in ("norm", "skip", "identity") or b.layout.get("type") == "diag":
             r, c = np.nonzero(np.eye(*b.shape, dtype=bool))
             out.append((b.targets[r], b.sources[c]))
         elif b.kind == "operator":

@@ -179,6 +179,18 @@ class _EdgeColumns(Mapping):
         return np.concatenate(parts) if len(parts) > 1 else np.array(parts[0], copy=True)
 
 
+def _check_unique_names(names: np.ndarray) -> None:
+    """Node names identify nodes (plans, selections, shrink): refuse duplicates."""
+    index = pd.Index(names)
+    if index.is_unique:
+        return
+    dup = index[index.duplicated()].unique()[:5].tolist()
+    raise GraphError(
+        f"Node names must be unique; {len(index[index.duplicated()].unique())} name(s) repeat, "
+        f"e.g. {dup}. Give each node its own name."
+    )
+
+
 class SignedGraph:
     """A neural network as a signed, weighted, directed graph (immutable).
 
@@ -234,6 +246,7 @@ class SignedGraph:
         self._nodes = _normalize_nodes(nodes)
         self._blocks = tuple(blocks)
         n = self.n_nodes
+        _check_unique_names(self._nodes["name"])
         names = [b.name for b in self._blocks]
         if len(set(names)) != len(names):
             raise GraphError(f"Block names must be unique; got {names}.")

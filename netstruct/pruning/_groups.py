@@ -11,7 +11,7 @@ import re
 import numpy as np
 
 from ..graphs.signed import SignedGraph
-from .counts import _totals
+from .counts import _is_lookup, _totals
 
 _HEAD = re.compile(r"^[a-z]+\d+$")
 
@@ -35,7 +35,7 @@ def _kinds(G: SignedGraph, cg: np.ndarray, gids: np.ndarray) -> np.ndarray:
             flag["skip"][b.targets] = True
         elif b.kernel is not None and b.layout.get("type") == "conv":
             flag["dw" if int(b.layout.get("groups", 1)) != 1 else "conv"][b.targets] = True
-        elif b.layout.get("type") == "transpose":
+        elif _is_lookup(b):
             flag["emb"][b.targets] = True
     gate = G.node_column("gate")
     head = np.array([bool(_HEAD.match(str(g))) for g in gate], dtype=bool)

@@ -47,13 +47,21 @@ def _coefficients(G: SignedGraph) -> np.ndarray:
             else:
                 tap = per_row / max(b.shape[1], 1)
                 out[i, :4] = (tap, bias, tap, 0.0)
-        elif b.layout.get("type") == "transpose":  # an embedding table: lookups, no MACs
+        elif _is_lookup(b):  # an embedding table: lookups, no MACs
             out[i, 0] = 1.0
         else:
             out[i, :4] = (1.0, bias, 1.0, 0.0)
         if shared:
             out[i, :2] = 0.0
     return out
+
+
+def _is_lookup(b: Any) -> bool:
+    """An embedding table or a directly read parameter (transposed, read row by row).
+
+    GPT-2's ``Conv1D`` is stored transposed too, but it is a product (``"linear"`` layout).
+    """
+    return b.layout.get("type") == "transpose" and not b.layout.get("linear", False)
 
 
 def _hook_paths(b: Any) -> list[str]:
@@ -68,6 +76,30 @@ def _hook_paths(b: Any) -> list[str]:
             cands.append(f"{b.module}.{inner}" if b.module else inner)
     cands.append(b.module.split("@", 1)[0])
     return cands
+
+
+def _op_observer(G: SignedGraph, seen: dict[str, tuple[int, int]]) -> Any:
+    """A replay observer recording positions of recorded attention ops (None when none).
+
+    The context of ``scaled_dot_product_attention(q, k, v)`` or ``scores @ v`` has one value
+    per query position and context unit; the keys are ``args[1].shape[-2]`` (k or v).
+    """
+    width = {
+        b.name[: -len(".attention")]: b.shape[0]
+        for b in G.blocks
+        if b.kind == "operator" and b.name.endswith(".attention")
+    }
+    if not width:
+        return None
+
+    def observe(rec: dict[str, Any], args: Any, val: Any) -> None:
+        path = rec.get("path")
+        if path not in width or path in seen or not hasattr(val, "numel") or len(args) < 2:
+            return
+        keys = args[1].shape[-2] if hasattr(args[1], "shape") and args[1].dim() >= 2 else 1
+        seen[path] = (int(val.numel() // max(width[path], 1)), int(keys))
+
+    return observe
 
 
 def _positions(G: SignedGraph, input_shape: Any, func: str) -> tuple[np.ndarray, np.ndarray]:
@@ -108,6 +140,9 @@ def _positions(G: SignedGraph, input_shape: Any, func: str) -> tuple[np.ndarray,
         return run
 
     handles = [m.register_forward_hook(hook(n, m)) for n, m in modules.items()]
+    ops = _op_observer(G, seen)
+    if ops is not None:  # attention written as functions: its operator block sits at the op
+        model.__dict__["_ns_observer"] = ops
     dtype = getattr(torch, spec.get("input_dtype", "float32"))
     try:
         # gradients on: torch's fused inference paths would skip the submodules' hooks
@@ -120,10 +155,11 @@ def _positions(G: SignedGraph, input_shape: Any, func: str) -> tuple[np.ndarray,
     finally:
         for h in handles:
             h.remove()
+        model.__dict__.pop("_ns_observer", None)
     pos = np.full(len(G.blocks), np.nan)
     seq = np.ones(len(G.blocks))
     for i, b in enumerate(G.blocks):
-        if b.kind in ("skip", "identity", "norm") or b.layout.get("type") == "transpose":
+        if b.kind in ("skip", "identity", "norm") or _is_lookup(b):
             pos[i] = 0.0
             continue
         path = next((c for c in _hook_paths(b) if c in seen), None)

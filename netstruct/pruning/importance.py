@@ -26,6 +26,10 @@ def _entry_sums(G: SignedGraph, values: dict[int, np.ndarray]) -> np.ndarray:
         if b.kind == "norm":
             np.add.at(e, b.targets, v)
             continue
+        if b.layout.get("type") == "diag":  # a per-unit scale (ConvNeXt's layer scale)
+            np.add.at(e, b.targets, v)
+            np.add.at(e, b.sources, v)
+            continue
         if b.kernel is not None:
             if b.layout.get("transposed"):
                 v = v.swapaxes(0, 1)

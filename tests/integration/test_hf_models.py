@@ -148,6 +148,12 @@ def test_reimport_reproduces_every_output_and_the_state_dict_keys(exported):
     assert sorted(r.state_dict()) == sorted(m.state_dict())
 
 
+def test_node_names_are_unique(exported):
+    _, _, _, G = exported
+    names = G.nodes()["name"]
+    assert names.is_unique, names[names.duplicated()].tolist()[:5]
+
+
 def test_weight_blocks_are_named_like_state_dict_keys(exported):
     _, m, _, G = exported
     keys = set(m.state_dict())
@@ -209,7 +215,8 @@ def test_vit_reads_cls_token_and_position_embeddings_as_parameter_blocks():
     pos = G.block("embeddings.position_embeddings")
     assert cls.shape == (16, 1) and pos.shape == (16, 5)  # 1 class token + 4 patches
     names = G.nodes().loc[pos.sources].name.tolist()
-    assert names[0] == "embeddings.position_embeddings[0]"
+    assert names[0] == "embeddings.position_embeddings[0]"  # rows are inputs, values `.out[i]`
+    assert G.nodes().loc[pos.targets].name.tolist()[0] == "embeddings.position_embeddings.out[0]"
     # the class token is concatenated before the patches: both feed fresh units via skip edges
     parts = [b for b in G.blocks if b.kind == "skip" and ".part" in b.name]
     assert len(parts) == 2 and {p.n_edges for p in parts} == {16}
@@ -341,6 +348,7 @@ def test_more_families_export_and_reimport_exactly(name):
     assert len(want) == len(got) > 0
     assert all(torch.allclose(a, b, atol=1e-5, rtol=0) for a, b in zip(want, got))
     assert sorted(r.state_dict()) == sorted(m.state_dict())
+    assert G.nodes()["name"].is_unique
 
 
 def test_families_netstruct_cannot_follow_yet_get_one_clear_error():

@@ -135,6 +135,12 @@ def test_reimport_reproduces_outputs_and_state_dict_keys(exported):
     assert sorted(r.state_dict()) == sorted(m.state_dict())
 
 
+def test_node_names_are_unique(exported):
+    _, _, _, G = exported
+    names = G.nodes()["name"]
+    assert names.is_unique, names[names.duplicated()].tolist()[:5]
+
+
 def test_views_and_graphml_agree_with_edge_table(exported, tmp_path):
     _, _, _, G = exported
     e = G.edges()

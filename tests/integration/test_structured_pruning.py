@@ -350,3 +350,31 @@ def test_budget_on_transformer_heads_and_units_with_round_to():
         np.testing.assert_allclose(
             small(x).numpy(), ns.to_torch(plan.apply(G))(x).numpy(), atol=1e-5, rtol=0
         )
+
+
+class _FixedView(torch.nn.Module):
+    """A CNN that flattens with a constant width (``view(-1, 6 * 4 * 4)``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = torch.nn.Conv2d(1, 6, 3)
+        self.bn = torch.nn.BatchNorm2d(6)
+        self.fc = torch.nn.Linear(6 * 4 * 4, 3)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn(self.c(x))).view(-1, 6 * 4 * 4))
+
+
+def test_a_constant_flatten_width_follows_the_kept_channels():
+    torch.manual_seed(0)
+    G = ns.from_torch(_FixedView().eval(), torch.randn(2, 1, 6, 6))
+    plan = ns.structured_prune(G, amount=0.5)  # 3 of the 6 channels
+    S = ns.shrink(G, units=plan)
+    view = next(r for r in S.spec["ops"] if r.get("target") == "view")
+    assert view["args"][1:] == [-1, 3 * 4 * 4]  # was 96: the batch would have been folded in
+    small, masked = ns.to_torch(S), ns.to_torch(plan.apply(G))
+    x = torch.randn(5, 1, 6, 6)  # fx traced: any batch size
+    with torch.no_grad():
+        out = small(x)
+        assert out.shape == (5, 3)
+        assert torch.allclose(out, masked(x), atol=1e-5)

@@ -74,6 +74,8 @@ def test_constructor_validation():
         ns.SignedGraph({"name": ["a"]}, [ns.make_block(name="b", weight=np.zeros((1, 1)), sources=[0], targets=[5])])
     with pytest.raises(ns.GraphError, match="kind"):
         ns.SignedGraph({"name": ["a"], "kind": ["neuron"]}, [])
+    with pytest.raises(ns.GraphError, match=r"Node names must be unique; 1 name\(s\) repeat.*'a'"):
+        ns.SignedGraph({"name": ["a", "b", "a"]}, [])
 
 
 def test_node_table_degrees():
