@@ -11,7 +11,7 @@ the classifier's outputs kept. For each model and tool the table gives
   the masked model zeroes the removed rows and columns in the dense model (netstruct:
   ``to_torch(plan.apply(G))``; Torch-Pruning: every item of each recorded group zeroed);
 * ``time_min`` / ``time_med``: seconds over alternated rounds (netstruct: ``from_torch`` +
-  plan + ``to_torch(shrink=True)``; Torch-Pruning: dependency graph, importance and pruning on
+  plan + ``ns.prune(G, plan, shrink=True)`` + ``to_torch``; Torch-Pruning: dependency graph, importance and pruning on
   a fresh copy), and the ratio netstruct / Torch-Pruning.
 
 A second table: shrunk CNN inference time at batch 64 on CPU against the MAC ratio (MACs and
@@ -168,12 +168,12 @@ def netstruct_plan(G: Any, layers: list[tuple[str, ...]], ratio: float) -> Any:
 def run_netstruct(
     model: Any, x: Any, layers: list[tuple[str, ...]], ratio: float
 ) -> tuple[Any, Any]:
-    """``(masked, shrunk)`` modules."""
+    """``((graph, plan), shrunk module)``: export, plan, prune with shrink, rebuild (timed)."""
     import netstruct as ns
 
     G = ns.from_torch(model, x[:2])
-    H = netstruct_plan(G, layers, ratio).apply(G)
-    return H, ns.to_torch(H, shrink=True)
+    plan = netstruct_plan(G, layers, ratio)
+    return (G, plan), ns.to_torch(ns.prune(G, plan, shrink=True))
 
 
 # ---------------------------------------------------------------------- Torch-Pruning side
@@ -249,9 +249,9 @@ def compare(name: str, ratio: float, rounds: int = ROUNDS) -> list[dict[str, Any
             try:
                 t = time.perf_counter()
                 if tool == "netstruct":
-                    H, small = run_netstruct(model, x, layers, ratio)
+                    (G, plan), small = run_netstruct(model, x, layers, ratio)
                     times[tool].append(time.perf_counter() - t)
-                    results[tool] = (ns.to_torch(H), small)
+                    results[tool] = (ns.to_torch(plan.apply(G)), small)  # masked: not timed
                 else:
                     victim = copy.deepcopy(model)
                     pruner = run_tp(victim, x, head, ratio)
