@@ -339,6 +339,125 @@ def inference_speedup(
     }
 
 
+# ---------------------------------------------------------------------- Hugging Face models
+def _hf_models() -> dict[str, Any]:
+    """name -> factory of (model, example input): the tiny configs of the HF test corpus."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tests" / "integration" / "test_hf_models.py"
+    spec = importlib.util.spec_from_file_location("_hf_corpus", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return {
+        "HF ResNet": mod._resnet,
+        "HF ViT": mod._vit,
+        "HF BERT": mod._bert,
+        "HF GPT-2": mod._gpt2,
+    }
+
+
+def _first(out: Any) -> Any:
+    import torch
+
+    return out if isinstance(out, torch.Tensor) else out[0]
+
+
+def run_tp_hf(model: Any, x: Any, ratio: float) -> Any:
+    """Torch-Pruning's own recipe for HF transformers (examples/transformers/prune_hf_bert.py):
+    heads grouped by ``num_heads``, pooler ignored, attention sizes patched after pruning."""
+    import torch_pruning as tp
+
+    config = getattr(model, "config", None)
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None)
+    att = [m for m in model.modules() if hasattr(m, "query") and hasattr(m, "attention_head_size")]
+    num_heads = {lin: heads for m in att for lin in (m.query, m.key, m.value)}
+    ignored = [  # the pooler / LM head outputs stay whole (ResNet's pooler has no weights)
+        m
+        for n, m in model.named_modules()
+        if n in ("pooler", "lm_head") and any(True for _ in m.parameters())
+    ]
+    pruner = tp.pruner.MetaPruner(
+        model,
+        x,
+        importance=tp.importance.MagnitudeImportance(p=2),
+        pruning_ratio=ratio,
+        num_heads=num_heads,
+        prune_num_heads=bool(num_heads),
+        prune_head_dims=False,
+        head_pruning_ratio=ratio,
+        ignored_layers=ignored,
+        output_transform=_first,
+    )
+    pruner.step()
+    for m in att:
+        if hasattr(m, "num_attention_heads"):
+            m.num_attention_heads = pruner.num_heads[m.query]
+        m.attention_head_size = m.query.out_features // pruner.num_heads[m.query]
+        m.all_head_size = m.query.out_features
+    return pruner
+
+
+def compare_hf(name: str, factory: Any, ratio: float, rounds: int = ROUNDS) -> list[dict[str, Any]]:
+    """netstruct's structured_prune vs Torch-Pruning on one HF model (each with its own ranking)."""
+    import torch
+
+    import netstruct as ns
+
+    torch.manual_seed(0)
+    model, x = factory()
+    model.eval()
+    times: dict[str, list[float]] = {"netstruct": [], "torch-pruning": []}
+    results: dict[str, Any] = {}
+    for _ in range(rounds):
+        for tool in times:
+            try:
+                t = time.perf_counter()
+                if tool == "netstruct":
+                    G = ns.from_torch(model, x)
+                    plan = ns.structured_prune(G, amount=ratio)
+                    small = ns.to_torch(ns.prune(G, plan, shrink=True))
+                    times[tool].append(time.perf_counter() - t)
+                    results[tool] = (ns.to_torch(plan.apply(G)), small)
+                else:
+                    victim = copy.deepcopy(model)
+                    run_tp_hf(victim, x, ratio)
+                    times[tool].append(time.perf_counter() - t)
+                    results[tool] = (None, victim.eval())
+            except Exception as exc:  # noqa: BLE001 - the table records what fails
+                results[tool] = exc
+    rows = []
+    for tool, res in results.items():
+        row: dict[str, Any] = {"model": name, "ratio": ratio, "tool": tool}
+        row["dense"] = n_params(model)
+        if isinstance(res, BaseException):
+            row.update(status=_err(res))
+            rows.append(row)
+            continue
+        masked, small = res
+        with torch.no_grad():
+            try:
+                y_small = _first(small(x))
+            except Exception as exc:  # noqa: BLE001
+                row.update(status=f"pruned model fails: {_err(exc)}", params=n_params(small))
+                rows.append(row)
+                continue
+            diff = float((_first(masked(x)) - y_small).abs().max()) if masked is not None else None
+        shrunk = n_params(small) < n_params(model)
+        row.update(
+            status="ok" if shrunk else "ok (nothing removed physically)",
+            params=n_params(small),
+            masked_vs_pruned=diff,
+            time_min=min(times[tool]),
+            time_med=statistics.median(times[tool]),
+        )
+        rows.append(row)
+    if all("time_min" in r for r in rows):
+        rows[0]["ratio_min"] = rows[0]["time_min"] / rows[1]["time_min"]
+        rows[0]["ratio_med"] = rows[0]["time_med"] / rows[1]["time_med"]
+    return rows
+
+
 def _fmt(v: Any, spec: str) -> str:
     if v is None or v == "":
         return "-"
@@ -367,6 +486,14 @@ def main() -> None:
     for name in _models():
         for ratio in RATIOS:
             rows.extend(compare(name, ratio))
+    try:
+        import transformers  # noqa: F401
+
+        for name, factory in _hf_models().items():
+            for ratio in RATIOS:
+                rows.extend(compare_hf(name, factory, ratio))
+    except ImportError:
+        print("transformers is not installed: the Hugging Face rows are left out")
     print_table(rows)
     print("\nShrunk CNN+BN inference, 50 % channels removed, batch 64, CPU 1 thread (goal >= 0.8):")
     for width in (16, 64):
