@@ -99,6 +99,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_warmup(args: argparse.Namespace) -> int:
+    from .utils.warmup import warmup
+
+    for name, seconds in warmup(args.modules or None).items():
+        print(f"{name}: {seconds:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``netstruct`` command."""
     p = argparse.ArgumentParser(prog="netstruct", description="Neural networks as signed graphs.")
@@ -175,6 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="summary of a graph file (.nsg)")
     i.add_argument("graph")
     i.set_defaults(func=_cmd_info)
+
+    w = sub.add_parser(
+        "warmup",
+        help="compile the numba kernels into the on-disk cache (done by scripts/setup.sh), so "
+        "first calls load them instead of compiling",
+    )
+    w.add_argument(
+        "modules", nargs="*", help="kernel modules (randomize, causal, lattice; default: all)"
+    )
+    w.set_defaults(func=_cmd_warmup)
     return p
 
 
