@@ -43,3 +43,20 @@ def test_shrink_example_shrinks(path, after, tmp_path, monkeypatch):
     masked = ns.to_torch(H)
     n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert n(small) < n(masked)
+
+
+def test_readme_structured_pruning_example_hits_its_budget_and_equals_the_masked_model():
+    import torch
+
+    import netstruct as ns
+
+    pytest.importorskip("transformers")
+    code = _first_block(ROOT / "README.md", "## Structured pruning, physically smaller")
+    scope: dict = {"torch": torch, "ns": ns}
+    exec(compile(code, "README.md", "exec"), scope)
+    GB, plan, smaller, ids = scope["GB"], scope["plan"], scope["smaller"], scope["ids"]
+    target = int(0.8 * ns.graph_params(GB))
+    assert abs(sum(p.numel() for p in smaller.parameters()) - target) <= 0.01 * target
+    with torch.no_grad():
+        for a, b in zip(ns.to_torch(plan.apply(GB))(ids), smaller(ids)):
+            assert torch.allclose(a, b, atol=1e-5)

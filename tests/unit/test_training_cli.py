@@ -112,7 +112,12 @@ def test_cli_run_small(tmp_path):
         assert nulls.loc[model, "median accuracy (%)"] == pytest.approx(v["median"])
     assert f"{numbers['train']['accuracy (%)']['mlp']:.4g}" in html
     # one accuracy unit (%) throughout: no accuracy column or caption as a fraction
-    for stem in ("pruning", "null_models", "models"):
+    structured = pd.read_csv(out / "tables" / "structured_pruning.csv")
+    pd.testing.assert_frame_equal(
+        structured, pd.DataFrame(numbers["prune"]["structured_pruning"]), check_dtype=False
+    )
+    assert (structured["parameters (shrunk)"] < structured["parameters (dense)"]).all()
+    for stem in ("pruning", "structured_pruning", "null_models", "models"):
         cols = pd.read_csv(out / "tables" / f"{stem}.csv").columns
         assert all("(%)" in c for c in cols if "accuracy" in c or c in ("q25", "q75")), (stem, cols)
     assert 1 < numbers["train"]["accuracy (%)"]["mlp"] <= 100
@@ -121,6 +126,7 @@ def test_cli_run_small(tmp_path):
 #: CSV tables of the report and where numbers.json holds the same rows
 TABLES = {
     "pruning": ("prune", "pruning"),
+    "structured_pruning": ("prune", "structured_pruning"),
     "legcnet": ("causal", "legcnet"),
     "probes_runs": ("probes", "runs"),
     "probes_summary": ("probes", "summary"),
