@@ -100,7 +100,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_warmup(args: argparse.Namespace) -> int:
-    from .utils.warmup import warmup
+    from .warmup import warmup
 
     for name, seconds in warmup(args.modules or None).items():
         print(f"{name}: {seconds:.1f} s")

@@ -241,19 +241,8 @@ def removable_units(G: SignedGraph) -> np.ndarray:
 
 def _initial_units(G: SignedGraph, st: _State, units: Any) -> np.ndarray:
     """Boolean node mask of the coupling groups ``units`` names (inputs: see :func:`shrink`)."""
-    from ..pruning.plan import PruningPlan
-
-    if isinstance(units, PruningPlan):
-        units._check_graph(G, "shrink")
-        if any(s.edges or s.constants for s in units.steps):
-            raise param_error(
-                "units",
-                "shrink",
-                "a plan that only removes units (apply plans that remove "
-                "edges or fold constants with plan.apply(G, shrink=True))",
-                units,
-            )
-        names = [u for s in units.steps for u in s.units]
+    if hasattr(units, "removed_unit_names"):  # a PruningPlan (asked, not imported: no cycle)
+        names = units.removed_unit_names(G, "shrink")
         ids = pd.Index(G.node_column("name")).get_indexer(names)
         if (ids < 0).any():
             missing = [n for n, i in zip(names, ids) if i < 0][:5]

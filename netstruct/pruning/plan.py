@@ -393,6 +393,31 @@ class PruningPlan:
             H = _shrink(H)
         return H
 
+    def removed_unit_names(self, G: SignedGraph, func: str) -> list[str]:
+        """Names of the units this plan removes, for a plan that only removes units.
+
+        Used by :func:`netstruct.shrink` (``units=plan``), which asks the plan instead of
+        importing this module.
+
+        Raises
+        ------
+        GraphError
+            ``G`` has another architecture.
+        InvalidParameterError
+            The plan also removes edges or folds constants (apply it with
+            ``plan.apply(G, shrink=True)``).
+        """
+        self._check_graph(G, func)
+        if any(s.edges or s.constants for s in self.steps):
+            raise param_error(
+                "units",
+                func,
+                "a plan that only removes units (apply plans that remove "
+                "edges or fold constants with plan.apply(G, shrink=True))",
+                self,
+            )
+        return [u for s in self.steps for u in s.units]
+
     def _apply_units_shrunk(self, G: SignedGraph, func: str) -> SignedGraph | None:
         """Unit-only plans with ``shrink=True``: shrink directly, without the masked graph.
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from netstruct.exceptions import InvalidParameterError
-from netstruct.utils.warmup import WORKLOADS, warmup
+from netstruct.warmup import WORKLOADS, warmup
 
 
 def test_unknown_module_is_refused_naming_the_parameter():
@@ -34,7 +34,7 @@ def test_after_warmup_a_fresh_process_compiles_nothing_for_the_lattice(tmp_path,
         subprocess.run(cmd, env=env, check=True, capture_output=True)
     probe = (  # cache misses (= compilations) of the lattice kernels in a fresh process
         "import numba.core.dispatcher as d\n"
-        "from netstruct.utils.warmup import WORKLOADS\n"
+        "from netstruct.warmup import WORKLOADS\n"
         "WORKLOADS['lattice']()\n"
         "from netstruct.backends.numba import lattice as L\n"
         "kernels = [f for f in vars(L).values() if isinstance(f, d.Dispatcher)]\n"

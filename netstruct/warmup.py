@@ -88,11 +88,11 @@ def warmup(modules: Iterable[str] | None = None) -> dict[str, float]:
 
     Examples
     --------
-    >>> from netstruct.utils.warmup import warmup
+    >>> from netstruct.warmup import warmup
     >>> sorted(warmup(["lattice"]))
     ['lattice']
     """
-    from ..exceptions import param_error
+    from .exceptions import param_error
 
     names = list(WORKLOADS) if modules is None else list(modules)
     for name in names:
