@@ -511,18 +511,12 @@ def _lesion_updates(G: SignedGraph, lesioned: np.ndarray) -> dict[int, dict[str,
 
 
 def _predict(G: SignedGraph, X: np.ndarray) -> np.ndarray:
-    """Predicted labels of the network ``G`` (batched evaluator, or ``to_torch`` for other models)."""
-    from ..exceptions import InvalidParameterError
-    from ..probes.evaluate import predict_batch
+    """Predicted labels of the network ``G`` (its re-imported torch module on ``X``)."""
+    from ..convert.to_torch import to_torch
+    from ..training import predict
 
-    try:
-        return predict_batch(G, X)[0].argmax(-1)
-    except InvalidParameterError:
-        from ..convert.to_torch import to_torch
-        from ..training import predict
-
-        out = np.asarray(predict(to_torch(G), X))
-        return out.argmax(-1) if out.ndim == 2 else out
+    out = np.asarray(predict(to_torch(G), X))
+    return out.argmax(-1) if out.ndim == 2 else out
 
 
 def community_lesion(
