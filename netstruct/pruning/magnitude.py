@@ -284,8 +284,9 @@ def effective_sparsity(G: SignedGraph) -> float:
 def count_params(obj: Any) -> int:
     """Number of parameters of a torch module, or of the module a graph re-imports to.
 
-    For a graph this counts the blocks' full weight matrices and biases (masked entries
-    included, as torch stores them).
+    For a graph this is :func:`netstruct.graph_params`: the re-imported module's parameters,
+    masked entries included as torch stores them, convolution kernels, norm scales and tied
+    parameters counted as torch counts them.
 
     Examples
     --------
@@ -293,9 +294,14 @@ def count_params(obj: Any) -> int:
     >>> m = torch.nn.Sequential(torch.nn.Linear(30, 64), torch.nn.ReLU(), torch.nn.Linear(64, 2))
     >>> count_params(m), count_params(ns.from_torch(m))
     (2114, 2114)
+    >>> cnn = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4))
+    >>> count_params(cnn), count_params(ns.from_torch(cnn, torch.zeros(1, 1, 5, 5)))
+    (48, 48)
     """
     if isinstance(obj, SignedGraph):
-        return int(sum(b.weight.size + (0 if b.bias is None else b.bias.size) for b in obj.blocks))
+        from .counts import graph_params
+
+        return graph_params(obj)
     params = getattr(obj, "parameters", None)
     if params is None:
         raise param_error(
