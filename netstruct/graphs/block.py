@@ -261,7 +261,7 @@ def make_block(
             if (not m.flags.writeable and m.flags.c_contiguous)
             else _frozen(m, MASK_DTYPE, copy=True)
         )
-        if reuse and not np.any(w[~mf]):
+        if reuse and not ((w != 0) > mf).any():  # no weight outside the mask
             wf = w
         else:
             wtmp = np.array(w, dtype=WEIGHT_DTYPE, copy=True, order="C")
