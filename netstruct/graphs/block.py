@@ -253,8 +253,7 @@ def make_block(
     )
     if dense:
         wf = w if reuse else _frozen_weight(w)
-        mf = np.ones(w.shape, dtype=MASK_DTYPE)
-        mf.setflags(write=False)
+        mf = np.broadcast_to(np.ones(1, dtype=MASK_DTYPE), w.shape)  # read-only, no memory
     else:
         mf = (
             m
