@@ -52,6 +52,14 @@ def identity_arrays(n: int, copies: int = 1) -> tuple[np.ndarray, np.ndarray]:
 
     Shared by every structural block of that size (skip, copy and attention-operator edges):
     blocks never write their arrays, so one copy per size serves them all.
+
+    Examples
+    --------
+    >>> w, m = identity_arrays(2, 3)
+    >>> w.shape, w.dtype, bool(m.sum() == 6), w.flags.writeable
+    ((2, 6), dtype('float32'), True, False)
+    >>> identity_arrays(2, 3)[0] is w
+    True
     """
     eye = np.eye(n, dtype=np.float32)
     w = np.concatenate([eye] * copies, axis=1) if copies > 1 else eye
@@ -59,7 +67,13 @@ def identity_arrays(n: int, copies: int = 1) -> tuple[np.ndarray, np.ndarray]:
 
 
 def diagonal_weight(d: np.ndarray) -> np.ndarray:
-    """A read-only float32 diagonal matrix with diagonal ``d`` (a norm block's weight)."""
+    """A read-only float32 diagonal matrix with diagonal ``d`` (a norm block's weight).
+
+    Examples
+    --------
+    >>> diagonal_weight(np.array([1.5, -2.0])).tolist()
+    [[1.5, 0.0], [0.0, -2.0]]
+    """
     w = np.zeros((d.size, d.size), dtype=np.float32)
     np.fill_diagonal(w, d)
     return _frozen(w)
