@@ -25,6 +25,7 @@ import numpy as np
 
 from .._dtypes import INDEX_DTYPE
 from ..exceptions import UnsupportedModuleError
+from .builder import identity_arrays
 from .handlers import ModuleHandler, load_params
 from .layers import _quiet_build, load_state
 
@@ -145,11 +146,11 @@ def export_attention(builder: Any, mha: Any, path: str, prefix: str, src: np.nda
         bias_param=_pfx(prefix, "in_proj_bias") if mha.in_proj_bias is not None else None,
     )
     ctx = builder.add_units(inner, module=path, label=f"{prefix}context")
-    W = np.concatenate([np.eye(inner)] * 3, axis=1)
+    W, M = identity_arrays(inner, 3)
     builder._append(
         name=f"{path}.{prefix}attention",
         weight=W,
-        mask=W.astype(bool),
+        mask=M,
         sources=qkv,
         targets=ctx,
         module=path,

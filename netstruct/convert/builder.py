@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,44 @@ def to_numpy(t: Any) -> np.ndarray:
 
 
 _to_numpy = to_numpy
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+@functools.lru_cache(maxsize=32)
+def identity_arrays(n: int, copies: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Read-only float32 weight and bool mask of ``copies`` side-by-side ``n x n`` identities.
+
+    Shared by every structural block of that size (skip, copy and attention-operator edges):
+    blocks never write their arrays, so one copy per size serves them all.
+
+    Examples
+    --------
+    >>> w, m = identity_arrays(2, 3)
+    >>> w.shape, w.dtype, bool(m.sum() == 6), w.flags.writeable
+    ((2, 6), dtype('float32'), True, False)
+    >>> identity_arrays(2, 3)[0] is w
+    True
+    """
+    eye = np.eye(n, dtype=np.float32)
+    w = np.concatenate([eye] * copies, axis=1) if copies > 1 else eye
+    return _frozen(w), _frozen(w.astype(bool))
+
+
+def diagonal_weight(d: np.ndarray) -> np.ndarray:
+    """A read-only float32 diagonal matrix with diagonal ``d`` (a norm block's weight).
+
+    Examples
+    --------
+    >>> diagonal_weight(np.array([1.5, -2.0])).tolist()
+    [[1.5, 0.0], [0.0, -2.0]]
+    """
+    w = np.zeros((d.size, d.size), dtype=np.float32)
+    np.fill_diagonal(w, d)
+    return _frozen(w)
 
 
 @dataclass
@@ -285,8 +324,8 @@ class GraphBuilder:
         d = np.ones(n) if scale is None else _to_numpy(scale).astype(np.float64).reshape(-1)
         self._append(
             name=f"{module}.{prefix}weight" if scale is not None else f"{module}.{prefix}{label}",
-            weight=np.diag(d),
-            mask=np.eye(n, dtype=bool),
+            weight=diagonal_weight(d),
+            mask=identity_arrays(n)[1],
             sources=src,
             targets=out,
             bias=None if shift is None else _to_numpy(shift),
@@ -317,8 +356,8 @@ class GraphBuilder:
         name = f"{path}.{label}{k}"
         block = self._append(
             name=name,
-            weight=np.eye(n),
-            mask=np.eye(n, dtype=bool),
+            weight=identity_arrays(n)[0],
+            mask=identity_arrays(n)[1],
             sources=sources,
             targets=targets,
             module=path,

@@ -35,7 +35,14 @@ from . import _ops
 from ._resize import units_record
 from ._tape import flat_tensors
 from ._values import Broken, Feat, Opaque, decode, encode
-from .builder import GraphBuilder, PendingInput, StackedStates, to_numpy
+from .builder import (
+    GraphBuilder,
+    PendingInput,
+    StackedStates,
+    diagonal_weight,
+    identity_arrays,
+    to_numpy,
+)
 from .handlers import get_handler, is_registered_type
 
 __all__ = ["from_torch"]
@@ -697,8 +704,8 @@ class _Exporter:
         d = to_numpy(p).reshape(-1).astype(np.float64)
         self.builder._append(
             name=f"{owner}.{pname}" if owner else pname,
-            weight=np.diag(d),
-            mask=np.eye(n, dtype=bool),
+            weight=diagonal_weight(d),
+            mask=identity_arrays(n)[1],
             sources=np.asarray(feat.ids),
             targets=out,
             module=owner,

@@ -25,6 +25,18 @@ def _frozen(array: np.ndarray, dtype: type, *, copy: bool) -> np.ndarray:
     return out
 
 
+def _frozen_weight(w: np.ndarray) -> np.ndarray:
+    """One read-only float32 copy of a 2-D weight, in its own memory order.
+
+    A transposed table (an embedding's ``table.T``) is copied as the table and handed back as
+    its transposed view: a plain copy instead of a strided transpose, and ``weight.T`` (the
+    parameter in torch's layout) is then contiguous without another copy.
+    """
+    if w.flags.f_contiguous and not w.flags.c_contiguous:
+        return _frozen(w.T, WEIGHT_DTYPE, copy=True).T
+    return _frozen(w, WEIGHT_DTYPE, copy=True)
+
+
 @dataclass(frozen=True, eq=False)
 class Block:
     """A weight block (a bipartite layer) of a :class:`~netstruct.SignedGraph`.
@@ -42,7 +54,9 @@ class Block:
     param : str
         Name of the weight parameter inside that module.
     weight : ndarray of shape (n_out, n_in), float32, read-only
-        Weights; entries outside ``mask`` are exactly zero.
+        Weights; entries outside ``mask`` are exactly zero. C-contiguous, except for a
+        transposed table (an embedding), whose weight is the transposed view of its one
+        contiguous copy.
     mask : ndarray of shape (n_out, n_in), bool, read-only
         ``True`` where an edge exists. Pruned edges are ``False``.
     sources, targets : ndarray of int64
@@ -232,18 +246,21 @@ def make_block(
                 raise GraphError(f"Block {name!r}: mask must be boolean (or 0/1).")
             m = m.astype(bool)
     dense = m is None or bool(m.all())
-    reuse = not w.flags.writeable and w.dtype == WEIGHT_DTYPE and w.flags.c_contiguous
+    reuse = (
+        not w.flags.writeable
+        and w.dtype == WEIGHT_DTYPE
+        and (w.flags.c_contiguous or w.flags.f_contiguous)
+    )
     if dense:
-        wf = w if reuse else _frozen(w, WEIGHT_DTYPE, copy=True)
-        mf = np.ones(w.shape, dtype=MASK_DTYPE)
-        mf.setflags(write=False)
+        wf = w if reuse else _frozen_weight(w)
+        mf = np.broadcast_to(np.ones(1, dtype=MASK_DTYPE), w.shape)  # read-only, no memory
     else:
         mf = (
             m
             if (not m.flags.writeable and m.flags.c_contiguous)
             else _frozen(m, MASK_DTYPE, copy=True)
         )
-        if reuse and not np.any(w[~mf]):
+        if reuse and not ((w != 0) > mf).any():  # no weight outside the mask
             wf = w
         else:
             wtmp = np.array(w, dtype=WEIGHT_DTYPE, copy=True, order="C")

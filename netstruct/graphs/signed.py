@@ -76,6 +76,31 @@ def _freeze(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _check_column_shape(col: str, raw: np.ndarray, n: int) -> None:
+    if raw.shape != (n,):
+        raise GraphError(f"Node column {col!r} has shape {raw.shape}, expected ({n},).")
+
+
+def _string_column(col: str, values: Any, n: int, default: str) -> np.ndarray:
+    """A node column as an object array of Python ``str``.
+
+    A list of ``str`` (what the exporter builds) is taken as it is; a column of one repeated
+    value is filled without converting each entry; anything else is converted with ``str``.
+    """
+    if values is None:
+        out = np.empty(n, dtype=object)
+        out.fill(default)
+        return out
+    if isinstance(values, list) and (not values or set(map(type, values)) == {str}):
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        _check_column_shape(col, out, n)
+        return out
+    raw = np.asarray(values)
+    _check_column_shape(col, raw, n)
+    return raw.astype(object).astype(str).astype(object)
+
+
 def _normalize_nodes(nodes: Mapping[str, Any] | pd.DataFrame) -> dict[str, np.ndarray]:
     if isinstance(nodes, pd.DataFrame):
         nodes = {c: nodes[c].to_numpy() for c in nodes.columns}
@@ -84,21 +109,16 @@ def _normalize_nodes(nodes: Mapping[str, Any] | pd.DataFrame) -> dict[str, np.nd
     n = len(nodes["name"])
     cols: dict[str, np.ndarray] = {}
     for col, default in NODE_COLUMNS.items():
-        if col in nodes:
-            raw = np.asarray(nodes[col])
-        else:
-            raw = np.full(n, default)
-        if raw.shape != (n,):
-            raise GraphError(f"Node column {col!r} has shape {raw.shape}, expected ({n},).")
         if col in _NODE_DTYPES:
-            arr = raw.astype(_NODE_DTYPES[col])
+            raw = np.asarray(nodes[col]) if col in nodes else np.full(n, default)
+            _check_column_shape(col, raw, n)
+            cols[col] = _freeze(raw.astype(_NODE_DTYPES[col]))
         else:
-            arr = raw.astype(object).astype(str).astype(object)
-        cols[col] = _freeze(arr)
+            cols[col] = _freeze(_string_column(col, nodes.get(col), n, default))
     unit = cols["unit"].copy()
     unit[unit < 0] = np.arange(n)[unit < 0]
     cols["unit"] = _freeze(unit)
-    bad = set(np.unique(cols["kind"])) - set(NODE_KINDS)
+    bad = set(cols["kind"].tolist()) - set(NODE_KINDS)
     if bad:
         raise GraphError(f"Unknown node kind(s) {sorted(bad)}; allowed kinds are {NODE_KINDS}.")
     if n and (cols["unit"].max() >= n):

@@ -88,8 +88,9 @@ def check_finite(array: np.ndarray, what: str) -> None:
     a = np.asarray(array)
     if a.dtype.kind in "biu" or a.size == 0:
         return
-    if a.dtype.kind == "f" and a.dtype.itemsize <= 4 and np.isfinite(a.sum(dtype=np.float64)):
-        return  # a float64 sum of float32 values cannot overflow: it is finite iff all values are
+    if a.dtype.kind == "f" and np.isfinite(a.sum()):
+        return  # NaN and inf make the sum non-finite; a finite sum means every value is finite
+    # a non-finite sum: some value is not finite, or finite values overflowed (checked below)
     bad = ~np.isfinite(a)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
