@@ -5,8 +5,8 @@ Run: ``python -m pytest benchmarks/bench_causal.py --benchmark-only -s``. In one
 * batched :func:`netstruct.causal.granger` vs a loop of statsmodels ``grangercausalitytests``
   (the authors' call) on the same (effect, cause) pairs, in tests per second;
 * batched :func:`netstruct.causal.lyapunov` vs the naive numpy reference
-  (``tests/oracles/naive_causal.py``) and, when installed, ``nolds.lyap_r`` (0.5.2; on Python
-  3.11 it needs ``setuptools<81``; nolds 0.6.x fails to import here), in windows per second;
+  (``tests/oracles/naive_causal.py``) and, when installed, ``nolds.lyap_r`` (0.6.2, the ``dev``
+  extra; it imports ``pkg_resources``, so it needs ``setuptools<81``), in windows per second;
 
 and prints a table of the rates, the speed-up ratios and the issue-6 goals (>= 500x
 statsmodels, >= 100x nolds); the ratios are also stored in ``extra_info``. Timings are
