@@ -5,8 +5,8 @@ Run: ``python -m pytest benchmarks/bench_causal.py --benchmark-only -s``. In one
 * batched :func:`netstruct.causal.granger` vs a loop of statsmodels ``grangercausalitytests``
   (the authors' call) on the same (effect, cause) pairs, in tests per second;
 * batched :func:`netstruct.causal.lyapunov` vs the naive numpy reference
-  (``tests/oracles/naive_causal.py``) and, when installed, ``nolds.lyap_r`` (0.5.2; on Python
-  3.11 it needs ``setuptools<81``; nolds 0.6.x fails to import here), in windows per second;
+  (``tests/oracles/naive_causal.py``) and, when installed, ``nolds.lyap_r`` (0.6.2, the ``dev``
+  extra; it imports ``pkg_resources``, so it needs ``setuptools<81``), in windows per second;
 
 and prints a table of the rates, the speed-up ratios and the issue-6 goals (>= 500x
 statsmodels, >= 100x nolds); the ratios are also stored in ``extra_info``. Timings are
@@ -139,6 +139,27 @@ def test_granger_pairs_batched(benchmark, pair_series, name):
     _record(benchmark, f"granger_pairs_{name}", N_BATCH * _n_lags(lags))
 
 
+def test_granger_pairs_kernel_only_lag1(benchmark, pair_series):
+    """The lag-1 fits alone (the numba kernel, no statistics or p-values): where the time goes.
+
+    At lag 1 the public call is the kernel (fits, ~1.8 ms for 4000 pairs here) plus the three
+    p-value families (F, chi2, LR; ``scipy.special.fdtrc`` alone costs ~0.8 ms for 4000 values,
+    ~150 ns each, and the peer pays it too for its single F p-value).
+    """
+    from netstruct.backends import dispatch
+    from netstruct.causal.granger import _RANK_TOL
+
+    cause, effect = pair_series
+    kernel = dispatch("causal.granger", None)
+    lag = np.array([1], dtype=np.int64)
+    out = [np.empty((N_BATCH, 1)) for _ in range(3)] + [np.empty((N_BATCH, 1), dtype=np.int8)]
+    kernel(effect, cause, lag, _RANK_TOL, *out)
+    benchmark.pedantic(
+        kernel, args=(effect, cause, lag, _RANK_TOL, *out), rounds=ROUNDS_BATCHED, iterations=1
+    )
+    _record(benchmark, "granger_pairs_kernel_lag1", N_BATCH)
+
+
 @pytest.mark.parametrize("name", list(LAG_SETS))
 def test_granger_pairs_numpy_batched(benchmark, pair_series, name):
     cause, effect = pair_series
@@ -232,6 +253,14 @@ def test_report_ratios(benchmark):
             ("statsmodels", "statsmodels grangercausalitytests", "granger"),
         )
     ]
+    rows.append(
+        (
+            "granger_pairs_kernel_lag1",
+            "granger_pairs_numpy_lag1",
+            "Granger per pair lag1 fits only (no p-values) vs numpy Gram + solve + F p",
+            None,
+        )
+    )
     rows += [
         (
             "lyapunov_batched",
@@ -262,4 +291,15 @@ def test_report_ratios(benchmark):
             lines.append(
                 f"{what:<72} (not measured: run the whole file; nolds needs 'pip install nolds')"
             )
+    lines += [
+        "goal notes (measured on this 2-core machine shared with other work, 4000 windows / pairs):",
+        "  Lyapunov >= 100x nolds 0.6.2 at window 200: met with both numba threads on free cores",
+        "    (160x / 153x); on one core 74-93x (min), NOT met: ~20 us per window (199 points,",
+        "    sorted-order neighbour search, ~100 ns per point) against nolds' ~1.6 ms; at window",
+        "    200 nolds' vectorised O(n^2) numpy distance matrix is still cheap, so one core",
+        "    gives ~80x. Longer windows widen the gap (nolds grows as n^2, netstruct ~n log n).",
+        "  Granger per pair lag 1 >= 5x numpy: NOT met (2.4-2.8x). The fits alone (the row",
+        "    'fits only') run 3.8-4.0x the whole numpy peer; the F, chi2 and LR p-values add",
+        "    ~0.9 ms per 4000 tests (scipy fdtrc ~150 ns per value, paid by the peer too).",
+    ]
     print("\n" + "\n".join(lines))
