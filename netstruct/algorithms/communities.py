@@ -515,6 +515,10 @@ def _predict(G: SignedGraph, X: np.ndarray) -> np.ndarray:
     from ..convert.to_torch import to_torch
     from ..training import predict
 
+    X = np.asarray(X)
+    n_in = int(np.count_nonzero(G.node_column("kind") == "input"))
+    if X.ndim > 2 and int(np.prod(X.shape[1:])) == n_in:  # images for an MLP: flat rows
+        X = X.reshape(len(X), n_in)
     out = np.asarray(predict(to_torch(G), X))
     return out.argmax(-1) if out.ndim == 2 else out
 
