@@ -81,9 +81,7 @@ def _check_layers(G: SignedGraph, layers: object, func: str, name: str = "blocks
         raise param_error(name, func, "None, a block index or name, or a list of them", layers)
     for key in keys:
         if isinstance(key, bool) or not isinstance(key, (str, numbers.Integral)):
-            raise param_error(
-                name, func, "None, a block index or name, or a list of them", layers
-            )
+            raise param_error(name, func, "None, a block index or name, or a list of them", layers)
     idx = [G.block_index(k) for k in keys]  # type: ignore[arg-type]
     return sorted(set(idx))
 

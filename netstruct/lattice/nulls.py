@@ -70,12 +70,20 @@ class IrreducibleNull:
         rows = []
         for kind in ("meet", "join"):
             x = self.null[kind]
-            rows.append({
-                "block": self.block, "model": self.model, "quantile": self.quantile, "kind": kind,
-                "observed": self.observed[kind], "null mean": float(x.mean()),
-                "null sd": float(x.std(ddof=1)) if x.size > 1 else 0.0,
-                "z": self.zscore(kind), "p": self.pvalue(kind), "samples": int(x.size),
-            })
+            rows.append(
+                {
+                    "block": self.block,
+                    "model": self.model,
+                    "quantile": self.quantile,
+                    "kind": kind,
+                    "observed": self.observed[kind],
+                    "null mean": float(x.mean()),
+                    "null sd": float(x.std(ddof=1)) if x.size > 1 else 0.0,
+                    "z": self.zscore(kind),
+                    "p": self.pvalue(kind),
+                    "samples": int(x.size),
+                }
+            )
         return pd.DataFrame(rows)
 
 
@@ -134,12 +142,22 @@ def irreducible_null(
 
     func = "irreducible_null"
     check_graph(G, func)
-    check_scalar(quantile, "quantile", func, min_value=0.0, max_value=1.0, include_min=False, include_max=False)
+    check_scalar(
+        quantile,
+        "quantile",
+        func,
+        min_value=0.0,
+        max_value=1.0,
+        include_min=False,
+        include_max=False,
+    )
     n_samples = int(check_scalar(n_samples, "n_samples", func, kind=int, min_value=2))  # type: ignore[arg-type]
     names = [b.name for b in G.blocks]
     if isinstance(block, (int, np.integer)) and not isinstance(block, bool):
         if not 0 <= int(block) < len(names):
-            raise param_error("block", func, f"an index in [0, {len(names)}) or one of {names}", block)
+            raise param_error(
+                "block", func, f"an index in [0, {len(names)}) or one of {names}", block
+            )
         name = names[int(block)]
     elif isinstance(block, str) and block in names:
         name = block
@@ -147,6 +165,13 @@ def irreducible_null(
         raise param_error("block", func, f"a block index or one of {names}", block)
     meet, join = _counts(G, name, quantile, aggregate)
     ens = randomize_ensemble(G, model, n_samples, blocks=name, seed=seed)
-    null = np.array([_counts(ens.graph(k), name, quantile, aggregate) for k in range(n_samples)], dtype=np.int64)
-    return IrreducibleNull(name, str(model), float(quantile), {"meet": meet, "join": join},
-                           {"meet": null[:, 0], "join": null[:, 1]})
+    null = np.array(
+        [_counts(ens.graph(k), name, quantile, aggregate) for k in range(n_samples)], dtype=np.int64
+    )
+    return IrreducibleNull(
+        name,
+        str(model),
+        float(quantile),
+        {"meet": meet, "join": join},
+        {"meet": null[:, 0], "join": null[:, 1]},
+    )

@@ -96,7 +96,9 @@ def _layer_label(G: SignedGraph, group: int) -> str:
     return f"layer {group} (module {', '.join(repr(m) for m in mods)})"
 
 
-def check_layers_kept(G: SignedGraph, removed_units: np.ndarray, edge_mask: np.ndarray, func: str) -> None:
+def check_layers_kept(
+    G: SignedGraph, removed_units: np.ndarray, edge_mask: np.ndarray, func: str
+) -> None:
     """Refuse a removal that leaves a hidden layer with no working unit (inputs already validated).
 
     A hidden unit works when it keeps an incoming edge (into itself or one of its gate rows) and
@@ -123,7 +125,11 @@ def check_layers_kept(G: SignedGraph, removed_units: np.ndarray, edge_mask: np.n
     layers = [(g, is_unit & (group == g)) for g in np.unique(group[is_unit])]
     emptied = [(g, m) for g, m in layers if removed_units[m].all()]
     for g, in_layer in emptied + [(g, m) for g, m in layers if not works[m].any()]:
-        how = "removes every unit" if removed_units[in_layer].all() else "leaves no unit with both inputs and outputs"
+        how = (
+            "removes every unit"
+            if removed_units[in_layer].all()
+            else "leaves no unit with both inputs and outputs"
+        )
         raise GraphError(
             f"{func}: the selection {how} of {_layer_label(G, int(g))}, which has {int(in_layer.sum())} "
             "units; keep at least one unit per hidden layer (narrow the query)."
@@ -154,7 +160,9 @@ class PruningPlan:
     [['unit 1 is dull', 1], ['two smallest weights', 0]]
     """
 
-    def __init__(self, architecture: dict[str, list[int]], steps: tuple[PlanStep, ...] | list[PlanStep] = ()) -> None:
+    def __init__(
+        self, architecture: dict[str, list[int]], steps: tuple[PlanStep, ...] | list[PlanStep] = ()
+    ) -> None:
         self.architecture = {str(k): [int(x) for x in v] for k, v in architecture.items()}
         self.steps = tuple(steps)
         _check_steps(self.architecture, self.steps)
@@ -170,7 +178,11 @@ class PruningPlan:
         check_graph(G, func)
         arch = _architecture(G)
         if arch != self.architecture:
-            diff = sorted(k for k in set(arch) | set(self.architecture) if arch.get(k) != self.architecture.get(k))
+            diff = sorted(
+                k
+                for k in set(arch) | set(self.architecture)
+                if arch.get(k) != self.architecture.get(k)
+            )
             raise GraphError(
                 f"{func}: the graph's architecture differs from the plan's at block(s) {diff} "
                 f"(graph {[arch.get(k) for k in diff]}, plan {[self.architecture.get(k) for k in diff]}); "
@@ -183,8 +195,14 @@ class PruningPlan:
         new.architecture, new.steps = self.architecture, self.steps + (step,)
         return new
 
-    def remove_edges(self, G: SignedGraph, selection: SelectorLike, *, reason: str | None = None,
-                     meta: dict[str, Any] | None = None) -> PruningPlan:
+    def remove_edges(
+        self,
+        G: SignedGraph,
+        selection: SelectorLike,
+        *,
+        reason: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> PruningPlan:
         """Add a step removing the edges of ``G`` that ``selection`` picks from :meth:`SignedGraph.edges`.
 
         Parameters
@@ -199,11 +217,21 @@ class PruningPlan:
         self._check_graph(G, "PruningPlan.remove_edges")
         em = evaluate_selector(G.edges(), selection, "PruningPlan.remove_edges")
         _warn_if_empty(em, selection, "edges", "PruningPlan.remove_edges")
-        return self._with(PlanStep(reason=reason or _describe(selection), edges=_edge_ids(G, em), meta=dict(meta or {})))
+        return self._with(
+            PlanStep(
+                reason=reason or _describe(selection), edges=_edge_ids(G, em), meta=dict(meta or {})
+            )
+        )
 
-    def remove_units(self, G: SignedGraph, selection: SelectorLike, *, reason: str | None = None,
-                     constants: dict[str, float] | np.ndarray | None = None,
-                     meta: dict[str, Any] | None = None) -> PruningPlan:
+    def remove_units(
+        self,
+        G: SignedGraph,
+        selection: SelectorLike,
+        *,
+        reason: str | None = None,
+        constants: dict[str, float] | np.ndarray | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> PruningPlan:
         """Add a step removing the units that ``selection`` picks from :meth:`SignedGraph.nodes`.
 
         A selected gate row stands for its unit. Removal takes every coupled row and column along
@@ -238,19 +266,39 @@ class PruningPlan:
             if isinstance(constants, dict):
                 unknown = set(constants) - set(names[units])
                 if unknown:
-                    raise param_error("constants", func, "a mapping over the removed units' names", sorted(unknown)[:5])
+                    raise param_error(
+                        "constants",
+                        func,
+                        "a mapping over the removed units' names",
+                        sorted(unknown)[:5],
+                    )
                 consts = {str(k): float(v) for k, v in constants.items()}
             else:
                 arr = np.asarray(constants, dtype=np.float64)
                 if arr.shape != (G.n_nodes,) or not np.isfinite(arr[units]).all():
-                    raise param_error("constants", func, f"a finite array of shape ({G.n_nodes},)", f"shape {arr.shape}")
+                    raise param_error(
+                        "constants",
+                        func,
+                        f"a finite array of shape ({G.n_nodes},)",
+                        f"shape {arr.shape}",
+                    )
                 consts = {str(names[i]): float(arr[i]) for i in np.flatnonzero(units)}
-        step = PlanStep(reason=reason or _describe(selection), units=tuple(str(s) for s in names[units]),
-                        constants=consts, meta=dict(meta or {}))
+        step = PlanStep(
+            reason=reason or _describe(selection),
+            units=tuple(str(s) for s in names[units]),
+            constants=consts,
+            meta=dict(meta or {}),
+        )
         return self._with(step)
 
-    def remove_masked(self, G: SignedGraph, keep: Mapping[str, np.ndarray], *, reason: str = "mask",
-                      meta: dict[str, Any] | None = None) -> PruningPlan:
+    def remove_masked(
+        self,
+        G: SignedGraph,
+        keep: Mapping[str, np.ndarray],
+        *,
+        reason: str = "mask",
+        meta: dict[str, Any] | None = None,
+    ) -> PruningPlan:
         """Add a step removing every entry where a per-block **keep** mask is False.
 
         This is the one mask convention of netstruct: a dict by block name of boolean arrays
@@ -320,8 +368,10 @@ class PruningPlan:
         return len(self.steps)
 
     def __repr__(self) -> str:
-        return f"<PruningPlan: {len(self.steps)} steps, {sum(s.n_edges for s in self.steps)} edges, " \
-               f"{sum(len(s.units) for s in self.steps)} units>"
+        return (
+            f"<PruningPlan: {len(self.steps)} steps, {sum(s.n_edges for s in self.steps)} edges, "
+            f"{sum(len(s.units) for s in self.steps)} units>"
+        )
 
     # ------------------------------------------------------------------ applying
     def edge_mask(self, G: SignedGraph) -> np.ndarray:
@@ -384,8 +434,14 @@ class PruningPlan:
             check_layers_kept(H, all_units, em, func)
             n_before = H.n_edges
             H = _remove(H, em)
-            record.append({"reason": s.reason, "n_edges": int(n_before - H.n_edges), "n_units": len(s.units),
-                           "n_folded": len(s.constants)})
+            record.append(
+                {
+                    "reason": s.reason,
+                    "n_edges": int(n_before - H.n_edges),
+                    "n_units": len(s.units),
+                    "n_folded": len(s.constants),
+                }
+            )
         H = _with_provenance(H, pruning=record)
         if shrink:
             from ..convert.shrink import shrink as _shrink
@@ -436,12 +492,20 @@ class PruningPlan:
             all_units |= units
             new = _coupled(G, units) & ~em
             em |= new
-            record.append({"reason": s.reason, "n_edges": int(new.sum()), "n_units": len(s.units),
-                           "n_folded": 0})
+            record.append(
+                {
+                    "reason": s.reason,
+                    "n_edges": int(new.sum()),
+                    "n_units": len(s.units),
+                    "n_folded": 0,
+                }
+            )
         check_layers_kept(G, all_units, em, func)
         modules = (G.spec or {}).get("modules", {})
         removed_modules = set(G.node_column("module")[all_units].tolist())
-        if any(modules.get(m, {}).get("handler") in ("RNN", "LSTM", "GRU") for m in removed_modules):
+        if any(
+            modules.get(m, {}).get("handler") in ("RNN", "LSTM", "GRU") for m in removed_modules
+        ):
             return None
         try:
             H = _shrink(G, units=all_units)
@@ -461,16 +525,28 @@ class PruningPlan:
     def summary(self) -> pd.DataFrame:
         """One row per step: reason, explicit edges, units, folded constants."""
         return pd.DataFrame(
-            [{"step": i, "reason": s.reason, "n_edges": s.n_edges, "n_units": len(s.units),
-              "n_constants": len(s.constants)} for i, s in enumerate(self.steps)],
+            [
+                {
+                    "step": i,
+                    "reason": s.reason,
+                    "n_edges": s.n_edges,
+                    "n_units": len(s.units),
+                    "n_constants": len(s.constants),
+                }
+                for i, s in enumerate(self.steps)
+            ],
             columns=["step", "reason", "n_edges", "n_units", "n_constants"],
         )
 
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (see :meth:`from_dict`)."""
-        return {"format": _FORMAT, "version": 1, "architecture": self.architecture,
-                "steps": [s.to_dict() for s in self.steps]}
+        return {
+            "format": _FORMAT,
+            "version": 1,
+            "architecture": self.architecture,
+            "steps": [s.to_dict() for s in self.steps],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PruningPlan:
@@ -482,17 +558,25 @@ class PruningPlan:
             The data is not a netstruct pruning plan.
         """
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
-            raise FileFormatError("This is not a netstruct pruning plan (missing 'format': 'netstruct-pruning-plan').")
+            raise FileFormatError(
+                "This is not a netstruct pruning plan (missing 'format': 'netstruct-pruning-plan')."
+            )
         try:
             steps = [
-                PlanStep(reason=str(s["reason"]), edges={k: tuple(int(i) for i in v) for k, v in s["edges"].items()},
-                         units=tuple(str(u) for u in s["units"]),
-                         constants={str(k): float(v) for k, v in s["constants"].items()}, meta=dict(s.get("meta", {})))
+                PlanStep(
+                    reason=str(s["reason"]),
+                    edges={k: tuple(int(i) for i in v) for k, v in s["edges"].items()},
+                    units=tuple(str(u) for u in s["units"]),
+                    constants={str(k): float(v) for k, v in s["constants"].items()},
+                    meta=dict(s.get("meta", {})),
+                )
                 for s in data["steps"]
             ]
             return cls(data["architecture"], steps)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise FileFormatError(f"The pruning plan is damaged ({type(exc).__name__}: {exc}).") from None
+            raise FileFormatError(
+                f"The pruning plan is damaged ({type(exc).__name__}: {exc})."
+            ) from None
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the plan as JSON (atomically: a partial file never replaces a good one).
@@ -550,7 +634,12 @@ def _check_steps(architecture: dict[str, list[int]], steps: tuple[PlanStep, ...]
 
 def _warn_if_empty(mask: np.ndarray, selection: Any, what: str, func: str) -> None:
     """Warn when a query (not an explicit mask) selects nothing."""
-    if mask.any() or mask.size == 0 or not isinstance(selection, (str, Selection)) and not callable(selection):
+    if (
+        mask.any()
+        or mask.size == 0
+        or not isinstance(selection, (str, Selection))
+        and not callable(selection)
+    ):
         return
     warnings.warn(
         f"{func}: the {what} selection {_describe(selection)!r} matches none of the {mask.size} {what}; "
@@ -580,7 +669,9 @@ def _masked_edge_ids(G: SignedGraph, keep: Any, func: str) -> dict[str, tuple[in
         m = np.asarray(keep[b.name])
         if m.shape != tuple(b.shape) or m.dtype != np.bool_:
             raise param_error(
-                "keep", func, f"bool arrays of the blocks' shapes (block {b.name!r}: {tuple(b.shape)})",
+                "keep",
+                func,
+                f"bool arrays of the blocks' shapes (block {b.name!r}: {tuple(b.shape)})",
                 f"{m.dtype} {m.shape}",
             )
         flat = np.flatnonzero(~m)  # absent entries too: the plan replays on a dense fresh init
@@ -666,7 +757,9 @@ def _fold(G: SignedGraph, constants: dict[str, float]) -> SignedGraph:
     idx = {str(n): i for i, n in enumerate(names)}
     for k, v in constants.items():
         if k not in idx:
-            raise GraphError(f"The plan folds a constant for unit {k!r}, which this graph does not have.")
+            raise GraphError(
+                f"The plan folds a constant for unit {k!r}, which this graph does not have."
+            )
         c[idx[k]], has[idx[k]] = v, True
     updates = {}
     for b in G.blocks:
@@ -696,11 +789,23 @@ def _with_provenance(G: SignedGraph, **items: Any) -> SignedGraph:
     prov = dict(G.provenance)
     prov.update(items)
     return SignedGraph(
-        {c: G.node_column(c) for c in ("name", "kind", "group", "index", "unit", "gate", "direction", "module", "activation")},
+        {
+            c: G.node_column(c)
+            for c in (
+                "name",
+                "kind",
+                "group",
+                "index",
+                "unit",
+                "gate",
+                "direction",
+                "module",
+                "activation",
+            )
+        },
         G.blocks,
         spec=G.spec,
         provenance=prov,
         node_attrs={k: G.node_column(k) for k in G.node_attr_names},
         edge_attrs={k: G.edge_arrays()[k] for k in G.edge_attr_names},
     )
-

@@ -9,8 +9,13 @@ import netstruct as ns
 
 
 def _toy():
-    b = ns.make_block(name="w", weight=np.array([[0.5, -0.2, 0.1], [-0.4, 0.3, -0.05]]), sources=[0, 1, 2],
-                      targets=[3, 4], bias=[0.1, -0.2])
+    b = ns.make_block(
+        name="w",
+        weight=np.array([[0.5, -0.2, 0.1], [-0.4, 0.3, -0.05]]),
+        sources=[0, 1, 2],
+        targets=[3, 4],
+        bias=[0.1, -0.2],
+    )
     return ns.SignedGraph({"name": list("abcde"), "kind": ["input"] * 3 + ["output"] * 2}, [b])
 
 
@@ -29,7 +34,9 @@ def test_arrays_are_read_only_and_graph_is_immutable():
     with pytest.raises(ValueError):
         G.edge_arrays()["weight"][0] = 1.0
     w = np.ones((1, 1))
-    H = ns.SignedGraph({"name": ["x", "y"]}, [ns.make_block(name="b", weight=w, sources=[0], targets=[1])])
+    H = ns.SignedGraph(
+        {"name": ["x", "y"]}, [ns.make_block(name="b", weight=w, sources=[0], targets=[1])]
+    )
     w[0, 0] = 5.0
     assert H.blocks[0].weight[0, 0] == 1.0
 
@@ -71,7 +78,10 @@ def test_constructor_validation():
     with pytest.raises(ns.GraphError, match="shape"):
         ns.make_block(name="b", weight=np.zeros((2, 3)), sources=[0, 1], targets=[2, 3])
     with pytest.raises(ns.GraphError, match="outside"):
-        ns.SignedGraph({"name": ["a"]}, [ns.make_block(name="b", weight=np.zeros((1, 1)), sources=[0], targets=[5])])
+        ns.SignedGraph(
+            {"name": ["a"]},
+            [ns.make_block(name="b", weight=np.zeros((1, 1)), sources=[0], targets=[5])],
+        )
     with pytest.raises(ns.GraphError, match="kind"):
         ns.SignedGraph({"name": ["a"], "kind": ["neuron"]}, [])
     with pytest.raises(ns.GraphError, match=r"Node names must be unique; 1 name\(s\) repeat.*'a'"):

@@ -45,15 +45,23 @@ def test_modular_structure_is_far_from_chance():
 def test_zero_spread_gives_zero_or_inf_never_nan():
     from netstruct.lattice import IrreducibleNull
 
-    r = IrreducibleNull("w", "B", 0.5, {"meet": 3, "join": 4}, {"meet": np.array([3, 3]), "join": np.array([5, 5])})
+    r = IrreducibleNull(
+        "w", "B", 0.5, {"meet": 3, "join": 4}, {"meet": np.array([3, 3]), "join": np.array([5, 5])}
+    )
     assert r.zscore("meet") == 0.0 and r.zscore("join") == -np.inf
     assert r.pvalue("meet") == 1.0
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"block": "nope"}, "block"), ({"block": 5}, "block"), ({"quantile": 1.0}, "quantile"),
-     ({"quantile": 0.0}, "quantile"), ({"n_samples": 1}, "n_samples"), ({"model": "Z"}, "model")],
+    [
+        ({"block": "nope"}, "block"),
+        ({"block": 5}, "block"),
+        ({"quantile": 1.0}, "quantile"),
+        ({"quantile": 0.0}, "quantile"),
+        ({"n_samples": 1}, "n_samples"),
+        ({"model": "Z"}, "model"),
+    ],
 )
 def test_bad_input(kwargs, match):
     G = _graph(np.random.default_rng(1).standard_normal((4, 5)))

@@ -61,11 +61,18 @@ def test_recurrent_model_needs_sequences(tmp_path, capsys, iris_npz, no_training
 def test_probes_step_on_recurrent_model_is_rejected_early(tmp_path, capsys, no_training):
     ds = ns.datasets.load_iris()
     p = tmp_path / "seq.npz"
-    np.savez(p, X_train=ds.X_train.reshape(-1, 2, 2), y_train=ds.y_train,
-             X_test=ds.X_test.reshape(-1, 2, 2), y_test=ds.y_test)
+    np.savez(
+        p,
+        X_train=ds.X_train.reshape(-1, 2, 2),
+        y_train=ds.y_train,
+        X_test=ds.X_test.reshape(-1, 2, 2),
+        y_test=ds.y_test,
+    )
     model = tmp_path / "lstm.nsm"
     ns.save_model(training.recurrent_classifier("LSTM", 2, 5, 3, seed=0), model)
-    rc, err, _ = _run(tmp_path, capsys, "--model", str(model), "--data", str(p), "--steps", "probes")
+    rc, err, _ = _run(
+        tmp_path, capsys, "--model", str(model), "--data", str(p), "--steps", "probes"
+    )
     assert rc == 2 and "--steps probes" in err and "feed-forward" in err
 
 
@@ -90,16 +97,51 @@ def test_model_files_netstruct_cannot_read(tmp_path, capsys, no_training, monkey
     ("arrays", "match"),
     [
         ({"X_train": np.zeros((5, 4))}, "lacks arrays"),
-        ({"X_train": np.full((6, 4), np.nan), "y_train": np.zeros(6, int), "X_test": np.zeros((2, 4)),
-          "y_test": np.array([0, 1])}, "NaN"),
-        ({"X_train": np.zeros((6, 4)), "y_train": np.zeros(5, int), "X_test": np.zeros((2, 4)),
-          "y_test": np.array([0, 1])}, "one label per row"),
-        ({"X_train": np.zeros((6, 4)), "y_train": np.full(6, 0.5), "X_test": np.zeros((2, 4)),
-          "y_test": np.array([0, 1])}, "integer class labels"),
-        ({"X_train": np.zeros((6, 4)), "y_train": np.zeros(6, int), "X_test": np.zeros((2, 3)),
-          "y_test": np.array([0, 1])}, "must match"),
-        ({"X_train": np.zeros(6), "y_train": np.zeros(6, int), "X_test": np.zeros((2, 3)),
-          "y_test": np.array([0, 1])}, "n_features"),
+        (
+            {
+                "X_train": np.full((6, 4), np.nan),
+                "y_train": np.zeros(6, int),
+                "X_test": np.zeros((2, 4)),
+                "y_test": np.array([0, 1]),
+            },
+            "NaN",
+        ),
+        (
+            {
+                "X_train": np.zeros((6, 4)),
+                "y_train": np.zeros(5, int),
+                "X_test": np.zeros((2, 4)),
+                "y_test": np.array([0, 1]),
+            },
+            "one label per row",
+        ),
+        (
+            {
+                "X_train": np.zeros((6, 4)),
+                "y_train": np.full(6, 0.5),
+                "X_test": np.zeros((2, 4)),
+                "y_test": np.array([0, 1]),
+            },
+            "integer class labels",
+        ),
+        (
+            {
+                "X_train": np.zeros((6, 4)),
+                "y_train": np.zeros(6, int),
+                "X_test": np.zeros((2, 3)),
+                "y_test": np.array([0, 1]),
+            },
+            "must match",
+        ),
+        (
+            {
+                "X_train": np.zeros(6),
+                "y_train": np.zeros(6, int),
+                "X_test": np.zeros((2, 3)),
+                "y_test": np.array([0, 1]),
+            },
+            "n_features",
+        ),
     ],
 )
 def test_bad_data_files(tmp_path, capsys, no_training, arrays, match):
@@ -132,8 +174,24 @@ def test_user_mlp_runs_probes_and_lattice(tmp_path, iris_npz):
     training.train(mlp, *_iris_train(), epochs=3, progress=False)
     ns.save_model(mlp, tmp_path / "mlp.nsm")
     out = tmp_path / "r1"
-    assert main(["run", "--out", str(out), "--no-progress", "--quick", "--model", str(tmp_path / "mlp.nsm"),
-                 "--data", str(iris_npz), "--steps", "probes,lattice"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--quick",
+                "--model",
+                str(tmp_path / "mlp.nsm"),
+                "--data",
+                str(iris_npz),
+                "--steps",
+                "probes,lattice",
+            ]
+        )
+        == 0
+    )
     numbers = json.loads((out / "numbers.json").read_text())
     assert numbers["probes"]["model"] == "user" and len(numbers["probes"]["runs"]) == 1
     assert numbers["probes"]["aggregation"] == "samples"
@@ -146,14 +204,51 @@ def test_user_lstm_on_sequences(tmp_path):
 
     ds = ns.datasets.load_iris()
     p = tmp_path / "seq.npz"
-    np.savez(p, X_train=ds.X_train.reshape(-1, 2, 2), y_train=ds.y_train,
-             X_test=ds.X_test.reshape(-1, 2, 2), y_test=ds.y_test)
+    np.savez(
+        p,
+        X_train=ds.X_train.reshape(-1, 2, 2),
+        y_train=ds.y_train,
+        X_test=ds.X_test.reshape(-1, 2, 2),
+        y_test=ds.y_test,
+    )
     ns.save_model(training.recurrent_classifier("LSTM", 2, 6, 3, seed=0), tmp_path / "lstm.nsm")
     out = tmp_path / "r2"
-    assert main(["run", "--out", str(out), "--no-progress", "--quick", "--model", str(tmp_path / "lstm.nsm"),
-                 "--data", str(p), "--steps", "probes,lattice"]) == 2  # probes named: rejected
-    assert main(["run", "--out", str(out), "--no-progress", "--quick", "--model", str(tmp_path / "lstm.nsm"),
-                 "--data", str(p), "--steps", "lattice"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--quick",
+                "--model",
+                str(tmp_path / "lstm.nsm"),
+                "--data",
+                str(p),
+                "--steps",
+                "probes,lattice",
+            ]
+        )
+        == 2
+    )  # probes named: rejected
+    assert (
+        main(
+            [
+                "run",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--quick",
+                "--model",
+                str(tmp_path / "lstm.nsm"),
+                "--data",
+                str(p),
+                "--steps",
+                "lattice",
+            ]
+        )
+        == 0
+    )
     numbers = json.loads((out / "numbers.json").read_text())
     assert numbers["lattice"]["protect_io"] is True and numbers["lattice"]["models"] == ["user"]
 
