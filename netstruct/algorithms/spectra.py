@@ -115,7 +115,12 @@ def powerlaw_fit(evals: object) -> PowerLawFit:
     >>> round(powerlaw_fit(x).alpha, 1)
     2.5
     """
-    x = np.asarray(evals, dtype=np.float64).ravel()
+    try:
+        x = np.asarray(evals, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise param_error(
+            "evals", "powerlaw_fit", "an array of real eigenvalues", type(evals).__name__
+        ) from None
     if not np.isfinite(x).all():
         raise param_error(
             "evals", "powerlaw_fit", "finite eigenvalues", "an array holding NaN or inf"

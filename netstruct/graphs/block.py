@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._dtypes import INDEX_DTYPE, MASK_DTYPE, WEIGHT_DTYPE
-from ..exceptions import GraphError
+from ..exceptions import GraphError, InvalidParameterError
 from ..utils.validation import check_finite
 
 __all__ = ["Block", "make_block", "BLOCK_KINDS"]
@@ -103,6 +103,20 @@ class Block:
     layout: Mapping[str, Any] = field(default_factory=dict, repr=False)
     state: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False)
     _dense: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # cheap type checks only: make_block validates values; this stops garbage early
+        for fname in ("weight", "mask", "sources", "targets"):
+            value = getattr(self, fname)
+            if not isinstance(value, np.ndarray):
+                raise InvalidParameterError(
+                    f"The {fname!r} field of Block must be a numpy array. Got "
+                    f"{type(value).__name__} instead; build blocks with netstruct.make_block."
+                )
+        if not isinstance(self.name, str):
+            raise InvalidParameterError(
+                f"The 'name' field of Block must be a str. Got {type(self.name).__name__} instead."
+            )
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -114,7 +114,9 @@ def coupled_units(G: SignedGraph) -> np.ndarray:
     >>> coupled_units(G).tolist()  # a's unit i, b's unit i and the sum node i go together
     [0, 1, 2, 3, 2, 3, 2, 3]
     """
-    n = G.n_nodes
+    from ..utils.validation import check_graph
+
+    n = check_graph(G, "coupled_units").n_nodes
     pairs = [(a, b) for a, b in _pairs(G) if a.size]
     if not pairs:
         return np.arange(n, dtype=INDEX_DTYPE)

@@ -104,6 +104,11 @@ def _string_column(col: str, values: Any, n: int, default: str) -> np.ndarray:
 def _normalize_nodes(nodes: Mapping[str, Any] | pd.DataFrame) -> dict[str, np.ndarray]:
     if isinstance(nodes, pd.DataFrame):
         nodes = {c: nodes[c].to_numpy() for c in nodes.columns}
+    if not isinstance(nodes, Mapping):
+        raise InvalidParameterError(
+            "The 'nodes' parameter of SignedGraph must be a mapping of column name -> values or a "
+            f"DataFrame, with at least a 'name' column. Got {type(nodes).__name__} instead."
+        )
     if "name" not in nodes:
         raise GraphError("The node table needs a 'name' column.")
     n = len(nodes["name"])

@@ -163,6 +163,13 @@ class PruningPlan:
     def __init__(
         self, architecture: dict[str, list[int]], steps: tuple[PlanStep, ...] | list[PlanStep] = ()
     ) -> None:
+        if not isinstance(architecture, dict):
+            raise param_error(
+                "architecture",
+                "PruningPlan",
+                "a dict of block name -> weight shape (use PruningPlan.for_graph(G))",
+                type(architecture).__name__,
+            )
         self.architecture = {str(k): [int(x) for x in v] for k, v in architecture.items()}
         self.steps = tuple(steps)
         _check_steps(self.architecture, self.steps)
