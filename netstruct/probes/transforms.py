@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..algorithms.randomize import _check_layers, randomize
-from ..exceptions import InvalidParameterError
 from ..graphs.signed import SignedGraph
 from ..utils.deprecation import renamed_parameters
 from ..utils.random import check_random_state
@@ -69,26 +68,14 @@ def _check_blocks(G: SignedGraph, blocks: Layers, func: str) -> list[int]:
 
 
 def _check_fraction_probe(
-    G: SignedGraph,
-    fraction: float,
-    rule: str,
-    layers: Layers,
-    seed: object,
-    func: str,
-    names: tuple[str, str] = ("fraction", "layers"),
-):
-    """Validated ``(fraction, rule, layer indices, rng)`` of the fraction-based probes (prune, flip)."""
+    G: SignedGraph, fraction: float, rule: str, blocks: Layers, seed: object, func: str,
+    fraction_name: str = "fraction",
+):  # fmt: skip
+    """Validated ``(fraction, rule, block indices, rng)`` of the fraction-based probes."""
     check_graph(G, func)
-    fraction = check_fraction(fraction, names[0], func)
+    fraction = check_fraction(fraction, fraction_name, func)
     rule = check_choice(rule, "rule", func, PRUNE_RULES)
-    try:
-        idx = _check_layers(G, layers, func)
-    except InvalidParameterError as exc:
-        if names[1] == "layers":
-            raise
-        raise InvalidParameterError(
-            str(exc).replace("'layers' parameter", f"'{names[1]}' parameter")
-        ) from None
+    idx = _check_blocks(G, blocks, func)
     return fraction, rule, idx, check_random_state(seed, func=func)
 
 
@@ -151,7 +138,7 @@ def prune(
     ([[0.5, 0.0, 0.0], [-0.4, 0.3, 0.0]], [0.0, -0.2])
     """
     fraction, rule, idx, rng = _check_fraction_probe(
-        G, amount, rule, blocks, seed, "prune", ("amount", "blocks")
+        G, amount, rule, blocks, seed, "prune", "amount"
     )
     if fraction == 0.0:
         return G
@@ -192,9 +179,7 @@ def prune_plan(
     from ..pruning.plan import PruningPlan
 
     func = "prune_plan"
-    fraction, rule, idx, rng = _check_fraction_probe(
-        G, amount, rule, blocks, seed, func, ("amount", "blocks")
-    )
+    fraction, rule, idx, rng = _check_fraction_probe(G, amount, rule, blocks, seed, func, "amount")
     keep = {}
     if fraction > 0.0:
         for i in idx:
@@ -358,9 +343,7 @@ def flip_signs(
     >>> flip_signs(G, 0.5).blocks[0].weight.astype(float).round(2).tolist()
     [[0.5, 0.2, -0.1], [-0.4, 0.3, 0.05]]
     """
-    fraction, rule, idx, rng = _check_fraction_probe(
-        G, fraction, rule, blocks, seed, "flip_signs", names=("fraction", "blocks")
-    )
+    fraction, rule, idx, rng = _check_fraction_probe(G, fraction, rule, blocks, seed, "flip_signs")
     if fraction == 0.0:
         return G
     return _apply(G, idx, lambda W, m, b: _flip_layer(W, m, b, fraction, rule, rng, flip_bias))

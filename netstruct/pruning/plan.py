@@ -518,16 +518,7 @@ class PruningPlan:
             H = _shrink(G, units=all_units)
         except GraphError:
             return None
-        prov = dict(H.provenance)
-        prov["pruning"] = record
-        return SignedGraph._derived(
-            {c: H.node_column(c) for c in NODE_COLUMNS},
-            H.blocks,
-            spec=H._spec,
-            provenance=prov,
-            node_attrs={k: H.node_column(k) for k in H.node_attr_names},
-            edge_attrs={k: H.edge_arrays()[k] for k in H.edge_attr_names},
-        )
+        return _with_provenance(H, pruning=record)
 
     def summary(self) -> pd.DataFrame:
         """One row per step: reason, explicit edges, units, folded constants."""
@@ -793,25 +784,13 @@ def _remove(G: SignedGraph, em: np.ndarray) -> SignedGraph:
 
 
 def _with_provenance(G: SignedGraph, **items: Any) -> SignedGraph:
+    """``G`` with ``items`` added to its provenance (arrays shared; ``G`` is already valid)."""
     prov = dict(G.provenance)
     prov.update(items)
-    return SignedGraph(
-        {
-            c: G.node_column(c)
-            for c in (
-                "name",
-                "kind",
-                "group",
-                "index",
-                "unit",
-                "gate",
-                "direction",
-                "module",
-                "activation",
-            )
-        },
+    return SignedGraph._derived(
+        {c: G.node_column(c) for c in NODE_COLUMNS},
         G.blocks,
-        spec=G.spec,
+        spec=G._spec,
         provenance=prov,
         node_attrs={k: G.node_column(k) for k in G.node_attr_names},
         edge_attrs={k: G.edge_arrays()[k] for k in G.edge_attr_names},
