@@ -52,7 +52,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         "--gexf": args.gexf,
         "--csv": args.csv,
     }
-    paths = {}
+    paths: dict[str, Path] = {}
     for opt, path in outs.items():
         if path is None:
             continue

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +41,16 @@ __all__ = [
 #: Where Fashion-MNIST IDX files are looked for, in order (Debian's package first).
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist", "/usr/share/dataset-fashion-mnist")
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 
 
@@ -83,7 +94,9 @@ class Dataset:
             f"{self.n_features} features, {self.n_classes} classes)"
         )
 
-    def subsample(self, n_train: int | None = None, n_test: int | None = None, *, seed: object = 0) -> Dataset:
+    def subsample(
+        self, n_train: int | None = None, n_test: int | None = None, *, seed: object = 0
+    ) -> Dataset:
         """A stratification-free random subsample (for quick runs)."""
         rng = check_random_state(seed, func="Dataset.subsample")
 
@@ -102,7 +115,9 @@ def _split(X: np.ndarray, y: np.ndarray, test_size: float, seed: object) -> tupl
     from sklearn.model_selection import train_test_split
 
     rng = check_random_state(seed, func="load_dataset")
-    return train_test_split(X, y, test_size=test_size, random_state=int(rng.integers(2**31 - 1)), stratify=y)
+    return train_test_split(
+        X, y, test_size=test_size, random_state=int(rng.integers(2**31 - 1)), stratify=y
+    )
 
 
 def _standardize(X_train: np.ndarray, X_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +168,9 @@ def load_digits(*, test_size: float = 0.25, seed: object = 0, scale: str = "unit
     return _sklearn("digits", datasets.load_digits, test_size, seed, scale)
 
 
-def load_breast_cancer(*, test_size: float = 0.25, seed: object = 0, scale: str = "standard") -> Dataset:
+def load_breast_cancer(
+    *, test_size: float = 0.25, seed: object = 0, scale: str = "standard"
+) -> Dataset:
     """scikit-learn's bundled breast-cancer set (569 samples, 30 features, 2 classes), standardised."""
     from sklearn import datasets
 
@@ -178,7 +195,14 @@ def load_iris(*, test_size: float = 0.25, seed: object = 0, scale: str = "standa
 
 
 # ---------------------------------------------------------------------------- IDX files
-_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_TYPES: dict[int, Any] = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -212,25 +236,38 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             f"{str(p)!r} holds {len(data) - header} bytes of data but its header announces {dims} "
             f"({expected} bytes); the file is truncated or damaged."
         )
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+    return (
+        np.frombuffer(data, dtype=dtype, offset=header)
+        .reshape(dims)
+        .astype(dtype.newbyteorder("="))
+    )
 
 
 def _find(folder: Path, stem: str) -> Path | None:
-    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+    for name in (
+        stem,
+        stem + ".gz",
+        stem.replace("-idx", ".idx"),
+        stem.replace("-idx", ".idx") + ".gz",
+    ):
         if (folder / name).is_file():
             return folder / name
     return None
 
 
-def _load_idx_set(name: str, folders: list[Path], how_to: str, scale: str, classes: tuple[str, ...]) -> Dataset:
+def _load_idx_set(
+    name: str, folders: list[Path], how_to: str, scale: str, classes: tuple[str, ...]
+) -> Dataset:
     stems = {
-        "X_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
-        "X_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte",
+        "X_train": "train-images-idx3-ubyte",
+        "y_train": "train-labels-idx1-ubyte",
+        "X_test": "t10k-images-idx3-ubyte",
+        "y_test": "t10k-labels-idx1-ubyte",
     }
     for folder in folders:
         found = {k: _find(folder, s) for k, s in stems.items()}
         if all(found.values()):
-            arrays = {k: read_idx(v) for k, v in found.items()}
+            arrays = {k: read_idx(v) for k, v in found.items() if v is not None}
             break
     else:
         looked = ", ".join(repr(str(f)) for f in folders)
@@ -244,8 +281,13 @@ def _load_idx_set(name: str, folders: list[Path], how_to: str, scale: str, class
         if len(arrays[f"y_{k}"]) != len(X[f"X_{k}"]):
             raise FileFormatError(f"{name}: {k} images and labels differ in count.")
     return Dataset(
-        name, X["X_train"], arrays["y_train"].astype(np.int64), X["X_test"], arrays["y_test"].astype(np.int64),
-        classes, tuple(X["X_train"].shape[1:]),
+        name,
+        X["X_train"],
+        arrays["y_train"].astype(np.int64),
+        X["X_test"],
+        arrays["y_test"].astype(np.int64),
+        classes,
+        tuple(X["X_train"].shape[1:]),
     )
 
 
@@ -280,7 +322,7 @@ def load_mnist(path: str | os.PathLike, *, scale: str = "unit") -> Dataset:
     return _load_idx_set("mnist", [Path(path)], how, scale, tuple(str(i) for i in range(10)))
 
 
-_LOADERS = {
+_LOADERS: dict[str, Callable[..., Dataset]] = {
     "digits": load_digits,
     "breast_cancer": load_breast_cancer,
     "wine": load_wine,
@@ -317,8 +359,15 @@ def class_pair(ds: Dataset, a: int, b: int) -> Dataset:
 
     Xtr, ytr = sub(ds.X_train, ds.y_train)
     Xte, yte = sub(ds.X_test, ds.y_test)
-    return replace(ds, name=f"{ds.name}[{a}v{b}]", X_train=Xtr, y_train=ytr, X_test=Xte, y_test=yte,
-                   classes=(ds.classes[a], ds.classes[b]))
+    return replace(
+        ds,
+        name=f"{ds.name}[{a}v{b}]",
+        X_train=Xtr,
+        y_train=ytr,
+        X_test=Xte,
+        y_test=yte,
+        classes=(ds.classes[a], ds.classes[b]),
+    )
 
 
 def as_sequences(X: np.ndarray, image_shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -336,7 +385,12 @@ def as_sequences(X: np.ndarray, image_shape: tuple[int, int] | None = None) -> n
     if image_shape is None:
         side = int(round(np.sqrt(X.shape[1])))
         if side * side != X.shape[1]:
-            raise param_error("image_shape", "as_sequences", "given when features are not a square image", image_shape)
+            raise param_error(
+                "image_shape",
+                "as_sequences",
+                "given when features are not a square image",
+                image_shape,
+            )
         image_shape = (side, side)
     if X.ndim != 2 or X.shape[1] != image_shape[0] * image_shape[1]:
         raise InvalidParameterError(

@@ -12,18 +12,28 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .graphs.signed import SignedGraph
 from .utils.validation import check_graph
 
 __all__ = [
-    "COLUMN_WIDTH", "DOUBLE_COLUMN_WIDTH", "PALETTE", "SIGNED_CMAP", "paper_style", "signed_norm",
-    "plot_weight_matrix", "plot_weight_histograms", "plot_curves", "save_figure", "figure_png_bytes",
+    "COLUMN_WIDTH",
+    "DOUBLE_COLUMN_WIDTH",
+    "PALETTE",
+    "SIGNED_CMAP",
+    "paper_style",
+    "signed_norm",
+    "plot_weight_matrix",
+    "plot_weight_histograms",
+    "plot_curves",
+    "save_figure",
+    "figure_png_bytes",
 ]
 
 #: Single- and double-column widths in inches (two-column journals).
@@ -54,7 +64,10 @@ _RC = {
 def _mpl():
     import matplotlib
 
-    if os.environ.get("MPLBACKEND") is None and matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
+    if os.environ.get("MPLBACKEND") is None and matplotlib.get_backend().lower() not in (
+        "agg",
+        "module://matplotlib_inline.backend_inline",
+    ):
         with contextlib.suppress(Exception):
             matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -98,12 +111,19 @@ def plot_weight_matrix(G: SignedGraph, block: int | str = 0, *, ax: Any = None) 
     b = G.block(block)
     with paper_style():
         if ax is None:
-            fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, COLUMN_WIDTH * min(1.0, max(0.3, b.shape[0] / max(b.shape[1], 1)))))
+            fig, ax = plt.subplots(
+                figsize=(
+                    COLUMN_WIDTH,
+                    COLUMN_WIDTH * min(1.0, max(0.3, b.shape[0] / max(b.shape[1], 1))),
+                )
+            )
         else:
             fig = ax.figure
         W = np.ma.masked_array(b.weight, mask=~b.mask)
         cmap = plt.get_cmap(SIGNED_CMAP).with_extremes(bad="#bbbbbb")
-        im = ax.imshow(W, cmap=cmap, norm=signed_norm(b.weight), aspect="auto", interpolation="nearest")
+        im = ax.imshow(
+            W, cmap=cmap, norm=signed_norm(b.weight), aspect="auto", interpolation="nearest"
+        )
         ax.set_title(b.name)
         ax.set_xlabel("source")
         ax.set_ylabel("target")
@@ -119,10 +139,14 @@ def plot_weight_histograms(G: SignedGraph, *, bins: int = 60) -> Any:
     with paper_style():
         cols = min(n, 3)
         rows = int(np.ceil(n / cols))
-        fig, axes = plt.subplots(rows, cols, figsize=(DOUBLE_COLUMN_WIDTH, 1.6 * rows), squeeze=False)
+        fig, axes = plt.subplots(
+            rows, cols, figsize=(DOUBLE_COLUMN_WIDTH, 1.6 * rows), squeeze=False
+        )
         for ax, b in zip(axes.ravel(), G.blocks):
             w = b.weight[b.mask]
-            edges = np.linspace(w.min(), w.max(), bins + 1) if w.size and w.min() < w.max() else bins
+            edges = (
+                np.linspace(w.min(), w.max(), bins + 1) if w.size and w.min() < w.max() else bins
+            )
             ax.hist(w[w > 0], bins=edges, color=PALETTE[0], label="+")
             ax.hist(w[w < 0], bins=edges, color=PALETTE[1], label="−")
             ax.set_title(b.name)
@@ -135,8 +159,13 @@ def plot_weight_histograms(G: SignedGraph, *, bins: int = 60) -> Any:
 
 
 def plot_curves(
-    x: Sequence[float], curves: dict[str, tuple[Sequence[float], Sequence[float] | None, Sequence[float] | None]],
-    *, xlabel: str, ylabel: str, title: str = "", ax: Any = None,
+    x: ArrayLike,
+    curves: Mapping[str, tuple[ArrayLike, ArrayLike | None, ArrayLike | None]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    ax: Any = None,
 ) -> Any:
     """Lines with optional bands: ``curves = {label: (median, low, high)}`` (low/high may be None)."""
     _, plt = _mpl()
@@ -158,7 +187,9 @@ def plot_curves(
     return fig
 
 
-def save_figure(fig: Any, path: str | os.PathLike, *, formats: Sequence[str] = ("pdf", "svg", "png")) -> list[Path]:
+def save_figure(
+    fig: Any, path: str | os.PathLike, *, formats: Sequence[str] = ("pdf", "svg", "png")
+) -> list[Path]:
     """Save ``fig`` as ``path`` with each suffix in ``formats`` (atomic writes); returns the paths."""
     from .io._atomic import atomic_write
 

@@ -164,8 +164,12 @@ def block_matrices(
 
 
 # ----------------------------------------------------------------------------- products
+def _pair(a: int, b: int) -> tuple[int, int]:
+    return (a, b) if a <= b else (b, a)
+
+
 def _is_sparse(a: np.ndarray, indicator: bool) -> bool:
-    return indicator and a.size > 4096 and np.count_nonzero(a) < _SPARSE_BELOW * a.size
+    return bool(indicator and a.size > 4096 and np.count_nonzero(a) < _SPARSE_BELOW * a.size)
 
 
 class _Mat:
@@ -289,8 +293,7 @@ def _pair_products(X: tuple, Y: tuple, pair: _Pair, indicator: bool, kernels, tr
         else:
             e = np.stack(
                 [
-                    hy[tuple(sorted((types[t][1], types[u][1])))][lo:hi]
-                    @ hx[tuple(sorted((types[t][0], types[u][0])))]
+                    hy[_pair(types[t][1], types[u][1])][lo:hi] @ hx[_pair(types[t][0], types[u][0])]
                     for t in range(4)
                     for u in range(t, 4)
                 ]

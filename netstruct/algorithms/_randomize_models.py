@@ -249,7 +249,7 @@ def cached_permutation_groups(
     if cells.size <= _GROUP_CACHE_MAX_CELLS:
         indptr.setflags(write=False)
         cells.setflags(write=False)
-        ref = weakref.ref(weight, lambda _ref, k=key: _GROUP_CACHE.pop(k, None))
+        ref = weakref.ref(weight, lambda _ref, k=key: _GROUP_CACHE.pop(k, None))  # type: ignore[misc]
         _GROUP_CACHE[key] = (ref, indptr, cells)
     return indptr, cells
 

@@ -19,7 +19,9 @@ Positive weight inside communities and negative weight between them raise ``Q``.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,7 +60,7 @@ class SignedProjection:
         Position in ``units`` of every node's unit (gate rows point to their unit).
     """
 
-    adjacency: object
+    adjacency: Any  # a scipy.sparse CSR matrix
     units: np.ndarray
     node_unit: np.ndarray
     _parts: tuple = field(default=(), repr=False)
@@ -277,7 +279,7 @@ class Communities:
         )
         rows = []
         for c, d in df.groupby("community"):
-            row = {"community": int(c), "units": len(d)}
+            row: dict[str, Any] = {"community": int(c), "units": len(d)}
             for k in ("input", "hidden", "output"):
                 row[k] = int((d["kind"] == k).sum())
             row["layers"] = ",".join(str(int(x)) for x in sorted(d["group"].unique()))
@@ -423,7 +425,7 @@ def clusterability(
     weight: str = "weight",
     n_restarts: int = 2,
     n_iterations: int = 10,
-    blocks: object = None,
+    blocks: int | str | Iterable[int | str] | None = None,
     seed: int | np.random.Generator | None = None,
 ) -> Clusterability:
     """Is ``G`` more modular than its null models? Optimised ``Q`` against a null ensemble.

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numbers
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -195,7 +196,7 @@ def _chunk_counts(task: tuple) -> np.ndarray:
     plan = _p.build_plan(G)
     kernels = _kernels(backend if kind != "maxent" else None)
     n = next(s.size for s in seeds if s is not None)
-    stacks = []
+    stacks: list[Any] = []
     for b, block in enumerate(G.blocks):
         if seeds[b] is None:
             stacks.append(None)
@@ -318,7 +319,9 @@ def motif_zscores(
         kind, spec, steps, extra = "maxent", None, None, fitted
         # the maxent sampler draws unit-level blocks: census them directly
         G_run = fitted.unit_graph
-        seeds_all = [spawn_seeds(c, n_samples, func=func) for c in rng.spawn(len(G_run.blocks))]
+        seeds_all: list[np.ndarray | None] = [
+            spawn_seeds(c, n_samples, func=func) for c in rng.spawn(len(G_run.blocks))
+        ]
         name = maxent_name
     else:
         spec = _m.check_model(model, func)
@@ -338,7 +341,8 @@ def motif_zscores(
                     LayerTooSmallWarning,
                     stacklevel=2,
                 )
-                seeds = None
+                seeds_all.append(None)
+                continue
             seeds_all.append(seeds)
         name = spec.name
     movable = any(s is not None for s in seeds_all)

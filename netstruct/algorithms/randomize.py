@@ -82,7 +82,7 @@ def _check_layers(G: SignedGraph, layers: object, func: str, name: str = "blocks
     for key in keys:
         if isinstance(key, bool) or not isinstance(key, (str, numbers.Integral)):
             raise param_error(name, func, "None, a block index or name, or a list of them", layers)
-    idx = [G.block_index(k) for k in keys]  # type: ignore[arg-type]
+    idx = [G.block_index(k) for k in keys]  # type: ignore[arg-type]  # checked just above
     return sorted(set(idx))
 
 
@@ -96,7 +96,7 @@ def _check_n_steps(n_steps: object, model: NullModel, func: str) -> int | None:
             f"None for the exact model {model.name!r} (only chains take steps)",
             n_steps,
         )
-    return int(check_scalar(n_steps, "n_steps", func, kind=numbers.Integral, min_value=0))  # type: ignore[arg-type]
+    return int(check_scalar(n_steps, "n_steps", func, kind=numbers.Integral, min_value=0))
 
 
 # ----------------------------------------------------------------------------- ensembles
@@ -156,7 +156,7 @@ class RandomizedEnsemble:
                 min_value=0,
                 max_value=self.n_samples - 1,
             )
-        )  # type: ignore[arg-type]
+        )
         return _with_weights(self.source, {name: w[k] for name, w in self.weights.items()})
 
 
@@ -265,7 +265,7 @@ def randomize_ensemble(
     func = "randomize_ensemble"
     check_graph(G, func)
     spec = _m.check_model(model, func)
-    n_samples = int(check_scalar(n_samples, "n_samples", func, kind=numbers.Integral, min_value=1))  # type: ignore[arg-type]
+    n_samples = int(check_scalar(n_samples, "n_samples", func, kind=numbers.Integral, min_value=1))
     idx = _check_layers(G, blocks, func)
     steps = _check_n_steps(n_steps, spec, func)
     rng = check_random_state(seed, func=func)
@@ -288,7 +288,8 @@ def randomize_ensemble(
             )
             stack = np.ascontiguousarray(np.broadcast_to(w, (n_samples, *w.shape)))
             unchanged.append(block.name)
-            used[block.name], acc = 0, np.zeros(n_samples)
+            acc: np.ndarray | None = np.zeros(n_samples)
+            used[block.name] = 0
         else:
             stack, used[block.name], acc = _m.run_block(w, spec, steps, seeds, backend)
         stack.setflags(write=False)

@@ -16,6 +16,7 @@ LSTM/GRU blocks are split into one matrix per gate (rows by the node table's ``g
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -219,7 +220,7 @@ def layer_spectra(G: SignedGraph, *, per_gate: bool = True) -> pd.DataFrame:
 
 
 def spectra_trajectory(
-    path: object, *, rows: Iterable[int] | None = None, G: SignedGraph | None = None
+    path: str | os.PathLike[str], *, rows: Iterable[int] | None = None, G: SignedGraph | None = None
 ) -> pd.DataFrame:
     """Spectral diagnostics of every recorded weight matrix over a training trajectory.
 

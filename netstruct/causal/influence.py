@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..exceptions import GraphError, param_error
+from ..graphs.signed import SignedGraph
 from ..utils.validation import check_graph
 
 __all__ = ["path_influence"]
@@ -72,7 +73,9 @@ def _gains(G, X: np.ndarray) -> np.ndarray:
     return g
 
 
-def path_influence(G, X: ArrayLike | None = None) -> tuple[object, NDArray[np.float64]]:
+def path_influence(
+    G: SignedGraph, X: ArrayLike | None = None
+) -> tuple[SignedGraph, NDArray[np.float64]]:
     """Signed influence of every node and edge on every output, attached as attributes.
 
     Parameters

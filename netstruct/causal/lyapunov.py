@@ -10,6 +10,7 @@ of S(k). ``mode="authors"`` adds their 6-decimal file round trip, range filter a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -133,6 +134,54 @@ def _slopes(S: np.ndarray, valid: np.ndarray, fit: str) -> np.ndarray:
     ok = nk >= 2
     out[ok] = res[ok]
     return out
+
+
+@overload
+def lyapunov(
+    series: ArrayLike,
+    emb_dim: int = ...,
+    lag: int = ...,
+    *,
+    theiler: int = ...,
+    steps: int = ...,
+    fit: str = ...,
+    mode: str = ...,
+    range_floor: float | None = ...,
+    return_divergence: Literal[False] = ...,
+    backend: str | None = ...,
+) -> NDArray[np.float64]: ...
+
+
+@overload
+def lyapunov(
+    series: ArrayLike,
+    emb_dim: int = ...,
+    lag: int = ...,
+    *,
+    theiler: int = ...,
+    steps: int = ...,
+    fit: str = ...,
+    mode: str = ...,
+    range_floor: float | None = ...,
+    return_divergence: Literal[True],
+    backend: str | None = ...,
+) -> LyapunovResult: ...
+
+
+@overload
+def lyapunov(
+    series: ArrayLike,
+    emb_dim: int = ...,
+    lag: int = ...,
+    *,
+    theiler: int = ...,
+    steps: int = ...,
+    fit: str = ...,
+    mode: str = ...,
+    range_floor: float | None = ...,
+    return_divergence: bool = ...,
+    backend: str | None = ...,
+) -> NDArray[np.float64] | LyapunovResult: ...
 
 
 def lyapunov(

@@ -15,6 +15,7 @@ order, each row-major (PyTorch ``(out, in)`` layout), i.e. the order of
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,6 +32,10 @@ __all__ = ["TrajectoryRecorder", "TrajectoryReader", "MANIFEST"]
 
 MANIFEST = "manifest.json"
 _FORMAT = "netstruct.trajectory"
+
+
+def _save_rows(array: np.ndarray, n_rows: int, fh: Any) -> None:
+    np.save(fh, array[:n_rows])
 
 
 def _write_atomic(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
@@ -279,14 +284,14 @@ class TrajectoryRecorder:
             "steps": f"steps_{i:06d}.npy",
         }
         for key, arr in (("weights", self._buf), ("metrics", self._mbuf), ("steps", self._steps)):
-            _write_atomic(self.path / names[key], lambda fh, a=arr: np.save(fh, a[: self._fill]))
+            _write_atomic(self.path / names[key], functools.partial(_save_rows, arr, self._fill))
         self._chunks.append({**names, "rows": self._fill})
         self._fill = 0
         self._mbuf[:] = np.nan
         self._write_manifest(complete=False)
 
     def _write_manifest(self, *, complete: bool) -> None:
-        cols = {"param": [], "index": [], "row": [], "col": []}
+        cols: dict[str, list[Any]] = {"param": [], "index": [], "row": [], "col": []}
         for name, _p, idx, shape in self._sel:
             cols["param"] += [name] * len(idx)
             cols["index"] += idx.tolist()

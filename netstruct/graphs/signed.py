@@ -576,7 +576,9 @@ class SignedGraph:
         """Return the graph with all node and edge attributes dropped."""
         return self._derive(node_attrs={}, edge_attrs={})
 
-    def replace_blocks(self, updates: Mapping[int | str, Mapping[str, Any]]) -> SignedGraph:
+    def replace_blocks(
+        self, updates: Mapping[int, Mapping[str, Any]] | Mapping[str, Mapping[str, Any]]
+    ) -> SignedGraph:
         """Return a graph where some blocks get new ``weight``, ``mask`` and/or ``bias``.
 
         Edge attributes are kept when every mask is unchanged; otherwise they no longer line

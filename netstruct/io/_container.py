@@ -69,7 +69,7 @@ def _npy_header(a: np.ndarray) -> bytes:
 
 
 def _bytes_view(a: np.ndarray) -> memoryview:
-    return memoryview(a.reshape(-1).view(np.uint8))
+    return memoryview(a.reshape(-1).view(np.uint8))  # type: ignore[arg-type]  # ndarray is a buffer
 
 
 def _tree_digest(parts: list[Future]) -> str:
@@ -341,12 +341,12 @@ def _read_stored(
     fh.seek(start)
     header = _read_exact(fh, hlen)
     a = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
-    view = memoryview(a.reshape(-1, order="A").view(np.uint8)) if a.size else memoryview(b"")
+    view = memoryview(a.reshape(-1, order="A").view(np.uint8)) if a.size else memoryview(b"")  # type: ignore[arg-type]
     pool = _pool()
     parts = [pool.submit(_sha, header)]
     for i in range(0, nbytes, _PIECE):
         piece = view[i : i + _PIECE]
-        if fh.readinto(piece) != len(piece):
+        if fh.readinto(piece) != len(piece):  # type: ignore[attr-defined]  # zip/file handles have it
             raise FileFormatError(f"entry {info.filename!r} is cut off (truncated?)")
         parts.append(pool.submit(_sha, piece))
     return a, _tree_digest(parts)
@@ -359,7 +359,7 @@ def _read_stream(fh: IO[bytes]) -> tuple[np.ndarray, str]:
         fh.seek(0)  # ZipExtFile rewinds by decompressing again: only the short header
         header = _read_exact(fh, hlen)
         a = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
-        view = memoryview(a.reshape(-1, order="A").view(np.uint8)) if a.size else memoryview(b"")
+        view = memoryview(a.reshape(-1, order="A").view(np.uint8)) if a.size else memoryview(b"")  # type: ignore[arg-type]
         pool = _pool()
         parts = [pool.submit(_sha, header)]
         for i in range(0, view.nbytes, _PIECE):

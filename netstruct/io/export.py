@@ -290,7 +290,9 @@ def write_edgelist_csv(
     )
     nodes = G.nodes() if np_ is not None else None
     for frame in (df, nodes):
-        for c in [] if frame is None else frame.columns:
+        if frame is None:
+            continue
+        for c in frame.columns:
             if not (
                 pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])
             ):
@@ -299,6 +301,6 @@ def write_edgelist_csv(
                 )
     with atomic_write(p, "w", encoding="utf-8", newline="") as fh:
         df.to_csv(fh, index=False, float_format=None)
-    if np_ is not None:
+    if np_ is not None and nodes is not None:
         with atomic_write(np_, "w", encoding="utf-8", newline="") as fh:
             nodes.to_csv(fh, index=True)

@@ -30,7 +30,7 @@ __all__ = ["FormalContext"]
 def _labels(labels: ArrayLike | None, n: int, name: str, func: str) -> tuple[Any, ...]:
     if labels is None:
         return tuple(range(n))
-    out = tuple(labels.tolist()) if isinstance(labels, np.ndarray) else tuple(labels)
+    out = tuple(labels.tolist()) if isinstance(labels, np.ndarray) else tuple(labels)  # type: ignore[arg-type]
     if len(out) != n:
         raise param_error(name, func, f"a sequence of {n} labels", f"{len(out)} labels")
     return out

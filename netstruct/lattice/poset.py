@@ -74,7 +74,7 @@ def _edges_from_input(
     if labels is None:
         labs: tuple[Any, ...] = tuple(range(n))
     else:
-        labs = tuple(labels.tolist()) if isinstance(labels, np.ndarray) else tuple(labels)
+        labs = tuple(labels.tolist()) if isinstance(labels, np.ndarray) else tuple(labels)  # type: ignore[arg-type]
         if len(labs) != n:
             raise param_error("labels", func, f"a sequence of {n} labels", f"{len(labs)} labels")
     return labs, src, dst

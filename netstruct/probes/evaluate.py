@@ -150,7 +150,7 @@ def _compile_chain(G: SignedGraph, func: str) -> _Plan:
 
 
 def check_classifier(
-    G: SignedGraph, X: object = None, y: object = None, *, func: str = "check_classifier"
+    G: SignedGraph, X: Any = None, y: Any = None, *, func: str = "check_classifier"
 ):
     """Check that ``G`` is a classifier the batched evaluator runs, and that ``X, y`` fit it.
 
@@ -237,6 +237,7 @@ def _forward(plan: _Plan, G: SignedGraph, Xt, W: dict, B: dict, lo: int, hi: int
     """Logits of variants ``lo:hi`` (torch tensors in, tensor (k, n, C) out)."""
     import torch
 
+    from ..convert.elementwise import ElementwiseHandler
     from ..convert.handlers import handler_for_name
 
     if plan.module_input is not None:
@@ -245,7 +246,9 @@ def _forward(plan: _Plan, G: SignedGraph, Xt, W: dict, B: dict, lo: int, hi: int
     h = None
     for step in plan.steps:
         if step[0] == "act":  # the handler's semantics, features on the last axis
-            h = handler_for_name(step[1]).forward_torch(step[2], h)
+            handler = handler_for_name(step[1])
+            assert isinstance(handler, ElementwiseHandler)  # plans only hold element-wise steps
+            h = handler.forward_torch(step[2], h)
             continue
         i = step[1]
         blk = G.blocks[i]
@@ -264,7 +267,7 @@ def _forward(plan: _Plan, G: SignedGraph, Xt, W: dict, B: dict, lo: int, hi: int
 
 def predict_batch(
     G: SignedGraph,
-    X: object,
+    X: Any,
     *,
     weights: Mapping[int | str, np.ndarray] | None = None,
     biases: Mapping[int | str, np.ndarray] | None = None,
@@ -308,8 +311,8 @@ def predict_batch(
 
 def evaluate_batch(
     G: SignedGraph,
-    X: object,
-    y: object,
+    X: Any,
+    y: Any,
     *,
     weights: Mapping[int | str, np.ndarray] | None = None,
     biases: Mapping[int | str, np.ndarray] | None = None,

@@ -75,12 +75,23 @@ def plot_sweep(
             if part.empty:
                 continue
             if x is not None and not np.array_equal(x, part["level"].to_numpy()):
-                raise param_error("probes", "plot_sweep", "probes swept over the same levels", names)
+                raise param_error(
+                    "probes", "plot_sweep", "probes swept over the same levels", names
+                )
             x = part["level"].to_numpy()
             label = f"{name}, {_LABELS[metric]}" if len(names) > 1 else _LABELS[metric]
-            curves[label] = (part["median"].to_numpy(), part["q25"].to_numpy(), part["q75"].to_numpy())
-    if not curves:
-        raise param_error("probes", "plot_sweep", f"probes present in the table ({sorted(set(s['probe']))})", names)
+            curves[label] = (
+                part["median"].to_numpy(),
+                part["q25"].to_numpy(),
+                part["q75"].to_numpy(),
+            )
+    if not curves or x is None:
+        raise param_error(
+            "probes",
+            "plot_sweep",
+            f"probes present in the table ({sorted(set(s['probe']))})",
+            names,
+        )
     fig = plot_curves(x, curves, xlabel=xlabel, ylabel="accuracy (%)", title=title, ax=ax)
     if logx:
         fig.axes[0].set_xscale("log", base=2) if ax is None else ax.set_xscale("log", base=2)
@@ -143,7 +154,9 @@ def plot_violins(
             data.append(fold50(v) if fold else v)
             labels.append("original" if name == "none" else name.removeprefix("null-"))
     if not data:
-        raise param_error("df", "plot_violins", f"rows with metric {metric!r} at level {level}", "none")
+        raise param_error(
+            "df", "plot_violins", f"rows with metric {metric!r} at level {level}", "none"
+        )
     with paper_style():
         if ax is None:
             fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, COLUMN_WIDTH * 0.7))

@@ -85,6 +85,7 @@ def _run_cell(G, spec: ProbeSpec, levels, n_repeats, seeds, X, y, metrics, n_ste
             }
             for metric in metrics:
                 st = variants[metric]
+                assert st is not None  # metrics only lists variants that were built
                 for name in weights:
                     weights[name].append(st.weights[name])
                 for name in biases:

@@ -250,7 +250,7 @@ def he_normal_(model: Any, *, seed: int = 0) -> Any:
     return model
 
 
-def _tensors(X: Any, y: Any, func: str):
+def _tensors(X: Any, y: Any, func: str) -> tuple[Any, Any]:
     import torch
 
     Xa = np.asarray(X, dtype=np.float32)
@@ -337,11 +337,12 @@ def _fit(
             loss.backward()
             opt.step()
             if gates is not None:
+                assert reg is not None, "learned gates need their regulariser"
                 with torch.no_grad():
                     for k, m in gates.items():
-                        g = m.grad if m.grad is not None else torch.zeros_like(m)
+                        grad = m.grad if m.grad is not None else torch.zeros_like(m)
                         projected_step(
-                            m, g, reg=reg, lam=lam, eta=eta_m, alive=masks[k] if masks else None
+                            m, grad, reg=reg, lam=lam, eta=eta_m, alive=masks[k] if masks else None
                         )
                         m.grad = None
             step += 1

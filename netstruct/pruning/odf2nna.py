@@ -291,13 +291,13 @@ def _layer_pass(
     H_prev: np.ndarray, W: np.ndarray, b: np.ndarray, act, batch_size: int, store: bool
 ):
     st = _Stats(W.shape[0])
-    out = np.empty((H_prev.shape[0], W.shape[0])) if store else None
+    buf = np.empty((H_prev.shape[0] if store else 0, W.shape[0]))
     for s in range(0, H_prev.shape[0], batch_size):
         h = act(H_prev[s : s + batch_size] @ W.T + b)
         st.update(h)
         if store:
-            out[s : s + batch_size] = h
-    return st, out
+            buf[s : s + batch_size] = h
+    return st, (buf if store else None)
 
 
 def activation_stats(model: Any, X: Any, *, batch_size: int = 4096) -> pd.DataFrame:
@@ -350,6 +350,7 @@ def _score(stat: str, st: _Stats, H: np.ndarray | None, cv_floor: float) -> np.n
         return sigma**2
     if stat == "cv":
         return sigma / np.maximum(np.abs(st.mean), cv_floor)
+    assert H is not None, "the MAD score needs the layer's stored activations"
     med = np.median(H, axis=0)
     return np.median(np.abs(H - med), axis=0)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,9 @@ from .selectors import Selection, evaluate_selector
 __all__ = ["select_edges", "select_nodes", "prune", "Selector"]
 
 #: A selection: a pandas query string, a callable ``table -> bool mask``, a boolean mask or a Selection.
-Selector = str | Callable[[pd.DataFrame], Any] | np.ndarray | pd.Series | Selection | None
+Selector: TypeAlias = (
+    str | Callable[[pd.DataFrame], Any] | np.ndarray | pd.Series | Selection | None
+)
 
 
 def select_edges(G: SignedGraph, query: Selector) -> np.ndarray:

@@ -395,7 +395,7 @@ def _refit(
     param = getattr(lay.module, lay.param)
     with torch.no_grad():
         param.copy_(torch.from_numpy(Wn.reshape(param.shape)).to(param.dtype))
-        if b is not None:
+        if b is not None and lay.bias_param is not None:
             bp = getattr(lay.module, lay.bias_param)
             bp.copy_(torch.from_numpy(bn).to(bp.dtype))
     return {

@@ -327,7 +327,7 @@ class _Rank(Selection):
             take = (
                 min(int(self.k), size)
                 if self.k is not None
-                else int(round(float(self.fraction) * size))
+                else int(round(float(self.fraction or 0.0) * size))
             )
             out[order[s : s + take]] = True
         return out

@@ -233,7 +233,7 @@ def structured_prune(
             order, family, int(np.floor(amount * gids.size + 1e-9)), caps, round_to, tied
         )
     else:
-        target = float(target_params if target_params is not None else target_macs)
+        target = float(target_params if target_params is not None else target_macs or 0)
         col = 0 if target_params is not None else 1
 
         def measure(k: int) -> tuple[np.ndarray, float]:

@@ -536,7 +536,9 @@ def step_prune(ctx: JobContext) -> Section:
             )
     df = pd.DataFrame(rows)
     ctx.table(sec, df, "pruning", "Magnitude pruning by query, re-imported and evaluated")
-    curves = {m: (g["accuracy masked (%)"].to_numpy(), None, None) for m, g in df.groupby("model")}
+    curves = {
+        str(m): (g["accuracy masked (%)"].to_numpy(), None, None) for m, g in df.groupby("model")
+    }
     ctx.figure(
         sec,
         plot_curves(levels, curves, xlabel="fraction of edges removed", ylabel="test accuracy (%)"),
@@ -615,7 +617,7 @@ def _violins(
         fig, ax = plt.subplots(figsize=(COLUMN_WIDTH * 1.6, COLUMN_WIDTH * 0.7))
         names = list(data)
         parts = ax.violinplot([data[n] for n in names], showmedians=True)
-        for body in parts["bodies"]:
+        for body in parts["bodies"]:  # type: ignore[attr-defined]  # a list of PolyCollections
             body.set_facecolor(PALETTE[0])
             body.set_alpha(0.5)
         ax.axhline(reference, color=PALETTE[1], ls="--", lw=1, label=label)
@@ -783,7 +785,7 @@ def step_causal(ctx: JobContext) -> Section:
     # enough recorded rows (one per sample) for 20 Lyapunov windows of 200 rows at stride 180
     pt = max(pt, -(-(200 + 19 * 180) // n_tr))
     epochs = max(epochs, pt)
-    common = dict(lr=0.2, benchmark=0.95, output="softmax")
+    common: dict[str, Any] = dict(lr=0.2, benchmark=0.95, output="softmax")
     # one recorded run; both rules read the same Lyapunov series, so the calibrated (default) rule
     # and the authors' rule differ only in the decision, and each is shown beside its permutation null
     res = legcnet_prune(

@@ -29,7 +29,7 @@ __all__ = ["step_lattice", "block_irreducibles", "LATTICE_RULES"]
 #: rules compared by the step: (label, function, keyword arguments). Lattice rules aim at the
 #: target sparsity; the baselines prune to the realised sparsity of the first rule (magnitude:
 #: globally; random: block by block). The structured rule is re-imported shrunk.
-LATTICE_RULES = (
+LATTICE_RULES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("lattice, binary (block contexts)", "lattice", {}),
     ("lattice, binary (unrolled window poset)", "lattice", {"construction": "unrolled_dm"}),
     ("lattice, continuous (persistence)", "lattice", {"variant": "continuous"}),
@@ -359,12 +359,14 @@ def step_lattice(ctx: JobContext) -> Section:
     )
 
     # ---- prose with the headline numbers
-    ref = 0.5
-    head = df[(df["target sparsity"] == ref) & (df["model"] == targets[0])].set_index("rule")[
-        "test accuracy (%)"
-    ]
+    ref_sparsity = 0.5
+    head = df[(df["target sparsity"] == ref_sparsity) & (df["model"] == targets[0])].set_index(
+        "rule"
+    )["test accuracy (%)"]
     n_hidden = int((graphs[targets[0]].nodes()["kind"] == "hidden").sum())
-    crit = df[(df["target sparsity"] == ref) & (df["rule"] == _REF) & (df["model"] == targets[0])]
+    crit = df[
+        (df["target sparsity"] == ref_sparsity) & (df["rule"] == _REF) & (df["model"] == targets[0])
+    ]
     n_crit = (
         int(crit["critical units"].iloc[0])
         if len(crit) and pd.notna(crit["critical units"].iloc[0])
@@ -397,7 +399,7 @@ def step_lattice(ctx: JobContext) -> Section:
     )
     if _REF in head and _MAG_ENTRY in head:
         line += (
-            f" At sparsity {ref:g} on {targets[0]} (dense {100 * ctx.accuracy[targets[0]]:.1f} %): "
+            f" At sparsity {ref_sparsity:g} on {targets[0]} (dense {100 * ctx.accuracy[targets[0]]:.1f} %): "
             f"lattice binary {head[_REF]:.1f} % vs magnitude {head[_MAG_ENTRY]:.1f} % (entries) and "
             f"{head.get(_MAG_UNIT, float('nan')):.1f} % (unit connections)."
         )

@@ -81,7 +81,7 @@ def plot_network(
                 ],
                 1,
             )
-            ax.add_collection(LineCollection(segs, colors=colors, linewidths=0.5))
+            ax.add_collection(LineCollection(segs, colors=colors, linewidths=0.5))  # type: ignore[arg-type]
         cmap = plt.get_cmap("tab20")
         ax.scatter(
             x[units],
@@ -164,7 +164,8 @@ def step_netsci(ctx: JobContext) -> Section:
 
     o = ctx.options
     sec = Section("netsci", "Network science: communities, lesions, spectra")
-    comm_rows, lesion_frames, spec_frames, failed = [], [], [], []
+    comm_rows: list[dict[str, Any]] = []
+    lesion_frames, spec_frames, failed = [], [], []
     n_null = 5 if o.quick else 20
     for name, G0 in ctx.graphs.items():
         G = G0.without_attrs()

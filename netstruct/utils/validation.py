@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ def check_scalar(
     max_value: float | None = None,
     include_min: bool = True,
     include_max: bool = True,
-) -> object:
+) -> Any:
     """Check that ``value`` is a scalar of ``kind`` inside the given bounds.
 
     Examples
@@ -43,9 +44,10 @@ def check_scalar(
         raise param_error(name, func, what, value)
     if isinstance(value, numbers.Real) and not np.isfinite(float(value)):
         raise param_error(name, func, what, value)
-    if min_value is not None and (value < min_value or (not include_min and value == min_value)):
+    num: Any = value  # a real number from here on
+    if min_value is not None and (num < min_value or (not include_min and num == min_value)):
         raise param_error(name, func, what, value)
-    if max_value is not None and (value > max_value or (not include_max and value == max_value)):
+    if max_value is not None and (num > max_value or (not include_max and num == max_value)):
         raise param_error(name, func, what, value)
     return value
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import types
+from typing import Any
 
 import numba as nb
 
@@ -37,7 +38,7 @@ def use_writable_cache_dir() -> str | None:
     Returns the folder chosen, or None when numba's defaults (``NUMBA_CACHE_DIR``, the
     package's ``__pycache__``, the user-wide cache folder) work.
     """
-    if os.environ.get("NUMBA_CACHE_DIR") or nb.config.CACHE_DIR:
+    if os.environ.get("NUMBA_CACHE_DIR") or nb.config.CACHE_DIR:  # type: ignore[attr-defined]  # set at run time by numba
         return None
     if _writable(os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")):
         return None
@@ -47,7 +48,7 @@ def use_writable_cache_dir() -> str | None:
         return None
     uid = os.getuid() if hasattr(os, "getuid") else "user"
     folder = os.path.join(tempfile.gettempdir(), f"netstruct-numba-cache-{uid}")
-    nb.config.CACHE_DIR = folder
+    nb.config.CACHE_DIR = folder  # type: ignore[attr-defined]
     return folder
 
 
@@ -56,7 +57,12 @@ use_writable_cache_dir()
 
 def njit(*args, parallel: bool = False, cache: bool = True, **kwargs):
     """``numba.njit`` with netstruct's defaults (``cache=True, nogil=True``, fastmath from config)."""
-    opts = {"cache": cache, "nogil": True, "fastmath": FASTMATH, "parallel": parallel}
+    opts: dict[str, Any] = {
+        "cache": cache,
+        "nogil": True,
+        "fastmath": FASTMATH,
+        "parallel": parallel,
+    }
     opts.update(kwargs)
     return nb.njit(*args, **opts)
 

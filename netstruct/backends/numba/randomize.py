@@ -26,11 +26,11 @@ _LAZY = 8  # the swap chain holds on one proposal in _LAZY
 
 # ----------------------------------------------------------------------------- bit helpers
 @njit
-def _popcount(x: np.uint64) -> np.int64:
+def _popcount(x: np.uint64) -> int:
     x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
     x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
     x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))  # type: ignore[return-value]
 
 
 @njit
@@ -92,7 +92,7 @@ def _permute_one(
 
 
 @njit
-def _longest_group(indptr: np.ndarray) -> np.int64:
+def _longest_group(indptr: np.ndarray) -> int:
     longest = 0
     for g in range(indptr.shape[0] - 1):
         longest = max(longest, indptr[g + 1] - indptr[g])
@@ -161,7 +161,7 @@ def _shuffle_sign_class(
 
 
 @njit
-def _select_bit(bits: np.ndarray, line: np.int64, k: np.int64) -> np.int64:
+def _select_bit(bits: np.ndarray, line: np.int64, k: np.int64) -> int:
     """Index of the ``k``-th (0-based) set bit of the bit set ``bits[line]`` (-1 if none)."""
     for q in range(bits.shape[1]):
         x = bits[line, q]
@@ -175,7 +175,7 @@ def _select_bit(bits: np.ndarray, line: np.int64, k: np.int64) -> np.int64:
 
 
 @njit
-def _and_count(p: np.ndarray, a: np.int64, n: np.ndarray, b: np.int64) -> np.int64:
+def _and_count(p: np.ndarray, a: np.int64, n: np.ndarray, b: np.int64) -> int:
     """``|p[a] & n[b]|`` for two bit-set tables of the same width."""
     t = 0
     for q in range(p.shape[1]):
@@ -184,7 +184,7 @@ def _and_count(p: np.ndarray, a: np.int64, n: np.ndarray, b: np.int64) -> np.int
 
 
 @njit
-def _and_select(p: np.ndarray, a: np.int64, n: np.ndarray, b: np.int64, k: np.int64) -> np.int64:
+def _and_select(p: np.ndarray, a: np.int64, n: np.ndarray, b: np.int64, k: np.int64) -> int:
     """Index of the ``k``-th set bit of ``p[a] & n[b]``."""
     for q in range(p.shape[1]):
         x = p[a, q] & n[b, q]
@@ -220,7 +220,7 @@ def _bit_tables(w: np.ndarray, sign: np.float32, by_row: bool, n_words: np.int64
 
 
 @njit
-def _column_of(cum: np.ndarray, e: np.int64) -> np.int64:
+def _column_of(cum: np.ndarray, e: np.int64) -> int:
     """The column ``c`` with ``cum[c] <= e < cum[c + 1]`` (binary search; cum is non-decreasing)."""
     lo = 0
     hi = cum.shape[0] - 1
@@ -234,7 +234,7 @@ def _column_of(cum: np.ndarray, e: np.int64) -> np.int64:
 
 
 @njit
-def _swap_tables(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.int64]:
+def _swap_tables(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """``cum`` (positive cells before each column), negative degree per column, ``|E-|``."""
     n_out, n_in = weight.shape
     cum = np.zeros(n_in + 1, dtype=np.int64)
@@ -262,7 +262,7 @@ def _swap_chain(
     seed: np.uint64,
     reshuffle: bool,
     w: np.ndarray,
-) -> np.int64:
+) -> int:
     """One chain of :func:`signed_swap`, written into ``w``; returns the accepted moves."""
     n_out, n_in = weight.shape
     w_in = max((n_in + 63) // 64, 1)
@@ -477,7 +477,7 @@ def _trade(
 @njit
 def _curveball_chain(
     weight: np.ndarray, zbits: np.ndarray, n_rounds: np.int64, seed: np.uint64, w: np.ndarray
-) -> np.int64:
+) -> int:
     """One chain of :func:`signed_curveball`, written into ``w``; returns the changing trades."""
     n_nodes, n_partners = weight.shape
     n_words = zbits.shape[1]
