@@ -148,9 +148,8 @@ def measure(width: int, rounds: int = 24) -> dict[str, Any]:
 
 
 def main(widths: tuple[int, ...] = (16, 32, 64, 128)) -> list[dict[str, Any]]:
-    malloc = (
-        "fixed mmap/trim thresholds" if os.environ.get(*next(iter(_MALLOC.items()))) else "system"
-    )
+    fixed = all(os.environ.get(k) == v for k, v in _MALLOC.items())
+    malloc = "fixed mmap/trim thresholds" if fixed else "system"
     print(
         f"Shrunk CNN inference, {RATIO:.0%} of both convs' channels removed, batch {BATCH}, "
         f"CPU 1 thread, malloc: {malloc} (goal: speed-up >= 0.8 x MAC ratio)"
