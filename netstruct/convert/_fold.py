@@ -76,6 +76,16 @@ def _tied_ids(model: Any) -> set[int]:
     return tied
 
 
+def _is_16_bit(norm: Any) -> bool:
+    t = norm.running_mean if norm.running_mean is not None else norm.weight
+    return t is not None and t.is_floating_point() and t.element_size() < 4
+
+
+def _dtype_name(norm: Any) -> str:
+    t = norm.running_mean if norm.running_mean is not None else norm.weight
+    return str(t.dtype).replace("torch.", "")
+
+
 def _ndim(real: dict[Any, Any] | None, node: Any) -> int | None:
     v = None if real is None else real.get(node)
     return int(v.dim()) if hasattr(v, "dim") else None
@@ -106,7 +116,7 @@ def fold_batchnorms(traced: Any, real: dict[Any, Any] | None, model: Any) -> tup
     ------
     InvalidParameterError
         A batch norm of the model is in training mode (it normalises with batch statistics, so
-        there are no fixed statistics to fold).
+        there are no fixed statistics to fold), or holds float16/bfloat16 values.
 
     Warns
     -----
@@ -131,6 +141,15 @@ def fold_batchnorms(traced: Any, real: dict[Any, Any] | None, model: Any) -> tup
             f"but batch norm {training[0]!r}{more} of {type(model).__name__} is in training mode "
             "(it normalises with the statistics of each batch). Call model.eval() before "
             "from_torch, or pass fold_batchnorm=False."
+        )
+    low = sorted({_dtype_name(mod) for _, mod, _ in norms if _is_16_bit(mod)})
+    if low:
+        raise InvalidParameterError(
+            "The 'fold_batchnorm' parameter of from_torch needs a float32 or float64 model, but "
+            f"the batch norms of {type(model).__name__} hold {', '.join(low)} values: folding "
+            "changes the rounding by more than the 1e-5 the export checks. Fold the float32 "
+            "model and cast the result: ns.to_torch(ns.from_torch(model.float(), x.float(), "
+            "fold_batchnorm=True)).half()"
         )
     graph, real = _copy_graph(traced.graph, real)
     calls = _n_calls(graph)

@@ -337,6 +337,28 @@ def test_a_model_in_training_mode_is_refused():
     assert G.provenance["training"] is True
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_16_bit_model_is_refused_with_the_float32_route(dtype):
+    m, x = _user_cnn()
+    m, x = m.to(dtype), x.to(dtype)
+    with pytest.raises(InvalidParameterError, match="float32 or float64") as info:
+        ns.from_torch(m, x, fold_batchnorm=True)
+    assert str(dtype).replace("torch.", "") in str(info.value)
+    # the route the message gives works
+    m, x = m.float(), x.float()
+    small = ns.to_torch(ns.from_torch(m, x, fold_batchnorm=True)).to(dtype)
+    assert next(small.parameters()).dtype == dtype
+
+
+def test_a_float64_model_folds_in_float64():
+    m, x = _user_cnn()
+    m, x = m.double(), x.double()
+    G = ns.from_torch(m, x, fold_batchnorm=True)
+    r = ns.to_torch(G)
+    assert next(r.parameters()).dtype == torch.float64
+    assert float((_outputs(r, x)[0] - _outputs(m, x)[0]).abs().max()) <= 1e-5
+
+
 def test_a_model_without_batch_norms_is_exported_as_without_folding():
     torch.manual_seed(0)
     m = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
