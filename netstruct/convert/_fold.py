@@ -204,14 +204,16 @@ def _obstacle(bn, mod, handler, graph, root, replaced, calls, tied, real) -> Any
     others = [u.name for u in layer.users if u is not bn]
     if others:
         return f"the output of {layer_path!r} ({kind}) is also read by {', '.join(others)}"
-    weight = getattr(lmod, "weight", None)
-    if weight is not None and id(weight) in tied:
-        return f"the weight of {layer_path!r} ({kind}) is tied to another parameter"
-    if lhandler is None or weight is None:
+    if any(id(p) in tied for p in lmod.parameters()):
+        return (
+            f"a parameter of {layer_path!r} ({kind}) is shared with another module (tied "
+            "weights, or the module used twice)"
+        )
+    if lhandler is None:
         return f"the layer before it, {layer_path!r} ({kind}), cannot absorb it"
     scale, shift = handler.eval_affine(mod)
-    if int(getattr(weight, "shape", (0,))[0]) == 0 or scale.numel() == 0:
-        return f"the layer before it, {layer_path!r}, has no channels"
+    if scale.numel() == 0:
+        return "it has no channels"
     out = lhandler.absorb_affine(lmod, scale, shift, _ndim(real, layer))
     if out is None:
         return (

@@ -24,6 +24,7 @@ __all__ = [
     "ModuleHandler",
     "LinearHandler",
     "RecurrentHandler",
+    "absorb_output_affine",
     "register_module_handler",
     "get_handler",
     "handler_for_name",

@@ -298,6 +298,22 @@ def test_linear_on_a_sequence_is_not_folded_into():
         assert all("'1': the layer before it, '0' (Linear), cannot absorb it" in w for w in msgs)
 
 
+def test_a_layer_with_tied_weights_or_called_twice_is_not_folded_into():
+    torch.manual_seed(0)
+    a, b = nn.Linear(4, 4), nn.Linear(4, 4)
+    b.weight = a.weight  # tied: folding into a would change b
+    m = _randomize_bn(nn.Sequential(a, nn.BatchNorm1d(4), nn.ReLU(), b))
+    x = torch.randn(5, 4)
+    with pytest.warns(UnfoldedBatchNormWarning, match="'1': a parameter of '0' .* is shared"):
+        G = ns.from_torch(m, x, fold_batchnorm=True)
+    assert "folded_batchnorm" not in G.spec
+    shared = nn.Linear(4, 4)
+    m = _randomize_bn(nn.Sequential(shared, nn.ReLU(), shared, nn.BatchNorm1d(4)))
+    with pytest.warns(UnfoldedBatchNormWarning, match="'3': a parameter of '2' .* used twice"):
+        G = ns.from_torch(m, x, fold_batchnorm=True)
+    assert float((_outputs(ns.to_torch(G), x)[0] - _outputs(m, x)[0]).abs().max()) <= 1e-5
+
+
 def test_a_chain_of_two_norms_folds_both_into_the_conv():
     torch.manual_seed(0)
     m = _randomize_bn(nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.BatchNorm2d(3)))
@@ -316,6 +332,70 @@ def test_the_users_model_is_not_modified():
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert m[0].bias is None
+
+
+class _Scaled(nn.Module):
+    """A custom layer ``2 * lin(x)``: folds only when its handler implements absorb_affine."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 4)
+
+    def forward(self, x):
+        return 2.0 * self.lin(x)
+
+
+class _ScaledHandler(ns.ModuleHandler):
+    name = "tests.fold.Scaled"
+    shrinkable = True
+
+    def export(self, module, path, inputs, builder):
+        src = builder.resolve_features(inputs, 3, path)
+        out = builder.add_units(4, module=path)
+        builder.add_block(
+            module=path,
+            param="lin.weight",
+            weight=2.0 * module.lin.weight,
+            sources=src,
+            targets=out,
+            bias=2.0 * module.lin.bias,
+            bias_param="lin.bias",
+        )
+        return out
+
+    def build(self, config, params):
+        m = _Scaled()
+        with torch.no_grad():
+            m.lin.weight.copy_(torch.from_numpy(params["lin.weight"] / 2.0))
+            m.lin.bias.copy_(torch.from_numpy(params["lin.bias"] / 2.0))
+        return m
+
+
+class _FoldingScaledHandler(_ScaledHandler):
+    name = "tests.fold.FoldingScaled"
+
+    def absorb_affine(self, module, scale, shift, out_ndim=None):
+        import copy
+
+        out = copy.deepcopy(module)  # 2 * (s * lin(x) + t / 2) = s * (2 lin(x)) + t
+        out.lin = ns.convert.handlers.absorb_output_affine(module.lin, scale, shift / 2, out_axis=0)
+        return out
+
+
+@pytest.mark.parametrize("folds", [False, True])
+def test_a_custom_handler_folds_when_it_implements_absorb_affine(folds):
+    handler = _FoldingScaledHandler() if folds else _ScaledHandler()
+    ns.register_module_handler(_Scaled, handler, overwrite=True)
+    torch.manual_seed(0)
+    m = _randomize_bn(nn.Sequential(_Scaled(), nn.BatchNorm1d(4)))
+    x = torch.randn(6, 3)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        G = ns.from_torch(m, x, fold_batchnorm=True)
+    unfolded = [w for w in record if w.category is UnfoldedBatchNormWarning]
+    assert len(unfolded) == int(not folds)
+    assert G.spec.get("folded_batchnorm") == ({"1": "0"} if folds else None)
+    assert float((_outputs(ns.to_torch(G), x)[0] - _outputs(m, x)[0]).abs().max()) <= 1e-5
 
 
 # ---------------------------------------------------------------------- bad input
