@@ -10,14 +10,15 @@ A batch norm ``bn`` is folded into the module call ``layer`` that feeds it when
 
 * ``bn`` is a ``BatchNorm1d/2d/3d`` with running statistics, called once, on ``layer``'s
   output only (no other arguments);
-* ``layer`` is called once, its output is read by ``bn`` and nothing else, its weight is not
-  tied to another parameter, and its handler can absorb the map (``nn.Linear`` on 2-D input,
+* ``layer`` is called once, its output is read by ``bn`` and nothing else, none of its
+  parameters is shared with another module, and its handler can absorb the map (``nn.Linear`` on 2-D input,
   ``nn.ConvNd`` / ``nn.ConvTransposeNd`` on batched input, or a custom handler that implements
   ``absorb_affine``).
 
 Then the call of ``bn`` is removed from the graph (its users read ``layer``'s output) and
 ``layer`` is exported as a copy holding ``weight * scale`` and ``bias * scale + shift`` (a
-bias is added when the layer had none). The user's model is never modified.
+bias is added when the layer had none). The user's model is never modified. Batch norms in
+training mode, or holding float16/bfloat16 values, are refused (``InvalidParameterError``).
 """
 
 from __future__ import annotations
