@@ -20,6 +20,7 @@ __all__ = [
     "TasksLostError",
     "NetstructWarning",
     "EmptySelectionWarning",
+    "UnfoldedBatchNormWarning",
 ]
 
 
@@ -88,6 +89,14 @@ class NetstructWarning(UserWarning):
 
 class EmptySelectionWarning(NetstructWarning):
     """A pruning query or selector matched nothing, so nothing was removed."""
+
+
+class UnfoldedBatchNormWarning(NetstructWarning):
+    """``from_torch(..., fold_batchnorm=True)`` left some batch norms unfolded (it says why).
+
+    Turn it into an error with ``warnings.simplefilter("error", UnfoldedBatchNormWarning)``
+    when every batch norm must be folded.
+    """
 
 
 def param_error(name: str, func: str, expected: str, got: object) -> InvalidParameterError:

@@ -1009,7 +1009,12 @@ def _tied_parameters(model) -> dict[str, str]:
 
 
 def from_torch(
-    model: Any, example_input: Any = None, *, check: bool = True, reduction: str = "sum"
+    model: Any,
+    example_input: Any = None,
+    *,
+    check: bool = True,
+    reduction: str = "sum",
+    fold_batchnorm: bool = False,
 ) -> SignedGraph:
     """Export a torch model to a :class:`~netstruct.SignedGraph`.
 
@@ -1032,6 +1037,16 @@ def from_torch(
     reduction : {"sum", "l1", "l2", "center", "max"}, default="sum"
         How a convolution's (or a flattened input's) taps between two units become the signed
         weight of their edge; the full kernel is kept for re-import (see ``docs/concepts``).
+    fold_batchnorm : bool, default=False
+        Fold each eval-mode ``BatchNorm1d/2d/3d`` that reads only the output of a conv or
+        linear layer (read by nothing else) into that layer: its weight becomes
+        ``w * gamma / sqrt(var + eps)`` per output channel and its bias
+        ``(b - mean) * gamma / sqrt(var + eps) + beta``, so edges, analyses and pruning see the
+        effective weights and the graph has no node or block for that norm.
+        ``spec["folded_batchnorm"]`` records ``{norm path: layer path}``. The re-imported
+        module has no such norm, and its folded layers have a bias: its ``state_dict`` keys
+        differ from the model's. Norms that cannot be folded stay norm nodes, with one
+        :class:`~netstruct.exceptions.UnfoldedBatchNormWarning` listing them and why.
 
     Returns
     -------
@@ -1047,7 +1062,8 @@ def from_torch(
     GraphError
         Non-finite weights, or layer sizes that do not chain.
     InvalidParameterError
-        ``model`` is not a module, has no parameters, or ``example_input`` does not fit it.
+        ``model`` is not a module, has no parameters, or ``example_input`` does not fit it;
+        ``fold_batchnorm`` is not a bool, or is True while a batch norm is in training mode.
 
     Examples
     --------
@@ -1059,6 +1075,18 @@ def from_torch(
     {'input': 4, 'hidden': 3, 'output': 2}
     >>> [b.name for b in G.blocks]
     ['0.weight', '2.weight']
+
+    A conv + batch norm folded into one layer (the re-imported module has no batch norm):
+
+    >>> cnn = torch.nn.Sequential(
+    ...     torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.ReLU()
+    ... ).eval()
+    >>> x = torch.randn(4, 1, 5, 5)
+    >>> F = ns.from_torch(cnn, x, fold_batchnorm=True)
+    >>> [b.name for b in F.blocks], F.spec["folded_batchnorm"]
+    (['0.weight'], {'1': '0'})
+    >>> bool(torch.allclose(ns.to_torch(F)(x), cnn(x), atol=1e-5))
+    True
     """
     import torch
 
@@ -1071,6 +1099,10 @@ def from_torch(
     if reduction not in REDUCTIONS:
         raise InvalidParameterError(
             f"The 'reduction' parameter of from_torch must be one of {list(REDUCTIONS)}. Got {reduction!r} instead."
+        )
+    if not isinstance(fold_batchnorm, bool):
+        raise InvalidParameterError(
+            f"The 'fold_batchnorm' parameter of from_torch must be a bool. Got {fold_batchnorm!r} instead."
         )
     params = dict(model.named_parameters())
     if not params:
@@ -1087,6 +1119,11 @@ def from_torch(
             real = _run_example(traced, example_input)
         finally:
             model.train(was_training)
+    folded: dict[str, str] = {}
+    if fold_batchnorm:  # the norm semantics live in its handler (see _fold)
+        from ._fold import fold_batchnorms
+
+        traced, real, folded = fold_batchnorms(traced, real, model)
     exporter = _Exporter(model, traced, real, reduction)
     spec = exporter.run()
     if traced.facts is not None:  # a tape: specialised to the example's shapes
@@ -1108,6 +1145,9 @@ def from_torch(
         for p in (blk.param, blk.bias_param)
         if p
     }
+    if folded:
+        spec["folded_batchnorm"] = folded
+        used |= {f"{bn}.{p}" for bn in folded for p in ("weight", "bias")}  # folded, not dropped
     dtype = str(next(iter(params.values())).dtype).replace("torch.", "")
     spec["dtype"] = dtype
     provenance = {
@@ -1120,6 +1160,7 @@ def from_torch(
         "dtype": dtype,
         "training": bool(model.training),
         "reduction": reduction,
+        "fold_batchnorm": fold_batchnorm,
     }
     if example_input is not None and hasattr(example_input, "shape"):
         spec["input_shape"] = list(example_input.shape)

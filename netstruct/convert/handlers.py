@@ -24,6 +24,7 @@ __all__ = [
     "ModuleHandler",
     "LinearHandler",
     "RecurrentHandler",
+    "absorb_output_affine",
     "register_module_handler",
     "get_handler",
     "handler_for_name",
@@ -86,6 +87,21 @@ class ModuleHandler:
         """Rebuild the module from its config and parameters (``{param name: array}``)."""
         raise NotImplementedError(f"{type(self).__name__} must implement build()")
 
+    def absorb_affine(
+        self, module: Any, scale: Any, shift: Any, out_ndim: int | None = None
+    ) -> Any | None:
+        """A copy of ``module`` whose output channel ``c`` is ``scale[c] * y[c] + shift[c]``.
+
+        Used by ``from_torch(..., fold_batchnorm=True)`` to fold an eval-mode batch norm
+        (whose semantics, ``scale`` and ``shift``, come from
+        :meth:`~netstruct.convert.layers.NormHandler.eval_affine`) into the layer that feeds it.
+        ``scale`` and ``shift`` are float64 tensors of shape ``(n_out,)``; ``out_ndim`` is the
+        number of dimensions of the layer's output on the example input (None when unknown).
+        Return None when the layer cannot absorb the map (the default: a handler that can, e.g.
+        a linear or convolution layer, overrides this). ``module`` itself is left unchanged.
+        """
+        return None
+
 
 def load_params(module: Any, params: Mapping[str, np.ndarray]) -> None:
     """Copy numpy arrays into a module's parameters by name (shapes must match)."""
@@ -131,6 +147,11 @@ class LinearHandler(ModuleHandler):
     def config(self, module):
         return {"bias": module.bias is not None}
 
+    def absorb_affine(self, module, scale, shift, out_ndim=None):
+        if out_ndim not in (None, 2):  # (N, C, L) input: a batch norm's axis 1 is not the output
+            return None
+        return absorb_output_affine(module, scale, shift, out_axis=0)
+
     def build(self, config, params):
         import torch
 
@@ -146,6 +167,40 @@ class LinearHandler(ModuleHandler):
             m = torch.nn.utils.skip_init(torch.nn.Linear, w.shape[1], w.shape[0], bias=bias)
         load_params(m, params)
         return m
+
+
+def absorb_output_affine(module: Any, scale: Any, shift: Any, *, out_axis: int) -> Any:
+    """A shallow copy of ``module``, ``weight`` and ``bias`` folded with a per-output affine map.
+
+    ``weight' = weight * scale`` along ``out_axis`` (the weight's output-channel axis) and
+    ``bias' = bias * scale + shift`` (``bias`` taken as 0 when the layer has none; the copy
+    then gets one). Computed in float64 and rounded once to the parameter's dtype. The copy
+    shares every other parameter, buffer and attribute with ``module``, which is unchanged.
+    Returns None when ``scale`` does not have one value per output channel. Inputs already
+    validated (float64 tensors of shape ``(n,)``).
+    """
+    import copy
+
+    import torch
+
+    w = module.weight
+    if scale.numel() != w.shape[out_axis]:
+        return None  # the norm's channels are not the layer's outputs
+    shape = [1] * w.dim()
+    shape[out_axis] = -1
+    out = copy.copy(module)
+    for slot in ("_parameters", "_buffers", "_modules"):  # own registries: the original is kept
+        out.__dict__[slot] = dict(module.__dict__[slot])
+    with torch.no_grad():
+        s = scale.to(torch.float64)
+        w_new = w.detach().to(torch.float64) * s.reshape(shape)
+        old_b = module.bias
+        b = old_b.detach().to(torch.float64) if old_b is not None else torch.zeros_like(s)
+        b_new = b * s + shift.to(torch.float64)
+        rg = w.requires_grad
+        out.weight = torch.nn.Parameter(w_new.to(w.dtype), requires_grad=rg)
+        out.bias = torch.nn.Parameter(b_new.to(w.dtype), requires_grad=rg)
+    return out
 
 
 def _direct_linear(weight: np.ndarray, bias: np.ndarray | None) -> Any:

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..exceptions import GraphError, UnsupportedModuleError
 from .builder import PendingInput, to_numpy
-from .handlers import ModuleHandler, load_params
+from .handlers import ModuleHandler, absorb_output_affine, load_params
 
 __all__ = [
     "ConvHandler",
@@ -106,6 +106,14 @@ class ConvHandler(ModuleHandler):
             builder.blocks[-1] = blk.replace(layout={**blk.layout, "transposed": True})
         return out
 
+    def absorb_affine(self, module, scale, shift, out_ndim=None):
+        if self.transposed and module.groups != 1:  # not exported (see export)
+            return None
+        if out_ndim is not None and out_ndim != module.weight.dim():  # unbatched: (C, *spatial)
+            return None
+        # torch stores a conv's kernel (out, in, *k) and a transposed conv's (in, out, *k)
+        return absorb_output_affine(module, scale, shift, out_axis=1 if self.transposed else 0)
+
     def config(self, module):
         cfg = {a: getattr(module, a) for a in self._ATTRS}
         cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
@@ -153,6 +161,47 @@ class NormHandler(ModuleHandler):
                 "the feature axis only"
             )
         return int(shape[0])
+
+    def fold_obstacle(self, module) -> str | None:
+        """Why this eval-mode norm cannot be folded into the layer before it (None: it can).
+
+        Only a batch norm with running statistics is a fixed per-channel affine map in eval
+        mode (:meth:`eval_affine`); the other norms depend on the values they normalise.
+        """
+        if not self.batch:
+            return f"a {self.name} normalises with statistics of its input, not fixed ones"
+        if not module.track_running_stats or module.running_mean is None:
+            return "it has no running statistics (track_running_stats=False), so it always uses batch statistics"
+        return None
+
+    def eval_affine(self, module) -> tuple[Any, Any]:
+        """An eval-mode batch norm as the per-channel map ``y = scale * x + shift`` (float64).
+
+        ``scale = weight / sqrt(running_var + eps)`` and ``shift = bias - running_mean * scale``
+        (``weight = 1``, ``bias = 0`` without affine parameters). Inputs already validated
+        (:meth:`fold_obstacle` is None and the module is in eval mode).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from netstruct.convert.layers import NormHandler
+        >>> bn = torch.nn.BatchNorm1d(2, eps=0.0).eval()
+        >>> _ = bn.running_var.fill_(4.0), bn.running_mean.fill_(1.0)
+        >>> scale, shift = NormHandler("BatchNorm1d").eval_affine(bn)
+        >>> scale.tolist(), shift.tolist()
+        ([0.5, 0.5], [-0.5, -0.5])
+        """
+        import torch
+
+        var = module.running_var.detach().to(torch.float64)
+        scale = 1.0 / torch.sqrt(var + float(module.eps))
+        shift = -module.running_mean.detach().to(torch.float64) * scale
+        if module.weight is not None:
+            scale = scale * module.weight.detach().to(torch.float64)
+            shift = shift * module.weight.detach().to(torch.float64)
+        if module.bias is not None:
+            shift = shift + module.bias.detach().to(torch.float64)
+        return scale, shift
 
     def export(self, module, path, inputs, builder):
         n = self._n(module)

@@ -165,8 +165,11 @@ def _assemble(spec: dict[str, Any], modules: dict[str, Any], scales: dict[str, n
         return modules[""]
     if kind == "Sequential" and not scales:
         root = torch.nn.Sequential()
-        for path, m in modules.items():
-            set_submodule(root, path, m, torch.nn.Sequential)
+        # in call order: a saved spec's module table may come back sorted by name ("10" < "2")
+        order = [r["target"] for r in spec.get("ops", ()) if r.get("op") == "call_module"]
+        order = list(dict.fromkeys(p for p in order if p in modules))
+        for path in order + [p for p in modules if p not in order]:
+            set_submodule(root, path, modules[path], torch.nn.Sequential)
         return root
     import copy
 

@@ -1,0 +1,193 @@
+"""Shrunk CNN inference speed-up against the MAC ratio, with and without batch-norm folding.
+
+Goal of issue 12: a physically shrunk model's inference speed-up >= 0.8 x its MAC ratio at
+batch 64 on CPU. The model is ``make_cnn(width)`` of ``bench_torch_pruning.py``
+(conv(width)-BN-ReLU-maxpool-conv(2 width)-BN-ReLU-maxpool-linear on 28x28 images); 50 % of
+both convs' channels (the smallest incoming L2 norm, with their BN channels) are removed with
+``ns.prune(G, plan, shrink=True)``. The MAC ratio is that of the dense and shrunk models as
+exported, counted by ``torch_pruning.utils.count_ops_and_params`` exactly as
+``bench_torch_pruning.py`` counts it (the folded models' counts are printed beside it, not used).
+
+Timed variants, each applied to the dense and the shrunk model alike:
+
+* ``eager``: the models as rebuilt (BN kept), ``torch.no_grad``, NCHW (the figure
+  ``bench_torch_pruning.py`` prints);
+* ``folded``: both models exported again with ``from_torch(..., fold_batchnorm=True)`` and
+  rebuilt, so each conv carries its BN (what one deploys); ``torch.no_grad``;
+* ``folded+inf``: folded, under ``torch.inference_mode``;
+* ``folded+inf+cl``: folded, ``torch.inference_mode``, ``channels_last`` weights and input;
+* ``folded+jit``: folded, ``torch.jit.optimize_for_inference(torch.jit.freeze(trace))``
+  (conv+ReLU fusion, MKL-DNN layout), for comparison with a compiled deployment.
+
+One torch thread; dense and shrunk alternate within each round and the variants alternate in
+slices, so load changes hit both alike; the speed-up is dense time / shrunk time by the minimum
+and by the median of the rounds.
+
+The allocator matters as much as the model at these sizes: glibc's dynamic mmap threshold
+makes some runs page-fault on every large activation (a dense width-16 model then takes 9 ms
+instead of 1.7 ms, run to run). The script therefore re-executes itself with
+``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` fixed (the same for both models, as
+jemalloc/tcmalloc, which PyTorch recommends for CPU inference, would give); pass
+``--system-malloc`` to measure with the allocator as it is.
+
+Run: ``nice -n 10 python benchmarks/bench_shrunk_inference.py [--system-malloc] [widths...]``
+(about a minute and a half for widths 16 32 64 128 on a quiet core; torch-pruning, a benchmark
+oracle only, counts the MACs).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_torch_pruning import make_cnn, run_netstruct  # noqa: E402
+
+BATCH = 64
+RATIO = 0.5
+VARIANTS = ("eager", "folded", "folded+inf", "folded+inf+cl", "folded+jit")
+_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "4000000000", "MALLOC_TRIM_THRESHOLD_": "4000000000"}
+
+
+def _prepare(model: Any, x: Any, mode: str) -> tuple[Any, Any]:
+    """``(model, input)`` as the variant runs them (a copy: the caller's model is kept)."""
+    import copy
+
+    import torch
+
+    model = copy.deepcopy(model)
+    if mode.endswith("cl"):
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    if mode.endswith("jit"):
+        with torch.no_grad():
+            model = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, x)))
+    return model, x
+
+
+def _time_pair(dense: Any, small: Any, x: Any, rounds: int, mode: str) -> dict[str, list[float]]:
+    """Alternated timings (seconds) of the dense and the shrunk model on ``x``."""
+    import torch
+
+    ctx = torch.inference_mode if ("+inf" in mode or mode.endswith("jit")) else torch.no_grad
+    (dense, xd), (small, xs) = _prepare(dense, x, mode), _prepare(small, x, mode)
+    t: dict[str, list[float]] = {"dense": [], "shrunk": []}
+    with ctx():
+        for m, xx in ((dense, xd), (small, xs), (dense, xd), (small, xs)):  # warm-up
+            m(xx)
+        for _ in range(rounds):
+            for key, m, xx in (("dense", dense, xd), ("shrunk", small, xs)):
+                s = time.perf_counter()
+                m(xx)
+                t[key].append(time.perf_counter() - s)
+    return t
+
+
+def _fold(model: Any, x: Any) -> Any:
+    import netstruct as ns
+
+    return ns.to_torch(ns.from_torch(model, x[:2], fold_batchnorm=True))
+
+
+def measure(width: int, rounds: int = 24) -> dict[str, Any]:
+    """Speed-ups of every variant at ``width`` (see the module docstring)."""
+    import torch
+    import torch_pruning as tp
+
+    import netstruct as ns
+
+    torch.manual_seed(0)
+    dense = make_cnn(width).eval()
+    x = torch.randn(BATCH, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    _, small = run_netstruct(dense, x, [("0", "1"), ("4", "5")], RATIO)
+    dense = ns.to_torch(ns.from_torch(dense, x[:2]))  # both sides rebuilt by netstruct
+    macs_d, _ = tp.utils.count_ops_and_params(dense, x[:1])
+    macs_s, _ = tp.utils.count_ops_and_params(small, x[:1])
+    fd, fs = _fold(dense, x), _fold(small, x)
+    fmacs_d, _ = tp.utils.count_ops_and_params(fd, x[:1])
+    fmacs_s, _ = tp.utils.count_ops_and_params(fs, x[:1])
+    with torch.no_grad():
+        err = max(float((fd(x) - dense(x)).abs().max()), float((fs(x) - small(x)).abs().max()))
+    pairs = {v: (dense, small) if v == "eager" else (fd, fs) for v in VARIANTS}
+    times = {v: {"dense": [], "shrunk": []} for v in VARIANTS}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(3):  # the variants alternate too, in three slices of the rounds
+            for v in VARIANTS:
+                d, s = pairs[v]
+                t = _time_pair(d, s, x, max(1, rounds // 3), v)
+                for k in t:
+                    times[v][k] += t[k]
+    finally:
+        torch.set_num_threads(threads)
+    mac_ratio = macs_d / macs_s
+    out: dict[str, Any] = {
+        "width": width,
+        "mac_ratio": mac_ratio,
+        "folded_mac_ratio": fmacs_d / fmacs_s,
+        "fold_error": err,
+    }
+    for v, t in times.items():
+        sp_min = min(t["dense"]) / min(t["shrunk"])
+        sp_med = statistics.median(t["dense"]) / statistics.median(t["shrunk"])
+        out[v] = {
+            "dense_ms": 1e3 * min(t["dense"]),
+            "shrunk_ms": 1e3 * min(t["shrunk"]),
+            "speedup_min": sp_min,
+            "speedup_med": sp_med,
+            "of_mac_min": sp_min / mac_ratio,
+            "of_mac_med": sp_med / mac_ratio,
+        }
+    return out
+
+
+def main(widths: tuple[int, ...] = (16, 32, 64, 128)) -> list[dict[str, Any]]:
+    fixed = all(os.environ.get(k) == v for k, v in _MALLOC.items())
+    malloc = "fixed mmap/trim thresholds" if fixed else "system"
+    print(
+        f"Shrunk CNN inference, {RATIO:.0%} of both convs' channels removed, batch {BATCH}, "
+        f"CPU 1 thread, malloc: {malloc} (goal: speed-up >= 0.8 x MAC ratio)"
+    )
+    print(
+        f"{'width':>8} {'variant':<14}{'dense ms':>9}{'shrunk ms':>10}{'sp min':>8}{'sp med':>8}"
+        f"{'MACx':>6}{'/MAC min':>9}{'/MAC med':>9}  goal"
+    )
+    rows = []
+    for w in widths:
+        r = measure(w, rounds=24 if w <= 64 else 12)
+        rows.append(r)
+        for v in VARIANTS:
+            s = r[v]
+            ok = "met" if min(s["of_mac_min"], s["of_mac_med"]) >= 0.8 else "not met"
+            print(
+                f"{f'{w}/{2 * w}':>8} {v:<14}{s['dense_ms']:>9.2f}{s['shrunk_ms']:>10.2f}"
+                f"{s['speedup_min']:>8.2f}{s['speedup_med']:>8.2f}{r['mac_ratio']:>6.2f}"
+                f"{s['of_mac_min']:>9.2f}{s['of_mac_med']:>9.2f}  {ok}"
+            )
+        print(
+            f"{'':>8} (MAC ratio of the folded models {r['folded_mac_ratio']:.2f}; folded vs "
+            f"unfolded outputs differ by {r['fold_error']:.1e})"
+        )
+    return rows
+
+
+def test_shrunk_inference_table():
+    import pytest
+
+    pytest.importorskip("torch_pruning")
+    main((16, 64))
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    system = "--system-malloc" in args
+    if not system and any(os.environ.get(k) != v for k, v in _MALLOC.items()):
+        # glibc reads these at start-up: run again with them set
+        os.execvpe(sys.executable, [sys.executable, *sys.argv], {**os.environ, **_MALLOC})
+    main(tuple(int(a) for a in args if a != "--system-malloc") or (16, 32, 64, 128))
