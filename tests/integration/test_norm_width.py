@@ -179,6 +179,9 @@ def test_structured_prune_with_norm_width(exported, amount, tmp_path):
     small = ns.to_torch(S)
     _assert_masked_equals_shrunk(G, S, masked, small, x)
     assert plan.steps[0].meta["params"] == ns.graph_params(S) == _n_params(small)
+    if name == "gpt2":  # the LM head stays tied to the (narrower) token embedding
+        assert small.lm_head.weight is small.transformer.wte.weight
+        assert small.lm_head.weight.shape[1] == _WIDTH - int(amount * _WIDTH)
     # the shrunk module saves as state_dict + JSON spec and loads back with the same outputs
     path = tmp_path / "small.nsm"
     ns.save_model(small, path, example_input=x)
@@ -221,6 +224,12 @@ def test_masked_norm_is_not_zeroing():
     plan = _width_plan(G, 0.5)
     masked = ns.to_torch(plan.apply(G))
     small = ns.to_torch(ns.shrink(G, units=plan))
+    # torch.nn.utils.prune masks in every parameter's layout (embedding tables, norm entries,
+    # a composite layer's own parameters) give the same model
+    pm = ns.to_torch(plan.apply(G), prune_masks=True)
+    with torch.no_grad():
+        assert torch.equal(pm(x), masked(x))
+    assert not bool(pm.emb.weight_mask[:, ~masked.encoder.norm.stat_mask].any())
     for mod in masked.modules():
         if isinstance(mod, MaskedLayerNorm):
             mod.stat_mask.fill_(True)
@@ -270,6 +279,11 @@ def test_budget_counts_norm_width_groups():
         assert width < _WIDTH and width % round_to == 0
         with torch.no_grad():
             assert float((ns.to_torch(plan.apply(G))(x) - small(x)).abs().max()) <= 1e-5
+    y = torch.tensor([0, 2])
+    plan = ns.structured_prune(G, amount=0.3, norm_width=True, by="taylor", data=(x, y))
+    with torch.no_grad():
+        got = ns.to_torch(ns.shrink(G, units=plan))(x)
+        assert float((ns.to_torch(plan.apply(G))(x) - got).abs().max()) <= 1e-5
     macs = ns.count_macs(G)
     plan = ns.structured_prune(G, target_macs=macs // 2, norm_width=True)
     assert abs(ns.count_macs(ns.shrink(G, units=plan)) - macs // 2) <= 0.01 * macs // 2
