@@ -458,6 +458,52 @@ def compare_hf(name: str, factory: Any, ratio: float, rounds: int = ROUNDS) -> l
     return rows
 
 
+def compare_hf_norm_width(
+    name: str, factory: Any, ratio: float, rounds: int = ROUNDS
+) -> list[dict[str, Any]]:
+    """netstruct with ``norm_width=True``: heads, FFN units and the hidden width at ``ratio``.
+
+    The hidden width is what Torch-Pruning's HF recipe also prunes; compare the params with its
+    row of the same model and ratio. Masked vs pruned: outputs of the hidden width (BERT's and
+    ViT's last hidden state) are compared on the kept features (the masked model outputs 0 on
+    the removed ones).
+    """
+    import torch
+
+    import netstruct as ns
+
+    torch.manual_seed(0)
+    model, x = factory()
+    model.eval()
+    row: dict[str, Any] = {"model": name, "ratio": ratio, "tool": "netstruct+width"}
+    row["dense"] = n_params(model)
+    times = []
+    try:
+        for _ in range(rounds):
+            t = time.perf_counter()
+            G = ns.from_torch(model, x)
+            plan = ns.structured_prune(G, amount=ratio, norm_width=True)
+            small = ns.to_torch(ns.prune(G, plan, shrink=True))
+            times.append(time.perf_counter() - t)
+        masked = ns.to_torch(plan.apply(G))
+        with torch.no_grad():
+            a, b = _first(masked(x)), _first(small(x))
+        if a.shape != b.shape:  # the hidden width: compare the kept features
+            a = a[..., a.abs().amax(dim=tuple(range(a.dim() - 1))) > 0]
+        diff = float((a - b).abs().max()) if a.shape == b.shape else float("nan")
+    except Exception as exc:  # noqa: BLE001 - the table records what fails
+        row.update(status=_err(exc))
+        return [row]
+    row.update(
+        status="ok",
+        params=n_params(small),
+        masked_vs_pruned=diff,
+        time_min=min(times),
+        time_med=statistics.median(times),
+    )
+    return [row]
+
+
 def _fmt(v: Any, spec: str) -> str:
     if v is None or v == "":
         return "-"
@@ -492,6 +538,8 @@ def main() -> None:
         for name, factory in _hf_models().items():
             for ratio in RATIOS:
                 rows.extend(compare_hf(name, factory, ratio))
+                if name != "HF ResNet":  # the residual stream's width (LayerNorm'd)
+                    rows.extend(compare_hf_norm_width(name, factory, ratio))
     except ImportError:
         print("transformers is not installed: the Hugging Face rows are left out")
     print_table(rows)

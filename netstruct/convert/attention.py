@@ -27,7 +27,7 @@ from .._dtypes import INDEX_DTYPE
 from ..exceptions import UnsupportedModuleError
 from .builder import identity_arrays
 from .handlers import ModuleHandler, load_params
-from .layers import _quiet_build, load_state
+from .layers import STAT_MASK, _quiet_build, build_feature_norm, load_state
 
 __all__ = [
     "MultiheadAttentionHandler",
@@ -260,6 +260,15 @@ def _build_layer(config: dict[str, Any], params: dict[str, np.ndarray], prefix: 
     cfg["nhead"] = 1  # any divisor builds the layer; its attention is replaced by the rebuilt one
     layer = _quiet_build(torch.nn.TransformerEncoderLayer, d_model, **cfg)
     layer.self_attn = attn
+    norm_cfg = {"eps": cfg["layer_norm_eps"], "bias": cfg.get("bias", True)}
+    for k in ("norm1", "norm2"):
+        setattr(
+            layer, k, build_feature_norm("LayerNorm", d_model, norm_cfg, params, f"{prefix}{k}.")
+        )
+    if any(hasattr(n, STAT_MASK) for n in (layer.norm1, layer.norm2)):
+        # torch's fused encoder-layer kernel reads the norms' weights, not their modules:
+        # a masked norm (norm-width removal) needs the module path
+        layer.activation_relu_or_gelu = False
     return layer
 
 
@@ -267,6 +276,8 @@ class TransformerEncoderLayerHandler(ModuleHandler):
     """``nn.TransformerEncoderLayer`` (self-attention, feed-forward, two residual sums, norms)."""
 
     name = "TransformerEncoderLayer"
+    #: its norms may drop entries from their statistics (norm-width removal, ``stat_mask``)
+    masks_statistics = True
 
     def export(self, module, path, inputs, builder):
         return export_encoder_layer(builder, module, path, "", inputs)
@@ -286,6 +297,7 @@ class TransformerEncoderHandler(ModuleHandler):
     """``nn.TransformerEncoder``: a stack of encoder layers and an optional final norm."""
 
     name = "TransformerEncoder"
+    masks_statistics = True
 
     def export(self, module, path, inputs, builder):
         h = inputs
@@ -316,7 +328,11 @@ class TransformerEncoderHandler(ModuleHandler):
             for i in range(int(config["num_layers"]))
         ]
         d_model = layers[0].self_attn.embed_dim
-        norm = torch.nn.LayerNorm(d_model, eps=config["norm_eps"]) if config["norm"] else None
+        norm = (
+            build_feature_norm("LayerNorm", d_model, {"eps": config["norm_eps"]}, params, "norm.")
+            if config["norm"]
+            else None
+        )
         # nested tensors need torch's fused path, which pruned heads do not take
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "enable_nested_tensor is True", UserWarning)

@@ -103,6 +103,7 @@ class ConvNextLayerNormHandler(NormHandler):
         super().__init__("LayerNorm")
         self.name = "transformers.ConvNextLayerNorm"
         self.feature_axis = None
+        self.masks_statistics = False  # its channels stay (no masked ConvNextLayerNorm)
 
     def config(self, module):
         return {

@@ -30,6 +30,9 @@ from ..exceptions import GraphError, UnsupportedModuleError
 from .builder import PendingInput, to_numpy
 from .handlers import ModuleHandler, absorb_output_affine, load_params
 
+#: Block state (and buffer) name of the entries a LayerNorm/RMSNorm's statistics read.
+STAT_MASK = "stat_mask"
+
 __all__ = [
     "ConvHandler",
     "NormHandler",
@@ -54,7 +57,12 @@ def load_state(module: Any, params: dict[str, np.ndarray]) -> None:
     import torch
 
     buffers = dict(module.named_buffers())
-    params = {k: v for k, v in params.items() if not k.startswith("__")}
+    # "__n__" (a width) and stat masks of norms built plain (every entry kept) are no tensors
+    params = {
+        k: v
+        for k, v in params.items()
+        if not k.startswith("__") and not (k.endswith(STAT_MASK) and k not in buffers)
+    }
     plain = {k: v for k, v in params.items() if k not in buffers}
     load_params(module, plain)
     with torch.no_grad():
@@ -140,7 +148,16 @@ class ConvHandler(ModuleHandler):
 
 
 class NormHandler(ModuleHandler):
-    """``BatchNorm1d/2d/3d``, ``LayerNorm``, ``GroupNorm`` and ``RMSNorm``."""
+    """``BatchNorm1d/2d/3d``, ``LayerNorm``, ``GroupNorm`` and ``RMSNorm``.
+
+    A ``LayerNorm``/``RMSNorm`` block may carry a boolean ``stat_mask`` state (True = in the
+    statistics; set by :func:`exclude_from_norm_statistics` when a plan removes dimensions of
+    the normalised width): the norm is then rebuilt as
+    :class:`~netstruct.convert._norm_module.MaskedLayerNorm` / ``MaskedRMSNorm``, whose mean
+    and variance run over the kept entries only and whose removed entries output 0, which is
+    what the shrunk ``LayerNorm(n_kept)`` computes. Without it (or with every entry kept) the
+    norm is the plain torch layer.
+    """
 
     shrinkable = True
 
@@ -148,6 +165,8 @@ class NormHandler(ModuleHandler):
         self.name = type_name
         self.batch = type_name.startswith("BatchNorm")
         self.feature_axis = 1 if (self.batch or type_name == "GroupNorm") else -1
+        #: statistics over the features that may be restricted to a subset (``stat_mask``)
+        self.masks_statistics = type_name in _MASKABLE_NORMS
 
     def _n(self, module) -> int:
         if self.batch:
@@ -213,6 +232,9 @@ class NormHandler(ModuleHandler):
                 "running_var": module.running_var,
                 "num_batches_tracked": module.num_batches_tracked,
             }
+        keep = getattr(module, STAT_MASK, None)
+        if keep is not None and self.masks_statistics:  # a masked norm-width model
+            state[STAT_MASK] = keep.detach().cpu().numpy().astype(bool)
         weight = getattr(module, "weight", None)
         bias = getattr(module, "bias", None)
         return builder.add_norm_block(
@@ -240,6 +262,8 @@ class NormHandler(ModuleHandler):
         cls = getattr(torch.nn, self.name)
         cfg = dict(config)
         n = self._size(params, cfg)
+        if self.masks_statistics:
+            return build_feature_norm(self.name, n, cfg, params)
         if self.name == "GroupNorm":
             m = _quiet_build(cls, cfg.pop("num_groups"), n, **cfg)
         else:
@@ -254,6 +278,88 @@ class NormHandler(ModuleHandler):
             if key in params:
                 return int(np.shape(params[key])[0])
         return int(params["__n__"])
+
+
+_MASKABLE_NORMS = ("LayerNorm", "RMSNorm")
+
+
+def build_feature_norm(
+    type_name: str, n: int, config: dict[str, Any], params: dict[str, Any], prefix: str = ""
+) -> Any:
+    """A ``LayerNorm``/``RMSNorm`` of width ``n`` from ``{prefix}weight``, ``{prefix}bias`` and
+    ``{prefix}stat_mask``: the masked norm when the mask drops an entry, else the torch layer.
+
+    The one place that decides what a norm-width removal means for a norm (also for the norms
+    inside ``nn.TransformerEncoderLayer``, whose handler calls this).
+    """
+    import torch
+
+    from ._norm_module import MaskedLayerNorm, MaskedRMSNorm
+
+    own = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+    own = {k: v for k, v in own.items() if "." not in k}
+    keep = own.pop(STAT_MASK, None)
+    if keep is not None and not np.asarray(keep, dtype=bool).all():
+        cls = MaskedLayerNorm if type_name == "LayerNorm" else MaskedRMSNorm
+        m = _quiet_build(cls, n, **config, stat_mask=torch.from_numpy(np.array(keep, dtype=bool)))
+        getattr(m, STAT_MASK).copy_(torch.from_numpy(np.array(keep, dtype=bool)))
+    else:
+        m = _quiet_build(getattr(torch.nn, type_name), n, **config)
+    load_state(m, own)
+    return m
+
+
+def stat_norm_blocks(G: Any) -> list[int]:
+    """Indices of the ``kind="norm"`` blocks whose statistics may drop entries (``stat_mask``).
+
+    Plain ``LayerNorm``/``RMSNorm`` modules and the norms of composite layers whose handler
+    declares ``masks_statistics`` (``nn.TransformerEncoderLayer``/``TransformerEncoder``).
+    """
+    from .handlers import handler_for_name
+
+    modules = (G.spec or {}).get("modules", {})
+    out = []
+    for i, b in enumerate(G.blocks):
+        if b.kind != "norm" or b.module not in modules:
+            continue
+        h = handler_for_name(modules[b.module]["handler"])
+        if getattr(h, "masks_statistics", False):
+            out.append(i)
+    return out
+
+
+def _stat_key(b: Any) -> str:
+    """State name of a norm block's ``stat_mask`` (``norm1.stat_mask`` inside a composite)."""
+    prefix = b.param[: -len("weight")] if b.param.endswith("weight") else ""
+    if not b.param and b.bias_param and b.bias_param.endswith("bias"):
+        prefix = b.bias_param[: -len("bias")]
+    return f"{prefix}{STAT_MASK}"
+
+
+def exclude_from_norm_statistics(G: Any, gone: np.ndarray) -> Any:
+    """``G`` with the nodes ``gone`` (bool per node) taken out of every maskable norm's statistics.
+
+    Each ``LayerNorm``/``RMSNorm`` block reading a gone node gets (or updates) a boolean
+    ``stat_mask`` state, False at that entry; re-import then builds the masked norm
+    (:class:`NormHandler`). Used by :meth:`netstruct.pruning.PruningPlan.apply` when a plan
+    removes dimensions of a normalised width, so the masked model equals the shrunk one.
+    """
+    blocks = list(G.blocks)
+    changed = False
+    for i in stat_norm_blocks(G):
+        b = blocks[i]
+        hit = gone[b.sources]
+        if not hit.any():
+            continue
+        key = _stat_key(b)
+        old = b.state.get(key)
+        keep = np.ones(b.shape[1], dtype=bool) if old is None else np.array(old, dtype=bool)
+        keep &= ~hit
+        state = dict(b.state)
+        state[key] = keep
+        blocks[i] = b.replace(state=state)
+        changed = True
+    return G._derive(blocks=blocks) if changed else G  # masks unchanged: edge attributes hold
 
 
 class EmbeddingHandler(ModuleHandler):
@@ -426,9 +532,15 @@ def builtin_handlers() -> Iterator[tuple[type, ModuleHandler]]:
         for stem in ("Conv", "ConvTranspose"):
             yield getattr(torch.nn, f"{stem}{d}d"), ConvHandler(f"{stem}{d}d")
         yield getattr(torch.nn, f"BatchNorm{d}d"), NormHandler(f"BatchNorm{d}d")
+    from ._norm_module import MaskedLayerNorm, MaskedRMSNorm
+
+    masked = {"LayerNorm": MaskedLayerNorm, "RMSNorm": MaskedRMSNorm}
     for name in ("LayerNorm", "GroupNorm", "RMSNorm"):
         if hasattr(torch.nn, name):
-            yield getattr(torch.nn, name), NormHandler(name)
+            h = NormHandler(name)
+            yield getattr(torch.nn, name), h
+            if name in masked:  # a masked norm-width model exports back with its stat_mask
+                yield masked[name], h
     yield torch.nn.Embedding, EmbeddingHandler()
     for name, attrs in _SHAPE_TYPES.items():
         yield getattr(torch.nn, name), ShapeHandler(name, attrs)

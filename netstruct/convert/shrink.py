@@ -46,6 +46,7 @@ class _State:
 
     def __init__(self, G: SignedGraph) -> None:
         from ..graphs.coupling import coupled_units
+        from .layers import _stat_key, stat_norm_blocks
 
         self.G = G
         self.n = G.n_nodes
@@ -69,9 +70,23 @@ class _State:
         allowed = np.array([h is not None and h.shrinkable for h in hs], dtype=bool)[inv]
         internal = set(spec.get("internal", ()))
         blocked = np.zeros(self.n, dtype=bool)
+        # norm width: units a LayerNorm/RMSNorm's statistics read (``stat_read``; ``excluded``
+        # once a plan took them out of those statistics) and a composite layer's own sums
+        # along them, removable only as a whole normalised width (see :attr:`norm_width`)
+        maskable = set(stat_norm_blocks(G))
+        stat_read = np.zeros(self.n, dtype=bool)
+        excluded = np.zeros(self.n, dtype=bool)
+        inner_sum = np.zeros(self.n, dtype=bool)
         gate = G.node_column("gate")
-        for b in G.blocks:
-            if b.kind == "operator":
+        for i, b in enumerate(G.blocks):
+            if i in maskable:
+                stat_read[b.sources] = True
+                keep = b.state.get(_stat_key(b))
+                if keep is not None:
+                    excluded[b.sources[~np.asarray(keep, dtype=bool)]] = True
+            elif b.kind == "skip" and b.name in internal:
+                inner_sum[b.sources] = inner_sum[b.targets] = True
+            elif b.kind == "operator":
                 # token mixing whose query/key/value units carry no head labels: the head of a
                 # dimension is unknown, and removing part of a head changes its scores
                 if not all(_HEAD_LABEL.match(str(g)) for g in gate[b.sources]):
@@ -93,10 +108,24 @@ class _State:
                     or self.cgroup[b.sources].tolist() != self.cgroup[b.targets].tolist()
                 ):
                     blocked[b.sources] = blocked[b.targets] = True
-        ok = np.isin(self.kind, ("hidden", "gate")) & allowed & ~blocked
+        cg = self.cgroup
+        hidden = np.isin(self.kind, ("hidden", "gate"))
+
+        def any_of(mask: np.ndarray) -> np.ndarray:  # per node: some member of its group is
+            return (np.bincount(cg[mask], minlength=self.n) > 0)[cg]
+
+        soft = stat_read | inner_sum
+        ok = hidden & allowed & ~blocked & ~soft
         # a group may go only when every member may
-        bad = np.bincount(self.cgroup[~ok], minlength=self.n) > 0
-        self.candidate = ~bad[self.cgroup]
+        self.candidate = ~any_of(~ok)
+        # norm-width groups: read by a LayerNorm/RMSNorm's statistics; every member removable
+        # but for those statistics, a composite layer's sums along them and the model's
+        # outputs of that width (a BertModel's last hidden state loses those features)
+        nw_ok = (hidden | (self.kind == "output")) & (allowed | soft) & ~blocked
+        self.norm_width = any_of(stat_read) & ~any_of(~nw_ok)
+        # taken out of every statistics they are in (the masked graph of a norm-width plan):
+        # removable like any other group
+        self.candidate |= self.norm_width & ~any_of(stat_read & ~excluded)
         self.single = np.bincount(self.cgroup, minlength=self.n)[self.cgroup] == 1
         self.module_of = module_of
         self.plain_block = np.array([b.kind == "weight" and b.kernel is None for b in G.blocks])
@@ -215,6 +244,17 @@ class _State:
         return new
 
 
+def _drop_full_stat_masks(state: dict[str, Any]) -> dict[str, Any]:
+    """A shrunk norm keeps only the entries its statistics read: its ``stat_mask`` goes."""
+    from .layers import STAT_MASK
+
+    return {
+        k: v
+        for k, v in state.items()
+        if not (k.endswith(STAT_MASK) and np.asarray(v, dtype=bool).all())
+    }
+
+
 def _positions_in_layer(nodes: dict[str, np.ndarray]) -> np.ndarray:
     """``index`` column: position of each node among the nodes of its layer, kind, gate, direction."""
     code = np.zeros(len(nodes["group"]), dtype=np.int64)
@@ -269,13 +309,14 @@ def _initial_units(G: SignedGraph, st: _State, units: Any) -> np.ndarray:
             )
     picked[st.unit[picked]] = True  # a gate row stands for its unit
     groups = np.isin(st.cgroup, st.cgroup[picked])
-    bad = groups & ~st.candidate
+    bad = groups & ~(st.candidate | st.norm_width)
     if bad.any():
         names = G.node_column("name")[np.flatnonzero(bad)[:5]].tolist()
         raise GraphError(
-            f"shrink cannot remove units {names}: they are inputs, outputs, read by a LayerNorm/"
-            "GroupNorm/RMSNorm's statistics, inside a grouped convolution or a composite layer's "
-            "own sum (see netstruct.structured_groups for the removable groups)."
+            f"shrink cannot remove units {names}: they are inputs, outputs, read by a GroupNorm's "
+            "(or a LayerNorm's, on a width fed by an input) statistics, inside a grouped "
+            "convolution or a composite layer's own sum (see netstruct.structured_groups, "
+            "norm_width=True included, for the removable groups)."
         )
     return groups
 
@@ -294,7 +335,11 @@ def shrink(G: SignedGraph, *, units: Any = None) -> SignedGraph:
     (``num_heads`` shrinks; see :mod:`netstruct.convert.attention`). A group goes when no other
     group reads any of its members. Units whose statistics a LayerNorm, GroupNorm or RMSNorm
     reads, grouped (not depthwise) convolutions and a composite layer's own sums keep their
-    width: removing them would change the outputs. Convolution kernels and flattened inputs
+    width: removing them would change the outputs. The one exception is a **norm width**
+    (LayerNorm/RMSNorm): its dimensions go when ``units`` names them, or when a plan's masked
+    graph already took them out of the norms' statistics (``stat_mask``); the shrunk norms
+    then normalise over the kept dimensions, as the masked ones do (see
+    :func:`netstruct.structured_groups` with ``norm_width=True``). Convolution kernels and flattened inputs
     are sliced with their channels, norm parameters and running statistics with their units.
     Removing a unit removes its gate rows and every row and column coupled to it. Repeats
     until nothing changes. Input and output units are never removed. ``nn.RNN``/``LSTM``/``GRU``
@@ -360,6 +405,7 @@ def shrink(G: SignedGraph, *, units: Any = None) -> SignedGraph:
             blocks.append(b.replace(sources=new_id[b.sources], targets=new_id[b.targets]))
             continue
         cut = take(b, rows, cols)  # one validation: sliced fields and new ids together
+        cut["state"] = _drop_full_stat_masks(cut["state"])
         cut.update(
             sources=new_id[b.sources[cols]],
             targets=new_id[b.targets[rows]],

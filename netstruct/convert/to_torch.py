@@ -183,10 +183,29 @@ def _apply_prune_masks(model: Any, G: SignedGraph) -> None:
     from torch.nn.utils import prune as tprune
 
     for b in G.blocks:
-        if b.is_dense:
+        if b.is_dense or not b.has_parameter or "@" in b.module:
             continue
         mod = model.get_submodule(b.module) if b.module else model
-        tprune.custom_from_mask(mod, b.param, torch.from_numpy(b.mask.copy()))
+        inner, _, name = b.param.rpartition(".")  # a composite layer's own parameter path
+        if inner:
+            mod = mod.get_submodule(inner)
+        tprune.custom_from_mask(mod, name, torch.from_numpy(_parameter_mask(b)))
+
+
+def _parameter_mask(b: Any) -> np.ndarray:
+    """The block's keep mask in its parameter's layout (transposed tables, norm diagonals,
+    every tap of a kept convolution edge)."""
+    kind = b.layout.get("type")
+    if b.kernel is None:
+        if kind == "transpose":
+            return np.ascontiguousarray(b.mask.T)
+        if kind == "diag":
+            return np.ascontiguousarray(np.diagonal(b.mask))
+        return b.mask.copy()
+    ones = b.replace(
+        weight=np.ones(b.shape, dtype=np.float32), kernel=np.ones(b.kernel.shape, np.float32)
+    )
+    return np.ascontiguousarray(ones.parameter() != 0)
 
 
 def structure_key(G: SignedGraph) -> str:

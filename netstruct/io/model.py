@@ -89,10 +89,17 @@ def load_model(path: str | os.PathLike) -> Any:
         spec = meta["spec"]
         state = {k: arrays[f"state/{i}"] for i, k in enumerate(meta["state_keys"])}
         modules = {}
+        paths = sorted(spec["modules"], key=len, reverse=True)
+
+        def owner(key: str) -> str:  # the deepest module holding the tensor (a ViT's
+            # directly read "embeddings" parameters do not own "embeddings.patch_embeddings.*")
+            return next((q for q in paths if not q or key.startswith(f"{q}.")), "")
+
+        owners = {k: owner(k) for k in state}
         for mpath, m in spec["modules"].items():
             prefix = f"{mpath}." if mpath else ""
             params = {
-                k[len(prefix) :]: np.asarray(v) for k, v in state.items() if k.startswith(prefix)
+                k[len(prefix) :]: np.asarray(v) for k, v in state.items() if owners[k] == mpath
             }
             modules[mpath] = handler_for_name(m["handler"]).build(m.get("config", {}), params)
         model = _assemble(spec, modules, {})

@@ -124,4 +124,52 @@ def _refine(removed, order, family, caps, round_to, tied, target, count) -> np.n
                         best, sel, taken, improved = e, s_, with_(t0, g, w), True
         if not improved:
             break
+    if best > 0.01 * max(target, 1.0):
+        best, sel = _complete(best, sel, order, family, caps, round_to, tied, target, count)
     return sel
+
+
+def _complete(best, sel, order, family, caps, round_to, tied, target, count):
+    """Fix one family's count, fill the rest greedily to the target (coupled widths).
+
+    Removing a normalised width shrinks every other family's groups, so a budget can need
+    one family far from the global order's share while all others move together: for each
+    family and (at most 32) counts of it, the weakest groups of the other families in the
+    global order are taken until the count reaches the target (binary search).
+    """
+    ranked = {f: order[family[order] == f] for f in caps}
+    tied_of = {f: fs for fs in tied for f in fs}
+
+    def pick(first: np.ndarray, fixed: set[int], v: int) -> np.ndarray:
+        want = {f: (v if f in fixed else int((family[first] == f).sum())) for f in caps}
+        for fs in tied:
+            low = min(want[f] for f in fs)
+            for f in fs:
+                want[f] = low
+        out = np.zeros(family.size, dtype=bool)
+        for f, (n, cap) in caps.items():
+            take = want[f] if f in fixed else _round_removed(n, want[f], cap, round_to)
+            out[ranked[f][:take]] = True
+        return out
+
+    for f, (n, cap) in caps.items():
+        fixed = set(tied_of.get(f, [f]))
+        others = order[~np.isin(family[order], list(fixed))]
+        step = round_to if n >= round_to else 1
+        values = list(range(0, cap + 1, step))
+        if len(values) > 32:
+            values = [values[i] for i in np.linspace(0, len(values) - 1, 32).round().astype(int)]
+        for v in values:
+            lo, hi = 0, others.size
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if count(pick(others[:mid], fixed, v)) <= target:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            for k in {max(lo - 1, 0), lo}:
+                cand = pick(others[:k], fixed, v)
+                e = abs(count(cand) - target)
+                if e < best:
+                    best, sel = e, cand
+    return best, sel

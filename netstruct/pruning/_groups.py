@@ -16,13 +16,19 @@ from .counts import _is_lookup, _totals
 _HEAD = re.compile(r"^[a-z]+\d+$")
 
 
-def _group_arrays(G: SignedGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``cgroup`` per node, the ids of the removable groups and each one's family."""
+def _group_arrays(
+    G: SignedGraph, norm_width: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``cgroup`` per node, the ids of the removable groups and each one's family.
+
+    ``norm_width``: also the groups a LayerNorm/RMSNorm's statistics read (a transformer's
+    residual-stream dimensions), which removal takes out of those statistics.
+    """
     from ..convert.shrink import _State
 
     st = _State(G)
     cg = st.cgroup
-    gids = np.unique(cg[st.candidate])
+    gids = np.unique(cg[st.candidate | st.norm_width if norm_width else st.candidate])
     family = G.node_column("group")[gids]  # a group's id is its smallest node: its first unit
     return cg, gids, family
 
@@ -44,6 +50,11 @@ def _kinds(G: SignedGraph, cg: np.ndarray, gids: np.ndarray) -> np.ndarray:
     def any_in(mask: np.ndarray) -> np.ndarray:
         return (np.bincount(cg[mask], minlength=n) > 0)[gids]
 
+    from ..convert.layers import stat_norm_blocks
+
+    stat = np.zeros(n, dtype=bool)
+    for i in stat_norm_blocks(G):
+        stat[G.blocks[i].sources] = True
     kinds = np.full(gids.size, "unit", dtype=object)
     for name, mask in (
         ("embedding", flag["emb"]),
@@ -52,6 +63,7 @@ def _kinds(G: SignedGraph, cg: np.ndarray, gids: np.ndarray) -> np.ndarray:
         ("residual", flag["skip"]),
         ("recurrent", rec),
         ("head", head),
+        ("norm-width", stat),
     ):
         kinds[any_in(mask)] = name
     return kinds

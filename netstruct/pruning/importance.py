@@ -165,6 +165,7 @@ def group_importance(
     by: str | Callable[..., Any] | Any = "magnitude",
     data: Any = None,
     loss: Any = None,
+    norm_width: bool = False,
 ) -> pd.Series:
     """Importance of every structured group (higher = keep).
 
@@ -186,6 +187,8 @@ def group_importance(
     loss : callable, optional
         ``loss(outputs, targets)`` for ``by="taylor"`` (default: cross-entropy for integer
         targets, mean squared error for float targets).
+    norm_width : bool, default=False
+        Also score the ``norm-width`` groups (see :func:`structured_groups`).
 
     Returns
     -------
@@ -204,7 +207,9 @@ def group_importance(
     [-0.552, -0.382, -0.238, 0.021]
     """
     check_graph(G, "group_importance")
-    cg, gids, _ = _group_arrays(G)
+    if not isinstance(norm_width, bool):
+        raise param_error("norm_width", "group_importance", "a bool", norm_width)
+    cg, gids, _ = _group_arrays(G, norm_width)
     node = _node_scores(G, by, "group_importance", data, loss)
     total = np.bincount(cg, weights=node, minlength=G.n_nodes)[gids]
     if isinstance(by, str) and by == "magnitude":

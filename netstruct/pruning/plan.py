@@ -449,6 +449,7 @@ class PruningPlan:
                     "n_folded": len(s.constants),
                 }
             )
+        H = _exclude_from_norms(H, all_units)
         H = _with_provenance(H, pruning=record)
         if shrink:
             from ..convert.shrink import shrink as _shrink
@@ -775,6 +776,26 @@ def _fold(G: SignedGraph, constants: dict[str, float]) -> SignedGraph:
         shift = w @ c[b.sources[src_has]]
         updates[b.name] = {"bias": (b.bias.astype(np.float64) + shift).astype(np.float32)}
     return G.replace_blocks(updates) if updates else G
+
+
+def _exclude_from_norms(G: SignedGraph, units: np.ndarray) -> SignedGraph:
+    """Removed units of a normalised width leave every LayerNorm/RMSNorm's statistics.
+
+    The norm handler defines what that means (:func:`netstruct.convert.layers.
+    exclude_from_norm_statistics`): the masked norm computes its statistics over the kept
+    entries, as the shrunk norm does, so the masked model equals the shrunk one.
+    """
+    if not units.any():
+        return G
+    from ..convert.layers import exclude_from_norm_statistics, stat_norm_blocks
+
+    if not stat_norm_blocks(G):
+        return G
+    from ..graphs.coupling import coupled_units
+
+    group = coupled_units(G)
+    gone = np.isin(group, group[units[G.node_column("unit")]])
+    return exclude_from_norm_statistics(G, gone)
 
 
 def _remove(G: SignedGraph, em: np.ndarray) -> SignedGraph:

@@ -6,7 +6,9 @@ every consumer's input column, the channels a residual sum ties across a stage, 
 channel pair, the query/key/value/context dimensions of an attention head, a recurrent unit
 with its gate rows, an embedding dimension) and that :func:`netstruct.shrink` can remove
 physically: groups read by a LayerNorm/GroupNorm/RMSNorm's statistics, grouped convolutions,
-a composite layer's own sums, inputs and outputs are not structured groups. Groups of one layer
+a composite layer's own sums, inputs and outputs are not structured groups, except that
+``norm_width=True`` offers the dimensions of a width LayerNorms/RMSNorms normalise (kind
+``norm-width``: removing one takes it out of every such norm's statistics). Groups of one layer
 form a **family** (the layer of the group's first unit); families bound what may be removed
 (at least one group, or ``round_to``, stays per family).
 
@@ -43,7 +45,7 @@ __all__ = ["structured_groups", "group_importance", "structured_prune"]
 
 
 def structured_groups(
-    G: SignedGraph, *, input_shape: Any = None, macs: bool = True
+    G: SignedGraph, *, input_shape: Any = None, macs: bool = True, norm_width: bool = False
 ) -> pd.DataFrame:
     """The removable coupling groups of ``G``, with what removing each one saves.
 
@@ -55,12 +57,22 @@ def structured_groups(
         Input batch shape the MACs are counted for (default: the export's example input).
     macs : bool, default=True
         Count the MACs each group saves (runs the module once).
+    norm_width : bool, default=False
+        Also offer the dimensions of every width a ``LayerNorm``/``RMSNorm`` normalises (a
+        transformer's residual stream: BERT's ``hidden_size``, GPT-2's ``n_embd``, a
+        ``TransformerEncoder``'s ``d_model``), kind ``norm-width``: one dimension with every
+        embedding column, norm entry, residual sum, projection row and input column on it
+        (the model's outputs of that width included). Removing one takes it out of every
+        norm's statistics: the norms then normalise over the kept dimensions (see
+        docs/concepts/layers.md, "Norm width"), unlike every other kind, which leaves the
+        rest of the model's computation unchanged.
 
     Returns
     -------
     DataFrame
         One row per group: ``group`` (its smallest node id), ``kind`` (``channel``,
-        ``residual``, ``depthwise``, ``head``, ``recurrent``, ``embedding`` or ``unit``),
+        ``residual``, ``depthwise``, ``head``, ``recurrent``, ``embedding``, ``unit`` or,
+        with ``norm_width=True``, ``norm-width``),
         ``family`` (the layer of its first unit), ``size`` (nodes), ``members`` (node names),
         ``modules``, ``params`` and ``macs`` (removed with the group alone).
 
@@ -78,7 +90,9 @@ def structured_groups(
     check_graph(G, "structured_groups")
     if not isinstance(macs, bool):
         raise param_error("macs", "structured_groups", "a bool", macs)
-    cg, gids, family = _group_arrays(G)
+    if not isinstance(norm_width, bool):
+        raise param_error("norm_width", "structured_groups", "a bool", norm_width)
+    cg, gids, family = _group_arrays(G, norm_width)
     coef = _coefficients(G)
     r0, c0 = _kept(G)
     if macs:
@@ -124,6 +138,7 @@ def structured_prune(
     input_shape: Any = None,
     data: Any = None,
     loss: Any = None,
+    norm_width: bool = False,
 ) -> PruningPlan:
     """Plan the removal of whole structured groups: a fraction of them, or down to a budget.
 
@@ -150,6 +165,11 @@ def structured_prune(
         Input batch shape for ``target_macs`` (default: the export's example input).
     data, loss : optional
         Calibration batch and loss for ``by="taylor"`` (see :func:`group_importance`).
+    norm_width : bool, default=False
+        Also prune the widths LayerNorms/RMSNorms normalise (``norm-width`` groups of
+        :func:`structured_groups`; they form one family per width, so ``amount`` removes that
+        fraction of the hidden size and ``round_to`` keeps a multiple of it). The masked model
+        (``plan.apply(G)``) then normalises over the kept dimensions, as the shrunk one does.
 
     Returns
     -------
@@ -200,10 +220,12 @@ def structured_prune(
             raise param_error(name, func, "an int >= 0", v)
     if amount is not None:
         amount = _check_fraction(amount, "amount", func)
-    cg, gids, family = _group_arrays(G)
+    if not isinstance(norm_width, bool):
+        raise param_error("norm_width", func, "a bool", norm_width)
+    cg, gids, family = _group_arrays(G, norm_width)
     if gids.size == 0:
         raise GraphError(f"{func}: the graph has no removable structured group.")
-    score = group_importance(G, by=by, data=data, loss=loss).to_numpy()
+    score = group_importance(G, by=by, data=data, loss=loss, norm_width=norm_width).to_numpy()
     caps = _family_caps(family, int(round_to))
     tied = _tied_families(G, gids, family)
     fam_mean = {f: float(np.mean(np.abs(score[family == f]))) or 1.0 for f in caps}
@@ -266,6 +288,7 @@ def structured_prune(
         "by": by if isinstance(by, str) else "custom",
         "scope": scope,
         "round_to": int(round_to),
+        "norm_width": norm_width,
         "amount": amount,
         "target_params": target_params,
         "target_macs": target_macs,

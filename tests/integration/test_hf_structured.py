@@ -5,7 +5,8 @@ heads): ``structured_prune`` at 30/50/70 % gives a plan whose masked module
 (``plan.apply(G)``) and shrunk module (``shrink(G, units=plan)``) return the same outputs
 within 1e-5, with fewer parameters; whole heads go (the rebuilt projections lose multiples of
 the head size and the replayed views and splits take the new sizes); LayerNorm-tied residual
-units are refused.
+units are offered only with ``norm_width=True``
+(tests/integration/test_norm_width.py).
 """
 
 from __future__ import annotations
@@ -190,13 +191,17 @@ def test_gpt2_shrinks_twice_saves_and_loads(tmp_path):
     )
 
 
-def test_layer_norm_tied_residual_units_are_refused():
+def test_layer_norm_tied_residual_units_go_as_a_norm_width():
+    # not offered by default; asked for by unit, the whole residual dimension goes and leaves
+    # every LayerNorm's statistics (tests/integration/test_norm_width.py)
     torch.manual_seed(0)
     m, x = _bert()
     G = ns.from_torch(m.eval(), x)
     residual = G.block("encoder.layer.0.attention.output.dense.weight").targets[:1]
-    with pytest.raises(GraphError, match="LayerNorm"):
-        ns.shrink(G, units=residual)
+    small = ns.to_torch(ns.shrink(G, units=residual))
+    assert small.embeddings.LayerNorm.normalized_shape == (_WIDTH - 1,)
+    query = small.get_submodule("encoder.layer.0.attention.self.query")
+    assert query.weight.shape == (_WIDTH, _WIDTH - 1)
 
 
 def test_resize_refuses_kept_units_that_are_not_whole_heads():

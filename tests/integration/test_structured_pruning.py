@@ -259,14 +259,23 @@ def test_shrink_units_equals_shrinking_the_applied_plan(name):
 def test_shrink_refuses_units_whose_group_cannot_go():
     torch.manual_seed(0)
     model = torch.nn.Sequential(
-        torch.nn.Linear(3, 4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 2)
+        torch.nn.Linear(3, 4), torch.nn.GroupNorm(2, 4), torch.nn.Linear(4, 2)
     ).eval()
     G = ns.from_torch(model)
-    with pytest.raises(ns.GraphError, match="LayerNorm"):
+    with pytest.raises(ns.GraphError, match="GroupNorm"):
         ns.shrink(G, units=[int(G.block("0.weight").targets[0])])
     with pytest.raises(ns.InvalidParameterError, match="'units' parameter of shrink"):
         ns.shrink(G, units="everything")
     assert ns.structured_groups(G, macs=False).empty
+    # a LayerNorm's width is no group by default; named, it goes as a norm width (its norm
+    # then normalises over the kept units: tests/integration/test_norm_width.py)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 2)
+    ).eval()
+    L = ns.from_torch(model)
+    assert ns.structured_groups(L, macs=False).empty
+    S = ns.shrink(L, units=[int(L.block("0.weight").targets[0])])
+    assert ns.to_torch(S)[1].normalized_shape == (3,)
 
 
 def _taylor_oracle(model, x, y, G, gids):
