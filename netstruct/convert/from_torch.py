@@ -62,11 +62,19 @@ def _tracer_cls():
 
 
 class _Traced:
-    def __init__(self, graph: Any, root: Any, facts: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        graph: Any,
+        root: Any,
+        facts: dict[str, Any] | None = None,
+        kept: dict[str, Any] | None = None,
+    ) -> None:
         self.graph = graph
         self.root = root  # has get_submodule(path)
         #: set for a tape trace: the input shapes it is specialised to and the output names
         self.facts = facts
+        #: a tape trace's run: every node's value (``"values"``) and the model's ``"output"``
+        self.kept = kept
 
 
 def _trace(model, example_input: Any = None) -> _Traced:
@@ -107,8 +115,11 @@ def _tape(model, example_input: Any) -> _Traced:
 
     was_training = model.training
     model.eval()
+    kept: dict[str, Any] = {}
     try:
-        graph, facts = tape_trace(model, example_input, lambda m: get_handler(m) is not None)
+        graph, facts = tape_trace(
+            model, example_input, lambda m: get_handler(m) is not None, keep=kept
+        )
     except UnsupportedModuleError:
         raise
     except Exception as exc:  # the user's input does not fit their model
@@ -118,7 +129,7 @@ def _tape(model, example_input: Any) -> _Traced:
         ) from None
     finally:
         model.train(was_training)
-    return _Traced(graph, model, facts)
+    return _Traced(graph, model, facts, kept)
 
 
 def _graph_from_spec(spec: dict[str, Any]):
@@ -149,14 +160,38 @@ def _graph_from_spec(spec: dict[str, Any]):
     return graph
 
 
-def _run_example(traced: _Traced, example_input) -> dict[Any, Any]:
-    """Run the traced operations once on ``example_input``; return every node's real value."""
+#: models with at least this many parameters read their shapes off a run on the meta device
+#: (no arithmetic: a BERT-base-sized model's real run costs as much as its whole export)
+META_RUN_PARAMS = 1_000_000
+
+
+def _run_example(traced: _Traced, example_input, meta: bool = False) -> dict[Any, Any]:
+    """Run the traced operations once on ``example_input``; return every node's real value.
+
+    With ``meta=True`` the run is on the meta device (shapes and dtypes, no data): the
+    exporter needs shapes only, except for tensors it passes to a shape operation, for which
+    it asks for the real run (:class:`_RealValues`). Returns None when some operation has no
+    meta kernel or reads data (the caller then runs on the real tensors).
+    """
     import torch
     from torch.fx.node import map_arg
 
     root = traced.root
     values: dict[Any, Any] = {}
     args = list(example_input) if isinstance(example_input, tuple) else [example_input]
+    to_meta: dict[int, Any] = {}
+
+    def on_meta(v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            hit = to_meta.get(id(v))
+            if hit is None:
+                hit = to_meta[id(v)] = torch.empty_like(v, device="meta")
+            return hit
+        if isinstance(v, (tuple, list)):
+            return type(v)(on_meta(x) for x in v)
+        if isinstance(v, dict):
+            return {k: on_meta(x) for k, x in v.items()}
+        return v
 
     def fetch(path: str) -> Any:
         obj = root
@@ -164,27 +199,119 @@ def _run_example(traced: _Traced, example_input) -> dict[Any, Any]:
             obj = getattr(obj, part)
         return obj
 
+    def call(mod: Any, a: Any, kw: Any) -> Any:
+        if not meta:
+            return mod(*a, **kw)
+        state = {
+            name: on_meta(t)
+            for name, t in (
+                *mod.named_parameters(remove_duplicate=False),
+                *mod.named_buffers(remove_duplicate=False),
+            )
+        }
+        return torch.func.functional_call(mod, state, tuple(a), kw)
+
     try:
         with torch.no_grad():
             for n in traced.graph.nodes:
                 a = map_arg(n.args, values.__getitem__)
                 kw = map_arg(n.kwargs, values.__getitem__)
                 if n.op == "placeholder":
-                    values[n] = args.pop(0) if args else (n.args[0] if n.args else None)
+                    v = args.pop(0) if args else (n.args[0] if n.args else None)
+                    values[n] = on_meta(v) if meta else v
                 elif n.op == "call_module":
-                    values[n] = root.get_submodule(str(n.target))(*a, **kw)
+                    values[n] = call(root.get_submodule(str(n.target)), a, kw)
                 elif n.op == "call_function":
                     values[n] = n.target(*a, **kw)
                 elif n.op == "call_method":
                     values[n] = getattr(a[0], n.target)(*a[1:], **kw)
                 elif n.op == "get_attr":
-                    values[n] = fetch(str(n.target))
+                    v = fetch(str(n.target))
+                    values[n] = on_meta(v) if meta else v
     except Exception as exc:  # the user's input does not fit their model
+        if meta:
+            return None
         raise InvalidParameterError(
             f"The 'example_input' parameter of from_torch could not be run through the model "
             f"({type(exc).__name__}: {exc}). Pass a tensor shaped like one batch of real input."
         ) from None
     return values
+
+
+def _has_meta(v: Any) -> bool:
+    if isinstance(v, (tuple, list)):
+        return any(_has_meta(x) for x in v)
+    if isinstance(v, dict):
+        return any(_has_meta(x) for x in v.values())
+    return bool(getattr(v, "is_meta", False))
+
+
+class _RealValues:
+    """Every node's value on the example input, from a meta run until data is needed."""
+
+    def __init__(self, model: Any, traced: _Traced, example_input: Any) -> None:
+        self.model, self.traced, self.example_input = model, traced, example_input
+        self.values: dict[Any, Any] | None = None
+        self.is_real = False
+        kept = traced.kept
+        if kept is not None:  # a tape trace ran the model already
+            self.values, self.is_real = kept["values"], True
+            return
+        n_params = sum(p.numel() for p in model.parameters())
+        if n_params >= META_RUN_PARAMS:
+            self.values = self._run(meta=True)
+        if self.values is None:
+            self.values, self.is_real = self._run(meta=False), True
+
+    def _run(self, meta: bool) -> dict[Any, Any] | None:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return _run_example(self.traced, self.example_input, meta=meta)
+        finally:
+            self.model.train(was_training)
+
+    def real(self) -> dict[Any, Any]:
+        """The values of a run on the real tensors (made now when the first run was on meta)."""
+        if not self.is_real:
+            self.values, self.is_real = self._run(meta=False), True
+        return self.values
+
+    def reference_output(self) -> Any:
+        """What ``model(example_input)`` returns, when a run already gave it exactly; else None.
+
+        A tape trace ran the model itself. A plain ``nn.Sequential`` chain of leaves (stock
+        ``forward``, no hooks on the containers) computes exactly the real run's last value.
+        """
+        import torch
+
+        if self.traced.kept is not None:
+            return self.traced.kept["output"]
+        if not self.is_real or not _plain_sequential(self.model):
+            return None
+        if torch.nn.modules.module._global_forward_hooks or (
+            torch.nn.modules.module._global_forward_pre_hooks
+        ):
+            return None
+        out = [n for n in self.traced.graph.nodes if n.op == "output"]
+        return self.values.get(out[0].args[0]) if out else None
+
+
+def _plain_sequential(model: Any) -> bool:
+    """An ``nn.Sequential`` whose containers all use the stock forward and have no hooks."""
+    import torch
+
+    def plain(m: Any) -> bool:
+        return (
+            type(m).forward is torch.nn.Sequential.forward
+            and not m._forward_hooks
+            and not m._forward_pre_hooks
+            and all(
+                plain(c) for c in m._modules.values() if isinstance(c, torch.nn.Sequential)
+            )
+        )
+
+    return isinstance(model, torch.nn.Sequential) and plain(model)
 
 
 def _source_line(node) -> str:
@@ -257,11 +384,12 @@ def _shape_of(v: Any) -> tuple[int, ...] | None:
 
 
 class _Exporter:
-    def __init__(self, model, traced: _Traced, real: dict[Any, Any] | None, reduction: str) -> None:
+    def __init__(self, model, traced: _Traced, real: _RealValues | None, reduction: str) -> None:
         self.model = model
         self.gm = traced.root
         self.graph = traced.graph
-        self.real = real
+        self._real = real
+        self.real = real.values if real is not None else None
         self.builder = GraphBuilder(reduction=reduction)
         self.modules: dict[str, dict[str, Any]] = {}
         self.calls: dict[str, int] = {}
@@ -415,7 +543,11 @@ class _Exporter:
                     t, lk = encode(v, _shape_of(self.real[a]), self.rng)
                     lookups.update(lk)
                     return t
-                return self.real.get(a)
+                value = self.real.get(a)
+                if _has_meta(value):  # the operation reads this tensor's data: run for real
+                    self.real = self._real.real()
+                    value = self.real.get(a)
+                return value
             if isinstance(a, (list, tuple)):
                 return type(a)(sub(x) for x in a)
             if isinstance(a, dict):
@@ -1079,14 +1211,7 @@ def from_torch(
             "(an empty model has no graph)."
         )
     traced = _trace(model, example_input)
-    real = None
-    if example_input is not None:
-        was_training = model.training
-        model.eval()
-        try:
-            real = _run_example(traced, example_input)
-        finally:
-            model.train(was_training)
+    real = _RealValues(model, traced, example_input) if example_input is not None else None
     exporter = _Exporter(model, traced, real, reduction)
     spec = exporter.run()
     if traced.facts is not None:  # a tape: specialised to the example's shapes
@@ -1129,11 +1254,16 @@ def from_torch(
     provenance["structure"] = wiring_key(spec, b.n_nodes, b.blocks)
     G = SignedGraph(b.columns, b.blocks, spec=spec, provenance=provenance)
     if example_input is not None and check:
-        _check_roundtrip(model, G, example_input)
+        _check_roundtrip(model, G, example_input, real.reference_output() if real else None)
     return G
 
 
-def _check_roundtrip(model, G: SignedGraph, example_input) -> None:
+def _check_roundtrip(model, G: SignedGraph, example_input, reference: Any = None) -> None:
+    """Run ``to_torch(G)`` on the example and compare with the model's output.
+
+    ``reference``: the model's output on the example when a run already gave it exactly
+    (see :meth:`_RealValues.reference_output`); otherwise the model is run here.
+    """
     import torch
 
     from .to_torch import to_torch
@@ -1144,7 +1274,8 @@ def _check_roundtrip(model, G: SignedGraph, example_input) -> None:
     model.eval()
     try:
         with torch.no_grad():
-            a, b = model(*args), rebuilt(*args)
+            a = model(*args) if reference is None else reference
+            b = rebuilt(*args)
     finally:
         model.train(was_training)
     ta, tb = flat_tensors(a), flat_tensors(b)

@@ -168,11 +168,10 @@ def _assemble(spec: dict[str, Any], modules: dict[str, Any], scales: dict[str, n
         for path, m in modules.items():
             set_submodule(root, path, m, torch.nn.Sequential)
         return root
-    import copy
-
+    from ..graphs.signed import _copy_json
     from ..models import RebuiltModel
 
-    return RebuiltModel(copy.deepcopy(spec), modules, scales)  # the module keeps its own spec
+    return RebuiltModel(_copy_json(spec), modules, scales)  # the module keeps its own spec
 
 
 def _apply_prune_masks(model: Any, G: SignedGraph) -> None:
@@ -225,7 +224,7 @@ def _verify_structure(G: SignedGraph, model: Any) -> None:
     from . import _ops
     from .from_torch import from_torch
 
-    spec = G.spec or {}
+    spec = G._spec or {}  # read only: no copy of the spec
     example: Any = None
     facts = spec.get("specialised") or {}
     if facts.get("input_shapes"):  # a tape trace: placeholders of every input's shape and dtype

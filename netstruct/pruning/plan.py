@@ -508,7 +508,7 @@ class PruningPlan:
                 }
             )
         check_layers_kept(G, all_units, em, func)
-        modules = (G.spec or {}).get("modules", {})
+        modules = (G._spec or {}).get("modules", {})  # read only
         removed_modules = set(G.node_column("module")[all_units].tolist())
         if any(
             modules.get(m, {}).get("handler") in ("RNN", "LSTM", "GRU") for m in removed_modules
@@ -739,7 +739,7 @@ def _coupled(G: SignedGraph, units: np.ndarray) -> np.ndarray:
     group = coupled_units(G)
     gone = np.isin(group, group[gone])
     em = gone[a["source"]] | gone[a["target"]]
-    internal = set((G.spec or {}).get("internal", ()))
+    internal = set((G._spec or {}).get("internal", ()))  # read only
     fixed = [i for i, b in enumerate(G.blocks) if b.kind == "operator" or b.name in internal]
     if fixed:
         em &= ~np.isin(a["layer"], fixed)
