@@ -267,6 +267,7 @@ class TransformerEncoderLayerHandler(ModuleHandler):
     """``nn.TransformerEncoderLayer`` (self-attention, feed-forward, two residual sums, norms)."""
 
     name = "TransformerEncoderLayer"
+    keeps_shape = True
 
     def export(self, module, path, inputs, builder):
         return export_encoder_layer(builder, module, path, "", inputs)
@@ -286,6 +287,7 @@ class TransformerEncoderHandler(ModuleHandler):
     """``nn.TransformerEncoder``: a stack of encoder layers and an optional final norm."""
 
     name = "TransformerEncoder"
+    keeps_shape = True
 
     def export(self, module, path, inputs, builder):
         h = inputs

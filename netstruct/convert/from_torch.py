@@ -202,6 +202,8 @@ def _run_example(traced: _Traced, example_input, meta: bool = False) -> dict[Any
     def call(mod: Any, a: Any, kw: Any) -> Any:
         if not meta:
             return mod(*a, **kw)
+        if getattr(get_handler(mod), "keeps_shape", False) and a and _is_tensor(a[0]):
+            return torch.empty_like(a[0])  # on meta already: the output's shape, no run
         state = {
             name: on_meta(t)
             for name, t in (
@@ -236,6 +238,10 @@ def _run_example(traced: _Traced, example_input, meta: bool = False) -> dict[Any
             f"({type(exc).__name__}: {exc}). Pass a tensor shaped like one batch of real input."
         ) from None
     return values
+
+
+def _is_tensor(v: Any) -> bool:
+    return hasattr(v, "shape") and hasattr(v, "dtype") and hasattr(v, "is_meta")
 
 
 def _has_meta(v: Any) -> bool:

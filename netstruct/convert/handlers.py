@@ -73,6 +73,9 @@ class ModuleHandler:
     name: str = ""
     #: Whether :func:`netstruct.shrink` may remove rows/columns of this module's blocks.
     shrinkable: bool = False
+    #: Whether the module's output always has its first input's shape and dtype (export of a
+    #: big model then reads it off without running the layer, even on the meta device)
+    keeps_shape: bool = False
 
     def export(self, module: Any, path: str, inputs: Any, builder: Any) -> Any:
         """Add the module's nodes and blocks; return the value (feature ids) it outputs."""
