@@ -77,7 +77,7 @@ def build_attention(config: dict[str, Any], params: dict[str, np.ndarray], prefi
         "batch_first": bool(config.get("batch_first", False)),
     }
     if inner == E == n_out and H * head_dim == E and H > 0:
-        m = _quiet_build(torch.nn.MultiheadAttention, E, H, **kw)
+        m = _quiet_build(torch.nn.MultiheadAttention, E, H, numel=4 * E * E + 4 * E, **kw)
     else:
         m = HeadPrunedAttention(E, H, head_dim, out_dim=n_out, device="meta", **kw)
         m = m.to_empty(device="cpu")
@@ -258,7 +258,9 @@ def _build_layer(config: dict[str, Any], params: dict[str, np.ndarray], prefix: 
     }
     attn = build_attention(attn_cfg, params, f"{prefix}self_attn.")
     cfg["nhead"] = 1  # any divisor builds the layer; its attention is replaced by the rebuilt one
-    layer = _quiet_build(torch.nn.TransformerEncoderLayer, d_model, **cfg)
+    ff = cfg["dim_feedforward"]
+    numel = 4 * d_model * d_model + 2 * d_model * ff + 9 * d_model + ff  # with its attention
+    layer = _quiet_build(torch.nn.TransformerEncoderLayer, d_model, numel=numel, **cfg)
     layer.self_attn = attn
     return layer
 

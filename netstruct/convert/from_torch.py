@@ -22,8 +22,10 @@ example's shapes (see ``docs/concepts/layers.md``, "Tracing").
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
+import weakref
 from typing import Any
 
 import numpy as np
@@ -92,12 +94,16 @@ def _trace(model, example_input: Any = None) -> _Traced:
             x = graph.call_module(p, (x,))
         graph.output(x)
         return _Traced(graph, model)
+    key = _fx_key(model) if example_input is not None else None
+    if key is not None and _FX_FAILED.get(model) == key:  # fx failed on this very model
+        return _tape(model, example_input)
     tracer = _tracer_cls()()
     tracer.record_stack_traces = True
     try:
         graph = tracer.trace(model)
     except Exception as exc:  # fx raises many types (TraceError, TypeError, proxy errors...)
         if example_input is not None:  # data-dependent Python: record one run instead
+            _FX_FAILED[model] = key
             return _tape(model, example_input)
         raise UnsupportedModuleError(
             f"{type(model).__name__} could not be traced with torch.fx ({type(exc).__name__}: {exc}). "
@@ -107,6 +113,22 @@ def _trace(model, example_input: Any = None) -> _Traced:
         ) from None
     gm = torch.fx.GraphModule(model, graph)
     return _Traced(gm.graph, gm)
+
+
+#: models torch.fx failed to trace, with :func:`_fx_key` at the time (a second export of the
+#: same, unchanged model goes straight to the tape instead of failing again)
+_FX_FAILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _fx_key(model) -> tuple:
+    """What an fx trace depends on besides the code: the module tree, its mode, the handlers."""
+    from .handlers import registry_size
+
+    return (
+        model.training,
+        registry_size(),
+        tuple((name, type(m), m.training) for name, m in model.named_modules()),
+    )
 
 
 def _tape(model, example_input: Any) -> _Traced:
@@ -312,9 +334,7 @@ def _plain_sequential(model: Any) -> bool:
             type(m).forward is torch.nn.Sequential.forward
             and not m._forward_hooks
             and not m._forward_pre_hooks
-            and all(
-                plain(c) for c in m._modules.values() if isinstance(c, torch.nn.Sequential)
-            )
+            and all(plain(c) for c in m._modules.values() if isinstance(c, torch.nn.Sequential))
         )
 
     return isinstance(model, torch.nn.Sequential) and plain(model)
@@ -1000,10 +1020,11 @@ class _Exporter:
                 value = Broken()
             if node.op == "placeholder":
                 n_placeholders += 1
+            where = functools.partial(_where, node)  # for an error message only
             try:
-                rec["args"] = _ops.encode_arg(tuple(node.args), self.index, _where(node))["$tuple"]
+                rec["args"] = _ops.encode_arg(tuple(node.args), self.index, where)["$tuple"]
                 rec["kwargs"] = {
-                    k: _ops.encode_arg(v, self.index, _where(node)) for k, v in node.kwargs.items()
+                    k: _ops.encode_arg(v, self.index, where) for k, v in node.kwargs.items()
                 }
             except UnsupportedModuleError as exc:
                 self.errors.append(str(exc).rstrip("."))

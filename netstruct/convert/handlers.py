@@ -413,6 +413,12 @@ def handler_for_name(name: str) -> ModuleHandler:
     return _BY_NAME[name]
 
 
+def registry_size() -> tuple[int, int]:
+    """How many module types (by type, by qualified name) have handlers: changes on register."""
+    _load_builtins()
+    return len(_BY_TYPE), len(_BY_QUALNAME)
+
+
 def is_registered_type(module_type: type) -> bool:
     """True when ``module_type`` has a handler."""
     _load_builtins()

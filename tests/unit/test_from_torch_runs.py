@@ -170,3 +170,20 @@ def test_the_check_still_catches_a_forward_the_graph_does_not_record():
     m = Sneaky(torch.nn.Linear(3, 2)).eval()
     with pytest.raises(ns.exceptions.GraphError, match="does not reproduce"):
         ns.from_torch(m, torch.randn(4, 3))
+
+
+def test_rebuilding_draws_nothing_from_torchs_random_generator():
+    """Small layers are built with their initialiser run; the random state is restored."""
+    torch.manual_seed(0)
+    models = [
+        (_Res().eval(), torch.randn(2, 2, 6, 6)),
+        (_Encoder().eval(), torch.randint(0, 11, (2, 5))),
+    ]
+    for model, x in models:
+        G = ns.from_torch(model, x)
+        before = torch.get_rng_state()
+        rebuilt = ns.to_torch(G)
+        assert torch.equal(before, torch.get_rng_state())
+        with torch.no_grad():
+            torch.testing.assert_close(rebuilt(x), model(x), atol=1e-5, rtol=1e-4)
+        assert rebuilt.state_dict().keys() == model.state_dict().keys()
