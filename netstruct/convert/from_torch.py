@@ -111,8 +111,9 @@ def _trace(model, example_input: Any = None) -> _Traced:
             "trace specialised to that input's shapes), or wrap the untraceable part in a module "
             "and register a handler with netstruct.register_module_handler."
         ) from None
-    gm = torch.fx.GraphModule(model, graph)
-    return _Traced(gm.graph, gm)
+    # the graph's module and attribute paths are the model's own (the tracer stores constants
+    # it meets on the model): no GraphModule, whose construction compiles Python code
+    return _Traced(graph, model)
 
 
 #: models torch.fx failed to trace, with :func:`_fx_key` at the time (a second export of the
