@@ -324,13 +324,14 @@ class TransformerEncoderHandler(ModuleHandler):
         # nested tensors need torch's fused path, which pruned heads do not take
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "enable_nested_tensor is True", UserWarning)
-            m = torch.nn.TransformerEncoder(
+            m = torch.nn.TransformerEncoder(  # no clones of layer 0: the rebuilt layers go in
                 layers[0],
-                config["num_layers"],
+                0,
                 norm=norm,
                 enable_nested_tensor=config["enable_nested_tensor"],
             )
         m.layers = torch.nn.ModuleList(layers)  # each layer keeps its own widths
+        m.num_layers = int(config["num_layers"])
         load_state(m, params)
         return m
 

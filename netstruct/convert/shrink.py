@@ -74,7 +74,7 @@ class _State:
             if b.kind == "operator":
                 # token mixing whose query/key/value units carry no head labels: the head of a
                 # dimension is unknown, and removing part of a head changes its scores
-                if not all(_HEAD_LABEL.match(str(g)) for g in gate[b.sources]):
+                if not all(_HEAD_LABEL.match(str(g)) for g in set(gate[b.sources].tolist())):
                     blocked[b.sources] = blocked[b.targets] = True
                 else:  # context units go with their head (whatever op or module made them)
                     allowed[b.targets] = True
