@@ -260,6 +260,7 @@ def _build_layer(config: dict[str, Any], params: dict[str, np.ndarray], prefix: 
     cfg["nhead"] = 1  # any divisor builds the layer; its attention is replaced by the rebuilt one
     ff = cfg["dim_feedforward"]
     numel = 4 * d_model * d_model + 2 * d_model * ff + 9 * d_model + ff  # with its attention
+    numel = numel if ff and d_model else None  # a zero-width part: build as skip_init does
     layer = _quiet_build(torch.nn.TransformerEncoderLayer, d_model, numel=numel, **cfg)
     layer.self_attn = attn
     return layer

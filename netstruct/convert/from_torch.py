@@ -77,6 +77,8 @@ class _Traced:
         self.facts = facts
         #: a tape trace's run: every node's value (``"values"``) and the model's ``"output"``
         self.kept = kept
+        #: ``() -> {node name: stack trace}`` when the graph's nodes lack their source lines
+        self.sources: Any = None
 
 
 def _trace(model, example_input: Any = None) -> _Traced:
@@ -98,7 +100,7 @@ def _trace(model, example_input: Any = None) -> _Traced:
     if key is not None and _FX_FAILED.get(model) == key:  # fx failed on this very model
         return _tape(model, example_input)
     tracer = _tracer_cls()()
-    tracer.record_stack_traces = True
+    tracer.record_stack_traces = False  # source lines only for an error (see _with_sources)
     try:
         graph = tracer.trace(model)
     except Exception as exc:  # fx raises many types (TraceError, TypeError, proxy errors...)
@@ -113,7 +115,24 @@ def _trace(model, example_input: Any = None) -> _Traced:
         ) from None
     # the graph's module and attribute paths are the model's own (the tracer stores constants
     # it meets on the model): no GraphModule, whose construction compiles Python code
-    return _Traced(graph, model)
+    traced = _Traced(graph, model)
+    traced.sources = functools.partial(_fx_sources, model)
+    return traced
+
+
+def _fx_sources(model) -> dict[str, str]:
+    """``{node name: stack trace}`` of a second fx trace, recording source lines this time.
+
+    Tracing is deterministic, so node names match the first trace's; recording stack traces
+    costs about as much as the rest of the trace, and only an error message needs them.
+    """
+    tracer = _tracer_cls()()
+    tracer.record_stack_traces = True
+    try:
+        graph = tracer.trace(model)
+    except Exception:  # noqa: BLE001 - it traced a moment ago; lines are a courtesy
+        return {}
+    return {n.name: n.stack_trace for n in graph.nodes if n.stack_trace}
 
 
 #: models torch.fx failed to trace, with :func:`_fx_key` at the time (a second export of the
@@ -417,6 +436,7 @@ class _Exporter:
         self.graph = traced.graph
         self._real = real
         self.real = real.values if real is not None else None
+        self._sources = traced.sources
         self.builder = GraphBuilder(reduction=reduction)
         self.modules: dict[str, dict[str, Any]] = {}
         self.calls: dict[str, int] = {}
@@ -1007,6 +1027,16 @@ class _Exporter:
             return value
         raise UnsupportedModuleError(f"unknown fx op {node.op!r}")  # pragma: no cover
 
+    def _where(self, node) -> str:
+        """:func:`_where`, with the source lines fetched first when the trace skipped them."""
+        sources, self._sources = self._sources, None
+        if sources is not None:
+            lines = sources()
+            for n in self.graph.nodes:
+                if n.name in lines and not n.stack_trace:
+                    n.stack_trace = lines[n.name]
+        return _where(node)
+
     def run(self) -> dict[str, Any]:
         self.guard_only = _guard_only(self.graph)
         n_placeholders = 0
@@ -1017,11 +1047,11 @@ class _Exporter:
             try:
                 value = self._step(i, node, n_placeholders)
             except UnsupportedModuleError as exc:
-                self.errors.append(f"{_where(node)}: {str(exc).rstrip('.')}")
+                self.errors.append(f"{self._where(node)}: {str(exc).rstrip('.')}")
                 value = Broken()
             if node.op == "placeholder":
                 n_placeholders += 1
-            where = functools.partial(_where, node)  # for an error message only
+            where = functools.partial(self._where, node)  # for an error message only
             try:
                 rec["args"] = _ops.encode_arg(tuple(node.args), self.index, where)["$tuple"]
                 rec["kwargs"] = {

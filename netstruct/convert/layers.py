@@ -65,18 +65,24 @@ def _quiet_build(cls: Any, *args: Any, numel: int | None = None, **kwargs: Any) 
     layers: ``torch.nn.utils.skip_init`` (built on the meta device, memory left
     uninitialised).
     """
-    import torch
-
+    if numel is not None and numel > 0:  # no zero-element tensor: nothing to warn about
+        return _build(cls, args, kwargs, numel)
     with warnings.catch_warnings():  # a shrunk layer may have zero width: nothing to initialise
         warnings.filterwarnings("ignore", "Initializing zero-element tensors", UserWarning)
-        if (numel is not None and numel <= PLAIN_BUILD_MAX) or _rng_free_init(cls):
-            kwargs = {"device": "cpu", **kwargs}
-            state = torch.random.get_rng_state()
-            try:
-                return cls(*args, **kwargs)
-            finally:
-                torch.random.set_rng_state(state)
-        return torch.nn.utils.skip_init(cls, *args, **kwargs)
+        return _build(cls, args, kwargs, numel)
+
+
+def _build(cls: Any, args: tuple, kwargs: dict, numel: int | None) -> Any:
+    import torch
+
+    if (numel is not None and numel <= PLAIN_BUILD_MAX) or _rng_free_init(cls):
+        kwargs = {"device": "cpu", **kwargs}
+        state = torch.random.get_rng_state()
+        try:
+            return cls(*args, **kwargs)
+        finally:
+            torch.random.set_rng_state(state)
+    return torch.nn.utils.skip_init(cls, *args, **kwargs)
 
 
 def load_state(module: Any, params: dict[str, np.ndarray]) -> None:
