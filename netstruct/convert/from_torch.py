@@ -1307,10 +1307,11 @@ def from_torch(
     if example_input is not None and hasattr(example_input, "shape"):
         spec["input_shape"] = list(example_input.shape)
         spec["input_dtype"] = str(example_input.dtype).replace("torch.", "")
-    from .to_torch import wiring_key
+    from .to_torch import remember_structure_key, wiring_key
 
     provenance["structure"] = wiring_key(spec, b.n_nodes, b.blocks)
     G = SignedGraph(b.columns, b.blocks, spec=spec, provenance=provenance)
+    remember_structure_key(G, provenance["structure"])  # hashed from the same spec and blocks
     if example_input is not None and check:
         _check_roundtrip(model, G, example_input, real.reference_output() if real else None)
     return G

@@ -200,6 +200,14 @@ def structure_key(G: SignedGraph) -> str:
 _STRUCTURE_KEY = "_netstruct_structure_key"
 
 
+def remember_structure_key(G: SignedGraph, key: str | None) -> SignedGraph:
+    """Record ``key``, computed from ``G``'s own spec, node count and blocks, as its
+    :func:`structure_key` (for graphs whose maker just computed it: no second hash)."""
+    if key is not None:
+        G.__dict__[_STRUCTURE_KEY] = key
+    return G
+
+
 def wiring_key(spec: Any, n_nodes: int, blocks: Any) -> str:
     """:func:`structure_key` from the parts (used by export before the graph exists)."""
     import hashlib

@@ -69,6 +69,9 @@ _NODE_DTYPES = {
 }
 
 
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _copy_json(obj: Any) -> Any:
     """A deep copy of JSON-like data (dicts, lists, tuples of plain values), fast.
 
@@ -80,6 +83,8 @@ def _copy_json(obj: Any) -> Any:
     if t is dict:
         return {k: _copy_json(v) for k, v in obj.items()}
     if t is list:
+        if set(map(type, obj)) <= _JSON_SCALARS:  # e.g. a constant tensor's data: shallow
+            return obj.copy()
         return [_copy_json(v) for v in obj]
     if t is tuple:
         return tuple(_copy_json(v) for v in obj)

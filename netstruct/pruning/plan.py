@@ -785,9 +785,11 @@ def _remove(G: SignedGraph, em: np.ndarray) -> SignedGraph:
 
 def _with_provenance(G: SignedGraph, **items: Any) -> SignedGraph:
     """``G`` with ``items`` added to its provenance (arrays shared; ``G`` is already valid)."""
+    from ..convert.to_torch import _STRUCTURE_KEY, remember_structure_key
+
     prov = dict(G.provenance)
     prov.update(items)
-    return SignedGraph._derived(
+    H = SignedGraph._derived(
         {c: G.node_column(c) for c in NODE_COLUMNS},
         G.blocks,
         spec=G._spec,
@@ -795,3 +797,5 @@ def _with_provenance(G: SignedGraph, **items: Any) -> SignedGraph:
         node_attrs={k: G.node_column(k) for k in G.node_attr_names},
         edge_attrs={k: G.edge_arrays()[k] for k in G.edge_attr_names},
     )
+    # same spec, nodes and blocks: the same wiring fingerprint, when G's is known
+    return remember_structure_key(H, G.__dict__.get(_STRUCTURE_KEY))
