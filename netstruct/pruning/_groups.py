@@ -20,11 +20,19 @@ def _group_arrays(G: SignedGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``cgroup`` per node, the ids of the removable groups and each one's family."""
     from ..convert.shrink import _State
 
-    st = _State(G)
-    cg = st.cgroup
-    gids = np.unique(cg[st.candidate])
-    family = G.node_column("group")[gids]  # a group's id is its smallest node: its first unit
-    return cg, gids, family
+    cached = G.__dict__.get(_CACHE_KEY)
+    if cached is None:  # graphs are immutable: computed once per graph (read-only arrays)
+        st = _State(G)
+        cg = st.cgroup
+        gids = np.unique(cg[st.candidate])
+        family = G.node_column("group")[gids]  # a group's id is its smallest node: its first unit
+        for a in (cg, gids, family):
+            a.setflags(write=False)
+        cached = G.__dict__[_CACHE_KEY] = (cg, gids, family)
+    return cached
+
+
+_CACHE_KEY = "_netstruct_group_arrays"
 
 
 def _kinds(G: SignedGraph, cg: np.ndarray, gids: np.ndarray) -> np.ndarray:

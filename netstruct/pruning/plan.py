@@ -261,7 +261,7 @@ class PruningPlan:
         """
         func = "PruningPlan.remove_units"
         self._check_graph(G, func)
-        nm = evaluate_selector(G.nodes(), selection, func)
+        nm = evaluate_selector(_node_table(G, selection), selection, func)
         _warn_if_empty(nm, selection, "nodes", func)
         unit = G.node_column("unit")
         units = np.zeros(G.n_nodes, dtype=bool)
@@ -720,6 +720,13 @@ def _unit_mask(G: SignedGraph, names: tuple[str, ...]) -> np.ndarray:
         raise GraphError(f"The plan removes units {missing[:5]} that this graph does not have.")
     units[G.node_column("unit")[ids]] = True
     return units
+
+
+def _node_table(G: SignedGraph, selection: Any) -> pd.DataFrame:
+    """The node table ``selection`` is evaluated on; a boolean array reads its length only."""
+    if isinstance(selection, np.ndarray) and selection.dtype == np.bool_:
+        return pd.DataFrame(index=pd.RangeIndex(G.n_nodes))
+    return G.nodes()
 
 
 def _coupled(G: SignedGraph, units: np.ndarray) -> np.ndarray:
