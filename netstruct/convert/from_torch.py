@@ -9,15 +9,20 @@ rebuilds an equivalent module with the same ``state_dict`` keys.
 Why ``torch.fx``: it gives a graph of module calls and torch functions at the level a layer
 handler speaks (``nn.Conv2d``, ``F.relu``, ``x.flatten(1)``), which keeps the architecture spec
 readable and re-importable, and it records each operation's source line. With
-``example_input`` the model is also run once (an fx ``Interpreter``), so shapes and the sizes
-a ``forward`` computes are known and shape operations are followed exactly. Every operation
-netstruct cannot follow is collected and reported in one error, each with its module path,
-operation and source line.
+``example_input`` the traced operations are also run once, so shapes and the sizes a
+``forward`` computes are known and shape operations are followed exactly. Models with at
+least :data:`META_RUN_PARAMS` parameters run on the meta device (shapes without arithmetic;
+the real tensors only when a shape operation reads a tensor's data), smaller ones on the
+real tensors, whose last value then also serves the round-trip check of a plain
+``nn.Sequential``. Every operation netstruct cannot follow is collected and reported in one
+error, each with its module path, operation and source line (fetched by a second trace only
+when there is an error to report).
 
 Models ``torch.fx`` cannot trace (forwards that branch on values or sizes, e.g. Hugging Face
 models) are recorded instead by running them once on ``example_input`` (the tape tracer of
 :mod:`netstruct.convert._tape`); the result is the same kind of fx graph, specialised to the
-example's shapes (see ``docs/concepts/layers.md``, "Tracing").
+example's shapes (see ``docs/concepts/layers.md``, "Tracing"). That one run gives the values the
+exporter needs and the reference output of the round-trip check: the model is not run again.
 """
 
 from __future__ import annotations
