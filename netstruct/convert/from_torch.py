@@ -105,7 +105,7 @@ def _trace(model, example_input: Any = None) -> _Traced:
     if key is not None and _FX_FAILED.get(model) == key:  # fx failed on this very model
         return _tape(model, example_input)
     tracer = _tracer_cls()()
-    tracer.record_stack_traces = False  # source lines only for an error (see _with_sources)
+    tracer.record_stack_traces = False  # source lines only for an error (see _fx_sources)
     try:
         graph = tracer.trace(model)
     except Exception as exc:  # fx raises many types (TraceError, TypeError, proxy errors...)
