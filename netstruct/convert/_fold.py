@@ -179,7 +179,7 @@ def fold_batchnorms(traced: Any, real: dict[Any, Any] | None, model: Any) -> tup
             "nodes (exported with their statistics as state, as with fold_batchnorm=False):\n  "
             + "\n  ".join(left),
             UnfoldedBatchNormWarning,
-            stacklevel=3,
+            stacklevel=4,  # from_torch -> _fold_batchnorms -> here: the user's call
         )
     return type(traced)(graph, _Overlay(root, replaced), traced.facts), real, folded
 

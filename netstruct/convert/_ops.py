@@ -256,8 +256,12 @@ def activation_label(base: str, args: tuple, kwargs: dict) -> str:
     return label_for(type_name, config)
 
 
-def encode_arg(arg: Any, node_index: dict[Any, int], where: str) -> Any:
-    """Encode an fx argument as JSON (nodes become ``{"$node": i}``)."""
+def encode_arg(arg: Any, node_index: dict[Any, int], where: Any) -> Any:
+    """Encode an fx argument as JSON (nodes become ``{"$node": i}``).
+
+    ``where`` names the operation in an error: a string, or a function giving it (computed
+    only when there is an error to report).
+    """
     import torch
 
     if isinstance(arg, torch.fx.Node):
@@ -295,7 +299,8 @@ def encode_arg(arg: Any, node_index: dict[Any, int], where: str) -> Any:
             }
         }
     raise UnsupportedModuleError(
-        f"{where} passes an argument of type {type(arg).__name__} ({arg!r}) that netstruct "
+        f"{where() if callable(where) else where} passes an argument of type "
+        f"{type(arg).__name__} ({arg!r}) that netstruct "
         "cannot store; wrap this part of the model in a module and register a handler with "
         "netstruct.register_module_handler."
     )

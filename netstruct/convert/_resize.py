@@ -15,12 +15,12 @@ whole heads, every dimension of each) and maps the ids to the shrunk graph's.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
 
 from ..exceptions import GraphError
+from ..graphs.signed import _copy_json
 
 __all__ = ["units_record", "resize_ops"]
 
@@ -166,7 +166,7 @@ def resize_ops(spec: dict[str, Any], keep: np.ndarray, new_id: np.ndarray) -> di
         if "units" not in rec:
             new_ops.append(rec)
             continue
-        rec = copy.deepcopy(rec)
+        rec = _copy_json(rec)
         ids = np.asarray(rec["units"]["ids"], dtype=np.int64)
         kept = keep[ids]
         where = f"operation {rec.get('target')!r} in {rec.get('path', '')!r}"

@@ -24,9 +24,10 @@ the source line (the innermost frame outside torch and netstruct) for error mess
 
 from __future__ import annotations
 
+import linecache
 import operator
 import os
-import traceback
+import sys
 from typing import Any
 
 __all__ = ["tape_trace", "flat_tensors"]
@@ -118,6 +119,10 @@ class _Recorder:
         self.pending: list[Any] = []
         self.torch_dir = os.path.dirname(torch.__file__)
         self.here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        #: node -> the value it had in the recorded run (``from_torch`` needs no second run)
+        self.values: dict[Any, Any] = {}
+        #: code file name -> whether it is library code (torch, netstruct, frozen modules)
+        self._library: dict[str, bool] = {}
 
     # -- values --------------------------------------------------------------------------
     def node_of(self, t: Any) -> Any:
@@ -131,6 +136,7 @@ class _Recorder:
             node = self.graph.get_attr(name)
             self._annotate(node)
             self.param_nodes[name] = node
+            self.values[node] = t
         return self.param_nodes[name]
 
     def lift(self, obj: Any) -> tuple[Any, bool]:
@@ -153,6 +159,7 @@ class _Recorder:
     def bind(self, out: Any, node: Any) -> None:
         """Map the tensors of ``out`` (a tensor or nested tuple/list) to ``node`` and getitems."""
         torch = self.torch
+        self.values[node] = out
         if isinstance(out, torch.Tensor):
             self.bound[id(out)] = (out, node)
         elif isinstance(out, (tuple, list)):
@@ -169,14 +176,23 @@ class _Recorder:
         node.meta["nn_module_stack"] = {where: (where, "")}
         node.stack_trace = self._source()
 
+    def _is_library(self, filename: str) -> bool:
+        hit = self._library.get(filename)
+        if hit is None:
+            f = os.path.abspath(filename)
+            hit = f.startswith((self.torch_dir, self.here)) or "<frozen" in f
+            self._library[filename] = hit
+        return hit
+
     def _source(self) -> str:
-        for frame in reversed(traceback.extract_stack()):
-            f = os.path.abspath(frame.filename)
-            if f.startswith((self.torch_dir, self.here)) or "<frozen" in f:
-                continue
-            return (
-                f'File "{frame.filename}", line {frame.lineno}, in {frame.name}\n    {frame.line}'
-            )
+        """The innermost frame outside torch and netstruct, as a traceback line."""
+        frame = sys._getframe(1)
+        while frame is not None:
+            code = frame.f_code
+            if not self._is_library(code.co_filename):
+                line = linecache.getline(code.co_filename, frame.f_lineno).strip()
+                return f'File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}\n    {line}'
+            frame = frame.f_back
         return ""
 
     # -- recording -------------------------------------------------------------------------
@@ -195,6 +211,8 @@ class _Recorder:
         where = self._source().split("\n")[0].replace('File "', "").replace('", line', ", line")
         g = self.graph.call_function(_ops.guard, (value, out, where))
         self._annotate(g)
+        self.values[value] = out
+        self.values[g] = None
 
     def record_function(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
         name = getattr(func, "__name__", "")
@@ -214,6 +232,7 @@ class _Recorder:
         if tracked:
             node = self.graph.call_function(operator.setitem, tuple(largs))
             self._annotate(node)
+            self.values[node] = None
 
     def _record_call(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
         largs, t1 = self.lift(args)
@@ -273,13 +292,29 @@ def _positional(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     """Pass a module's tensor arguments by position (``attn(query=q, ...)`` -> ``attn(q, ...)``)."""
     if not kwargs:
         return args, kwargs
-    import inspect
-
+    forward = module.forward
+    func = getattr(forward, "__func__", None)
+    lead = (module,) if func is not None and getattr(forward, "__self__", None) is module else ()
     try:
-        bound = inspect.signature(module.forward).bind(*args, **kwargs)
+        bound = _signature(func if lead else forward).bind(*lead, *args, **kwargs)
     except (TypeError, ValueError):
         return args, kwargs
-    return tuple(bound.args), dict(bound.kwargs)
+    return tuple(bound.args[len(lead) :]), dict(bound.kwargs)
+
+
+_SIGNATURES: dict[Any, Any] = {}
+
+
+def _signature(func: Any) -> Any:
+    """``inspect.signature`` of a forward function (cached per plain function: one per class)."""
+    import inspect
+
+    if not inspect.isfunction(func):
+        return inspect.signature(func)
+    sig = _SIGNATURES.get(func)
+    if sig is None:
+        sig = _SIGNATURES[func] = inspect.signature(func)
+    return sig
 
 
 def _drop_dead_code(graph: Any) -> None:
@@ -308,11 +343,16 @@ def _drop_dead_code(graph: Any) -> None:
             graph.erase_node(n)
 
 
-def tape_trace(model: Any, example_input: Any, is_leaf: Any) -> tuple[Any, dict[str, Any]]:
+def tape_trace(
+    model: Any, example_input: Any, is_leaf: Any, keep: dict[str, Any] | None = None
+) -> tuple[Any, dict[str, Any]]:
     """Run ``model`` once on ``example_input`` and return ``(fx graph, facts)``.
 
     ``facts`` holds ``input_shapes`` (the shapes the tape is specialised to) and
     ``outputs`` (the names of the output tensors, in the order the graph returns them).
+    With a dict ``keep``, the run's results are kept there, so no one runs the model again:
+    ``keep["values"]`` maps every node of the graph to the value it had in the run, and
+    ``keep["output"]`` is what the model returned.
     """
     import torch
     from torch.overrides import TorchFunctionMode
@@ -321,6 +361,7 @@ def tape_trace(model: Any, example_input: Any, is_leaf: Any) -> tuple[Any, dict[
     inputs = list(example_input) if isinstance(example_input, tuple) else [example_input]
     for k, x in enumerate(inputs):
         node = rec.graph.placeholder(f"input_{k}" if len(inputs) > 1 else "input")
+        rec.values[node] = x
         if isinstance(x, torch.Tensor):
             rec.bound[id(x)] = (x, node)
 
@@ -352,6 +393,9 @@ def tape_trace(model: Any, example_input: Any, is_leaf: Any) -> tuple[Any, dict[
         )
     rec.graph.output(nodes[0] if isinstance(out, torch.Tensor) else tuple(nodes))
     _drop_dead_code(rec.graph)
+    if keep is not None:
+        keep["values"] = {n: rec.values[n] for n in rec.graph.nodes if n in rec.values}
+        keep["output"] = out
     facts = {
         "input_shapes": [list(x.shape) if hasattr(x, "shape") else None for x in inputs],
         "input_dtypes": [

@@ -77,7 +77,7 @@ def build_attention(config: dict[str, Any], params: dict[str, np.ndarray], prefi
         "batch_first": bool(config.get("batch_first", False)),
     }
     if inner == E == n_out and H * head_dim == E and H > 0:
-        m = _quiet_build(torch.nn.MultiheadAttention, E, H, **kw)
+        m = _quiet_build(torch.nn.MultiheadAttention, E, H, numel=4 * E * E + 4 * E, **kw)
     else:
         m = HeadPrunedAttention(E, H, head_dim, out_dim=n_out, device="meta", **kw)
         m = m.to_empty(device="cpu")
@@ -258,7 +258,10 @@ def _build_layer(config: dict[str, Any], params: dict[str, np.ndarray], prefix: 
     }
     attn = build_attention(attn_cfg, params, f"{prefix}self_attn.")
     cfg["nhead"] = 1  # any divisor builds the layer; its attention is replaced by the rebuilt one
-    layer = _quiet_build(torch.nn.TransformerEncoderLayer, d_model, **cfg)
+    ff = cfg["dim_feedforward"]
+    numel = 4 * d_model * d_model + 2 * d_model * ff + 9 * d_model + ff  # with its attention
+    numel = numel if ff and d_model else None  # a zero-width part: build as skip_init does
+    layer = _quiet_build(torch.nn.TransformerEncoderLayer, d_model, numel=numel, **cfg)
     layer.self_attn = attn
     norm_cfg = {"eps": cfg["layer_norm_eps"], "bias": cfg.get("bias", True)}
     for k in ("norm1", "norm2"):
@@ -278,6 +281,7 @@ class TransformerEncoderLayerHandler(ModuleHandler):
     name = "TransformerEncoderLayer"
     #: its norms may drop entries from their statistics (norm-width removal, ``stat_mask``)
     masks_statistics = True
+    keeps_shape = True
 
     def export(self, module, path, inputs, builder):
         return export_encoder_layer(builder, module, path, "", inputs)
@@ -298,6 +302,7 @@ class TransformerEncoderHandler(ModuleHandler):
 
     name = "TransformerEncoder"
     masks_statistics = True
+    keeps_shape = True
 
     def export(self, module, path, inputs, builder):
         h = inputs
@@ -336,13 +341,14 @@ class TransformerEncoderHandler(ModuleHandler):
         # nested tensors need torch's fused path, which pruned heads do not take
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "enable_nested_tensor is True", UserWarning)
-            m = torch.nn.TransformerEncoder(
+            m = torch.nn.TransformerEncoder(  # no clones of layer 0: the rebuilt layers go in
                 layers[0],
-                config["num_layers"],
+                0,
                 norm=norm,
                 enable_nested_tensor=config["enable_nested_tensor"],
             )
         m.layers = torch.nn.ModuleList(layers)  # each layer keeps its own widths
+        m.num_layers = int(config["num_layers"])
         load_state(m, params)
         return m
 

@@ -9,21 +9,28 @@ rebuilds an equivalent module with the same ``state_dict`` keys.
 Why ``torch.fx``: it gives a graph of module calls and torch functions at the level a layer
 handler speaks (``nn.Conv2d``, ``F.relu``, ``x.flatten(1)``), which keeps the architecture spec
 readable and re-importable, and it records each operation's source line. With
-``example_input`` the model is also run once (an fx ``Interpreter``), so shapes and the sizes
-a ``forward`` computes are known and shape operations are followed exactly. Every operation
-netstruct cannot follow is collected and reported in one error, each with its module path,
-operation and source line.
+``example_input`` the traced operations are also run once, so shapes and the sizes a
+``forward`` computes are known and shape operations are followed exactly. Models with at
+least :data:`META_RUN_PARAMS` parameters run on the meta device (shapes without arithmetic;
+the real tensors only when a shape operation reads a tensor's data), smaller ones on the
+real tensors, whose last value then also serves the round-trip check of a plain
+``nn.Sequential``. Every operation netstruct cannot follow is collected and reported in one
+error, each with its module path, operation and source line (fetched by a second trace only
+when there is an error to report).
 
 Models ``torch.fx`` cannot trace (forwards that branch on values or sizes, e.g. Hugging Face
 models) are recorded instead by running them once on ``example_input`` (the tape tracer of
 :mod:`netstruct.convert._tape`); the result is the same kind of fx graph, specialised to the
-example's shapes (see ``docs/concepts/layers.md``, "Tracing").
+example's shapes (see ``docs/concepts/layers.md``, "Tracing"). That one run gives the values the
+exporter needs and the reference output of the round-trip check: the model is not run again.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
+import weakref
 from typing import Any
 
 import numpy as np
@@ -62,11 +69,21 @@ def _tracer_cls():
 
 
 class _Traced:
-    def __init__(self, graph: Any, root: Any, facts: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        graph: Any,
+        root: Any,
+        facts: dict[str, Any] | None = None,
+        kept: dict[str, Any] | None = None,
+    ) -> None:
         self.graph = graph
         self.root = root  # has get_submodule(path)
         #: set for a tape trace: the input shapes it is specialised to and the output names
         self.facts = facts
+        #: a tape trace's run: every node's value (``"values"``) and the model's ``"output"``
+        self.kept = kept
+        #: ``() -> {node name: stack trace}`` when the graph's nodes lack their source lines
+        self.sources: Any = None
 
 
 def _trace(model, example_input: Any = None) -> _Traced:
@@ -84,12 +101,16 @@ def _trace(model, example_input: Any = None) -> _Traced:
             x = graph.call_module(p, (x,))
         graph.output(x)
         return _Traced(graph, model)
+    key = _fx_key(model) if example_input is not None else None
+    if key is not None and _FX_FAILED.get(model) == key:  # fx failed on this very model
+        return _tape(model, example_input)
     tracer = _tracer_cls()()
-    tracer.record_stack_traces = True
+    tracer.record_stack_traces = False  # source lines only for an error (see _fx_sources)
     try:
         graph = tracer.trace(model)
     except Exception as exc:  # fx raises many types (TraceError, TypeError, proxy errors...)
         if example_input is not None:  # data-dependent Python: record one run instead
+            _FX_FAILED[model] = key
             return _tape(model, example_input)
         raise UnsupportedModuleError(
             f"{type(model).__name__} could not be traced with torch.fx ({type(exc).__name__}: {exc}). "
@@ -97,8 +118,42 @@ def _trace(model, example_input: Any = None) -> _Traced:
             "trace specialised to that input's shapes), or wrap the untraceable part in a module "
             "and register a handler with netstruct.register_module_handler."
         ) from None
-    gm = torch.fx.GraphModule(model, graph)
-    return _Traced(gm.graph, gm)
+    # the graph's module and attribute paths are the model's own (the tracer stores constants
+    # it meets on the model): no GraphModule, whose construction compiles Python code
+    traced = _Traced(graph, model)
+    traced.sources = functools.partial(_fx_sources, model)
+    return traced
+
+
+def _fx_sources(model) -> dict[str, str]:
+    """``{node name: stack trace}`` of a second fx trace, recording source lines this time.
+
+    Tracing is deterministic, so node names match the first trace's; recording stack traces
+    costs about as much as the rest of the trace, and only an error message needs them.
+    """
+    tracer = _tracer_cls()()
+    tracer.record_stack_traces = True
+    try:
+        graph = tracer.trace(model)
+    except Exception:  # noqa: BLE001 - it traced a moment ago; lines are a courtesy
+        return {}
+    return {n.name: n.stack_trace for n in graph.nodes if n.stack_trace}
+
+
+#: models torch.fx failed to trace, with :func:`_fx_key` at the time (a second export of the
+#: same, unchanged model goes straight to the tape instead of failing again)
+_FX_FAILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _fx_key(model) -> tuple:
+    """What an fx trace depends on besides the code: the module tree, its mode, the handlers."""
+    from .handlers import registry_size
+
+    return (
+        model.training,
+        registry_size(),
+        tuple((name, type(m), m.training) for name, m in model.named_modules()),
+    )
 
 
 def _tape(model, example_input: Any) -> _Traced:
@@ -107,8 +162,11 @@ def _tape(model, example_input: Any) -> _Traced:
 
     was_training = model.training
     model.eval()
+    kept: dict[str, Any] = {}
     try:
-        graph, facts = tape_trace(model, example_input, lambda m: get_handler(m) is not None)
+        graph, facts = tape_trace(
+            model, example_input, lambda m: get_handler(m) is not None, keep=kept
+        )
     except UnsupportedModuleError:
         raise
     except Exception as exc:  # the user's input does not fit their model
@@ -118,7 +176,7 @@ def _tape(model, example_input: Any) -> _Traced:
         ) from None
     finally:
         model.train(was_training)
-    return _Traced(graph, model, facts)
+    return _Traced(graph, model, facts, kept)
 
 
 def _graph_from_spec(spec: dict[str, Any]):
@@ -149,14 +207,38 @@ def _graph_from_spec(spec: dict[str, Any]):
     return graph
 
 
-def _run_example(traced: _Traced, example_input) -> dict[Any, Any]:
-    """Run the traced operations once on ``example_input``; return every node's real value."""
+#: models with at least this many parameters read their shapes off a run on the meta device
+#: (no arithmetic: a BERT-base-sized model's real run costs as much as its whole export)
+META_RUN_PARAMS = 1_000_000
+
+
+def _run_example(traced: _Traced, example_input, meta: bool = False) -> dict[Any, Any]:
+    """Run the traced operations once on ``example_input``; return every node's real value.
+
+    With ``meta=True`` the run is on the meta device (shapes and dtypes, no data): the
+    exporter needs shapes only, except for tensors it passes to a shape operation, for which
+    it asks for the real run (:class:`_RealValues`). Returns None when some operation has no
+    meta kernel or reads data (the caller then runs on the real tensors).
+    """
     import torch
     from torch.fx.node import map_arg
 
     root = traced.root
     values: dict[Any, Any] = {}
     args = list(example_input) if isinstance(example_input, tuple) else [example_input]
+    to_meta: dict[int, Any] = {}
+
+    def on_meta(v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            hit = to_meta.get(id(v))
+            if hit is None:
+                hit = to_meta[id(v)] = torch.empty_like(v, device="meta")
+            return hit
+        if isinstance(v, (tuple, list)):
+            return type(v)(on_meta(x) for x in v)
+        if isinstance(v, dict):
+            return {k: on_meta(x) for k, x in v.items()}
+        return v
 
     def fetch(path: str) -> Any:
         obj = root
@@ -164,27 +246,123 @@ def _run_example(traced: _Traced, example_input) -> dict[Any, Any]:
             obj = getattr(obj, part)
         return obj
 
+    def call(mod: Any, a: Any, kw: Any) -> Any:
+        if not meta:
+            return mod(*a, **kw)
+        if getattr(get_handler(mod), "keeps_shape", False) and a and _is_tensor(a[0]):
+            return torch.empty_like(a[0])  # on meta already: the output's shape, no run
+        state = {
+            name: on_meta(t)
+            for name, t in (
+                *mod.named_parameters(remove_duplicate=False),
+                *mod.named_buffers(remove_duplicate=False),
+            )
+        }
+        return torch.func.functional_call(mod, state, tuple(a), kw)
+
     try:
         with torch.no_grad():
             for n in traced.graph.nodes:
                 a = map_arg(n.args, values.__getitem__)
                 kw = map_arg(n.kwargs, values.__getitem__)
                 if n.op == "placeholder":
-                    values[n] = args.pop(0) if args else (n.args[0] if n.args else None)
+                    v = args.pop(0) if args else (n.args[0] if n.args else None)
+                    values[n] = on_meta(v) if meta else v
                 elif n.op == "call_module":
-                    values[n] = root.get_submodule(str(n.target))(*a, **kw)
+                    values[n] = call(root.get_submodule(str(n.target)), a, kw)
                 elif n.op == "call_function":
                     values[n] = n.target(*a, **kw)
                 elif n.op == "call_method":
                     values[n] = getattr(a[0], n.target)(*a[1:], **kw)
                 elif n.op == "get_attr":
-                    values[n] = fetch(str(n.target))
+                    v = fetch(str(n.target))
+                    values[n] = on_meta(v) if meta else v
     except Exception as exc:  # the user's input does not fit their model
+        if meta:
+            return None
         raise InvalidParameterError(
             f"The 'example_input' parameter of from_torch could not be run through the model "
             f"({type(exc).__name__}: {exc}). Pass a tensor shaped like one batch of real input."
         ) from None
     return values
+
+
+def _is_tensor(v: Any) -> bool:
+    return hasattr(v, "shape") and hasattr(v, "dtype") and hasattr(v, "is_meta")
+
+
+def _has_meta(v: Any) -> bool:
+    if isinstance(v, (tuple, list)):
+        return any(_has_meta(x) for x in v)
+    if isinstance(v, dict):
+        return any(_has_meta(x) for x in v.values())
+    return bool(getattr(v, "is_meta", False))
+
+
+class _RealValues:
+    """Every node's value on the example input, from a meta run until data is needed."""
+
+    def __init__(self, model: Any, traced: _Traced, example_input: Any) -> None:
+        self.model, self.traced, self.example_input = model, traced, example_input
+        self.values: dict[Any, Any] | None = None
+        self.is_real = False
+        kept = traced.kept
+        if kept is not None:  # a tape trace ran the model already
+            self.values, self.is_real = kept["values"], True
+            return
+        n_params = sum(p.numel() for p in model.parameters())
+        if n_params >= META_RUN_PARAMS:
+            self.values = self._run(meta=True)
+        if self.values is None:
+            self.values, self.is_real = self._run(meta=False), True
+
+    def _run(self, meta: bool) -> dict[Any, Any] | None:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return _run_example(self.traced, self.example_input, meta=meta)
+        finally:
+            self.model.train(was_training)
+
+    def real(self) -> dict[Any, Any]:
+        """The values of a run on the real tensors (made now when the first run was on meta)."""
+        if not self.is_real:
+            self.values, self.is_real = self._run(meta=False), True
+        return self.values
+
+    def reference_output(self) -> Any:
+        """What ``model(example_input)`` returns, when a run already gave it exactly; else None.
+
+        A tape trace ran the model itself. A plain ``nn.Sequential`` chain of leaves (stock
+        ``forward``, no hooks on the containers) computes exactly the real run's last value.
+        """
+        import torch
+
+        if self.traced.kept is not None:
+            return self.traced.kept["output"]
+        if not self.is_real or not _plain_sequential(self.model):
+            return None
+        if torch.nn.modules.module._global_forward_hooks or (
+            torch.nn.modules.module._global_forward_pre_hooks
+        ):
+            return None
+        out = [n for n in self.traced.graph.nodes if n.op == "output"]
+        return self.values.get(out[0].args[0]) if out else None
+
+
+def _plain_sequential(model: Any) -> bool:
+    """An ``nn.Sequential`` whose containers all use the stock forward and have no hooks."""
+    import torch
+
+    def plain(m: Any) -> bool:
+        return (
+            type(m).forward is torch.nn.Sequential.forward
+            and not m._forward_hooks
+            and not m._forward_pre_hooks
+            and all(plain(c) for c in m._modules.values() if isinstance(c, torch.nn.Sequential))
+        )
+
+    return isinstance(model, torch.nn.Sequential) and plain(model)
 
 
 def _source_line(node) -> str:
@@ -257,11 +435,13 @@ def _shape_of(v: Any) -> tuple[int, ...] | None:
 
 
 class _Exporter:
-    def __init__(self, model, traced: _Traced, real: dict[Any, Any] | None, reduction: str) -> None:
+    def __init__(self, model, traced: _Traced, real: _RealValues | None, reduction: str) -> None:
         self.model = model
         self.gm = traced.root
         self.graph = traced.graph
-        self.real = real
+        self._real = real
+        self.real = real.values if real is not None else None
+        self._sources = traced.sources
         self.builder = GraphBuilder(reduction=reduction)
         self.modules: dict[str, dict[str, Any]] = {}
         self.calls: dict[str, int] = {}
@@ -415,7 +595,11 @@ class _Exporter:
                     t, lk = encode(v, _shape_of(self.real[a]), self.rng)
                     lookups.update(lk)
                     return t
-                return self.real.get(a)
+                value = self.real.get(a)
+                if _has_meta(value):  # the operation reads this tensor's data: run for real
+                    self.real = self._real.real()
+                    value = self.real.get(a)
+                return value
             if isinstance(a, (list, tuple)):
                 return type(a)(sub(x) for x in a)
             if isinstance(a, dict):
@@ -848,6 +1032,16 @@ class _Exporter:
             return value
         raise UnsupportedModuleError(f"unknown fx op {node.op!r}")  # pragma: no cover
 
+    def _where(self, node) -> str:
+        """:func:`_where`, with the source lines fetched first when the trace skipped them."""
+        sources, self._sources = self._sources, None
+        if sources is not None:
+            lines = sources()
+            for n in self.graph.nodes:
+                if n.name in lines and not n.stack_trace:
+                    n.stack_trace = lines[n.name]
+        return _where(node)
+
     def run(self) -> dict[str, Any]:
         self.guard_only = _guard_only(self.graph)
         n_placeholders = 0
@@ -858,14 +1052,15 @@ class _Exporter:
             try:
                 value = self._step(i, node, n_placeholders)
             except UnsupportedModuleError as exc:
-                self.errors.append(f"{_where(node)}: {str(exc).rstrip('.')}")
+                self.errors.append(f"{self._where(node)}: {str(exc).rstrip('.')}")
                 value = Broken()
             if node.op == "placeholder":
                 n_placeholders += 1
+            where = functools.partial(self._where, node)  # for an error message only
             try:
-                rec["args"] = _ops.encode_arg(tuple(node.args), self.index, _where(node))["$tuple"]
+                rec["args"] = _ops.encode_arg(tuple(node.args), self.index, where)["$tuple"]
                 rec["kwargs"] = {
-                    k: _ops.encode_arg(v, self.index, _where(node)) for k, v in node.kwargs.items()
+                    k: _ops.encode_arg(v, self.index, where) for k, v in node.kwargs.items()
                 }
             except UnsupportedModuleError as exc:
                 self.errors.append(str(exc).rstrip("."))
@@ -1008,6 +1203,26 @@ def _tied_parameters(model) -> dict[str, str]:
     return tied
 
 
+
+def _fold_batchnorms(
+    traced: _Traced, real: _RealValues | None, model: Any
+) -> tuple[_Traced, dict[str, str]]:
+    """Fold eval-mode batch norms into the layers before them; ``real`` follows the new graph.
+
+    The folded graph's nodes are new: the values (made real first, so no later run of the
+    old graph is needed) are re-keyed by them.
+    """
+    from ._fold import fold_batchnorms
+
+    values = real.real() if real is not None else None
+    new, values, folded = fold_batchnorms(traced, values, model)
+    if new is not traced:
+        new.sources = traced.sources
+    if real is not None:
+        real.traced, real.values, real.is_real = new, values, True
+    return new, folded
+
+
 def from_torch(
     model: Any,
     example_input: Any = None,
@@ -1111,19 +1326,10 @@ def from_torch(
             "(an empty model has no graph)."
         )
     traced = _trace(model, example_input)
-    real = None
-    if example_input is not None:
-        was_training = model.training
-        model.eval()
-        try:
-            real = _run_example(traced, example_input)
-        finally:
-            model.train(was_training)
+    real = _RealValues(model, traced, example_input) if example_input is not None else None
     folded: dict[str, str] = {}
     if fold_batchnorm:  # the norm semantics live in its handler (see _fold)
-        from ._fold import fold_batchnorms
-
-        traced, real, folded = fold_batchnorms(traced, real, model)
+        traced, folded = _fold_batchnorms(traced, real, model)
     exporter = _Exporter(model, traced, real, reduction)
     spec = exporter.run()
     if traced.facts is not None:  # a tape: specialised to the example's shapes
@@ -1165,16 +1371,22 @@ def from_torch(
     if example_input is not None and hasattr(example_input, "shape"):
         spec["input_shape"] = list(example_input.shape)
         spec["input_dtype"] = str(example_input.dtype).replace("torch.", "")
-    from .to_torch import wiring_key
+    from .to_torch import remember_structure_key, wiring_key
 
     provenance["structure"] = wiring_key(spec, b.n_nodes, b.blocks)
     G = SignedGraph(b.columns, b.blocks, spec=spec, provenance=provenance)
+    remember_structure_key(G, provenance["structure"])  # hashed from the same spec and blocks
     if example_input is not None and check:
-        _check_roundtrip(model, G, example_input)
+        _check_roundtrip(model, G, example_input, real.reference_output() if real else None)
     return G
 
 
-def _check_roundtrip(model, G: SignedGraph, example_input) -> None:
+def _check_roundtrip(model, G: SignedGraph, example_input, reference: Any = None) -> None:
+    """Run ``to_torch(G)`` on the example and compare with the model's output.
+
+    ``reference``: the model's output on the example when a run already gave it exactly
+    (see :meth:`_RealValues.reference_output`); otherwise the model is run here.
+    """
     import torch
 
     from .to_torch import to_torch
@@ -1185,7 +1397,8 @@ def _check_roundtrip(model, G: SignedGraph, example_input) -> None:
     model.eval()
     try:
         with torch.no_grad():
-            a, b = model(*args), rebuilt(*args)
+            a = model(*args) if reference is None else reference
+            b = rebuilt(*args)
     finally:
         model.train(was_training)
     ta, tb = flat_tensors(a), flat_tensors(b)

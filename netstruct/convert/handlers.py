@@ -74,6 +74,9 @@ class ModuleHandler:
     name: str = ""
     #: Whether :func:`netstruct.shrink` may remove rows/columns of this module's blocks.
     shrinkable: bool = False
+    #: Whether the module's output always has its first input's shape and dtype (export of a
+    #: big model then reads it off without running the layer, even on the meta device)
+    keeps_shape: bool = False
 
     def export(self, module: Any, path: str, inputs: Any, builder: Any) -> Any:
         """Add the module's nodes and blocks; return the value (feature ids) it outputs."""
@@ -463,6 +466,12 @@ def handler_for_name(name: str) -> ModuleHandler:
             "type before re-importing."
         )
     return _BY_NAME[name]
+
+
+def registry_size() -> tuple[int, int]:
+    """How many module types (by type, by qualified name) have handlers: changes on register."""
+    _load_builtins()
+    return len(_BY_TYPE), len(_BY_QUALNAME)
 
 
 def is_registered_type(module_type: type) -> bool:

@@ -44,12 +44,48 @@ __all__ = [
 ]
 
 
-def _quiet_build(cls: Any, *args: Any, **kwargs: Any) -> Any:
+#: layers with at most this many parameters are built on the CPU, initialiser and all (the
+#: random state restored): 3-4x faster than ``skip_init``'s meta build for small layers
+PLAIN_BUILD_MAX = 1 << 16
+
+
+def _rng_free_init(cls: Any) -> bool:
+    """Normalisation layers initialise with ones and zeros: cheap, and no random numbers."""
     import torch
 
+    norms = [torch.nn.modules.batchnorm._NormBase, torch.nn.LayerNorm, torch.nn.GroupNorm]
+    if hasattr(torch.nn, "RMSNorm"):
+        norms.append(torch.nn.RMSNorm)
+    return issubclass(cls, tuple(norms))
+
+
+def _quiet_build(cls: Any, *args: Any, numel: int | None = None, **kwargs: Any) -> Any:
+    """``cls(*args, **kwargs)`` on the CPU, its weights to be overwritten by the caller.
+
+    ``numel`` (the layer's parameter count, when the caller knows it) at most
+    :data:`PLAIN_BUILD_MAX`, or a normalisation layer: a plain build, with torch's random
+    state restored after it so the build draws nothing from the user's generator. Bigger
+    layers: ``torch.nn.utils.skip_init`` (built on the meta device, memory left
+    uninitialised).
+    """
+    if numel is not None and numel > 0:  # no zero-element tensor: nothing to warn about
+        return _build(cls, args, kwargs, numel)
     with warnings.catch_warnings():  # a shrunk layer may have zero width: nothing to initialise
         warnings.filterwarnings("ignore", "Initializing zero-element tensors", UserWarning)
-        return torch.nn.utils.skip_init(cls, *args, **kwargs)
+        return _build(cls, args, kwargs, numel)
+
+
+def _build(cls: Any, args: tuple, kwargs: dict, numel: int | None) -> Any:
+    import torch
+
+    if (numel is not None and numel <= PLAIN_BUILD_MAX) or _rng_free_init(cls):
+        kwargs = {"device": "cpu", **kwargs}
+        state = torch.random.get_rng_state()
+        try:
+            return cls(*args, **kwargs)
+        finally:
+            torch.random.set_rng_state(state)
+    return torch.nn.utils.skip_init(cls, *args, **kwargs)
 
 
 def load_state(module: Any, params: dict[str, np.ndarray]) -> None:
@@ -142,7 +178,9 @@ class ConvHandler(ModuleHandler):
             n_in, n_out = w.shape[0], w.shape[1] * groups
         else:
             n_out, n_in = w.shape[0], w.shape[1] * groups
-        m = _quiet_build(getattr(torch.nn, self.name), n_in, n_out, tuple(w.shape[2:]), **cfg)
+        m = _quiet_build(
+            getattr(torch.nn, self.name), n_in, n_out, tuple(w.shape[2:]), numel=w.size, **cfg
+        )
         load_state(m, params)
         return m
 
@@ -403,8 +441,10 @@ class EmbeddingHandler(ModuleHandler):
         import torch
 
         w = params["weight"]
-        m = _quiet_build(torch.nn.Embedding, w.shape[0], w.shape[1], **config)
-        load_state(m, params)
+        # the table given as ``_weight``: no initialiser runs (one copy of the array)
+        table = torch.tensor(np.asarray(w), dtype=torch.get_default_dtype())
+        m = torch.nn.Embedding(w.shape[0], w.shape[1], _weight=table, **config)
+        load_state(m, {k: v for k, v in params.items() if k != "weight"})
         return m
 
 

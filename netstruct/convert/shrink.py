@@ -89,7 +89,7 @@ class _State:
             elif b.kind == "operator":
                 # token mixing whose query/key/value units carry no head labels: the head of a
                 # dimension is unknown, and removing part of a head changes its scores
-                if not all(_HEAD_LABEL.match(str(g)) for g in gate[b.sources]):
+                if not all(_HEAD_LABEL.match(str(g)) for g in set(gate[b.sources].tolist())):
                     blocked[b.sources] = blocked[b.targets] = True
                 else:  # context units go with their head (whatever op or module made them)
                     allowed[b.targets] = True
@@ -429,7 +429,7 @@ def shrink(G: SignedGraph, *, units: Any = None) -> SignedGraph:
         "folded_units": names[np.array(st.folded, dtype=INDEX_DTYPE)].tolist(),
     }
     from ._resize import resize_ops
-    from .to_torch import structure_key, wiring_key
+    from .to_torch import remember_structure_key, structure_key, wiring_key
 
     # shape arguments that follow the units (a view into heads, a split of q/k/v) get the
     # kept sizes; the spec is shared when no operation records units
@@ -440,7 +440,7 @@ def shrink(G: SignedGraph, *, units: Any = None) -> SignedGraph:
         prov["structure"] = wiring_key(spec, int(keep.sum()), blocks)
     else:
         prov.pop("structure", None)
-    return SignedGraph._derived(  # columns, blocks and ids are valid by construction
+    H = SignedGraph._derived(  # columns, blocks and ids are valid by construction
         nodes,
         blocks,
         spec=spec,
@@ -448,3 +448,4 @@ def shrink(G: SignedGraph, *, units: Any = None) -> SignedGraph:
         node_attrs={k: G.node_column(k)[keep] for k in G.node_attr_names},
         edge_attrs=edge_attrs,
     )
+    return remember_structure_key(H, prov.get("structure"))  # hashed from H's own parts

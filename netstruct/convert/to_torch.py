@@ -171,11 +171,10 @@ def _assemble(spec: dict[str, Any], modules: dict[str, Any], scales: dict[str, n
         for path in order + [p for p in modules if p not in order]:
             set_submodule(root, path, modules[path], torch.nn.Sequential)
         return root
-    import copy
-
+    from ..graphs.signed import _copy_json
     from ..models import RebuiltModel
 
-    return RebuiltModel(copy.deepcopy(spec), modules, scales)  # the module keeps its own spec
+    return RebuiltModel(_copy_json(spec), modules, scales)  # the module keeps its own spec
 
 
 def _apply_prune_masks(model: Any, G: SignedGraph) -> None:
@@ -223,6 +222,14 @@ def structure_key(G: SignedGraph) -> str:
 _STRUCTURE_KEY = "_netstruct_structure_key"
 
 
+def remember_structure_key(G: SignedGraph, key: str | None) -> SignedGraph:
+    """Record ``key``, computed from ``G``'s own spec, node count and blocks, as its
+    :func:`structure_key` (for graphs whose maker just computed it: no second hash)."""
+    if key is not None:
+        G.__dict__[_STRUCTURE_KEY] = key
+    return G
+
+
 def wiring_key(spec: Any, n_nodes: int, blocks: Any) -> str:
     """:func:`structure_key` from the parts (used by export before the graph exists)."""
     import hashlib
@@ -247,7 +254,7 @@ def _verify_structure(G: SignedGraph, model: Any) -> None:
     from . import _ops
     from .from_torch import from_torch
 
-    spec = G.spec or {}
+    spec = G._spec or {}  # read only: no copy of the spec
     example: Any = None
     facts = spec.get("specialised") or {}
     if facts.get("input_shapes"):  # a tape trace: placeholders of every input's shape and dtype

@@ -117,6 +117,17 @@ def coupled_units(G: SignedGraph) -> np.ndarray:
     from ..utils.validation import check_graph
 
     n = check_graph(G, "coupled_units").n_nodes
+    cached = G.__dict__.get(_CACHE_KEY)
+    if cached is None:  # graphs are immutable: the groups are computed once per graph
+        cached = G.__dict__[_CACHE_KEY] = _coupled_units(G, n)
+        cached.setflags(write=False)
+    return cached.copy()
+
+
+_CACHE_KEY = "_netstruct_coupled_units"
+
+
+def _coupled_units(G: SignedGraph, n: int) -> np.ndarray:
     pairs = [(a, b) for a, b in _pairs(G) if a.size]
     if not pairs:
         return np.arange(n, dtype=INDEX_DTYPE)

@@ -69,6 +69,30 @@ _NODE_DTYPES = {
 }
 
 
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _copy_json(obj: Any) -> Any:
+    """A deep copy of JSON-like data (dicts, lists, tuples of plain values), fast.
+
+    Architecture specs are such data; ``copy.deepcopy`` is kept for anything else (and
+    keeps its sharing semantics there). Strings, numbers, booleans and None are immutable
+    and shared.
+    """
+    t = type(obj)
+    if t is dict:
+        return {k: _copy_json(v) for k, v in obj.items()}
+    if t is list:
+        if set(map(type, obj)) <= _JSON_SCALARS:  # e.g. a constant tensor's data: shallow
+            return obj.copy()
+        return [_copy_json(v) for v in obj]
+    if t is tuple:
+        return tuple(_copy_json(v) for v in obj)
+    if t in (str, int, float, bool) or obj is None:
+        return obj
+    return copy.deepcopy(obj)
+
+
 def _freeze(a: np.ndarray) -> np.ndarray:
     if a.flags.writeable:
         a = a.copy()
@@ -283,8 +307,8 @@ class SignedGraph:
                     raise GraphError(
                         f"Block {b.name!r} refers to {what} node ids outside 0..{n - 1}."
                     )
-        self._spec = copy.deepcopy(dict(spec)) if spec is not None else None
-        self._provenance = copy.deepcopy(dict(provenance or {}))
+        self._spec = _copy_json(dict(spec)) if spec is not None else None
+        self._provenance = _copy_json(dict(provenance or {}))
         self._node_attrs = self._check_attrs(node_attrs or {}, n, "node", reserved=NODE_COLUMNS)
         self._edge_attrs = self._check_attrs(
             edge_attrs or {}, self.n_edges, "edge", reserved=EDGE_COLUMNS
@@ -338,7 +362,7 @@ class SignedGraph:
     @property
     def spec(self) -> dict[str, Any] | None:
         """A copy of the architecture spec (``None`` when the graph cannot be re-imported)."""
-        return copy.deepcopy(self._spec)
+        return _copy_json(self._spec)
 
     @property
     def provenance(self) -> Mapping[str, Any]:

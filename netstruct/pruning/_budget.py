@@ -43,7 +43,7 @@ def _round_removed(n: int, k: int, cap: int, round_to: int) -> int:
 
 def _tied_families(G: SignedGraph, gids: np.ndarray, family: np.ndarray) -> list[list[int]]:
     """Families that must lose as many groups (the layers and directions of one RNN module)."""
-    spec = G.spec or {}
+    spec = G._spec or {}  # read only: no copy of the spec
     mods = G.node_column("module")[gids]
     out = []
     for path, m in spec.get("modules", {}).items():

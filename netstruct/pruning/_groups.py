@@ -26,11 +26,20 @@ def _group_arrays(
     """
     from ..convert.shrink import _State
 
-    st = _State(G)
-    cg = st.cgroup
-    gids = np.unique(cg[st.candidate | st.norm_width if norm_width else st.candidate])
-    family = G.node_column("group")[gids]  # a group's id is its smallest node: its first unit
-    return cg, gids, family
+    key = _CACHE_KEY + ("_norm_width" if norm_width else "")
+    cached = G.__dict__.get(key)
+    if cached is None:  # graphs are immutable: computed once per graph (read-only arrays)
+        st = _State(G)
+        cg = st.cgroup
+        gids = np.unique(cg[st.candidate | st.norm_width if norm_width else st.candidate])
+        family = G.node_column("group")[gids]  # a group's id is its smallest node: its first unit
+        for a in (cg, gids, family):
+            a.setflags(write=False)
+        cached = G.__dict__[key] = (cg, gids, family)
+    return cached
+
+
+_CACHE_KEY = "_netstruct_group_arrays"
 
 
 def _kinds(G: SignedGraph, cg: np.ndarray, gids: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ __all__ = ["block_counts", "count_macs", "graph_params"]
 
 def _coefficients(G: SignedGraph) -> np.ndarray:
     """``(n_blocks, 5)``: parameter ``a, b``, per-position MAC ``a, b`` and an attention flag."""
-    tied = set((G.spec or {}).get("tied", {}))
+    tied = set((G._spec or {}).get("tied", {}))  # read only
     out = np.zeros((len(G.blocks), 5), dtype=np.float64)
     for i, b in enumerate(G.blocks):
         bias = float(b.bias is not None and bool(b.bias_param))
@@ -108,7 +108,7 @@ def _positions(G: SignedGraph, input_shape: Any, func: str) -> tuple[np.ndarray,
 
     from ..convert.to_torch import to_torch
 
-    spec = G.spec or {}
+    spec = G._spec or {}  # read only: no copy of the spec
     shape = spec.get("input_shape") if input_shape is None else input_shape
     if shape is None:
         raise param_error(

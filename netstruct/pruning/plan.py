@@ -261,7 +261,7 @@ class PruningPlan:
         """
         func = "PruningPlan.remove_units"
         self._check_graph(G, func)
-        nm = evaluate_selector(G.nodes(), selection, func)
+        nm = evaluate_selector(_node_table(G, selection), selection, func)
         _warn_if_empty(nm, selection, "nodes", func)
         unit = G.node_column("unit")
         units = np.zeros(G.n_nodes, dtype=bool)
@@ -509,7 +509,7 @@ class PruningPlan:
                 }
             )
         check_layers_kept(G, all_units, em, func)
-        modules = (G.spec or {}).get("modules", {})
+        modules = (G._spec or {}).get("modules", {})  # read only
         removed_modules = set(G.node_column("module")[all_units].tolist())
         if any(
             modules.get(m, {}).get("handler") in ("RNN", "LSTM", "GRU") for m in removed_modules
@@ -723,6 +723,13 @@ def _unit_mask(G: SignedGraph, names: tuple[str, ...]) -> np.ndarray:
     return units
 
 
+def _node_table(G: SignedGraph, selection: Any) -> pd.DataFrame:
+    """The node table ``selection`` is evaluated on; a boolean array reads its length only."""
+    if isinstance(selection, np.ndarray) and selection.dtype == np.bool_:
+        return pd.DataFrame(index=pd.RangeIndex(G.n_nodes))
+    return G.nodes()
+
+
 def _coupled(G: SignedGraph, units: np.ndarray) -> np.ndarray:
     """Edges into and out of every removed unit's coupling group (gate rows included).
 
@@ -740,7 +747,7 @@ def _coupled(G: SignedGraph, units: np.ndarray) -> np.ndarray:
     group = coupled_units(G)
     gone = np.isin(group, group[gone])
     em = gone[a["source"]] | gone[a["target"]]
-    internal = set((G.spec or {}).get("internal", ()))
+    internal = set((G._spec or {}).get("internal", ()))  # read only
     fixed = [i for i, b in enumerate(G.blocks) if b.kind == "operator" or b.name in internal]
     if fixed:
         em &= ~np.isin(a["layer"], fixed)
@@ -806,9 +813,11 @@ def _remove(G: SignedGraph, em: np.ndarray) -> SignedGraph:
 
 def _with_provenance(G: SignedGraph, **items: Any) -> SignedGraph:
     """``G`` with ``items`` added to its provenance (arrays shared; ``G`` is already valid)."""
+    from ..convert.to_torch import _STRUCTURE_KEY, remember_structure_key
+
     prov = dict(G.provenance)
     prov.update(items)
-    return SignedGraph._derived(
+    H = SignedGraph._derived(
         {c: G.node_column(c) for c in NODE_COLUMNS},
         G.blocks,
         spec=G._spec,
@@ -816,3 +825,5 @@ def _with_provenance(G: SignedGraph, **items: Any) -> SignedGraph:
         node_attrs={k: G.node_column(k) for k in G.node_attr_names},
         edge_attrs={k: G.edge_arrays()[k] for k in G.edge_attr_names},
     )
+    # same spec, nodes and blocks: the same wiring fingerprint, when G's is known
+    return remember_structure_key(H, G.__dict__.get(_STRUCTURE_KEY))
