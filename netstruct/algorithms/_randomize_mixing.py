@@ -111,8 +111,8 @@ def mixing_diagnostic(
             model,
         )
     b = G.block_index(layer)
-    n_points = int(check_scalar(n_points, "n_points", func, kind=numbers.Integral, min_value=1))  # type: ignore[arg-type]
-    n_chains = int(check_scalar(n_chains, "n_chains", func, kind=numbers.Integral, min_value=1))  # type: ignore[arg-type]
+    n_points = int(check_scalar(n_points, "n_points", func, kind=numbers.Integral, min_value=1))
+    n_chains = int(check_scalar(n_chains, "n_chains", func, kind=numbers.Integral, min_value=1))
     w0 = np.ascontiguousarray(G.blocks[b].weight, dtype=WEIGHT_DTYPE)
     if _m.too_small(w0, spec) is not None:
         raise param_error(
@@ -126,7 +126,7 @@ def mixing_diagnostic(
         3 * default
         if n_steps is None
         else int(check_scalar(n_steps, "n_steps", func, kind=numbers.Integral, min_value=1))
-    )  # type: ignore[arg-type]
+    )
     chunk = max(math.ceil(total / n_points), 1)
     seeds = spawn_seeds(check_random_state(seed, func=func), n_chains * n_points, func=func)
     support = w0 != 0

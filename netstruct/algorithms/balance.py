@@ -252,10 +252,10 @@ def frustration_index(
     check_graph(G, func)
     exact_max = int(
         check_scalar(exact_max, "exact_max", func, kind=numbers.Integral, min_value=1, max_value=30)
-    )  # type: ignore[arg-type]
+    )
     n_restarts = int(
         check_scalar(n_restarts, "n_restarts", func, kind=numbers.Integral, min_value=1)
-    )  # type: ignore[arg-type]
+    )
     A = sign_adjacency(G, aggregate=aggregate)
     n = A.shape[0]
     n_comp, lab = csg.connected_components(A, directed=False)

@@ -154,12 +154,12 @@ def signed_projection(G: SignedGraph, *, weight: str = "weight") -> SignedProjec
 def _check_resolutions(
     resolution: object, resolution_neg: object, func: str
 ) -> tuple[float, float]:
-    g = float(check_scalar(resolution, "resolution", func, min_value=0.0))  # type: ignore[arg-type]
+    g = float(check_scalar(resolution, "resolution", func, min_value=0.0))
     gn = (
         g
         if resolution_neg is None
         else float(check_scalar(resolution_neg, "resolution_neg", func, min_value=0.0))
-    )  # type: ignore[arg-type]
+    )
     return g, gn
 
 
@@ -349,10 +349,10 @@ def signed_communities(
     g, gn = _check_resolutions(resolution, resolution_neg, func)
     n_restarts = int(
         check_scalar(n_restarts, "n_restarts", func, kind=numbers.Integral, min_value=1)
-    )  # type: ignore[arg-type]
+    )
     n_iterations = int(
         check_scalar(n_iterations, "n_iterations", func, kind=numbers.Integral, min_value=1)
-    )  # type: ignore[arg-type]
+    )
     seeds = spawn_seeds(check_random_state(seed, func=func), n_restarts, func=func)
     P = _as_projection(G, weight, func)
     return _optimise(P, g, gn, seeds, n_iterations)
@@ -462,13 +462,13 @@ def clusterability(
     check_graph(G, func)
     g, gn = _check_resolutions(resolution, resolution_neg, func)
     weight = check_choice(weight, "weight", func, _WEIGHTS)
-    n_samples = int(check_scalar(n_samples, "n_samples", func, kind=numbers.Integral, min_value=2))  # type: ignore[arg-type]
+    n_samples = int(check_scalar(n_samples, "n_samples", func, kind=numbers.Integral, min_value=2))
     n_restarts = int(
         check_scalar(n_restarts, "n_restarts", func, kind=numbers.Integral, min_value=1)
-    )  # type: ignore[arg-type]
+    )
     n_iterations = int(
         check_scalar(n_iterations, "n_iterations", func, kind=numbers.Integral, min_value=1)
-    )  # type: ignore[arg-type]
+    )
     rng = check_random_state(seed, func=func)
     seeds = spawn_seeds(rng, n_restarts * (n_samples + 1), func=func).reshape(
         n_samples + 1, n_restarts
@@ -586,7 +586,7 @@ def community_lesion(
             f"a Communities result or an int array of shape ({G.n_nodes},)",
             f"shape {labels.shape}",
         )
-    n_random = int(check_scalar(n_random, "n_random", func, kind=numbers.Integral, min_value=0))  # type: ignore[arg-type]
+    n_random = int(check_scalar(n_random, "n_random", func, kind=numbers.Integral, min_value=0))
     rng = check_random_state(seed, func=func)
     Xa = np.asarray(X, dtype=np.float32)
     ya = np.asarray(y)

@@ -221,7 +221,7 @@ class MaxEntModel:
         func = "MaxEntModel.sample"
         n_samples = int(
             check_scalar(n_samples, "n_samples", func, kind=numbers.Integral, min_value=1)
-        )  # type: ignore[arg-type]
+        )
         rng = check_random_state(seed, func=func)
         kids = rng.spawn(len(self.fits))
         return {
@@ -346,8 +346,8 @@ def fit_maxent(
         model.lower() if isinstance(model, str) else model, "model", func, ["stp", "scm"]
     )
     check_choice(aggregate, "aggregate", func, ["max", "sum"])
-    tol = float(check_scalar(tol, "tol", func, min_value=0.0, include_min=False))  # type: ignore[arg-type]
-    max_iter = int(check_scalar(max_iter, "max_iter", func, kind=numbers.Integral, min_value=1))  # type: ignore[arg-type]
+    tol = float(check_scalar(tol, "tol", func, min_value=0.0, include_min=False))
+    max_iter = int(check_scalar(max_iter, "max_iter", func, kind=numbers.Integral, min_value=1))
     U = _unit_graph(G, aggregate)
     fits = tuple(_fit_block(np.asarray(b.weight), b.name, model, tol, max_iter) for b in U.blocks)
     names = [b.name for b in U.blocks]

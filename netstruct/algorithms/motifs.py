@@ -304,10 +304,10 @@ def motif_zscores(
     check_graph(G, func)
     sizes = _check_size(size, func)
     check_choice(aggregate, "aggregate", func, _AGGREGATES)
-    n_samples = int(check_scalar(n_samples, "n_samples", func, kind=numbers.Integral, min_value=2))  # type: ignore[arg-type]
+    n_samples = int(check_scalar(n_samples, "n_samples", func, kind=numbers.Integral, min_value=2))
     chunk_size = int(
         check_scalar(chunk_size, "chunk_size", func, kind=numbers.Integral, min_value=1)
-    )  # type: ignore[arg-type]
+    )
     check_scheduler(scheduler, func)
     rng = check_random_state(seed, func=func)
     plan, obs = _census(G, sizes, aggregate, None)

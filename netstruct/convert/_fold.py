@@ -88,7 +88,7 @@ def _dtype_name(norm: Any) -> str:
 
 
 def _ndim(real: dict[Any, Any] | None, node: Any) -> int | None:
-    v = None if real is None else real.get(node)
+    v: Any = None if real is None else real.get(node)
     return int(v.dim()) if hasattr(v, "dim") else None
 
 

@@ -84,7 +84,7 @@ def units_record(rec: dict[str, Any], out: Any, inp: Any) -> dict[str, Any] | No
         slots, off = got
         if len(slots) - off != out.ndim:
             return None
-        axes = list(out.axes) if out.axes is not None else [out.pos_axis]
+        axes = list(out.axes) if out.axes is not None else [out.axis % out.ndim]
         if all(slots[off + a] == -1 for a in axes):
             return None  # sizes inferred at run time
         return {"axes": axes, "ids": np.asarray(out.ids).tolist()}
@@ -106,13 +106,13 @@ def units_record(rec: dict[str, Any], out: Any, inp: Any) -> dict[str, Any] | No
 
 def _kept_extents(ids: np.ndarray, kept: np.ndarray, where: str) -> list[np.ndarray]:
     """Per feature axis, which positions stay; refuses kept units that are no product."""
-    masks = []
+    masks: list[np.ndarray] = []
     for k in range(ids.ndim):
         other = tuple(a for a in range(ids.ndim) if a != k)
-        masks.append(kept.any(axis=other) if other else kept)
+        masks.append(np.asarray(kept.any(axis=other)) if other else kept)
     prod = masks[0]
     for m in masks[1:]:
-        prod = np.multiply.outer(prod, m)
+        prod = np.asarray(np.multiply.outer(prod, m))
     if not np.array_equal(prod, kept):
         raise GraphError(
             f"{where} splits units over several axes (e.g. heads x head_dim) and the kept units "

@@ -28,12 +28,14 @@ import linecache
 import operator
 import os
 import sys
+import types
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["tape_trace", "flat_tensors"]
 
 #: Tensor dunders recorded as the ``operator`` function with the same meaning
-_DUNDERS = {
+_DUNDERS: dict[str, tuple[Callable[..., Any], bool]] = {
     "__getitem__": (operator.getitem, False),
     "__add__": (operator.add, False),
     "__radd__": (operator.add, True),
@@ -152,8 +154,8 @@ class _Recorder:
             vals = [p[0] for p in parts]
             return (tuple(vals) if isinstance(obj, tuple) else vals), any(p[1] for p in parts)
         if isinstance(obj, dict):
-            parts = {k: self.lift(v) for k, v in obj.items()}
-            return {k: p[0] for k, p in parts.items()}, any(p[1] for p in parts.values())
+            lifted = {k: self.lift(v) for k, v in obj.items()}
+            return {k: p[0] for k, p in lifted.items()}, any(p[1] for p in lifted.values())
         return obj, False
 
     def bind(self, out: Any, node: Any) -> None:
@@ -186,7 +188,7 @@ class _Recorder:
 
     def _source(self) -> str:
         """The innermost frame outside torch and netstruct, as a traceback line."""
-        frame = sys._getframe(1)
+        frame: types.FrameType | None = sys._getframe(1)
         while frame is not None:
             code = frame.f_code
             if not self._is_library(code.co_filename):

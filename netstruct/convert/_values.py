@@ -83,8 +83,7 @@ def decode(t: Any, lookup: dict[float, int]) -> Feat | None:
     node = ids[inv].reshape(a.shape)
     varying = [k for k in range(a.ndim) if a.shape[k] > 1 and not (np.ptp(node, axis=k) == 0).all()]
     if len(varying) > 1:  # features split over several axes, e.g. (heads, head_dim)
-        index = tuple(slice(None) if k in varying else 0 for k in range(a.ndim))
-        sub = node[index]
+        sub = node[tuple(slice(None) if k in varying else 0 for k in range(a.ndim))]
         # the ids must depend on the varying axes only (a product layout)
         if np.unique(sub).size != sub.size:
             return None
@@ -96,6 +95,6 @@ def decode(t: Any, lookup: dict[float, int]) -> Feat | None:
         axis = sizes[-1]
     else:
         axis = varying[0]
-    index = [0] * a.ndim
-    index[axis] = slice(None)  # type: ignore[call-overload]
+    index: list[int | slice] = [0] * a.ndim
+    index[axis] = slice(None)
     return Feat(np.ascontiguousarray(node[tuple(index)]).reshape(-1), a.ndim, axis)

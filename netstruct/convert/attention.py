@@ -71,7 +71,7 @@ def build_attention(config: dict[str, Any], params: dict[str, np.ndarray], prefi
     head_dim = int(config.get("head_dim") or E // int(config["num_heads"]))
     H = inner // head_dim
     n_out = int(params[f"{prefix}out_proj.weight"].shape[0])
-    kw = {
+    kw: dict[str, Any] = {
         "dropout": float(config.get("dropout", 0.0)),
         "bias": bool(config.get("bias", True)),
         "batch_first": bool(config.get("batch_first", False)),

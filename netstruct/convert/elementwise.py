@@ -262,7 +262,9 @@ def activation_parts(label: str) -> list[tuple[ElementwiseHandler, dict[str, Any
 
 def _split(label: str) -> list[str]:
     """Split on ``+`` outside JSON braces."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in label:
         depth += ch == "{"
         depth -= ch == "}"

@@ -222,7 +222,7 @@ def to_scipy(G: SignedGraph, *, weight: str | None = "weight", coupling: bool = 
     return parts[0] if len(parts) == 1 else _merge_csr(parts, n)
 
 
-def _merge_csr(parts: list, n: int):
+def _merge_csr(parts: list[Any], n: int) -> Any:
     """Entries of several (n, n) CSR matrices in one, parallel entries summed, zeros kept.
 
     (``A + B`` in scipy drops explicit zeros, which are edges here.)
@@ -232,15 +232,15 @@ def _merge_csr(parts: list, n: int):
     counts = [np.diff(P.indptr).astype(np.int64) for P in parts]
     total = np.sum(counts, axis=0)
     nnz = int(total.sum())
-    idx = np.int32 if max(nnz, n) < 2**31 else np.int64
-    indptr = np.zeros(n + 1, dtype=idx)
+    idx: type[np.signedinteger[Any]] = np.int32 if max(nnz, n) < 2**31 else np.int64
+    indptr: np.ndarray = np.zeros(n + 1, dtype=idx)
     np.cumsum(total, out=indptr[1:])
     data = np.empty(nnz, dtype=parts[0].dtype)
     indices = np.empty(nnz, dtype=idx)
     before = np.zeros(n, dtype=np.int64)  # entries of earlier parts in each row
     for P, cnt in zip(parts, counts):
         rows = np.repeat(np.arange(n), cnt)
-        pos = indptr[:-1][rows] + before[rows] + (np.arange(P.nnz) - P.indptr[:-1][rows])
+        pos = indptr[:-1][rows] + before[rows] + (np.arange(P.nnz) - np.asarray(P.indptr)[:-1][rows])
         data[pos] = P.data
         indices[pos] = P.indices
         before += cnt
@@ -449,7 +449,7 @@ def _apply_node_biases(Gx: Any, blocks: list[Any], n: int) -> list[Any]:
             np.add.at(total, b.targets, b.bias.astype(np.float64))
             for t in b.targets.tolist():
                 feeders[t].append(i)
-    new_bias = {i: None for i in range(len(blocks))}
+    new_bias: dict[int, np.ndarray | None] = {i: None for i in range(len(blocks))}
     for v in range(n):
         want = Gx.nodes[v].get("bias")
         if not isinstance(want, (int, float, np.number)) or abs(
@@ -462,10 +462,11 @@ def _apply_node_biases(Gx: Any, blocks: list[Any], n: int) -> list[Any]:
                 "netstruct cannot tell which bias to change; edit the blocks' biases instead."
             )
         i = feeders[v][0]
-        if new_bias[i] is None:
-            new_bias[i] = blocks[i].bias.astype(np.float64).copy()
+        nb = new_bias[i]
+        if nb is None:
+            nb = new_bias[i] = np.array(blocks[i].bias, dtype=np.float64)
         row = int(np.flatnonzero(blocks[i].targets == v)[0])
-        new_bias[i][row] += float(want) - total[v]
+        nb[row] += float(want) - total[v]
     return [b if new_bias[i] is None else b.replace(bias=new_bias[i]) for i, b in enumerate(blocks)]
 
 

@@ -212,7 +212,7 @@ def _graph_from_spec(spec: dict[str, Any]):
 META_RUN_PARAMS = 1_000_000
 
 
-def _run_example(traced: _Traced, example_input, meta: bool = False) -> dict[Any, Any]:
+def _run_example(traced: _Traced, example_input, meta: bool = False) -> dict[Any, Any] | None:
     """Run the traced operations once on ``example_input``; return every node's real value.
 
     With ``meta=True`` the run is on the meta device (shapes and dtypes, no data): the
@@ -328,6 +328,7 @@ class _RealValues:
         """The values of a run on the real tensors (made now when the first run was on meta)."""
         if not self.is_real:
             self.values, self.is_real = self._run(meta=False), True
+        assert self.values is not None  # a real run returns values or raises
         return self.values
 
     def reference_output(self) -> Any:
@@ -347,7 +348,7 @@ class _RealValues:
         ):
             return None
         out = [n for n in self.traced.graph.nodes if n.op == "output"]
-        return self.values.get(out[0].args[0]) if out else None
+        return self.real().get(out[0].args[0]) if out else None
 
 
 def _plain_sequential(model: Any) -> bool:
@@ -584,20 +585,24 @@ class _Exporter:
         self, node, feat: Feat, fn: Any, args: tuple | None = None, kwargs: dict | None = None
     ) -> Any:
         """Follow a shape operation by running it on code tensors of its feature operands."""
-        if self.real is None:
+        if self.real is None or self._real is None:
             return self._move_without_shapes(node, feat)
         lookups: dict[float, int] = {}
+        run = self._real
 
         def sub(a: Any) -> Any:
             if hasattr(a, "op"):
                 v = self.env.get(a)
+                values = self.real if self.real is not None else run.real()
                 if isinstance(v, Feat):
-                    t, lk = encode(v, _shape_of(self.real[a]), self.rng)
+                    shape = _shape_of(values[a])
+                    assert shape is not None  # a feature value is a tensor
+                    t, lk = encode(v, shape, self.rng)
                     lookups.update(lk)
                     return t
-                value = self.real.get(a)
+                value = values.get(a)
                 if _has_meta(value):  # the operation reads this tensor's data: run for real
-                    self.real = self._real.real()
+                    self.real = run.real()
                     value = self.real.get(a)
                 return value
             if isinstance(a, (list, tuple)):
@@ -869,9 +874,9 @@ class _Exporter:
             and len(shape) <= nd
             and np.unique(feat.ids).size == n
         )
-        if ok:  # broadcast puts p's one non-trivial axis on the feature axis
+        if ok and nd is not None:  # broadcast puts p's one non-trivial axis on the feature axis
             lead = [1] * (nd - len(shape)) + shape
-            ok = lead[feat.pos_axis] == n
+            ok = lead[feat.axis % nd] == n
         if not ok:
             raise UnsupportedModuleError(
                 f"it multiplies by parameter {str(ref.target)!r} of shape {tuple(shape)}, which is "
@@ -1375,7 +1380,7 @@ def from_torch(
 
     provenance["structure"] = wiring_key(spec, b.n_nodes, b.blocks)
     G = SignedGraph(b.columns, b.blocks, spec=spec, provenance=provenance)
-    remember_structure_key(G, provenance["structure"])  # hashed from the same spec and blocks
+    remember_structure_key(G, str(provenance["structure"]))  # hashed from the same spec and blocks
     if example_input is not None and check:
         _check_roundtrip(model, G, example_input, real.reference_output() if real else None)
     return G

@@ -197,6 +197,8 @@ class NormHandler(ModuleHandler):
     norm is the plain torch layer.
     """
 
+    #: the axis the units sit on (1: channels first; -1: last; None: whatever the input says)
+    feature_axis: int | None
     shrinkable = True
 
     def __init__(self, type_name: str) -> None:

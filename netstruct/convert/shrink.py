@@ -55,7 +55,7 @@ class _State:
         self.group = G.node_column("group")
         self.activation = G.node_column("activation")
         self.cgroup = coupled_units(G)
-        self.biases = {
+        self.biases: dict[int, np.ndarray | None] = {
             i: (None if b.bias is None else b.bias.astype(np.float64))
             for i, b in enumerate(G.blocks)
         }
@@ -202,7 +202,13 @@ class _State:
         return True
 
     def _bias_of(self, u: int) -> float:
-        return float(sum(self.biases[i][r] for i, r in self.bias_rows.get(u, ())))
+        return float(sum(self._bias(i)[r] for i, r in self.bias_rows.get(u, ())))
+
+    def _bias(self, i: int) -> np.ndarray:
+        """Block ``i``'s bias being edited (blocks without one have no bias rows to read)."""
+        b = self.biases[i]
+        assert b is not None, f"block {i} has no bias"
+        return b
 
     def _consumers(self, u: int) -> list[tuple[int, int, np.ndarray]]:
         """``(block, column, live rows)`` of every block reading ``u``."""
@@ -226,7 +232,7 @@ class _State:
         c = _const_value(self.activation[u], self._bias_of(u))
         for i, j, rows in self._consumers(u):
             w = self.G.blocks[i].weight[:, j].astype(np.float64)
-            self.biases[i][rows] += w[rows] * c
+            self._bias(i)[rows] += w[rows] * c
         self.folded.append(u)
 
     def _equalize(self, proposed: np.ndarray) -> np.ndarray:
@@ -401,7 +407,7 @@ def shrink(G: SignedGraph, *, units: Any = None) -> SignedGraph:
         rows = keep[b.targets]
         cols = keep[b.sources]
         bias = st.biases[i]
-        if rows.all() and cols.all() and (bias is None or np.array_equal(bias, b.bias)):
+        if rows.all() and cols.all() and (bias is None or np.array_equal(bias, np.asarray(b.bias))):
             blocks.append(b.replace(sources=new_id[b.sources], targets=new_id[b.targets]))
             continue
         cut = take(b, rows, cols)  # one validation: sliced fields and new ids together

@@ -345,6 +345,7 @@ def to_torch(G: SignedGraph, *, shrink: bool = False, prune_masks: bool = False)
 
         G = _shrink(G)
         spec = G._spec
+        assert spec is not None  # shrinking keeps the spec
     modules = build_modules(spec, G)
     model = _assemble(spec, modules, structural_scales(G))
     _tie(model, spec, G)

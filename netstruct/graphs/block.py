@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._dtypes import INDEX_DTYPE, MASK_DTYPE, WEIGHT_DTYPE
 from ..exceptions import GraphError, InvalidParameterError
@@ -20,7 +21,7 @@ BLOCK_KINDS = ("weight", "skip", "identity", "norm", "operator")
 
 
 def _frozen(array: np.ndarray, dtype: type, *, copy: bool) -> np.ndarray:
-    out = np.array(array, dtype=dtype, copy=copy, order="C")
+    out: np.ndarray = np.array(array, dtype=dtype, copy=copy, order="C")
     out.setflags(write=False)
     return out
 
@@ -121,7 +122,7 @@ class Block:
     @property
     def shape(self) -> tuple[int, int]:
         """``(n_out, n_in)``."""
-        return self.weight.shape  # type: ignore[return-value]
+        return self.weight.shape
 
     @property
     def is_dense(self) -> bool:
@@ -133,9 +134,9 @@ class Block:
         """Number of edges (``mask.sum()``)."""
         return int(self.weight.size if self._dense else np.count_nonzero(self.mask))
 
-    def replace(self, **changes: object) -> Block:
+    def replace(self, **changes: Any) -> Block:
         """Return a validated copy with some fields replaced (arrays are shared when unchanged)."""
-        fields_ = {
+        fields_: dict[str, Any] = {
             "name": self.name,
             "module": self.module,
             "param": self.param,
@@ -158,7 +159,7 @@ class Block:
         if "weight" in changes and "kernel" not in changes and self.kernel is not None:
             if np.shape(changes["weight"]) != self.shape:
                 raise GraphError(f"Block {self.name!r}: reshape a kernel block with Block.take().")
-        return make_block(**fields_)  # type: ignore[arg-type]
+        return make_block(**fields_)
 
     def take(self, rows: np.ndarray, cols: np.ndarray) -> Block:
         """The block restricted to boolean ``rows`` and ``cols`` (kernel and state alike)."""
@@ -191,10 +192,10 @@ class Block:
 def make_block(
     *,
     name: str,
-    weight: np.ndarray,
-    sources: np.ndarray,
-    targets: np.ndarray,
-    mask: np.ndarray | None = None,
+    weight: ArrayLike,
+    sources: ArrayLike,
+    targets: ArrayLike,
+    mask: ArrayLike | None = None,
     bias: np.ndarray | None = None,
     module: str = "",
     param: str = "weight",
@@ -269,6 +270,7 @@ def make_block(
         wf = w if reuse else _frozen_weight(w)
         mf = np.broadcast_to(np.ones(1, dtype=MASK_DTYPE), w.shape)  # read-only, no memory
     else:
+        assert m is not None  # a mask that is not all True
         mf = (
             m
             if (not m.flags.writeable and m.flags.c_contiguous)

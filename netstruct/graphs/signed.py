@@ -168,7 +168,7 @@ class _EdgeColumns(Mapping):
     ):
         self._blocks = blocks
         self._attrs = dict(attrs or {})
-        self._cache: dict[str, np.ndarray] = {} if cache is None else cache
+        self._cache: dict[str, Any] = {} if cache is None else cache
 
     def __iter__(self):
         yield from self._KEYS
@@ -413,7 +413,7 @@ class SignedGraph:
     def _edge_arrays(self) -> _EdgeColumns:
         return _EdgeColumns(self._blocks)
 
-    def edge_arrays(self) -> dict[str, np.ndarray]:
+    def edge_arrays(self) -> Mapping[str, np.ndarray]:
         """The edge table as a dict of read-only numpy arrays (no DataFrame overhead).
 
         Keys are ``layer, source, target, weight, sign, row, col, delay`` plus attached

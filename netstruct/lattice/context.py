@@ -194,7 +194,7 @@ class FormalContext:
     @property
     def shape(self) -> tuple[int, int]:
         """``(n_objects, n_attributes)``."""
-        return self._incidence.shape  # type: ignore[return-value]
+        return self._incidence.shape
 
     @property
     def n_objects(self) -> int:

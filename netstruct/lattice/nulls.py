@@ -151,7 +151,7 @@ def irreducible_null(
         include_min=False,
         include_max=False,
     )
-    n_samples = int(check_scalar(n_samples, "n_samples", func, kind=int, min_value=2))  # type: ignore[arg-type]
+    n_samples = int(check_scalar(n_samples, "n_samples", func, kind=int, min_value=2))
     names = [b.name for b in G.blocks]
     if isinstance(block, (int, np.integer)) and not isinstance(block, bool):
         if not 0 <= int(block) < len(names):

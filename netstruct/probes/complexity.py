@@ -184,7 +184,7 @@ def task_complexity(
     if min_accuracy is not None:
         min_accuracy = float(
             check_scalar(min_accuracy, "min_accuracy", func, min_value=0.0, max_value=100.0)
-        )  # type: ignore[arg-type]
+        )
     spec = {"none": [0.0]}
     spec.update({k[1]: [0.0] for k in keys if k[1] != "none"})
     df = sweep(

@@ -37,7 +37,7 @@ def flip_probability(weights: object, scale: float, *, dist: str = "uniform") ->
     [[0.0, 0.3, 0.4], [0.1, 0.2, 0.45]]
     """
     func = "flip_probability"
-    scale = float(check_scalar(scale, "scale", func, min_value=0.0))  # type: ignore[arg-type]
+    scale = float(check_scalar(scale, "scale", func, min_value=0.0))
     dist = check_choice(dist, "dist", func, NOISE_DISTS)
     w = np.abs(np.asarray(weights, dtype=np.float64))
     if scale == 0.0:

@@ -228,8 +228,8 @@ def train_protocol(
     for name in ("X_train", "y_train", "X_test", "y_test", "n_classes"):
         if not hasattr(data, name):
             raise param_error("data", func, "a netstruct.datasets.Dataset", type(data).__name__)
-    seed = int(check_scalar(seed, "seed", func, kind=int, min_value=0))  # type: ignore[arg-type]
-    hidden = int(check_scalar(hidden, "hidden", func, kind=int, min_value=1))  # type: ignore[arg-type]
+    seed = int(check_scalar(seed, "seed", func, kind=int, min_value=0))
+    hidden = int(check_scalar(hidden, "hidden", func, kind=int, min_value=1))
     bias = check_choice(bias, "bias", func, BIAS_POLICIES)
     Xtr = np.asarray(data.X_train, dtype=np.float32).reshape(len(data.X_train), -1)
     Xte = np.asarray(data.X_test, dtype=np.float32).reshape(len(data.X_test), -1)
@@ -301,8 +301,8 @@ def train_runs(
     """
     from ..utils.cluster import run_tasks
 
-    n_runs = int(check_scalar(n_runs, "n_runs", "train_runs", kind=int, min_value=1))  # type: ignore[arg-type]
-    seed = int(check_scalar(seed, "seed", "train_runs", kind=int, min_value=0))  # type: ignore[arg-type]
+    n_runs = int(check_scalar(n_runs, "n_runs", "train_runs", kind=int, min_value=1))
+    seed = int(check_scalar(seed, "seed", "train_runs", kind=int, min_value=0))
     return run_tasks(
         _train_one,
         [(data, seed + i, kwargs) for i in range(n_runs)],

@@ -113,7 +113,7 @@ def check_probe(probe: object, func: str) -> ProbeSpec:
 def check_level(spec: ProbeSpec, level: object, func: str) -> float:
     """Validate a level for ``spec`` (fractions in [0, 1], scales >= 0)."""
     if spec.family == "noise":
-        return float(check_scalar(level, "level", func, min_value=0.0))  # type: ignore[arg-type]
+        return float(check_scalar(level, "level", func, min_value=0.0))
     return check_fraction(level, "level", func)
 
 
@@ -176,7 +176,7 @@ class ProbeStack:
             check_scalar(
                 k, "k", "ProbeStack.graph", kind=int, min_value=0, max_value=self.n_samples - 1
             )
-        )  # type: ignore[arg-type]
+        )
         upd: dict[str, dict[str, np.ndarray]] = {}
         for name, w in self.weights.items():
             upd[name] = {"weight": w[k], "mask": self.masks[name][k]}
@@ -255,8 +255,8 @@ def perturb(
     check_graph(G, func)
     spec = check_probe(probe, func)
     level = check_level(spec, level, func)
-    n_samples = int(check_scalar(n_samples, "n_samples", func, kind=int, min_value=1))  # type: ignore[arg-type]
-    seed = int(check_scalar(seed, "seed", func, kind=int, min_value=0))  # type: ignore[arg-type]
+    n_samples = int(check_scalar(n_samples, "n_samples", func, kind=int, min_value=1))
+    seed = int(check_scalar(seed, "seed", func, kind=int, min_value=0))
     names = [b.name for b in G.blocks]
     if spec.family == "null":
         P = _t.prune(G, level) if level > 0 else G

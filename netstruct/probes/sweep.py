@@ -235,7 +235,7 @@ def sweep(
     func = "sweep"
     Gs = _check_graphs(graphs, func)
     plist = _check_probes(probes, func)
-    n_repeats = int(check_scalar(n_repeats, "n_repeats", func, kind=int, min_value=1))  # type: ignore[arg-type]
+    n_repeats = int(check_scalar(n_repeats, "n_repeats", func, kind=int, min_value=1))
     if not isinstance(metrics, (str, list, tuple)):
         raise param_error("metrics", func, f"a non-empty subset of {list(METRICS)}", metrics)
     metrics = list(metrics) if not isinstance(metrics, str) else [metrics]
@@ -248,7 +248,7 @@ def sweep(
     for G in Gs[1:]:
         check_classifier(G, Xa, ya, func=func)
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-        root = int(check_scalar(seed, "seed", func, kind=int, min_value=0))  # type: ignore[arg-type]
+        root = int(check_scalar(seed, "seed", func, kind=int, min_value=0))
     else:  # None or a Generator: draw one root now, before any cell runs
         root = int(check_random_state(seed, func=func).integers(2**63 - 1))
     tasks, meta = [], []

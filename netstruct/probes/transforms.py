@@ -288,7 +288,7 @@ def add_noise(
     """
     func = "add_noise"
     check_graph(G, func)
-    scale = float(check_scalar(scale, "scale", func, min_value=0.0))  # type: ignore[arg-type]
+    scale = float(check_scalar(scale, "scale", func, min_value=0.0))
     dist = check_choice(dist, "dist", func, NOISE_DISTS)
     mode = check_choice(mode, "mode", func, NOISE_MODES)
     idx = _check_blocks(G, blocks, func)
