@@ -292,6 +292,35 @@ def _chi2_sf(df: int, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _statistics(lag_arr, nobs, ssr_r, diff, ssr_u, df_denom):
+    """F, chi2 and LR statistics and p-values (numba; scipy for the few values outside the
+    fast ranges of :mod:`netstruct.backends.numba._special`)."""
+    from ..backends.numba._special import granger_pvalues
+
+    shape = ssr_r.shape
+    outs = [np.empty(shape) for _ in range(6)]
+    todo = np.empty(shape, dtype=np.int8)
+    if ssr_r.size:
+        granger_pvalues(lag_arr, nobs, ssr_r, diff, ssr_u, df_denom, *outs, todo)
+    f_stat, f_p, chi2, chi2_p, lr, lr_p = outs
+    if todo.any():
+        _scipy_tails(lag_arr, todo, f_stat, f_p, chi2, chi2_p, lr, lr_p, df_denom)
+    return f_stat, f_p, chi2, chi2_p, lr, lr_p
+
+
+def _scipy_tails(lag_arr, todo, f_stat, f_p, chi2, chi2_p, lr, lr_p, df_denom):
+    """p-values flagged by the numba kernel: large df (F), df > 64 or statistics > 600 (chi2)."""
+    rows, cols = np.nonzero(todo & 1)
+    if rows.size:
+        f_p[rows, cols] = special.fdtrc(
+            lag_arr[cols].astype(float), df_denom[rows, cols], f_stat[rows, cols]
+        )
+    for bit, stat, pv in ((2, chi2, chi2_p), (4, lr, lr_p)):
+        rows, cols = np.nonzero(todo & bit)
+        if rows.size:
+            pv[rows, cols] = special.chdtrc(lag_arr[cols].astype(float), stat[rows, cols])
+
+
 def granger(
     cause: ArrayLike,
     effect: ArrayLike,
@@ -415,20 +444,7 @@ def granger(
     bad = np.isin(status, _INFEASIBLE)
     for a in (ssr_r, diff, ssr_u, df_denom):
         a[bad] = np.nan
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p_arr = lag_arr.astype(np.float64)[None, :]
-        f_stat = diff / ssr_u / p_arr * df_denom
-        chi2 = nobs[None, :] * diff / ssr_u
-        lr = nobs[None, :] * np.log(ssr_r / ssr_u)
-        f_p = special.fdtrc(p_arr, df_denom, f_stat)
-        chi2_p = np.empty_like(chi2)
-        lr_p = np.empty_like(lr)
-        for li, lag in enumerate(lag_arr.tolist()):
-            chi2_p[:, li] = _chi2_sf(lag, chi2[:, li])
-            lr_p[:, li] = _chi2_sf(lag, lr[:, li])
-    # scipy.stats' sf is 1 below the support (rank-deficient fits can give tiny negative stats)
-    for stat, pv in ((f_stat, f_p), (chi2, chi2_p), (lr, lr_p)):
-        pv[stat < 0] = 1.0
+    f_stat, f_p, chi2, chi2_p, lr, lr_p = _statistics(lag_arr, nobs, ssr_r, diff, ssr_u, df_denom)
     if bad.any() and errors != "ignore":
         counts = {
             GRANGER_STATUS[k]: int((status == k).sum()) for k in _INFEASIBLE if (status == k).any()
