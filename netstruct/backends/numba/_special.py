@@ -308,11 +308,11 @@ def betainc_pair(a, b, x, xc, ib, ibh, gr0):
         return 1.0
     mb = int(b)
     if mb == b and mb <= 64:
-        return _incbet_int_b(a, mb, x, xc)
+        return min(_incbet_int_b(a, mb, x, xc), 1.0)
     if mb + 0.5 == b and mb <= 64 and x >= _BGRAT_MIN_X and not math.isnan(gr0):
         t = _incbet_half_b(a, mb, x, xc, ibh, gr0)
         if not math.isnan(t):
-            return t
+            return min(t, 1.0)  # (a sum of positive terms can round above 1 near x = 1)
     flag = False
     if b * x <= 1.0 and x <= 0.95:
         return _pseries(a, b, x, ib)
