@@ -280,9 +280,9 @@ def test_pair_gram_route_hands_off_degenerate_pairs():
     assert (gram[3][6] == 1).all() and (gram[3][8] == 3).all() and not flags[[6, 8]].any()
     # the public kernel (Gram route + hand-off), serial and parallel, equals the per-series QR
     ref = _per_pair_qr(effect, cause, lags)
-    for kernel in (K._granger_pairs_serial, K._granger_pairs):
+    for kernel, chunks in ((K._granger_pairs_serial, 1), (K._granger_pairs, 3)):
         outs = [np.empty((10, lags.size)) for _ in range(3)] + [np.empty((10, lags.size), np.int8)]
-        kernel(effect, cause, lags, 1e-7, *outs)
+        kernel(effect, cause, lags, 1e-7, chunks, *outs)
         np.testing.assert_array_equal(outs[3], ref[3])
         for a, b in zip(outs[:3], ref[:3]):
             np.testing.assert_array_equal(np.isnan(a), np.isnan(b))

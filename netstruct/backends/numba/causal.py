@@ -1349,8 +1349,15 @@ _granger_pair_lag = njit(_granger_pair_lag_py, error_model="numpy")
 _PAIR_LANES = 64
 
 
-def _granger_pairs_py(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_status):
-    """One effect row per cause: Gram route in batches of 64 pairs, QR where it hands off."""
+def _granger_pairs_py(
+    effect, cause, lags, rank_tol, max_chunks, out_ssr_r, out_diff, out_ssr_u, out_status
+):
+    """One effect row per cause: Gram route in batches of 64 pairs, QR where it hands off.
+
+    The batches are split into at most ``max_chunks`` work units, each of which allocates
+    its own scratch (MBs at large lags, page-faulted on first touch): 1 on one thread, a
+    few per thread in parallel.
+    """
     n_series, T = cause.shape
     L = _max_of(lags)
     n_lags = lags.shape[0]
@@ -1358,7 +1365,7 @@ def _granger_pairs_py(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ss
     S = 2 * L + 2
     Km = 2 * L + 2
     n_batches = (n_series + B - 1) // B
-    n_chunks = min(n_batches, _N_CHUNKS)
+    n_chunks = max(1, min(n_batches, max_chunks))
     for ch in nb.prange(n_chunks):
         yb = np.empty((T, B))
         cb = np.empty((T, B))
@@ -1517,8 +1524,10 @@ def granger(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_s
         )
     else:
         work = cause.shape[0] * cause.shape[1] * int(lags.max() + 1) ** 2
-        kernel = _granger_pairs_serial if work < _SERIAL_WORK else _granger_pairs
-        kernel(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_status)
+        serial = work < _SERIAL_WORK or nb.get_num_threads() == 1
+        kernel = _granger_pairs_serial if serial else _granger_pairs
+        chunks = 1 if serial else 4 * nb.get_num_threads()
+        kernel(effect, cause, lags, rank_tol, chunks, out_ssr_r, out_diff, out_ssr_u, out_status)
 
 
 # ----------------------------------------------------------------------------- Lyapunov
