@@ -33,7 +33,7 @@ GRANGER_STATUS: tuple[str, ...] = (
     "perfect_fit",
     "singular",
 )
-_INFEASIBLE = (1, 2, 3, 4)  # the codes for which statsmodels raises
+_INFEASIBLE = (1, 2, 3, 4)  # the codes for which statsmodels raises (a contiguous range)
 _RANK_TOL = 1e-7  # relative QR pivot below which the fit is re-decided by the exact SVD path
 
 
@@ -395,11 +395,13 @@ def granger(
         sr, su, rank, st = _refit_exact(y[0 if y.shape[0] == 1 else b], c[b], p)
         ssr_r[b, li], ssr_u[b, li], diff[b, li], status[b, li] = sr, su, sr - su, st
         df_denom[b, li] = nobs[li] - rank
-    bad = np.isin(status, _INFEASIBLE)
-    for a in (ssr_r, diff, ssr_u, df_denom):
-        a[bad] = np.nan
+    bad = (status >= min(_INFEASIBLE)) & (status <= max(_INFEASIBLE))  # codes 1-4
+    any_bad = bool(bad.any())
+    if any_bad:
+        for a in (ssr_r, diff, ssr_u, df_denom):
+            a[bad] = np.nan
     f_stat, f_p, chi2, chi2_p, lr, lr_p = _statistics(lag_arr, nobs, ssr_r, diff, ssr_u, df_denom)
-    if bad.any() and errors != "ignore":
+    if any_bad and errors != "ignore":
         counts = {
             GRANGER_STATUS[k]: int((status == k).sum()) for k in _INFEASIBLE if (status == k).any()
         }
