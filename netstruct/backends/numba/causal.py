@@ -1236,9 +1236,18 @@ def _granger_pair_lag_py(
         sc[4, ln] = 1.0  # prod pivot^2 / |Y_j|^2 over effect lags
     for j in range(K):
         for i in range(j + 1):
-            for k in range(i):
+            # M[i, j] -= sum_k U[k, i] U[k, j], four k per pass over the lanes (a quarter of
+            # the loads and stores of M[i, j]; the sum's order is fixed in the source)
+            k = 0
+            while k + 4 <= i:
                 for ln in range(l0, l1):
-                    M[i, j, ln] -= M[k, i, ln] * M[k, j, ln]
+                    M[i, j, ln] -= (
+                        M[k, i, ln] * M[k, j, ln] + M[k + 1, i, ln] * M[k + 1, j, ln]
+                    ) + (M[k + 2, i, ln] * M[k + 2, j, ln] + M[k + 3, i, ln] * M[k + 3, j, ln])
+                k += 4
+            for kk in range(k, i):
+                for ln in range(l0, l1):
+                    M[i, j, ln] -= M[kk, i, ln] * M[kk, j, ln]
             if i < j:
                 for ln in range(l0, l1):
                     M[i, j, ln] /= M[i, i, ln]
