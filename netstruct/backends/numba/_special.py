@@ -231,7 +231,8 @@ def _bgrat_half(a, x, xc, ratio):
     (eq. 9: I_x(a, b) = Gamma(a + b) / Gamma(a) / t^b sum_n p_n J_n h(b, u), t = a + (b-1)/2,
     u = -t ln x, J_0 = Q(b, u) / h, h = u^b e^-u / Gamma(b)), all terms positive for b = 1/2.
 
-    ``ratio`` = Gamma(a + 1/2) / Gamma(a). Returns NaN when it has not converged in 30 terms or u > 690 (caller falls back).
+    ``ratio`` = Gamma(a + 1/2) / Gamma(a). Returns NaN when it has not converged in 30 terms
+    or u > 690 (the caller falls back).
     """
     b = 0.5
     t = a - 0.25
@@ -246,10 +247,10 @@ def _bgrat_half(a, x, xc, ratio):
     total = prefix * j
     lx2 = 0.25 * lx * lx
     lxp = 1.0
-    t4 = 4.0 * t * t
+    inv_t4 = 0.25 / (t * t)
     b2n = b
     for n in range(1, 30):
-        j = (b2n * (b2n + 1.0) * j + (u + b2n + 1.0) * lxp) / t4
+        j = (b2n * (b2n + 1.0) * j + (u + b2n + 1.0) * lxp) * inv_t4
         lxp *= lx2
         b2n += 2.0
         r = prefix * _BGRAT_P[n] * j
@@ -378,7 +379,6 @@ def chi2_sf_int(df, x):
     if x <= 0.0:
         return 1.0
     h = 0.5 * x
-    eh = math.exp(-h)
     m = df // 2
     if df % 2 == 0:
         term = 1.0
@@ -386,10 +386,11 @@ def chi2_sf_int(df, x):
         for i in range(1, m):
             term *= h / i
             s += term
-        return eh * s
+        return math.exp(-h) * s
     rh = math.sqrt(h)
     res = math.erfc(rh)
     if m > 0:
+        eh = math.exp(-h)
         term = rh / _SQRT_PI_HALF
         s = term
         for i in range(2, m + 1):
