@@ -8,13 +8,19 @@ Run: ``python -m pytest benchmarks/bench_causal.py --benchmark-only -s``. In one
   (``tests/oracles/naive_causal.py``) and, when installed, ``nolds.lyap_r`` (0.6.2, the ``dev``
   extra; it imports ``pkg_resources``, so it needs ``setuptools<81``), in windows per second;
 
-and prints a table of the rates, the speed-up ratios and the issue-6 goals (>= 500x
-statsmodels, >= 100x nolds); the ratios are also stored in ``extra_info``. Timings are
+* :func:`netstruct.causal.granger` with one effect row per cause (unit to unit) at each of
+  lags 1, 2, 4, 8 and 14 alone, alternated round by round with the numpy batched Gram +
+  ``np.linalg.solve`` + ``scipy.special.fdtrc`` peer (``numpy_batched_granger``) and against
+  statsmodels on 40 pairs (issue 16: >= 5x numpy, >= 500x statsmodels);
+
+and prints a table of the rates, the speed-up ratios (min and median) and the goals (>= 500x
+statsmodels, >= 100x nolds, >= 5x numpy); the ratios are also stored in ``extra_info``. Timings are
 wall-clock on the parallel kernels, so other load on the machine lowers the ratios.
 """
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
@@ -127,25 +133,69 @@ def _lag_list(lags) -> list[int]:
     return list(lags) if isinstance(lags, list) else list(range(1, int(lags) + 1))
 
 
-@pytest.mark.parametrize("name", list(LAG_SETS))
-def test_granger_pairs_batched(benchmark, pair_series, name):
-    """One effect row per cause (unit-to-unit), the per-pair Gram route."""
+PAIR_LAGS = (1, 2, 4, 8, 14)  # issue 16: each lag on its own (the goal holds at lags 1-14)
+PAIR_ROUNDS = 25
+_pair_rows: dict[int, tuple[float, float, float, float, float, float]] = {}
+
+
+def _alternate(fa, fb, rounds: int) -> tuple[np.ndarray, np.ndarray]:
+    """Time fa and fb alternately (a, b, a, b, ...) so that load on a shared machine hits both."""
+    ta, tb = np.empty(rounds), np.empty(rounds)
+    for r in range(rounds):
+        t0 = time.perf_counter()
+        fa()
+        t1 = time.perf_counter()
+        fb()
+        ta[r], tb[r] = t1 - t0, time.perf_counter() - t1
+    return ta, tb
+
+
+@pytest.mark.parametrize("lag", PAIR_LAGS)
+def test_granger_pairs_vs_peers(benchmark, pair_series, lag):
+    """One effect row per cause (unit-to-unit), single lag: netstruct vs the numpy batched
+    Gram + solve + fdtrc peer (alternated, 4000 pairs per call) and vs statsmodels (40 pairs,
+    5 rounds).
+
+    The peer is checked to compute the same F statistic first.
+    """
+    sm = pytest.importorskip("statsmodels.tsa.stattools")
     cause, effect = pair_series
-    lags = LAG_SETS[name]
-    granger(cause[:10], effect[:10], lags=lags)
-    benchmark.pedantic(
-        granger, args=(cause, effect), kwargs={"lags": lags}, rounds=ROUNDS_BATCHED, iterations=1
+    ref = numpy_batched_granger(cause[:50], effect[:50], [lag])
+    ours = granger(cause[:50], effect[:50], lags=[lag])
+    assert np.allclose(ref[..., 0], ours.f_stat, rtol=1e-8)  # the peer computes the same F
+    t_ns, t_np = _alternate(
+        lambda: granger(cause, effect, lags=[lag]),
+        lambda: numpy_batched_granger(cause, effect, [lag]),
+        PAIR_ROUNDS,
     )
-    _record(benchmark, f"granger_pairs_{name}", N_BATCH * _n_lags(lags))
+
+    def sm_loop():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for b in range(N_LOOP):
+                sm.grangercausalitytests(np.column_stack([effect[b], cause[b]]), [lag])
+
+    t_sm = np.array([_timed(sm_loop) for _ in range(5)])
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    rates = (N_BATCH / t_ns.min(), N_BATCH / t_np.min(), N_LOOP / t_sm.min())
+    _pair_rows[lag] = (
+        *rates,
+        t_np.min() / t_ns.min(),
+        float(np.median(t_np) / np.median(t_ns)),
+        rates[0] / rates[2],
+    )
+    benchmark.extra_info["ratio_numpy_min"] = _pair_rows[lag][3]
+    benchmark.extra_info["ratio_statsmodels"] = _pair_rows[lag][5]
+
+
+def _timed(f) -> float:
+    t0 = time.perf_counter()
+    f()
+    return time.perf_counter() - t0
 
 
 def test_granger_pairs_kernel_only_lag1(benchmark, pair_series):
-    """The lag-1 fits alone (the numba kernel, no statistics or p-values): where the time goes.
-
-    At lag 1 the public call is the kernel (fits, ~1.8 ms for 4000 pairs here) plus the three
-    p-value families (F, chi2, LR; ``scipy.special.fdtrc`` alone costs ~0.8 ms for 4000 values,
-    ~150 ns each, and the peer pays it too for its single F p-value).
-    """
+    """The lag-1 fits alone (the numba kernel, no statistics or p-values): where the time goes."""
     from netstruct.backends import dispatch
     from netstruct.causal.granger import _RANK_TOL
 
@@ -158,35 +208,6 @@ def test_granger_pairs_kernel_only_lag1(benchmark, pair_series):
         kernel, args=(effect, cause, lag, _RANK_TOL, *out), rounds=ROUNDS_BATCHED, iterations=1
     )
     _record(benchmark, "granger_pairs_kernel_lag1", N_BATCH)
-
-
-@pytest.mark.parametrize("name", list(LAG_SETS))
-def test_granger_pairs_numpy_batched(benchmark, pair_series, name):
-    cause, effect = pair_series
-    lags = _lag_list(LAG_SETS[name])
-    ref = numpy_batched_granger(cause[:50], effect[:50], lags)
-    ours = granger(cause[:50], effect[:50], lags=lags)
-    assert np.allclose(ref[..., 0], ours.f_stat, rtol=1e-8)  # the peer computes the same F
-    benchmark.pedantic(
-        numpy_batched_granger, args=(cause, effect, lags), rounds=ROUNDS_BATCHED, iterations=1
-    )
-    _record(benchmark, f"granger_pairs_numpy_{name}", N_BATCH * len(lags))
-
-
-@pytest.mark.parametrize("name", list(LAG_SETS))
-def test_granger_pairs_statsmodels_loop(benchmark, pair_series, name):
-    sm = pytest.importorskip("statsmodels.tsa.stattools")
-    cause, effect = pair_series
-    lags = LAG_SETS[name]
-
-    def loop():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for b in range(N_LOOP):
-                sm.grangercausalitytests(np.column_stack([effect[b], cause[b]]), lags)
-
-    benchmark.pedantic(loop, rounds=3, iterations=1)
-    _record(benchmark, f"granger_pairs_statsmodels_{name}", N_LOOP * _n_lags(lags))
 
 
 def test_lyapunov_batched(benchmark, windows):
@@ -242,27 +263,6 @@ def test_report_ratios(benchmark):
     ]
     rows += [
         (
-            f"granger_pairs_{n}",
-            f"granger_pairs_{peer}_{n}",
-            f"Granger per pair {n:<8} tests/s vs {label}",
-            GOALS[goal],
-        )
-        for n in LAG_SETS
-        for peer, label, goal in (
-            ("numpy", "numpy batched Gram + solve", "granger_numpy"),
-            ("statsmodels", "statsmodels grangercausalitytests", "granger"),
-        )
-    ]
-    rows.append(
-        (
-            "granger_pairs_kernel_lag1",
-            "granger_pairs_numpy_lag1",
-            "Granger per pair lag1 fits only (no p-values) vs numpy Gram + solve + F p",
-            None,
-        )
-    )
-    rows += [
-        (
             "lyapunov_batched",
             "lyapunov_nolds",
             "Lyapunov windows/s vs nolds.lyap_r",
@@ -292,14 +292,45 @@ def test_report_ratios(benchmark):
                 f"{what:<72} (not measured: run the whole file; nolds needs 'pip install nolds')"
             )
     lines += [
+        "",
+        f"Granger per pair (effect (N, T)), N={N_BATCH}, T={T}, one lag per call; peers: numpy "
+        "batched Gram + solve + scipy fdtrc (alternated with netstruct, "
+        f"{PAIR_ROUNDS} rounds) and statsmodels grangercausalitytests ({N_LOOP} pairs, 5 rounds)",
+        f"{'lag':>4} {'netstruct/s':>12} {'numpy/s':>10} {'statsm./s':>10} {'vs numpy min':>12} "
+        f"{'(median)':>9} {'vs statsm.':>10}  goals >= {GOALS['granger_numpy']:.0f}x numpy, "
+        f">= {GOALS['granger']:.0f}x statsmodels (by min)",
+    ]
+    for lag in PAIR_LAGS:
+        if lag not in _pair_rows:
+            lines.append(f"{lag:>4} (not measured: run the whole file; needs statsmodels)")
+            continue
+        r_ns, r_np, r_sm, q_min, q_med, q_sm = _pair_rows[lag]
+        v_np = "met" if q_min >= GOALS["granger_numpy"] else "NOT met"
+        v_sm = "met" if q_sm >= GOALS["granger"] else "NOT met"
+        lines.append(
+            f"{lag:>4} {r_ns:>12,.0f} {r_np:>10,.0f} {r_sm:>10,.0f} {q_min:>11.1f}x "
+            f"{q_med:>8.1f}x {q_sm:>9,.0f}x  numpy: {v_np}, statsmodels: {v_sm}"
+        )
+    if "granger_pairs_kernel_lag1" in _rate and 1 in _pair_rows:
+        lines.append(
+            f"   1 fits only (the numba kernel, no statistics or p-values): "
+            f"{_rate['granger_pairs_kernel_lag1']:,.0f}/s, "
+            f"{_rate['granger_pairs_kernel_lag1'] / _pair_rows[1][1]:.1f}x the whole numpy peer"
+        )
+    lines += [
         "goal notes (measured on this 2-core machine shared with other work, 4000 windows / pairs):",
         "  Lyapunov >= 100x nolds 0.6.2 at window 200: met with both numba threads on free cores",
         "    (160x / 153x); on one core 74-93x (min), NOT met: ~20 us per window (199 points,",
         "    sorted-order neighbour search, ~100 ns per point) against nolds' ~1.6 ms; at window",
         "    200 nolds' vectorised O(n^2) numpy distance matrix is still cheap, so one core",
         "    gives ~80x. Longer windows widen the gap (nolds grows as n^2, netstruct ~n log n).",
-        "  Granger per pair lag 1 >= 5x numpy: NOT met (2.4-2.8x). The fits alone (the row",
-        "    'fits only') run 3.8-4.0x the whole numpy peer; the F, chi2 and LR p-values add",
-        "    ~0.9 ms per 4000 tests (scipy fdtrc ~150 ns per value, paid by the peer too).",
+        "  Granger per pair: timings share 2 cores with other jobs (one core is busy all the",
+        "    time with a long notebook run); the alternated min is the fairest ratio, and the",
+        "    peer's own rate varies ~2x between runs here. Lag 1 is the tight case: the numpy",
+        "    peer costs ~1.8-3.7 us per pair, netstruct ~0.3-0.4 us of fits (transpose to lanes,",
+        "    means and run ends, 7 window-sum tables, a 4x4 Cholesky) plus ~0.1 us for the F",
+        "    (BGRAT), chi2 and LR p-values and ~0.05 us of wrapper, so 3.5-7x by min. Lags >= 4",
+        "    gain from the O(T L) window sums against the peer's O(T L^2) Gram. statsmodels at",
+        "    lag 14 (~2-3 ms per single-lag test) is 450-750x depending on load.",
     ]
     print("\n" + "\n".join(lines))

@@ -33,7 +33,7 @@ GRANGER_STATUS: tuple[str, ...] = (
     "perfect_fit",
     "singular",
 )
-_INFEASIBLE = (1, 2, 3, 4)  # the codes for which statsmodels raises
+_INFEASIBLE = (1, 2, 3, 4)  # the codes for which statsmodels raises (a contiguous range)
 _RANK_TOL = 1e-7  # relative QR pivot below which the fit is re-decided by the exact SVD path
 
 
@@ -241,55 +241,33 @@ def _refit_exact(y, c, p):
     return ssr_r, ssr_u, rank, (5 if rank < X.shape[1] else 0)
 
 
-_CHI2_CLOSED_MAX_X = 600.0  # closed forms below; beyond, exp(-x/2) nears underflow
-_CHI2_CLOSED_MAX_DF = 64
+def _statistics(lag_arr, nobs, ssr_r, diff, ssr_u, df_denom):
+    """F, chi2 and LR statistics and p-values (numba; scipy for the few values outside the
+    fast ranges of :mod:`netstruct.backends.numba._special`)."""
+    from ..backends.numba._special import granger_pvalues
+
+    shape = ssr_r.shape
+    outs = [np.empty(shape) for _ in range(6)]
+    todo = np.empty(shape, dtype=np.int8)
+    if ssr_r.size:
+        granger_pvalues(lag_arr, nobs, ssr_r, diff, ssr_u, df_denom, *outs, todo)
+    f_stat, f_p, chi2, chi2_p, lr, lr_p = outs
+    if todo.any():
+        _scipy_tails(lag_arr, todo, f_stat, f_p, chi2, chi2_p, lr, lr_p, df_denom)
+    return f_stat, f_p, chi2, chi2_p, lr, lr_p
 
 
-def _chi2_sf(df: int, x: np.ndarray) -> np.ndarray:
-    """``scipy.special.chdtrc(df, x)`` for an integer ``df``, by its closed forms.
-
-    Even df = 2m: ``exp(-h) sum_{i<m} h^i / i!``; odd df = 2m + 1:
-    ``erfc(sqrt h) + exp(-h) sum_{i=1..m} h^(i-1/2) / Gamma(i+1/2)`` with h = x / 2. All
-    terms are positive, so the relative error stays at a few ulp (about 1e-14 against
-    ``chdtrc``), while ``chdtrc`` costs ~1-2 us per value near 0, where null statistics
-    sit. Values outside [0, 600], NaN, or df > 64 use ``chdtrc``.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    out = np.empty_like(x)
-    with np.errstate(invalid="ignore"):
-        ok = (x >= 0.0) & (x <= _CHI2_CLOSED_MAX_X)
-    if df > _CHI2_CLOSED_MAX_DF or not ok.all():
-        rest = ~ok if df <= _CHI2_CLOSED_MAX_DF else np.ones(x.shape, dtype=bool)
-        out[rest] = special.chdtrc(float(df), x[rest])
-        if df > _CHI2_CLOSED_MAX_DF:
-            return out
-        xs = x[ok]
-    else:
-        xs = x
-    h = 0.5 * xs
-    eh = np.exp(-h)
-    m = df // 2
-    if df % 2 == 0:
-        term = np.ones_like(h)
-        s = np.ones_like(h)
-        for i in range(1, m):
-            term *= h / i
-            s += term
-        res = eh * s
-    else:
-        rh = np.sqrt(h)
-        res = special.erfc(rh)
-        if m:
-            term = rh / special.gamma(1.5)
-            s = term.copy()
-            for i in range(2, m + 1):
-                term *= h / (i - 0.5)
-                s += term
-            res += eh * s
-    if xs is x:
-        return res
-    out[ok] = res
-    return out
+def _scipy_tails(lag_arr, todo, f_stat, f_p, chi2, chi2_p, lr, lr_p, df_denom):
+    """p-values flagged by the numba kernel: large df (F), df > 64 or statistics > 600 (chi2)."""
+    rows, cols = np.nonzero(todo & 1)
+    if rows.size:
+        f_p[rows, cols] = special.fdtrc(
+            lag_arr[cols].astype(float), df_denom[rows, cols], f_stat[rows, cols]
+        )
+    for bit, stat, pv in ((2, chi2, chi2_p), (4, lr, lr_p)):
+        rows, cols = np.nonzero(todo & bit)
+        if rows.size:
+            pv[rows, cols] = special.chdtrc(lag_arr[cols].astype(float), stat[rows, cols])
 
 
 def granger(
@@ -359,9 +337,14 @@ def granger(
     fitted coefficients, exceeds 1e-11 SSR_u, when its smallest relative pivot is below
     1e3 (4 sqrt(T) + 2p + 3) eps (2p + 2)^2, or when a pivot is near the rank tolerance.
     Cost O(n_series (T L + L^4)) for lags 1..L on the Gram routes (O(n_series T L^3) on
-    the QR), parallel over series. p-values use ``scipy.special.fdtrc`` (behind
-    ``scipy.stats.f.sf``) and, for chi-square, the closed forms for integer df (equal to
-    ``chdtrc`` to ~1e-13 relative, many times faster near 0). Backends: numba, cuda.
+    the QR), parallel over series. p-values are computed in numba
+    (:mod:`netstruct.backends.numba._special`): the F tail by the regularised incomplete beta
+    function (finite sums of positive terms for an even numerator df, DiDonato-Morris' BGRAT
+    expansion for an odd one, Cephes' series and continued fractions elsewhere; within
+    1e-13 relative of a 40-digit reference and 5e-13 of ``scipy.special.fdtrc``, which is
+    behind ``scipy.stats.f.sf``), chi-square by its closed forms for integer df; scipy
+    only for (lag + df) / 2 > 170 (F), df > 64 or statistics above 600 (chi-square).
+    Backends: numba, cuda.
 
     Examples
     --------
@@ -412,24 +395,13 @@ def granger(
         sr, su, rank, st = _refit_exact(y[0 if y.shape[0] == 1 else b], c[b], p)
         ssr_r[b, li], ssr_u[b, li], diff[b, li], status[b, li] = sr, su, sr - su, st
         df_denom[b, li] = nobs[li] - rank
-    bad = np.isin(status, _INFEASIBLE)
-    for a in (ssr_r, diff, ssr_u, df_denom):
-        a[bad] = np.nan
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p_arr = lag_arr.astype(np.float64)[None, :]
-        f_stat = diff / ssr_u / p_arr * df_denom
-        chi2 = nobs[None, :] * diff / ssr_u
-        lr = nobs[None, :] * np.log(ssr_r / ssr_u)
-        f_p = special.fdtrc(p_arr, df_denom, f_stat)
-        chi2_p = np.empty_like(chi2)
-        lr_p = np.empty_like(lr)
-        for li, lag in enumerate(lag_arr.tolist()):
-            chi2_p[:, li] = _chi2_sf(lag, chi2[:, li])
-            lr_p[:, li] = _chi2_sf(lag, lr[:, li])
-    # scipy.stats' sf is 1 below the support (rank-deficient fits can give tiny negative stats)
-    for stat, pv in ((f_stat, f_p), (chi2, chi2_p), (lr, lr_p)):
-        pv[stat < 0] = 1.0
-    if bad.any() and errors != "ignore":
+    bad = (status >= min(_INFEASIBLE)) & (status <= max(_INFEASIBLE))  # codes 1-4
+    any_bad = bool(bad.any())
+    if any_bad:
+        for a in (ssr_r, diff, ssr_u, df_denom):
+            a[bad] = np.nan
+    f_stat, f_p, chi2, chi2_p, lr, lr_p = _statistics(lag_arr, nobs, ssr_r, diff, ssr_u, df_denom)
+    if any_bad and errors != "ignore":
         counts = {
             GRANGER_STATUS[k]: int((status == k).sum()) for k in _INFEASIBLE if (status == k).any()
         }

@@ -36,6 +36,19 @@ def naive_granger(cause: np.ndarray, effect: np.ndarray, lag: int) -> dict[str, 
     }
 
 
+def naive_f_sf(dfn: float, dfd: float, f: float, digits: int = 40) -> float:
+    """P(F > f) for F ~ F(dfn, dfd) as the regularised incomplete beta I_x(dfd/2, dfn/2),
+    x = dfd / (dfd + dfn f), evaluated by mpmath at ``digits`` significant digits."""
+    import mpmath
+
+    with mpmath.workdps(digits):
+        fm = mpmath.mpf(float(f))
+        x = mpmath.mpf(dfd) / (mpmath.mpf(dfd) + mpmath.mpf(dfn) * fm)
+        return float(
+            mpmath.betainc(mpmath.mpf(dfd) / 2, mpmath.mpf(dfn) / 2, 0, x, regularized=True)
+        )
+
+
 def naive_lyapunov_divergence(
     x: np.ndarray, emb_dim: int = 2, lag: int = 1, theiler: int = 0, steps: int = 3
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -186,7 +186,7 @@ def _granger_pairs_kernel(
     b = cuda.grid(1)
     if b < ybt.shape[1]:
         L = PCC.shape[0]
-        _granger_pair_facts(ybt, cbt, b, b + 1, nxy, nxc, bad, yc, cc, sc)
+        _granger_pair_facts(ybt, cbt, L, b, b + 1, nxy, nxc, bad, yc, cc, sc)
         for d in range(L + 1):
             _pair_prefix_table(yc, yc, d, L, b, b + 1, PYY[d], sc[2])
         for d in range(L):

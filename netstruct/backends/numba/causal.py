@@ -1028,30 +1028,41 @@ _granger_shared, _granger_shared_serial = njit_serial_and_parallel(_granger_shar
 _PAIR_ERR_SQRT = 4.0
 
 
-def _granger_pair_facts_py(yb, cb, l0, l1, nxy, nxc, bad, yc, cc, sc):
+def _granger_pair_facts_py(yb, cb, L, l0, l1, nxy, nxc, bad, yc, cc, sc):
     """Per-pair facts for lanes l0..l1-1 of yb, cb (T, lanes): bad[ln] (a non-finite value in
-    either series), the run ends nxy / nxc (as in ``_granger_prep_lanes_py``), the
-    full-series means sc[0] (effect) and sc[1] (cause) and the centred series yc, cc."""
+    either series), the run ends nxy / nxc at t = 0..L (the last index of the run of equal
+    values starting at t, as in ``_granger_prep_lanes_py``; the lag fits read no others),
+    the full-series means sc[0] (effect) and sc[1] (cause) and the centred series yc, cc.
+    One pass for the sums and the finiteness (sum of 0 y + 0 c: 0 exactly when all are
+    finite), one for the centring; the run ends cost O(L) unless a run starts before L."""
     T = yb.shape[0]
     for ln in range(l0, l1):
-        bad[ln] = 0
-        nxy[T - 1, ln] = T - 1
-        nxc[T - 1, ln] = T - 1
         sc[0, ln] = 0.0
         sc[1, ln] = 0.0
-    for t in range(T - 2, -1, -1):
+        sc[2, ln] = 0.0
+    for t in range(T):
+        for ln in range(l0, l1):
+            y0 = yb[t, ln]
+            c0 = cb[t, ln]
+            sc[0, ln] += y0
+            sc[1, ln] += c0
+            sc[2, ln] += y0 * 0.0 + c0 * 0.0
+    for ln in range(l0, l1):
+        bad[ln] = 0 if sc[2, ln] == 0.0 else 1
+        sc[0, ln] /= T
+        sc[1, ln] /= T
+        r = L
+        while r < T - 1 and not (yb[r, ln] != yb[r + 1, ln]):
+            r += 1
+        nxy[L, ln] = r
+        r = L
+        while r < T - 1 and not (cb[r, ln] != cb[r + 1, ln]):
+            r += 1
+        nxc[L, ln] = r
+    for t in range(L - 1, -1, -1):
         for ln in range(l0, l1):
             nxy[t, ln] = t if yb[t, ln] != yb[t + 1, ln] else nxy[t + 1, ln]
             nxc[t, ln] = t if cb[t, ln] != cb[t + 1, ln] else nxc[t + 1, ln]
-    for t in range(T):
-        for ln in range(l0, l1):
-            if not (math.isfinite(yb[t, ln]) and math.isfinite(cb[t, ln])):
-                bad[ln] = 1
-            sc[0, ln] += yb[t, ln]
-            sc[1, ln] += cb[t, ln]
-    for ln in range(l0, l1):
-        sc[0, ln] /= T
-        sc[1, ln] /= T
     for t in range(T):
         for ln in range(l0, l1):
             yc[t, ln] = yb[t, ln] - sc[0, ln]
@@ -1068,7 +1079,7 @@ def _granger_pair_prefix_py(yb, cb, L, l0, l1, nxy, nxc, bad, yc, cc, PYY, PCC, 
     any lag p <= L is the difference of two kept values. O(T L) per lane; T >= 2L + 1.
     (numba only: the CUDA kernel makes the same calls itself.)
     """
-    _granger_pair_facts(yb, cb, l0, l1, nxy, nxc, bad, yc, cc, sc)
+    _granger_pair_facts(yb, cb, L, l0, l1, nxy, nxc, bad, yc, cc, sc)
     for d in range(L + 1):
         _pair_prefix_table(yc, yc, d, L, l0, l1, PYY[d], sc[2])
     for d in range(L):
@@ -1225,9 +1236,18 @@ def _granger_pair_lag_py(
         sc[4, ln] = 1.0  # prod pivot^2 / |Y_j|^2 over effect lags
     for j in range(K):
         for i in range(j + 1):
-            for k in range(i):
+            # M[i, j] -= sum_k U[k, i] U[k, j], four k per pass over the lanes (a quarter of
+            # the loads and stores of M[i, j]; the sum's order is fixed in the source)
+            k = 0
+            while k + 4 <= i:
                 for ln in range(l0, l1):
-                    M[i, j, ln] -= M[k, i, ln] * M[k, j, ln]
+                    M[i, j, ln] -= (
+                        M[k, i, ln] * M[k, j, ln] + M[k + 1, i, ln] * M[k + 1, j, ln]
+                    ) + (M[k + 2, i, ln] * M[k + 2, j, ln] + M[k + 3, i, ln] * M[k + 3, j, ln])
+                k += 4
+            for kk in range(k, i):
+                for ln in range(l0, l1):
+                    M[i, j, ln] -= M[kk, i, ln] * M[kk, j, ln]
             if i < j:
                 for ln in range(l0, l1):
                     M[i, j, ln] /= M[i, i, ln]
@@ -1335,16 +1355,26 @@ _granger_pair_prefix = njit(_granger_pair_prefix_py, error_model="numpy")
 _granger_pair_lag = njit(_granger_pair_lag_py, error_model="numpy")
 
 
-def _granger_pairs_py(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_status):
-    """One effect row per cause: Gram route in batches of 64 pairs, QR where it hands off."""
+_PAIR_LANES = 64
+
+
+def _granger_pairs_py(
+    effect, cause, lags, rank_tol, max_chunks, out_ssr_r, out_diff, out_ssr_u, out_status
+):
+    """One effect row per cause: Gram route in batches of 64 pairs, QR where it hands off.
+
+    The batches are split into at most ``max_chunks`` work units, each of which allocates
+    its own scratch (MBs at large lags, page-faulted on first touch): 1 on one thread, a
+    few per thread in parallel.
+    """
     n_series, T = cause.shape
     L = _max_of(lags)
     n_lags = lags.shape[0]
-    B = _LANES
+    B = _PAIR_LANES
     S = 2 * L + 2
     Km = 2 * L + 2
     n_batches = (n_series + B - 1) // B
-    n_chunks = min(n_batches, _N_CHUNKS)
+    n_chunks = max(1, min(n_batches, max_chunks))
     for ch in nb.prange(n_chunks):
         yb = np.empty((T, B))
         cb = np.empty((T, B))
@@ -1435,6 +1465,16 @@ _granger_pairs, _granger_pairs_serial = njit_serial_and_parallel(_granger_pairs_
 _SERIAL_WORK = 4_000_000
 
 
+def _pairs_work_ns(n_series: int, T: int, lags: np.ndarray) -> float:
+    """Estimated one-thread time (ns) of the per-pair kernel, in the units of _SERIAL_WORK:
+    window sums ~0.25 ns per (t, table) with 4L + 3 tables, Cholesky ~0.4 ns per
+    (2p + 2)^3 / 6 multiply-add and lag, ~80 ns per pair of fixed cost (fitted on T = 120,
+    L = 1..14)."""
+    L = int(lags.max())
+    chol = float(((2 * lags.astype(np.float64) + 2) ** 3).sum()) / 6.0
+    return n_series * (0.25 * T * (4 * L + 3) + 0.4 * chol + 80.0)
+
+
 @njit(parallel=True)
 def _granger_per_series(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_status):
     """One effect row per cause: the full per-series fit (prange over series)."""
@@ -1502,9 +1542,11 @@ def granger(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_s
             out_status,
         )
     else:
-        work = cause.shape[0] * cause.shape[1] * int(lags.max() + 1) ** 2
-        kernel = _granger_pairs_serial if work < _SERIAL_WORK else _granger_pairs
-        kernel(effect, cause, lags, rank_tol, out_ssr_r, out_diff, out_ssr_u, out_status)
+        serial = _pairs_work_ns(cause.shape[0], cause.shape[1], lags) < _SERIAL_WORK
+        serial = serial or nb.get_num_threads() == 1
+        kernel = _granger_pairs_serial if serial else _granger_pairs
+        chunks = 1 if serial else 4 * nb.get_num_threads()
+        kernel(effect, cause, lags, rank_tol, chunks, out_ssr_r, out_diff, out_ssr_u, out_status)
 
 
 # ----------------------------------------------------------------------------- Lyapunov
