@@ -13,6 +13,7 @@ import numbers
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -168,13 +169,13 @@ def _as_2d(x: ArrayLike, name: str) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _check_lags(lags: int | Sequence[int], T: int) -> np.ndarray:
+def _check_lags(lags: Any, T: int) -> np.ndarray:
     if isinstance(lags, numbers.Integral) and not isinstance(lags, bool):
         if lags < 1:
             raise param_error(
                 "lags", "granger", "an int >= 1 or a non-empty sequence of ints >= 1", lags
             )
-        if lags >= T:  # never feasible, and np.arange would try to allocate it
+        if int(lags) >= T:  # never feasible, and np.arange would try to allocate it
             raise param_error(
                 "lags",
                 "granger",
@@ -273,7 +274,7 @@ def _scipy_tails(lag_arr, todo, f_stat, f_p, chi2, chi2_p, lr, lr_p, df_denom):
 def granger(
     cause: ArrayLike,
     effect: ArrayLike,
-    lags: int | Sequence[int],
+    lags: int | Sequence[int] | np.ndarray,
     *,
     errors: str = "warn",
     backend: str | None = None,
