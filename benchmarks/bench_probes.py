@@ -62,15 +62,23 @@ def test_loop_to_torch_evaluate(benchmark, graph, data, stack):
         return [evaluate(ns.to_torch(g), X, y) for g in graphs]
 
     acc = benchmark.pedantic(loop, rounds=3, iterations=1)
-    np.testing.assert_allclose(acc, evaluate_batch(graph, X, y, weights=stack.weights, biases=stack.biases),
-                               atol=2.0 / N_TEST)
+    np.testing.assert_allclose(
+        acc,
+        evaluate_batch(graph, X, y, weights=stack.weights, biases=stack.biases),
+        atol=2.0 / N_TEST,
+    )
 
 
 @pytest.mark.benchmark(group="probes_sweep_overhead")
 def test_noise_sweep_netstruct(benchmark, graph, data):
     X, y = data
-    df = benchmark.pedantic(sweep, args=(graph, X, y, {"noise": LEVELS}), kwargs={"n_repeats": REPEATS},
-                            rounds=5, iterations=1)
+    df = benchmark.pedantic(
+        sweep,
+        args=(graph, X, y, {"noise": LEVELS}),
+        kwargs={"n_repeats": REPEATS},
+        rounds=5,
+        iterations=1,
+    )
     assert len(df) == len(LEVELS) * REPEATS * 2
 
 
@@ -79,16 +87,26 @@ def test_bare_forward_passes(benchmark, graph, data):
     import torch
 
     X, y = data
-    W1 = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(graph.blocks[0].weight, (2 * len(LEVELS) * REPEATS, 64, 784))))
+    W1 = torch.from_numpy(
+        np.ascontiguousarray(
+            np.broadcast_to(graph.blocks[0].weight, (2 * len(LEVELS) * REPEATS, 64, 784))
+        )
+    )
     b1 = torch.from_numpy(graph.blocks[0].bias.copy())
-    W2 = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(graph.blocks[1].weight, (2 * len(LEVELS) * REPEATS, 2, 64))))
+    W2 = torch.from_numpy(
+        np.ascontiguousarray(
+            np.broadcast_to(graph.blocks[1].weight, (2 * len(LEVELS) * REPEATS, 2, 64))
+        )
+    )
     b2 = torch.from_numpy(graph.blocks[1].bias.copy())
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     k = W1.shape[0]
 
     def forward():
         with torch.no_grad():
-            h = torch.relu((Xt @ W1.reshape(k * 64, 784).T).reshape(N_TEST, k, 64).transpose(0, 1) + b1)
+            h = torch.relu(
+                (Xt @ W1.reshape(k * 64, 784).T).reshape(N_TEST, k, 64).transpose(0, 1) + b1
+            )
             out = torch.bmm(h, W2.transpose(1, 2)) + b2
             return (out.argmax(-1) == yt).double().mean(1).numpy()
 

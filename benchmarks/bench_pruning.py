@@ -28,7 +28,9 @@ def models():
     small = ns.to_torch(ns.prune(G, nodes=drop), shrink=True)
     x = torch.randn(512, WIDTHS[0])
     with torch.no_grad():
-        torch.testing.assert_close(small(x), ns.to_torch(ns.prune(G, nodes=drop))(x), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            small(x), ns.to_torch(ns.prune(G, nodes=drop))(x), atol=1e-4, rtol=1e-4
+        )
     return dense.eval(), small.eval(), x
 
 

@@ -16,15 +16,32 @@ def test_import_is_light():
         "heavy = [m for m in ('torch', 'networkx', 'igraph', 'numba.cuda', 'matplotlib') if m in sys.modules]\n"
         "print(heavy)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 
 def test_lazy_names_resolve():
     for name in ns.__all__:
         assert getattr(ns, name) is not None, name
-    for name in ("from_torch", "to_torch", "unroll", "save", "load", "write_graphml", "shrink", "prune",
-                 "odf2nna", "learn_mask", "imp", "magnitude_prune", "sweep", "path_influence", "PruningPlan"):
+    for name in (
+        "from_torch",
+        "to_torch",
+        "unroll",
+        "save",
+        "load",
+        "write_graphml",
+        "shrink",
+        "prune",
+        "odf2nna",
+        "learn_mask",
+        "imp",
+        "magnitude_prune",
+        "sweep",
+        "path_influence",
+        "PruningPlan",
+    ):
         assert callable(getattr(ns, name)), name
     with pytest.raises(AttributeError):
         ns.does_not_exist  # noqa: B018
@@ -35,7 +52,9 @@ def test_error_template():
 
     e = param_error("n_steps", "randomize", "an int >= 0", -3)
     assert str(e) == "The 'n_steps' parameter of randomize must be an int >= 0. Got -3 instead."
-    assert isinstance(e, ValueError) and isinstance(e, TypeError) and isinstance(e, ns.NetstructError)
+    assert (
+        isinstance(e, ValueError) and isinstance(e, TypeError) and isinstance(e, ns.NetstructError)
+    )
 
 
 def test_backends_registry():

@@ -240,7 +240,9 @@ def _merge_csr(parts: list[Any], n: int) -> Any:
     before = np.zeros(n, dtype=np.int64)  # entries of earlier parts in each row
     for P, cnt in zip(parts, counts):
         rows = np.repeat(np.arange(n), cnt)
-        pos = indptr[:-1][rows] + before[rows] + (np.arange(P.nnz) - np.asarray(P.indptr)[:-1][rows])
+        pos = (
+            indptr[:-1][rows] + before[rows] + (np.arange(P.nnz) - np.asarray(P.indptr)[:-1][rows])
+        )
         data[pos] = P.data
         indices[pos] = P.indices
         before += cnt

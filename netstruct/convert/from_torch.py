@@ -1208,7 +1208,6 @@ def _tied_parameters(model) -> dict[str, str]:
     return tied
 
 
-
 def _fold_batchnorms(
     traced: _Traced, real: _RealValues | None, model: Any
 ) -> tuple[_Traced, dict[str, str]]:

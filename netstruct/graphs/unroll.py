@@ -38,7 +38,9 @@ def _aggregate(weight: np.ndarray, mask: np.ndarray, row_units: np.ndarray, how:
     return units, W, M
 
 
-def unit_blocks(G: SignedGraph, aggregate: str = "max") -> list[tuple[str, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+def unit_blocks(
+    G: SignedGraph, aggregate: str = "max"
+) -> list[tuple[str, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Blocks with gate rows collapsed onto their units.
 
     Returns a list of ``(name, delay, sources, target_units, W, mask)``, one per block, with
@@ -116,7 +118,10 @@ def unroll(G: SignedGraph, steps: int, *, aggregate: str = "max") -> SignedGraph
     origin = np.concatenate([np.tile(t_ids, steps), s_ids])
     time = np.concatenate([np.repeat(np.arange(steps), n_t), np.full(s_ids.size, -1)])
     names = G.node_column("name")
-    node_names = [f"{names[o]}@{t}" if t >= 0 else str(names[o]) for o, t in zip(origin.tolist(), time.tolist())]
+    node_names = [
+        f"{names[o]}@{t}" if t >= 0 else str(names[o])
+        for o, t in zip(origin.tolist(), time.tolist())
+    ]
     nodes = {
         "name": node_names,
         "kind": kind[origin],
@@ -131,7 +136,15 @@ def unroll(G: SignedGraph, steps: int, *, aggregate: str = "max") -> SignedGraph
     for name, delay, src, tgt, W, M in ub:
         tgt_temporal = temporal[tgt].all() if tgt.size else False
         if not tgt_temporal:
-            blocks.append(make_block(name=name, weight=W, mask=M, sources=node_id(src, steps - 1), targets=node_id(tgt, 0)))
+            blocks.append(
+                make_block(
+                    name=name,
+                    weight=W,
+                    mask=M,
+                    sources=node_id(src, steps - 1),
+                    targets=node_id(tgt, 0),
+                )
+            )
             continue
         for t in range(steps):
             if delay == 0:
@@ -142,7 +155,13 @@ def unroll(G: SignedGraph, steps: int, *, aggregate: str = "max") -> SignedGraph
                 if not 0 <= s_t < steps:
                     continue
             blocks.append(
-                make_block(name=f"{name}@{t}", weight=W, mask=M, sources=node_id(src, s_t), targets=node_id(tgt, t))
+                make_block(
+                    name=f"{name}@{t}",
+                    weight=W,
+                    mask=M,
+                    sources=node_id(src, s_t),
+                    targets=node_id(tgt, t),
+                )
             )
     prov = dict(G.provenance)
     prov["unrolled"] = {"steps": steps, "aggregate": aggregate}

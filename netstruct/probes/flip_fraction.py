@@ -85,5 +85,7 @@ def expected_flip_fraction(
     else:
         w = np.ravel(np.asarray(weights, dtype=np.float64))
     if w.size == 0:
-        raise param_error("weights", "expected_flip_fraction", "a non-empty graph or array", weights)
+        raise param_error(
+            "weights", "expected_flip_fraction", "a non-empty graph or array", weights
+        )
     return float(flip_probability(w, scale, dist=dist).mean())

@@ -88,7 +88,11 @@ class Regularizer:
         if self.name == "log":
             return c * xp.log1p(m / self.eps) if self.normalize else xp.log(m + self.eps)
         if self.name == "lq":
-            return c * ((m + self.delta) ** self.q - self.delta**self.q) if self.normalize else (m + self.delta) ** self.q
+            return (
+                c * ((m + self.delta) ** self.q - self.delta**self.q)
+                if self.normalize
+                else (m + self.delta) ** self.q
+            )
         return c * (1.0 - xp.exp(-m / self.sigma))
 
     def grad(self, m: Any) -> Any:
@@ -107,8 +111,15 @@ class Regularizer:
         return self.value(m)
 
 
-def regularizer(name: str | Regularizer = "log", *, eps: float = 0.1, q: float = 0.5, delta: float = 1e-2,
-                sigma: float = 0.25, normalize: bool = True) -> Regularizer:
+def regularizer(
+    name: str | Regularizer = "log",
+    *,
+    eps: float = 0.1,
+    q: float = 0.5,
+    delta: float = 1e-2,
+    sigma: float = 0.25,
+    normalize: bool = True,
+) -> Regularizer:
     """Build a mask penalty by name.
 
     Parameters
@@ -147,7 +158,9 @@ def regularizer(name: str | Regularizer = "log", *, eps: float = 0.1, q: float =
     return Regularizer(name, eps, q, delta, sigma, normalize)
 
 
-def projected_step(m: Any, grad: Any, *, reg: Regularizer, lam: float, eta: float, alive: Any = None) -> Any:
+def projected_step(
+    m: Any, grad: Any, *, reg: Regularizer, lam: float, eta: float, alive: Any = None
+) -> Any:
     """One projected gradient step on gates: ``clip(m − η (grad + λ r'(m)), 0, 1) ⊙ alive``.
 
     Works in place on torch tensors (returns the same tensor) and returns a new array for

@@ -36,19 +36,29 @@ class Section:
 
 
 def _table(caption: str, df: pd.DataFrame, collapsed: bool = False) -> str:
-    body = df.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, escape=True, na_rep="–")
+    body = df.to_html(
+        index=False, float_format=lambda v: f"{v:.4g}", border=0, escape=True, na_rep="–"
+    )
     if collapsed:
-        return (f"<details><summary><b>{html.escape(caption)}</b> ({len(df)} rows; "
-                f"click to show)</summary>{body}</details>")
+        return (
+            f"<details><summary><b>{html.escape(caption)}</b> ({len(df)} rows; "
+            f"click to show)</summary>{body}</details>"
+        )
     return f"<p><b>{html.escape(caption)}</b></p>{body}"
 
 
 def render_report(title: str, intro: list[str], sections: list[Section]) -> str:
     """Render the sections as one HTML page with embedded figures."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+    ]
     parts += [f"<p class='note'>{p}</p>" for p in intro]
-    parts.append("<p class='toc'>" + "".join(f"<a href='#{s.key}'>{html.escape(s.title)}</a>" for s in sections) + "</p>")
+    parts.append(
+        "<p class='toc'>"
+        + "".join(f"<a href='#{s.key}'>{html.escape(s.title)}</a>" for s in sections)
+        + "</p>"
+    )
     for s in sections:
         parts.append(f"<h2 id='{s.key}'>{html.escape(s.title)}</h2>")
         parts += [f"<p>{p}</p>" for p in s.paragraphs]

@@ -72,7 +72,12 @@ def test_cuda_randomize_kernels_equal_numba_kernels_in_simulator(seed):
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=str(ROOT))
     script = _SCRIPT.replace("SEED", str(seed))
     proc = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "CUDA-RANDOMIZE-OK" in proc.stdout

@@ -22,8 +22,15 @@ def test_sweep_on_dask_cluster_matches_serial():
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
         # a scheduler address, as for a real cluster: worker processes receive pickled graphs
-        on_dask = sweep(graphs, ds.X_test, ds.y_test, probes, n_repeats=3, seed=11,
-                        scheduler=cluster.scheduler_address)
+        on_dask = sweep(
+            graphs,
+            ds.X_test,
+            ds.y_test,
+            probes,
+            n_repeats=3,
+            seed=11,
+            scheduler=cluster.scheduler_address,
+        )
         assert any("run_cell" in prefix for prefix in cluster.scheduler.task_prefixes)
     pd.testing.assert_frame_equal(on_dask, serial)
 

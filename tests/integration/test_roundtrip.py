@@ -22,8 +22,13 @@ def _same_state(a, b):
 
 @pytest.mark.parametrize(
     "sizes,act,bias",
-    [([5, 3], torch.nn.ReLU, True), ([6, 4, 3], torch.nn.Tanh, True), ([6, 5, 4, 3, 2], torch.nn.GELU, True),
-     ([4, 4, 2], torch.nn.Sigmoid, False), ([4, 8, 2], torch.nn.LeakyReLU, True)],
+    [
+        ([5, 3], torch.nn.ReLU, True),
+        ([6, 4, 3], torch.nn.Tanh, True),
+        ([6, 5, 4, 3, 2], torch.nn.GELU, True),
+        ([4, 4, 2], torch.nn.Sigmoid, False),
+        ([4, 8, 2], torch.nn.LeakyReLU, True),
+    ],
 )
 def test_mlp_roundtrip(sizes, act, bias):
     torch.manual_seed(0)
@@ -37,9 +42,13 @@ def test_mlp_roundtrip(sizes, act, bias):
 
 def test_nested_sequential_with_flatten_dropout_identity():
     torch.manual_seed(0)
-    m = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout(0.3),
-                            torch.nn.Sequential(torch.nn.Linear(12, 5), torch.nn.ELU(), torch.nn.Identity()),
-                            torch.nn.Linear(5, 2), torch.nn.LogSoftmax(dim=1)).eval()
+    m = torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Dropout(0.3),
+        torch.nn.Sequential(torch.nn.Linear(12, 5), torch.nn.ELU(), torch.nn.Identity()),
+        torch.nn.Linear(5, 2),
+        torch.nn.LogSoftmax(dim=1),
+    ).eval()
     r = ns.to_torch(ns.from_torch(m))
     x = torch.randn(3, 3, 4)
     assert (r(x) - m(x)).abs().max() <= TOL
@@ -52,7 +61,9 @@ def test_nested_sequential_with_flatten_dropout_identity():
 @pytest.mark.parametrize("batch_first", [True, False])
 def test_recurrent_classifier_roundtrip(kind, num_layers, bidirectional, batch_first):
     torch.manual_seed(0)
-    m = LastStep(kind, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first).eval()
+    m = LastStep(
+        kind, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first
+    ).eval()
     G = ns.from_torch(m)
     r = ns.to_torch(G)
     x = torch.randn(4, 6, 5) if batch_first else torch.randn(6, 4, 5)
@@ -99,7 +110,9 @@ def test_masked_reimport_keeps_zeros_and_prune_masks():
         w = r.get_submodule(b.module).weight.detach().numpy()
         assert np.all(w[~b.mask] == 0) and np.array_equal(w[b.mask], b.weight[b.mask])
     rp = ns.to_torch(H, prune_masks=True)
-    assert hasattr(rp[0], "weight_mask") and torch.equal(rp[0].weight_mask.bool(), torch.from_numpy(H.blocks[0].mask.copy()))
+    assert hasattr(rp[0], "weight_mask") and torch.equal(
+        rp[0].weight_mask.bool(), torch.from_numpy(H.blocks[0].mask.copy())
+    )
 
 
 def test_shrink_mlp_removes_dead_and_inputless_units_exactly():
@@ -149,8 +162,16 @@ def test_tampered_block_shape_is_a_graph_error():
     m = mlp([4, 3, 2])
     G = ns.from_torch(m)
     b = G.blocks[1]
-    bad = ns.make_block(name=b.name, module=b.module, param=b.param, weight=np.zeros((2, 2)),
-                        sources=b.sources[:2], targets=b.targets, bias=b.bias, bias_param=b.bias_param)
+    bad = ns.make_block(
+        name=b.name,
+        module=b.module,
+        param=b.param,
+        weight=np.zeros((2, 2)),
+        sources=b.sources[:2],
+        targets=b.targets,
+        bias=b.bias,
+        bias_param=b.bias_param,
+    )
     T = ns.SignedGraph(G.nodes()[["name", "kind", "group"]], [G.blocks[0], bad], spec=G.spec)
     with pytest.raises(ns.GraphError, match="altered"):
         ns.to_torch(T)

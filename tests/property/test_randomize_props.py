@@ -40,7 +40,11 @@ def signed_layers(draw) -> tuple[np.ndarray, np.ndarray]:
 def as_graph(W: np.ndarray, mask: np.ndarray) -> ns.SignedGraph:
     n_out, n_in = W.shape
     block = ns.make_block(
-        name="fc", weight=W, mask=mask, sources=np.arange(n_in), targets=np.arange(n_in, n_in + n_out),
+        name="fc",
+        weight=W,
+        mask=mask,
+        sources=np.arange(n_in),
+        targets=np.arange(n_in, n_in + n_out),
         bias=np.arange(n_out, dtype=np.float32) - 1.5,
     )
     return ns.SignedGraph({"name": [f"v{i}" for i in range(n_in + n_out)]}, [block])

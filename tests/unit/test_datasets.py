@@ -23,7 +23,10 @@ def _write_idx(path, arr, gz=False):
         path.write_bytes(data)
 
 
-@pytest.mark.parametrize("name,shape,n_classes", [("digits", 64, 10), ("breast_cancer", 30, 2), ("wine", 13, 3), ("iris", 4, 3)])
+@pytest.mark.parametrize(
+    "name,shape,n_classes",
+    [("digits", 64, 10), ("breast_cancer", 30, 2), ("wine", 13, 3), ("iris", 4, 3)],
+)
 def test_bundled_sets(name, shape, n_classes):
     ds = datasets.load_dataset(name)
     assert ds.n_features == shape and ds.n_classes == n_classes
@@ -44,9 +47,19 @@ def test_idx_roundtrip_and_mnist_loader(tmp_path, gz):
     labels = np.array([0, 1, 2, 0, 1, 2])
     sfx = ".gz" if gz else ""
     for split, n in (("train", 4), ("t10k", 2)):
-        _write_idx(tmp_path / f"{split}-images-idx3-ubyte{sfx}", imgs[:n] if split == "train" else imgs[4:], gz)
-        _write_idx(tmp_path / f"{split}-labels-idx1-ubyte{sfx}", labels[:n] if split == "train" else labels[4:], gz)
-    np.testing.assert_array_equal(datasets.read_idx(tmp_path / f"train-images-idx3-ubyte{sfx}"), imgs[:4])
+        _write_idx(
+            tmp_path / f"{split}-images-idx3-ubyte{sfx}",
+            imgs[:n] if split == "train" else imgs[4:],
+            gz,
+        )
+        _write_idx(
+            tmp_path / f"{split}-labels-idx1-ubyte{sfx}",
+            labels[:n] if split == "train" else labels[4:],
+            gz,
+        )
+    np.testing.assert_array_equal(
+        datasets.read_idx(tmp_path / f"train-images-idx3-ubyte{sfx}"), imgs[:4]
+    )
     ds = datasets.load_mnist(tmp_path)
     assert ds.X_train.shape == (4, 4, 4) and ds.X_test.shape == (2, 4, 4)
     assert ds.X_train.min() >= -1 and ds.X_train.max() <= 1
@@ -82,8 +95,10 @@ def test_unknown_dataset_name():
         datasets.load_dataset("cifar")
 
 
-@pytest.mark.skipif(not (datasets.Path(datasets.FASHION_MNIST_DIRS[0]) / "t10k-labels-idx1-ubyte.gz").exists(),
-                    reason="Debian's dataset-fashion-mnist is not installed (CI installs it)")
+@pytest.mark.skipif(
+    not (datasets.Path(datasets.FASHION_MNIST_DIRS[0]) / "t10k-labels-idx1-ubyte.gz").exists(),
+    reason="Debian's dataset-fashion-mnist is not installed (CI installs it)",
+)
 def test_fashion_mnist_from_debian_package():
     ds = datasets.load_fashion_mnist()
     assert ds.X_train.shape == (60000, 28, 28) and ds.X_test.shape == (10000, 28, 28)

@@ -8,16 +8,30 @@ import pytest
 from netstruct.exceptions import InvalidParameterError
 from netstruct.pruning import projected_step, regularizer, topk_mask
 
-REGS = [regularizer("l1"), regularizer("log", eps=0.1), regularizer("lq", q=0.5, delta=0.01), regularizer("exp", sigma=0.25)]
+REGS = [
+    regularizer("l1"),
+    regularizer("log", eps=0.1),
+    regularizer("lq", q=0.5, delta=0.01),
+    regularizer("exp", sigma=0.25),
+]
 
 
 # ---------------------------------------------------------------- T1 regularisers
-@pytest.mark.parametrize("reg,values", [
-    (regularizer("log", eps=0.1), {"scale": 0.4170324, "g0": 4.170324, "g1": 0.3791204, "r05": 0.7472217}),
-    (regularizer("log", eps=0.01), {"scale": 0.216679, "g0": 21.66791, "g1": 0.214534}),
-    (regularizer("log", eps=1.0), {"scale": 1.442695, "g0": 1.442695, "g1": 0.721348}),
-    (regularizer("lq", q=0.5, delta=0.01), {"scale": 1.1049876, "g0": 5.524938, "g1": 0.549752, "g025": 1.083529}),
-])
+@pytest.mark.parametrize(
+    "reg,values",
+    [
+        (
+            regularizer("log", eps=0.1),
+            {"scale": 0.4170324, "g0": 4.170324, "g1": 0.3791204, "r05": 0.7472217},
+        ),
+        (regularizer("log", eps=0.01), {"scale": 0.216679, "g0": 21.66791, "g1": 0.214534}),
+        (regularizer("log", eps=1.0), {"scale": 1.442695, "g0": 1.442695, "g1": 0.721348}),
+        (
+            regularizer("lq", q=0.5, delta=0.01),
+            {"scale": 1.1049876, "g0": 5.524938, "g1": 0.549752, "g025": 1.083529},
+        ),
+    ],
+)
 def test_t1_reference_values(reg, values):
     assert reg.scale == pytest.approx(values["scale"], abs=1e-6)
     assert reg.grad(0.0) == pytest.approx(values["g0"], abs=1e-5)
@@ -31,10 +45,14 @@ def test_t1_reference_values(reg, values):
 @pytest.mark.parametrize("reg", REGS, ids=lambda r: r.name)
 def test_t1_normalised_and_concave(reg):
     m = np.linspace(0, 1, 201)
-    assert reg.value(0.0) == pytest.approx(0.0, abs=1e-12) and reg.value(1.0) == pytest.approx(1.0, abs=1e-12)
+    assert reg.value(0.0) == pytest.approx(0.0, abs=1e-12) and reg.value(1.0) == pytest.approx(
+        1.0, abs=1e-12
+    )
     assert np.all(np.diff(reg.grad(m)) <= 1e-12)
     h = 1e-6  # the derivative is the derivative
-    np.testing.assert_allclose((reg.value(m[1:-1] + h) - reg.value(m[1:-1] - h)) / (2 * h), reg.grad(m[1:-1]), rtol=1e-5)
+    np.testing.assert_allclose(
+        (reg.value(m[1:-1] + h) - reg.value(m[1:-1] - h)) / (2 * h), reg.grad(m[1:-1]), rtol=1e-5
+    )
 
 
 def test_t1_log_with_huge_eps_is_l1():
@@ -69,14 +87,22 @@ def test_t2_projection_keeps_gates_in_box(reg, rng):
 def test_t2_torch_step_is_in_place():
     torch = pytest.importorskip("torch")
     m = torch.ones(4)
-    out = projected_step(m, torch.tensor([5.0, -5.0, 0.0, 1e3]), reg=regularizer("log"), lam=0.1, eta=1.0,
-                         alive=torch.tensor([1.0, 1.0, 0.0, 1.0]))
+    out = projected_step(
+        m,
+        torch.tensor([5.0, -5.0, 0.0, 1e3]),
+        reg=regularizer("log"),
+        lam=0.1,
+        eta=1.0,
+        alive=torch.tensor([1.0, 1.0, 0.0, 1.0]),
+    )
     assert out is m and m.tolist() == [0.0, 1.0, 0.0, 0.0]
 
 
 def _scalar(target, reg, steps=2000, m=1.0):
     for _ in range(steps):
-        m = float(projected_step(np.array([m]), np.array([m - target]), reg=reg, lam=0.1, eta=0.5)[0])
+        m = float(
+            projected_step(np.array([m]), np.array([m - target]), reg=reg, lam=0.1, eta=0.5)[0]
+        )
     return m
 
 

@@ -53,13 +53,24 @@ def test_example_a_dead_constant_and_duplicate_units():
     # the scored graph answers queries about usefulness
     nodes = res.scored.nodes()
     assert nodes.query("kind == 'hidden' and not useful").name.tolist() == ["0[2]", "0[3]"]
-    assert "odf2nna" in res.plan.steps[0].reason and res.plan.steps[0].constants == {"0[2]": 0.0, "0[3]": 2.0}
+    assert "odf2nna" in res.plan.steps[0].reason and res.plan.steps[0].constants == {
+        "0[2]": 0.0,
+        "0[3]": 2.0,
+    }
 
 
-@pytest.mark.parametrize("rule,eps,kept", [
-    ("mean", 0.0, [0, 1, 4]), ("mean", 1.0, [0, 1, 4]), ("mean", 5 / 3, [0, 1, 4]),
-    ("max", 0.5, [0, 1, 4]), ("max", 1.0, [0, 1, 4]), ("quantile", 0.4, [0, 1, 4]), ("absolute", 0.5, [0, 1, 4]),
-])
+@pytest.mark.parametrize(
+    "rule,eps,kept",
+    [
+        ("mean", 0.0, [0, 1, 4]),
+        ("mean", 1.0, [0, 1, 4]),
+        ("mean", 5 / 3, [0, 1, 4]),
+        ("max", 0.5, [0, 1, 4]),
+        ("max", 1.0, [0, 1, 4]),
+        ("quantile", 0.4, [0, 1, 4]),
+        ("absolute", 0.5, [0, 1, 4]),
+    ],
+)
 def test_example_a_threshold_rules(rule, eps, kept):
     assert odf2nna(example_a(), XA, eps=eps, rule=rule).layers[0].kept.tolist() == kept
 
@@ -111,22 +122,42 @@ def test_example_d_progressive_and_static_differ():
     assert odf2nna(example_d(), X, eps=0.5, rule="max", fold=False).widths_after == [1, 1, 1, 1]
 
 
-@pytest.mark.parametrize("sizes,expected", [((30, 128, 128, 128, 2), 37250), ((30, 40, 25, 12, 2), 2603),
-                                            ((30, 64, 64, 2), 6274), ((64, 64, 32, 10), 6570)])
+@pytest.mark.parametrize(
+    "sizes,expected",
+    [
+        ((30, 128, 128, 128, 2), 37250),
+        ((30, 40, 25, 12, 2), 2603),
+        ((30, 64, 64, 2), 6274),
+        ((64, 64, 32, 10), 6570),
+    ],
+)
 def test_example_e_parameter_counts(sizes, expected):
-    assert count_params(mlp(list(sizes))) == count_params(ns.from_torch(mlp(list(sizes)))) == expected
+    assert (
+        count_params(mlp(list(sizes))) == count_params(ns.from_torch(mlp(list(sizes)))) == expected
+    )
 
 
 def test_example_f_physical_shapes_and_index_maps(seed, rng):
     torch.manual_seed(seed)
     net = mlp([30, 128, 128, 2])
-    k1, k2 = np.sort(rng.choice(128, 40, replace=False)), np.sort(rng.choice(128, 25, replace=False))
+    k1, k2 = (
+        np.sort(rng.choice(128, 40, replace=False)),
+        np.sort(rng.choice(128, 25, replace=False)),
+    )
     G = ns.from_torch(net)
-    drop = ~np.isin(G.nodes()["index"], k1) & (G.nodes().group == 1) | ~np.isin(G.nodes()["index"], k2) & (G.nodes().group == 2)
+    drop = ~np.isin(G.nodes()["index"], k1) & (G.nodes().group == 1) | ~np.isin(
+        G.nodes()["index"], k2
+    ) & (G.nodes().group == 2)
     H = ns.prune(G, nodes=drop.to_numpy())
     small = ns.to_torch(H, shrink=True)
-    assert [(m.in_features, m.out_features) for m in small if isinstance(m, torch.nn.Linear)] == [(30, 40), (40, 25), (25, 2)]
-    np.testing.assert_array_equal(small[2].weight.detach().numpy(), net[2].weight.detach().numpy()[k2][:, k1])
+    assert [(m.in_features, m.out_features) for m in small if isinstance(m, torch.nn.Linear)] == [
+        (30, 40),
+        (40, 25),
+        (25, 2),
+    ]
+    np.testing.assert_array_equal(
+        small[2].weight.detach().numpy(), net[2].weight.detach().numpy()[k2][:, k1]
+    )
     x = torch.from_numpy(rng.normal(size=(10, 30)).astype(np.float32))
     with torch.no_grad():
         torch.testing.assert_close(small(x), ns.to_torch(H)(x), atol=1e-6, rtol=1e-5)
@@ -155,14 +186,24 @@ def test_p1_eps_zero_changes_no_output_and_p2_dead_units_always_go(seed_):
             assert not np.isin([0, 1, 2, 3], d.kept).any()
 
 
-@pytest.mark.parametrize("rule,grid", [("mean", [0, 0.5, 1.0, 1.5]), ("max", [0, 0.3, 0.6, 1.0]),
-                                       ("quantile", [0, 0.3, 0.6, 0.9]), ("absolute", [0, 0.1, 0.5, 1.0])])
+@pytest.mark.parametrize(
+    "rule,grid",
+    [
+        ("mean", [0, 0.5, 1.0, 1.5]),
+        ("max", [0, 0.3, 0.6, 1.0]),
+        ("quantile", [0, 0.3, 0.6, 0.9]),
+        ("absolute", [0, 0.1, 0.5, 1.0]),
+    ],
+)
 def test_p3_static_mode_is_monotone_in_eps(rule, grid, seed):
     net = _random_relu_mlp(seed)
     X = np.random.default_rng(seed).normal(size=(64, 4))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ns.NetstructWarning)
-        kept = [[set(d.kept.tolist()) for d in odf2nna(net, X, eps=e, rule=rule, mode="static").layers] for e in grid]
+        kept = [
+            [set(d.kept.tolist()) for d in odf2nna(net, X, eps=e, rule=rule, mode="static").layers]
+            for e in grid
+        ]
     for a, b in zip(kept, kept[1:]):
         assert all(y <= x for x, y in zip(a, b))
 
@@ -171,7 +212,10 @@ def test_bad_input_errors():
     net, X = example_a(), XA
     with pytest.raises(ns.InvalidParameterError, match="'eps' parameter of odf2nna"):
         odf2nna(net, X, eps=-0.1)
-    with pytest.raises(ns.InvalidParameterError, match="'eps' parameter of odf2nna must be a real number >= 0.0 and <= 1.0"):
+    with pytest.raises(
+        ns.InvalidParameterError,
+        match="'eps' parameter of odf2nna must be a real number >= 0.0 and <= 1.0",
+    ):
         odf2nna(net, X, eps=1.5, rule="max")
     with pytest.raises(ns.InvalidParameterError, match="'rule'"):
         odf2nna(net, X, rule="median")

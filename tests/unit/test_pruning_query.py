@@ -35,10 +35,27 @@ def test_selectors_compose_and_rank_deterministically():
     t = pd.DataFrame({"layer": [0, 0, 0, 1, 1], "weight": [0.3, -0.3, 0.1, 0.5, -0.2]})
     assert smallest("abs(weight)", k=2).mask(t).tolist() == [False, False, True, False, True]
     # ties (0.3, -0.3) are broken by row order
-    assert largest("abs(weight)", k=1, per="layer").mask(t).tolist() == [True, False, False, True, False]
+    assert largest("abs(weight)", k=1, per="layer").mask(t).tolist() == [
+        True,
+        False,
+        False,
+        True,
+        False,
+    ]
     assert (where("layer == 0") & ~smallest("abs(weight)", k=1, per="layer")).mask(t).tolist() == [
-        True, True, False, False, False]
-    assert ("layer == 1" | where([True] + [False] * 4)).mask(t).tolist() == [True, False, False, True, True]
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    assert ("layer == 1" | where([True] + [False] * 4)).mask(t).tolist() == [
+        True,
+        False,
+        False,
+        True,
+        True,
+    ]
     assert (where("weight > 0") ^ "layer == 1").mask(t).tolist() == [True, False, True, False, True]
     assert smallest("weight", k=1, within="layer == 1").mask(t).tolist() == [False] * 4 + [True]
     assert quantile("weight", 0.5, per="layer").mask(t).tolist() == [False, True, True, False, True]
@@ -90,7 +107,9 @@ def test_unit_removal_takes_every_coupled_row_and_column(kind, seed, rng):
     ih, hh, fc = (H.block(n).mask for n in ("rnn.weight_ih_l0", "rnn.weight_hh_l0", "fc.weight"))
     gone_rows = np.r_[[g * 6 + j for g in range(n_gates) for j in (1, 4)]]
     assert not ih[gone_rows].any() and not hh[gone_rows].any()  # the unit's gate rows
-    assert not hh[:, [1, 4]].any() and not fc[:, [1, 4]].any()  # its recurrent column and the readout
+    assert (
+        not hh[:, [1, 4]].any() and not fc[:, [1, 4]].any()
+    )  # its recurrent column and the readout
     assert ih.sum() == (6 - 2) * n_gates * 5
     small = ns.to_torch(H, shrink=True)
     assert small.rnn.hidden_size == 4
@@ -101,9 +120,11 @@ def test_unit_removal_takes_every_coupled_row_and_column(kind, seed, rng):
 
 
 def test_plan_saves_atomically_and_replays_on_another_initialisation(G, tmp_path, seed):
-    plan = (PruningPlan.for_graph(G)
-            .remove_units(G, "name == '0[2]'", reason="dull unit")
-            .remove_edges(G, smallest("abs(weight)", fraction=0.3, per="layer"), reason="small weights"))
+    plan = (
+        PruningPlan.for_graph(G)
+        .remove_units(G, "name == '0[2]'", reason="dull unit")
+        .remove_edges(G, smallest("abs(weight)", fraction=0.3, per="layer"), reason="small weights")
+    )
     path = tmp_path / "plan.json"
     plan.save(path)
     assert json.loads(path.read_text())["format"] == "netstruct-pruning-plan"
