@@ -26,7 +26,7 @@ import pytest
 import torch
 
 import netstruct as ns
-from netstruct.convert.external import _edge_columns
+from netstruct.graphs.external import _edge_columns
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -71,7 +71,7 @@ G_MED = ns.from_torch(MEDIUM)
 # The peers start from the same numpy columns netstruct holds and build the same attributes.
 _NODES = {c: G_MED.nodes()[c].to_numpy() for c in G_MED.nodes().columns}
 _SRC, _TGT, _ECOLS = __import__(
-    "netstruct.convert.external", fromlist=["_edge_columns"]
+    "netstruct.graphs.external", fromlist=["_edge_columns"]
 )._edge_columns(G_MED, False)
 
 

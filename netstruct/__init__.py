@@ -37,7 +37,7 @@ _LAZY = {
     "reconstruct": "netstruct.pruning.reconstruct",
     "register_module_handler": "netstruct.convert.handlers",
     "ModuleHandler": "netstruct.convert.handlers",
-    "from_networkx": "netstruct.convert.external",
+    "from_networkx": "netstruct.graphs.signed",
     "unroll": "netstruct.graphs.unroll",
     "coupled_units": "netstruct.graphs.coupling",
     "block_counts": "netstruct.pruning.counts",

@@ -1,12 +1,14 @@
-"""Small torch model classes that netstruct exports out of the box (imports torch)."""
+"""Small torch model classes that netstruct exports out of the box (imports torch).
+
+:class:`~netstruct.convert.rebuilt.RebuiltModel` (what :func:`netstruct.to_torch` returns) lives
+with the re-import code in :mod:`netstruct.convert`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-__all__ = ["RecurrentClassifier", "RebuiltModel"]
+__all__ = ["RecurrentClassifier"]
 
 
 class RecurrentClassifier(torch.nn.Module):
@@ -42,115 +44,3 @@ class RecurrentClassifier(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(x)
         return self.head(out[:, -1])
-
-
-class RebuiltModel(torch.nn.Module):
-    """A module rebuilt by :func:`netstruct.to_torch` from a traced architecture spec.
-
-    Submodules sit at the original paths, so ``state_dict`` keys equal the original model's;
-    ``forward`` replays the recorded operations (module calls, whitelisted functions and
-    tensor methods). ``netstruct_spec`` holds the spec, so the module can be exported again.
-    """
-
-    def __init__(
-        self,
-        spec: dict[str, Any],
-        modules: dict[str, torch.nn.Module],
-        scales: dict[str, Any] | None = None,
-    ) -> None:
-        from .convert.to_torch import set_submodule
-
-        super().__init__()
-        items = list(modules.items())
-        if any(m.get("handler") == "Parameters" for m in spec.get("modules", {}).values()):
-            # owners first: a module holding directly read parameters may also have children
-            items.sort(key=lambda kv: kv[0].count("."))
-        for path, m in items:
-            if path == "":  # parameters the model's own forward reads directly
-                for name, p in m.named_parameters(recurse=False):
-                    self.register_parameter(name, p)
-                continue
-            set_submodule(self, path, m, torch.nn.Module)
-        self.netstruct_spec = spec
-        # per-feature factors of pruned or edited skip/identity edges (not in the state_dict)
-        self._scale_names: dict[str, str] = {}
-        for k, (name, vec) in enumerate((scales or {}).items()):
-            self.register_buffer(f"_ns_scale{k}", torch.as_tensor(vec), persistent=False)
-            self._scale_names[name] = f"_ns_scale{k}"
-
-    def _scaled_inputs(self, rec: dict[str, Any], args: list[Any]) -> list[Any]:
-        """Apply the factors of an op's skip (one per operand) or identity (its input) blocks."""
-        blocks = rec.get("blocks", ())
-        if not blocks or not self._scale_names:
-            return args
-        axis = rec.get("axis", -1)
-        for k, name in enumerate(blocks):
-            args[k] = self._scale(name, args[k], axis)
-        return args
-
-    def _scale(self, name: str, value: Any, axis: int) -> Any:
-        buf = self._scale_names.get(name)
-        if buf is None:
-            return value
-        vec = getattr(self, buf)
-        shape = [1] * value.dim()
-        shape[axis] = -1
-        return value * vec.reshape(shape).to(value.dtype)
-
-    def _check_specialised(self, inputs: tuple) -> None:
-        """A tape-traced model runs on inputs of the example's shapes only."""
-        facts = self.netstruct_spec.get("specialised")
-        if not facts:
-            return
-        want = facts.get("input_shapes", [])
-        got = [list(x.shape) if hasattr(x, "shape") else None for x in inputs]
-        if got != want:
-            from .exceptions import InvalidParameterError
-
-            raise InvalidParameterError(
-                f"This module was rebuilt from a graph recorded by running the model once (its "
-                f"forward is not traceable with torch.fx), so it is specialised to input shapes "
-                f"{want}; got {got}. Export the model again with an example_input of the shape "
-                "you need."
-            )
-
-    def forward(self, *inputs: Any) -> Any:
-        from .convert import _ops
-        from .exceptions import GraphError
-
-        env: list[Any] = []
-        table = _ops.function_table()
-        n_in = 0
-        #: ``observer(rec, args, value)`` after each recorded function or method (MAC counts)
-        observer = self.__dict__.get("_ns_observer")
-        self._check_specialised(inputs)
-        for rec in self.netstruct_spec["ops"]:
-            op = rec["op"]
-            args = _ops.decode_arg(rec.get("args", []), env)
-            kwargs = {k: _ops.decode_arg(v, env) for k, v in rec.get("kwargs", {}).items()}
-            if op == "placeholder":
-                val = inputs[n_in] if n_in < len(inputs) else kwargs.get("default")
-                n_in += 1
-            elif op == "call_module":
-                args = self._scaled_inputs(rec, list(args))
-                val = self.get_submodule(rec["target"])(*args, **kwargs)
-            elif op == "call_function":
-                if rec["target"] == "F.dropout":
-                    kwargs["training"] = self.training
-                args = self._scaled_inputs(rec, list(args))
-                val = table[rec["target"]](*args, **kwargs)
-                if observer is not None:
-                    observer(rec, args, val)
-            elif op == "call_method":
-                args = self._scaled_inputs(rec, list(args))
-                val = getattr(args[0], rec["target"])(*args[1:], **kwargs)
-                if observer is not None:
-                    observer(rec, args, val)
-            elif op == "get_attr":
-                val = self.get_parameter(rec["target"])
-            elif op == "output":
-                return args[0]
-            else:
-                raise GraphError(f"Unknown operation {op!r} in architecture spec.")
-            env.append(val)
-        raise GraphError("Architecture spec has no output operation.")

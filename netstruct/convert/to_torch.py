@@ -12,7 +12,7 @@ from ..graphs.signed import SignedGraph
 from ..utils.validation import check_graph
 from .handlers import handler_for_name
 
-__all__ = ["to_torch", "build_modules", "set_submodule"]
+__all__ = ["to_torch", "build_modules"]
 
 
 def _module_params(G: SignedGraph) -> dict[str, dict[str, np.ndarray]]:
@@ -146,17 +146,6 @@ def build_modules(spec: dict[str, Any], G: SignedGraph) -> dict[str, Any]:
     return out
 
 
-def set_submodule(root: Any, path: str, module: Any, container_factory: Any) -> None:
-    """Add ``module`` at dotted ``path`` under ``root``, creating containers on the way."""
-    parts = path.split(".")
-    parent = root
-    for p in parts[:-1]:
-        if not hasattr(parent, p) or getattr(parent, p) is None:
-            parent.add_module(p, container_factory())
-        parent = getattr(parent, p)
-    parent.add_module(parts[-1], module)
-
-
 def _assemble(spec: dict[str, Any], modules: dict[str, Any], scales: dict[str, np.ndarray]) -> Any:
     import torch
 
@@ -164,6 +153,8 @@ def _assemble(spec: dict[str, Any], modules: dict[str, Any], scales: dict[str, n
     if kind == "Leaf" and list(modules) == [""] and not scales:
         return modules[""]
     if kind == "Sequential" and not scales:
+        from .rebuilt import set_submodule
+
         root = torch.nn.Sequential()
         # in call order: a saved spec's module table may come back sorted by name ("10" < "2")
         order = [r["target"] for r in spec.get("ops", ()) if r.get("op") == "call_module"]
@@ -172,7 +163,7 @@ def _assemble(spec: dict[str, Any], modules: dict[str, Any], scales: dict[str, n
             set_submodule(root, path, modules[path], torch.nn.Sequential)
         return root
     from ..graphs.signed import _copy_json
-    from ..models import RebuiltModel
+    from .rebuilt import RebuiltModel
 
     return RebuiltModel(_copy_json(spec), modules, scales)  # the module keeps its own spec
 

@@ -20,46 +20,18 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from .._dtypes import INDEX_DTYPE, SIGN_DTYPE
 from ..exceptions import GraphError, InvalidParameterError, NetstructWarning
+from . import external as _external
+from ._schema import EDGE_COLUMNS, NODE_COLUMNS, NODE_KINDS
 from .block import BLOCK_KINDS, Block
 
-__all__ = ["SignedGraph", "NODE_COLUMNS", "EDGE_COLUMNS", "NODE_KINDS"]
-
-#: Node kinds.
-NODE_KINDS = ("input", "hidden", "output", "gate")
-
-#: Required node columns and their default value.
-NODE_COLUMNS: dict[str, Any] = {
-    "name": "",
-    "kind": "hidden",
-    "group": 0,
-    "index": 0,
-    "unit": -1,
-    "gate": "",
-    "direction": 0,
-    "module": "",
-    "activation": "",
-}
-
-#: Columns of the edge table built from the blocks.
-EDGE_COLUMNS = (
-    "layer",
-    "block",
-    "source",
-    "target",
-    "weight",
-    "sign",
-    "row",
-    "col",
-    "delay",
-    "kind",
-)
+__all__ = ["SignedGraph", "from_networkx", "NODE_COLUMNS", "EDGE_COLUMNS", "NODE_KINDS"]
 
 _NODE_DTYPES = {
     "group": INDEX_DTYPE,
@@ -281,6 +253,9 @@ class SignedGraph:
         "_edge_attrs",
         "__dict__",
     )
+
+    #: what :func:`netstruct.utils.validation.check_graph` looks for (no import of this class)
+    _is_signed_graph: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -675,22 +650,21 @@ class SignedGraph:
 
     # ------------------------------------------------------------------ conversions
     def to_networkx(self, **kwargs: Any):
-        """Convert to a :class:`networkx.DiGraph`; see :func:`netstruct.convert.to_networkx`."""
-        from ..convert.external import to_networkx
-
-        return to_networkx(self, **kwargs)
+        """Convert to a :class:`networkx.DiGraph`; see :func:`netstruct.graphs.external.to_networkx`."""
+        return _external.to_networkx(self, **kwargs)
 
     def to_igraph(self, **kwargs: Any):
-        """Convert to an :class:`igraph.Graph`; see :func:`netstruct.convert.to_igraph`."""
-        from ..convert.external import to_igraph
-
-        return to_igraph(self, **kwargs)
+        """Convert to an :class:`igraph.Graph`; see :func:`netstruct.graphs.external.to_igraph`."""
+        return _external.to_igraph(self, **kwargs)
 
     def to_scipy(self, **kwargs: Any):
-        """Adjacency as a ``scipy.sparse.csr_array``; see :func:`netstruct.convert.to_scipy`."""
-        from ..convert.external import to_scipy
+        """Adjacency as a ``scipy.sparse.csr_array``; see :func:`netstruct.graphs.external.to_scipy`."""
+        return _external.to_scipy(self, **kwargs)
 
-        return to_scipy(self, **kwargs)
+    @classmethod
+    def from_networkx(cls, Gx: Any, *, layer: str = "layer", weight: str = "weight") -> SignedGraph:
+        """Build a graph from a networkx DiGraph; see :func:`netstruct.from_networkx`."""
+        return _external.graph_from_networkx(cls, Gx, layer=layer, weight=weight)
 
     # ------------------------------------------------------------------ display
     def summary(self) -> pd.DataFrame:
@@ -720,3 +694,33 @@ class SignedGraph:
             f"<SignedGraph of {model}: {self.n_nodes} nodes {kinds}, {self.n_edges} edges in "
             f"{len(self._blocks)} blocks>"
         )
+
+
+def from_networkx(Gx: Any, *, layer: str = "layer", weight: str = "weight") -> SignedGraph:
+    """Build a :class:`SignedGraph` from a networkx directed graph.
+
+    Two cases are supported:
+
+    * a graph written by :func:`~netstruct.graphs.external.to_networkx` (it carries ``graph["netstruct"]``): the exact
+      graph is restored, architecture spec included, so it can be re-imported with
+      :func:`netstruct.to_torch`;
+    * any layered DiGraph whose nodes carry an integer ``layer`` attribute and whose edges go
+      from layer ``k`` to ``k + 1`` with a numeric ``weight``: one block per pair of
+      consecutive layers, absent edges are pruned entries, node attribute ``bias`` (if any)
+      becomes the block bias. Such a graph has no architecture spec.
+
+    Raises
+    ------
+    GraphError
+        Nodes without a layer, edges that skip or go back a layer, non-numeric weights.
+
+    Examples
+    --------
+    >>> import networkx as nx, netstruct as ns
+    >>> Gx = nx.DiGraph()
+    >>> Gx.add_nodes_from([("x", {"layer": 0}), ("y", {"layer": 1})])
+    >>> Gx.add_edge("x", "y", weight=-0.5)
+    >>> ns.from_networkx(Gx).edges()[["source", "target", "weight", "sign"]].values.tolist()
+    [[0.0, 1.0, -0.5, -1.0]]
+    """
+    return SignedGraph.from_networkx(Gx, layer=layer, weight=weight)

@@ -13,8 +13,8 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ..convert.external import _edge_columns
 from ..exceptions import InvalidParameterError, param_error
+from ..graphs.external import _edge_columns
 from ..graphs.signed import SignedGraph
 from ..utils.validation import check_graph
 from ._atomic import atomic_write, check_out_path

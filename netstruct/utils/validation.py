@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..exceptions import GraphError, param_error
+
+if TYPE_CHECKING:  # for the annotation only: graphs imports this module
+    from ..graphs.signed import SignedGraph
 
 __all__ = ["check_scalar", "check_choice", "check_graph", "check_finite", "check_fraction"]
 
@@ -71,11 +74,13 @@ def check_choice(value: object, name: str, func: str, choices: Iterable[str]) ->
     return value
 
 
-def check_graph(G: object, func: str, name: str = "G"):
-    """Check that ``G`` is a :class:`netstruct.SignedGraph`."""
-    from ..graphs.signed import SignedGraph
+def check_graph(G: Any, func: str, name: str = "G") -> SignedGraph:
+    """Check that ``G`` is a :class:`netstruct.SignedGraph`.
 
-    if not isinstance(G, SignedGraph):
+    The class says so itself (``_is_signed_graph``), so this base layer needs no import of
+    the graphs package (which imports it).
+    """
+    if not getattr(type(G), "_is_signed_graph", False):
         raise param_error(
             name,
             func,

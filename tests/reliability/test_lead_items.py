@@ -16,7 +16,8 @@ def test_with_node_attrs_refuses_mixed_numbers_and_strings():
 
 
 def test_from_networkx_honours_or_refuses_an_edited_bias():
-    from netstruct.convert.external import from_networkx, to_networkx
+    from netstruct.graphs.external import to_networkx
+    from netstruct.graphs.signed import from_networkx
 
     torch.manual_seed(0)
     G = ns.from_torch(torch.nn.Linear(2, 2))

@@ -125,7 +125,7 @@ def _scipy_reference(G, weight, coupling=False):
     src, tgt = a["source"], a["target"]
     vals = np.ones(src.size) if weight is None else np.asarray(a[weight], dtype=np.float64)
     if coupling:
-        gs, us = ns.convert.external.coupling_edges(G)
+        gs, us = ns.graphs.external.coupling_edges(G)
         src, tgt, vals = np.r_[src, gs], np.r_[tgt, us], np.r_[vals, np.ones(gs.size)]
     return sp.coo_array((vals, (src, tgt)), shape=(G.n_nodes, G.n_nodes)).toarray()
 

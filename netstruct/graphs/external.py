@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._dtypes import INDEX_DTYPE
 from ..exceptions import GraphError, InvalidParameterError
-from ..graphs.block import make_block
-from ..graphs.signed import NODE_COLUMNS, SignedGraph
 from ..utils.validation import check_graph
+from ._schema import NODE_COLUMNS
+from .block import make_block
 
-__all__ = ["to_networkx", "to_igraph", "to_scipy", "from_networkx", "coupling_edges"]
+if TYPE_CHECKING:  # the graph class is passed in (from_networkx), never imported: no cycle
+    from .signed import SignedGraph
+
+__all__ = ["to_networkx", "to_igraph", "to_scipy", "graph_from_networkx", "coupling_edges"]
 
 _GRAPH_KEY = "netstruct"
 
@@ -365,33 +368,10 @@ def _write_block(b, vals: np.ndarray, indptr, data, indices) -> None:
             indices[pos] = t
 
 
-def from_networkx(Gx: Any, *, layer: str = "layer", weight: str = "weight") -> SignedGraph:
-    """Build a :class:`SignedGraph` from a networkx directed graph.
-
-    Two cases are supported:
-
-    * a graph written by :func:`to_networkx` (it carries ``graph["netstruct"]``): the exact
-      graph is restored, architecture spec included, so it can be re-imported with
-      :func:`netstruct.to_torch`;
-    * any layered DiGraph whose nodes carry an integer ``layer`` attribute and whose edges go
-      from layer ``k`` to ``k + 1`` with a numeric ``weight``: one block per pair of
-      consecutive layers, absent edges are pruned entries, node attribute ``bias`` (if any)
-      becomes the block bias. Such a graph has no architecture spec.
-
-    Raises
-    ------
-    GraphError
-        Nodes without a layer, edges that skip or go back a layer, non-numeric weights.
-
-    Examples
-    --------
-    >>> import networkx as nx, netstruct as ns
-    >>> Gx = nx.DiGraph()
-    >>> Gx.add_nodes_from([("x", {"layer": 0}), ("y", {"layer": 1})])
-    >>> Gx.add_edge("x", "y", weight=-0.5)
-    >>> ns.from_networkx(Gx).edges()[["source", "target", "weight", "sign"]].values.tolist()
-    [[0.0, 1.0, -0.5, -1.0]]
-    """
+def graph_from_networkx(
+    cls: type[SignedGraph], Gx: Any, *, layer: str = "layer", weight: str = "weight"
+) -> SignedGraph:
+    """A ``cls`` graph from a networkx DiGraph (the work of :func:`netstruct.from_networkx`)."""
     import networkx as nx
 
     if not isinstance(Gx, nx.DiGraph):
@@ -399,11 +379,11 @@ def from_networkx(Gx: Any, *, layer: str = "layer", weight: str = "weight") -> S
             f"The 'Gx' parameter of from_networkx must be a networkx DiGraph. Got {type(Gx).__name__} instead."
         )
     if _GRAPH_KEY in Gx.graph:
-        return _from_payload(Gx)
-    return _from_layered(Gx, layer, weight)
+        return _from_payload(cls, Gx)
+    return _from_layered(cls, Gx, layer, weight)
 
 
-def _from_payload(Gx: Any) -> SignedGraph:
+def _from_payload(cls: type[SignedGraph], Gx: Any) -> SignedGraph:
     meta = json.loads(Gx.graph[_GRAPH_KEY])
     n = Gx.number_of_nodes()
     if set(Gx.nodes) != set(range(n)):
@@ -439,7 +419,7 @@ def _from_payload(Gx: Any) -> SignedGraph:
         for b in meta["blocks"]
     ]
     blocks = _apply_node_biases(Gx, blocks, n)
-    return SignedGraph(cols, blocks, spec=meta["spec"], provenance=meta["provenance"])
+    return cls(cols, blocks, spec=meta["spec"], provenance=meta["provenance"])
 
 
 def _apply_node_biases(Gx: Any, blocks: list[Any], n: int) -> list[Any]:
@@ -472,7 +452,7 @@ def _apply_node_biases(Gx: Any, blocks: list[Any], n: int) -> list[Any]:
     return [b if new_bias[i] is None else b.replace(bias=new_bias[i]) for i, b in enumerate(blocks)]
 
 
-def _from_layered(Gx: Any, layer: str, weight: str) -> SignedGraph:
+def _from_layered(cls: type[SignedGraph], Gx: Any, layer: str, weight: str) -> SignedGraph:
     order = list(Gx.nodes)
     missing = [u for u in order if not isinstance(Gx.nodes[u].get(layer), (int, np.integer))]
     if missing:
@@ -537,4 +517,4 @@ def _from_layered(Gx: Any, layer: str, weight: str) -> SignedGraph:
                 bias=bias,
             )
         )
-    return SignedGraph(cols, blocks, provenance={"model_class": "networkx." + type(Gx).__name__})
+    return cls(cols, blocks, provenance={"model_class": "networkx." + type(Gx).__name__})
