@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import threading
 import weakref
 from typing import Any
 
@@ -107,7 +108,8 @@ def _trace(model, example_input: Any = None) -> _Traced:
     tracer = _tracer_cls()()
     tracer.record_stack_traces = False  # source lines only for an error (see _fx_sources)
     try:
-        graph = tracer.trace(model)
+        with FX_TRACE_LOCK:
+            graph = tracer.trace(model)
     except Exception as exc:  # fx raises many types (TraceError, TypeError, proxy errors...)
         if example_input is not None:  # data-dependent Python: record one run instead
             _FX_FAILED[model] = key
@@ -134,11 +136,19 @@ def _fx_sources(model) -> dict[str, str]:
     tracer = _tracer_cls()()
     tracer.record_stack_traces = True
     try:
-        graph = tracer.trace(model)
+        with FX_TRACE_LOCK:
+            graph = tracer.trace(model)
     except Exception:  # noqa: BLE001 - it traced a moment ago; lines are a courtesy
         return {}
     return {n.name: n.stack_trace for n in graph.nodes if n.stack_trace}
 
+
+#: held by each export (re-entrant): torch.fx patches ``torch.nn.Module.__call__`` for the whole
+#: process while it traces, so a trace must not overlap another export's module runs. Torch code
+#: of the user's own running in another thread during a trace is still exposed to the patch
+#: (torch.fx's limitation); netstruct's parallel work (Dask tasks of ``probes.train_runs``,
+#: sweeps) exports plain ``nn.Sequential`` chains, which need no trace.
+FX_TRACE_LOCK = threading.RLock()
 
 #: models torch.fx failed to trace, with :func:`_fx_key` at the time (a second export of the
 #: same, unchanged model goes straight to the tape instead of failing again)
@@ -1329,60 +1339,67 @@ def from_torch(
             f"The 'model' parameter of from_torch must have parameters; {type(model).__name__} has none "
             "(an empty model has no graph)."
         )
-    traced = _trace(model, example_input)
-    real = _RealValues(model, traced, example_input) if example_input is not None else None
-    folded: dict[str, str] = {}
-    if fold_batchnorm:  # the norm semantics live in its handler (see _fold)
-        traced, folded = _fold_batchnorms(traced, real, model)
-    exporter = _Exporter(model, traced, real, reduction)
-    spec = exporter.run()
-    if traced.facts is not None:  # a tape: specialised to the example's shapes
-        spec["specialised"] = traced.facts
-    b = exporter.builder
-    if not b.blocks:
-        raise InvalidParameterError(
-            f"The 'model' parameter of from_torch has no exportable weights: {type(model).__name__}'s "
-            "forward uses none of its weighted layers."
-        )
-    if b.internal:
-        spec["internal"] = sorted(b.internal)
-    tied = _tied_parameters(model)
-    if tied:
-        spec["tied"] = tied
-    used = {
-        f"{blk.module}.{p}" if blk.module else p
-        for blk in b.blocks
-        for p in (blk.param, blk.bias_param)
-        if p
-    }
-    if folded:
-        spec["folded_batchnorm"] = folded
-        used |= {f"{bn}.{p}" for bn in folded for p in ("weight", "bias")}  # folded, not dropped
-    dtype = str(next(iter(params.values())).dtype).replace("torch.", "")
-    spec["dtype"] = dtype
-    provenance = {
-        "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
-        "parameters": list(params),
-        "unexported_parameters": sorted(set(params) - used - set(tied)),
-        "netstruct_version": __version__,
-        "torch_version": torch.__version__,
-        "python": platform.python_version(),
-        "dtype": dtype,
-        "training": bool(model.training),
-        "reduction": reduction,
-        "fold_batchnorm": fold_batchnorm,
-    }
-    if example_input is not None and hasattr(example_input, "shape"):
-        spec["input_shape"] = list(example_input.shape)
-        spec["input_dtype"] = str(example_input.dtype).replace("torch.", "")
-    from .to_torch import remember_structure_key, wiring_key
+    # one export at a time: torch.fx patches torch.nn.Module.__call__ process-wide while it
+    # traces, which breaks a module run (example, check) in a concurrent export
+    with FX_TRACE_LOCK:
+        traced = _trace(model, example_input)
+        real = _RealValues(model, traced, example_input) if example_input is not None else None
+        folded: dict[str, str] = {}
+        if fold_batchnorm:  # the norm semantics live in its handler (see _fold)
+            traced, folded = _fold_batchnorms(traced, real, model)
+        exporter = _Exporter(model, traced, real, reduction)
+        spec = exporter.run()
+        if traced.facts is not None:  # a tape: specialised to the example's shapes
+            spec["specialised"] = traced.facts
+        b = exporter.builder
+        if not b.blocks:
+            raise InvalidParameterError(
+                f"The 'model' parameter of from_torch has no exportable weights: {type(model).__name__}'s "
+                "forward uses none of its weighted layers."
+            )
+        if b.internal:
+            spec["internal"] = sorted(b.internal)
+        tied = _tied_parameters(model)
+        if tied:
+            spec["tied"] = tied
+        used = {
+            f"{blk.module}.{p}" if blk.module else p
+            for blk in b.blocks
+            for p in (blk.param, blk.bias_param)
+            if p
+        }
+        if folded:
+            spec["folded_batchnorm"] = folded
+            used |= {
+                f"{bn}.{p}" for bn in folded for p in ("weight", "bias")
+            }  # folded, not dropped
+        dtype = str(next(iter(params.values())).dtype).replace("torch.", "")
+        spec["dtype"] = dtype
+        provenance = {
+            "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "parameters": list(params),
+            "unexported_parameters": sorted(set(params) - used - set(tied)),
+            "netstruct_version": __version__,
+            "torch_version": torch.__version__,
+            "python": platform.python_version(),
+            "dtype": dtype,
+            "training": bool(model.training),
+            "reduction": reduction,
+            "fold_batchnorm": fold_batchnorm,
+        }
+        if example_input is not None and hasattr(example_input, "shape"):
+            spec["input_shape"] = list(example_input.shape)
+            spec["input_dtype"] = str(example_input.dtype).replace("torch.", "")
+        from .to_torch import remember_structure_key, wiring_key
 
-    provenance["structure"] = wiring_key(spec, b.n_nodes, b.blocks)
-    G = SignedGraph(b.columns, b.blocks, spec=spec, provenance=provenance)
-    remember_structure_key(G, str(provenance["structure"]))  # hashed from the same spec and blocks
-    if example_input is not None and check:
-        _check_roundtrip(model, G, example_input, real.reference_output() if real else None)
-    return G
+        provenance["structure"] = wiring_key(spec, b.n_nodes, b.blocks)
+        G = SignedGraph(b.columns, b.blocks, spec=spec, provenance=provenance)
+        remember_structure_key(
+            G, str(provenance["structure"])
+        )  # hashed from the same spec and blocks
+        if example_input is not None and check:
+            _check_roundtrip(model, G, example_input, real.reference_output() if real else None)
+        return G
 
 
 def _check_roundtrip(model, G: SignedGraph, example_input, reference: Any = None) -> None:
