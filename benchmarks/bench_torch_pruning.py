@@ -214,7 +214,10 @@ def tp_masked(original: Any, x: Any, history: list) -> Any:
                         continue
                     if not list(layer.parameters(recurse=False)):
                         continue
-                    raise NotImplementedError(f"masking {type(layer).__name__}")
+                    raise TypeError(
+                        f"tp_masked zeroes Linear/Conv2d/BatchNorm2d items only; group member "
+                        f"{type(layer).__name__} has parameters it cannot mask"
+                    )
                 ids = list(ids)
                 if out or isinstance(layer, torch.nn.BatchNorm2d):
                     layer.weight[ids] = 0

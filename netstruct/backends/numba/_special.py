@@ -67,84 +67,22 @@ def _pseries(a, b, x, ib):
 
 
 @njit(error_model="numpy")
-def _incbcf(a, b, x):
-    """Continued fraction 1 for I_x(a, b) (Cephes ``incbcf``), for x below (a - 1)/(a + b - 2)."""
+def _beta_cf(a, z, k2, dk2, k6, dk6):
+    """The continued fraction both Cephes expansions of I_x(a, b) share (``incbcf``/``incbd``).
+
+    They differ only in the argument ``z`` and in how the factors ``k2`` and ``k6`` start and
+    step (``dk2``, ``dk6``); the recurrence, the convergence test and the rescaling are one.
+    """
     k1 = a
-    k2 = a + b
     k3 = a
     k4 = a + 1.0
     k5 = 1.0
-    k6 = b - 1.0
-    k7 = k4
-    k8 = a + 2.0
-    pkm2 = 0.0
-    qkm2 = 1.0
-    pkm1 = 1.0
-    qkm1 = 1.0
-    ans = 1.0
-    r = 1.0
-    thresh = 3.0 * _MACHEP
-    for _ in range(300):
-        xk = -(x * k1 * k2) / (k3 * k4)
-        pk = pkm1 + pkm2 * xk
-        qk = qkm1 + qkm2 * xk
-        pkm2 = pkm1
-        pkm1 = pk
-        qkm2 = qkm1
-        qkm1 = qk
-        xk = (x * k5 * k6) / (k7 * k8)
-        pk = pkm1 + pkm2 * xk
-        qk = qkm1 + qkm2 * xk
-        pkm2 = pkm1
-        pkm1 = pk
-        qkm2 = qkm1
-        qkm1 = qk
-        if qk != 0.0:
-            r = pk / qk
-        if r != 0.0:
-            t = abs((ans - r) / r)
-            ans = r
-        else:
-            t = 1.0
-        if t < thresh:
-            break
-        k1 += 1.0
-        k2 += 1.0
-        k3 += 2.0
-        k4 += 2.0
-        k5 += 1.0
-        k6 -= 1.0
-        k7 += 2.0
-        k8 += 2.0
-        if abs(qk) + abs(pk) > _BIG:
-            pkm2 *= _BIGINV
-            pkm1 *= _BIGINV
-            qkm2 *= _BIGINV
-            qkm1 *= _BIGINV
-        if abs(qk) < _BIGINV or abs(pk) < _BIGINV:
-            pkm2 *= _BIG
-            pkm1 *= _BIG
-            qkm2 *= _BIG
-            qkm1 *= _BIG
-    return ans
-
-
-@njit(error_model="numpy")
-def _incbd(a, b, x, xc):
-    """Continued fraction 2 for I_x(a, b) (Cephes ``incbd``), in z = x / (1 - x)."""
-    k1 = a
-    k2 = b - 1.0
-    k3 = a
-    k4 = a + 1.0
-    k5 = 1.0
-    k6 = a + b
     k7 = a + 1.0
     k8 = a + 2.0
     pkm2 = 0.0
     qkm2 = 1.0
     pkm1 = 1.0
     qkm1 = 1.0
-    z = x / xc
     ans = 1.0
     r = 1.0
     thresh = 3.0 * _MACHEP
@@ -173,11 +111,11 @@ def _incbd(a, b, x, xc):
         if t < thresh:
             break
         k1 += 1.0
-        k2 -= 1.0
+        k2 += dk2
         k3 += 2.0
         k4 += 2.0
         k5 += 1.0
-        k6 += 1.0
+        k6 += dk6
         k7 += 2.0
         k8 += 2.0
         if abs(qk) + abs(pk) > _BIG:
@@ -191,6 +129,18 @@ def _incbd(a, b, x, xc):
             qkm2 *= _BIG
             qkm1 *= _BIG
     return ans
+
+
+@njit(error_model="numpy")
+def _incbcf(a, b, x):
+    """Continued fraction 1 for I_x(a, b) (Cephes ``incbcf``), for x below (a - 1)/(a + b - 2)."""
+    return _beta_cf(a, x, a + b, 1.0, b - 1.0, -1.0)
+
+
+@njit(error_model="numpy")
+def _incbd(a, b, x, xc):
+    """Continued fraction 2 for I_x(a, b) (Cephes ``incbd``), in z = x / (1 - x)."""
+    return _beta_cf(a, x / xc, b - 1.0, -1.0, a + b, 1.0)
 
 
 @njit(error_model="numpy")
