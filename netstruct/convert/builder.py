@@ -310,13 +310,18 @@ class GraphBuilder:
         state: dict[str, Any] | None = None,
         label: str = "norm",
         prefix: str = "",
+        stat_groups: int | None = None,
     ) -> np.ndarray:
         """Add fresh nodes fed one-to-one by ``sources`` through the norm's per-unit scale.
 
         ``scale`` (the norm's ``weight``) becomes the diagonal of a ``kind="norm"`` block and
         ``shift`` its bias; a norm without affine parameters gets unit scales and no
         parameter. ``prefix`` names a norm inside a composite layer (``"norm1."``: parameters
-        ``norm1.weight``/``norm1.bias`` of the module). Returns the new node ids.
+        ``norm1.weight``/``norm1.bias`` of the module). ``stat_groups`` (the handler's
+        :meth:`~netstruct.convert.layers.NormHandler.statistic_groups`) is the number of equal,
+        contiguous groups of units whose statistics are computed apart (a batch norm: one per
+        unit; a ``GroupNorm``: ``num_groups``); it goes into the block's layout, where coupling
+        and shrink read it. None: statistics over the whole width. Returns the new node ids.
         """
         src = np.asarray(sources, dtype=INDEX_DTYPE)
         out = self.add_units(src.size, module=module, label=label)
@@ -333,7 +338,9 @@ class GraphBuilder:
             param=f"{prefix}weight" if scale is not None else "",
             bias_param=f"{prefix}bias" if shift is not None else None,
             kind="norm",
-            layout={"type": "diag"},
+            layout={"type": "diag"}
+            if stat_groups is None
+            else {"type": "diag", "stat_groups": int(stat_groups)},
             state={k: _to_numpy(v) for k, v in (state or {}).items()},
         )
         return out

@@ -278,22 +278,60 @@ class NormHandler(ModuleHandler):
         weight = getattr(module, "weight", None)
         bias = getattr(module, "bias", None)
         return builder.add_norm_block(
-            module=path, sources=src, scale=weight, shift=bias, state=state
+            module=path,
+            sources=src,
+            scale=weight,
+            shift=bias,
+            state=state,
+            stat_groups=self.statistic_groups(self.config(module), n),
         )
 
-    def config(self, module):
+    def statistic_groups(self, config: dict[str, Any], n: int) -> int | None:
+        """Number of equal, contiguous groups of the ``n`` units whose statistics are apart.
+
+        A batch norm normalises each unit with its own statistics (``n`` groups), a
+        ``GroupNorm`` each of its ``num_groups`` groups of ``n // num_groups`` channels;
+        ``LayerNorm``/``RMSNorm`` normalise over the whole width (None). Removing a whole
+        statistics group leaves the others' outputs unchanged, which is what makes such units
+        prunable (:mod:`netstruct.graphs.coupling` ties the channels of one group).
+
+        Examples
+        --------
+        >>> NormHandler("GroupNorm").statistic_groups({"num_groups": 4}, 8)
+        4
+        >>> NormHandler("BatchNorm2d").statistic_groups({}, 8), NormHandler("LayerNorm").statistic_groups({}, 8)
+        (8, None)
+        """
         if self.batch:
-            return {
+            return int(n)
+        if self.name == "GroupNorm":
+            return int(config["num_groups"])
+        return None
+
+    def config(self, module):
+        # "width": for a norm without parameters or buffers (affine=False and no running
+        # statistics), whose state_dict carries no size; tensors, when present, decide
+        cfg: dict[str, Any]
+        if self.batch:
+            cfg = {
                 "eps": module.eps,
                 "momentum": module.momentum,
                 "affine": module.affine,
                 "track_running_stats": module.track_running_stats,
             }
-        if self.name == "GroupNorm":
-            return {"num_groups": module.num_groups, "eps": module.eps, "affine": module.affine}
-        cfg: dict[str, Any] = {"eps": module.eps, "elementwise_affine": module.elementwise_affine}
-        if self.name == "LayerNorm":
-            cfg["bias"] = module.bias is not None
+        elif self.name == "GroupNorm":
+            cfg = {
+                "num_groups": module.num_groups,
+                "eps": module.eps,
+                "affine": module.affine,
+                # what stays fixed when whole groups are pruned (num_groups follows the width)
+                "channels_per_group": module.num_channels // module.num_groups,
+            }
+        else:
+            cfg = {"eps": module.eps, "elementwise_affine": module.elementwise_affine}
+            if self.name == "LayerNorm":
+                cfg["bias"] = module.bias is not None
+        cfg["width"] = self._n(module)
         return cfg
 
     def build(self, config, params):
@@ -301,11 +339,16 @@ class NormHandler(ModuleHandler):
 
         cls = getattr(torch.nn, self.name)
         cfg = dict(config)
-        n = self._size(params, cfg)
+        width = cfg.pop("width", None)
+        n = self._size(params, width)
         if self.masks_statistics:
             return build_feature_norm(self.name, n, cfg, params)
         if self.name == "GroupNorm":
-            m = _quiet_build(cls, cfg.pop("num_groups"), n, **cfg)
+            groups = cfg.pop("num_groups")
+            per_group = cfg.pop("channels_per_group", None)  # absent in specs before 2026-12
+            if per_group is not None:
+                groups = n // int(per_group)  # whole groups pruned: num_groups follows
+            m = _quiet_build(cls, groups, n, **cfg)
         else:
             m = _quiet_build(cls, n, **cfg)
         if self.batch and m.running_mean is not None:  # skip_init leaves buffers uninitialised
@@ -313,11 +356,19 @@ class NormHandler(ModuleHandler):
         load_state(m, params)
         return m
 
-    def _size(self, params, cfg) -> int:
+    def _size(self, params, width: int | None) -> int:
+        """The norm's width: from its tensors, else the graph's block, else the config."""
         for key in ("weight", "running_mean", "bias"):
             if key in params:
                 return int(np.shape(params[key])[0])
-        return int(params["__n__"])
+        if "__n__" in params:
+            return int(params["__n__"])
+        if width is None:
+            raise GraphError(
+                f"A {self.name} without parameters or buffers needs its width: the spec's "
+                "config has no 'width' (a spec written before 2026-12); export the model again."
+            )
+        return int(width)
 
 
 _MASKABLE_NORMS = ("LayerNorm", "RMSNorm")

@@ -32,7 +32,26 @@ def _const_value(activation: str, bias: float) -> float | None:
 
 
 _HEAD_LABEL = re.compile(r"^[a-z]+\d+$")
-_PER_UNIT_NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+
+
+def _groupwise_statistics(b: Block, handler: Any, spec: dict[str, Any]) -> bool:
+    """Whether a norm block's units may go by statistics group (whole groups keep the others').
+
+    The handler says how the norm's statistics split its width
+    (:meth:`~netstruct.convert.layers.NormHandler.statistic_groups`: one group per unit for a
+    batch norm, ``num_groups`` for a ``GroupNorm``, None for a LayerNorm). Groups of several
+    units must also be tied in the graph (the block's layout ``stat_groups``, which
+    :func:`~netstruct.graphs.coupling.coupled_units` reads): a graph saved before that key
+    existed keeps its GroupNorm channels.
+    """
+    ask = getattr(handler, "statistic_groups", None)
+    if ask is None:
+        return False
+    n = b.shape[1]
+    k = ask(spec.get("modules", {}).get(b.module, {}).get("config", {}), n)
+    if k is None:
+        return False
+    return int(k) == n or (int(k) >= 2 and b.layout.get("stat_groups") == int(k))
 
 
 class _State:
@@ -98,9 +117,8 @@ class _State:
             elif b.kind in ("skip", "identity"):
                 allowed[b.targets] = True  # sum and copy nodes go with their operands
             elif b.kind == "norm":
-                h = handler.get(b.module)
-                if h is None or h.name not in _PER_UNIT_NORMS:  # statistics over the features
-                    blocked[b.sources] = blocked[b.targets] = True
+                if not _groupwise_statistics(b, handler.get(b.module), spec):
+                    blocked[b.sources] = blocked[b.targets] = True  # statistics over the width
             elif b.kernel is not None and int(b.layout.get("groups", 1)) != 1:
                 depthwise = b.kernel.shape[1] == 1 and b.shape[0] == b.shape[1]
                 if (
@@ -319,8 +337,9 @@ def _initial_units(G: SignedGraph, st: _State, units: Any) -> np.ndarray:
     if bad.any():
         names = G.node_column("name")[np.flatnonzero(bad)[:5]].tolist()
         raise GraphError(
-            f"shrink cannot remove units {names}: they are inputs, outputs, read by a GroupNorm's "
-            "(or a LayerNorm's, on a width fed by an input) statistics, inside a grouped "
+            f"shrink cannot remove units {names}: they are inputs, outputs, read by the "
+            "statistics of a GroupNorm with one group (or a LayerNorm's, on a width fed by an "
+            "input, or a norm in a graph saved without statistics groups), inside a grouped "
             "convolution or a composite layer's own sum (see netstruct.structured_groups, "
             "norm_width=True included, for the removable groups)."
         )
@@ -338,10 +357,12 @@ def shrink(G: SignedGraph, *, units: Any = None) -> SignedGraph:
     Units go by coupling group (:func:`netstruct.graphs.coupling.coupled_units`): a channel
     with its batch-norm node, the channels a residual sum ties across a stage (every operand and
     the sum), a depthwise channel pair (``groups`` shrinks with it), a whole attention head
-    (``num_heads`` shrinks; see :mod:`netstruct.convert.attention`). A group goes when no other
-    group reads any of its members. Units whose statistics a LayerNorm, GroupNorm or RMSNorm
-    reads, grouped (not depthwise) convolutions and a composite layer's own sums keep their
-    width: removing them would change the outputs. The one exception is a **norm width**
+    (``num_heads`` shrinks; see :mod:`netstruct.convert.attention`), the channels of one
+    ``GroupNorm`` group (``num_groups`` shrinks; the other groups' statistics are untouched).
+    A group goes when no other group reads any of its members. Units whose statistics a
+    LayerNorm or RMSNorm (or a one-group GroupNorm) reads, grouped (not depthwise)
+    convolutions and a composite layer's own sums keep their width: removing them would
+    change the outputs. The one exception is a **norm width**
     (LayerNorm/RMSNorm): its dimensions go when ``units`` names them, or when a plan's masked
     graph already took them out of the norms' statistics (``stat_mask``); the shrunk norms
     then normalise over the kept dimensions, as the masked ones do (see

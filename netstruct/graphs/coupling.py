@@ -5,6 +5,9 @@ Removing a unit from a network is only possible together with every unit tied to
 * the gate rows of an LSTM/GRU unit (the ``unit`` column);
 * a channel and its norm node (``kind="norm"`` blocks are diagonal), a unit and its per-unit
   scale (``layout={"type": "diag"}`` weight blocks: ConvNeXt's layer scale);
+* the channels of one statistics group of a norm (a ``GroupNorm`` group: the block's layout
+  ``stat_groups`` splits its width into that many equal, contiguous groups): removing a whole
+  group leaves the other groups' statistics, and so their outputs, unchanged;
 * the operands of a residual sum and the sum node (``kind="skip"`` blocks): channels tied by a
   residual add across a stage;
 * a value and its copy (``kind="identity"``);
@@ -49,6 +52,8 @@ def _pairs(G: SignedGraph) -> list[tuple[np.ndarray, np.ndarray]]:
         if b.kind in ("norm", "skip", "identity") or b.layout.get("type") == "diag":
             r, c = np.nonzero(np.eye(*b.shape, dtype=bool))
             out.append((b.targets[r], b.sources[c]))
+            if b.kind == "norm":
+                out.append(_statistics_group_pairs(b))
         elif b.kind == "operator":
             # token mixing: a context dimension with the query, key and value units it reads
             # (grouped-query attention shares a key/value unit among several heads' contexts)
@@ -60,6 +65,21 @@ def _pairs(G: SignedGraph) -> list[tuple[np.ndarray, np.ndarray]]:
                 out.append((b.targets, b.sources))
     out.append(_head_pairs(G))
     return out
+
+
+def _statistics_group_pairs(b) -> tuple[np.ndarray, np.ndarray]:
+    """Each unit of a norm block tied to the first unit of its statistics group.
+
+    Nothing for a norm whose units each have their own statistics (a batch norm: ``stat_groups``
+    equals the width) or that has no groups in its layout (LayerNorm: the width is handled as a
+    whole, see :func:`netstruct.structured_groups` with ``norm_width=True``).
+    """
+    k = b.layout.get("stat_groups")
+    n = b.shape[1]
+    if k is None or int(k) in (0, n) or n % int(k):
+        return np.zeros(0, dtype=INDEX_DTYPE), np.zeros(0, dtype=INDEX_DTYPE)
+    first = (np.arange(n) // (n // int(k))) * (n // int(k))
+    return b.sources, b.sources[first]
 
 
 def _head_pairs(G: SignedGraph) -> tuple[np.ndarray, np.ndarray]:

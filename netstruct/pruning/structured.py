@@ -4,8 +4,9 @@ A **structured group** is a set of units that can only be removed together
 (:func:`netstruct.graphs.coupling.coupled_units`: a conv channel with its batch-norm node and
 every consumer's input column, the channels a residual sum ties across a stage, a depthwise
 channel pair, the query/key/value/context dimensions of an attention head, a recurrent unit
-with its gate rows, an embedding dimension) and that :func:`netstruct.shrink` can remove
-physically: groups read by a LayerNorm/GroupNorm/RMSNorm's statistics, grouped convolutions,
+with its gate rows, an embedding dimension, the channels of one GroupNorm group) and that
+:func:`netstruct.shrink` can remove physically: groups read by a LayerNorm/RMSNorm's (or a
+one-group GroupNorm's) statistics, grouped convolutions,
 a composite layer's own sums, inputs and outputs are not structured groups, except that
 ``norm_width=True`` offers the dimensions of a width LayerNorms/RMSNorms normalise (kind
 ``norm-width``: removing one takes it out of every such norm's statistics). Groups of one layer

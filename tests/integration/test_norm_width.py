@@ -305,9 +305,12 @@ def test_bad_input_and_widths_that_stay():
     unit = R.block("0.linear2.weight").targets[:1]
     with pytest.raises(GraphError, match="LayerNorm"):
         ns.shrink(R, units=unit)
-    # GroupNorm's groups would re-partition: its channels are not a norm width
+    # GroupNorm's channels are not a norm width: they go by whole statistics group, as
+    # channel groups (tests/unit/test_groupnorm_pruning.py)
     gn = torch.nn.Sequential(
         torch.nn.Conv2d(1, 4, 3), torch.nn.GroupNorm(2, 4), torch.nn.Conv2d(4, 2, 1)
     )
     H = ns.from_torch(gn.eval(), torch.zeros(1, 1, 5, 5))
-    assert ns.structured_groups(H, macs=False, norm_width=True).empty
+    groups = ns.structured_groups(H, macs=False, norm_width=True)
+    assert groups["kind"].tolist() == ["channel", "channel"]
+    assert groups["size"].tolist() == [4, 4]  # 2 channels of a group with their norm nodes

@@ -259,14 +259,21 @@ def test_shrink_units_equals_shrinking_the_applied_plan(name):
 def test_shrink_refuses_units_whose_group_cannot_go():
     torch.manual_seed(0)
     model = torch.nn.Sequential(
-        torch.nn.Linear(3, 4), torch.nn.GroupNorm(2, 4), torch.nn.Linear(4, 2)
+        torch.nn.Linear(3, 4), torch.nn.GroupNorm(1, 4), torch.nn.Linear(4, 2)
     ).eval()
     G = ns.from_torch(model)
-    with pytest.raises(ns.GraphError, match="GroupNorm"):
+    with pytest.raises(ns.GraphError, match="GroupNorm with one group"):
         ns.shrink(G, units=[int(G.block("0.weight").targets[0])])
     with pytest.raises(ns.InvalidParameterError, match="'units' parameter of shrink"):
         ns.shrink(G, units="everything")
     assert ns.structured_groups(G, macs=False).empty
+    # two groups: a unit takes its whole group along (tests/unit/test_groupnorm_pruning.py)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.GroupNorm(2, 4), torch.nn.Linear(4, 2)
+    ).eval()
+    H = ns.from_torch(model)
+    S = ns.shrink(H, units=[int(H.block("0.weight").targets[0])])
+    assert ns.to_torch(S)[1].num_groups == 1 and ns.to_torch(S)[1].num_channels == 2
     # a LayerNorm's width is no group by default; named, it goes as a norm width (its norm
     # then normalises over the kept units: tests/integration/test_norm_width.py)
     model = torch.nn.Sequential(
