@@ -25,7 +25,7 @@ import numpy as np
 
 from .._dtypes import INDEX_DTYPE
 from ..exceptions import UnsupportedModuleError
-from .builder import identity_arrays
+from .builder import PendingInput, identity_arrays, to_numpy
 from .handlers import ModuleHandler, load_params
 from .layers import STAT_MASK, _quiet_build, build_feature_norm, load_state
 
@@ -47,27 +47,38 @@ def _is_head_pruned(module: Any) -> bool:
 
 
 def _attention_config(mha: Any) -> dict[str, Any]:
-    return {
+    cfg = {
         "num_heads": mha.num_heads,
         "head_dim": mha.head_dim,
         "dropout": mha.dropout,
         "batch_first": mha.batch_first,
         "bias": mha.in_proj_bias is not None,
     }
+    if mha.in_proj_weight is None:  # separate projections (kdim/vdim): their widths
+        cfg["kdim"], cfg["vdim"] = int(mha.kdim), int(mha.vdim)
+    return cfg
 
 
 def build_attention(config: dict[str, Any], params: dict[str, np.ndarray], prefix: str = "") -> Any:
-    """Self-attention rebuilt from its parameters; the head count is read off their shapes.
+    """Attention rebuilt from its parameters; the head count is read off their shapes.
 
     ``nn.MultiheadAttention`` when the inner width equals the embedding width, else a
     :class:`~netstruct.convert._attention_module.HeadPrunedAttention` (heads were removed).
+    A fused ``in_proj_weight`` gives a layer with ``kdim = vdim = embed_dim``; separate
+    ``q/k/v_proj_weight`` a layer with their widths.
     """
     import torch
 
     from ._attention_module import HeadPrunedAttention
 
-    w = params[f"{prefix}in_proj_weight"]
-    E, inner = int(w.shape[1]), int(w.shape[0]) // 3
+    fused = f"{prefix}in_proj_weight" in params
+    w = params[f"{prefix}in_proj_weight" if fused else f"{prefix}q_proj_weight"]
+    E = int(w.shape[1])
+    inner = int(w.shape[0]) // 3 if fused else int(w.shape[0])
+    kdim = vdim = E
+    if not fused:
+        kdim = int(params[f"{prefix}k_proj_weight"].shape[1])
+        vdim = int(params[f"{prefix}v_proj_weight"].shape[1])
     head_dim = int(config.get("head_dim") or E // int(config["num_heads"]))
     H = inner // head_dim
     n_out = int(params[f"{prefix}out_proj.weight"].shape[0])
@@ -76,14 +87,22 @@ def build_attention(config: dict[str, Any], params: dict[str, np.ndarray], prefi
         "bias": bool(config.get("bias", True)),
         "batch_first": bool(config.get("batch_first", False)),
     }
-    if inner == E == n_out and H * head_dim == E and H > 0:
-        m = _quiet_build(torch.nn.MultiheadAttention, E, H, numel=4 * E * E + 4 * E, **kw)
+    if not fused:
+        kw.update(kdim=kdim, vdim=vdim)
+    torch_fuses = kdim == vdim == E  # nn.MultiheadAttention's rule for one in_proj_weight
+    if inner == E == n_out and H * head_dim == E and H > 0 and torch_fuses == fused:
+        numel = 4 * E * E + 4 * E if fused else E * (2 * E + kdim + vdim) + 4 * E
+        m = _quiet_build(torch.nn.MultiheadAttention, E, H, numel=numel, **kw)
     else:
         m = HeadPrunedAttention(E, H, head_dim, out_dim=n_out, device="meta", **kw)
         m = m.to_empty(device="cpu")
     own = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
-    load_params(m, {k: v for k, v in own.items() if k.startswith(("in_proj", "out_proj"))})
+    load_params(m, {k: v for k, v in own.items() if k.split("_", 1)[0] in _ATTENTION_PARAMS})
     return m
+
+
+#: first word of an attention layer's parameter names (``in_proj_weight``, ``q_proj_weight``...)
+_ATTENTION_PARAMS = ("in", "q", "k", "v", "out")
 
 
 def export_linear(
@@ -117,34 +136,102 @@ def export_layer_norm(
     )
 
 
-def export_attention(builder: Any, mha: Any, path: str, prefix: str, src: np.ndarray) -> np.ndarray:
-    """Q/K/V projection, the token-mixing operator and the output projection; returns outputs."""
-    pruned = _is_head_pruned(mha)
-    if (not pruned and not mha._qkv_same_embed_dim) or mha.bias_k is not None or mha.add_zero_attn:
-        raise UnsupportedModuleError(
-            f"module {path!r}: netstruct exports MultiheadAttention with one in_proj_weight (kdim = "
-            "vdim = embed_dim), no bias_k/bias_v and add_zero_attn=False"
+def _same_source(*ids: Any) -> bool:
+    return all(isinstance(i, np.ndarray) and np.array_equal(ids[0], i) for i in ids) or all(
+        isinstance(i, PendingInput) for i in ids
+    )
+
+
+def _head_nodes(builder: Any, path: str, prefix: str, parts: str, H: int, D: int) -> np.ndarray:
+    """Projection units ``<part>[h.d]`` of every head, gate-labelled ``<part><h>``, one group."""
+    builder.n_groups += 1
+    names, gates = [], []
+    for part in parts:
+        for j in range(H * D):
+            names.append(f"{path}.{prefix}{part}[{j // D}.{j % D}]")
+            gates.append(f"{part}{j // D}")
+    return builder._add(names, kind="hidden", group=builder.n_groups, module=path, gate=gates)
+
+
+def _projection_parts(
+    builder: Any, mha: Any, path: str, prefix: str, sources: list[np.ndarray], qkv: np.ndarray
+) -> None:
+    """Cross-attention's Q, K and V projections: one block each, reading its own source.
+
+    With a fused ``in_proj_weight`` the three blocks hold its row thirds (``param``
+    ``in_proj_weight``, names ``...in_proj_weight[q]``/``[k]``/``[v]``); with ``kdim``/``vdim``
+    they are ``q_proj_weight``, ``k_proj_weight`` and ``v_proj_weight``. The ``in_proj_bias``
+    is split alike. ``layout["part"]`` marks them: re-import concatenates blocks of one
+    parameter (and of one bias) in block order.
+    """
+    inner = qkv.size // 3
+    fused = mha.in_proj_weight is not None
+    bias = mha.in_proj_bias
+    for k, part in enumerate("qkv"):
+        rows = slice(k * inner, (k + 1) * inner)
+        if fused:
+            weight, param = mha.in_proj_weight[rows], "in_proj_weight"
+            name = f"{path}.{prefix}in_proj_weight[{part}]"
+        else:
+            weight, param = getattr(mha, f"{part}_proj_weight"), f"{part}_proj_weight"
+            name = f"{path}.{prefix}{param}"
+        builder._append(
+            name=name,
+            weight=to_numpy(weight),
+            sources=np.asarray(sources[k], dtype=INDEX_DTYPE),
+            targets=qkv[rows],
+            bias=None if bias is None else to_numpy(bias[rows]),
+            module=path,
+            param=_pfx(prefix, param),
+            bias_param=_pfx(prefix, "in_proj_bias") if bias is not None else None,
+            layout={"part": k},
         )
+
+
+def export_attention(
+    builder: Any,
+    mha: Any,
+    path: str,
+    prefix: str,
+    src: Any,
+    key: Any = None,
+    value: Any = None,
+) -> np.ndarray:
+    """Q/K/V projections, the token-mixing operator and the output projection; returns outputs.
+
+    ``key``/``value`` (feature ids; None: ``src``, self-attention) are the key and value
+    sources of cross-attention. Self-attention with a fused ``in_proj_weight`` is one block
+    over the query source; otherwise each projection is its own block reading its own source
+    (see :func:`_projection_parts`).
+    """
+    if mha.bias_k is not None or mha.add_zero_attn:
+        raise UnsupportedModuleError(
+            f"module {path!r}: netstruct exports MultiheadAttention without bias_k/bias_v and "
+            "with add_zero_attn=False"
+        )
+    key = src if key is None else key
+    value = key if value is None else value
     E, H = mha.embed_dim, mha.num_heads
     D = mha.head_dim
     inner = H * D
-    src = builder.resolve_features(src, E, path)
-    builder.n_groups += 1
-    names, gates = [], []
-    for part in "qkv":
-        for j in range(inner):
-            names.append(f"{path}.{prefix}{part}[{j // D}.{j % D}]")
-            gates.append(f"{part}{j // D}")
-    qkv = builder._add(names, kind="hidden", group=builder.n_groups, module=path, gate=gates)
-    builder.add_block(
-        module=path,
-        param=_pfx(prefix, "in_proj_weight"),
-        weight=mha.in_proj_weight,
-        sources=src,
-        targets=qkv,
-        bias=mha.in_proj_bias,
-        bias_param=_pfx(prefix, "in_proj_bias") if mha.in_proj_bias is not None else None,
-    )
+    fused = mha.in_proj_weight is not None
+    self_attention = fused and _same_source(src, key, value)
+    q_src = builder.resolve_features(src, E, path)
+    qkv = _head_nodes(builder, path, prefix, "qkv", H, D)
+    if self_attention:
+        builder.add_block(
+            module=path,
+            param=_pfx(prefix, "in_proj_weight"),
+            weight=mha.in_proj_weight,
+            sources=q_src,
+            targets=qkv,
+            bias=mha.in_proj_bias,
+            bias_param=_pfx(prefix, "in_proj_bias") if mha.in_proj_bias is not None else None,
+        )
+    else:
+        k_src = builder.resolve_features(key, mha.kdim, path)
+        v_src = builder.resolve_features(value, mha.vdim, path)
+        _projection_parts(builder, mha, path, prefix, [q_src, k_src, v_src], qkv)
     ctx = builder.add_units(inner, module=path, label=f"{prefix}context")
     W, M = identity_arrays(inner, 3)
     builder._append(
@@ -199,20 +286,23 @@ def export_encoder_layer(
 
 
 class MultiheadAttentionHandler(ModuleHandler):
-    """``nn.MultiheadAttention`` used as self-attention (``attn(x, x, x)``)."""
+    """``nn.MultiheadAttention``: self-attention (``attn(x, x, x)``) or cross-attention
+    (``attn(x, memory, memory)``, key and value may differ too; ``kdim``/``vdim`` allowed).
+
+    Masks (``attn_mask``, ``key_padding_mask``, ``is_causal``) change which tokens mix, not
+    which units feed which: the graph is the same, and re-import passes them on.
+    """
 
     name = "MultiheadAttention"
     n_inputs = 3
 
     def export(self, module, path, inputs, builder):
         ids = [np.asarray(i, dtype=INDEX_DTYPE) if isinstance(i, np.ndarray) else i for i in inputs]
-        if not all(isinstance(i, np.ndarray) for i in ids) or not all(
-            np.array_equal(ids[0], i) for i in ids[1:]
-        ):
+        if len(ids) < 3:
             raise UnsupportedModuleError(
-                f"module {path!r}: netstruct exports self-attention (query, key and value the same value)"
+                f"module {path!r}: MultiheadAttention is called with query, key and value"
             )
-        return (export_attention(builder, module, path, "", ids[0]), None)
+        return (export_attention(builder, module, path, "", ids[0], ids[1], ids[2]), None)
 
     shrinkable = True
 
@@ -351,6 +441,19 @@ class TransformerEncoderHandler(ModuleHandler):
         m.num_layers = int(config["num_layers"])
         load_state(m, params)
         return m
+
+
+def traced_through() -> tuple[type, ...]:
+    """``torch.nn`` composites that export as the layers they call (no handler of their own).
+
+    ``nn.TransformerDecoderLayer``, ``nn.TransformerDecoder`` and ``nn.Transformer`` only
+    chain self-attention, cross-attention (:class:`MultiheadAttentionHandler`), LayerNorm,
+    Linear, activations and residual sums, each exported by its own handler; torch.fx would
+    otherwise keep them whole, as it does every ``torch.nn`` module.
+    """
+    import torch
+
+    return (torch.nn.TransformerDecoderLayer, torch.nn.TransformerDecoder, torch.nn.Transformer)
 
 
 def builtin_handlers():

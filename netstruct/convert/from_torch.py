@@ -42,7 +42,7 @@ from ..graphs.signed import SignedGraph
 from . import _ops
 from ._resize import units_record
 from ._tape import flat_tensors
-from ._values import Broken, Feat, Opaque, decode, encode
+from ._values import Broken, ExtraInput, Feat, Opaque, decode, encode
 from .builder import (
     GraphBuilder,
     PendingInput,
@@ -62,8 +62,14 @@ SPEC_VERSION = 2
 def _tracer_cls():
     import torch
 
+    from .attention import traced_through
+
+    through = traced_through()
+
     class _Tracer(torch.fx.Tracer):
         def is_leaf_module(self, m, qualname):
+            if isinstance(m, through):  # torch.nn composites whose layers have handlers
+                return False
             return is_registered_type(type(m)) or super().is_leaf_module(m, qualname)
 
     return _Tracer
@@ -98,6 +104,12 @@ def _trace(model, example_input: Any = None) -> _Traced:
         graph = torch.fx.Graph()
         x = graph.placeholder("input")
         paths = [""] if kind == "Leaf" else _sequential_leaves(model, "")
+        n_in = getattr(get_handler(model), "n_inputs", 1) if kind == "Leaf" else 1
+        if n_in > 1:  # a layer of several inputs (attention's query, key, value)
+            x = graph.call_module(
+                "", (x, *(graph.placeholder(f"input{k}") for k in range(1, n_in)))
+            )
+            paths = []
         for p in paths:
             x = graph.call_module(p, (x,))
         graph.output(x)
@@ -200,7 +212,10 @@ def _graph_from_spec(spec: dict[str, Any]):
         kwargs = {k: _ops.decode_arg(v, env) for k, v in rec.get("kwargs", {}).items()}
         op = rec["op"]
         if op == "placeholder":
-            node = graph.placeholder(rec["target"])
+            if args:  # its default (fx placeholders keep it as their only argument)
+                node = graph.placeholder(rec["target"], default_value=args[0])
+            else:
+                node = graph.placeholder(rec["target"])
         elif op == "call_module":
             node = graph.call_module(rec["target"], args, kwargs)
         elif op == "call_function":
@@ -484,6 +499,8 @@ class _Exporter:
         ):
             # the raw input, once a layer has fixed its features, is those input nodes
             return Feat(self.builder.input_ids, self._ndim(arg), self.input_axis)
+        if isinstance(v, ExtraInput) and v.index in self.builder.extra_inputs:
+            return Feat(self.builder.extra_inputs[v.index], self._ndim(arg), -1)  # read as features
         return v
 
     def _peek(self, arg: Any) -> Any:
@@ -541,6 +558,8 @@ class _Exporter:
             ids = tuple(v.ids if isinstance(v, Feat) else v for v in vals)
             call_path = path if n_call == 0 else f"{path}@{n_call + 1}"
             out = handler.export(mod, call_path, ids, self.builder)
+            if isinstance(inp, PendingInput) and self.input_axis is None and self.real is not None:
+                self.input_axis = -1  # features last (query, key, value)
             return self._wrap_out(node, out, -1, getattr(handler, "output_ndim", None))
         for v in (inp, *(self._value(a) for a in node.args[1 : getattr(handler, "n_inputs", 1)])):
             if (
@@ -1007,7 +1026,9 @@ class _Exporter:
                 )
             return Opaque()
         if node.op == "placeholder":
-            return PendingInput() if n_placeholders == 0 else Opaque()
+            if n_placeholders == 0:
+                return PendingInput()
+            return ExtraInput(n_placeholders, str(node.target))  # a mask, or a decoder's memory
         if node.op == "call_module":
             return self.call_module(node)
         if node.op in ("call_function", "call_method"):

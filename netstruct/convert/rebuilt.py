@@ -103,7 +103,9 @@ class RebuiltModel(torch.nn.Module):
             args = _ops.decode_arg(rec.get("args", []), env)
             kwargs = {k: _ops.decode_arg(v, env) for k, v in rec.get("kwargs", {}).items()}
             if op == "placeholder":
-                val = inputs[n_in] if n_in < len(inputs) else kwargs.get("default")
+                # an argument left out takes its default (fx records it as the only arg)
+                default = args[0] if args else kwargs.get("default")
+                val = inputs[n_in] if n_in < len(inputs) else default
                 n_in += 1
             elif op == "call_module":
                 args = self._scaled_inputs(rec, list(args))
