@@ -309,6 +309,13 @@ class MultiheadAttentionHandler(ModuleHandler):
     def config(self, module):
         return _attention_config(module)
 
+    def join_parts(self, name, parts):
+        # a shrunk cross-attention whose query and key/value inputs lost different numbers of
+        # units: one in_proj_weight cannot hold its rows, separate projections can
+        if name == "in_proj_weight" and len({p.shape[1:] for p in parts}) > 1:
+            return {f"{part}_proj_weight": p for part, p in zip("qkv", parts, strict=True)}
+        return super().join_parts(name, parts)
+
     def build(self, config, params):
         return build_attention(config, params)
 

@@ -46,7 +46,7 @@ def _module_params(G: SignedGraph) -> dict[str, dict[str, np.ndarray]]:
             own[b.bias_param] = b.bias
         own.update(b.state)
     for (path, name), arrays in parts.items():
-        params[path][name] = _join_parts(path, name, arrays)
+        params[path].update(_join_parts(G, path, name, arrays))
     joined: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)  # (call, param)
     for b in repeats:
         if b.layout.get("part") is not None:
@@ -54,21 +54,18 @@ def _module_params(G: SignedGraph) -> dict[str, dict[str, np.ndarray]]:
             continue
         _check_repeat(params, b.module, b.param, b.parameter(), b.name)
     for (call, name), arrays in joined.items():
-        _check_repeat(params, call, name, _join_parts(call, name, arrays), f"{call}.{name}")
+        for key, value in _join_parts(G, call, name, arrays).items():
+            _check_repeat(params, call, key, value, f"{call}.{key}")
     return params
 
 
-def _join_parts(path: str, name: str, arrays: list[np.ndarray]) -> np.ndarray:
-    if len(arrays) == 1:
-        return arrays[0]
-    if len({a.shape[1:] for a in arrays}) != 1:
-        shapes = ", ".join(str(a.shape) for a in arrays)
-        raise GraphError(
-            f"Parameter {name!r} of module {path!r} is held by several blocks (e.g. the query, key "
-            f"and value rows of a cross-attention's in_proj_weight) whose shapes {shapes} do not "
-            "stack into one tensor; shrink the inputs of its parts alike."
-        )
-    return np.concatenate(arrays, axis=0)
+def _join_parts(G: SignedGraph, path: str, name: str, arrays: list[np.ndarray]) -> dict[str, Any]:
+    """A parameter held by several blocks, joined by its layer's handler (``join_parts``)."""
+    from .handlers import ModuleHandler
+
+    entry = ((G._spec or {}).get("modules") or {}).get(path.split("@", 1)[0])
+    handler = handler_for_name(entry["handler"]) if entry else ModuleHandler()
+    return handler.join_parts(name, arrays)
 
 
 def _check_repeat(
@@ -219,8 +216,8 @@ def _apply_prune_masks(model: Any, G: SignedGraph) -> None:
     ]
     for (path, param), blocks in parts.items():
         if not all(b.is_dense for b in blocks):
-            joined = _join_parts(path, param, [_parameter_mask(b) for b in blocks])
-            masks.append((path, param, joined))
+            joined = _join_parts(G, path, param, [_parameter_mask(b) for b in blocks])
+            masks.extend((path, name, mask) for name, mask in joined.items())
     for path, param, mask in masks:
         mod = model.get_submodule(path) if path else model
         inner, _, name = param.rpartition(".")  # a composite layer's own parameter path
