@@ -409,3 +409,43 @@ def test_a_constant_flatten_width_follows_the_kept_channels():
         out = small(x)
         assert out.shape == (5, 3)
         assert torch.allclose(out, masked(x), atol=1e-5)
+
+
+def _part_rows(b):
+    """Rows of a cross-attention projection block in its parameter and in ``in_proj_bias``."""
+    part = b.name[-2] if b.name.endswith("]") else b.param.rsplit(".", 1)[-1][0]  # [q] / q_proj
+    j = "qkv".index(part)
+    n = b.shape[0]
+    return (slice(j * n, (j + 1) * n) if b.name.endswith("]") else slice(None)), slice(
+        j * n, (j + 1) * n
+    )
+
+
+@pytest.mark.parametrize("name", ["decoder_heads", "cross_kdim"])
+def test_taylor_importance_of_cross_attention_reads_each_projection_rows(name):
+    model, x, G = _export(name)
+    y = torch.randint(0, 3, (x.shape[0],))
+    s = ns.group_importance(G, by="taylor", data=(x, y))
+    r = ns.to_torch(G)
+    torch.nn.functional.cross_entropy(r(x), y).backward()
+    params = dict(r.named_parameters())
+    cg = ns.coupled_units(G)
+    want = []
+    for g in s.index:
+        members = set(np.flatnonzero(cg == g).tolist())
+        total = 0.0
+        for b in G.blocks:
+            if b.kind != "weight":
+                continue
+            p = params[f"{b.module}.{b.param}"]
+            wg = (p.detach() * p.grad).double().numpy()
+            w_rows, b_rows = _part_rows(b) if "part" in b.layout else (slice(None), slice(None))
+            wg = wg[w_rows]
+            rows = [i for i, t in enumerate(b.targets.tolist()) if t in members]
+            cols = [c for c, t in enumerate(b.sources.tolist()) if t in members]
+            total += wg[rows].sum() + wg[:, cols].sum()
+            if rows and b.bias_param:
+                pb = params[f"{b.module}.{b.bias_param}"]
+                total += float((pb.detach() * pb.grad).double().numpy()[b_rows][rows].sum())
+        want.append(abs(total))
+    np.testing.assert_allclose(s.to_numpy(), np.array(want), rtol=1e-6, atol=1e-12)
