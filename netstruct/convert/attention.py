@@ -1,13 +1,20 @@
 """Handlers of attention layers: ``nn.MultiheadAttention`` and ``nn.TransformerEncoder(Layer)``.
 
-Graph semantics (see ``docs/concepts/layers.md``): the Q/K/V projections are one block
-``in_proj_weight`` (``3E x E``) whose target nodes are grouped by head (``gate`` column ``q0``,
+Graph semantics (see ``docs/concepts/layers.md``): for self-attention the Q/K/V projections are
+one block ``in_proj_weight`` (``3E x E``) whose target nodes are grouped by head (``gate`` column ``q0``,
 ``k0``, ``v0``, ``q1``, ...); the data-dependent token mixing ``softmax(QK^T / sqrt(d)) V`` is an
 **operator**: fresh context nodes, one per value dimension, fed by ``kind="operator"`` edges from
 the query, key and value nodes of the same head and dimension (weight 1 marks the dependency,
 not a magnitude). ``out_proj`` is an ordinary Linear block. Attention heads are therefore unit
 groups over Q/K/V/O. Operator edges, and the residual sums inside an encoder layer, are
 structure: re-import refuses a graph in which they were pruned or edited.
+
+Cross-attention (query from one value, key/value from another; ``kdim``/``vdim`` too) has one
+block per projection, each reading its own source: the row thirds of ``in_proj_weight`` (or
+torch's ``q/k/v_proj_weight``) and of ``in_proj_bias``, marked ``layout["part"]`` and stacked
+again on re-import (:meth:`MultiheadAttentionHandler.join_parts`). Decoders
+(:func:`traced_through`) have no handler: they are traced into their attention, norm and
+linear layers.
 
 Heads are coupling groups (:func:`netstruct.graphs.coupling.coupled_units`), removed whole by
 :func:`netstruct.shrink`. ``nn.MultiheadAttention`` cannot hold fewer heads than
