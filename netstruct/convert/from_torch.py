@@ -476,6 +476,8 @@ class _Exporter:
         self.index: dict[Any, int] = {}
         self.errors: list[str] = []
         self.input_axis: int | None = None
+        #: feature axis of each later model input a layer has read (``ExtraInput.index``)
+        self.extra_axis: dict[int, int] = {}
         #: directly read parameters exported as per-unit scales (``p * x``)
         self.scaled: set[Any] = set()
         self.guard_only: set[Any] = set()
@@ -500,7 +502,8 @@ class _Exporter:
             # the raw input, once a layer has fixed its features, is those input nodes
             return Feat(self.builder.input_ids, self._ndim(arg), self.input_axis)
         if isinstance(v, ExtraInput) and v.index in self.builder.extra_inputs:
-            return Feat(self.builder.extra_inputs[v.index], self._ndim(arg), -1)  # read as features
+            axis = self.extra_axis.get(v.index, -1)
+            return Feat(self.builder.extra_inputs[v.index], self._ndim(arg), axis)  # read as units
         return v
 
     def _peek(self, arg: Any) -> Any:
@@ -585,6 +588,10 @@ class _Exporter:
         )
         if isinstance(inp, PendingInput) and self.input_axis is None and self.real is not None:
             self.input_axis = 1 if getattr(handler, "feature_axis", -1) == 1 else -1
+        if isinstance(inp, ExtraInput):  # a later input's feature axis, as for the first
+            self.extra_axis.setdefault(
+                inp.index, 1 if getattr(handler, "feature_axis", -1) == 1 else -1
+            )
         want = getattr(handler, "feature_axis", -1)
         out_axis = (
             inp.axis if (want is None and isinstance(inp, Feat)) else (1 if want == 1 else -1)

@@ -445,7 +445,26 @@ def _bare_cross_attention():
     return m.eval(), (torch.randn(2, 4, 8), torch.randn(2, 6, 6), torch.randn(2, 6, 6))
 
 
+class _TwoImages(torch.nn.Module):
+    """Two image inputs, the second read by a conv and added back as a residual."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(3, 3, 3, padding=1)
+        self.c2 = torch.nn.Conv2d(3, 3, 3, padding=1)
+        self.fc = torch.nn.Linear(3, 2)
+
+    def forward(self, a, b):
+        return self.fc((self.c1(a) + self.c2(b) + b).mean((2, 3)))
+
+
+def _two_images():
+    torch.manual_seed(0)
+    return _TwoImages().eval(), (torch.randn(2, 3, 5, 5), torch.randn(2, 3, 5, 5))
+
+
 MULTI_INPUT = {
+    "two_image_cnn": _two_images,
     "decoder_layer_post_relu": lambda: _decoder_layer(False, "relu"),
     "decoder_layer_pre_gelu": lambda: _decoder_layer(True, "gelu"),
     "decoder_stack_time_first": _decoder_stack,
@@ -532,3 +551,13 @@ def test_cross_attention_heads_shrink_whole_and_equal_the_masked_model():
         np.testing.assert_allclose(small(*xs).numpy(), masked(*xs).numpy(), atol=1e-5, rtol=0)
     cross = small.layers.get_submodule("0.multihead_attn")
     assert cross.num_heads < 4 and cross.in_proj_weight.shape == (3 * 2 * cross.num_heads, 8)
+
+
+def test_a_later_input_read_by_a_conv_keeps_its_channel_axis_for_its_skip_edges():
+    m, xs = _two_images()
+    G = ns.from_torch(m, xs)
+    n = G.nodes()
+    b = n.index[n.name.str.startswith("input.b[")].tolist()
+    assert len(b) == 3 and G.block("c2.weight").sources.tolist() == b
+    skips = [blk for blk in G.blocks if blk.kind == "skip" and blk.sources.tolist() == b]
+    assert len(skips) == 1  # the residual "+ b", channel c to channel c
