@@ -48,6 +48,10 @@ class HeadPrunedAttention(torch.nn.Module):
     >>> x = torch.randn(2, 5, 8)
     >>> m(x, x, x)[0].shape
     torch.Size([2, 5, 8])
+    >>> cross = HeadPrunedAttention(8, 1, 4, kdim=6, vdim=6, batch_first=True)
+    >>> memory = torch.randn(2, 3, 6)
+    >>> cross(x, memory, memory)[0].shape, cross.k_proj_weight.shape
+    (torch.Size([2, 5, 8]), torch.Size([4, 6]))
     """
 
     def __init__(

@@ -1,13 +1,14 @@
 """Handlers of attention layers: ``nn.MultiheadAttention`` and ``nn.TransformerEncoder(Layer)``.
 
-Graph semantics (see ``docs/concepts/layers.md``): for self-attention the Q/K/V projections are
-one block ``in_proj_weight`` (``3E x E``) whose target nodes are grouped by head (``gate`` column ``q0``,
-``k0``, ``v0``, ``q1``, ...); the data-dependent token mixing ``softmax(QK^T / sqrt(d)) V`` is an
-**operator**: fresh context nodes, one per value dimension, fed by ``kind="operator"`` edges from
-the query, key and value nodes of the same head and dimension (weight 1 marks the dependency,
-not a magnitude). ``out_proj`` is an ordinary Linear block. Attention heads are therefore unit
-groups over Q/K/V/O. Operator edges, and the residual sums inside an encoder layer, are
-structure: re-import refuses a graph in which they were pruned or edited.
+Graph semantics (see ``docs/concepts/layers.md``): for self-attention the Q/K/V projections
+are one block ``in_proj_weight`` (``3E x E``) whose target nodes are grouped by head (``gate``
+column ``q0``, ``k0``, ``v0``, ``q1``, ...); the data-dependent token mixing
+``softmax(QK^T / sqrt(d)) V`` is an **operator**: fresh context nodes, one per value dimension,
+fed by ``kind="operator"`` edges from the query, key and value nodes of the same head and
+dimension (weight 1 marks the dependency, not a magnitude). ``out_proj`` is an ordinary Linear
+block. Attention heads are therefore unit groups over Q/K/V/O. Operator edges, and the residual
+sums inside an encoder layer, are structure: re-import refuses a graph in which they were pruned
+or edited.
 
 Cross-attention (query from one value, key/value from another; ``kdim``/``vdim`` too) has one
 block per projection, each reading its own source: the row thirds of ``in_proj_weight`` (or
@@ -45,12 +46,6 @@ __all__ = [
 
 def _pfx(prefix: str, name: str) -> str:
     return f"{prefix}{name}"
-
-
-def _is_head_pruned(module: Any) -> bool:
-    from ._attention_module import HeadPrunedAttention
-
-    return isinstance(module, HeadPrunedAttention)
 
 
 def _attention_config(mha: Any) -> dict[str, Any]:
@@ -464,6 +459,12 @@ def traced_through() -> tuple[type, ...]:
     chain self-attention, cross-attention (:class:`MultiheadAttentionHandler`), LayerNorm,
     Linear, activations and residual sums, each exported by its own handler; torch.fx would
     otherwise keep them whole, as it does every ``torch.nn`` module.
+
+    Examples
+    --------
+    >>> import torch
+    >>> torch.nn.TransformerDecoderLayer in traced_through()
+    True
     """
     import torch
 

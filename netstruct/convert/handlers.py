@@ -97,6 +97,13 @@ class ModuleHandler:
         block order. The default stacks them along axis 0 (cross-attention's Q, K and V rows
         of one ``in_proj_weight``); a handler overrides this when parts that no longer stack
         (after :func:`netstruct.shrink`) make other parameters.
+
+        Examples
+        --------
+        >>> import numpy as np, netstruct as ns
+        >>> joined = ns.ModuleHandler().join_parts("w", [np.ones((1, 2)), np.zeros((2, 2))])
+        >>> joined["w"].shape
+        (3, 2)
         """
         if len(parts) == 1:
             return {name: parts[0]}
