@@ -200,8 +200,7 @@ class Seq2SeqClassifier(torch.nn.Module):
         dec = torch.nn.TransformerDecoderLayer(dim, heads, 16, activation=activation, **kw)
         self.decoder = torch.nn.TransformerDecoder(dec, 2, norm=torch.nn.LayerNorm(dim))
         self.head = torch.nn.Linear(dim, n_classes)
-        mask = torch.nn.Transformer.generate_square_subsequent_mask(length)
-        self.register_buffer("causal", mask, persistent=False)
+        self.register_buffer("causal", torch.nn.Transformer.generate_square_subsequent_mask(length))
 
     def forward(self, x):
         memory = self.encoder(x)

@@ -345,7 +345,7 @@ def _drop_dead_code(graph: Any) -> None:
             graph.erase_node(n)
 
 
-def _argument_names(model: Any, n: int) -> list[str]:
+def argument_names(model: Any, n: int) -> list[str]:
     """Names of the first ``n`` positional arguments of ``model.forward`` (``input_<k>`` when
     they cannot be read); one input is ``input``."""
     import inspect
@@ -379,7 +379,7 @@ def tape_trace(
 
     rec = _Recorder(model, is_leaf)
     inputs = list(example_input) if isinstance(example_input, tuple) else [example_input]
-    names = _argument_names(model, len(inputs))
+    names = argument_names(model, len(inputs))
     for k, x in enumerate(inputs):
         node = rec.graph.placeholder(names[k])
         rec.values[node] = x

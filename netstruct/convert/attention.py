@@ -1,4 +1,4 @@
-"""Handlers of attention layers: ``nn.MultiheadAttention`` and ``nn.TransformerEncoder(Layer)``.
+"""Attention layers: ``nn.MultiheadAttention``, the ``nn.Transformer`` encoder and decoder layers.
 
 Graph semantics (see ``docs/concepts/layers.md``): for self-attention the Q/K/V projections
 are one block ``in_proj_weight`` (``3E x E``) whose target nodes are grouped by head (``gate``
@@ -13,9 +13,9 @@ or edited.
 Cross-attention (query from one value, key/value from another; ``kdim``/``vdim`` too) has one
 block per projection, each reading its own source: the row thirds of ``in_proj_weight`` (or
 torch's ``q/k/v_proj_weight``) and of ``in_proj_bias``, marked ``layout["part"]`` and stacked
-again on re-import (:meth:`MultiheadAttentionHandler.join_parts`). Decoders
-(:func:`traced_through`) have no handler: they are traced into their attention, norm and
-linear layers.
+again on re-import (:meth:`MultiheadAttentionHandler.join_parts`).
+``nn.TransformerDecoder(Layer)`` are layers of two inputs (target, memory) built from the same
+parts; ``nn.Transformer`` is traced through (:func:`traced_through`).
 
 Heads are coupling groups (:func:`netstruct.graphs.coupling.coupled_units`), removed whole by
 :func:`netstruct.shrink`. ``nn.MultiheadAttention`` cannot hold fewer heads than
@@ -41,11 +41,18 @@ __all__ = [
     "MultiheadAttentionHandler",
     "TransformerEncoderLayerHandler",
     "TransformerEncoderHandler",
+    "TransformerDecoderLayerHandler",
+    "TransformerDecoderHandler",
 ]
 
 
 def _pfx(prefix: str, name: str) -> str:
     return f"{prefix}{name}"
+
+
+def _pfx_path(path: str, name: str) -> str:
+    """``<path>.<name>``, or ``name`` for the model itself (``path`` empty)."""
+    return f"{path}.{name}" if path else name
 
 
 def _attention_config(mha: Any) -> dict[str, Any]:
@@ -150,7 +157,7 @@ def _head_nodes(builder: Any, path: str, prefix: str, parts: str, H: int, D: int
     names, gates = [], []
     for part in parts:
         for j in range(H * D):
-            names.append(f"{path}.{prefix}{part}[{j // D}.{j % D}]")
+            names.append(_pfx_path(path, f"{prefix}{part}[{j // D}.{j % D}]"))
             gates.append(f"{part}{j // D}")
     return builder._add(names, kind="hidden", group=builder.n_groups, module=path, gate=gates)
 
@@ -173,10 +180,10 @@ def _projection_parts(
         rows = slice(k * inner, (k + 1) * inner)
         if fused:
             weight, param = mha.in_proj_weight[rows], "in_proj_weight"
-            name = f"{path}.{prefix}in_proj_weight[{part}]"
+            name = _pfx_path(path, f"{prefix}in_proj_weight[{part}]")
         else:
             weight, param = getattr(mha, f"{part}_proj_weight"), f"{part}_proj_weight"
-            name = f"{path}.{prefix}{param}"
+            name = _pfx_path(path, f"{prefix}{param}")
         builder._append(
             name=name,
             weight=to_numpy(weight),
@@ -237,7 +244,7 @@ def export_attention(
     ctx = builder.add_units(inner, module=path, label=f"{prefix}context")
     W, M = identity_arrays(inner, 3)
     builder._append(
-        name=f"{path}.{prefix}attention",
+        name=_pfx_path(path, f"{prefix}attention"),
         weight=W,
         mask=M,
         sources=qkv,
@@ -246,7 +253,7 @@ def export_attention(
         param="",
         kind="operator",
     )
-    builder.internal.add(f"{path}.{prefix}attention")
+    builder.internal.add(_pfx_path(path, f"{prefix}attention"))
     return export_linear(builder, mha.out_proj, path, _pfx(prefix, "out_proj."), ctx, "out")
 
 
@@ -274,7 +281,7 @@ def export_encoder_layer(
         return export_linear(builder, layer.linear2, path, f"{prefix}linear2.", a, "out")
 
     def add(a, b, k):
-        out = builder.add_sum([a, b], f"{path}.{prefix}add{k}", internal=True)
+        out = builder.add_sum([a, b], _pfx_path(path, f"{prefix}add{k}"), internal=True)
         return out
 
     def norm(h, k):
@@ -452,23 +459,187 @@ class TransformerEncoderHandler(ModuleHandler):
         return m
 
 
+def export_decoder_layer(
+    builder: Any, layer: Any, path: str, prefix: str, src: Any, memory: Any
+) -> np.ndarray:
+    """``nn.TransformerDecoderLayer`` (post- or pre-norm): self-attention over the target,
+    cross-attention from the target to ``memory``, feed-forward, three residual sums and norms."""
+    x = builder.resolve_features(src, layer.self_attn.embed_dim, path)
+
+    def sa(h):
+        return export_attention(builder, layer.self_attn, path, f"{prefix}self_attn.", h)
+
+    def ca(h):
+        mha = layer.multihead_attn
+        return export_attention(builder, mha, path, f"{prefix}multihead_attn.", h, memory, memory)
+
+    def ff(h):
+        a = export_linear(builder, layer.linear1, path, f"{prefix}linear1.", h, "out")
+        a = builder.apply_elementwise(a, _activation_label(layer.activation), path)
+        return export_linear(builder, layer.linear2, path, f"{prefix}linear2.", a, "out")
+
+    def add(a, b, k):
+        return builder.add_sum([a, b], _pfx_path(path, f"{prefix}add{k}"), internal=True)
+
+    def norm(h, k):
+        return export_layer_norm(builder, getattr(layer, f"norm{k}"), path, f"{prefix}norm{k}.", h)
+
+    if layer.norm_first:
+        h = add(x, sa(norm(x, 1)), 1)
+        h = add(h, ca(norm(h, 2)), 2)
+        return add(h, ff(norm(h, 3)), 3)
+    h = norm(add(x, sa(x), 1), 1)
+    h = norm(add(h, ca(h), 2), 2)
+    return norm(add(h, ff(h), 3), 3)
+
+
+def _decoder_layer_config(layer: Any) -> dict[str, Any]:
+    cfg = _layer_config(layer)
+    cfg["cross"] = _attention_config(layer.multihead_attn)
+    return cfg
+
+
+def _build_decoder_layer(
+    config: dict[str, Any], params: dict[str, np.ndarray], prefix: str = ""
+) -> Any:
+    """One decoder layer, widths read off its parameters (``prefix`` inside a decoder)."""
+    import torch
+
+    cfg = dict(config)
+    cross_cfg = cfg.pop("cross")
+    if cfg["activation"] not in ("relu", "gelu"):
+        raise UnsupportedModuleError(
+            f"TransformerDecoderLayer activation {cfg['activation']!r} cannot be rebuilt"
+        )
+    d_model = int(params[f"{prefix}self_attn.in_proj_weight"].shape[1])
+    cfg["dim_feedforward"] = ff = int(params[f"{prefix}linear1.weight"].shape[0])
+    attn_cfg = {
+        "num_heads": cfg["nhead"],
+        "head_dim": cfg.pop("head_dim", None),
+        "dropout": cfg["dropout"],
+        "batch_first": cfg["batch_first"],
+        "bias": cfg.get("bias", True),
+    }
+    self_attn = build_attention(attn_cfg, params, f"{prefix}self_attn.")
+    cross = build_attention(cross_cfg, params, f"{prefix}multihead_attn.")
+    cfg["nhead"] = (
+        1  # any divisor builds the layer; its attentions are replaced by the rebuilt ones
+    )
+    numel = 8 * d_model * d_model + 2 * d_model * ff + 15 * d_model + ff
+    layer = _quiet_build(
+        torch.nn.TransformerDecoderLayer, d_model, numel=numel if ff and d_model else None, **cfg
+    )
+    layer.self_attn, layer.multihead_attn = self_attn, cross
+    norm_cfg = {"eps": cfg["layer_norm_eps"], "bias": cfg.get("bias", True)}
+    for k in ("norm1", "norm2", "norm3"):
+        setattr(
+            layer, k, build_feature_norm("LayerNorm", d_model, norm_cfg, params, f"{prefix}{k}.")
+        )
+    return layer
+
+
+def _join_cross_parts(name: str, parts: list[np.ndarray]) -> dict[str, np.ndarray] | None:
+    """A shrunk cross-attention's in_proj_weight whose parts no longer stack: separate
+    ``q/k/v_proj_weight`` (torch's layout for ``kdim``/``vdim``); None when they stack."""
+    if not name.endswith("in_proj_weight") or len({p.shape[1:] for p in parts}) == 1:
+        return None
+    owner = name[: -len("in_proj_weight")]
+    return {f"{owner}{part}_proj_weight": p for part, p in zip("qkv", parts, strict=True)}
+
+
+class TransformerDecoderLayerHandler(ModuleHandler):
+    """``nn.TransformerDecoderLayer``: ``layer(tgt, memory, tgt_mask=..., ...)``.
+
+    Masks change which tokens mix, not the graph; the rebuilt layer receives them on replay.
+    """
+
+    name = "TransformerDecoderLayer"
+    n_inputs = 2
+    masks_statistics = True
+    keeps_shape = True
+    shrinkable = True
+
+    def export(self, module, path, inputs, builder):
+        return export_decoder_layer(builder, module, path, "", inputs[0], inputs[1])
+
+    def config(self, module):
+        return _decoder_layer_config(module)
+
+    def join_parts(self, name, parts):
+        return _join_cross_parts(name, parts) or super().join_parts(name, parts)
+
+    def build(self, config, params):
+        m = _build_decoder_layer(config, params)
+        load_state(m, params)
+        return m
+
+
+class TransformerDecoderHandler(ModuleHandler):
+    """``nn.TransformerDecoder``: a stack of decoder layers reading one memory, optional norm."""
+
+    name = "TransformerDecoder"
+    n_inputs = 2
+    masks_statistics = True
+    keeps_shape = True
+    shrinkable = True
+
+    def export(self, module, path, inputs, builder):
+        h, memory = inputs[0], inputs[1]
+        if not isinstance(memory, np.ndarray):  # the model's input: its nodes once, for all
+            memory = builder.resolve_features(memory, module.layers[0].multihead_attn.kdim, path)
+        for i, layer in enumerate(module.layers):
+            h = export_decoder_layer(builder, layer, path, f"layers.{i}.", h, memory)
+        if module.norm is not None:
+            h = export_layer_norm(builder, module.norm, path, "norm.", h)
+        return h
+
+    def config(self, module):
+        return {
+            "num_layers": module.num_layers,
+            "layer": _decoder_layer_config(module.layers[0]),
+            "norm": module.norm is not None,
+            "norm_eps": module.norm.eps if module.norm is not None else 1e-5,
+        }
+
+    def join_parts(self, name, parts):
+        return _join_cross_parts(name, parts) or super().join_parts(name, parts)
+
+    def build(self, config, params):
+        import torch
+
+        layers = [
+            _build_decoder_layer(config["layer"], params, f"layers.{i}.")
+            for i in range(int(config["num_layers"]))
+        ]
+        d_model = layers[0].self_attn.embed_dim
+        norm = (
+            build_feature_norm("LayerNorm", d_model, {"eps": config["norm_eps"]}, params, "norm.")
+            if config["norm"]
+            else None
+        )
+        m = torch.nn.TransformerDecoder(layers[0], 0, norm=norm)  # the rebuilt layers go in
+        m.layers = torch.nn.ModuleList(layers)  # each layer keeps its own widths
+        m.num_layers = int(config["num_layers"])
+        load_state(m, params)
+        return m
+
+
 def traced_through() -> tuple[type, ...]:
     """``torch.nn`` composites that export as the layers they call (no handler of their own).
 
-    ``nn.TransformerDecoderLayer``, ``nn.TransformerDecoder`` and ``nn.Transformer`` only
-    chain self-attention, cross-attention (:class:`MultiheadAttentionHandler`), LayerNorm,
-    Linear, activations and residual sums, each exported by its own handler; torch.fx would
-    otherwise keep them whole, as it does every ``torch.nn`` module.
+    ``nn.Transformer`` only chains its encoder and decoder (each with a handler); torch.fx
+    would otherwise keep it whole, as it does every ``torch.nn`` module. Its forward checks
+    sizes in Python, so it is recorded by the tape tracer (specialised to the example's shapes).
 
     Examples
     --------
     >>> import torch
-    >>> torch.nn.TransformerDecoderLayer in traced_through()
+    >>> torch.nn.Transformer in traced_through()
     True
     """
     import torch
 
-    return (torch.nn.TransformerDecoderLayer, torch.nn.TransformerDecoder, torch.nn.Transformer)
+    return (torch.nn.Transformer,)
 
 
 def builtin_handlers():
@@ -482,3 +653,5 @@ def builtin_handlers():
     yield HeadPrunedAttention, mha
     yield torch.nn.TransformerEncoderLayer, TransformerEncoderLayerHandler()
     yield torch.nn.TransformerEncoder, TransformerEncoderHandler()
+    yield torch.nn.TransformerDecoderLayer, TransformerDecoderLayerHandler()
+    yield torch.nn.TransformerDecoder, TransformerDecoderHandler()

@@ -343,7 +343,11 @@ class GraphBuilder:
         n = src.size
         d = np.ones(n) if scale is None else _to_numpy(scale).astype(np.float64).reshape(-1)
         self._append(
-            name=f"{module}.{prefix}weight" if scale is not None else f"{module}.{prefix}{label}",
+            name=".".join(
+                x
+                for x in (module, f"{prefix}weight" if scale is not None else f"{prefix}{label}")
+                if x
+            ),
             weight=diagonal_weight(d),
             mask=identity_arrays(n)[1],
             sources=src,

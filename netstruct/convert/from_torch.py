@@ -41,7 +41,7 @@ from ..exceptions import GraphError, InvalidParameterError, UnsupportedModuleErr
 from ..graphs.signed import SignedGraph
 from . import _ops
 from ._resize import units_record
-from ._tape import flat_tensors
+from ._tape import argument_names, flat_tensors
 from ._values import Broken, ExtraInput, Feat, Opaque, decode, encode
 from .builder import (
     GraphBuilder,
@@ -105,10 +105,12 @@ def _trace(model, example_input: Any = None) -> _Traced:
         x = graph.placeholder("input")
         paths = [""] if kind == "Leaf" else _sequential_leaves(model, "")
         n_in = getattr(get_handler(model), "n_inputs", 1) if kind == "Leaf" else 1
+        if kind == "Leaf" and isinstance(example_input, tuple):  # masks after the inputs
+            n_in = max(n_in, len(example_input))
         if n_in > 1:  # a layer of several inputs (attention's query, key, value)
-            x = graph.call_module(
-                "", (x, *(graph.placeholder(f"input{k}") for k in range(1, n_in)))
-            )
+            names = argument_names(model, n_in)  # later inputs' nodes: input.<name>[i]
+            later = (graph.placeholder(names[k]) for k in range(1, n_in))
+            x = graph.call_module("", (x, *later))
             paths = []
         for p in paths:
             x = graph.call_module(p, (x,))
@@ -137,6 +139,19 @@ def _trace(model, example_input: Any = None) -> _Traced:
     traced = _Traced(graph, model)
     traced.sources = functools.partial(_fx_sources, model)
     return traced
+
+
+def _fetch_attr(model: Any, target: str) -> Any:
+    obj = model
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _persistent_buffer(model: Any, target: str) -> bool:
+    owner_path, _, name = target.rpartition(".")
+    owner = model.get_submodule(owner_path) if owner_path else model
+    return name in owner._buffers and name not in owner._non_persistent_buffers_set
 
 
 def _fx_sources(model) -> dict[str, str]:
@@ -1105,6 +1120,14 @@ class _Exporter:
                 rec["kwargs"] = {
                     k: _ops.encode_arg(v, self.index, where) for k, v in node.kwargs.items()
                 }
+                if node.op == "get_attr" and isinstance(value, Opaque):
+                    # a buffer or constant read by fx (a causal mask passed to a decoder): its
+                    # value goes with the spec, the rebuilt module holds it (see rebuilt.py)
+                    rec["value"] = _ops.encode_arg(
+                        _fetch_attr(self.model, str(node.target)), self.index, where
+                    )
+                    if _persistent_buffer(self.model, str(node.target)):
+                        rec["persistent"] = True  # in the model's state_dict: in the rebuilt's
             except UnsupportedModuleError as exc:
                 self.errors.append(str(exc).rstrip("."))
             if "args" in rec and node.op in ("call_function", "call_method"):

@@ -70,7 +70,9 @@ def _hook_paths(b: Any) -> list[str]:
         return [b.name[: -len(".attention")] if b.name.endswith(".attention") else b.module]
     cands = []
     if b.layout.get("part") in (1, 2):  # cross-attention's K or V rows: at the keys' positions
-        cands.append(f"{b.module.split('@', 1)[0]}#keys")
+        owner = b.param.rpartition(".")[0]  # the attention inside a composite layer
+        base = b.module.split("@", 1)[0]
+        cands.append(f"{'.'.join(p for p in (base, owner) if p)}#keys")
     if b.param and "." in b.param:  # the parameter's own submodule, then its parents
         parts = b.param.split(".")[:-1]
         for k in range(len(parts), 0, -1):

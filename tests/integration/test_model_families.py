@@ -561,3 +561,23 @@ def test_a_later_input_read_by_a_conv_keeps_its_channel_axis_for_its_skip_edges(
     assert len(b) == 3 and G.block("c2.weight").sources.tolist() == b
     skips = [blk for blk in G.blocks if blk.kind == "skip" and blk.sources.tolist() == b]
     assert len(skips) == 1  # the residual "+ b", channel c to channel c
+
+
+def test_decoders_are_handled_layers_that_replay_at_any_length_with_masks():
+    m, (x, mem) = _decoder_stack()
+    G = ns.from_torch(m, (x, mem))
+    assert G.spec["modules"][""]["handler"] == "TransformerDecoder"
+    assert "specialised" not in G.spec  # not a tape: sizes stay free
+    r = ns.to_torch(G)
+    assert type(r) is torch.nn.TransformerDecoder
+    x2, mem2 = torch.randn(7, 3, 8), torch.randn(2, 3, 8)  # (time, batch, features)
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(7)
+    padding = torch.zeros(3, 2, dtype=torch.bool)
+    padding[0, 1] = True
+    with torch.no_grad():
+        for kw in (
+            {},
+            {"tgt_mask": mask, "tgt_is_causal": True},
+            {"memory_key_padding_mask": padding},
+        ):
+            assert torch.allclose(r(x2, mem2, **kw), m(x2, mem2, **kw), atol=1e-5)
