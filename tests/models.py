@@ -179,3 +179,51 @@ class HandWrittenAttention(torch.nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         x = x + self.proj(y)
         return self.head(x[:, -1])
+
+
+class Seq2SeqClassifier(torch.nn.Module):
+    """``nn.TransformerEncoder`` memory read by a causal ``nn.TransformerDecoder``, one input."""
+
+    def __init__(
+        self,
+        dim: int = 8,
+        heads: int = 2,
+        n_classes: int = 3,
+        norm_first: bool = False,
+        activation: str = "relu",
+        length: int = 5,
+    ) -> None:
+        super().__init__()
+        kw = {"dropout": 0.0, "batch_first": True, "norm_first": norm_first}
+        enc = torch.nn.TransformerEncoderLayer(dim, heads, 16, activation=activation, **kw)
+        self.encoder = torch.nn.TransformerEncoder(enc, 1, enable_nested_tensor=False)
+        dec = torch.nn.TransformerDecoderLayer(dim, heads, 16, activation=activation, **kw)
+        self.decoder = torch.nn.TransformerDecoder(dec, 2, norm=torch.nn.LayerNorm(dim))
+        self.head = torch.nn.Linear(dim, n_classes)
+        self.register_buffer("causal", torch.nn.Transformer.generate_square_subsequent_mask(length))
+
+    def forward(self, x):
+        memory = self.encoder(x)
+        h = self.decoder(x, memory, tgt_mask=self.causal, tgt_is_causal=True)
+        return self.head(h[:, -1])
+
+
+class CrossAttention(torch.nn.Module):
+    """``nn.MultiheadAttention`` whose query, key and value come from three layers.
+
+    ``kdim``/``vdim`` other than the embedding width give it separate projection weights; the
+    keys and values are read from the first ``n_keys`` positions (fewer keys than queries).
+    """
+
+    def __init__(self, dim: int = 8, heads: int = 2, kdim: int = 6, vdim: int = 5) -> None:
+        super().__init__()
+        self.q = torch.nn.Linear(dim, dim)
+        self.k = torch.nn.Linear(dim, kdim)
+        self.v = torch.nn.Linear(dim, vdim)
+        self.attn = torch.nn.MultiheadAttention(dim, heads, batch_first=True, kdim=kdim, vdim=vdim)
+        self.head = torch.nn.Linear(dim, 3)
+
+    def forward(self, x, n_keys: int = 3):
+        ctx = x[:, :n_keys]
+        out, _ = self.attn(self.q(x), self.k(ctx), self.v(ctx), need_weights=False)
+        return self.head(out.mean(1))

@@ -35,6 +35,10 @@ class HeadPrunedAttention(torch.nn.Module):
         Dropout on the attention weights (training mode only).
     bias : bool, default=True
     batch_first : bool, default=False
+    kdim, vdim : int, optional
+        Widths of the key and value inputs (default ``embed_dim``). As in
+        ``nn.MultiheadAttention``, equal widths give one ``in_proj_weight``, others separate
+        ``q_proj_weight``, ``k_proj_weight`` and ``v_proj_weight``.
 
     Examples
     --------
@@ -44,6 +48,10 @@ class HeadPrunedAttention(torch.nn.Module):
     >>> x = torch.randn(2, 5, 8)
     >>> m(x, x, x)[0].shape
     torch.Size([2, 5, 8])
+    >>> cross = HeadPrunedAttention(8, 1, 4, kdim=6, vdim=6, batch_first=True)
+    >>> memory = torch.randn(2, 3, 6)
+    >>> cross(x, memory, memory)[0].shape, cross.k_proj_weight.shape
+    (torch.Size([2, 5, 8]), torch.Size([4, 6]))
     """
 
     def __init__(
@@ -56,12 +64,16 @@ class HeadPrunedAttention(torch.nn.Module):
         dropout: float = 0.0,
         bias: bool = True,
         batch_first: bool = False,
+        kdim: int | None = None,
+        vdim: int | None = None,
         device: Any = None,
         dtype: Any = None,
     ) -> None:
         super().__init__()
         kw = {"device": device, "dtype": dtype}
-        self.embed_dim = self.kdim = self.vdim = int(embed_dim)
+        self.embed_dim = int(embed_dim)
+        self.kdim = int(kdim if kdim is not None else embed_dim)
+        self.vdim = int(vdim if vdim is not None else embed_dim)
         self.num_heads = int(num_heads)
         self.head_dim = int(head_dim)
         inner = self.num_heads * self.head_dim
@@ -71,10 +83,19 @@ class HeadPrunedAttention(torch.nn.Module):
         self._qkv_same_embed_dim = False
         self.bias_k = self.bias_v = None
         self.add_zero_attn = False
-        self.in_proj_weight = torch.nn.Parameter(torch.empty(3 * inner, self.embed_dim, **kw))
+        if self.kdim == self.vdim == self.embed_dim:
+            self.in_proj_weight = torch.nn.Parameter(torch.empty(3 * inner, self.embed_dim, **kw))
+            torch.nn.init.xavier_uniform_(self.in_proj_weight)
+            for part in "qkv":
+                self.register_parameter(f"{part}_proj_weight", None)
+        else:
+            self.register_parameter("in_proj_weight", None)
+            for part, width in zip("qkv", (self.embed_dim, self.kdim, self.vdim)):
+                w = torch.nn.Parameter(torch.empty(inner, width, **kw))
+                torch.nn.init.xavier_uniform_(w)
+                self.register_parameter(f"{part}_proj_weight", w)
         self.in_proj_bias = torch.nn.Parameter(torch.zeros(3 * inner, **kw)) if bias else None
         self.out_proj = torch.nn.Linear(inner, int(out_dim or embed_dim), bias=bias, **kw)
-        torch.nn.init.xavier_uniform_(self.in_proj_weight)
 
     def _mask(self, attn_mask, key_padding_mask, q, B, T, S):
         """Additive float mask of shape broadcastable to (B, H, T, S), or None."""
@@ -117,7 +138,10 @@ class HeadPrunedAttention(torch.nn.Module):
         B, T, _ = query.shape
         S = key.shape[1]
         H, D = self.num_heads, self.head_dim
-        w_q, w_k, w_v = self.in_proj_weight.chunk(3)
+        if self.in_proj_weight is not None:
+            w_q, w_k, w_v = self.in_proj_weight.chunk(3)
+        else:
+            w_q, w_k, w_v = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
         b_q = b_k = b_v = None
         if self.in_proj_bias is not None:
             b_q, b_k, b_v = self.in_proj_bias.chunk(3)

@@ -345,6 +345,24 @@ def _drop_dead_code(graph: Any) -> None:
             graph.erase_node(n)
 
 
+def argument_names(model: Any, n: int) -> list[str]:
+    """Names of the first ``n`` positional arguments of ``model.forward`` (``input_<k>`` when
+    they cannot be read); one input is ``input``."""
+    import inspect
+
+    if n == 1:
+        return ["input"]
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    names = [p.name for p in params if p.kind in kinds][:n]
+    if len(names) < n or len(set(names)) < n or not all(m.isidentifier() for m in names):
+        return [f"input_{k}" for k in range(n)]
+    return names
+
+
 def tape_trace(
     model: Any, example_input: Any, is_leaf: Any, keep: dict[str, Any] | None = None
 ) -> tuple[Any, dict[str, Any]]:
@@ -361,8 +379,9 @@ def tape_trace(
 
     rec = _Recorder(model, is_leaf)
     inputs = list(example_input) if isinstance(example_input, tuple) else [example_input]
+    names = argument_names(model, len(inputs))
     for k, x in enumerate(inputs):
-        node = rec.graph.placeholder(f"input_{k}" if len(inputs) > 1 else "input")
+        node = rec.graph.placeholder(names[k])
         rec.values[node] = x
         if isinstance(x, torch.Tensor):
             rec.bound[id(x)] = (x, node)

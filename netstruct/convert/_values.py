@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Feat", "Opaque", "Broken", "encode", "decode"]
+__all__ = ["Feat", "Opaque", "ExtraInput", "Broken", "encode", "decode"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,22 @@ class Feat:
 
 class Opaque:
     """A traced value that carries no units (sizes, masks, initial states, ...)."""
+
+
+@dataclass(frozen=True)
+class ExtraInput(Opaque):
+    """A model input after the first (``forward(tgt, memory)``): no units until a layer reads it.
+
+    Operations on it stay opaque (a mask passed as an input); a module that reads it as
+    features (a decoder's memory, an encoder-decoder's target) makes its input nodes, named
+    after the argument (``input.memory[0]``, ...), with
+    :meth:`~netstruct.convert.builder.GraphBuilder.resolve_features`.
+    """
+
+    #: position among the model's inputs (1 for the second)
+    index: int
+    #: the forward argument's name
+    name: str
 
 
 class Broken:

@@ -12,6 +12,7 @@ from .._dtypes import INDEX_DTYPE
 from ..exceptions import GraphError
 from ..graphs._kernels import conv_block_arrays, expand_block_arrays
 from ..graphs.block import Block, make_block
+from ._values import ExtraInput
 
 __all__ = ["GraphBuilder", "PendingInput", "StackedStates"]
 
@@ -115,6 +116,8 @@ class GraphBuilder:
     reduction: str = "sum"
     #: structural blocks inside a composite layer (re-import cannot realise edits to them)
     internal: set[str] = field(default_factory=set)
+    #: input nodes of the model's later inputs (``ExtraInput``), by input position
+    extra_inputs: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_nodes(self) -> int:
@@ -157,6 +160,8 @@ class GraphBuilder:
             )
             self.input_ids = ids
             return ids
+        if isinstance(value, ExtraInput):
+            return self._extra_input(value, n_features, path)
         if isinstance(value, np.ndarray):
             if value.size != n_features:
                 raise GraphError(
@@ -169,6 +174,21 @@ class GraphBuilder:
             f"Module {path!r} receives a value netstruct cannot follow ({type(value).__name__}); "
             "only chains of layers, activations and time-step selection are supported."
         )
+
+    def _extra_input(self, value: ExtraInput, n_features: int, path: str) -> np.ndarray:
+        """Input nodes ``input.<name>[i]`` of a later model input, made when a layer first reads it."""
+        ids = self.extra_inputs.get(value.index)
+        if ids is None:
+            names = [f"input.{value.name}[{i}]" for i in range(n_features)]
+            ids = self.extra_inputs[value.index] = self._add(
+                names, kind="input", group=0, module=""
+            )
+        elif ids.size != n_features:
+            raise GraphError(
+                f"Module {path!r} expects {n_features} input features but the model input "
+                f"{value.name!r} was already read as {ids.size} features."
+            )
+        return ids
 
     def resolve_input(
         self, value: Any, n_features: int, path: str, *, kind: str = "input", label: str = "input"
@@ -328,7 +348,11 @@ class GraphBuilder:
         n = src.size
         d = np.ones(n) if scale is None else _to_numpy(scale).astype(np.float64).reshape(-1)
         self._append(
-            name=f"{module}.{prefix}weight" if scale is not None else f"{module}.{prefix}{label}",
+            name=".".join(
+                x
+                for x in (module, f"{prefix}weight" if scale is not None else f"{prefix}{label}")
+                if x
+            ),
             weight=diagonal_weight(d),
             mask=identity_arrays(n)[1],
             sources=src,

@@ -41,8 +41,8 @@ from ..exceptions import GraphError, InvalidParameterError, UnsupportedModuleErr
 from ..graphs.signed import SignedGraph
 from . import _ops
 from ._resize import units_record
-from ._tape import flat_tensors
-from ._values import Broken, Feat, Opaque, decode, encode
+from ._tape import argument_names, flat_tensors
+from ._values import Broken, ExtraInput, Feat, Opaque, decode, encode
 from .builder import (
     GraphBuilder,
     PendingInput,
@@ -62,8 +62,14 @@ SPEC_VERSION = 2
 def _tracer_cls():
     import torch
 
+    from .attention import traced_through
+
+    through = traced_through()
+
     class _Tracer(torch.fx.Tracer):
         def is_leaf_module(self, m, qualname):
+            if isinstance(m, through):  # torch.nn composites whose layers have handlers
+                return False
             return is_registered_type(type(m)) or super().is_leaf_module(m, qualname)
 
     return _Tracer
@@ -98,6 +104,14 @@ def _trace(model, example_input: Any = None) -> _Traced:
         graph = torch.fx.Graph()
         x = graph.placeholder("input")
         paths = [""] if kind == "Leaf" else _sequential_leaves(model, "")
+        n_in = getattr(get_handler(model), "n_inputs", 1) if kind == "Leaf" else 1
+        if kind == "Leaf" and isinstance(example_input, tuple):  # masks after the inputs
+            n_in = max(n_in, len(example_input))
+        if n_in > 1:  # a layer of several inputs (attention's query, key, value)
+            names = argument_names(model, n_in)  # later inputs' nodes: input.<name>[i]
+            later = (graph.placeholder(names[k]) for k in range(1, n_in))
+            x = graph.call_module("", (x, *later))
+            paths = []
         for p in paths:
             x = graph.call_module(p, (x,))
         graph.output(x)
@@ -125,6 +139,19 @@ def _trace(model, example_input: Any = None) -> _Traced:
     traced = _Traced(graph, model)
     traced.sources = functools.partial(_fx_sources, model)
     return traced
+
+
+def _fetch_attr(model: Any, target: str) -> Any:
+    obj = model
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _persistent_buffer(model: Any, target: str) -> bool:
+    owner_path, _, name = target.rpartition(".")
+    owner = model.get_submodule(owner_path) if owner_path else model
+    return name in owner._buffers and name not in owner._non_persistent_buffers_set
 
 
 def _fx_sources(model) -> dict[str, str]:
@@ -200,7 +227,10 @@ def _graph_from_spec(spec: dict[str, Any]):
         kwargs = {k: _ops.decode_arg(v, env) for k, v in rec.get("kwargs", {}).items()}
         op = rec["op"]
         if op == "placeholder":
-            node = graph.placeholder(rec["target"])
+            if args:  # its default (fx placeholders keep it as their only argument)
+                node = graph.placeholder(rec["target"], default_value=args[0])
+            else:
+                node = graph.placeholder(rec["target"])
         elif op == "call_module":
             node = graph.call_module(rec["target"], args, kwargs)
         elif op == "call_function":
@@ -461,6 +491,8 @@ class _Exporter:
         self.index: dict[Any, int] = {}
         self.errors: list[str] = []
         self.input_axis: int | None = None
+        #: feature axis of each later model input a layer has read (``ExtraInput.index``)
+        self.extra_axis: dict[int, int] = {}
         #: directly read parameters exported as per-unit scales (``p * x``)
         self.scaled: set[Any] = set()
         self.guard_only: set[Any] = set()
@@ -484,6 +516,9 @@ class _Exporter:
         ):
             # the raw input, once a layer has fixed its features, is those input nodes
             return Feat(self.builder.input_ids, self._ndim(arg), self.input_axis)
+        if isinstance(v, ExtraInput) and v.index in self.builder.extra_inputs:
+            axis = self.extra_axis.get(v.index, -1)
+            return Feat(self.builder.extra_inputs[v.index], self._ndim(arg), axis)  # read as units
         return v
 
     def _peek(self, arg: Any) -> Any:
@@ -541,6 +576,8 @@ class _Exporter:
             ids = tuple(v.ids if isinstance(v, Feat) else v for v in vals)
             call_path = path if n_call == 0 else f"{path}@{n_call + 1}"
             out = handler.export(mod, call_path, ids, self.builder)
+            if isinstance(inp, PendingInput) and self.input_axis is None and self.real is not None:
+                self.input_axis = -1  # features last (query, key, value)
             return self._wrap_out(node, out, -1, getattr(handler, "output_ndim", None))
         for v in (inp, *(self._value(a) for a in node.args[1 : getattr(handler, "n_inputs", 1)])):
             if (
@@ -566,6 +603,10 @@ class _Exporter:
         )
         if isinstance(inp, PendingInput) and self.input_axis is None and self.real is not None:
             self.input_axis = 1 if getattr(handler, "feature_axis", -1) == 1 else -1
+        if isinstance(inp, ExtraInput):  # a later input's feature axis, as for the first
+            self.extra_axis.setdefault(
+                inp.index, 1 if getattr(handler, "feature_axis", -1) == 1 else -1
+            )
         want = getattr(handler, "feature_axis", -1)
         out_axis = (
             inp.axis if (want is None and isinstance(inp, Feat)) else (1 if want == 1 else -1)
@@ -1007,7 +1048,9 @@ class _Exporter:
                 )
             return Opaque()
         if node.op == "placeholder":
-            return PendingInput() if n_placeholders == 0 else Opaque()
+            if n_placeholders == 0:
+                return PendingInput()
+            return ExtraInput(n_placeholders, str(node.target))  # a mask, or a decoder's memory
         if node.op == "call_module":
             return self.call_module(node)
         if node.op in ("call_function", "call_method"):
@@ -1077,6 +1120,14 @@ class _Exporter:
                 rec["kwargs"] = {
                     k: _ops.encode_arg(v, self.index, where) for k, v in node.kwargs.items()
                 }
+                if node.op == "get_attr" and isinstance(value, Opaque):
+                    # a buffer or constant read by fx (a causal mask passed to a decoder): its
+                    # value goes with the spec, the rebuilt module holds it (see rebuilt.py)
+                    rec["value"] = _ops.encode_arg(
+                        _fetch_attr(self.model, str(node.target)), self.index, where
+                    )
+                    if _persistent_buffer(self.model, str(node.target)):
+                        rec["persistent"] = True  # in the model's state_dict: in the rebuilt's
             except UnsupportedModuleError as exc:
                 self.errors.append(str(exc).rstrip("."))
             if "args" in rec and node.op in ("call_function", "call_method"):

@@ -90,6 +90,31 @@ class ModuleHandler:
         """Rebuild the module from its config and parameters (``{param name: array}``)."""
         raise NotImplementedError(f"{type(self).__name__} must implement build()")
 
+    def join_parts(self, name: str, parts: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Parameters held by several blocks (``layout["part"]``), as ``{name: array}``.
+
+        ``parts`` are the blocks' arrays of parameter (or bias, or pruning mask) ``name`` in
+        block order. The default stacks them along axis 0 (cross-attention's Q, K and V rows
+        of one ``in_proj_weight``); a handler overrides this when parts that no longer stack
+        (after :func:`netstruct.shrink`) make other parameters.
+
+        Examples
+        --------
+        >>> import numpy as np, netstruct as ns
+        >>> joined = ns.ModuleHandler().join_parts("w", [np.ones((1, 2)), np.zeros((2, 2))])
+        >>> joined["w"].shape
+        (3, 2)
+        """
+        if len(parts) == 1:
+            return {name: parts[0]}
+        if len({a.shape[1:] for a in parts}) != 1:
+            shapes = ", ".join(str(a.shape) for a in parts)
+            raise GraphError(
+                f"Parameter {name!r} of a {self.name} layer is held by several blocks whose shapes "
+                f"{shapes} do not stack into one tensor; shrink the inputs of its parts alike."
+            )
+        return {name: np.concatenate(parts, axis=0)}
+
     def absorb_affine(
         self, module: Any, scale: Any, shift: Any, out_ndim: int | None = None
     ) -> Any | None:

@@ -46,11 +46,30 @@ class RebuiltModel(torch.nn.Module):
                 continue
             set_submodule(self, path, m, torch.nn.Module)
         self.netstruct_spec = spec
+        self._hold_constants(spec)
         # per-feature factors of pruned or edited skip/identity edges (not in the state_dict)
         self._scale_names: dict[str, str] = {}
         for k, (name, vec) in enumerate((scales or {}).items()):
             self.register_buffer(f"_ns_scale{k}", torch.as_tensor(vec), persistent=False)
             self._scale_names[name] = f"_ns_scale{k}"
+
+    def _hold_constants(self, spec: dict[str, Any]) -> None:
+        """Buffers and constants the model's forward read (``get_attr`` with a ``value``), as
+        buffers at their own paths, persistent where the model's were (same state_dict keys)."""
+        from . import _ops
+
+        for rec in spec.get("ops", ()):
+            if rec["op"] != "get_attr" or "value" not in rec:
+                continue
+            owner_path, _, name = rec["target"].rpartition(".")
+            try:
+                owner = self.get_submodule(owner_path) if owner_path else self
+            except AttributeError:
+                owner = torch.nn.Module()
+                set_submodule(self, owner_path, owner, torch.nn.Module)
+            if not hasattr(owner, name):
+                value = _ops.decode_arg(rec["value"], [])
+                owner.register_buffer(name, value, persistent=bool(rec.get("persistent")))
 
     def _scaled_inputs(self, rec: dict[str, Any], args: list[Any]) -> list[Any]:
         """Apply the factors of an op's skip (one per operand) or identity (its input) blocks."""
@@ -103,7 +122,9 @@ class RebuiltModel(torch.nn.Module):
             args = _ops.decode_arg(rec.get("args", []), env)
             kwargs = {k: _ops.decode_arg(v, env) for k, v in rec.get("kwargs", {}).items()}
             if op == "placeholder":
-                val = inputs[n_in] if n_in < len(inputs) else kwargs.get("default")
+                # an argument left out takes its default (fx records it as the only arg)
+                default = args[0] if args else kwargs.get("default")
+                val = inputs[n_in] if n_in < len(inputs) else default
                 n_in += 1
             elif op == "call_module":
                 args = self._scaled_inputs(rec, list(args))
@@ -121,7 +142,11 @@ class RebuiltModel(torch.nn.Module):
                 if observer is not None:
                     observer(rec, args, val)
             elif op == "get_attr":
-                val = self.get_parameter(rec["target"])
+                if "value" in rec:  # a buffer or constant (see _hold_constants)
+                    owner, _, name = rec["target"].rpartition(".")
+                    val = getattr(self.get_submodule(owner) if owner else self, name)
+                else:
+                    val = self.get_parameter(rec["target"])
             elif op == "output":
                 return args[0]
             else:

@@ -16,8 +16,14 @@ __all__ = ["to_torch", "build_modules"]
 
 
 def _module_params(G: SignedGraph) -> dict[str, dict[str, np.ndarray]]:
-    """``{module path: {parameter or buffer name: array}}`` read off the blocks."""
+    """``{module path: {parameter or buffer name: array}}`` read off the blocks.
+
+    Blocks with ``layout["part"]`` (cross-attention's Q, K and V rows of one
+    ``in_proj_weight``) each hold rows of their parameter and bias: those of one module and
+    name are concatenated in block order.
+    """
     params: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
+    parts: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)
     repeats: list[Any] = []
     for b in G.blocks:
         if b.kind in ("skip", "identity", "operator"):
@@ -26,6 +32,12 @@ def _module_params(G: SignedGraph) -> dict[str, dict[str, np.ndarray]]:
             repeats.append(b)
             continue
         own = params[b.module]
+        if b.layout.get("part") is not None:
+            parts[(b.module, b.param)].append(b.parameter())
+            if b.bias is not None and b.bias_param:
+                parts[(b.module, b.bias_param)].append(b.bias)
+            own.update(b.state)
+            continue
         if b.has_parameter:
             own[b.param] = b.parameter()
         else:
@@ -33,19 +45,39 @@ def _module_params(G: SignedGraph) -> dict[str, dict[str, np.ndarray]]:
         if b.bias is not None and b.bias_param:
             own[b.bias_param] = b.bias
         own.update(b.state)
+    for (path, name), arrays in parts.items():
+        params[path].update(_join_parts(G, path, name, arrays))
+    joined: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)  # (call, param)
     for b in repeats:
-        path = b.module.split("@", 1)[0]
-        first = params.get(path, {}).get(b.param)
-        if (
-            first is None
-            or first.shape != b.parameter().shape
-            or not np.array_equal(first, b.parameter())
-        ):
-            raise GraphError(
-                f"Block {b.name!r} is a second use of module {path!r}, whose parameters are shared, but "
-                "its weights or mask differ from the first use's; prune or edit both uses alike."
-            )
+        if b.layout.get("part") is not None:
+            joined[(b.module, b.param)].append(b.parameter())
+            continue
+        _check_repeat(params, b.module, b.param, b.parameter(), b.name)
+    for (call, name), arrays in joined.items():
+        for key, value in _join_parts(G, call, name, arrays).items():
+            _check_repeat(params, call, key, value, f"{call}.{key}")
     return params
+
+
+def _join_parts(G: SignedGraph, path: str, name: str, arrays: list[np.ndarray]) -> dict[str, Any]:
+    """A parameter held by several blocks, joined by its layer's handler (``join_parts``)."""
+    from .handlers import ModuleHandler
+
+    entry = ((G._spec or {}).get("modules") or {}).get(path.split("@", 1)[0])
+    handler = handler_for_name(entry["handler"]) if entry else ModuleHandler()
+    return handler.join_parts(name, arrays)
+
+
+def _check_repeat(
+    params: dict[str, dict[str, np.ndarray]], call: str, name: str, value: np.ndarray, what: str
+) -> None:
+    path = call.split("@", 1)[0]
+    first = params.get(path, {}).get(name)
+    if first is None or first.shape != value.shape or not np.array_equal(first, value):
+        raise GraphError(
+            f"Block {what!r} is a second use of module {path!r}, whose parameters are shared, but "
+            "its weights or mask differ from the first use's; prune or edit both uses alike."
+        )
 
 
 def _fixed_weight(n_out: int, n_in: int) -> np.ndarray | None:
@@ -172,14 +204,26 @@ def _apply_prune_masks(model: Any, G: SignedGraph) -> None:
     import torch
     from torch.nn.utils import prune as tprune
 
+    parts: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for b in G.blocks:
-        if b.is_dense or not b.has_parameter or "@" in b.module:
-            continue
-        mod = model.get_submodule(b.module) if b.module else model
-        inner, _, name = b.param.rpartition(".")  # a composite layer's own parameter path
+        if b.has_parameter and "@" not in b.module and b.layout.get("part") is not None:
+            parts[(b.module, b.param)].append(b)  # one mask over the parameter's row parts
+    masks = [
+        (b.module, b.param, _parameter_mask(b))
+        for b in G.blocks
+        if not (b.is_dense or not b.has_parameter or "@" in b.module)
+        and b.layout.get("part") is None
+    ]
+    for (path, param), blocks in parts.items():
+        if not all(b.is_dense for b in blocks):
+            joined = _join_parts(G, path, param, [_parameter_mask(b) for b in blocks])
+            masks.extend((path, name, mask) for name, mask in joined.items())
+    for path, param, mask in masks:
+        mod = model.get_submodule(path) if path else model
+        inner, _, name = param.rpartition(".")  # a composite layer's own parameter path
         if inner:
             mod = mod.get_submodule(inner)
-        tprune.custom_from_mask(mod, name, torch.from_numpy(_parameter_mask(b)))
+        tprune.custom_from_mask(mod, name, torch.from_numpy(mask))
 
 
 def _parameter_mask(b: Any) -> np.ndarray:

@@ -69,6 +69,10 @@ def _hook_paths(b: Any) -> list[str]:
     if b.kind == "operator":
         return [b.name[: -len(".attention")] if b.name.endswith(".attention") else b.module]
     cands = []
+    if b.layout.get("part") in (1, 2):  # cross-attention's K or V rows: at the keys' positions
+        owner = b.param.rpartition(".")[0]  # the attention inside a composite layer
+        base = b.module.split("@", 1)[0]
+        cands.append(f"{'.'.join(p for p in (base, owner) if p)}#keys")
     if b.param and "." in b.param:  # the parameter's own submodule, then its parents
         parts = b.param.split(".")[:-1]
         for k in range(len(parts), 0, -1):
@@ -132,10 +136,15 @@ def _positions(G: SignedGraph, input_shape: Any, func: str) -> tuple[np.ndarray,
             )
             n_feat = y.shape[1] if conv and y.dim() > 1 else y.shape[-1]
             q = args[0] if args else None
+            if hasattr(mod, "num_heads") and len(args) > 1:  # attention: scores over the keys
+                q = args[1]
             t = 1
             if isinstance(q, torch.Tensor) and q.dim() == 3:
                 t = q.shape[1] if getattr(mod, "batch_first", False) else q.shape[0]
             seen.setdefault(name, (int(y.numel() // max(int(n_feat), 1)), int(t)))
+            if hasattr(mod, "num_heads") and isinstance(q, torch.Tensor) and q.dim() >= 2:
+                # cross-attention's key/value projections run at the keys' positions
+                seen.setdefault(f"{name}#keys", (int(q.numel() // max(q.shape[-1], 1)), int(t)))
 
         return run
 

@@ -100,15 +100,22 @@ def _taylor_scores(G: SignedGraph, data: Any, loss: Any, func: str) -> np.ndarra
     params = dict(model.named_parameters())
     wg: dict[int, np.ndarray] = {}
     bias = np.zeros(G.n_nodes)
+    start: dict[str, int] = {}  # rows already taken of a parameter split over blocks
     for i in _weighted_blocks(G):
         b = G.blocks[i]
         if "@" in b.module:
             continue
         for name, to in ((b.param, "w"), (b.bias_param, "b")):
-            p = params.get(f"{b.module}.{name}" if b.module else name) if name else None
+            full = (f"{b.module}.{name}" if b.module else name) if name else ""
+            rows = slice(None)
+            if name and b.layout.get("part") is not None:  # cross-attention's Q/K/V rows
+                k = start.get(full, 0)
+                rows = slice(k, k + b.shape[0])
+                start[full] = k + b.shape[0]
+            p = params.get(full) if name else None
             if p is None or p.grad is None:
                 continue
-            v = (p.detach() * p.grad).double().numpy()
+            v = (p.detach() * p.grad).double().numpy()[rows]
             if to == "w":
                 wg[i] = v
             else:

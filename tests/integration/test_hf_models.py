@@ -389,3 +389,46 @@ def test_shrunk_bert_with_a_padded_mask_rebuilds_and_equals_the_masked_model():
     with torch.no_grad():
         for a, b in zip(masked(ids, mask), small(ids, mask)):
             assert torch.allclose(a, b, atol=1e-5)
+
+
+class _BertDecoder(torch.nn.Module):
+    """A BERT decoder whose cross-attention reads the encoder states, a second model input."""
+
+    def __init__(self):
+        super().__init__()
+        c = tf.BertConfig(
+            vocab_size=30,
+            hidden_size=8,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=16,
+            max_position_embeddings=16,
+            is_decoder=True,
+            add_cross_attention=True,
+        )
+        torch.manual_seed(0)
+        self.bert = tf.BertModel(c, add_pooling_layer=False)
+
+    def forward(self, ids, states):
+        return self.bert(input_ids=ids, encoder_hidden_states=states).last_hidden_state
+
+
+def test_bert_cross_attention_reads_the_encoder_states_input_and_shrinks_by_heads():
+    m = _BertDecoder().eval()
+    xs = (_ids(30), torch.randn(2, 7, 8, generator=torch.Generator().manual_seed(3)))
+    G = ns.from_torch(m, xs)
+    with torch.no_grad():
+        assert torch.allclose(ns.to_torch(G)(*xs), m(*xs), atol=1e-5)
+    n = G.nodes()
+    states = n.index[n.name.str.startswith("input.states[")].tolist()
+    cross = "bert.encoder.layer.0.crossattention.self."
+    assert len(states) == 8
+    assert G.block(cross + "key.weight").sources.tolist() == states
+    assert G.block(cross + "value.weight").sources.tolist() == states
+    assert set(G.block(cross + "query.weight").sources.tolist()).isdisjoint(states)
+    assert ns.structured_groups(G, macs=False).kind.value_counts()["head"] == 4
+    M = ns.structured_prune(G, amount=0.5).apply(G)
+    small = ns.to_torch(ns.shrink(M))
+    with torch.no_grad():
+        np.testing.assert_allclose(small(*xs).numpy(), ns.to_torch(M)(*xs).numpy(), atol=1e-5)
+    assert small.bert.encoder.layer.get_submodule("0.crossattention.self.key").out_features == 4

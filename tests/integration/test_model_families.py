@@ -17,9 +17,11 @@ import netstruct as ns
 from tests.models import (
     AttentionClassifier,
     BiGRUCat,
+    CrossAttention,
     EncoderClassifier,
     HandWrittenAttention,
     ResidualMLP,
+    Seq2SeqClassifier,
     TextLSTM,
     UserCNN,
 )
@@ -101,6 +103,21 @@ def _bare_encoder():
     )
 
 
+def _seq2seq_post():
+    torch.manual_seed(0)
+    return Seq2SeqClassifier().eval(), torch.randn(3, 5, 8)
+
+
+def _seq2seq_pre_gelu():
+    torch.manual_seed(0)
+    return Seq2SeqClassifier(norm_first=True, activation="gelu").eval(), torch.randn(3, 5, 8)
+
+
+def _cross_attention():
+    torch.manual_seed(0)
+    return CrossAttention().eval(), torch.randn(3, 5, 8)
+
+
 def _hand_attention():
     torch.manual_seed(0)
     return HandWrittenAttention().eval(), torch.randn(3, 5, 8)
@@ -112,6 +129,9 @@ MODELS = {
     "encoder_post_norm": _encoder_post,
     "encoder_pre_norm": _encoder_pre,
     "bare_transformer_encoder": _bare_encoder,
+    "encoder_decoder_post_norm": _seq2seq_post,
+    "encoder_decoder_pre_norm_gelu": _seq2seq_pre_gelu,
+    "cross_attention_kdim_vdim": _cross_attention,
     "user_cnn": _user_cnn,
     "text_lstm": _text_lstm,
     "bigru_cat": _bigru,
@@ -385,3 +405,179 @@ def test_model_files_of_every_family(exported, tmp_path):
     ns.save_model(m, path, example_input=x)
     with torch.no_grad():
         assert torch.allclose(ns.load_model(path)(x), m(x), atol=1e-5)
+
+
+# -- cross-attention and decoders with several inputs ---------------------------------------
+
+
+def _decoder_layer(norm_first, activation):
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerDecoderLayer(
+        8, 2, 16, dropout=0.0, batch_first=True, norm_first=norm_first, activation=activation
+    )
+    return layer.eval(), (torch.randn(2, 4, 8), torch.randn(2, 6, 8))
+
+
+def _decoder_stack():
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0)  # (time, batch, features)
+    m = torch.nn.TransformerDecoder(layer, 2, norm=torch.nn.LayerNorm(8))
+    return m.eval(), (torch.randn(4, 2, 8), torch.randn(6, 2, 8))
+
+
+def _decoder_causal_mask():
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+    m = torch.nn.TransformerDecoder(layer, 1)
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(4)
+    return m.eval(), (torch.randn(2, 4, 8), torch.randn(2, 6, 8), mask)
+
+
+def _transformer():
+    torch.manual_seed(0)
+    m = torch.nn.Transformer(8, 2, 1, 1, 16, dropout=0.0, batch_first=True)
+    return m.eval(), (torch.randn(2, 6, 8), torch.randn(2, 4, 8))
+
+
+def _bare_cross_attention():
+    torch.manual_seed(0)
+    m = torch.nn.MultiheadAttention(8, 2, batch_first=True, kdim=6, vdim=6)
+    return m.eval(), (torch.randn(2, 4, 8), torch.randn(2, 6, 6), torch.randn(2, 6, 6))
+
+
+class _TwoImages(torch.nn.Module):
+    """Two image inputs, the second read by a conv and added back as a residual."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(3, 3, 3, padding=1)
+        self.c2 = torch.nn.Conv2d(3, 3, 3, padding=1)
+        self.fc = torch.nn.Linear(3, 2)
+
+    def forward(self, a, b):
+        return self.fc((self.c1(a) + self.c2(b) + b).mean((2, 3)))
+
+
+def _two_images():
+    torch.manual_seed(0)
+    return _TwoImages().eval(), (torch.randn(2, 3, 5, 5), torch.randn(2, 3, 5, 5))
+
+
+MULTI_INPUT = {
+    "two_image_cnn": _two_images,
+    "decoder_layer_post_relu": lambda: _decoder_layer(False, "relu"),
+    "decoder_layer_pre_gelu": lambda: _decoder_layer(True, "gelu"),
+    "decoder_stack_time_first": _decoder_stack,
+    "decoder_causal_mask_input": _decoder_causal_mask,
+    "transformer": _transformer,
+    "multihead_attention_q_k_v": _bare_cross_attention,
+}
+
+
+def _first(y):
+    return y[0] if isinstance(y, tuple) else y
+
+
+@pytest.mark.parametrize("name", sorted(MULTI_INPUT))
+def test_multi_input_attention_reimports_exactly_and_graphml_reads_back(name, tmp_path):
+    m, xs = MULTI_INPUT[name]()
+    G = ns.from_torch(m, xs)
+    r = ns.to_torch(G)
+    with torch.no_grad():
+        assert torch.allclose(_first(r(*xs)), _first(m(*xs)), atol=1e-5)
+    assert sorted(r.state_dict()) == sorted(m.state_dict())
+    assert G.nodes()["name"].is_unique
+    e = G.edges()
+    path = tmp_path / "g.graphml"
+    ns.write_graphml(G, path)
+    assert nx.read_graphml(path).number_of_edges() == len(e) == G.to_networkx().number_of_edges()
+    ns.save(G, tmp_path / "g.nsg")
+    H = ns.load(tmp_path / "g.nsg")
+    assert [dict(b.layout) for b in H.blocks] == [dict(b.layout) for b in G.blocks]
+    with torch.no_grad():
+        assert torch.allclose(_first(ns.to_torch(H)(*xs)), _first(m(*xs)), atol=1e-5)
+
+
+def _heads(G, block):
+    return G.nodes().loc[G.block(block).targets].gate.tolist()
+
+
+def test_cross_attention_reads_queries_from_the_target_and_keys_values_from_memory():
+    m, (x, mem) = _decoder_layer(False, "relu")
+    G = ns.from_torch(m, (x, mem))
+    n = G.nodes()
+    memory = n.index[n.name.str.startswith("input.memory[")].to_numpy()
+    target = n.index[n.name.str.match(r"input\[")].to_numpy()
+    assert memory.size == target.size == 8 and (n.loc[memory].kind == "input").all()
+    q, k, v = (G.block(f"multihead_attn.in_proj_weight[{p}]") for p in "qkv")
+    # the query reads the decoder stream (after the first residual and norm), keys and values
+    # read the memory's input nodes; each block holds its rows of in_proj_weight and in_proj_bias
+    assert k.sources.tolist() == v.sources.tolist() == memory.tolist()
+    assert q.sources.tolist() == G.block("norm1.weight").targets.tolist()
+    w, b = m.multihead_attn.in_proj_weight.detach(), m.multihead_attn.in_proj_bias.detach()
+    for j, blk in enumerate((q, k, v)):
+        np.testing.assert_array_equal(blk.weight, w[8 * j : 8 * (j + 1)].numpy())
+        np.testing.assert_array_equal(blk.bias, b[8 * j : 8 * (j + 1)].numpy())
+        assert blk.shape == (8, 8)
+    for p, blk in zip("qkv", (q, k, v)):
+        assert _heads(G, blk.name) == [f"{p}{h}" for h in (0, 1) for _ in range(4)]
+    groups = n.loc[np.concatenate([q.targets, k.targets, v.targets])].group
+    assert groups.nunique() == 1  # one layer: heads are unit groups over Q/K/V
+    op = G.block("multihead_attn.attention")
+    assert op.kind == "operator" and op.shape == (8, 24) and op.n_edges == 24
+    assert op.sources.tolist() == np.concatenate([q.targets, k.targets, v.targets]).tolist()
+    # self-attention stays one in_proj_weight block over the target; residual sums are skips
+    assert G.block("self_attn.in_proj_weight").sources.tolist() == target.tolist()
+    assert sum(b.kind == "skip" for b in G.blocks) == 6  # three sums of two operands
+    # a pruned key projection entry is realised exactly in the fused parameter
+    e = G.edges()
+    P = G.remove_edges(((e.block == k.name) & (e.row == 2) & (e.col == 5)).to_numpy())
+    r = ns.to_torch(P)
+    assert r.multihead_attn.in_proj_weight[8 + 2, 5].item() == 0.0
+    assert r.multihead_attn.in_proj_weight[2, 5].item() == w[2, 5].item()
+
+
+def test_cross_attention_heads_shrink_whole_and_equal_the_masked_model():
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerDecoderLayer(8, 4, 16, dropout=0.0, batch_first=True)
+    m = torch.nn.TransformerDecoder(layer, 1).eval()
+    xs = (torch.randn(2, 4, 8), torch.randn(2, 6, 8))
+    G = ns.from_torch(m, xs)
+    kinds = ns.structured_groups(G, macs=False).kind.value_counts()
+    assert kinds["head"] == 8  # 4 self-attention and 4 cross-attention heads
+    M = ns.structured_prune(G, amount=0.5).apply(G)
+    masked, small = ns.to_torch(M), ns.to_torch(ns.shrink(M))
+    with torch.no_grad():
+        np.testing.assert_allclose(small(*xs).numpy(), masked(*xs).numpy(), atol=1e-5, rtol=0)
+    cross = small.layers.get_submodule("0.multihead_attn")
+    assert cross.num_heads < 4 and cross.in_proj_weight.shape == (3 * 2 * cross.num_heads, 8)
+
+
+def test_a_later_input_read_by_a_conv_keeps_its_channel_axis_for_its_skip_edges():
+    m, xs = _two_images()
+    G = ns.from_torch(m, xs)
+    n = G.nodes()
+    b = n.index[n.name.str.startswith("input.b[")].tolist()
+    assert len(b) == 3 and G.block("c2.weight").sources.tolist() == b
+    skips = [blk for blk in G.blocks if blk.kind == "skip" and blk.sources.tolist() == b]
+    assert len(skips) == 1  # the residual "+ b", channel c to channel c
+
+
+def test_decoders_are_handled_layers_that_replay_at_any_length_with_masks():
+    m, (x, mem) = _decoder_stack()
+    G = ns.from_torch(m, (x, mem))
+    assert G.spec["modules"][""]["handler"] == "TransformerDecoder"
+    assert "specialised" not in G.spec  # not a tape: sizes stay free
+    r = ns.to_torch(G)
+    assert type(r) is torch.nn.TransformerDecoder
+    x2, mem2 = torch.randn(7, 3, 8), torch.randn(2, 3, 8)  # (time, batch, features)
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(7)
+    padding = torch.zeros(3, 2, dtype=torch.bool)
+    padding[0, 1] = True
+    with torch.no_grad():
+        for kw in (
+            {},
+            {"tgt_mask": mask, "tgt_is_causal": True},
+            {"memory_key_padding_mask": padding},
+        ):
+            assert torch.allclose(r(x2, mem2, **kw), m(x2, mem2, **kw), atol=1e-5)

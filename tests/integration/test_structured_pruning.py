@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import netstruct as ns
 from tests.integration.test_model_families import MODELS as CORPUS
-from tests.models import BiGRUCat, TextLSTM, UserCNN
+from tests.models import BiGRUCat, CrossAttention, Seq2SeqClassifier, TextLSTM, UserCNN
 
 pytestmark = pytest.mark.torch
 
@@ -79,6 +79,14 @@ FAMILIES = {
     "residual_cnn": (lambda: ResCNN(), lambda: torch.randn(2, 2, 6, 6), {"channel", "residual"}),
     "depthwise": (lambda: Depthwise(), lambda: torch.randn(2, 3, 5, 5), {"channel", "depthwise"}),
     "encoder_heads": (lambda: HeadEncoder(), lambda: torch.randn(2, 5, 8), {"head", "unit"}),
+    # causal decoder over the encoder's memory: self- and cross-attention heads
+    "decoder_heads": (
+        lambda: Seq2SeqClassifier(heads=4),
+        lambda: torch.randn(2, 5, 8),
+        {"head", "unit"},
+    ),
+    # kdim/vdim projections, 3 keys for 5 queries
+    "cross_kdim": (lambda: CrossAttention(heads=4), lambda: torch.randn(2, 5, 8), {"head"}),
     "lstm": (lambda: TextLSTM(), lambda: torch.randint(0, 11, (2, 6)), {"recurrent", "embedding"}),
     "gru": (lambda: BiGRUCat(), lambda: torch.randn(2, 5, 3), {"recurrent"}),
 }
@@ -116,8 +124,11 @@ def test_masked_equals_shrunk_and_counts_match_the_torch_module(name, amount):
     assert S.n_nodes < G.n_nodes
 
 
-def _attention_macs(model, x):
-    """Q K^T and A V of every attention layer, counted by hand (FlopCounterMode misses CPU sdpa)."""
+def _attention_macs(model, x, n_keys=None):
+    """Q K^T and A V of every attention layer, counted by hand (FlopCounterMode misses CPU sdpa).
+
+    ``n_keys``: the key length of cross-attention (default: the query length).
+    """
     out = 0
     for m in model.modules():
         if (
@@ -125,12 +136,21 @@ def _attention_macs(model, x):
             or type(m).__name__ == "HeadPrunedAttention"
         ):
             B, T, _ = x.shape
-            out += 2 * B * T * T * m.num_heads * m.head_dim
+            out += 2 * B * T * (n_keys or T) * m.num_heads * m.head_dim
     return out
 
 
 @pytest.mark.parametrize(
-    "name", ["user_cnn_bn", "residual_cnn", "depthwise", "encoder_heads", "gru"]
+    "name",
+    [
+        "user_cnn_bn",
+        "residual_cnn",
+        "depthwise",
+        "encoder_heads",
+        "decoder_heads",
+        "cross_kdim",
+        "gru",
+    ],
 )
 def test_macs_equal_flop_counter_on_the_shrunk_module(name):
     _, x, G = _export(name)
@@ -139,7 +159,9 @@ def test_macs_equal_flop_counter_on_the_shrunk_module(name):
     counter = FlopCounterMode(display=False)
     with counter:
         small(x)
-    assert ns.count_macs(S) == counter.get_total_flops() // 2 + _attention_macs(small, x)
+    n_keys = 3 if name == "cross_kdim" else None  # CrossAttention reads 3 keys for 5 queries
+    hand = _attention_macs(small, x, n_keys)
+    assert ns.count_macs(S) == counter.get_total_flops() // 2 + hand
 
 
 def test_lstm_macs_equal_a_hand_count():
@@ -394,3 +416,43 @@ def test_a_constant_flatten_width_follows_the_kept_channels():
         out = small(x)
         assert out.shape == (5, 3)
         assert torch.allclose(out, masked(x), atol=1e-5)
+
+
+def _part_rows(b):
+    """Rows of a cross-attention projection block in its parameter and in ``in_proj_bias``."""
+    part = b.name[-2] if b.name.endswith("]") else b.param.rsplit(".", 1)[-1][0]  # [q] / q_proj
+    j = "qkv".index(part)
+    n = b.shape[0]
+    return (slice(j * n, (j + 1) * n) if b.name.endswith("]") else slice(None)), slice(
+        j * n, (j + 1) * n
+    )
+
+
+@pytest.mark.parametrize("name", ["decoder_heads", "cross_kdim"])
+def test_taylor_importance_of_cross_attention_reads_each_projection_rows(name):
+    model, x, G = _export(name)
+    y = torch.randint(0, 3, (x.shape[0],))
+    s = ns.group_importance(G, by="taylor", data=(x, y))
+    r = ns.to_torch(G)
+    torch.nn.functional.cross_entropy(r(x), y).backward()
+    params = dict(r.named_parameters())
+    cg = ns.coupled_units(G)
+    want = []
+    for g in s.index:
+        members = set(np.flatnonzero(cg == g).tolist())
+        total = 0.0
+        for b in G.blocks:
+            if b.kind != "weight":
+                continue
+            p = params[f"{b.module}.{b.param}"]
+            wg = (p.detach() * p.grad).double().numpy()
+            w_rows, b_rows = _part_rows(b) if "part" in b.layout else (slice(None), slice(None))
+            wg = wg[w_rows]
+            rows = [i for i, t in enumerate(b.targets.tolist()) if t in members]
+            cols = [c for c, t in enumerate(b.sources.tolist()) if t in members]
+            total += wg[rows].sum() + wg[:, cols].sum()
+            if rows and b.bias_param:
+                pb = params[f"{b.module}.{b.bias_param}"]
+                total += float((pb.detach() * pb.grad).double().numpy()[b_rows][rows].sum())
+        want.append(abs(total))
+    np.testing.assert_allclose(s.to_numpy(), np.array(want), rtol=1e-6, atol=1e-12)
