@@ -357,7 +357,7 @@ def stat_norm_blocks(G: Any) -> list[int]:
     """
     from .handlers import handler_for_name
 
-    modules = (G.spec or {}).get("modules", {})
+    modules = (G._spec or {}).get("modules", {})  # read only: no copy of the spec
     out = []
     for i, b in enumerate(G.blocks):
         if b.kind != "norm" or b.module not in modules:

@@ -267,6 +267,35 @@ class SignedGraph:
         node_attrs: Mapping[str, Any] | None = None,
         edge_attrs: Mapping[str, Any] | None = None,
     ) -> None:
+        self._setup(nodes, blocks, spec, provenance, node_attrs, edge_attrs, copy=True)
+
+    @classmethod
+    def _owning(
+        cls,
+        nodes: Mapping[str, Any] | pd.DataFrame,
+        blocks: Sequence[Block],
+        *,
+        spec: dict[str, Any] | None,
+        provenance: dict[str, Any],
+    ) -> SignedGraph:
+        """Like the constructor (every check), but the graph takes ``spec`` and
+        ``provenance`` over instead of copying them: for a maker that built them for this
+        graph alone and drops its references (:func:`netstruct.from_torch`)."""
+        self = object.__new__(cls)
+        self._setup(nodes, blocks, spec, provenance, None, None, copy=False)
+        return self
+
+    def _setup(
+        self,
+        nodes: Mapping[str, Any] | pd.DataFrame,
+        blocks: Sequence[Block],
+        spec: Mapping[str, Any] | None,
+        provenance: Mapping[str, Any] | None,
+        node_attrs: Mapping[str, Any] | None,
+        edge_attrs: Mapping[str, Any] | None,
+        *,
+        copy: bool,
+    ) -> None:
         self._nodes = _normalize_nodes(nodes)
         self._blocks = tuple(blocks)
         n = self.n_nodes
@@ -282,8 +311,12 @@ class SignedGraph:
                     raise GraphError(
                         f"Block {b.name!r} refers to {what} node ids outside 0..{n - 1}."
                     )
-        self._spec = _copy_json(dict(spec)) if spec is not None else None
-        self._provenance = _copy_json(dict(provenance or {}))
+        if copy:
+            self._spec = _copy_json(dict(spec)) if spec is not None else None
+            self._provenance = _copy_json(dict(provenance or {}))
+        else:
+            self._spec = dict(spec) if spec is not None else None
+            self._provenance = dict(provenance or {})
         self._node_attrs = self._check_attrs(node_attrs or {}, n, "node", reserved=NODE_COLUMNS)
         self._edge_attrs = self._check_attrs(
             edge_attrs or {}, self.n_edges, "edge", reserved=EDGE_COLUMNS
