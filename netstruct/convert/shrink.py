@@ -32,6 +32,7 @@ def _const_value(activation: str, bias: float) -> float | None:
 
 
 _HEAD_LABEL = re.compile(r"^[a-z]+\d+$")
+_STATE_KEY = "_netstruct_shrink_state"
 _PER_UNIT_NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
 
 
@@ -140,6 +141,49 @@ class _State:
             mark[self.cgroup[b.sources]] = False
         self._reads: dict[int, list[tuple[int, int]]] | None = None
         self._bias_rows: dict[int, list[tuple[int, int]]] | None = None
+
+    #: what :meth:`__init__` reads off the graph and no step changes (shared, read-only)
+    _STATIC = (
+        "n",
+        "unit",
+        "kind",
+        "group",
+        "activation",
+        "cgroup",
+        "recurrent",
+        "candidate",
+        "norm_width",
+        "single",
+        "module_of",
+        "plain_block",
+        "tied",
+    )
+
+    @classmethod
+    def of(cls, G: SignedGraph) -> _State:
+        """A fresh working state of ``G`` (nothing removed), its analysis of the graph made
+        once per graph (graphs are immutable; :func:`netstruct.structured_prune` and then
+        :func:`shrink` of the same graph analyse it once)."""
+        base = G.__dict__.get(_STATE_KEY)
+        if base is None:
+            base = cls(G)
+            for name in cls._STATIC:
+                v = getattr(base, name)
+                if isinstance(v, np.ndarray):
+                    v.setflags(write=False)
+            G.__dict__[_STATE_KEY] = base
+        st = object.__new__(cls)
+        st.G = G
+        for name in cls._STATIC:
+            setattr(st, name, getattr(base, name))
+        st.biases = {
+            i: (None if b.bias is None else b.bias.astype(np.float64))
+            for i, b in enumerate(G.blocks)
+        }
+        st.removed = np.zeros(st.n, dtype=bool)
+        st.folded = []
+        st._reads = st._bias_rows = None
+        return st
 
     @property
     def reads(self) -> dict[int, list[tuple[int, int]]]:
@@ -279,7 +323,7 @@ def _positions_in_layer(nodes: dict[str, np.ndarray]) -> np.ndarray:
 def removable_units(G: SignedGraph) -> np.ndarray:
     """Ids of the units :func:`shrink` would remove (without building the new graph)."""
     check_graph(G, "removable_units")
-    st = _State(G)
+    st = _State.of(G)
     while st.step():
         pass
     return np.flatnonzero(st.removed)
@@ -389,7 +433,7 @@ def shrink(G: SignedGraph, *, units: Any = None) -> SignedGraph:
         raise GraphError(
             "shrink needs a graph with an architecture spec (one exported by netstruct.from_torch)."
         )
-    st = _State(G)
+    st = _State.of(G)
     if units is not None:
         st.removed |= _initial_units(G, st, units)
     while st.step():

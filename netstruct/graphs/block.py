@@ -184,9 +184,19 @@ class Block:
         reduction is 0 gets a uniform kernel with that reduction). Diagonal (norm) blocks give
         their diagonal.
         """
-        from ._kernels import parameter_of
+        cached = self.__dict__.get("_parameter")
+        if cached is None:  # blocks are immutable: computed once (read-only, like the fields)
+            from ._kernels import parameter_of
 
-        return parameter_of(self)
+            cached = parameter_of(self)
+            k = self.kernel
+            same = k is not None and cached.shape == k.shape and cached.dtype == k.dtype
+            if same and np.array_equal(cached, k):
+                cached = k  # an unedited, unpruned kernel: no second copy kept
+            elif cached.flags.writeable:
+                cached.setflags(write=False)
+            self.__dict__["_parameter"] = cached
+        return cached
 
 
 def make_block(
