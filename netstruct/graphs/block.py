@@ -184,18 +184,17 @@ class Block:
         reduction is 0 gets a uniform kernel with that reduction). Diagonal (norm) blocks give
         their diagonal.
         """
-        cached = self.__dict__.get("_parameter")
+        cached: np.ndarray | None = self.__dict__.get("_parameter")
         if cached is None:  # blocks are immutable: computed once (read-only, like the fields)
             from ._kernels import parameter_of
 
-            cached = parameter_of(self)
+            p = parameter_of(self)
             k = self.kernel
-            same = k is not None and cached.shape == k.shape and cached.dtype == k.dtype
-            if same and np.array_equal(cached, k):
-                cached = k  # an unedited, unpruned kernel: no second copy kept
-            elif cached.flags.writeable:
-                cached.setflags(write=False)
-            self.__dict__["_parameter"] = cached
+            if k is not None and p.shape == k.shape and p.dtype == k.dtype and np.array_equal(p, k):
+                p = k  # an unedited, unpruned kernel: no second copy kept
+            elif p.flags.writeable:
+                p.setflags(write=False)
+            cached = self.__dict__["_parameter"] = p
         return cached
 
 
