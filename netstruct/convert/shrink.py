@@ -333,7 +333,7 @@ def _initial_units(G: SignedGraph, st: _State, units: Any) -> np.ndarray:
     """Boolean node mask of the coupling groups ``units`` names (inputs: see :func:`shrink`)."""
     if hasattr(units, "removed_unit_names"):  # a PruningPlan (asked, not imported: no cycle)
         names = units.removed_unit_names(G, "shrink")
-        ids = pd.Index(G.node_column("name")).get_indexer(names)
+        ids = G._name_index().get_indexer(names)
         if (ids < 0).any():
             missing = [n for n, i in zip(names, ids) if i < 0][:5]
             raise GraphError(f"The plan removes units {missing} that this graph does not have.")
@@ -452,7 +452,7 @@ def shrink(G: SignedGraph, *, units: Any = None) -> SignedGraph:
         cols = keep[b.sources]
         bias = st.biases[i]
         if rows.all() and cols.all() and (bias is None or np.array_equal(bias, np.asarray(b.bias))):
-            blocks.append(b.replace(sources=new_id[b.sources], targets=new_id[b.targets]))
+            blocks.append(b._with_ids(new_id[b.sources], new_id[b.targets]))  # values as they were
             continue
         cut = take(b, rows, cols)  # one validation: sliced fields and new ids together
         cut["state"] = _drop_full_stat_masks(cut["state"])

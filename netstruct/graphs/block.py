@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from dataclasses import replace as _replace_fields
 from types import MappingProxyType
 from typing import Any
 
@@ -160,6 +161,21 @@ class Block:
             if np.shape(changes["weight"]) != self.shape:
                 raise GraphError(f"Block {self.name!r}: reshape a kernel block with Block.take().")
         return make_block(**fields_)
+
+    def _with_ids(self, sources: np.ndarray, targets: np.ndarray) -> Block:
+        """The block wired to other node ids, values untouched (for :func:`netstruct.shrink`,
+        whose renumbered ids are valid by construction): no re-validation of the values, and
+        the computed :meth:`parameter` carries over."""
+        src = np.asarray(sources, dtype=INDEX_DTYPE)
+        tgt = np.asarray(targets, dtype=INDEX_DTYPE)
+        if src.shape != self.sources.shape or tgt.shape != self.targets.shape:
+            raise GraphError(f"Block {self.name!r}: new ids must keep the block's shape.")
+        for a in (src, tgt):
+            a.setflags(write=False)
+        out = _replace_fields(self, sources=src, targets=tgt)
+        if "_parameter" in self.__dict__:
+            out.__dict__["_parameter"] = self.__dict__["_parameter"]
+        return out
 
     def take(self, rows: np.ndarray, cols: np.ndarray) -> Block:
         """The block restricted to boolean ``rows`` and ``cols`` (kernel and state alike)."""

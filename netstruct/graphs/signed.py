@@ -41,6 +41,7 @@ _NODE_DTYPES = {
 }
 
 
+_NAME_INDEX = "_netstruct_name_index"
 _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
@@ -200,11 +201,15 @@ class _EdgeColumns(Mapping):
         return np.concatenate(parts) if len(parts) > 1 else np.array(parts[0], copy=True)
 
 
-def _check_unique_names(names: np.ndarray) -> None:
-    """Node names identify nodes (plans, selections, shrink): refuse duplicates."""
+def _check_unique_names(names: np.ndarray) -> pd.Index:
+    """Node names identify nodes (plans, selections, shrink): refuse duplicates.
+
+    Returns the names as an index (its hash table built by the check; see
+    :meth:`SignedGraph._name_index`).
+    """
     index = pd.Index(names)
     if index.is_unique:
-        return
+        return index
     dup = index[index.duplicated()].unique()[:5].tolist()
     raise GraphError(
         f"Node names must be unique; {len(index[index.duplicated()].unique())} name(s) repeat, "
@@ -299,7 +304,7 @@ class SignedGraph:
         self._nodes = _normalize_nodes(nodes)
         self._blocks = tuple(blocks)
         n = self.n_nodes
-        _check_unique_names(self._nodes["name"])
+        self.__dict__[_NAME_INDEX] = _check_unique_names(self._nodes["name"])
         names = [b.name for b in self._blocks]
         if len(set(names)) != len(names):
             raise GraphError(f"Block names must be unique; got {names}.")
@@ -350,6 +355,14 @@ class SignedGraph:
             edge_attrs or {}, self.n_edges, "edge", reserved=EDGE_COLUMNS
         )
         return self
+
+    def _name_index(self) -> pd.Index:
+        """The node names as a pandas index (node id = position), made once per graph:
+        ``G._name_index().get_indexer(names)`` gives the ids of ``names`` (-1 if absent)."""
+        index = self.__dict__.get(_NAME_INDEX)
+        if index is None:
+            index = self.__dict__[_NAME_INDEX] = pd.Index(self._nodes["name"])
+        return index
 
     # ------------------------------------------------------------------ basic facts
     @property
