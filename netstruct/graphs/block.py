@@ -198,7 +198,8 @@ class Block:
         edited (``old`` is the kernel reduction, so the reduced weight of the result equals
         the block's weight exactly for homogeneous reductions; an edited edge whose old
         reduction is 0 gets a uniform kernel with that reduction). Diagonal (norm) blocks give
-        their diagonal.
+        their diagonal. The array is read-only, like the block's fields (computed once per
+        block; copy it to edit it).
         """
         cached: np.ndarray | None = self.__dict__.get("_parameter")
         if cached is None:  # blocks are immutable: computed once (read-only, like the fields)
