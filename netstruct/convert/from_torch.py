@@ -38,7 +38,7 @@ import numpy as np
 
 from .._version import __version__
 from ..exceptions import GraphError, InvalidParameterError, UnsupportedModuleError
-from ..graphs.signed import SignedGraph
+from ..graphs.signed import SignedGraph, _copy_json
 from . import _ops
 from ._resize import units_record
 from ._tape import argument_names, flat_tensors
@@ -59,7 +59,10 @@ SPEC_FORMAT = "netstruct-arch"
 SPEC_VERSION = 2
 
 
+@functools.cache
 def _tracer_cls():
+    """The fx tracer whose leaves are the layers netstruct has handlers for (one class: the
+    registry is read at each ``is_leaf_module`` call)."""
     import torch
 
     from .attention import traced_through
@@ -376,19 +379,41 @@ class _RealValues:
 
         A tape trace ran the model itself. A plain ``nn.Sequential`` chain of leaves (stock
         ``forward``, no hooks on the containers) computes exactly the real run's last value.
+        So does an fx trace of a model in eval mode (every submodule too: a trace in training
+        mode freezes ``self.training`` branches that the eval-mode check would take otherwise)
+        without forward hooks: the run replays the traced operations on the same tensors in
+        the same order, calling the leaf modules themselves.
         """
         import torch
+        from torch.fx.node import map_arg
 
         if self.traced.kept is not None:
             return self.traced.kept["output"]
-        if not self.is_real or not _plain_sequential(self.model):
+        if not self.is_real:
             return None
         if torch.nn.modules.module._global_forward_hooks or (
             torch.nn.modules.module._global_forward_pre_hooks
         ):
             return None
+        if not (_plain_sequential(self.model) or self._faithful_fx_trace()):
+            return None
         out = [n for n in self.traced.graph.nodes if n.op == "output"]
-        return self.real().get(out[0].args[0]) if out else None
+        if not out:
+            return None
+        values = self.real()
+        try:
+            return map_arg(out[0].args[0], values.__getitem__)
+        except KeyError:  # a value the run did not keep: run the model instead
+            return None
+
+    def _faithful_fx_trace(self) -> bool:
+        """An fx trace (not a tape, not a read ``nn.Sequential``) of an eval-mode model without
+        forward hooks (see :meth:`reference_output`)."""
+        if self.traced.sources is None or self.traced.facts is not None:
+            return False
+        return not any(
+            m.training or m._forward_hooks or m._forward_pre_hooks for m in self.model.modules()
+        )
 
 
 def _plain_sequential(model: Any) -> bool:
@@ -1444,7 +1469,10 @@ def from_torch(
         from .to_torch import remember_structure_key, wiring_key
 
         provenance["structure"] = wiring_key(spec, b.n_nodes, b.blocks)
-        G = SignedGraph(b.columns, b.blocks, spec=spec, provenance=provenance)
+        # spec and provenance were built for this graph alone, so it takes them over; only
+        # the handlers' configs (which may hold a module's own lists) are copied
+        spec["modules"] = _copy_json(spec["modules"])
+        G = SignedGraph._owning(b.columns, b.blocks, spec=spec, provenance=provenance)
         remember_structure_key(
             G, str(provenance["structure"])
         )  # hashed from the same spec and blocks
@@ -1461,18 +1489,21 @@ def _check_roundtrip(model, G: SignedGraph, example_input, reference: Any = None
     """
     import torch
 
-    from .to_torch import to_torch
+    from .to_torch import rebuild
 
-    rebuilt = to_torch(G)
+    rebuilt = rebuild(G, copy_spec=False)  # thrown away below: it may share the graph's spec
     args = example_input if isinstance(example_input, tuple) else (example_input,)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            a = model(*args) if reference is None else reference
-            b = rebuilt(*args)
-    finally:
-        model.train(was_training)
+    with torch.no_grad():
+        b = rebuilt(*args)
+        if reference is None:
+            was_training = model.training
+            model.eval()
+            try:
+                a = model(*args)
+            finally:
+                model.train(was_training)
+        else:
+            a = reference
     ta, tb = flat_tensors(a), flat_tensors(b)
     ok = len(ta) == len(tb) and all(
         x.shape == y.shape and torch.allclose(x.double(), y.double(), atol=1e-5, rtol=1e-4)

@@ -12,6 +12,7 @@ Custom layers plug in with :func:`register_module_handler`.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -136,20 +137,37 @@ def load_params(module: Any, params: Mapping[str, np.ndarray]) -> None:
     import torch
 
     own = dict(module.named_parameters())
-    with torch.no_grad(), warnings.catch_warnings():
-        # the graph's arrays are read-only; torch only reads them here (one copy, into ``p``)
-        warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
-        for name, arr in params.items():
-            if name not in own:
-                raise GraphError(f"Rebuilt {type(module).__name__} has no parameter {name!r}.")
-            p = own[name]
-            if tuple(p.shape) != tuple(arr.shape):
-                raise GraphError(
-                    f"Parameter {name!r} of the rebuilt {type(module).__name__} has shape "
-                    f"{tuple(p.shape)} but the graph holds {tuple(arr.shape)}; was the graph's "
-                    "block shape tampered with?"
-                )
-            p.copy_(torch.from_numpy(np.ascontiguousarray(arr)))
+    slow = []
+    for name, arr in params.items():
+        if name not in own:
+            raise GraphError(f"Rebuilt {type(module).__name__} has no parameter {name!r}.")
+        p = own[name]
+        if tuple(p.shape) != tuple(arr.shape):
+            raise GraphError(
+                f"Parameter {name!r} of the rebuilt {type(module).__name__} has shape "
+                f"{tuple(p.shape)} but the graph holds {tuple(arr.shape)}; was the graph's "
+                "block shape tampered with?"
+            )
+        if p.device.type == "cpu" and p.dtype in _numpy_dtypes():
+            # straight into the parameter's memory: one copy, and no warnings context (whose
+            # entry and exit cost more than the copy of a small layer's weights)
+            np.copyto(p.detach().numpy(), arr, casting="unsafe")
+        else:
+            slow.append((p, arr))
+    if slow:
+        with torch.no_grad(), warnings.catch_warnings():
+            # the graph's arrays are read-only; torch only reads them here (one copy, into p)
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+            for p, arr in slow:
+                p.copy_(torch.from_numpy(np.ascontiguousarray(arr)))
+
+
+@functools.cache
+def _numpy_dtypes() -> frozenset:
+    """Torch dtypes a CPU tensor shares with numpy (``tensor.numpy()`` works)."""
+    import torch
+
+    return frozenset({torch.float32, torch.float64, torch.float16, torch.int64, torch.int32})
 
 
 class LinearHandler(ModuleHandler):

@@ -20,6 +20,7 @@ Graph semantics (see ``docs/concepts/layers.md``):
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -49,6 +50,7 @@ __all__ = [
 PLAIN_BUILD_MAX = 1 << 16
 
 
+@functools.cache
 def _rng_free_init(cls: Any) -> bool:
     """Normalisation layers initialise with ones and zeros: cheap, and no random numbers."""
     import torch
@@ -348,9 +350,9 @@ class NormHandler(ModuleHandler):
             per_group = cfg.pop("channels_per_group", None)  # absent in specs before 2026-12
             if per_group is not None:
                 groups = n // int(per_group)  # whole groups pruned: num_groups follows
-            m = _quiet_build(cls, groups, n, **cfg)
+            m = _quiet_build(cls, groups, n, numel=2 * n, **cfg)
         else:
-            m = _quiet_build(cls, n, **cfg)
+            m = _quiet_build(cls, n, numel=2 * n, **cfg)
         if self.batch and m.running_mean is not None:  # skip_init leaves buffers uninitialised
             m.reset_running_stats()
         load_state(m, params)
@@ -392,10 +394,12 @@ def build_feature_norm(
     keep = own.pop(STAT_MASK, None)
     if keep is not None and not np.asarray(keep, dtype=bool).all():
         cls = MaskedLayerNorm if type_name == "LayerNorm" else MaskedRMSNorm
-        m = _quiet_build(cls, n, **config, stat_mask=torch.from_numpy(np.array(keep, dtype=bool)))
+        m = _quiet_build(
+            cls, n, numel=2 * n, **config, stat_mask=torch.from_numpy(np.array(keep, dtype=bool))
+        )
         getattr(m, STAT_MASK).copy_(torch.from_numpy(np.array(keep, dtype=bool)))
     else:
-        m = _quiet_build(getattr(torch.nn, type_name), n, **config)
+        m = _quiet_build(getattr(torch.nn, type_name), n, numel=2 * n, **config)
     load_state(m, own)
     return m
 
@@ -408,7 +412,7 @@ def stat_norm_blocks(G: Any) -> list[int]:
     """
     from .handlers import handler_for_name
 
-    modules = (G.spec or {}).get("modules", {})
+    modules = (G._spec or {}).get("modules", {})  # read only: no copy of the spec
     out = []
     for i, b in enumerate(G.blocks):
         if b.kind != "norm" or b.module not in modules:

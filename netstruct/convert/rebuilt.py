@@ -14,9 +14,14 @@ def set_submodule(root: Any, path: str, module: Any, container_factory: Any) -> 
     parts = path.split(".")
     parent = root
     for p in parts[:-1]:
-        if not hasattr(parent, p) or getattr(parent, p) is None:
-            parent.add_module(p, container_factory())
-        parent = getattr(parent, p)
+        child = parent._modules.get(p)  # submodules live there (no Module.__getattr__ walk)
+        if child is None:
+            if hasattr(parent, p) and getattr(parent, p) is not None:
+                child = getattr(parent, p)  # not a submodule (e.g. a parameter): as before
+            else:
+                child = container_factory()
+                parent.add_module(p, child)
+        parent = child
     parent.add_module(parts[-1], module)
 
 

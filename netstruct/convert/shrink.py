@@ -32,6 +32,7 @@ def _const_value(activation: str, bias: float) -> float | None:
 
 
 _HEAD_LABEL = re.compile(r"^[a-z]+\d+$")
+_STATE_KEY = "_netstruct_shrink_state"
 
 
 def _groupwise_statistics(b: Block, handler: Any, spec: dict[str, Any]) -> bool:
@@ -158,6 +159,49 @@ class _State:
             mark[self.cgroup[b.sources]] = False
         self._reads: dict[int, list[tuple[int, int]]] | None = None
         self._bias_rows: dict[int, list[tuple[int, int]]] | None = None
+
+    #: what :meth:`__init__` reads off the graph and no step changes (shared, read-only)
+    _STATIC = (
+        "n",
+        "unit",
+        "kind",
+        "group",
+        "activation",
+        "cgroup",
+        "recurrent",
+        "candidate",
+        "norm_width",
+        "single",
+        "module_of",
+        "plain_block",
+        "tied",
+    )
+
+    @classmethod
+    def of(cls, G: SignedGraph) -> _State:
+        """A fresh working state of ``G`` (nothing removed), its analysis of the graph made
+        once per graph (graphs are immutable; :func:`netstruct.structured_prune` and then
+        :func:`shrink` of the same graph analyse it once)."""
+        base = G.__dict__.get(_STATE_KEY)
+        if base is None:
+            base = cls(G)
+            for name in cls._STATIC:
+                v = getattr(base, name)
+                if isinstance(v, np.ndarray):
+                    v.setflags(write=False)
+            G.__dict__[_STATE_KEY] = base
+        st = object.__new__(cls)
+        st.G = G
+        for name in cls._STATIC:
+            setattr(st, name, getattr(base, name))
+        st.biases = {
+            i: (None if b.bias is None else b.bias.astype(np.float64))
+            for i, b in enumerate(G.blocks)
+        }
+        st.removed = np.zeros(st.n, dtype=bool)
+        st.folded = []
+        st._reads = st._bias_rows = None
+        return st
 
     @property
     def reads(self) -> dict[int, list[tuple[int, int]]]:
@@ -297,7 +341,7 @@ def _positions_in_layer(nodes: dict[str, np.ndarray]) -> np.ndarray:
 def removable_units(G: SignedGraph) -> np.ndarray:
     """Ids of the units :func:`shrink` would remove (without building the new graph)."""
     check_graph(G, "removable_units")
-    st = _State(G)
+    st = _State.of(G)
     while st.step():
         pass
     return np.flatnonzero(st.removed)
@@ -307,7 +351,7 @@ def _initial_units(G: SignedGraph, st: _State, units: Any) -> np.ndarray:
     """Boolean node mask of the coupling groups ``units`` names (inputs: see :func:`shrink`)."""
     if hasattr(units, "removed_unit_names"):  # a PruningPlan (asked, not imported: no cycle)
         names = units.removed_unit_names(G, "shrink")
-        ids = pd.Index(G.node_column("name")).get_indexer(names)
+        ids = G._name_index().get_indexer(names)
         if (ids < 0).any():
             missing = [n for n, i in zip(names, ids) if i < 0][:5]
             raise GraphError(f"The plan removes units {missing} that this graph does not have.")
@@ -410,7 +454,7 @@ def shrink(G: SignedGraph, *, units: Any = None) -> SignedGraph:
         raise GraphError(
             "shrink needs a graph with an architecture spec (one exported by netstruct.from_torch)."
         )
-    st = _State(G)
+    st = _State.of(G)
     if units is not None:
         st.removed |= _initial_units(G, st, units)
     while st.step():
@@ -429,7 +473,7 @@ def shrink(G: SignedGraph, *, units: Any = None) -> SignedGraph:
         cols = keep[b.sources]
         bias = st.biases[i]
         if rows.all() and cols.all() and (bias is None or np.array_equal(bias, np.asarray(b.bias))):
-            blocks.append(b.replace(sources=new_id[b.sources], targets=new_id[b.targets]))
+            blocks.append(b._with_ids(new_id[b.sources], new_id[b.targets]))  # values as they were
             continue
         cut = take(b, rows, cols)  # one validation: sliced fields and new ids together
         cut["state"] = _drop_full_stat_masks(cut["state"])

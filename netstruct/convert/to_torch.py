@@ -178,7 +178,14 @@ def build_modules(spec: dict[str, Any], G: SignedGraph) -> dict[str, Any]:
     return out
 
 
-def _assemble(spec: dict[str, Any], modules: dict[str, Any], scales: dict[str, np.ndarray]) -> Any:
+def _assemble(
+    spec: dict[str, Any],
+    modules: dict[str, Any],
+    scales: dict[str, np.ndarray],
+    copy_spec: bool = True,
+) -> Any:
+    """The model from its rebuilt modules; ``copy_spec=False`` lets a traced model share
+    ``spec`` (for a module that is thrown away at once, e.g. export's round-trip check)."""
     import torch
 
     kind = spec.get("container", "Traced")
@@ -197,7 +204,8 @@ def _assemble(spec: dict[str, Any], modules: dict[str, Any], scales: dict[str, n
     from ..graphs.signed import _copy_json
     from .rebuilt import RebuiltModel
 
-    return RebuiltModel(_copy_json(spec), modules, scales)  # the module keeps its own spec
+    # the module keeps its own spec
+    return RebuiltModel(_copy_json(spec) if copy_spec else spec, modules, scales)
 
 
 def _apply_prune_masks(model: Any, G: SignedGraph) -> None:
@@ -369,6 +377,15 @@ def to_torch(G: SignedGraph, *, shrink: bool = False, prune_masks: bool = False)
         raise InvalidParameterError(
             f"The 'shrink' parameter of to_torch must be a bool. Got {shrink!r} instead."
         )
+    return rebuild(G, shrink=shrink, prune_masks=prune_masks)
+
+
+def rebuild(
+    G: SignedGraph, *, shrink: bool = False, prune_masks: bool = False, copy_spec: bool = True
+) -> Any:
+    """:func:`to_torch` after its argument checks; ``copy_spec=False``: the rebuilt module
+    shares the graph's spec (only for a module that is discarded at once and never edited,
+    e.g. export's round-trip check)."""
     spec = G._spec  # read only (handlers read their configs; the traced model gets a copy)
     if spec is None:
         raise GraphError(
@@ -382,7 +399,7 @@ def to_torch(G: SignedGraph, *, shrink: bool = False, prune_masks: bool = False)
         spec = G._spec
         assert spec is not None  # shrinking keeps the spec
     modules = build_modules(spec, G)
-    model = _assemble(spec, modules, structural_scales(G))
+    model = _assemble(spec, modules, structural_scales(G), copy_spec=copy_spec)
     _tie(model, spec, G)
     dtype = spec.get("dtype", "float32")
     if dtype != "float32":

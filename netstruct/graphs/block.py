@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from dataclasses import replace as _replace_fields
 from types import MappingProxyType
 from typing import Any
 
@@ -161,6 +162,21 @@ class Block:
                 raise GraphError(f"Block {self.name!r}: reshape a kernel block with Block.take().")
         return make_block(**fields_)
 
+    def _with_ids(self, sources: np.ndarray, targets: np.ndarray) -> Block:
+        """The block wired to other node ids, values untouched (for :func:`netstruct.shrink`,
+        whose renumbered ids are valid by construction): no re-validation of the values, and
+        the computed :meth:`parameter` carries over."""
+        src = np.asarray(sources, dtype=INDEX_DTYPE)
+        tgt = np.asarray(targets, dtype=INDEX_DTYPE)
+        if src.shape != self.sources.shape or tgt.shape != self.targets.shape:
+            raise GraphError(f"Block {self.name!r}: new ids must keep the block's shape.")
+        for a in (src, tgt):
+            a.setflags(write=False)
+        out = _replace_fields(self, sources=src, targets=tgt)
+        if "_parameter" in self.__dict__:
+            out.__dict__["_parameter"] = self.__dict__["_parameter"]
+        return out
+
     def take(self, rows: np.ndarray, cols: np.ndarray) -> Block:
         """The block restricted to boolean ``rows`` and ``cols`` (kernel and state alike)."""
         from ._kernels import take
@@ -182,11 +198,21 @@ class Block:
         edited (``old`` is the kernel reduction, so the reduced weight of the result equals
         the block's weight exactly for homogeneous reductions; an edited edge whose old
         reduction is 0 gets a uniform kernel with that reduction). Diagonal (norm) blocks give
-        their diagonal.
+        their diagonal. The array is read-only, like the block's fields (computed once per
+        block; copy it to edit it).
         """
-        from ._kernels import parameter_of
+        cached: np.ndarray | None = self.__dict__.get("_parameter")
+        if cached is None:  # blocks are immutable: computed once (read-only, like the fields)
+            from ._kernels import parameter_of
 
-        return parameter_of(self)
+            p = parameter_of(self)
+            k = self.kernel
+            if k is not None and p.shape == k.shape and p.dtype == k.dtype and np.array_equal(p, k):
+                p = k  # an unedited, unpruned kernel: no second copy kept
+            elif p.flags.writeable:
+                p.setflags(write=False)
+            cached = self.__dict__["_parameter"] = p
+        return cached
 
 
 def make_block(

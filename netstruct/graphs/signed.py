@@ -41,6 +41,7 @@ _NODE_DTYPES = {
 }
 
 
+_NAME_INDEX = "_netstruct_name_index"
 _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
@@ -280,10 +281,39 @@ class SignedGraph:
         node_attrs: Mapping[str, Any] | None = None,
         edge_attrs: Mapping[str, Any] | None = None,
     ) -> None:
+        self._setup(nodes, blocks, spec, provenance, node_attrs, edge_attrs, copy=True)
+
+    @classmethod
+    def _owning(
+        cls,
+        nodes: Mapping[str, Any] | pd.DataFrame,
+        blocks: Sequence[Block],
+        *,
+        spec: dict[str, Any] | None,
+        provenance: dict[str, Any],
+    ) -> SignedGraph:
+        """Like the constructor (every check), but the graph takes ``spec`` and
+        ``provenance`` over instead of copying them: for a maker that built them for this
+        graph alone and drops its references (:func:`netstruct.from_torch`)."""
+        self = object.__new__(cls)
+        self._setup(nodes, blocks, spec, provenance, None, None, copy=False)
+        return self
+
+    def _setup(
+        self,
+        nodes: Mapping[str, Any] | pd.DataFrame,
+        blocks: Sequence[Block],
+        spec: Mapping[str, Any] | None,
+        provenance: Mapping[str, Any] | None,
+        node_attrs: Mapping[str, Any] | None,
+        edge_attrs: Mapping[str, Any] | None,
+        *,
+        copy: bool,
+    ) -> None:
         self._nodes = _normalize_nodes(nodes)
         self._blocks = tuple(blocks)
         n = self.n_nodes
-        _check_unique_names(self._nodes["name"])
+        _check_unique_names(self._nodes["name"])  # the name index is built when a lookup needs it
         names = [b.name for b in self._blocks]
         if len(set(names)) != len(names):
             raise GraphError(f"Block names must be unique; got {names}.")
@@ -295,8 +325,12 @@ class SignedGraph:
                     raise GraphError(
                         f"Block {b.name!r} refers to {what} node ids outside 0..{n - 1}."
                     )
-        self._spec = _copy_json(dict(spec)) if spec is not None else None
-        self._provenance = _copy_json(dict(provenance or {}))
+        if copy:
+            self._spec = _copy_json(dict(spec)) if spec is not None else None
+            self._provenance = _copy_json(dict(provenance or {}))
+        else:
+            self._spec = dict(spec) if spec is not None else None
+            self._provenance = dict(provenance or {})
         self._node_attrs = self._check_attrs(node_attrs or {}, n, "node", reserved=NODE_COLUMNS)
         self._edge_attrs = self._check_attrs(
             edge_attrs or {}, self.n_edges, "edge", reserved=EDGE_COLUMNS
@@ -330,6 +364,14 @@ class SignedGraph:
             edge_attrs or {}, self.n_edges, "edge", reserved=EDGE_COLUMNS
         )
         return self
+
+    def _name_index(self) -> pd.Index:
+        """The node names as a pandas index (node id = position), made once per graph:
+        ``G._name_index().get_indexer(names)`` gives the ids of ``names`` (-1 if absent)."""
+        index = self.__dict__.get(_NAME_INDEX)
+        if index is None:
+            index = self.__dict__[_NAME_INDEX] = pd.Index(self._nodes["name"])
+        return index
 
     # ------------------------------------------------------------------ basic facts
     @property

@@ -29,7 +29,7 @@ def _group_arrays(
     key = _CACHE_KEY + ("_norm_width" if norm_width else "")
     cached = G.__dict__.get(key)
     if cached is None:  # graphs are immutable: computed once per graph (read-only arrays)
-        st = _State(G)
+        st = _State.of(G)
         cg = st.cgroup
         gids = np.unique(cg[st.candidate | st.norm_width if norm_width else st.candidate])
         family = G.node_column("group")[gids]  # a group's id is its smallest node: its first unit

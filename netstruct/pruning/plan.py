@@ -715,7 +715,7 @@ def _unit_mask(G: SignedGraph, names: tuple[str, ...]) -> np.ndarray:
     units = np.zeros(G.n_nodes, dtype=bool)
     if not names:
         return units
-    ids = pd.Index(G.node_column("name")).get_indexer(list(names))  # node names are unique
+    ids = G._name_index().get_indexer(list(names))  # node names are unique
     if (ids < 0).any():
         missing = sorted({n for n, i in zip(names, ids) if i < 0})
         raise GraphError(f"The plan removes units {missing[:5]} that this graph does not have.")

@@ -172,6 +172,46 @@ def test_the_check_still_catches_a_forward_the_graph_does_not_record():
         ns.from_torch(m, torch.randn(4, 3))
 
 
+def test_an_eval_mode_fx_trace_checks_against_its_own_run(monkeypatch):
+    """The run of the traced operations is the model's output: the check does not run it
+    again, and gets exactly what a run of the model gives."""
+    torch.manual_seed(5)
+    m, x = _Res().eval(), torch.randn(2, 2, 6, 6)
+    calls = []
+    real = ft._check_roundtrip
+
+    def spy(model, G, example_input, reference=None):
+        calls.append(reference)
+        return real(model, G, example_input, reference)
+
+    monkeypatch.setattr(ft, "_check_roundtrip", spy)
+    ns.from_torch(m, x)
+    with torch.no_grad():
+        assert calls[0] is not None and torch.equal(calls[0], m(x))
+
+
+class _TrainOnly(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(3, 2)
+
+    def forward(self, x):
+        y = self.a(x)
+        return torch.tanh(y) if self.training else y  # fx freezes the trace mode's branch
+
+
+def test_the_check_runs_the_model_when_the_trace_may_differ_from_it():
+    """A trace in training mode, or a forward hook on the root, is not the model's eval run:
+    the check compares with a real run and catches what the graph does not record."""
+    with pytest.raises(ns.exceptions.GraphError, match="does not reproduce"):
+        ns.from_torch(_TrainOnly().train(), torch.randn(4, 3))
+    m = _TrainOnly().eval()
+    m.register_forward_hook(lambda mod, args, out: out + 1)
+    with pytest.raises(ns.exceptions.GraphError, match="does not reproduce"):
+        ns.from_torch(m, torch.randn(4, 3))
+    ns.from_torch(_TrainOnly().eval(), torch.randn(4, 3))  # eval, no hook: reproduced
+
+
 def test_rebuilding_draws_nothing_from_torchs_random_generator():
     """Small layers are built with their initialiser run; the random state is restored."""
     torch.manual_seed(0)
