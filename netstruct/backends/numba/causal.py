@@ -1215,7 +1215,12 @@ def _pair_l1_keep_py(slot, l0, l1, PYY, PCC, PYC, PY1, PC1, acc):
 
 
 def _pair_prefix_table_py(x, z, d, L, l0, l1, P, acc):
-    """Kept prefix values (see ``_granger_pair_prefix_py``) of x[u + d] z[u] into P (S, lanes)."""
+    """Kept prefix values (see ``_granger_pair_prefix_py``) of x[u + d] z[u] into P (S, lanes).
+
+    Terms u0 <= u < u1 (those with x[u + d] inside the series) are added one by one in u
+    order; between the kept values (L <= u < T - L - 1) two rows share one load and store
+    of the running sum (the same additions in the same order).
+    """
     T = x.shape[0]
     tail = T - 2 * L - 1
     for ln in range(l0, l1):
@@ -1223,36 +1228,54 @@ def _pair_prefix_table_py(x, z, d, L, l0, l1, P, acc):
         P[0, ln] = 0.0
     u0 = max(0, -d)
     u1 = min(T, T - d)
-    for u in range(T):
+    for u in range(L):
         if u >= u0 and u < u1:
             for ln in range(l0, l1):
                 acc[ln] += x[u + d, ln] * z[u, ln]
-        k = u + 1
-        if k <= L:
+        for ln in range(l0, l1):
+            P[u + 1, ln] = acc[ln]
+    u = max(L, u0)
+    hi = min(T - L - 1, u1)
+    while u + 1 < hi:
+        for ln in range(l0, l1):
+            a = acc[ln] + x[u + d, ln] * z[u, ln]
+            acc[ln] = a + x[u + 1 + d, ln] * z[u + 1, ln]
+        u += 2
+    if u < hi:
+        for ln in range(l0, l1):
+            acc[ln] += x[u + d, ln] * z[u, ln]
+    for u in range(T - L - 1, T):
+        if u >= u0 and u < u1:
             for ln in range(l0, l1):
-                P[k, ln] = acc[ln]
-        elif k >= T - L:
-            for ln in range(l0, l1):
-                P[k - tail, ln] = acc[ln]
+                acc[ln] += x[u + d, ln] * z[u, ln]
+        for ln in range(l0, l1):
+            P[u + 1 - tail, ln] = acc[ln]
 
 
 def _pair_prefix_sum_py(x, L, l0, l1, P, acc):
-    """Kept prefix values of x[u] into P (S, lanes)."""
+    """Kept prefix values of x[u] into P (S, lanes) (middle rows two at a time, as above)."""
     T = x.shape[0]
     tail = T - 2 * L - 1
     for ln in range(l0, l1):
         acc[ln] = 0.0
         P[0, ln] = 0.0
-    for u in range(T):
+    for u in range(L):
         for ln in range(l0, l1):
             acc[ln] += x[u, ln]
-        k = u + 1
-        if k <= L:
-            for ln in range(l0, l1):
-                P[k, ln] = acc[ln]
-        elif k >= T - L:
-            for ln in range(l0, l1):
-                P[k - tail, ln] = acc[ln]
+            P[u + 1, ln] = acc[ln]
+    u = L
+    while u + 1 < T - L - 1:
+        for ln in range(l0, l1):
+            a = acc[ln] + x[u, ln]
+            acc[ln] = a + x[u + 1, ln]
+        u += 2
+    if u < T - L - 1:
+        for ln in range(l0, l1):
+            acc[ln] += x[u, ln]
+    for u in range(T - L - 1, T):
+        for ln in range(l0, l1):
+            acc[ln] += x[u, ln]
+            P[u + 1 - tail, ln] = acc[ln]
 
 
 def _granger_pair_lag_py(
