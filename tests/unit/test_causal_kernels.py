@@ -294,12 +294,11 @@ def _pair_lanes(effect, cause, L):
     """Lane-major copies, facts and empty prefix tables of one batch (per-pair Gram route)."""
     m, T = cause.shape
     S = 2 * L + 2
-    yb, cb = np.empty((T, m)), np.empty((T, m))
-    K._granger_pair_load(effect, cause, 0, m, yb, cb)
+    yb, cb, sc = np.empty((T, m)), np.empty((T, m)), np.empty((8, m))
+    K._granger_pair_load(effect, cause, 0, m, yb, cb, sc)
     np.testing.assert_array_equal(yb, effect.T)
     np.testing.assert_array_equal(cb, cause.T)
     nxy, nxc, bad = np.empty((T, m), np.int64), np.empty((T, m), np.int64), np.empty(m, np.int8)
-    sc = np.empty((8, m))
     K._granger_pair_sums(yb, cb, 0, m, sc)
     K._granger_pair_ends(yb, cb, L, 0, m, nxy, nxc, bad, sc)
     tables = [np.full((L + 1, S, m), -1.0), np.full((L, S, m), -1.0), np.full((2 * L, S, m), -1.0)]
