@@ -1029,31 +1029,35 @@ _PAIR_ERR_SQRT = 4.0
 
 
 def _granger_pair_sums_py(yb, cb, l0, l1, sc):
-    """Full-series sums of lanes l0..l1-1 of yb, cb (T, lanes): sc[0] (effect), sc[1] (cause)
-    and sc[2] = sum of 0 y + 0 c (0 exactly when every value is finite), in t order."""
+    """Full-series sums of lanes l0..l1-1 of yb, cb (T, lanes): sc[0] (effect) and sc[1]
+    (cause), in t order."""
     T = yb.shape[0]
     for ln in range(l0, l1):
         sc[0, ln] = 0.0
         sc[1, ln] = 0.0
-        sc[2, ln] = 0.0
     for t in range(T):
         for ln in range(l0, l1):
-            y0 = yb[t, ln]
-            c0 = cb[t, ln]
-            sc[0, ln] += y0
-            sc[1, ln] += c0
-            sc[2, ln] += y0 * 0.0 + c0 * 0.0
+            sc[0, ln] += yb[t, ln]
+            sc[1, ln] += cb[t, ln]
 
 
 def _granger_pair_ends_py(yb, cb, L, l0, l1, nxy, nxc, bad, sc):
     """Per-pair facts from the sums of ``_granger_pair_sums_py``: bad[ln] (a non-finite value
     in either series), the means sc[0] (effect) and sc[1] (cause), and the run ends nxy / nxc
     at t = 0..L (the last index of the run of equal values starting at t, as in
-    ``_granger_prep_lanes_py``; the lag fits read no others). O(L) per lane unless a run
-    starts before L."""
+    ``_granger_prep_lanes_py``; the lag fits read no others). A sum is finite only when all
+    its terms are, so only a lane with a non-finite sum (a non-finite value, or finite ones
+    that overflow) is scanned for one. O(L) per lane unless a run starts before L."""
     T = yb.shape[0]
     for ln in range(l0, l1):
-        bad[ln] = 0 if sc[2, ln] == 0.0 else 1
+        fin = math.isfinite(sc[0, ln]) and math.isfinite(sc[1, ln])
+        if not fin:
+            fin = True
+            for t in range(T):
+                if not (math.isfinite(yb[t, ln]) and math.isfinite(cb[t, ln])):
+                    fin = False
+                    break
+        bad[ln] = 0 if fin else 1
         sc[0, ln] /= T
         sc[1, ln] /= T
         r = L
