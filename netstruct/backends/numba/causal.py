@@ -19,7 +19,9 @@ rank_tol, so statuses and values stay those of the QR. One effect row per cause 
 unit) runs the per-pair Gram route (``_granger_pair_prefix_py`` / ``_granger_pair_lag_py``:
 window sums of both series' lagged products, a Cholesky of the (2p+2)-column augmented Gram,
 a first-order rounding-error bound per fit) 64 pairs per batch, and the full per-series QR
-(``_granger_core_py``) for each (pair, lag) it hands off.
+(``_granger_core_py``) for each (pair, lag) it hands off. With lags = [1] alone the seven
+lag-1 window-sum tables come from one pass (``_granger_pair_tables_l1_py``), bit-identical
+to the per-table passes, so a lag's result never depends on the other lags asked for.
 
 Kernels take validated, C-contiguous float64 arrays, write into ``out_*`` arrays and never
 raise; per-series problems are reported through status codes (see ``GRANGER_STATUS``).
