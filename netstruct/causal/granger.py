@@ -183,6 +183,12 @@ def _check_lags(lags: Any, T: int) -> np.ndarray:
                 lags,
             )
         arr = np.arange(1, int(lags) + 1, dtype=np.int64)
+    elif (
+        isinstance(lags, (list, tuple))
+        and len(lags) > 0
+        and all(type(v) is int and 1 <= v <= T for v in lags)  # the common call, in Python
+    ):
+        arr = np.array(lags, dtype=np.int64)
     else:
         try:
             arr = np.asarray(list(lags))
@@ -390,17 +396,20 @@ def granger(
     if n_series:
         kernel(y, c, lag_arr, _RANK_TOL, ssr_r, diff, ssr_u, status)
     nobs = (T - lag_arr).astype(np.int64)
-    df_denom = np.broadcast_to((T - 3 * lag_arr - 1).astype(np.float64), (n_series, n_lags)).copy()
-    for b, li in zip(*np.nonzero(status == 5)):
-        p = int(lag_arr[li])
-        sr, su, rank, st = _refit_exact(y[0 if y.shape[0] == 1 else b], c[b], p)
-        ssr_r[b, li], ssr_u[b, li], diff[b, li], status[b, li] = sr, su, sr - su, st
-        df_denom[b, li] = nobs[li] - rank
-    bad = (status >= min(_INFEASIBLE)) & (status <= max(_INFEASIBLE))  # codes 1-4
-    any_bad = bool(bad.any())
-    if any_bad:
-        for a in (ssr_r, diff, ssr_u, df_denom):
-            a[bad] = np.nan
+    df_denom = np.empty((n_series, n_lags))
+    df_denom[...] = (T - 3 * lag_arr - 1).astype(np.float64)
+    any_bad = False
+    if status.any():  # (one pass; the common all-"ok" result skips the rest)
+        for b, li in zip(*np.nonzero(status == 5)):
+            p = int(lag_arr[li])
+            sr, su, rank, st = _refit_exact(y[0 if y.shape[0] == 1 else b], c[b], p)
+            ssr_r[b, li], ssr_u[b, li], diff[b, li], status[b, li] = sr, su, sr - su, st
+            df_denom[b, li] = nobs[li] - rank
+        bad = (status >= min(_INFEASIBLE)) & (status <= max(_INFEASIBLE))  # codes 1-4
+        any_bad = bool(bad.any())
+        if any_bad:
+            for a in (ssr_r, diff, ssr_u, df_denom):
+                a[bad] = np.nan
     f_stat, f_p, chi2, chi2_p, lr, lr_p = _statistics(lag_arr, nobs, ssr_r, diff, ssr_u, df_denom)
     if any_bad and errors != "ignore":
         counts = {

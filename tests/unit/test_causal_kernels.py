@@ -288,3 +288,78 @@ def test_pair_gram_route_hands_off_degenerate_pairs():
             np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
             ok = ref[3] == 0
             np.testing.assert_allclose(a[ok], b[ok], rtol=1e-12, atol=1e-12 * np.abs(b[ok]).max())
+
+
+def _pair_lanes(effect, cause, L):
+    """Lane-major copies, facts and empty prefix tables of one batch (per-pair Gram route)."""
+    m, T = cause.shape
+    S = 2 * L + 2
+    yb, cb, sc = np.empty((T, m)), np.empty((T, m)), np.empty((8, m))
+    K._granger_pair_load(effect, cause, 0, m, yb, cb, sc)
+    np.testing.assert_array_equal(yb, effect.T)
+    np.testing.assert_array_equal(cb, cause.T)
+    nxy, nxc, bad = np.empty((T, m), np.int64), np.empty((T, m), np.int64), np.empty(m, np.int8)
+    K._granger_pair_sums(yb, cb, 0, m, sc)
+    K._granger_pair_ends(yb, cb, L, 0, m, nxy, nxc, bad, sc)
+    tables = [np.full((L + 1, S, m), -1.0), np.full((L, S, m), -1.0), np.full((2 * L, S, m), -1.0)]
+    tables += [np.full((S, m), -1.0), np.full((S, m), -1.0)]
+    return yb, cb, sc, tables
+
+
+@pytest.mark.parametrize("kind", ["white", "random_walk", "near_collinear", "degenerate"])
+@pytest.mark.parametrize("T", [5, 6, 23, 120])
+def test_fused_lag1_tables_equal_the_per_table_passes(kind, T):
+    """The one-pass lag-1 tables (on-the-fly centring, rows two at a time) are bit-identical to
+    centring + one pass per table, so lags=[1] alone equals lag 1 of any longer lag list."""
+    rng = np.random.default_rng(T)
+    m = 37  # not a multiple of the SIMD width
+    if kind == "degenerate":
+        effect, cause = rng.standard_normal((m, T)), rng.standard_normal((m, T))
+        cause[1] = 3.0
+        effect[2, 1:] = 1.0
+        cause[3, 2] = np.nan
+        effect[4, 0] = np.inf
+        cause[5] = 1e6 + 1e-4 * rng.standard_normal(T)
+    else:
+        effect, cause = _pair_series(kind, m, T, rng)
+    yb, cb, sc, fused = _pair_lanes(effect, cause, 1)
+    _, _, sc2, split = _pair_lanes(effect, cause, 1)
+    K._granger_pair_tables_l1(yb, cb, 0, m, *fused, sc, np.empty((7, m)))
+    yc, cc = np.empty_like(yb), np.empty_like(cb)
+    K._granger_pair_centre(yb, cb, 0, m, sc2, yc, cc)
+    K._granger_pair_tables(yc, cc, 1, 0, m, *split, sc2)
+    for a, b in zip(fused, split):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("T", [5, 14, 120])
+def test_lag1_pairs_kernel_equals_per_series_qr(T):
+    """lags=[1] through the public per-pair kernel (the fused lag-1 tables, 64-pair batches
+    and a partial one, QR hand-off), serial and parallel: the statuses of the per-series QR
+    and its values within 1e-12, and the values of lag 1 within lags 1..L bit for bit."""
+    rng = np.random.default_rng(T + 1)
+    n = 150
+    effect, cause = rng.standard_normal((n, T)), rng.standard_normal((n, T))
+    cause[1] = 2.0 * effect[1] + 1.0  # singular
+    cause[2, :-1] = effect[2, 1:] / 3.0  # perfect fit
+    cause[4] = 1e6 + 1e-4 * rng.standard_normal(T)  # large mean: handed off
+    cause[6] = 0.0
+    effect[7, 2:] = 1.0
+    cause[8, 3] = np.inf
+    cause[70] = np.roll(effect[70], -1) + 1e-6 * rng.standard_normal(T)  # near-collinear
+    lag1 = np.array([1], dtype=np.int64)
+    ref = _per_pair_qr(effect, cause, lag1)
+    L = (T - 2) // 3
+    many = np.arange(1, L + 1, dtype=np.int64)
+    outs_many = [np.empty((n, L)) for _ in range(3)] + [np.empty((n, L), np.int8)]
+    K._granger_pairs_serial(effect, cause, many, 1e-7, 1, *outs_many)
+    for kernel, chunks in ((K._granger_pairs_serial, 1), (K._granger_pairs, 3)):
+        outs = [np.empty((n, 1)) for _ in range(3)] + [np.empty((n, 1), np.int8)]
+        kernel(effect, cause, lag1, 1e-7, chunks, *outs)
+        np.testing.assert_array_equal(outs[3], ref[3])
+        ok = ref[3] == 0
+        for a, b in zip(outs[:3], ref[:3]):
+            np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+            np.testing.assert_allclose(a[ok], b[ok], rtol=1e-12, atol=1e-12 * np.abs(b[ok]).max())
+        for a, b in zip(outs, outs_many):
+            np.testing.assert_array_equal(a[:, 0], b[:, 0])

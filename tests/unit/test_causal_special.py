@@ -152,3 +152,30 @@ def test_statistics_equal_scipy_including_the_fallbacks():
         want = np.where(stat < 0, 1.0, want)
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_allclose(got, want, rtol=5e-13, atol=1e-300)
+
+
+def test_parallel_pvalues_equal_serial_bit_for_bit():
+    """Blocks of series in parallel (each with its own cache of beta constants) give the
+    values of one serial pass, whatever the number of blocks."""
+    rng = np.random.default_rng(3)
+    n = 301
+    lags = np.array([1, 2, 5], dtype=np.int64)
+    nobs = np.array([119, 118, 115], dtype=np.int64)
+    ssr_u = rng.uniform(0.5, 2.0, (n, lags.size))
+    diff = ssr_u * rng.exponential(0.05, (n, lags.size))
+    diff[:5] *= 1e4  # chi-square above 600: flagged for scipy
+    ssr_u[7, 1] = np.nan
+    df_denom = np.broadcast_to((nobs - 2 * lags - 1).astype(float), (n, lags.size)).copy()
+    df_denom[50:60] = 40.0  # runs of another df (the per-block constant cache)
+    args = (lags, nobs, ssr_u + diff, diff, ssr_u, df_denom)
+
+    def run(kernel, chunks):
+        outs = [np.empty((n, lags.size)) for _ in range(6)] + [np.empty((n, lags.size), np.int8)]
+        kernel(*args, *outs, chunks)
+        return outs
+
+    serial = run(S._granger_pvalues_serial, 1)
+    assert serial[6][:5].any() and not serial[6][10:].any()
+    for chunks in (2, 7, n):
+        for a, b in zip(run(S._granger_pvalues, chunks), serial):
+            np.testing.assert_array_equal(a, b)

@@ -19,8 +19,10 @@ from ..numba.causal import (
     _granger_gram_lag_py,
     _granger_gram_prefix_py,
     _granger_lag_lanes_py,
-    _granger_pair_facts_py,
+    _granger_pair_centre_py,
+    _granger_pair_ends_py,
     _granger_pair_lag_py,
+    _granger_pair_sums_py,
     _granger_prep_lanes_py,
     _lyapunov_core_py,
     _pair_prefix_sum_py,
@@ -38,7 +40,9 @@ _granger_prep_lanes = cuda.jit(device=True)(_granger_prep_lanes_py)
 _granger_lag_lanes = cuda.jit(device=True)(_granger_lag_lanes_py)
 _granger_gram_prefix = cuda.jit(device=True)(_granger_gram_prefix_py)
 _granger_gram_lag = cuda.jit(device=True)(_granger_gram_lag_py)
-_granger_pair_facts = cuda.jit(device=True)(_granger_pair_facts_py)
+_granger_pair_sums = cuda.jit(device=True)(_granger_pair_sums_py)
+_granger_pair_ends = cuda.jit(device=True)(_granger_pair_ends_py)
+_granger_pair_centre = cuda.jit(device=True)(_granger_pair_centre_py)
 _pair_prefix_table = cuda.jit(device=True)(_pair_prefix_table_py)
 _pair_prefix_sum = cuda.jit(device=True)(_pair_prefix_sum_py)
 _granger_pair_lag = cuda.jit(device=True)(_granger_pair_lag_py)
@@ -186,7 +190,9 @@ def _granger_pairs_kernel(
     b = cuda.grid(1)
     if b < ybt.shape[1]:
         L = PCC.shape[0]
-        _granger_pair_facts(ybt, cbt, L, b, b + 1, nxy, nxc, bad, yc, cc, sc)
+        _granger_pair_sums(ybt, cbt, b, b + 1, sc)
+        _granger_pair_ends(ybt, cbt, L, b, b + 1, nxy, nxc, bad, sc)
+        _granger_pair_centre(ybt, cbt, b, b + 1, sc, yc, cc)
         for d in range(L + 1):
             _pair_prefix_table(yc, yc, d, L, b, b + 1, PYY[d], sc[2])
         for d in range(L):
