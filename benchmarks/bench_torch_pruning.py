@@ -529,11 +529,14 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     )
     for r in rows:
         frac = r["params"] / r["dense"] if "params" in r else None
+        diff, status = r.get("masked_vs_pruned"), r["status"]
+        if isinstance(diff, str) and diff:  # no masked reference: say why after the status
+            diff, status = "n/a", f"{status}; no masked reference ({r['masked_vs_pruned']})"
         print(
             f"{r['model']:<12}{r['ratio']:>6.0%}  {r['tool']:<14}{_fmt(r.get('params'), 'd'):>8}"
-            f"{_fmt(frac, '.1%'):>9}{_fmt(r.get('masked_vs_pruned'), '.1e'):>15}"
+            f"{_fmt(frac, '.1%'):>9}{_fmt(diff, '.1e'):>15}"
             f"{_fmt(r.get('time_min'), '.4f'):>9}{_fmt(r.get('time_med'), '.4f'):>9}"
-            f"{_fmt(r.get('ratio_min'), '.2f'):>10}{_fmt(r.get('ratio_med'), '.2f'):>10}  {r['status']}"
+            f"{_fmt(r.get('ratio_min'), '.2f'):>10}{_fmt(r.get('ratio_med'), '.2f'):>10}  {status}"
         )
 
 
