@@ -27,6 +27,7 @@ as ``nn.MultiheadAttention``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -434,29 +435,43 @@ class TransformerEncoderHandler(ModuleHandler):
 
         import torch
 
-        layers = [
-            _build_layer(config["layer"], params, f"layers.{i}.")
-            for i in range(int(config["num_layers"]))
-        ]
-        d_model = layers[0].self_attn.embed_dim
-        norm = (
-            build_feature_norm("LayerNorm", d_model, {"eps": config["norm_eps"]}, params, "norm.")
-            if config["norm"]
-            else None
-        )
-        # nested tensors need torch's fused path, which pruned heads do not take
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "enable_nested_tensor is True", UserWarning)
-            m = torch.nn.TransformerEncoder(  # no clones of layer 0: the rebuilt layers go in
-                layers[0],
-                0,
-                norm=norm,
-                enable_nested_tensor=config["enable_nested_tensor"],
-            )
-        m.layers = torch.nn.ModuleList(layers)  # each layer keeps its own widths
-        m.num_layers = int(config["num_layers"])
-        load_state(m, params)
-        return m
+        def stack(first, norm):
+            # nested tensors need torch's fused path, which pruned heads do not take
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "enable_nested_tensor is True", UserWarning)
+                return torch.nn.TransformerEncoder(
+                    first, 0, norm=norm, enable_nested_tensor=config["enable_nested_tensor"]
+                )
+
+        return _build_stack(config, params, _build_layer, stack)
+
+
+def _build_stack(
+    config: dict[str, Any],
+    params: dict[str, Any],
+    build_layer: Callable[[dict[str, Any], dict[str, Any], str], Any],
+    make: Callable[[Any, Any], Any],
+) -> Any:
+    """A rebuilt ``TransformerEncoder``/``TransformerDecoder``: its layers one by one (each with
+    its own widths, no clones of layer 0), the final norm, then ``make(first_layer, norm)``'s
+    empty stack given the layers."""
+    import torch
+
+    layers = [
+        build_layer(config["layer"], params, f"layers.{i}.")
+        for i in range(int(config["num_layers"]))
+    ]
+    d_model = layers[0].self_attn.embed_dim
+    norm = (
+        build_feature_norm("LayerNorm", d_model, {"eps": config["norm_eps"]}, params, "norm.")
+        if config["norm"]
+        else None
+    )
+    m = make(layers[0], norm)
+    m.layers = torch.nn.ModuleList(layers)
+    m.num_layers = int(config["num_layers"])
+    load_state(m, params)
+    return m
 
 
 def export_decoder_layer(
@@ -607,21 +622,12 @@ class TransformerDecoderHandler(ModuleHandler):
     def build(self, config, params):
         import torch
 
-        layers = [
-            _build_decoder_layer(config["layer"], params, f"layers.{i}.")
-            for i in range(int(config["num_layers"]))
-        ]
-        d_model = layers[0].self_attn.embed_dim
-        norm = (
-            build_feature_norm("LayerNorm", d_model, {"eps": config["norm_eps"]}, params, "norm.")
-            if config["norm"]
-            else None
+        return _build_stack(
+            config,
+            params,
+            _build_decoder_layer,
+            lambda first, norm: torch.nn.TransformerDecoder(first, 0, norm=norm),
         )
-        m = torch.nn.TransformerDecoder(layers[0], 0, norm=norm)  # the rebuilt layers go in
-        m.layers = torch.nn.ModuleList(layers)  # each layer keeps its own widths
-        m.num_layers = int(config["num_layers"])
-        load_state(m, params)
-        return m
 
 
 def traced_through() -> tuple[type, ...]:
