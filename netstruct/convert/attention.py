@@ -412,21 +412,12 @@ class TransformerEncoderHandler(ModuleHandler):
     keeps_shape = True
 
     def export(self, module, path, inputs, builder):
-        h = inputs
-        for i, layer in enumerate(module.layers):
-            h = export_encoder_layer(builder, layer, path, f"layers.{i}.", h)
-        if module.norm is not None:
-            h = export_layer_norm(builder, module.norm, path, "norm.", h)
-        return h
+        return _export_stack(builder, module, path, inputs, export_encoder_layer)
 
     def config(self, module):
-        return {
-            "num_layers": module.num_layers,
-            "layer": _layer_config(module.layers[0]),
-            "norm": module.norm is not None,
-            "norm_eps": module.norm.eps if module.norm is not None else 1e-5,
-            "enable_nested_tensor": bool(module.enable_nested_tensor),
-        }
+        cfg = _stack_config(module, _layer_config)
+        cfg["enable_nested_tensor"] = bool(module.enable_nested_tensor)
+        return cfg
 
     shrinkable = True
 
@@ -444,6 +435,25 @@ class TransformerEncoderHandler(ModuleHandler):
                 )
 
         return _build_stack(config, params, _build_layer, stack)
+
+
+def _export_stack(builder: Any, module: Any, path: str, h: Any, export_layer: Callable) -> Any:
+    """A ``TransformerEncoder``/``TransformerDecoder``: each layer, then the final norm."""
+    for i, layer in enumerate(module.layers):
+        h = export_layer(builder, layer, path, f"layers.{i}.", h)
+    if module.norm is not None:
+        h = export_layer_norm(builder, module.norm, path, "norm.", h)
+    return h
+
+
+def _stack_config(module: Any, layer_config: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """Config of an encoder/decoder stack: layer count, the first layer's config, final norm."""
+    return {
+        "num_layers": module.num_layers,
+        "layer": layer_config(module.layers[0]),
+        "norm": module.norm is not None,
+        "norm_eps": module.norm.eps if module.norm is not None else 1e-5,
+    }
 
 
 def _build_stack(
@@ -602,19 +612,16 @@ class TransformerDecoderHandler(ModuleHandler):
         h, memory = inputs[0], inputs[1]
         if not isinstance(memory, np.ndarray):  # the model's input: its nodes once, for all
             memory = builder.resolve_features(memory, module.layers[0].multihead_attn.kdim, path)
-        for i, layer in enumerate(module.layers):
-            h = export_decoder_layer(builder, layer, path, f"layers.{i}.", h, memory)
-        if module.norm is not None:
-            h = export_layer_norm(builder, module.norm, path, "norm.", h)
-        return h
+        return _export_stack(
+            builder,
+            module,
+            path,
+            h,
+            lambda b, layer, p, prefix, x: export_decoder_layer(b, layer, p, prefix, x, memory),
+        )
 
     def config(self, module):
-        return {
-            "num_layers": module.num_layers,
-            "layer": _decoder_layer_config(module.layers[0]),
-            "norm": module.norm is not None,
-            "norm_eps": module.norm.eps if module.norm is not None else 1e-5,
-        }
+        return _stack_config(module, _decoder_layer_config)
 
     def join_parts(self, name, parts):
         return _join_cross_parts(name, parts) or super().join_parts(name, parts)
