@@ -1,10 +1,12 @@
 """Shrunk CNN inference speed-up against the MAC ratio, with and without batch-norm folding.
 
 Goal of issue 12: a physically shrunk model's inference speed-up >= 0.8 x its MAC ratio at
-batch 64 on CPU. The model is ``make_cnn(width)`` of ``bench_torch_pruning.py``
-(conv(width)-BN-ReLU-maxpool-conv(2 width)-BN-ReLU-maxpool-linear on 28x28 images); 50 % of
-both convs' channels (the smallest incoming L2 norm, with their BN channels) are removed with
-``ns.prune(G, plan, shrink=True)``. The MAC ratio is that of the dense and shrunk models as
+batch 64 on CPU. Two architectures on 28x28 images: ``pool``, ``make_cnn(width)`` of
+``bench_torch_pruning.py`` (conv(width)-BN-ReLU-maxpool-conv(2 width)-BN-ReLU-maxpool-linear),
+whose MaxPool2d and BatchNorm are most of the time at these widths and only halve with the
+channels; and ``allconv`` (conv(width)-BN-ReLU, then two stride-2 conv(2 width)-BN-ReLU, linear),
+whose time is in its convolutions. 50 % of every conv's channels (the smallest incoming L2
+norm, with their BN channels) are removed with ``ns.prune(G, plan, shrink=True)``. The MAC ratio is that of the dense and shrunk models as
 exported, counted by ``torch_pruning.utils.count_ops_and_params`` exactly as
 ``bench_torch_pruning.py`` counts it (the folded models' counts are printed beside it, not used).
 
@@ -35,8 +37,8 @@ jemalloc/tcmalloc, which PyTorch recommends for CPU inference, would give); pass
 ``--system-malloc`` to measure with the allocator as it is.
 
 Run: ``nice -n 10 python benchmarks/bench_shrunk_inference.py [--system-malloc] [widths...]``
-(about a minute and a half for widths 16 32 64 128 on a quiet core; torch-pruning, a benchmark
-oracle only, counts the MACs).
+(about three minutes for widths 16 32 64 128 and both architectures on a quiet core;
+torch-pruning, a benchmark oracle only, counts the MACs).
 """
 
 from __future__ import annotations
@@ -92,13 +94,37 @@ def _time_pair(dense: Any, small: Any, x: Any, rounds: int, mode: str) -> dict[s
     return t
 
 
-def _hand_built(small: Any, width: int) -> Any:
-    """``make_cnn(width // 2)``, the shrunk model's shape written by hand, with its weights.
+def make_allconv(width: int) -> Any:
+    """conv(width)-BN-ReLU, conv(2 width, stride 2)-BN-ReLU twice, linear (no pooling)."""
+    import torch
+    from bench_torch_pruning import _randomize_bn
+
+    nn = torch.nn
+    m = nn.Sequential(
+        nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+        nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1), nn.BatchNorm2d(2 * width),
+        nn.ReLU(), nn.Flatten(), nn.Linear(2 * width * 7 * 7, 10),
+    )  # fmt: skip
+    _randomize_bn(m)
+    return m
+
+
+#: architecture -> (factory, the (conv, BN) pairs whose channels are removed)
+ARCHS: dict[str, tuple[Any, list[tuple[str, str]]]] = {
+    "pool": (make_cnn, [("0", "1"), ("4", "5")]),
+    "allconv": (make_allconv, [("0", "1"), ("3", "4"), ("6", "7")]),
+}
+
+
+def _hand_built(small: Any, width: int, arch: str = "pool") -> Any:
+    """The architecture at ``width // 2``, the shrunk model's shape written by hand, with its
+    weights.
 
     The peer for the claim that the rebuilt module adds no time of its own: the same layers
     as a user would write them for the smaller widths.
     """
-    hand = make_cnn(width // 2).eval()
+    hand = ARCHS[arch][0](width // 2).eval()
     hand.load_state_dict(small.state_dict())  # same keys and shapes, or this raises
     return hand
 
@@ -109,7 +135,7 @@ def _fold(model: Any, x: Any) -> Any:
     return ns.to_torch(ns.from_torch(model, x[:2], fold_batchnorm=True))
 
 
-def measure(width: int, rounds: int = 24) -> dict[str, Any]:
+def measure(width: int, rounds: int = 24, arch: str = "pool") -> dict[str, Any]:
     """Speed-ups of every variant at ``width`` (see the module docstring)."""
     import torch
     import torch_pruning as tp
@@ -117,9 +143,10 @@ def measure(width: int, rounds: int = 24) -> dict[str, Any]:
     import netstruct as ns
 
     torch.manual_seed(0)
-    dense = make_cnn(width).eval()
+    factory, layers = ARCHS[arch]
+    dense = factory(width).eval()
     x = torch.randn(BATCH, 1, 28, 28, generator=torch.Generator().manual_seed(3))
-    _, small = run_netstruct(dense, x, [("0", "1"), ("4", "5")], RATIO)
+    _, small = run_netstruct(dense, x, layers, RATIO)
     dense = ns.to_torch(ns.from_torch(dense, x[:2]))  # both sides rebuilt by netstruct
     macs_d, _ = tp.utils.count_ops_and_params(dense, x[:1])
     macs_s, _ = tp.utils.count_ops_and_params(small, x[:1])
@@ -141,7 +168,7 @@ def measure(width: int, rounds: int = 24) -> dict[str, Any]:
                     times[v][k] += t[k]
     finally:
         torch.set_num_threads(threads)
-    hand = _hand_built(small, width)
+    hand = _hand_built(small, width, arch)
     th = {"dense": [], "shrunk": []}  # "dense": the hand-built model of the shrunk shape
     torch.set_num_threads(1)
     try:
@@ -174,42 +201,52 @@ def measure(width: int, rounds: int = 24) -> dict[str, Any]:
     return out
 
 
-def main(widths: tuple[int, ...] = (16, 32, 64, 128)) -> list[dict[str, Any]]:
+def main(
+    widths: tuple[int, ...] = (16, 32, 64, 128), archs: tuple[str, ...] = tuple(ARCHS)
+) -> list[dict[str, Any]]:
     fixed = all(os.environ.get(k) == v for k, v in _MALLOC.items())
     malloc = "fixed mmap/trim thresholds" if fixed else "system"
-    print(
-        f"Shrunk CNN inference, {RATIO:.0%} of both convs' channels removed, batch {BATCH}, "
-        f"CPU 1 thread, malloc: {malloc} (goal: speed-up >= 0.8 x MAC ratio)"
-    )
-    print(
-        f"{'width':>8} {'variant':<14}{'dense ms':>9}{'shrunk ms':>10}{'sp min':>8}{'sp med':>8}"
-        f"{'MACx':>6}{'/MAC min':>9}{'/MAC med':>9}  goal"
-    )
     rows = []
-    for w in widths:
-        r = measure(w, rounds=24 if w <= 64 else 12)
-        rows.append(r)
-        for v in VARIANTS:
-            s = r[v]
-            ok = "met" if min(s["of_mac_min"], s["of_mac_med"]) >= 0.8 else "not met"
-            print(
-                f"{f'{w}/{2 * w}':>8} {v:<14}{s['dense_ms']:>9.2f}{s['shrunk_ms']:>10.2f}"
-                f"{s['speedup_min']:>8.2f}{s['speedup_med']:>8.2f}{r['mac_ratio']:>6.2f}"
-                f"{s['of_mac_min']:>9.2f}{s['of_mac_med']:>9.2f}  {ok}"
-            )
+    for arch in archs:
         print(
-            f"{'':>8} (MAC ratio of the folded models {r['folded_mac_ratio']:.2f}; folded vs "
-            f"unfolded outputs differ by {r['fold_error']:.1e}; eager shrunk / the same shape "
-            f"built by hand: {r['vs_hand_min']:.2f} min, {r['vs_hand_med']:.2f} median)"
+            f"\nShrunk CNN inference ({arch}: {ARCHS[arch][0].__doc__.splitlines()[0].rstrip('.')}), "
+            f"{RATIO:.0%} of every conv's channels removed, batch {BATCH}, CPU 1 thread, "
+            f"malloc: {malloc} (goal: speed-up >= 0.8 x MAC ratio)"
         )
+        print(
+            f"{'width':>8} {'variant':<14}{'dense ms':>9}{'shrunk ms':>10}{'sp min':>8}"
+            f"{'sp med':>8}{'MACx':>6}{'/MAC min':>9}{'/MAC med':>9}  goal"
+        )
+        for w in widths:
+            r = measure(w, rounds=24 if w <= 64 else 12, arch=arch)
+            r["arch"] = arch
+            rows.append(r)
+            _print_rows(r, w)
     return rows
+
+
+def _print_rows(r: dict[str, Any], w: int) -> None:
+    for v in VARIANTS:
+        s = r[v]
+        ok = "met" if min(s["of_mac_min"], s["of_mac_med"]) >= 0.8 else "not met"
+        print(
+            f"{f'{w}/{2 * w}':>8} {v:<14}{s['dense_ms']:>9.2f}{s['shrunk_ms']:>10.2f}"
+            f"{s['speedup_min']:>8.2f}{s['speedup_med']:>8.2f}{r['mac_ratio']:>6.2f}"
+            f"{s['of_mac_min']:>9.2f}{s['of_mac_med']:>9.2f}  {ok}"
+        )
+    print(
+        f"{'':>8} (MAC ratio of the folded models {r['folded_mac_ratio']:.2f}; folded vs "
+        f"unfolded outputs differ by {r['fold_error']:.1e}; eager shrunk / the same shape "
+        f"built by hand: {r['vs_hand_min']:.2f} min, {r['vs_hand_med']:.2f} median)"
+    )
 
 
 def test_shrunk_inference_table():
     import pytest
 
     pytest.importorskip("torch_pruning")
-    main((16, 64))
+    main((16, 64), ("pool",))
+    main((16,), ("allconv",))
 
 
 if __name__ == "__main__":
