@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,13 +32,39 @@ class StackedStates:
     states: list[np.ndarray]
 
 
+#: True while :func:`spec_only_export` runs: tensors are lent to the graph, not copied
+_LEND_TENSORS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "netstruct_lend_tensors", default=False
+)
+
+
+@contextlib.contextmanager
+def spec_only_export() -> Iterator[None]:
+    """Within this block, exports lend the graph read-only views of the model's tensors.
+
+    For callers that keep only the architecture spec of the graph and drop it at once
+    (:func:`netstruct.save_model`): a float32 CPU weight then costs no copy (a BERT-sized
+    model's 400 MB); the values are still validated. A graph built here must not outlive the
+    block: it would change with the model.
+    """
+    token = _LEND_TENSORS.set(True)
+    try:
+        yield
+    finally:
+        _LEND_TENSORS.reset(token)
+
+
 def to_numpy(t: Any) -> np.ndarray:
     """A tensor's values as numpy (half and bfloat16 exactly, via float32)."""
     if hasattr(t, "detach"):
         t = t.detach().cpu()
         if t.is_floating_point() and t.element_size() < 4:
             t = t.float()
-        return t.numpy()
+        out: np.ndarray = t.numpy()
+        if _LEND_TENSORS.get():
+            out = out.view()
+            out.setflags(write=False)  # read-only: make_block shares it instead of copying
+        return out
     return np.asarray(t)
 
 

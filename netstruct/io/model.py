@@ -46,6 +46,7 @@ def save_model(
     """
     import torch
 
+    from ..convert.builder import spec_only_export
     from ..convert.from_torch import from_torch
 
     if not isinstance(model, torch.nn.Module):
@@ -55,7 +56,8 @@ def save_model(
     if not isinstance(compress, bool):
         raise param_error("compress", "save_model", "a bool", compress)
     p = check_out_path(path, "save_model")
-    spec = from_torch(model, example_input, check=False).spec
+    with spec_only_export():  # only the spec is kept: the graph borrows the tensors
+        spec = from_torch(model, example_input, check=False).spec
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     meta = {
         "spec": spec,

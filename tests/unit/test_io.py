@@ -160,3 +160,22 @@ def test_xml_special_characters_are_escaped(tmp_path):
     assert nx.read_graphml(tmp_path / "g.graphml").nodes["n0"]["name"] == 'a<&>"'
     ns.write_gexf(G, tmp_path / "g.gexf")
     assert nx.read_gexf(tmp_path / "g.gexf").nodes["0"]["label"] == 'a<&>"'
+
+
+def test_spec_only_export_lends_tensors_and_copies_otherwise():
+    """save_model's export keeps only the spec, so it borrows the weights (no 400 MB copy of a
+    BERT-sized model); any other export owns a copy that later training cannot change."""
+    import torch
+
+    from netstruct.convert.builder import spec_only_export
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    live = model[2].weight.detach().numpy()
+    with spec_only_export():
+        lent = ns.from_torch(model, check=False)
+    assert np.shares_memory(lent.block("2.weight").weight, live)
+    assert not lent.block("2.weight").weight.flags.writeable
+    assert live.flags.writeable and model[2].weight.requires_grad  # the model is untouched
+    owned = ns.from_torch(model, check=False)
+    assert not np.shares_memory(owned.block("2.weight").weight, live)
+    assert owned.spec == lent.spec
