@@ -27,11 +27,13 @@ exporter needs and the reference output of the round-trip check: the model is no
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
 import threading
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -196,13 +198,52 @@ def _fx_key(model) -> tuple:
     )
 
 
+@contextlib.contextmanager
+def eval_mode(model: Any) -> Iterator[None]:
+    """Run the block with ``model`` in eval mode, then give every submodule its own mode back.
+
+    A model already in eval mode throughout is left alone (no ``train()`` calls, which are a
+    recursive walk and may run a model's own overrides). Otherwise ``model.train(mode)``
+    restores the root's mode (with any override of ``train``) and submodules whose mode
+    differed from the root's (a batch norm kept frozen in a training model, a dropout left on
+    in an eval model) get theirs back exactly; before, they all took the root's.
+
+    Examples
+    --------
+    >>> import torch
+    >>> m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout()).eval()
+    >>> _ = m[1].train()
+    >>> with eval_mode(m):
+    ...     m[1].training
+    False
+    >>> m.training, m[1].training
+    (False, True)
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    if not any(t for _, t in modes):
+        yield
+        return
+    model.eval()
+    try:
+        yield
+    finally:
+        root = bool(modes[0][1])
+        model.train(root)
+        for m, t in modes:
+            if m.training != t:
+                m.training = t
+
+
 def _tape(model, example_input: Any) -> _Traced:
     """Record one eval-mode run of ``model`` (see :mod:`netstruct.convert._tape`)."""
     from ._tape import tape_trace
 
-    was_training = model.training
-    model.eval()
     kept: dict[str, Any] = {}
+    with eval_mode(model):
+        return _tape_run(model, example_input, tape_trace, kept)
+
+
+def _tape_run(model, example_input: Any, tape_trace: Any, kept: dict[str, Any]) -> _Traced:
     try:
         graph, facts = tape_trace(
             model, example_input, lambda m: get_handler(m) is not None, keep=kept
@@ -214,8 +255,6 @@ def _tape(model, example_input: Any) -> _Traced:
             f"The 'example_input' parameter of from_torch could not be run through the model "
             f"({type(exc).__name__}: {exc}). Pass a tensor shaped like one batch of real input."
         ) from None
-    finally:
-        model.train(was_training)
     return _Traced(graph, model, facts, kept)
 
 
@@ -360,12 +399,8 @@ class _RealValues:
             self.values, self.is_real = self._run(meta=False), True
 
     def _run(self, meta: bool) -> dict[Any, Any] | None:
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             return _run_example(self.traced, self.example_input, meta=meta)
-        finally:
-            self.model.train(was_training)
 
     def real(self) -> dict[Any, Any]:
         """The values of a run on the real tensors (made now when the first run was on meta)."""
@@ -1496,12 +1531,8 @@ def _check_roundtrip(model, G: SignedGraph, example_input, reference: Any = None
     with torch.no_grad():
         b = rebuilt(*args)
         if reference is None:
-            was_training = model.training
-            model.eval()
-            try:
+            with eval_mode(model):
                 a = model(*args)
-            finally:
-                model.train(was_training)
         else:
             a = reference
     ta, tb = flat_tensors(a), flat_tensors(b)

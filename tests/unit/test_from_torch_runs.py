@@ -227,3 +227,40 @@ def test_rebuilding_draws_nothing_from_torchs_random_generator():
         with torch.no_grad():
             torch.testing.assert_close(rebuilt(x), model(x), atol=1e-5, rtol=1e-4)
         assert rebuilt.state_dict().keys() == model.state_dict().keys()
+
+
+class _DataDependent(torch.nn.Module):
+    """fx cannot trace the branch on a value: the tape tracer records the run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Linear(3, 4)
+        self.drop = torch.nn.Dropout(0.5)
+        self.b = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        if float(h.sum()) > -1.0:
+            h = self.drop(h)
+        return self.b(h)
+
+
+@pytest.mark.parametrize("factory", ["sequential", "data_dependent"])
+@pytest.mark.parametrize("root_training", [False, True])
+def test_export_gives_every_submodule_its_own_mode_back(factory, root_training):
+    """Mixed modes (a dropout left on in an eval model, a frozen layer in a training one)
+    survive the export's eval-mode runs exactly; they used to take the root's mode."""
+    torch.manual_seed(0)
+    if factory == "sequential":
+        model = torch.nn.Sequential(
+            torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(4, 2)
+        )
+        odd = model[2]
+    else:
+        model = _DataDependent()
+        odd = model.drop
+    model.train(root_training)
+    odd.train(not root_training)
+    before = {name: m.training for name, m in model.named_modules()}
+    ns.from_torch(model, torch.randn(5, 3))
+    assert {name: m.training for name, m in model.named_modules()} == before
