@@ -77,9 +77,69 @@ def _quiet_build(cls: Any, *args: Any, numel: int | None = None, **kwargs: Any) 
         return _build(cls, args, kwargs, numel)
 
 
+def _clonable(cls: Any) -> bool:
+    """torch's own leaf layers whose ``__init__`` only sets attributes and registers tensors."""
+    import torch
+
+    nn = torch.nn
+    kinds = [nn.Linear, nn.Embedding, nn.LayerNorm, nn.GroupNorm]
+    kinds += [nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d]
+    kinds += [nn.ConvTranspose3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d]
+    if hasattr(nn, "RMSNorm"):
+        kinds.append(nn.RMSNorm)
+    return cls in kinds
+
+
+_clonable_cached = functools.lru_cache(maxsize=None)(_clonable)
+
+
+@functools.lru_cache(maxsize=256)
+def _prototype(cls: Any, args: tuple, kwargs: tuple) -> Any:
+    """One meta-device instance per layer class and arguments (its tensors hold no memory)."""
+    return cls(*args, device="meta", **dict(kwargs))
+
+
+def _clone_empty(proto: Any) -> Any:
+    """A new module like ``proto`` with its own uninitialised CPU tensors, without ``__init__``.
+
+    Building a small torch layer costs ~50-150 us of Python attribute setting and random
+    initialisation, which the caller overwrites; a rebuilt model builds dozens of them twice
+    per export (the round-trip check, then the result). The clone copies the prototype's
+    attribute dictionary one level deep (the parameter, buffer, module and hook dictionaries
+    and sets are its own) and gives each parameter and buffer fresh memory of its shape and
+    dtype, as ``torch.nn.utils.skip_init`` does.
+    """
+    import torch
+
+    m = object.__new__(type(proto))
+    state: dict[str, Any] = {
+        k: (v.copy() if isinstance(v, (dict, set)) else v) for k, v in proto.__dict__.items()
+    }
+    params: dict[str, Any] = state["_parameters"]
+    buffers: dict[str, Any] = state["_buffers"]
+    for name, p in params.items():
+        if p is not None:
+            params[name] = torch.nn.Parameter(
+                torch.empty(p.shape, dtype=p.dtype), requires_grad=p.requires_grad
+            )
+    for name, b in buffers.items():
+        if b is not None:
+            buffers[name] = torch.empty(b.shape, dtype=b.dtype)
+    m.__dict__.update(state)
+    return m
+
+
 def _build(cls: Any, args: tuple, kwargs: dict, numel: int | None) -> Any:
     import torch
 
+    if _clonable_cached(cls) and kwargs.get("device") in (None, "cpu"):
+        key = tuple(sorted((k, v) for k, v in kwargs.items() if k != "device"))
+        try:
+            proto = _prototype(cls, tuple(args), key)
+        except TypeError:  # unhashable arguments: build it the plain way
+            proto = None
+        if proto is not None:
+            return _clone_empty(proto)
     if (numel is not None and numel <= PLAIN_BUILD_MAX) or _rng_free_init(cls):
         kwargs = {"device": "cpu", **kwargs}
         state = torch.random.get_rng_state()

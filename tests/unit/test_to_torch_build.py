@@ -58,3 +58,38 @@ def test_a_bias_of_the_wrong_length_is_refused(direct, monkeypatch):
     w = torch.zeros(3, 4).numpy()
     with pytest.raises(ns.GraphError, match="'bias'"):
         lin.build({"bias": True}, {"weight": w, "bias": torch.zeros(5).numpy()})
+
+
+@pytest.mark.parametrize(
+    ("cls", "args", "kwargs"),
+    [
+        (torch.nn.Conv2d, (3, 8, 3), {"padding": 1, "bias": False}),
+        (torch.nn.ConvTranspose1d, (4, 2, 3), {"stride": 2}),
+        (torch.nn.Linear, (5, 7), {"dtype": torch.float64}),
+        (torch.nn.BatchNorm2d, (6,), {"momentum": 0.2}),
+        (torch.nn.GroupNorm, (2, 6), {"affine": False}),
+        (torch.nn.Embedding, (11, 4), {"padding_idx": 0}),
+    ],
+)
+def test_cloned_layers_are_independent_and_shaped_as_built(cls, args, kwargs):
+    """Small torch layers are cloned from a meta prototype instead of built: same class,
+    attributes, tensor names, shapes and dtypes as ``cls(*args, **kwargs)``, nothing shared
+    between two clones (tensors, parameter/buffer/hook dictionaries)."""
+    from netstruct.convert.layers import _quiet_build
+
+    plain = cls(*args, **kwargs)
+    a = _quiet_build(cls, *args, numel=1, **kwargs)
+    b = _quiet_build(cls, *args, numel=1, **kwargs)
+    assert type(a) is cls and repr(a) == repr(plain)
+    want = {k: (v.shape, v.dtype) for k, v in plain.state_dict().items()}
+    assert {k: (v.shape, v.dtype) for k, v in a.state_dict().items()} == want
+    assert [n for n, p in a.named_parameters() if p.requires_grad] == [
+        n for n, _ in plain.named_parameters()
+    ]
+    for (_, ta), (_, tb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ta.data_ptr() != tb.data_ptr() or ta.numel() == 0
+    assert a._parameters is not b._parameters and a._buffers is not b._buffers
+    a.register_forward_hook(lambda *_: None)
+    assert not b._forward_hooks
+    a.eval()
+    assert b.training
