@@ -240,21 +240,18 @@ def _tape(model, example_input: Any) -> _Traced:
 
     kept: dict[str, Any] = {}
     with eval_mode(model):
-        return _tape_run(model, example_input, tape_trace, kept)
-
-
-def _tape_run(model, example_input: Any, tape_trace: Any, kept: dict[str, Any]) -> _Traced:
-    try:
-        graph, facts = tape_trace(
-            model, example_input, lambda m: get_handler(m) is not None, keep=kept
-        )
-    except UnsupportedModuleError:
-        raise
-    except Exception as exc:  # the user's input does not fit their model
-        raise InvalidParameterError(
-            f"The 'example_input' parameter of from_torch could not be run through the model "
-            f"({type(exc).__name__}: {exc}). Pass a tensor shaped like one batch of real input."
-        ) from None
+        try:
+            graph, facts = tape_trace(
+                model, example_input, lambda m: get_handler(m) is not None, keep=kept
+            )
+        except UnsupportedModuleError:
+            raise
+        except Exception as exc:  # the user's input does not fit their model
+            raise InvalidParameterError(
+                f"The 'example_input' parameter of from_torch could not be run through the "
+                f"model ({type(exc).__name__}: {exc}). Pass a tensor shaped like one batch of "
+                "real input."
+            ) from None
     return _Traced(graph, model, facts, kept)
 
 

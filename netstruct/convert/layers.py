@@ -77,6 +77,7 @@ def _quiet_build(cls: Any, *args: Any, numel: int | None = None, **kwargs: Any) 
         return _build(cls, args, kwargs, numel)
 
 
+@functools.cache
 def _clonable(cls: Any) -> bool:
     """torch's own leaf layers whose ``__init__`` only sets attributes and registers tensors."""
     import torch
@@ -88,9 +89,6 @@ def _clonable(cls: Any) -> bool:
     if hasattr(nn, "RMSNorm"):
         kinds.append(nn.RMSNorm)
     return cls in kinds
-
-
-_clonable_cached = functools.lru_cache(maxsize=None)(_clonable)
 
 
 @functools.lru_cache(maxsize=256)
@@ -132,7 +130,7 @@ def _clone_empty(proto: Any) -> Any:
 def _build(cls: Any, args: tuple, kwargs: dict, numel: int | None) -> Any:
     import torch
 
-    if _clonable_cached(cls) and kwargs.get("device") in (None, "cpu"):
+    if _clonable(cls) and kwargs.get("device") in (None, "cpu"):
         key = tuple(sorted((k, v) for k, v in kwargs.items() if k != "device"))
         try:
             proto = _prototype(cls, tuple(args), key)
