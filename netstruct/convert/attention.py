@@ -120,16 +120,30 @@ def export_linear(
 ) -> np.ndarray:
     """A Linear inside a composite layer (block named ``<path>.<prefix>weight``)."""
     out = builder.add_units(lin.out_features, module=path, label=f"{prefix}{label}")
+    _add_prefixed(builder, path, prefix, ("weight", "bias"), lin.weight, lin.bias, src, out)
+    return out
+
+
+def _add_prefixed(
+    builder: Any,
+    path: str,
+    prefix: str,
+    names: tuple[str, str],
+    weight: Any,
+    bias: Any,
+    sources: np.ndarray,
+    targets: np.ndarray,
+) -> None:
+    """A weight block of a composite layer whose parameters are ``<prefix><names[i]>``."""
     builder.add_block(
         module=path,
-        param=_pfx(prefix, "weight"),
-        weight=lin.weight,
-        sources=src,
-        targets=out,
-        bias=lin.bias,
-        bias_param=_pfx(prefix, "bias") if lin.bias is not None else None,
+        param=_pfx(prefix, names[0]),
+        weight=weight,
+        sources=sources,
+        targets=targets,
+        bias=bias,
+        bias_param=_pfx(prefix, names[1]) if bias is not None else None,
     )
-    return out
 
 
 def export_layer_norm(
@@ -229,14 +243,9 @@ def export_attention(
     q_src = builder.resolve_features(src, E, path)
     qkv = _head_nodes(builder, path, prefix, "qkv", H, D)
     if self_attention:
-        builder.add_block(
-            module=path,
-            param=_pfx(prefix, "in_proj_weight"),
-            weight=mha.in_proj_weight,
-            sources=q_src,
-            targets=qkv,
-            bias=mha.in_proj_bias,
-            bias_param=_pfx(prefix, "in_proj_bias") if mha.in_proj_bias is not None else None,
+        names = ("in_proj_weight", "in_proj_bias")
+        _add_prefixed(
+            builder, path, prefix, names, mha.in_proj_weight, mha.in_proj_bias, q_src, qkv
         )
     else:
         k_src = builder.resolve_features(key, mha.kdim, path)
