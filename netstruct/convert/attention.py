@@ -34,6 +34,7 @@ import numpy as np
 
 from .._dtypes import INDEX_DTYPE
 from ..exceptions import UnsupportedModuleError
+from ..graphs._names import NameRange
 from .builder import PendingInput, identity_arrays, to_numpy
 from .handlers import ModuleHandler, load_params
 from .layers import STAT_MASK, _quiet_build, build_feature_norm, load_state
@@ -169,12 +170,11 @@ def _same_source(*ids: Any) -> bool:
 def _head_nodes(builder: Any, path: str, prefix: str, parts: str, H: int, D: int) -> np.ndarray:
     """Projection units ``<part>[h.d]`` of every head, gate-labelled ``<part><h>``, one group."""
     builder.n_groups += 1
-    names, gates = [], []
-    for part in parts:
-        for j in range(H * D):
-            names.append(_pfx_path(path, f"{prefix}{part}[{j // D}.{j % D}]"))
-            gates.append(f"{part}{j // D}")
-    return builder._add(names, kind="hidden", group=builder.n_groups, module=path, gate=gates)
+    runs = [
+        NameRange(_pfx_path(path, f"{prefix}{part}"), H * D, head_dim=D, gate=part)
+        for part in parts
+    ]
+    return builder._add(runs, kind="hidden", group=builder.n_groups, module=path)
 
 
 def _projection_parts(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import contextvars
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,8 @@ import numpy as np
 from .._dtypes import INDEX_DTYPE
 from ..exceptions import GraphError
 from ..graphs._kernels import conv_block_arrays, expand_block_arrays
+from ..graphs._names import NameRange, NodeNames
+from ..graphs._schema import NODE_COLUMNS
 from ..graphs.block import Block, make_block
 from ._values import ExtraInput
 
@@ -117,27 +120,14 @@ class GraphBuilder:
     :meth:`add_block` and :meth:`annotate`.
     """
 
-    columns: dict[str, list[Any]] = field(
-        default_factory=lambda: {
-            c: []
-            for c in (
-                "name",
-                "kind",
-                "group",
-                "index",
-                "unit",
-                "gate",
-                "direction",
-                "module",
-                "activation",
-            )
-        }
-    )
+    #: the nodes added so far, one run per :meth:`_add` (read with :attr:`columns`)
+    nodes: NodeRuns = field(default_factory=lambda: NodeRuns())
     blocks: list[Block] = field(default_factory=list)
     n_groups: int = 0
     input_ids: np.ndarray | None = None
-    #: node ids whose values some block has read (an activation then needs fresh nodes)
-    read: set[int] = field(default_factory=set)
+    #: True at the node ids whose values some block has read (an activation then needs fresh
+    #: nodes); grown as nodes are added, see :meth:`was_read`
+    read: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     #: per export-time op position: names of the structural blocks (skip/identity) it owns
     op_blocks: dict[int, list[str]] = field(default_factory=dict)
     current_op: int = -1
@@ -150,23 +140,33 @@ class GraphBuilder:
 
     @property
     def n_nodes(self) -> int:
-        return len(self.columns["name"])
+        return self.nodes.n
 
-    def _add(self, names, *, kind, group, module, direction=0, gate="", unit=None) -> np.ndarray:
-        start = self.n_nodes
-        n = len(names)
-        ids = np.arange(start, start + n, dtype=INDEX_DTYPE)
-        c = self.columns
-        c["name"].extend(names)
-        c["kind"].extend([kind] * n)
-        c["group"].extend([group] * n)
-        c["index"].extend(range(n))
-        c["unit"].extend(ids.tolist() if unit is None else list(unit))
-        c["gate"].extend([gate] * n if isinstance(gate, str) else list(gate))
-        c["direction"].extend([direction] * n)
-        c["module"].extend([module] * n)
-        c["activation"].extend([""] * n)
-        return ids
+    @property
+    def columns(self) -> Mapping[str, _ColumnView]:
+        """The node columns so far, read (and ``kind``/``gate``/``activation`` written) by node id."""
+        return {c: _ColumnView(self.nodes, c) for c in NODE_COLUMNS}
+
+    def _add(
+        self,
+        names: list[str] | Sequence[NameRange],
+        *,
+        kind: str,
+        group: int,
+        module: str,
+        direction: int = 0,
+        gate: str | list[str] = "",
+        unit: Any = None,
+    ) -> np.ndarray:
+        """Add nodes named ``names`` (a list of str, or runs of names); return their ids.
+
+        Their ``index`` counts from 0 over the call; ``unit`` (default: the nodes themselves)
+        and ``gate`` may give one value per node. Runs of names (:class:`NameRange`) make
+        their strings only when the graph's names are read, and carry their own gate labels.
+        """
+        return self.nodes.add(
+            names, kind=kind, group=group, module=module, direction=direction, gate=gate, unit=unit
+        )
 
     def resolve_features(self, value: Any, n_features: int, path: str) -> np.ndarray:
         """Feature node ids of ``value``, creating the input nodes on first use.
@@ -184,9 +184,7 @@ class GraphBuilder:
                         f"input was already read as {self.input_ids.size} features."
                     )
                 return self.input_ids
-            ids = self._add(
-                [f"input[{i}]" for i in range(n_features)], kind="input", group=0, module=""
-            )
+            ids = self._add([NameRange("input", n_features)], kind="input", group=0, module="")
             self.input_ids = ids
             return ids
         if isinstance(value, ExtraInput):
@@ -208,9 +206,8 @@ class GraphBuilder:
         """Input nodes ``input.<name>[i]`` of a later model input, made when a layer first reads it."""
         ids = self.extra_inputs.get(value.index)
         if ids is None:
-            names = [f"input.{value.name}[{i}]" for i in range(n_features)]
             ids = self.extra_inputs[value.index] = self._add(
-                names, kind="input", group=0, module=""
+                [NameRange(f"input.{value.name}", n_features)], kind="input", group=0, module=""
             )
         elif ids.size != n_features:
             raise GraphError(
@@ -224,9 +221,7 @@ class GraphBuilder:
     ) -> np.ndarray:
         """Like :meth:`resolve_features`, with a custom name for the input nodes (``token``)."""
         if isinstance(value, PendingInput) and self.input_ids is None:
-            ids = self._add(
-                [f"{label}[{i}]" for i in range(n_features)], kind=kind, group=0, module=""
-            )
+            ids = self._add([NameRange(label, n_features)], kind=kind, group=0, module="")
             self.input_ids = ids
             return ids
         return self.resolve_features(value, n_features, path)
@@ -235,31 +230,28 @@ class GraphBuilder:
         """Add ``n`` unit nodes (kind ``hidden``) in a new group; return their ids."""
         self.n_groups += 1
         base = ".".join(x for x in (module, label.rstrip(".")) if x) or "unit"
-        names = [f"{base}[{i}]" for i in range(n)]
         return self._add(
-            names, kind="hidden", group=self.n_groups, module=module, direction=direction
+            [NameRange(base, n)],
+            kind="hidden",
+            group=self.n_groups,
+            module=module,
+            direction=direction,
         )
 
     def add_gates(
         self, units: np.ndarray, gates: str, *, module: str, direction: int = 0, label: str = ""
     ) -> np.ndarray:
         """Add gate nodes for ``units`` in torch row order (gate-major); return their ids."""
-        group = self.columns["group"][int(units[0])] if units.size else self.n_groups
+        group = self.nodes.value("group", int(units[0])) if units.size else self.n_groups
         prefix = ".".join(x for x in (module, label) if x) + "."
-        names, gate_col, unit_col = [], [], []
-        for g in gates:
-            for i, u in enumerate(units):
-                names.append(f"{prefix}{g}[{i}]")
-                gate_col.append(g)
-                unit_col.append(int(u))
+        n = int(units.size)
         return self._add(
-            names,
+            [NameRange(f"{prefix}{g}", n, gate=g) for g in gates],
             kind="gate",
             group=group,
             module=module,
             direction=direction,
-            gate=gate_col,
-            unit=unit_col,
+            unit=np.tile(np.asarray(units, dtype=INDEX_DTYPE), len(gates)),
         )
 
     def add_block(
@@ -280,7 +272,8 @@ class GraphBuilder:
         b = None if bias is None else _to_numpy(bias)
         src = np.asarray(sources, dtype=INDEX_DTYPE)
         extra: dict[str, Any] = {}
-        if src.size and np.unique(src).size != src.size:  # a flattened map: several taps per unit
+        increasing = src.size < 2 or bool((src[1:] > src[:-1]).all())  # no repeats (the usual)
+        if not increasing and np.unique(src).size != src.size:  # a flattened map: several taps/unit
             uniq, first, inverse = np.unique(src, return_index=True, return_inverse=True)
             order = np.argsort(first, kind="stable")
             rank = np.empty_like(order)
@@ -317,8 +310,21 @@ class GraphBuilder:
         if any(b.name == block.name for b in self.blocks):
             raise GraphError(f"Two blocks would be named {block.name!r}.")
         self.blocks.append(block)
-        self.read.update(np.asarray(block.sources).tolist())
+        self._mark_read(block.sources)
         return block
+
+    def _mark_read(self, ids: np.ndarray) -> None:
+        if self.read.size < self.n_nodes:
+            grown = np.zeros(max(self.n_nodes, 2 * self.read.size), dtype=bool)
+            grown[: self.read.size] = self.read
+            self.read = grown
+        self.read[ids] = True
+
+    def was_read(self, ids: np.ndarray) -> bool:
+        """True when some block has read the value of a node of ``ids``."""
+        ids = np.asarray(ids, dtype=INDEX_DTYPE)
+        ids = ids[ids < self.read.size]
+        return bool(self.read[ids].any())
 
     def add_conv_block(
         self,
@@ -451,8 +457,7 @@ class GraphBuilder:
         ids = np.asarray(ids, dtype=INDEX_DTYPE)
         if not label:
             return ids
-        kinds = self.columns["kind"]
-        if self.read.intersection(ids.tolist()) or any(kinds[i] == "input" for i in ids.tolist()):
+        if self.was_read(ids) or self.nodes.any_of_kind(ids, "input"):
             out = self.add_units(ids.size, module=path, label=label.split("{")[0])
             self._structural("identity", ids, path, "copy", out)
             ids = out
@@ -461,9 +466,7 @@ class GraphBuilder:
 
     def annotate(self, ids: np.ndarray, activation: str) -> None:
         """Record an activation applied to the values of nodes ``ids``."""
-        col = self.columns["activation"]
-        for i in np.asarray(ids).tolist():
-            col[i] = f"{col[i]}+{activation}" if col[i] else activation
+        self.nodes.annotate(ids, activation)
 
     def mark_outputs(self, ids: np.ndarray) -> None:
         """Mark the nodes whose values the model returns as kind ``output``."""
@@ -471,3 +474,259 @@ class GraphBuilder:
         for i in np.asarray(ids).tolist():
             if kinds[i] == "hidden":
                 kinds[i] = "output"
+
+    def node_table(self) -> dict[str, Any]:
+        """The node columns for :class:`~netstruct.SignedGraph` (names as runs, made when read)."""
+        return self.nodes.table()
+
+
+def _suffix(k: int, head_dim: int) -> str:
+    return f"[{k // head_dim}.{k % head_dim}]" if head_dim else f"[{k}]"
+
+
+@dataclass
+class _Run:
+    """Nodes added by one :meth:`GraphBuilder._add` call (values shared by all, or per node)."""
+
+    start: int
+    n: int
+    names: list[str] | tuple[NameRange, ...]
+    kind: str
+    group: int
+    module: str
+    direction: int
+    gate: str | list[str]
+    unit: np.ndarray | None
+
+
+@dataclass
+class NodeRuns:
+    """The node columns of a graph under construction, kept per run of nodes added together.
+
+    Each run holds the values its nodes share (kind, group, module, direction, a gate label)
+    and, where they differ per node, a list (names given one by one, gates, units); the later
+    edits of ``kind``, ``gate`` and ``activation`` (outputs marked, heads labelled,
+    activations recorded) are kept per node id. :meth:`table` gives the columns in a few numpy
+    operations per run, the names as :class:`NodeNames` runs.
+    """
+
+    runs: list[_Run] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    n: int = 0
+    edits: dict[str, dict[int, str]] = field(default_factory=lambda: {"kind": {}, "gate": {}})
+    #: activations recorded, in order: (node ids, label); each joins a node's earlier ones
+    #: with ``+``; a label set directly (``columns["activation"][i] = ...``) has ids None
+    activations: list[tuple[np.ndarray, str, bool]] = field(default_factory=list)
+
+    def add(
+        self,
+        names: list[str] | Sequence[NameRange],
+        *,
+        kind: str,
+        group: int,
+        module: str,
+        direction: int,
+        gate: str | list[str],
+        unit: Any,
+    ) -> np.ndarray:
+        parts: list[str] | tuple[NameRange, ...]
+        runs = [x for x in names if isinstance(x, NameRange)]
+        if names and len(runs) == len(names):
+            parts = tuple(runs)
+            count = sum(p.count for p in runs)
+            if any(p.gate for p in runs) and gate:
+                raise GraphError("Nodes get their gate labels from their name runs or from gate=.")
+        elif runs:
+            raise GraphError("Give the nodes' names as runs (NameRange) or as str, not both.")
+        else:
+            parts = [str(x) for x in names]
+            count = len(parts)
+        if not isinstance(gate, str):
+            gate = list(gate)
+            if len(gate) != count:
+                raise GraphError(f"{len(gate)} gate labels for {count} nodes.")
+        if unit is not None:
+            unit = np.array(unit, dtype=INDEX_DTYPE).reshape(-1)
+            if unit.size != count:
+                raise GraphError(f"{unit.size} unit ids for {count} nodes.")
+        start = self.n
+        self.runs.append(_Run(start, count, parts, kind, group, module, direction, gate, unit))
+        self.starts.append(start)
+        self.n = start + count
+        return np.arange(start, start + count, dtype=INDEX_DTYPE)
+
+    def _run_of(self, i: int) -> _Run:
+        if not 0 <= i < self.n:
+            raise IndexError(f"node id {i} out of range 0..{self.n - 1}")
+        return self.runs[bisect.bisect_right(self.starts, i) - 1]
+
+    def value(self, column: str, i: int) -> Any:
+        """Column ``column`` of node ``i``."""
+        edits = self.edits.get(column)
+        if edits is not None and i in edits:
+            return edits[i]
+        r = self._run_of(i)
+        k = i - r.start
+        if column == "index":
+            return k
+        if column == "unit":
+            return i if r.unit is None else int(r.unit[k])
+        if column == "activation":
+            return self._activation(i)
+        if column not in ("name", "gate"):
+            return getattr(r, column)
+        if isinstance(r.names, list):  # names given one by one
+            if column == "name":
+                return r.names[k]
+            return r.gate if isinstance(r.gate, str) else r.gate[k]
+        if column == "gate" and not isinstance(r.gate, str):
+            return r.gate[k]
+        for p in r.names:  # the name run holding node i
+            if k < p.count:
+                if column == "name":
+                    return p.base + _suffix(k, p.head_dim)
+                if not p.gate:
+                    return r.gate
+                return f"{p.gate}{k // p.head_dim}" if p.head_dim else p.gate
+            k -= p.count
+        raise AssertionError("node outside its run")  # pragma: no cover
+
+    @staticmethod
+    def _gates(r: _Run) -> list[str] | np.ndarray | None:
+        """Per-node gate labels of a run (None: its one label ``r.gate`` for every node)."""
+        if isinstance(r.gate, list):
+            return r.gate
+        if isinstance(r.names, tuple) and any(p.gate for p in r.names):
+            out = np.empty(r.n, dtype=object)
+            start = 0
+            for p in r.names:
+                out[start : start + p.count] = p.gates() if p.gate else r.gate
+                start += p.count
+            return out
+        return None
+
+    def annotate(self, ids: np.ndarray, label: str) -> None:
+        """Record activation ``label`` on nodes ``ids`` (after the ones they have)."""
+        ids = np.array(ids, dtype=INDEX_DTYPE).reshape(-1)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.n):
+            raise IndexError(f"node ids out of range 0..{self.n - 1}")
+        self.activations.append((ids, str(label), True))
+
+    def set_activation(self, i: int, label: str) -> None:
+        """Set node ``i``'s activation label to ``label`` (replacing what it had)."""
+        self._run_of(i)
+        self.activations.append((np.array([i], dtype=INDEX_DTYPE), str(label), False))
+
+    def _activation(self, i: int) -> str:
+        """Node ``i``'s activation label: the log replayed for that node (the reference of
+        :meth:`table`'s vectorised replay)."""
+        out = ""
+        for ids, label, join in self.activations:
+            for _ in range(int(np.count_nonzero(ids == i))):
+                out = f"{out}+{label}" if (join and out) else label
+        return out
+
+    def _activation_column(self) -> np.ndarray:
+        col = np.full(self.n, "", dtype=object)
+        for ids, label, join in self.activations:
+            if not join:
+                col[ids] = label
+                continue
+            if ids.size > 1 and not (ids[1:] > ids[:-1]).all() and np.unique(ids).size != ids.size:
+                for i in ids.tolist():  # a node listed twice gets the label twice, in turn
+                    col[i] = f"{col[i]}+{label}" if col[i] else label
+                continue
+            prev = col[ids]
+            has = prev != ""
+            col[ids[~has]] = label
+            if has.any():
+                col[ids[has]] = [f"{p}+{label}" for p in prev[has].tolist()]
+        return col
+
+    def any_of_kind(self, ids: np.ndarray, kind: str) -> bool:
+        """True when some node of ``ids`` has kind ``kind`` (edits included)."""
+        ids = np.asarray(ids, dtype=INDEX_DTYPE).reshape(-1)
+        if not ids.size:
+            return False
+        edits = self.edits["kind"]
+        if edits and any(edits.get(i, "") == kind for i in ids.tolist()):
+            return True
+        pos = np.searchsorted(np.asarray(self.starts), ids, side="right") - 1
+        kinds = [r.kind for r in self.runs]
+        for p in np.unique(pos).tolist():
+            if kinds[p] == kind:
+                hit = ids[pos == p]
+                if not edits or any(i not in edits for i in hit.tolist()):
+                    return True
+        return False
+
+    def table(self) -> dict[str, Any]:
+        """Every node column: numpy arrays, the names as :class:`NodeNames`."""
+        runs, n = self.runs, self.n
+        counts = np.array([r.n for r in runs], dtype=np.int64)
+        starts = np.array(self.starts, dtype=INDEX_DTYPE)
+
+        def per_run(values: list, dtype: Any) -> np.ndarray:
+            arr = np.empty(len(values), dtype=dtype)
+            arr[:] = values
+            return np.repeat(arr, counts)
+
+        out: dict[str, Any] = {
+            "kind": per_run([r.kind for r in runs], object),
+            "group": per_run([r.group for r in runs], INDEX_DTYPE),
+            "index": np.arange(n, dtype=INDEX_DTYPE) - np.repeat(starts, counts),
+            "direction": per_run([r.direction for r in runs], np.int8),
+            "module": per_run([r.module for r in runs], object),
+            "activation": self._activation_column(),
+        }
+        unit = np.arange(n, dtype=INDEX_DTYPE)
+        gate = per_run([r.gate if isinstance(r.gate, str) else "" for r in runs], object)
+        parts: list[NameRange | list[str]] = []
+        for r in runs:
+            if r.unit is not None:
+                unit[r.start : r.start + r.n] = r.unit
+            g = self._gates(r)
+            if g is not None:
+                gate[r.start : r.start + r.n] = g
+            if isinstance(r.names, tuple):
+                parts.extend(r.names)
+            else:
+                parts.append(r.names)
+        out["unit"] = unit
+        out["gate"] = gate
+        for column, edits in self.edits.items():
+            if edits:
+                col = out[column]
+                col[np.fromiter(edits.keys(), dtype=INDEX_DTYPE, count=len(edits))] = list(
+                    edits.values()
+                )
+        out["name"] = NodeNames(parts)
+        return out
+
+
+class _ColumnView:
+    """One node column of a :class:`NodeRuns`, indexed by node id (``kind``, ``gate`` and
+    ``activation`` writable: the edits are kept per node)."""
+
+    __slots__ = ("_nodes", "_column")
+
+    def __init__(self, nodes: NodeRuns, column: str):
+        self._nodes = nodes
+        self._column = column
+
+    def __len__(self) -> int:
+        return self._nodes.n
+
+    def __getitem__(self, i: int) -> Any:
+        return self._nodes.value(self._column, int(i))
+
+    def __setitem__(self, i: int, value: str) -> None:
+        if self._column == "activation":
+            self._nodes.set_activation(int(i), value)
+            return
+        edits = self._nodes.edits.get(self._column)
+        if edits is None:
+            raise GraphError(f"Node column {self._column!r} is fixed when the nodes are added.")
+        i = int(i)
+        self._nodes._run_of(i)  # in range
+        edits[i] = str(value)

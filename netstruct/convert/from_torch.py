@@ -1504,7 +1504,7 @@ def from_torch(
         # spec and provenance were built for this graph alone, so it takes them over; only
         # the handlers' configs (which may hold a module's own lists) are copied
         spec["modules"] = _copy_json(spec["modules"])
-        G = SignedGraph._owning(b.columns, b.blocks, spec=spec, provenance=provenance)
+        G = SignedGraph._owning(b.node_table(), b.blocks, spec=spec, provenance=provenance)
         remember_structure_key(
             G, str(provenance["structure"])
         )  # hashed from the same spec and blocks

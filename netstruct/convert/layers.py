@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import GraphError, UnsupportedModuleError
+from ..graphs._names import NameRange
 from .builder import PendingInput, to_numpy
 from .handlers import ModuleHandler, absorb_output_affine, load_params
 
@@ -527,9 +528,7 @@ class EmbeddingHandler(ModuleHandler):
         if isinstance(inputs, PendingInput):
             src = builder.resolve_input(inputs, V, path, label="token")
         else:
-            src = builder._add(
-                [f"{path}.index[{i}]" for i in range(V)], kind="input", group=0, module=path
-            )
+            src = builder._add([NameRange(f"{path}.index", V)], kind="input", group=0, module=path)
         out = builder.add_units(D, module=path)
         table = to_numpy(module.weight)
         builder._append(
@@ -648,9 +647,7 @@ def export_parameter(builder: Any, owner: str, pname: str, p: Any) -> np.ndarray
     D = int(arr.shape[-1]) if arr.ndim else 1
     rows = arr.reshape(-1, D)
     full = f"{owner}.{pname}" if owner else pname
-    src = builder._add(
-        [f"{full}[{r}]" for r in range(rows.shape[0])], kind="input", group=0, module=owner
-    )
+    src = builder._add([NameRange(full, rows.shape[0])], kind="input", group=0, module=owner)
     # the rows are inputs named ``<param>[r]``; the values they give are ``<param>.out[i]``
     out = builder.add_units(D, module=owner, label=f"{pname}.out")
     builder._append(

@@ -28,6 +28,7 @@ import pandas as pd
 from .._dtypes import INDEX_DTYPE, SIGN_DTYPE
 from ..exceptions import GraphError, InvalidParameterError, NetstructWarning
 from . import external as _external
+from ._names import NodeNames
 from ._schema import EDGE_COLUMNS, NODE_COLUMNS, NODE_KINDS
 from .block import BLOCK_KINDS, Block
 
@@ -96,7 +97,7 @@ def _all_str(out: np.ndarray, values: list) -> bool:
 def _string_column(col: str, values: Any, n: int, default: str) -> np.ndarray:
     """A node column as an object array of Python ``str``.
 
-    A list of ``str`` (what the exporter builds) is taken as it is; a column of one repeated
+    A list or object array of ``str`` (what the exporter builds) is taken as it is; a column of one repeated
     value is filled without converting each entry; anything else is converted with ``str``.
     """
     if values is None:
@@ -106,12 +107,59 @@ def _string_column(col: str, values: Any, n: int, default: str) -> np.ndarray:
     if isinstance(values, list) and _all_str(out := np.empty(len(values), dtype=object), values):
         _check_column_shape(col, out, n)
         return out  # every entry a str: taken as it is
+    if (
+        isinstance(values, np.ndarray)
+        and values.dtype == object
+        and values.ndim == 1
+        and pd.api.types.infer_dtype(values, skipna=False) == "string"
+    ):
+        _check_column_shape(col, values, n)
+        return values  # an object array of str (what the exporter builds): taken as it is
     raw = np.asarray(values)
     _check_column_shape(col, raw, n)
     return raw.astype(object).astype(str).astype(object)
 
 
-def _normalize_nodes(nodes: Mapping[str, Any] | pd.DataFrame) -> dict[str, np.ndarray]:
+class _NodeTable(Mapping):
+    """A graph's core node columns (:data:`NODE_COLUMNS`), validated and read-only.
+
+    The name column may be held as :class:`~netstruct.graphs._names.NodeNames` runs whose
+    uniqueness is proven (an export's names): it is made into strings on first read and kept.
+    Only :func:`_normalize_nodes` (after every check) and :meth:`SignedGraph._derived` make one,
+    so a graph built from another's table shares it without checking it again.
+    """
+
+    __slots__ = ("_cols", "_names", "n")
+
+    def __init__(self, cols: dict[str, np.ndarray], names: np.ndarray | NodeNames, n: int):
+        self._cols = cols
+        self._names = names
+        self.n = n
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key != "name":
+            return self._cols[key]
+        names = self._names
+        if isinstance(names, NodeNames):
+            arr = names.materialise()
+            arr.setflags(write=False)
+            self._names = names = arr
+        return names
+
+    def __contains__(self, key: object) -> bool:
+        return key == "name" or key in self._cols
+
+    def __iter__(self):
+        return iter(NODE_COLUMNS)
+
+    def __len__(self) -> int:
+        return len(NODE_COLUMNS)
+
+
+def _normalize_nodes(nodes: Mapping[str, Any] | pd.DataFrame) -> _NodeTable:
+    """The validated node table: columns typed and frozen, kinds and units checked, names unique."""
+    if isinstance(nodes, _NodeTable):
+        return nodes  # made by this function (or from a graph's valid columns): checked already
     if isinstance(nodes, pd.DataFrame):
         nodes = {c: nodes[c].to_numpy() for c in nodes.columns}
     if not isinstance(nodes, Mapping):
@@ -124,6 +172,8 @@ def _normalize_nodes(nodes: Mapping[str, Any] | pd.DataFrame) -> dict[str, np.nd
     n = len(nodes["name"])
     cols: dict[str, np.ndarray] = {}
     for col, default in NODE_COLUMNS.items():
+        if col == "name":
+            continue
         if col in _NODE_DTYPES:
             raw = np.asarray(nodes[col]) if col in nodes else np.full(n, default)
             _check_column_shape(col, raw, n)
@@ -138,7 +188,14 @@ def _normalize_nodes(nodes: Mapping[str, Any] | pd.DataFrame) -> dict[str, np.nd
         raise GraphError(f"Unknown node kind(s) {sorted(bad)}; allowed kinds are {NODE_KINDS}.")
     if n and (cols["unit"].max() >= n):
         raise GraphError("Node column 'unit' refers to a node id that does not exist.")
-    return cols
+    raw_names = nodes["name"]
+    if isinstance(raw_names, NodeNames) and raw_names.proven_unique():
+        return _NodeTable(cols, raw_names, n)  # unique by its runs; strings made when read
+    if isinstance(raw_names, NodeNames):
+        raw_names = raw_names.materialise().tolist()
+    names = _freeze(_string_column("name", raw_names, n, ""))
+    _check_unique_names(names)
+    return _NodeTable(cols, names, n)
 
 
 class _EdgeColumns(Mapping):
@@ -310,10 +367,9 @@ class SignedGraph:
         *,
         copy: bool,
     ) -> None:
-        self._nodes = _normalize_nodes(nodes)
+        self._nodes = _normalize_nodes(nodes)  # names checked unique; index built when needed
         self._blocks = tuple(blocks)
         n = self.n_nodes
-        _check_unique_names(self._nodes["name"])  # the name index is built when a lookup needs it
         names = [b.name for b in self._blocks]
         if len(set(names)) != len(names):
             raise GraphError(f"Block names must be unique; got {names}.")
@@ -354,7 +410,9 @@ class SignedGraph:
         ``provenance`` is copied one level deep. Skips the checks of :class:`SignedGraph`.
         """
         self = object.__new__(cls)
-        self._nodes = {c: _freeze(np.asarray(nodes[c])) for c in NODE_COLUMNS}
+        cols = {c: _freeze(np.asarray(nodes[c])) for c in NODE_COLUMNS}
+        names = cols.pop("name")
+        self._nodes = _NodeTable(cols, names, int(names.shape[0]))
         self._blocks = tuple(blocks)
         self._spec = spec if spec is None else dict(spec)
         self._provenance = dict(provenance)
@@ -377,7 +435,7 @@ class SignedGraph:
     @property
     def n_nodes(self) -> int:
         """Number of nodes (including gate nodes)."""
-        return int(self._nodes["name"].shape[0])
+        return self._nodes.n
 
     @cached_property
     def n_edges(self) -> int:
