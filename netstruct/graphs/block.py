@@ -266,7 +266,9 @@ def make_block(
         )
     if not np.issubdtype(w.dtype, np.number) or np.iscomplexobj(w):
         raise GraphError(f"Block {name!r}: weight must hold real numbers, got dtype {w.dtype}.")
-    check_finite(w, f"Block {name!r} weight")
+    # a float32 weight copied as it is (no mask) is checked in its copy, read while in cache;
+    # any other weight (converted, or zeroed outside a mask) is checked as given
+    check_copy = mask is None and w.dtype == WEIGHT_DTYPE and w.flags.writeable
     src = np.asarray(sources, dtype=INDEX_DTYPE)
     tgt = np.asarray(targets, dtype=INDEX_DTYPE)
     if src.shape != (w.shape[1],) or tgt.shape != (w.shape[0],):
@@ -286,14 +288,18 @@ def make_block(
             if not np.isin(m, (0, 1)).all():
                 raise GraphError(f"Block {name!r}: mask must be boolean (or 0/1).")
             m = m.astype(bool)
-    dense = m is None or bool(m.all())
     reuse = (
         not w.flags.writeable
         and w.dtype == WEIGHT_DTYPE
         and (w.flags.c_contiguous or w.flags.f_contiguous)
     )
+    if not check_copy:
+        check_finite(w, f"Block {name!r} weight")
+    dense = m is None or bool(m.all())
     if dense:
         wf = w if reuse else _frozen_weight(w)
+        if check_copy:
+            check_finite(wf, f"Block {name!r} weight")
         mf = np.broadcast_to(np.ones(1, dtype=MASK_DTYPE), w.shape)  # read-only, no memory
     else:
         assert m is not None  # a mask that is not all True
