@@ -480,7 +480,7 @@ def shrink(G: SignedGraph, *, units: Any = None) -> SignedGraph:
         cut["state"] = _drop_full_stat_masks(cut["state"])
         cut.update(sources=new_id[b.sources[cols]], targets=new_id[b.targets[rows]])
         # slices of validated arrays; only a bias that folds changed holds new values
-        blocks.append(b._sliced(cut, bias[rows] if edited else None))
+        blocks.append(b._sliced(cut, bias[rows] if edited and bias is not None else None))
     nodes = {c: G.node_column(c)[keep] for c in NODE_COLUMNS}
     nodes["unit"] = new_id[nodes["unit"]]
     nodes["index"] = _positions_in_layer(nodes)
