@@ -128,13 +128,25 @@ def _clone_empty(proto: Any) -> Any:
     return m
 
 
+def _frozen(v: Any) -> Any:
+    """``v`` with its lists as tuples (a handler's config holds a conv's padding as a list).
+
+    Only for :func:`_clonable` layers, whose ``__init__`` turns such sequences into tuples
+    itself (``_pair``, ``tuple(normalized_shape)``): the prototype built from the frozen
+    arguments is the layer the lists would build, and hashable as a cache key.
+    """
+    if isinstance(v, (list, tuple)):
+        return tuple(_frozen(x) for x in v)
+    return v
+
+
 def _build(cls: Any, args: tuple, kwargs: dict, numel: int | None) -> Any:
     import torch
 
     if _clonable(cls) and kwargs.get("device") in (None, "cpu"):
-        key = tuple(sorted((k, v) for k, v in kwargs.items() if k != "device"))
+        key = tuple(sorted((k, _frozen(v)) for k, v in kwargs.items() if k != "device"))
         try:
-            proto = _prototype(cls, tuple(args), key)
+            proto = _prototype(cls, _frozen(args), key)
         except TypeError:  # unhashable arguments: build it the plain way
             proto = None
         if proto is not None:

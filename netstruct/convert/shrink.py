@@ -472,17 +472,15 @@ def shrink(G: SignedGraph, *, units: Any = None) -> SignedGraph:
         rows = keep[b.targets]
         cols = keep[b.sources]
         bias = st.biases[i]
-        if rows.all() and cols.all() and (bias is None or np.array_equal(bias, np.asarray(b.bias))):
+        edited = bias is not None and not np.array_equal(bias, np.asarray(b.bias))  # by folds
+        if rows.all() and cols.all() and not edited:
             blocks.append(b._with_ids(new_id[b.sources], new_id[b.targets]))  # values as they were
             continue
-        cut = take(b, rows, cols)  # one validation: sliced fields and new ids together
+        cut = take(b, rows, cols)
         cut["state"] = _drop_full_stat_masks(cut["state"])
-        cut.update(
-            sources=new_id[b.sources[cols]],
-            targets=new_id[b.targets[rows]],
-            bias=None if bias is None else bias[rows],
-        )
-        blocks.append(b.replace(**cut))
+        cut.update(sources=new_id[b.sources[cols]], targets=new_id[b.targets[rows]])
+        # slices of validated arrays; only a bias that folds changed holds new values
+        blocks.append(b._sliced(cut, bias[rows] if edited and bias is not None else None))
     nodes = {c: G.node_column(c)[keep] for c in NODE_COLUMNS}
     nodes["unit"] = new_id[nodes["unit"]]
     nodes["index"] = _positions_in_layer(nodes)

@@ -27,6 +27,14 @@ def _frozen(array: np.ndarray, dtype: type, *, copy: bool) -> np.ndarray:
     return out
 
 
+def _owned(array: np.ndarray, dtype: type) -> np.ndarray:
+    """``array`` frozen in place when it already is a C-contiguous ``dtype`` array, else a frozen
+    copy: for fresh arrays a block takes over (a slice made for it), never for shared ones."""
+    out: np.ndarray = np.ascontiguousarray(array, dtype=dtype)
+    out.setflags(write=False)
+    return out
+
+
 def _frozen_weight(w: np.ndarray) -> np.ndarray:
     """One read-only float32 copy of a 2-D weight, in its own memory order.
 
@@ -176,6 +184,55 @@ class Block:
         if "_parameter" in self.__dict__:
             out.__dict__["_parameter"] = self.__dict__["_parameter"]
         return out
+
+    def _sliced(self, cut: Mapping[str, Any], new_bias: np.ndarray | None = None) -> Block:
+        """The block from :func:`~netstruct.graphs._kernels.take`'s fields ``cut`` (with new
+        ``sources``/``targets`` ids), for :func:`netstruct.shrink`, without re-validating what
+        was validated when this block was made.
+
+        Rows and columns of a finite weight, kernel, bias and state are finite, a slice of a
+        boolean mask is boolean, and slicing keeps the zeros outside the mask; only the dense
+        flag is recomputed. ``new_bias`` (a folded bias, whose values are new) is checked for
+        finiteness and replaces the sliced bias. :meth:`replace` with the same fields (which
+        validates everything again) is the reference this equals.
+        """
+        weight = cut["weight"]
+        src = _owned(cut["sources"], INDEX_DTYPE)
+        tgt = _owned(cut["targets"], INDEX_DTYPE)
+        if weight.shape != (tgt.size, src.size):
+            raise GraphError(f"Block {self.name!r}: sliced weight and ids differ in shape.")
+        mask = cut["mask"]
+        dense = mask is None or bool(mask.all())
+        if dense:
+            mask = np.broadcast_to(np.ones(1, dtype=MASK_DTYPE), weight.shape)
+        bias = cut.get("bias")
+        if new_bias is not None:
+            bias = _owned(new_bias, WEIGHT_DTYPE)
+            check_finite(bias, f"Block {self.name!r} bias")
+        elif bias is not None:
+            bias = _owned(bias, WEIGHT_DTYPE)
+        kernel = cut.get("kernel", self.kernel)
+        if kernel is not None and kernel.flags.writeable:
+            kernel = _owned(kernel, WEIGHT_DTYPE)
+        state = {}
+        for k, v in cut.get("state", self.state).items():
+            a = np.asarray(v)
+            if a.flags.writeable:
+                a = a.copy()
+                a.setflags(write=False)
+            state[str(k)] = a
+        return _replace_fields(
+            self,
+            weight=weight,
+            mask=mask,
+            sources=src,
+            targets=tgt,
+            bias=bias,
+            kernel=kernel,
+            layout=MappingProxyType(dict(cut.get("layout", self.layout))),
+            state=MappingProxyType(state),
+            _dense=dense,
+        )
 
     def take(self, rows: np.ndarray, cols: np.ndarray) -> Block:
         """The block restricted to boolean ``rows`` and ``cols`` (kernel and state alike)."""

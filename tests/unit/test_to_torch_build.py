@@ -64,6 +64,7 @@ def test_a_bias_of_the_wrong_length_is_refused(direct, monkeypatch):
     ("cls", "args", "kwargs"),
     [
         (torch.nn.Conv2d, (3, 8, 3), {"padding": 1, "bias": False}),
+        (torch.nn.Conv2d, (3, 8, (3, 1)), {"padding": [1, 0], "stride": [2, 1]}),
         (torch.nn.ConvTranspose1d, (4, 2, 3), {"stride": 2}),
         (torch.nn.Linear, (5, 7), {"dtype": torch.float64}),
         (torch.nn.BatchNorm2d, (6,), {"momentum": 0.2}),
@@ -93,3 +94,22 @@ def test_cloned_layers_are_independent_and_shaped_as_built(cls, args, kwargs):
     assert not b._forward_hooks
     a.eval()
     assert b.training
+
+
+def test_a_conv_config_with_lists_is_cloned_not_built(monkeypatch):
+    """A conv handler's config holds padding and stride as lists (JSON): the prototype cache
+    still serves it (no ``__init__`` run), and the clone matches the plain build."""
+    from netstruct.convert.layers import _quiet_build
+
+    kwargs = {"padding": [1, 1], "stride": [1, 2], "dilation": [1, 1], "groups": 1}
+    first = _quiet_build(torch.nn.Conv2d, 4, 6, (3, 3), numel=1, **kwargs)
+    calls = []
+    init = torch.nn.Conv2d.__init__
+    monkeypatch.setattr(
+        torch.nn.Conv2d, "__init__", lambda self, *a, **k: calls.append(1) or init(self, *a, **k)
+    )
+    again = _quiet_build(torch.nn.Conv2d, 4, 6, (3, 3), numel=1, **kwargs)
+    assert not calls
+    monkeypatch.undo()
+    assert repr(again) == repr(first) == repr(torch.nn.Conv2d(4, 6, (3, 3), **kwargs))
+    assert again.stride == (1, 2) and again.padding == (1, 1)
