@@ -87,10 +87,13 @@ class RebuiltModel(torch.nn.Module):
         """
         owner_path, _, name = target.rpartition(".")
         owner = self.get_submodule(owner_path) if owner_path else self
+        p = owner._parameters.get(name)
+        if p is not None:
+            return p
         orig = owner._parameters.get(f"{name}_orig")
-        if orig is not None and name not in owner._parameters:
+        if orig is not None:
             return orig * getattr(owner, f"{name}_mask")
-        return self.get_parameter(target)
+        return self.get_parameter(target)  # its error: not a parameter
 
     def _scaled_inputs(self, rec: dict[str, Any], args: list[Any]) -> list[Any]:
         """Apply the factors of an op's skip (one per operand) or identity (its input) blocks."""

@@ -386,3 +386,18 @@ def test_width_fed_by_the_input_stays():
     assert "norm-width" not in set(ns.structured_groups(G, macs=False, norm_width=True)["kind"])
     with pytest.raises(GraphError, match="LayerNorm"):
         ns.shrink(G, units=G.block("0.weight").targets[:1])
+
+
+def test_budgets_count_the_stage_channels(convnext):
+    m, x, G = convnext
+    total, macs = ns.graph_params(G), ns.count_macs(G)
+    for frac in (0.7, 0.5):
+        plan = ns.structured_prune(G, target_params=int(frac * total), norm_width=True)
+        S = ns.shrink(G, units=plan)
+        small = ns.to_torch(S)
+        assert abs(_n_params(small) - frac * total) <= 0.01 * frac * total
+        assert plan.steps[0].meta["params"] == _n_params(small)
+        assert small.embeddings.layernorm.normalized_shape[0] < _SIZES[0]
+        _assert_masked_equals_shrunk(ns.to_torch(plan.apply(G)), small, x)
+        plan = ns.structured_prune(G, target_macs=int(frac * macs), norm_width=True)
+        assert abs(ns.count_macs(ns.shrink(G, units=plan)) - frac * macs) <= 0.01 * frac * macs
