@@ -11,6 +11,10 @@ imports it then.
 * ``transformers.activations.NewGELUActivation`` (``"gelu_new"``): the tanh form of GELU,
   labelled ``gelu{"approximate": "tanh"}`` on its nodes; it is rebuilt as itself, so
   re-import is exact.
+* ``transformers.models.convnext.modeling_convnext.ConvNextLayerNorm``: a LayerNorm over the
+  channel axis (``channels_first``) or the last axis; a masked graph whose plan removed
+  channels of its width rebuilds it as
+  :class:`~netstruct.convert._norm_module.MaskedConvNextLayerNorm`.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from ..exceptions import GraphError
 from .builder import to_numpy
 from .elementwise import ElementwiseHandler, label_for
 from .handlers import ModuleHandler
-from .layers import NormHandler, load_state
+from .layers import NormHandler, build_feature_norm, load_state
 
 __all__ = ["Conv1DHandler", "NewGELUHandler", "ConvNextLayerNormHandler", "builtin_handlers"]
 
@@ -94,7 +98,13 @@ class ConvNextLayerNormHandler(NormHandler):
     """``ConvNextLayerNorm``: a LayerNorm over channels (``channels_first``) or the last axis.
 
     Its ``data_format`` decides the axis, so the handler follows whatever axis its input
-    carries the units on.
+    carries the units on. Its statistics may drop channels (``masks_statistics``): when a plan
+    removes channels of the width it normalises (a ConvNeXt stage's channels, tied by the
+    residual sums, norm-width groups), the masked graph's block carries a ``stat_mask`` state
+    and the norm is rebuilt as
+    :class:`~netstruct.convert._norm_module.MaskedConvNextLayerNorm` (statistics over the kept
+    channels on the same axis, removed channels output 0), which equals the shrunk
+    ``ConvNextLayerNorm(n_kept)``.
     """
 
     feature_axis = None
@@ -103,7 +113,7 @@ class ConvNextLayerNormHandler(NormHandler):
         super().__init__("LayerNorm")
         self.name = "transformers.ConvNextLayerNorm"
         self.feature_axis = None
-        self.masks_statistics = False  # its channels stay (no masked ConvNextLayerNorm)
+        self.masks_statistics = True
 
     def config(self, module):
         return {
@@ -111,23 +121,27 @@ class ConvNextLayerNormHandler(NormHandler):
             "data_format": module.data_format,
             "elementwise_affine": module.elementwise_affine,
             "bias": module.bias is not None,
+            "width": self._n(module),
         }
 
     def build(self, config, params):
-        cls = _transformers(
+        from ._norm_module import MaskedConvNextLayerNorm
+
+        cfg = dict(config)
+        n = self._size(params, cfg.pop("width", None))  # no "width" in specs before 2026-12
+        plain = _transformers(
             "models.convnext.modeling_convnext", "ConvNextLayerNorm"
         ).ConvNextLayerNorm
-        n = self._size(params, dict(config))
-        m = cls(n, **config)  # no device argument: skip_init does not apply
-        load_state(m, params)
-        return m
+        return build_feature_norm(
+            "LayerNorm", n, cfg, params, classes=(plain, MaskedConvNextLayerNorm)
+        )
 
 
 def builtin_handlers() -> Iterator[tuple[str, ModuleHandler]]:
     """``(qualified class name, handler)`` pairs."""
     yield "transformers.pytorch_utils.Conv1D", Conv1DHandler()
     yield "transformers.activations.NewGELUActivation", NewGELUHandler()
-    yield (
-        "transformers.models.convnext.modeling_convnext.ConvNextLayerNorm",
-        ConvNextLayerNormHandler(),
-    )
+    convnext_ln = ConvNextLayerNormHandler()
+    yield "transformers.models.convnext.modeling_convnext.ConvNextLayerNorm", convnext_ln
+    # its masked counterpart (a netstruct class): a masked model exports back with its stat_mask
+    yield "netstruct.convert._norm_module.MaskedConvNextLayerNorm", convnext_ln

@@ -448,29 +448,38 @@ _MASKABLE_NORMS = ("LayerNorm", "RMSNorm")
 
 
 def build_feature_norm(
-    type_name: str, n: int, config: dict[str, Any], params: dict[str, Any], prefix: str = ""
+    type_name: str,
+    n: int,
+    config: dict[str, Any],
+    params: dict[str, Any],
+    prefix: str = "",
+    classes: tuple[Any, Any] | None = None,
 ) -> Any:
     """A ``LayerNorm``/``RMSNorm`` of width ``n`` from ``{prefix}weight``, ``{prefix}bias`` and
     ``{prefix}stat_mask``: the masked norm when the mask drops an entry, else the torch layer.
 
     The one place that decides what a norm-width removal means for a norm (also for the norms
-    inside ``nn.TransformerEncoderLayer``, whose handler calls this).
+    inside ``nn.TransformerEncoderLayer``, whose handler calls this). ``classes``: the
+    ``(plain, masked)`` module classes of a LayerNorm variant (ConvNeXt's
+    ``ConvNextLayerNorm`` and :class:`~netstruct.convert._norm_module.MaskedConvNextLayerNorm`);
+    default: ``torch.nn.<type_name>`` and the masked norm of that type.
     """
     import torch
 
     from ._norm_module import MaskedLayerNorm, MaskedRMSNorm
 
+    if classes is None:
+        masked_cls = MaskedLayerNorm if type_name == "LayerNorm" else MaskedRMSNorm
+        classes = (getattr(torch.nn, type_name), masked_cls)
     own = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
     own = {k: v for k, v in own.items() if "." not in k}
     keep = own.pop(STAT_MASK, None)
     if keep is not None and not np.asarray(keep, dtype=bool).all():
-        cls = MaskedLayerNorm if type_name == "LayerNorm" else MaskedRMSNorm
-        m = _quiet_build(
-            cls, n, numel=2 * n, **config, stat_mask=torch.from_numpy(np.array(keep, dtype=bool))
-        )
-        getattr(m, STAT_MASK).copy_(torch.from_numpy(np.array(keep, dtype=bool)))
+        mask = torch.from_numpy(np.array(keep, dtype=bool))
+        m = _quiet_build(classes[1], n, numel=2 * n, **config, stat_mask=mask)
+        getattr(m, STAT_MASK).copy_(mask)
     else:
-        m = _quiet_build(getattr(torch.nn, type_name), n, numel=2 * n, **config)
+        m = _quiet_build(classes[0], n, numel=2 * n, **config)
     load_state(m, own)
     return m
 

@@ -76,6 +76,25 @@ class RebuiltModel(torch.nn.Module):
                 value = _ops.decode_arg(rec["value"], [])
                 owner.register_buffer(name, value, persistent=bool(rec.get("persistent")))
 
+    def _read_parameter(self, target: str) -> Any:
+        """A parameter the forward reads itself (``get_attr``), ``torch.nn.utils.prune``'s
+        reparametrisation included.
+
+        ``prune.custom_from_mask`` (``to_torch(prune_masks=True)``) replaces the parameter by
+        ``<name>_orig`` and a ``<name>_mask`` buffer and recomputes ``orig * mask`` in a hook
+        on its owner's forward, which never runs for a plain owner module (ConvNeXt's layer
+        scale): the product is taken here instead, so gradients reach ``<name>_orig``.
+        """
+        owner_path, _, name = target.rpartition(".")
+        owner = self.get_submodule(owner_path) if owner_path else self
+        p = owner._parameters.get(name)
+        if p is not None:
+            return p
+        orig = owner._parameters.get(f"{name}_orig")
+        if orig is not None:
+            return orig * getattr(owner, f"{name}_mask")
+        return self.get_parameter(target)  # its error: not a parameter
+
     def _scaled_inputs(self, rec: dict[str, Any], args: list[Any]) -> list[Any]:
         """Apply the factors of an op's skip (one per operand) or identity (its input) blocks."""
         blocks = rec.get("blocks", ())
@@ -151,7 +170,7 @@ class RebuiltModel(torch.nn.Module):
                     owner, _, name = rec["target"].rpartition(".")
                     val = getattr(self.get_submodule(owner) if owner else self, name)
                 else:
-                    val = self.get_parameter(rec["target"])
+                    val = self._read_parameter(rec["target"])
             elif op == "output":
                 return args[0]
             else:

@@ -38,7 +38,9 @@ def _coefficients(G: SignedGraph) -> np.ndarray:
         if b.kind == "operator":
             out[i, 3:] = (2.0, 1.0)  # Q K^T and A V: 2 T MACs per context unit and token
             continue
-        if b.kind == "norm":
+        if b.kind == "norm" or b.layout.get("type") == "diag":
+            # one scale per unit (a norm's, ConvNeXt's layer scale): an elementwise product,
+            # no MACs
             out[i, 1] = float(b.has_parameter) + bias
         elif b.kernel is not None:
             per_row = float(np.prod(b.kernel.shape[1:]))
@@ -168,8 +170,12 @@ def _positions(G: SignedGraph, input_shape: Any, func: str) -> tuple[np.ndarray,
     pos = np.full(len(G.blocks), np.nan)
     seq = np.ones(len(G.blocks))
     for i, b in enumerate(G.blocks):
-        if b.kind in ("skip", "identity", "norm") or _is_lookup(b):
-            pos[i] = 0.0
+        if (
+            b.kind in ("skip", "identity", "norm")
+            or _is_lookup(b)
+            or b.layout.get("type") == "diag"
+        ):
+            pos[i] = 0.0  # no MACs (a per-unit scale runs outside any module: ConvNeXt's)
             continue
         path = next((c for c in _hook_paths(b) if c in seen), None)
         if path is not None:
