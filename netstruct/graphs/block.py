@@ -214,13 +214,7 @@ class Block:
         kernel = cut.get("kernel", self.kernel)
         if kernel is not None and kernel.flags.writeable:
             kernel = _owned(kernel, WEIGHT_DTYPE)
-        state = {}
-        for k, v in cut.get("state", self.state).items():
-            a = np.asarray(v)
-            if a.flags.writeable:
-                a = a.copy()
-                a.setflags(write=False)
-            state[str(k)] = a
+        state = _frozen_state(cut.get("state", self.state))
         return _replace_fields(
             self,
             weight=weight,
@@ -270,6 +264,18 @@ class Block:
                 p.setflags(write=False)
             cached = self.__dict__["_parameter"] = p
         return cached
+
+
+def _frozen_state(state) -> dict[str, np.ndarray]:
+    """A block's state arrays, read-only (writeable ones copied first), keyed by str."""
+    out = {}
+    for k, v in state.items():
+        a = np.asarray(v)
+        if a.flags.writeable:
+            a = a.copy()
+            a.setflags(write=False)
+        out[str(k)] = a
+    return out
 
 
 def make_block(
@@ -396,13 +402,7 @@ def make_block(
         check_finite(kf, f"Block {name!r} kernel")
         if kf.flags.writeable or kf.dtype != WEIGHT_DTYPE:
             kf = _frozen(kf, WEIGHT_DTYPE, copy=True)
-    st = {}
-    for k, v in (state or {}).items():
-        a = np.asarray(v)
-        if a.flags.writeable:
-            a = a.copy()
-            a.setflags(write=False)
-        st[str(k)] = a
+    st = _frozen_state(state or {})
     return Block(
         name=str(name),
         module=str(module),
