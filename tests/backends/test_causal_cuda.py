@@ -33,7 +33,7 @@ _SCRIPT = textwrap.dedent(
     cause[3] = 2.0 * effect[3] + 1.0    # singular
     cause[4, 5] = np.nan                # nonfinite
     with ns.config_context(cuda_threads_per_block=4):
-        for eff, lags in ((effect, [1, 3]), (effect[0], [1, 3]), (effect, [1])):
+        for eff, lags in ((effect, [1, 3]), (effect[0], [1, 3]), (effect, [1]), (effect, [2]), (effect, [1, 2])):
             a = granger(cause, eff, lags=lags, backend="cuda", errors="ignore")
             b = granger(cause, eff, lags=lags, backend="numba", errors="ignore")
             assert np.array_equal(a.status, b.status), (a.status, b.status)
