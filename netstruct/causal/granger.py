@@ -13,6 +13,7 @@ import numbers
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,9 @@ class GrangerResult:
     nobs : ndarray of int64, shape (n_lags,)
         Observations used at each lag, ``T - lag``.
     f_stat, f_pvalue : ndarray of float64, shape (n_series, n_lags)
-        statsmodels ``ssr_ftest`` statistic and p-value.
+        statsmodels ``ssr_ftest`` statistic and p-value. Each test's p-values are computed
+        when first read (a caller of one test does not pay for the other two) and kept; the
+        statistics they come from are read-only.
     chi2_stat, chi2_pvalue : ndarray of float64, shape (n_series, n_lags)
         statsmodels ``ssr_chi2test`` statistic and p-value (df = lag).
     lr_stat, lr_pvalue : ndarray of float64, shape (n_series, n_lags)
@@ -71,16 +74,33 @@ class GrangerResult:
     lags: NDArray[np.int64]
     nobs: NDArray[np.int64]
     f_stat: NDArray[np.float64]
-    f_pvalue: NDArray[np.float64]
     chi2_stat: NDArray[np.float64]
-    chi2_pvalue: NDArray[np.float64]
     lr_stat: NDArray[np.float64]
-    lr_pvalue: NDArray[np.float64]
     df_num: NDArray[np.int64]
     df_denom: NDArray[np.float64]
     ssr_restricted: NDArray[np.float64]
     ssr_unrestricted: NDArray[np.float64]
     status: NDArray[np.int8]
+
+    def __post_init__(self) -> None:
+        # the p-values are computed from these on first use: freeze them so they cannot change
+        for name in ("lags", "f_stat", "chi2_stat", "lr_stat", "df_denom"):
+            getattr(self, name).setflags(write=False)
+
+    @cached_property
+    def f_pvalue(self) -> NDArray[np.float64]:
+        """statsmodels ``ssr_ftest`` p-values (computed on first access, then kept)."""
+        return _f_pvalues(self.lags, self.f_stat, self.df_denom)
+
+    @cached_property
+    def chi2_pvalue(self) -> NDArray[np.float64]:
+        """statsmodels ``ssr_chi2test`` p-values (computed on first access, then kept)."""
+        return _chi2_pvalues(self.lags, self.chi2_stat)
+
+    @cached_property
+    def lr_pvalue(self) -> NDArray[np.float64]:
+        """statsmodels ``lrtest`` p-values (computed on first access, then kept)."""
+        return _chi2_pvalues(self.lags, self.lr_stat)
 
     @property
     def feasible(self) -> NDArray[np.bool_]:
@@ -94,11 +114,9 @@ class GrangerResult:
     def pvalue(self, test: str = "ssr_ftest") -> NDArray[np.float64]:
         """p-values of one test (``"ssr_ftest"``, ``"ssr_chi2test"`` or ``"lrtest"``)."""
         check_choice(test, "test", "GrangerResult.pvalue", _TESTS)
-        return {
-            "ssr_ftest": self.f_pvalue,
-            "ssr_chi2test": self.chi2_pvalue,
-            "lrtest": self.lr_pvalue,
-        }[test]
+        if test == "ssr_ftest":
+            return self.f_pvalue
+        return self.chi2_pvalue if test == "ssr_chi2test" else self.lr_pvalue
 
     def min_p(
         self, test: str = "ssr_chi2test", *, decimals: int | None = None, infeasible: str = "nan"
@@ -249,32 +267,47 @@ def _refit_exact(y, c, p):
 
 
 def _statistics(lag_arr, nobs, ssr_r, diff, ssr_u, df_denom):
-    """F, chi2 and LR statistics and p-values (numba; scipy for the few values outside the
-    fast ranges of :mod:`netstruct.backends.numba._special`)."""
-    from ..backends.numba._special import granger_pvalues
+    """F, chi2 and LR statistics (numba)."""
+    from ..backends.numba._special import granger_statistics
 
-    shape = ssr_r.shape
-    outs = [np.empty(shape) for _ in range(6)]
-    todo = np.empty(shape, dtype=np.int8)
+    f_stat, chi2, lr = (np.empty(ssr_r.shape) for _ in range(3))
     if ssr_r.size:
-        granger_pvalues(lag_arr, nobs, ssr_r, diff, ssr_u, df_denom, *outs, todo)
-    f_stat, f_p, chi2, chi2_p, lr, lr_p = outs
-    if todo.any():
-        _scipy_tails(lag_arr, todo, f_stat, f_p, chi2, chi2_p, lr, lr_p, df_denom)
-    return f_stat, f_p, chi2, chi2_p, lr, lr_p
+        granger_statistics(lag_arr, nobs, ssr_r, diff, ssr_u, df_denom, f_stat, chi2, lr)
+    return f_stat, chi2, lr
 
 
-def _scipy_tails(lag_arr, todo, f_stat, f_p, chi2, chi2_p, lr, lr_p, df_denom):
-    """p-values flagged by the numba kernel: large df (F), df > 64 or statistics > 600 (chi2)."""
-    rows, cols = np.nonzero(todo & 1)
-    if rows.size:
-        f_p[rows, cols] = special.fdtrc(
-            lag_arr[cols].astype(float), df_denom[rows, cols], f_stat[rows, cols]
-        )
-    for bit, stat, pv in ((2, chi2, chi2_p), (4, lr, lr_p)):
-        rows, cols = np.nonzero(todo & bit)
+def _f_pvalues(lag_arr, f_stat, df_denom):
+    """F tails in numba (:mod:`netstruct.backends.numba._special`); scipy's ``fdtrc`` for the
+    entries outside its fast range ((lag + df) / 2 > 170)."""
+    from ..backends.numba._special import granger_f_pvalues
+
+    f_p = np.empty(f_stat.shape)
+    todo = np.empty(f_stat.shape, dtype=np.int8)
+    if f_stat.size:
+        granger_f_pvalues(lag_arr, f_stat, df_denom, f_p, todo)
+        rows, cols = np.nonzero(todo)
+        if rows.size:
+            f_p[rows, cols] = special.fdtrc(
+                lag_arr[cols].astype(float), df_denom[rows, cols], f_stat[rows, cols]
+            )
+    f_p.setflags(write=False)
+    return f_p
+
+
+def _chi2_pvalues(lag_arr, stat):
+    """Chi-square tails (df = lag) in numba; scipy's ``chdtrc`` for df > 64 or statistics
+    above 600."""
+    from ..backends.numba._special import granger_chi2_pvalues
+
+    pv = np.empty(stat.shape)
+    todo = np.empty(stat.shape, dtype=np.int8)
+    if stat.size:
+        granger_chi2_pvalues(lag_arr, stat, pv, todo)
+        rows, cols = np.nonzero(todo)
         if rows.size:
             pv[rows, cols] = special.chdtrc(lag_arr[cols].astype(float), stat[rows, cols])
+    pv.setflags(write=False)
+    return pv
 
 
 def granger(
@@ -410,7 +443,7 @@ def granger(
         if any_bad:
             for a in (ssr_r, diff, ssr_u, df_denom):
                 a[bad] = np.nan
-    f_stat, f_p, chi2, chi2_p, lr, lr_p = _statistics(lag_arr, nobs, ssr_r, diff, ssr_u, df_denom)
+    f_stat, chi2, lr = _statistics(lag_arr, nobs, ssr_r, diff, ssr_u, df_denom)
     if any_bad and errors != "ignore":
         counts = {
             GRANGER_STATUS[k]: int((status == k).sum()) for k in _INFEASIBLE if (status == k).any()
@@ -429,11 +462,8 @@ def granger(
         lags=lag_arr,
         nobs=nobs,
         f_stat=f_stat,
-        f_pvalue=f_p,
         chi2_stat=chi2,
-        chi2_pvalue=chi2_p,
         lr_stat=lr,
-        lr_pvalue=lr_p,
         df_num=lag_arr.copy(),
         df_denom=df_denom,
         ssr_restricted=ssr_r,

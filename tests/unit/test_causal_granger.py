@@ -323,3 +323,26 @@ def test_per_pair_every_lag_1_to_14_matches_statsmodels(kind):
         np.testing.assert_array_equal(alone.f_pvalue[:, 0], together.f_pvalue[:, lag - 1])
     for b in range(n):
         _assert_matches_statsmodels(together, b, cause[b], effect[b])
+
+
+def test_pvalues_are_computed_on_first_read_and_kept():
+    """Each test's p-values are computed when first read (from read-only statistics), kept,
+    and equal the tails of the statistics computed directly."""
+    from scipy import special
+
+    rng = np.random.default_rng(11)
+    cause, effect = rng.standard_normal((30, 60)), rng.standard_normal((30, 60))
+    res = granger(cause, effect, lags=3)
+    assert "f_pvalue" not in vars(res) and "chi2_pvalue" not in vars(res)
+    p = res.pvalue("ssr_chi2test")
+    assert "chi2_pvalue" in vars(res) and "f_pvalue" not in vars(res)
+    assert res.chi2_pvalue is p  # kept, not recomputed
+    lags = res.lags.astype(float)[None, :]
+    np.testing.assert_allclose(p, special.chdtrc(lags, res.chi2_stat), rtol=1e-13)
+    np.testing.assert_allclose(
+        res.f_pvalue, special.fdtrc(lags, res.df_denom, res.f_stat), rtol=5e-13
+    )
+    np.testing.assert_allclose(res.lr_pvalue, special.chdtrc(lags, res.lr_stat), rtol=1e-13)
+    for name in ("f_stat", "chi2_stat", "lr_stat", "df_denom", "lags", "f_pvalue", "chi2_pvalue"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(res, name)[0, ...] = 0.0

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy import special
 
 from netstruct.backends.numba import _special as S
-from netstruct.causal.granger import _statistics
+from netstruct.causal.granger import _chi2_pvalues, _f_pvalues, _statistics
 from tests.oracles.naive_causal import naive_f_sf
 
 DFN = [1, 2, 3, 5, 6, 7, 9, 13, 14, 21, 28]
@@ -137,7 +137,12 @@ def test_statistics_equal_scipy_including_the_fallbacks():
     ssr_r = ssr_u + diff
     df_denom = np.broadcast_to((nobs - 2 * lags - 1).astype(float), (n, lags.size)).copy()
     df_denom[30:40, :3] = 40.0  # small df as well
-    f_stat, f_p, chi2, chi2_p, lr, lr_p = _statistics(lags, nobs, ssr_r, diff, ssr_u, df_denom)
+    f_stat, chi2, lr = _statistics(lags, nobs, ssr_r, diff, ssr_u, df_denom)
+    f_p, chi2_p, lr_p = (
+        _f_pvalues(lags, f_stat, df_denom),
+        _chi2_pvalues(lags, chi2),
+        _chi2_pvalues(lags, lr),
+    )
     p = lags.astype(float)[None, :]
     with np.errstate(invalid="ignore"):
         np.testing.assert_array_equal(f_stat, diff / ssr_u / p * df_denom)
@@ -167,15 +172,29 @@ def test_parallel_pvalues_equal_serial_bit_for_bit():
     ssr_u[7, 1] = np.nan
     df_denom = np.broadcast_to((nobs - 2 * lags - 1).astype(float), (n, lags.size)).copy()
     df_denom[50:60] = 40.0  # runs of another df (the per-block constant cache)
-    args = (lags, nobs, ssr_u + diff, diff, ssr_u, df_denom)
+    shape = (n, lags.size)
 
-    def run(kernel, chunks):
-        outs = [np.empty((n, lags.size)) for _ in range(6)] + [np.empty((n, lags.size), np.int8)]
-        kernel(*args, *outs, chunks)
+    def run(chunks):
+        parallel = chunks > 1
+        stats = [np.empty(shape) for _ in range(3)]
+        kern = S._granger_statistics if parallel else S._granger_statistics_serial
+        kern(lags, nobs, ssr_u + diff, diff, ssr_u, df_denom, *stats, chunks)
+        f_stat, chi2, lr = stats
+        outs = [*stats]
+        for stat, f in ((f_stat, True), (chi2, False), (lr, False)):
+            pv, todo = np.empty(shape), np.empty(shape, np.int8)
+            if f:
+                kern = S._granger_f_pvalues if parallel else S._granger_f_pvalues_serial
+                kern(lags, stat, df_denom, pv, todo, chunks)
+            else:
+                kern = S._granger_chi2_pvalues if parallel else S._granger_chi2_pvalues_serial
+                kern(lags, stat, pv, todo, chunks)
+            outs += [pv, todo]
         return outs
 
-    serial = run(S._granger_pvalues_serial, 1)
-    assert serial[6][:5].any() and not serial[6][10:].any()
+    serial = run(1)
+    todo_chi2 = serial[6]
+    assert todo_chi2[:5].any() and not todo_chi2[10:].any()
     for chunks in (2, 7, n):
-        for a, b in zip(run(S._granger_pvalues, chunks), serial):
+        for a, b in zip(run(chunks), serial):
             np.testing.assert_array_equal(a, b)

@@ -1,9 +1,9 @@
 """Tail probabilities for the Granger statistics, in numba: F (incomplete beta) and chi-square.
 
 :func:`f_sf` is ``scipy.special.fdtrc`` and :func:`chi2_sf_int` is ``scipy.special.chdtrc``
-for an integer df, as scalar numba functions, so :func:`granger_pvalues` turns a whole
-result's SSRs into statistics and p-values in one compiled loop (scipy's ufuncs cost ~130 ns
-per F value, more than a lag-1 fit).
+for an integer df, as scalar numba functions, so :func:`granger_f_pvalues` and
+:func:`granger_chi2_pvalues` turn a whole result's statistics into p-values in one compiled
+loop each (scipy's ufuncs cost ~130 ns per F value, more than a lag-1 fit).
 
 The regularised incomplete beta function follows Cephes' ``incbet`` (the algorithm behind
 scipy's ``betainc`` before Boost): the power series where ``b x <= 1`` and ``x <= 0.95``,
@@ -26,7 +26,15 @@ import numpy as np
 
 from ._jit import njit, njit_serial_and_parallel
 
-__all__ = ["f_sf", "chi2_sf_int", "granger_pvalues", "BETA_MAX_AB", "CHI2_CLOSED_MAX_X"]
+__all__ = [
+    "f_sf",
+    "chi2_sf_int",
+    "granger_statistics",
+    "granger_f_pvalues",
+    "granger_chi2_pvalues",
+    "BETA_MAX_AB",
+    "CHI2_CLOSED_MAX_X",
+]
 
 _MACHEP = 1.11022302462515654042e-16
 _BIG = 4.503599627370496e15
@@ -351,48 +359,41 @@ def chi2_sf_int(df, x):
     return res
 
 
-def _granger_pvalues_py(
-    lags,
-    nobs,
-    ssr_r,
-    diff,
-    ssr_u,
-    df_denom,
-    f_stat,
-    f_p,
-    chi2,
-    chi2_p,
-    lr,
-    lr_p,
-    scipy_todo,
-    n_chunks,
-):
-    """Body of :func:`granger_pvalues`: ``prange`` over ``n_chunks`` blocks of series, each
-    with its own cache of the beta constants (a pure function of df_denom, so every entry's
-    value is the same whatever the blocks or threads)."""
+def _granger_statistics_py(lags, nobs, ssr_r, diff, ssr_u, df_denom, f_stat, chi2, lr, n_chunks):
+    """Body of :func:`granger_statistics` (``prange`` over ``n_chunks`` blocks of series)."""
     n_series, n_lags = ssr_r.shape
     for ch in nb.prange(n_chunks):
         b0 = ch * n_series // n_chunks
         b1 = (ch + 1) * n_series // n_chunks
         for li in range(n_lags):
-            p = lags[li]
-            pf = float(p)
+            pf = float(lags[li])
             nf = float(nobs[li])
-            last = -1.0
-            ib = ibh = gr0 = math.nan
             for b in range(b0, b1):
                 sr = ssr_r[b, li]
                 su = ssr_u[b, li]
                 dd = diff[b, li]
-                dfd = df_denom[b, li]
-                todo = 0
-                fs = dd / su / pf * dfd
-                c2 = nf * dd / su
                 q = sr / su
-                lrs = nf * (math.log(q) if q > 0.0 else (-math.inf if q == 0.0 else math.nan))
-                f_stat[b, li] = fs
-                chi2[b, li] = c2
-                lr[b, li] = lrs
+                f_stat[b, li] = dd / su / pf * df_denom[b, li]
+                chi2[b, li] = nf * dd / su
+                lr[b, li] = nf * (math.log(q) if q > 0.0 else (-math.inf if q == 0.0 else math.nan))
+
+
+def _granger_f_pvalues_py(lags, f_stat, df_denom, f_p, scipy_todo, n_chunks):
+    """Body of :func:`granger_f_pvalues`: each block keeps its own cache of the beta
+    constants (a pure function of df_denom, so every value is the same whatever the blocks
+    or threads)."""
+    n_series, n_lags = f_stat.shape
+    for ch in nb.prange(n_chunks):
+        b0 = ch * n_series // n_chunks
+        b1 = (ch + 1) * n_series // n_chunks
+        for li in range(n_lags):
+            pf = float(lags[li])
+            last = -1.0
+            ib = ibh = gr0 = math.nan
+            for b in range(b0, b1):
+                fs = f_stat[b, li]
+                dfd = df_denom[b, li]
+                scipy_todo[b, li] = 0
                 if fs < 0.0:
                     f_p[b, li] = 1.0
                 elif math.isnan(fs) or math.isnan(dfd):
@@ -403,57 +404,85 @@ def _granger_pvalues_py(
                         last = dfd
                     f_p[b, li] = f_sf_c(pf, dfd, fs, ib, ibh, gr0)
                 else:
-                    todo |= 1
-                for which in range(2):
-                    s = c2 if which == 0 else lrs
-                    if s < 0.0:
-                        pv = 1.0
-                    elif p <= CHI2_CLOSED_MAX_DF and (s <= CHI2_CLOSED_MAX_X or math.isnan(s)):
-                        pv = chi2_sf_int(p, s)
-                    else:
-                        pv = math.nan
-                        todo |= 2 << which
-                    if which == 0:
-                        chi2_p[b, li] = pv
-                    else:
-                        lr_p[b, li] = pv
-                scipy_todo[b, li] = todo
+                    f_p[b, li] = math.nan
+                    scipy_todo[b, li] = 1
 
 
-_granger_pvalues, _granger_pvalues_serial = njit_serial_and_parallel(
-    _granger_pvalues_py, error_model="numpy"
+def _granger_chi2_pvalues_py(lags, stat, out_p, scipy_todo, n_chunks):
+    """Body of :func:`granger_chi2_pvalues` (``prange`` over ``n_chunks`` blocks)."""
+    n_series, n_lags = stat.shape
+    for ch in nb.prange(n_chunks):
+        b0 = ch * n_series // n_chunks
+        b1 = (ch + 1) * n_series // n_chunks
+        for li in range(n_lags):
+            p = lags[li]
+            for b in range(b0, b1):
+                s = stat[b, li]
+                scipy_todo[b, li] = 0
+                if s < 0.0:
+                    out_p[b, li] = 1.0
+                elif p <= CHI2_CLOSED_MAX_DF and (s <= CHI2_CLOSED_MAX_X or math.isnan(s)):
+                    out_p[b, li] = chi2_sf_int(p, s)
+                else:
+                    out_p[b, li] = math.nan
+                    scipy_todo[b, li] = 1
+
+
+_granger_statistics, _granger_statistics_serial = njit_serial_and_parallel(
+    _granger_statistics_py, error_model="numpy"
+)
+_granger_f_pvalues, _granger_f_pvalues_serial = njit_serial_and_parallel(
+    _granger_f_pvalues_py, error_model="numpy"
+)
+_granger_chi2_pvalues, _granger_chi2_pvalues_serial = njit_serial_and_parallel(
+    _granger_chi2_pvalues_py, error_model="numpy"
 )
 
-#: Entries (series x lags) from which :func:`granger_pvalues` runs in parallel: ~80 ns each
-#: at lag 1, so ~4 ms of one thread, the size below which the causal kernels stay serial (a
-#: parallel region waits for its slowest thread, and on a busy machine a thread can wait for
-#: a core longer than a few milliseconds of work: 0.16 ms with two free cores, 3.7 ms min
-#: with the second core busy, for 4000 entries that take 0.31 ms on one thread).
+#: Entries (series x lags) from which the Granger statistics and p-values run in parallel:
+#: ~80 ns each at lag 1, so ~4 ms of one thread, the size below which the causal kernels stay
+#: serial (a parallel region waits for its slowest thread, and on a busy machine a thread can
+#: wait for a core longer than a few milliseconds of work: 0.16 ms with two free cores,
+#: 3.7 ms min with the second core busy, for 4000 entries that take 0.31 ms on one thread).
 _PARALLEL_ENTRIES = 50_000
 
 
-def granger_pvalues(
-    lags, nobs, ssr_r, diff, ssr_u, df_denom, f_stat, f_p, chi2, chi2_p, lr, lr_p, scipy_todo
-):
-    """Statistics and p-values of a Granger result, all (n_series, n_lags) float64 arrays.
-
-    ``f_stat = diff / ssr_u / p * df_denom``, ``chi2 = nobs * diff / ssr_u``,
-    ``lr = nobs * log(ssr_r / ssr_u)`` (NaN stays NaN), their tails by :func:`f_sf` and
-    :func:`chi2_sf_int`, and p = 1 for a negative statistic (below the support, as
-    ``scipy.stats``). Entries outside the fast ranges (F: (p + df) / 2 > ``BETA_MAX_AB``;
-    chi-square: df > 64 or a statistic above 600) get ``scipy_todo`` bit 1 (F), 2 (chi2) or
-    4 (LR), their p-value left for the caller. Large results run in parallel over blocks of
-    series (each entry is computed alone, so the values do not depend on the thread count).
-    """
-    n_series = ssr_r.shape[0]
+def _run_blocks(serial, parallel, first, *args):
+    """Call a (serial, parallel) kernel pair over blocks of series: serial below
+    ``_PARALLEL_ENTRIES`` entries or on one thread, else a few blocks per thread (every entry
+    is computed alone, so the values never depend on the blocks or the thread count)."""
+    n_series = first.shape[0]
     threads = nb.get_num_threads()
-    if ssr_r.size < _PARALLEL_ENTRIES or threads == 1 or n_series < 2:
-        _granger_pvalues_serial(
-            lags, nobs, ssr_r, diff, ssr_u, df_denom, f_stat, f_p, chi2, chi2_p, lr, lr_p,
-            scipy_todo, 1,
-        )  # fmt: skip
+    if first.size < _PARALLEL_ENTRIES or threads == 1 or n_series < 2:
+        serial(*args, 1)
     else:
-        _granger_pvalues(
-            lags, nobs, ssr_r, diff, ssr_u, df_denom, f_stat, f_p, chi2, chi2_p, lr, lr_p,
-            scipy_todo, min(n_series, 4 * threads),
-        )  # fmt: skip
+        parallel(*args, min(n_series, 4 * threads))
+
+
+def granger_statistics(lags, nobs, ssr_r, diff, ssr_u, df_denom, f_stat, chi2, lr):
+    """The three Granger statistics from the fits, all (n_series, n_lags) float64 arrays:
+    ``f_stat = diff / ssr_u / p * df_denom``, ``chi2 = nobs * diff / ssr_u`` and
+    ``lr = nobs * log(ssr_r / ssr_u)`` (NaN stays NaN)."""
+    _run_blocks(
+        _granger_statistics_serial, _granger_statistics, ssr_r,
+        lags, nobs, ssr_r, diff, ssr_u, df_denom, f_stat, chi2, lr,
+    )  # fmt: skip
+
+
+def granger_f_pvalues(lags, f_stat, df_denom, f_p, scipy_todo):
+    """P(F(p, df_denom) > f_stat) by :func:`f_sf` into f_p; 1 for a negative statistic
+    (below the support, as ``scipy.stats``), NaN for NaN. Entries with (p + df) / 2 >
+    ``BETA_MAX_AB`` get ``scipy_todo`` = 1 and are left for the caller (scipy)."""
+    _run_blocks(
+        _granger_f_pvalues_serial, _granger_f_pvalues, f_stat,
+        lags, f_stat, df_denom, f_p, scipy_todo,
+    )  # fmt: skip
+
+
+def granger_chi2_pvalues(lags, stat, out_p, scipy_todo):
+    """P(chi2(p) > stat) by :func:`chi2_sf_int` into out_p (the chi-square and LR tests); 1
+    for a negative statistic, NaN for NaN. Entries with df > 64 or a statistic above 600 get
+    ``scipy_todo`` = 1 and are left for the caller (scipy)."""
+    _run_blocks(
+        _granger_chi2_pvalues_serial, _granger_chi2_pvalues, stat,
+        lags, stat, out_p, scipy_todo,
+    )  # fmt: skip
