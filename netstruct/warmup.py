@@ -43,10 +43,17 @@ def _causal() -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((60, 3))
     lyapunov(x[:, 0])
-    granger(x[:, :2].T.copy(), x[:, 1:].T.copy(), 2)  # small: serial kernels
     big = rng.standard_normal((400, 120))  # above the serial-work threshold: threaded kernels
-    granger(big, big[::-1].copy(), 2)
-    granger(big, big[0], 2)
+    calls = [
+        (x[:, :2].T.copy(), x[:, 1:].T.copy(), 2),  # small: serial kernels (L = 2 tables)
+        (x[:, :2].T.copy(), x[:, 1:].T.copy(), [1]),  # the lag-1 tables
+        (x[:, :2].T.copy(), x[:, 1:].T.copy(), 3),  # the general tables
+        (big, big[::-1].copy(), 2),
+        (big, big[0], 2),
+    ]
+    for cause, effect, lags in calls:
+        res = granger(cause, effect, lags)
+        _ = res.f_pvalue, res.chi2_pvalue, res.lr_pvalue  # (computed on first read)
     lyapunov(rng.standard_normal(3000))
 
 
