@@ -378,14 +378,59 @@ def make_block(
             wtmp[~mf] = 0.0
             wtmp.setflags(write=False)
             wf = wtmp
+    return _finish_block(
+        name=name,
+        weight=wf,
+        mask=mf,
+        dense=dense,
+        sources=src,
+        targets=tgt,
+        bias=bias,
+        module=module,
+        param=param,
+        bias_param=bias_param,
+        delay=delay,
+        kind=kind,
+        kernel=kernel,
+        layout=layout,
+        state=state,
+    )
+
+
+def _finish_block(
+    *,
+    name: str,
+    weight: np.ndarray,
+    mask: np.ndarray,
+    dense: bool,
+    sources: np.ndarray,
+    targets: np.ndarray,
+    bias: np.ndarray | None,
+    module: str,
+    param: str,
+    bias_param: str | None,
+    delay: int,
+    kind: str,
+    kernel: np.ndarray | None,
+    layout: Mapping[str, Any] | None,
+    state: Mapping[str, np.ndarray] | None,
+) -> Block:
+    """The :class:`Block` of a frozen, validated ``weight`` and ``mask``.
+
+    The part of :func:`make_block` after the weight and mask: ``sources``/``targets`` (int64,
+    shapes already checked against the weight) are frozen, and the bias, delay, kind, kernel
+    and state are validated and frozen here.
+    """
+    n_out = weight.shape[0]
     b = None
     if bias is not None:
         b = np.asarray(bias)
-        if b.shape != (w.shape[0],):
-            raise GraphError(f"Block {name!r}: bias has shape {b.shape}, expected ({w.shape[0]},).")
+        if b.shape != (n_out,):
+            raise GraphError(f"Block {name!r}: bias has shape {b.shape}, expected ({n_out},).")
         check_finite(b, f"Block {name!r} bias")
         if b.flags.writeable or b.dtype != WEIGHT_DTYPE:
             b = _frozen(b, WEIGHT_DTYPE, copy=True)
+    src, tgt = sources, targets
     if src.flags.writeable:
         src = _frozen(src, INDEX_DTYPE, copy=True)
     if tgt.flags.writeable:
@@ -407,8 +452,8 @@ def make_block(
         name=str(name),
         module=str(module),
         param=str(param),
-        weight=wf,
-        mask=mf,
+        weight=weight,
+        mask=mask,
         sources=src,
         targets=tgt,
         bias=b,
