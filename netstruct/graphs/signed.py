@@ -553,20 +553,21 @@ class SignedGraph:
                 f"{list(EDGE_COLUMNS) + list(self._edge_attrs)}. Got {sorted(unknown)} instead."
             )
         cols = _EdgeColumns((b,))
-        zeros = np.zeros(b.n_edges, dtype=np.int8)
+        m = b.n_edges
         start = sum(x.n_edges for x in self._blocks[:i]) if self._edge_attrs else 0
         data: dict[str, Any] = {}
         for c in want:
             if c == "layer":
-                data[c] = np.full(b.n_edges, i, dtype=np.int32)
+                data[c] = np.full(m, i, dtype=np.int32)
             elif c == "block":
-                data[c] = pd.Categorical.from_codes(zeros, categories=[b.name])
+                data[c] = pd.Categorical.from_codes(np.zeros(m, dtype=np.int8), categories=[b.name])
             elif c == "kind":
                 data[c] = pd.Categorical.from_codes(
-                    zeros + BLOCK_KINDS.index(b.kind), categories=list(BLOCK_KINDS)
+                    np.full(m, BLOCK_KINDS.index(b.kind), dtype=np.int8),
+                    categories=list(BLOCK_KINDS),
                 )
             elif c in self._edge_attrs:
-                data[c] = self._edge_attrs[c][start : start + b.n_edges]
+                data[c] = self._edge_attrs[c][start : start + m]
             else:
                 data[c] = cols._part(
                     c, 0, b
