@@ -95,18 +95,20 @@ def _all_str(out: np.ndarray, values: list) -> bool:
 
 
 def _string_column(col: str, values: Any, n: int, default: str) -> np.ndarray:
-    """A node column as an object array of Python ``str``.
+    """A node column as a read-only object array of Python ``str`` that the graph owns.
 
-    A list or object array of ``str`` (what the exporter builds) is taken as it is; a column of one repeated
-    value is filled without converting each entry; anything else is converted with ``str``.
+    A list or object array of ``str`` (what the exporter builds) is taken as it is (an array
+    copied once unless read-only, a list's entries put in a new array); a column of one
+    repeated value is filled without converting each entry; anything else is converted
+    with ``str``.
     """
     if values is None:
         out = np.empty(n, dtype=object)
         out.fill(default)
-        return out
+        return _frozen_in_place(out)
     if isinstance(values, list) and _all_str(out := np.empty(len(values), dtype=object), values):
         _check_column_shape(col, out, n)
-        return out  # every entry a str: taken as it is
+        return _frozen_in_place(out)  # every entry a str: taken as it is
     if (
         isinstance(values, np.ndarray)
         and values.dtype == object
@@ -114,10 +116,16 @@ def _string_column(col: str, values: Any, n: int, default: str) -> np.ndarray:
         and pd.api.types.infer_dtype(values, skipna=False) == "string"
     ):
         _check_column_shape(col, values, n)
-        return values  # an object array of str (what the exporter builds): taken as it is
+        return _freeze(values)  # an object array of str (what the exporter builds)
     raw = np.asarray(values)
     _check_column_shape(col, raw, n)
-    return raw.astype(object).astype(str).astype(object)
+    return _frozen_in_place(raw.astype(object).astype(str).astype(object))
+
+
+def _frozen_in_place(a: np.ndarray) -> np.ndarray:
+    """``a`` (a new array no one else holds) made read-only without a copy."""
+    a.setflags(write=False)
+    return a
 
 
 class _NodeTable(Mapping):
@@ -177,12 +185,14 @@ def _normalize_nodes(nodes: Mapping[str, Any] | pd.DataFrame) -> _NodeTable:
         if col in _NODE_DTYPES:
             raw = np.asarray(nodes[col]) if col in nodes else np.full(n, default)
             _check_column_shape(col, raw, n)
-            cols[col] = _freeze(raw.astype(_NODE_DTYPES[col]))
+            cols[col] = np.array(raw, dtype=_NODE_DTYPES[col], copy=True)  # the graph's own
         else:
-            cols[col] = _freeze(_string_column(col, nodes.get(col), n, default))
-    unit = cols["unit"].copy()
-    unit[unit < 0] = np.arange(n)[unit < 0]
-    cols["unit"] = _freeze(unit)
+            cols[col] = _string_column(col, nodes.get(col), n, default)
+    unit = cols["unit"]
+    negative = unit < 0
+    unit[negative] = np.arange(n)[negative]  # its own copy (above): fixed in place
+    for col in _NODE_DTYPES:
+        cols[col].setflags(write=False)
     bad = set(cols["kind"].tolist()) - set(NODE_KINDS)
     if bad:
         raise GraphError(f"Unknown node kind(s) {sorted(bad)}; allowed kinds are {NODE_KINDS}.")
@@ -193,7 +203,7 @@ def _normalize_nodes(nodes: Mapping[str, Any] | pd.DataFrame) -> _NodeTable:
         return _NodeTable(cols, raw_names, n)  # unique by its runs; strings made when read
     if isinstance(raw_names, NodeNames):
         raw_names = raw_names.materialise().tolist()
-    names = _freeze(_string_column("name", raw_names, n, ""))
+    names = _string_column("name", raw_names, n, "")
     _check_unique_names(names)
     return _NodeTable(cols, names, n)
 
