@@ -47,24 +47,3 @@ def test_block_edges_is_the_blocks_slice_of_edges(G):
         part = G.block_edges(i, columns=some)
         assert list(part.columns) == some
         pd.testing.assert_frame_equal(part, got[some])
-
-
-def test_node_columns_are_the_graphs_own_read_only_copies():
-    """SignedGraph copies the caller's node arrays once (no sharing) and fills unit = id."""
-    b = ns.make_block(name="w", weight=np.ones((1, 2)), sources=[0, 1], targets=[2])
-    group = np.array([0, 0, 1])
-    unit = np.array([-1, 0, -1])  # -1: the node is its own unit
-    kind = np.array(["input", "input", "output"], dtype=object)
-    G = ns.SignedGraph(
-        {"name": ["a", "b", "c"], "group": group, "unit": unit, "kind": kind, "index": [0, 1, 0]},
-        [b],
-    )
-    nodes = G.nodes()
-    assert nodes["unit"].tolist() == [0, 0, 2] and unit.tolist() == [-1, 0, -1]
-    for col, given in (("group", group), ("unit", unit), ("kind", kind)):
-        own = G._nodes[col]
-        assert not own.flags.writeable and not np.shares_memory(own, given), col
-    group[:] = 7
-    kind[0] = "gate"
-    assert G.nodes()["group"].tolist() == [0, 0, 1] and G.nodes()["kind"].tolist()[0] == "input"
-    assert G.nodes()["direction"].dtype == np.int8 and G.nodes()["index"].dtype == np.int64
