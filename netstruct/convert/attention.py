@@ -34,8 +34,9 @@ import numpy as np
 
 from .._dtypes import INDEX_DTYPE
 from ..exceptions import UnsupportedModuleError
+from ..graphs._generated import identity_block
 from ..graphs._names import NameRange
-from .builder import PendingInput, identity_arrays, to_numpy
+from .builder import PendingInput, to_numpy
 from .handlers import ModuleHandler, load_params
 from .layers import STAT_MASK, _quiet_build, build_feature_norm, load_state
 
@@ -252,16 +253,14 @@ def export_attention(
         v_src = builder.resolve_features(value, mha.vdim, path)
         _projection_parts(builder, mha, path, prefix, [q_src, k_src, v_src], qkv)
     ctx = builder.add_units(inner, module=path, label=f"{prefix}context")
-    W, M = identity_arrays(inner, 3)
     builder._append(
+        identity_block,
         name=_pfx_path(path, f"{prefix}attention"),
-        weight=W,
-        mask=M,
         sources=qkv,
         targets=ctx,
         module=path,
-        param="",
         kind="operator",
+        copies=3,
     )
     builder.internal.add(_pfx_path(path, f"{prefix}attention"))
     return export_linear(builder, mha.out_proj, path, _pfx(prefix, "out_proj."), ctx, "out")

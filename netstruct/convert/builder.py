@@ -5,8 +5,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import contextvars
-import functools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +13,7 @@ import numpy as np
 
 from .._dtypes import INDEX_DTYPE
 from ..exceptions import GraphError
+from ..graphs._generated import diagonal_block, identity_block
 from ..graphs._kernels import conv_block_arrays, expand_block_arrays
 from ..graphs._names import NameRange, NodeNames
 from ..graphs._schema import NODE_COLUMNS
@@ -72,44 +72,6 @@ def to_numpy(t: Any) -> np.ndarray:
 
 
 _to_numpy = to_numpy
-
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a.setflags(write=False)
-    return a
-
-
-@functools.lru_cache(maxsize=32)
-def identity_arrays(n: int, copies: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Read-only float32 weight and bool mask of ``copies`` side-by-side ``n x n`` identities.
-
-    Shared by every structural block of that size (skip, copy and attention-operator edges):
-    blocks never write their arrays, so one copy per size serves them all.
-
-    Examples
-    --------
-    >>> w, m = identity_arrays(2, 3)
-    >>> w.shape, w.dtype, bool(m.sum() == 6), w.flags.writeable
-    ((2, 6), dtype('float32'), True, False)
-    >>> identity_arrays(2, 3)[0] is w
-    True
-    """
-    eye = np.eye(n, dtype=np.float32)
-    w = np.concatenate([eye] * copies, axis=1) if copies > 1 else eye
-    return _frozen(w), _frozen(w.astype(bool))
-
-
-def diagonal_weight(d: np.ndarray) -> np.ndarray:
-    """A read-only float32 diagonal matrix with diagonal ``d`` (a norm block's weight).
-
-    Examples
-    --------
-    >>> diagonal_weight(np.array([1.5, -2.0])).tolist()
-    [[1.5, 0.0], [0.0, -2.0]]
-    """
-    w = np.zeros((d.size, d.size), dtype=np.float32)
-    np.fill_diagonal(w, d)
-    return _frozen(w)
 
 
 @dataclass
@@ -302,9 +264,11 @@ class GraphBuilder:
             **extra,
         )
 
-    def _append(self, **fields: Any) -> Block:
+    def _append(self, _make: Callable[..., Block] = make_block, **fields: Any) -> Block:
+        """Add the block ``_make(**fields)`` (:func:`make_block`, or a constructor of
+        :mod:`netstruct.graphs._generated` for an identity or diagonal pattern)."""
         try:
-            block = make_block(**fields)
+            block = _make(**fields)
         except GraphError as exc:
             raise GraphError(f"While exporting module {fields.get('module')!r}: {exc}") from None
         if any(b.name == block.name for b in self.blocks):
@@ -383,13 +347,13 @@ class GraphBuilder:
         n = src.size
         d = np.ones(n) if scale is None else _to_numpy(scale).astype(np.float64).reshape(-1)
         self._append(
+            diagonal_block,
             name=".".join(
                 x
                 for x in (module, f"{prefix}weight" if scale is not None else f"{prefix}{label}")
                 if x
             ),
-            weight=diagonal_weight(d),
-            mask=identity_arrays(n)[1],
+            diagonal=d,
             sources=src,
             targets=out,
             bias=None if shift is None else _to_numpy(shift),
@@ -413,7 +377,6 @@ class GraphBuilder:
         targets: np.ndarray,
         internal: bool = False,
     ) -> Block:
-        n = sources.size
         if internal:
             k = sum(1 for b in self.blocks if b.name.startswith(f"{path}.{label}"))
         else:
@@ -421,13 +384,11 @@ class GraphBuilder:
             k = len(names)
         name = f"{path}.{label}{k}"
         block = self._append(
+            identity_block,
             name=name,
-            weight=identity_arrays(n)[0],
-            mask=identity_arrays(n)[1],
             sources=sources,
             targets=targets,
             module=path,
-            param="",
             kind=kind,
         )
         if internal:

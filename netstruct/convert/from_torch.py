@@ -40,6 +40,7 @@ import numpy as np
 
 from .._version import __version__
 from ..exceptions import GraphError, InvalidParameterError, UnsupportedModuleError
+from ..graphs._generated import diagonal_block
 from ..graphs.signed import SignedGraph, _copy_json
 from . import _ops
 from ._resize import units_record
@@ -49,8 +50,6 @@ from .builder import (
     GraphBuilder,
     PendingInput,
     StackedStates,
-    diagonal_weight,
-    identity_arrays,
     to_numpy,
 )
 from .handlers import get_handler, is_registered_type
@@ -1000,13 +999,14 @@ class _Exporter:
         out = self.builder.add_units(n, module=owner, label=pname)
         d = to_numpy(p).reshape(-1).astype(np.float64)
         self.builder._append(
+            diagonal_block,
             name=f"{owner}.{pname}" if owner else pname,
-            weight=diagonal_weight(d),
-            mask=identity_arrays(n)[1],
+            diagonal=d,
             sources=np.asarray(feat.ids),
             targets=out,
             module=owner,
             param=pname,
+            kind="weight",
             layout={"type": "diag"},
         )
         return Feat(out, nd, feat.axis)

@@ -47,6 +47,40 @@ def _frozen_weight(w: np.ndarray) -> np.ndarray:
     return _frozen(w, WEIGHT_DTYPE, copy=True)
 
 
+#: float32 entries per chunk of :func:`_checked_weight_copy` (512 KiB: in cache when checked)
+_CHECK_CHUNK = 1 << 17
+
+
+def _checked_weight_copy(w: np.ndarray, what: str) -> np.ndarray:
+    """:func:`_frozen_weight` of a float32 ``w``, checked finite (:func:`check_finite`) as copied.
+
+    The copy goes chunk by chunk, each chunk checked by one reduction (a finite sum of
+    squares proves it finite) while it is still in cache, instead of a second pass over
+    memory. A chunk whose reduction is not finite sends the whole copy to
+    :func:`check_finite`, which raises for NaN/inf and tells an overflow of large finite
+    values apart. A weight in neither memory order is copied and checked as a whole.
+    """
+    flip = w.flags.f_contiguous and not w.flags.c_contiguous  # an embedding's table.T
+    src = w.T if flip else w
+    if not src.flags.c_contiguous:
+        out = _frozen_weight(w)
+        check_finite(out, what)
+        return out
+    dst = np.empty(src.shape, dtype=WEIGHT_DTYPE)
+    flat_src, flat_dst = src.reshape(-1), dst.reshape(-1)
+    finite = True
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(0, flat_src.size, _CHECK_CHUNK):
+            seg = flat_dst[i : i + _CHECK_CHUNK]
+            np.copyto(seg, flat_src[i : i + _CHECK_CHUNK])
+            finite = finite and bool(np.isfinite(np.dot(seg, seg)))
+    dst.setflags(write=False)  # before the transposed view, which inherits the flag
+    out = dst.T if flip else dst
+    if not finite:
+        check_finite(out, what)  # in w's own indexing
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class Block:
     """A weight block (a bipartite layer) of a :class:`~netstruct.SignedGraph`.
@@ -360,9 +394,10 @@ def make_block(
         check_finite(w, f"Block {name!r} weight")
     dense = m is None or bool(m.all())
     if dense:
-        wf = w if reuse else _frozen_weight(w)
-        if check_copy:
-            check_finite(wf, f"Block {name!r} weight")
+        if check_copy:  # a writeable float32 weight: never reused, copied and checked at once
+            wf = _checked_weight_copy(w, f"Block {name!r} weight")
+        else:
+            wf = w if reuse else _frozen_weight(w)
         mf = np.broadcast_to(np.ones(1, dtype=MASK_DTYPE), w.shape)  # read-only, no memory
     else:
         assert m is not None  # a mask that is not all True
@@ -378,14 +413,59 @@ def make_block(
             wtmp[~mf] = 0.0
             wtmp.setflags(write=False)
             wf = wtmp
+    return _finish_block(
+        name=name,
+        weight=wf,
+        mask=mf,
+        dense=dense,
+        sources=src,
+        targets=tgt,
+        bias=bias,
+        module=module,
+        param=param,
+        bias_param=bias_param,
+        delay=delay,
+        kind=kind,
+        kernel=kernel,
+        layout=layout,
+        state=state,
+    )
+
+
+def _finish_block(
+    *,
+    name: str,
+    weight: np.ndarray,
+    mask: np.ndarray,
+    dense: bool,
+    sources: np.ndarray,
+    targets: np.ndarray,
+    bias: np.ndarray | None,
+    module: str,
+    param: str,
+    bias_param: str | None,
+    delay: int,
+    kind: str,
+    kernel: np.ndarray | None,
+    layout: Mapping[str, Any] | None,
+    state: Mapping[str, np.ndarray] | None,
+) -> Block:
+    """The :class:`Block` of a frozen, validated ``weight`` and ``mask``.
+
+    The part of :func:`make_block` after the weight and mask: ``sources``/``targets`` (int64,
+    shapes already checked against the weight) are frozen, and the bias, delay, kind, kernel
+    and state are validated and frozen here.
+    """
+    n_out = weight.shape[0]
     b = None
     if bias is not None:
         b = np.asarray(bias)
-        if b.shape != (w.shape[0],):
-            raise GraphError(f"Block {name!r}: bias has shape {b.shape}, expected ({w.shape[0]},).")
+        if b.shape != (n_out,):
+            raise GraphError(f"Block {name!r}: bias has shape {b.shape}, expected ({n_out},).")
         check_finite(b, f"Block {name!r} bias")
         if b.flags.writeable or b.dtype != WEIGHT_DTYPE:
             b = _frozen(b, WEIGHT_DTYPE, copy=True)
+    src, tgt = sources, targets
     if src.flags.writeable:
         src = _frozen(src, INDEX_DTYPE, copy=True)
     if tgt.flags.writeable:
@@ -407,8 +487,8 @@ def make_block(
         name=str(name),
         module=str(module),
         param=str(param),
-        weight=wf,
-        mask=mf,
+        weight=weight,
+        mask=mask,
         sources=src,
         targets=tgt,
         bias=b,

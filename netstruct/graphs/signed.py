@@ -94,19 +94,21 @@ def _all_str(out: np.ndarray, values: list) -> bool:
     return bool(pd.api.types.infer_dtype(out, skipna=False) == "string")
 
 
-def _string_column(col: str, values: Any, n: int, default: str) -> np.ndarray:
-    """A node column as an object array of Python ``str``.
+def _string_column(col: str, values: Any, n: int, default: str, take: bool = False) -> np.ndarray:
+    """A node column as a read-only object array of Python ``str`` that the graph owns.
 
-    A list or object array of ``str`` (what the exporter builds) is taken as it is; a column of one repeated
-    value is filled without converting each entry; anything else is converted with ``str``.
+    A list or object array of ``str`` (what the exporter builds) is taken as it is (an array
+    copied once unless read-only, or frozen in place with ``take``; a list's entries put in
+    a new array); a column of one repeated value is filled without converting each entry;
+    anything else is converted with ``str``.
     """
     if values is None:
         out = np.empty(n, dtype=object)
         out.fill(default)
-        return out
+        return _frozen_in_place(out)
     if isinstance(values, list) and _all_str(out := np.empty(len(values), dtype=object), values):
         _check_column_shape(col, out, n)
-        return out  # every entry a str: taken as it is
+        return _frozen_in_place(out)  # every entry a str: taken as it is
     if (
         isinstance(values, np.ndarray)
         and values.dtype == object
@@ -114,10 +116,22 @@ def _string_column(col: str, values: Any, n: int, default: str) -> np.ndarray:
         and pd.api.types.infer_dtype(values, skipna=False) == "string"
     ):
         _check_column_shape(col, values, n)
-        return values  # an object array of str (what the exporter builds): taken as it is
+        return _frozen_in_place(values) if take and _takeable(values) else _freeze(values)
     raw = np.asarray(values)
     _check_column_shape(col, raw, n)
-    return raw.astype(object).astype(str).astype(object)
+    return _frozen_in_place(raw.astype(object).astype(str).astype(object))
+
+
+def _takeable(a: np.ndarray) -> bool:
+    """True when ``a`` may be frozen in place for a graph that takes its inputs over: it owns
+    its memory (no view of a larger array) and is writeable (no one froze it to share it)."""
+    return bool(a.flags.owndata and a.flags.writeable)
+
+
+def _frozen_in_place(a: np.ndarray) -> np.ndarray:
+    """``a`` (a new array no one else holds) made read-only without a copy."""
+    a.setflags(write=False)
+    return a
 
 
 class _NodeTable(Mapping):
@@ -156,8 +170,13 @@ class _NodeTable(Mapping):
         return len(NODE_COLUMNS)
 
 
-def _normalize_nodes(nodes: Mapping[str, Any] | pd.DataFrame) -> _NodeTable:
-    """The validated node table: columns typed and frozen, kinds and units checked, names unique."""
+def _normalize_nodes(nodes: Mapping[str, Any] | pd.DataFrame, take: bool = False) -> _NodeTable:
+    """The validated node table: columns typed and frozen, kinds and units checked, names unique.
+
+    ``take``: the caller made the column arrays for this graph alone and drops them (an
+    export's builder), so arrays of the right type are frozen in place instead of copied;
+    every check runs all the same.
+    """
     if isinstance(nodes, _NodeTable):
         return nodes  # made by this function (or from a graph's valid columns): checked already
     if isinstance(nodes, pd.DataFrame):
@@ -177,12 +196,15 @@ def _normalize_nodes(nodes: Mapping[str, Any] | pd.DataFrame) -> _NodeTable:
         if col in _NODE_DTYPES:
             raw = np.asarray(nodes[col]) if col in nodes else np.full(n, default)
             _check_column_shape(col, raw, n)
-            cols[col] = _freeze(raw.astype(_NODE_DTYPES[col]))
+            own = take and raw.dtype == _NODE_DTYPES[col] and _takeable(raw)
+            cols[col] = raw if own else np.array(raw, dtype=_NODE_DTYPES[col], copy=True)
         else:
-            cols[col] = _freeze(_string_column(col, nodes.get(col), n, default))
-    unit = cols["unit"].copy()
-    unit[unit < 0] = np.arange(n)[unit < 0]
-    cols["unit"] = _freeze(unit)
+            cols[col] = _string_column(col, nodes.get(col), n, default, take)
+    unit = cols["unit"]
+    negative = unit < 0
+    unit[negative] = np.arange(n)[negative]  # the graph's own array (above): fixed in place
+    for col in _NODE_DTYPES:
+        cols[col].setflags(write=False)
     bad = set(cols["kind"].tolist()) - set(NODE_KINDS)
     if bad:
         raise GraphError(f"Unknown node kind(s) {sorted(bad)}; allowed kinds are {NODE_KINDS}.")
@@ -193,7 +215,7 @@ def _normalize_nodes(nodes: Mapping[str, Any] | pd.DataFrame) -> _NodeTable:
         return _NodeTable(cols, raw_names, n)  # unique by its runs; strings made when read
     if isinstance(raw_names, NodeNames):
         raw_names = raw_names.materialise().tolist()
-    names = _freeze(_string_column("name", raw_names, n, ""))
+    names = _string_column("name", raw_names, n, "")
     _check_unique_names(names)
     return _NodeTable(cols, names, n)
 
@@ -349,9 +371,9 @@ class SignedGraph:
         spec: dict[str, Any] | None,
         provenance: dict[str, Any],
     ) -> SignedGraph:
-        """Like the constructor (every check), but the graph takes ``spec`` and
-        ``provenance`` over instead of copying them: for a maker that built them for this
-        graph alone and drops its references (:func:`netstruct.from_torch`)."""
+        """Like the constructor (every check), but the graph takes ``spec``, ``provenance``
+        and the node column arrays over instead of copying them: for a maker that built
+        them for this graph alone and drops its references (:func:`netstruct.from_torch`)."""
         self = object.__new__(cls)
         self._setup(nodes, blocks, spec, provenance, None, None, copy=False)
         return self
@@ -367,7 +389,8 @@ class SignedGraph:
         *,
         copy: bool,
     ) -> None:
-        self._nodes = _normalize_nodes(nodes)  # names checked unique; index built when needed
+        # names checked unique; index built when needed; an owning graph takes the columns
+        self._nodes = _normalize_nodes(nodes, take=not copy)
         self._blocks = tuple(blocks)
         n = self.n_nodes
         names = [b.name for b in self._blocks]
@@ -553,20 +576,21 @@ class SignedGraph:
                 f"{list(EDGE_COLUMNS) + list(self._edge_attrs)}. Got {sorted(unknown)} instead."
             )
         cols = _EdgeColumns((b,))
-        zeros = np.zeros(b.n_edges, dtype=np.int8)
+        m = b.n_edges
         start = sum(x.n_edges for x in self._blocks[:i]) if self._edge_attrs else 0
         data: dict[str, Any] = {}
         for c in want:
             if c == "layer":
-                data[c] = np.full(b.n_edges, i, dtype=np.int32)
+                data[c] = np.full(m, i, dtype=np.int32)
             elif c == "block":
-                data[c] = pd.Categorical.from_codes(zeros, categories=[b.name])
+                data[c] = pd.Categorical.from_codes(np.zeros(m, dtype=np.int8), categories=[b.name])
             elif c == "kind":
                 data[c] = pd.Categorical.from_codes(
-                    zeros + BLOCK_KINDS.index(b.kind), categories=list(BLOCK_KINDS)
+                    np.full(m, BLOCK_KINDS.index(b.kind), dtype=np.int8),
+                    categories=list(BLOCK_KINDS),
                 )
             elif c in self._edge_attrs:
-                data[c] = self._edge_attrs[c][start : start + b.n_edges]
+                data[c] = self._edge_attrs[c][start : start + m]
             else:
                 data[c] = cols._part(
                     c, 0, b
