@@ -11,15 +11,30 @@ downloaded. Measured in one process, alternating netstruct and the peer:
 * peak RSS of the whole export relative to the parameter bytes (goal <= 3x);
 * ``to_torch`` re-import (masked) of the same graph.
 
-Run: ``python benchmarks/bench_export.py [--small]`` (``--small``: 2 layers, for a quick look).
+The allocator: glibc frees a large array back to the system at once (its mmap and trim
+thresholds), so an export that frees each block's table before the next one is built touches
+fresh pages for every block, and fresh pages are expensive in some sandboxes; the peer's
+interleaved copy-and-extract reuses its heap and mostly does not. The same numpy work in
+netstruct's order (all copies first, then the edges block by block) took 0.36-0.41 s against
+0.22-0.25 s in the peer's order. By default the benchmark therefore runs twice, each in a fresh
+process: with the system allocator as it is, and with ``MALLOC_MMAP_THRESHOLD_`` and
+``MALLOC_TRIM_THRESHOLD_`` fixed (the same for netstruct and the peer; what jemalloc or
+tcmalloc, which PyTorch recommends for CPU work, do by default). ``--malloc system`` or
+``--malloc fixed`` runs one of them.
+
+Run: ``python benchmarks/bench_export.py [--small] [--repeats N] [--malloc both|system|fixed]``
+(``--small``: 2 layers, for a quick look).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -88,11 +103,33 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+_FIXED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "4000000000", "MALLOC_TRIM_THRESHOLD_": "4000000000"}
+
+
+def _run_both(argv: list[str]) -> None:
+    """Run the benchmark in two fresh processes: system allocator, then fixed thresholds."""
+    for mode in ("system", "fixed"):
+        env = dict(os.environ)
+        for k in _FIXED_MALLOC:
+            env.pop(k, None)
+        if mode == "fixed":
+            env.update(_FIXED_MALLOC)
+        print(f"=== malloc: {mode} ===", flush=True)
+        subprocess.run([sys.executable, __file__, *argv, "--malloc", mode], env=env, check=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--malloc", choices=("both", "system", "fixed"), default="both")
     args = ap.parse_args()
+    if args.malloc == "both":
+        _run_both([a for a in sys.argv[1:] if a not in ("--malloc", "both")])
+        return
+    if args.malloc == "fixed" and any(os.environ.get(k) != v for k, v in _FIXED_MALLOC.items()):
+        env = dict(os.environ, **_FIXED_MALLOC)  # glibc reads them at start-up: re-execute
+        os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], env)
     torch.manual_seed(0)
     model = BertSized(layers=2 if args.small else 12).eval()
     n_params = sum(p.numel() for p in model.parameters())
