@@ -204,3 +204,45 @@ def test_check_layers_kept_matches_the_per_layer_loop():
         "f: the selection removes every unit",
         "f: the selection leaves no unit with both inputs and outputs",
     }
+
+
+# ---------------------------------------------------------------------- batch-norm rebuild
+def _bn_model():
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1)
+    )
+    with torch.no_grad():
+        m[1].running_mean.copy_(torch.randn(4))
+        m[1].running_var.copy_(torch.rand(4) + 0.5)
+        m[1].num_batches_tracked.fill_(7)
+    return m.eval()
+
+
+def test_batchnorm_buffers_come_back_exactly():
+    import netstruct as ns
+
+    m = _bn_model()
+    rebuilt = ns.to_torch(ns.from_torch(m, torch.randn(2, 1, 6, 6)))
+    for name, buf in m[1].named_buffers():
+        got = dict(rebuilt.named_buffers())[f"1.{name}"]
+        assert got.dtype == buf.dtype and torch.equal(got, buf), name
+
+
+def test_batchnorm_build_converts_other_dtypes_and_resets_what_is_missing():
+    from netstruct.convert.handlers import handler_for_name
+
+    h = handler_for_name("BatchNorm2d")
+    m = _bn_model()[1]
+    config = h.config(m)
+    mean = np.array([0.1, -0.2, 1.0 / 3.0, 2.0], dtype=np.float64)  # converted to float32
+    weight = m.weight.detach().numpy().copy()
+    bn = h.build(config, {"weight": weight, "bias": weight * 0, "running_mean": mean})
+    assert torch.equal(bn.running_mean, torch.from_numpy(mean).float())
+    assert torch.equal(bn.running_var, torch.ones(4))  # not given: reset, not left uninitialised
+    assert int(bn.num_batches_tracked) == 0
+    nbt = np.array(5, dtype=np.int64)
+    full = {"weight": weight, "bias": weight, "running_mean": mean.astype(np.float32)}
+    full.update(running_var=np.full(4, 2.0, dtype=np.float32), num_batches_tracked=nbt)
+    bn = h.build(config, full)
+    assert torch.equal(bn.running_var, torch.full((4,), 2.0)) and int(bn.num_batches_tracked) == 5
