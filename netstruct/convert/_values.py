@@ -91,13 +91,10 @@ def decode(t: Any, lookup: dict[float, int]) -> Feat | None:
     a = t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
     if a.dtype != np.float64 or a.ndim == 0:
         return None
-    flat = a.reshape(-1)
-    uniq, inv = np.unique(flat, return_inverse=True)
-    ids = np.array([lookup.get(float(u), -1) for u in uniq], dtype=np.int64)
-    if (ids < 0).any():
+    node = _node_ids(a, lookup)
+    if node is None:
         return None
-    node = ids[inv].reshape(a.shape)
-    varying = [k for k in range(a.ndim) if a.shape[k] > 1 and not (np.ptp(node, axis=k) == 0).all()]
+    varying = [k for k in range(a.ndim) if a.shape[k] > 1 and not _constant_along(node, k)]
     if len(varying) > 1:  # features split over several axes, e.g. (heads, head_dim)
         sub = node[tuple(slice(None) if k in varying else 0 for k in range(a.ndim))]
         # the ids must depend on the varying axes only (a product layout)
@@ -114,3 +111,28 @@ def decode(t: Any, lookup: dict[float, int]) -> Feat | None:
     index: list[int | slice] = [0] * a.ndim
     index[axis] = slice(None)
     return Feat(np.ascontiguousarray(node[tuple(index)]).reshape(-1), a.ndim, axis)
+
+
+def _node_ids(a: np.ndarray, lookup: dict[float, int]) -> np.ndarray | None:
+    """The node id of every entry of the code array ``a`` (None when some entry is no code).
+
+    One sorted search of the code table: a mixture of codes (a mean over features, a
+    zero-padded average), zero padding and non-finite values match no code.
+    """
+    codes = np.fromiter(lookup.keys(), dtype=np.float64, count=len(lookup))
+    ids = np.fromiter(lookup.values(), dtype=np.int64, count=len(lookup))
+    flat = a.reshape(-1)
+    if not codes.size:
+        return np.empty(a.shape, dtype=np.int64) if not flat.size else None
+    order = np.argsort(codes)
+    codes, ids = codes[order], ids[order]
+    pos = np.minimum(np.searchsorted(codes, flat), codes.size - 1)
+    if not np.array_equal(codes[pos], flat):
+        return None
+    return ids[pos].reshape(a.shape)
+
+
+def _constant_along(node: np.ndarray, axis: int) -> bool:
+    """Whether ``node`` holds the same id at every position of ``axis`` (the others fixed)."""
+    first = node[(slice(None),) * axis + (slice(0, 1),)]
+    return bool((node == first).all())

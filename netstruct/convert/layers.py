@@ -30,7 +30,7 @@ import numpy as np
 from ..exceptions import GraphError, UnsupportedModuleError
 from ..graphs._names import NameRange
 from .builder import PendingInput, to_numpy
-from .handlers import ModuleHandler, absorb_output_affine, load_params
+from .handlers import ModuleHandler, _numpy_dtypes, absorb_output_affine, load_params
 
 #: Block state (and buffer) name of the entries a LayerNorm/RMSNorm's statistics read.
 STAT_MASK = "stat_mask"
@@ -184,7 +184,24 @@ def load_state(module: Any, params: dict[str, np.ndarray]) -> None:
                     raise GraphError(
                         f"Buffer {k!r} has shape {tuple(buf.shape)} but the graph holds {np.shape(v)}."
                     )
-                buf.copy_(torch.from_numpy(np.array(v, copy=True)).to(buf.dtype))
+                _copy_buffer(buf, v)
+
+
+def _copy_buffer(buf: Any, value: Any) -> None:
+    """Copy ``value`` (shaped like ``buf``) into the buffer ``buf``.
+
+    A CPU buffer of the value's own dtype takes it straight into its memory (one copy); any
+    other is filled through a torch tensor converted to its dtype.
+    """
+    import torch
+
+    arr = np.asarray(value)
+    if buf.device.type == "cpu" and buf.dtype in _numpy_dtypes() and not buf.requires_grad:
+        target = buf.numpy()
+        if target.dtype == arr.dtype:
+            np.copyto(target, arr)
+            return
+    buf.copy_(torch.from_numpy(np.array(arr, copy=True)).to(buf.dtype))
 
 
 class ConvHandler(ModuleHandler):
@@ -424,8 +441,8 @@ class NormHandler(ModuleHandler):
             m = _quiet_build(cls, groups, n, numel=2 * n, **cfg)
         else:
             m = _quiet_build(cls, n, numel=2 * n, **cfg)
-        if self.batch and m.running_mean is not None:  # skip_init leaves buffers uninitialised
-            m.reset_running_stats()
+        if self.batch and m.running_mean is not None and not _RUNNING_STATS <= params.keys():
+            m.reset_running_stats()  # skip_init leaves buffers uninitialised; load_state fills given ones
         load_state(m, params)
         return m
 
@@ -445,6 +462,9 @@ class NormHandler(ModuleHandler):
 
 
 _MASKABLE_NORMS = ("LayerNorm", "RMSNorm")
+
+#: a batch norm's buffers: when the graph holds all three, load_state sets every one of them
+_RUNNING_STATS = frozenset({"running_mean", "running_var", "num_batches_tracked"})
 
 
 def build_feature_norm(

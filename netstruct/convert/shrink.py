@@ -351,7 +351,7 @@ def _initial_units(G: SignedGraph, st: _State, units: Any) -> np.ndarray:
     """Boolean node mask of the coupling groups ``units`` names (inputs: see :func:`shrink`)."""
     if hasattr(units, "removed_unit_names"):  # a PruningPlan (asked, not imported: no cycle)
         names = units.removed_unit_names(G, "shrink")
-        ids = G._name_index().get_indexer(names)
+        ids = G._node_ids(names)
         if (ids < 0).any():
             missing = [n for n, i in zip(names, ids) if i < 0][:5]
             raise GraphError(f"The plan removes units {missing} that this graph does not have.")

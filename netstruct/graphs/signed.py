@@ -43,6 +43,7 @@ _NODE_DTYPES = {
 
 
 _NAME_INDEX = "_netstruct_name_index"
+_NAME_IDS = "_netstruct_name_ids"
 _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
@@ -453,6 +454,18 @@ class SignedGraph:
         if index is None:
             index = self.__dict__[_NAME_INDEX] = pd.Index(self._nodes["name"])
         return index
+
+    def _node_ids(self, names: Sequence[str]) -> np.ndarray:
+        """Node ids of ``names`` (-1 for a name the graph lacks), like
+        ``_name_index().get_indexer(names)`` without pandas' per-call conversion of the list
+        (a dict from name to id, made once per graph: node names are unique)."""
+        ids = self.__dict__.get(_NAME_IDS)
+        if ids is None:
+            ids = self.__dict__[_NAME_IDS] = {
+                n: i for i, n in enumerate(self._nodes["name"].tolist())
+            }
+        get = ids.get
+        return np.fromiter((get(n, -1) for n in names), dtype=np.int64, count=len(names))
 
     # ------------------------------------------------------------------ basic facts
     @property

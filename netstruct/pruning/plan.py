@@ -122,16 +122,23 @@ def check_layers_kept(
     outdeg = np.bincount(src[other], minlength=n)
     is_unit = (kind == "hidden") & (unit == np.arange(n))
     works = is_unit & ~removed_units & (indeg > 0) & (outdeg > 0)
-    layers = [(g, is_unit & (group == g)) for g in np.unique(group[is_unit])]
-    emptied = [(g, m) for g, m in layers if removed_units[m].all()]
-    for g, in_layer in emptied + [(g, m) for g, m in layers if not works[m].any()]:
+    # per hidden layer (one bincount each, not one pass over the nodes per layer): its unit
+    # count, removed units and working units; an emptied layer is named before one whose
+    # remaining units all lost their inputs or outputs, each in layer order
+    layer, pos = np.unique(group[is_unit], return_inverse=True)
+    size = np.bincount(pos, minlength=layer.size)
+    removed = np.bincount(pos, weights=removed_units[is_unit], minlength=layer.size)
+    working = np.bincount(pos, weights=works[is_unit], minlength=layer.size)
+    bad = np.concatenate([np.flatnonzero(removed == size), np.flatnonzero(working == 0)])
+    if bad.size:
+        k = int(bad[0])
         how = (
             "removes every unit"
-            if removed_units[in_layer].all()
+            if removed[k] == size[k]
             else "leaves no unit with both inputs and outputs"
         )
         raise GraphError(
-            f"{func}: the selection {how} of {_layer_label(G, int(g))}, which has {int(in_layer.sum())} "
+            f"{func}: the selection {how} of {_layer_label(G, int(layer[k]))}, which has {int(size[k])} "
             "units; keep at least one unit per hidden layer (narrow the query)."
         )
 
@@ -715,7 +722,7 @@ def _unit_mask(G: SignedGraph, names: tuple[str, ...]) -> np.ndarray:
     units = np.zeros(G.n_nodes, dtype=bool)
     if not names:
         return units
-    ids = G._name_index().get_indexer(list(names))  # node names are unique
+    ids = G._node_ids(names)  # node names are unique
     if (ids < 0).any():
         missing = sorted({n for n, i in zip(names, ids) if i < 0})
         raise GraphError(f"The plan removes units {missing[:5]} that this graph does not have.")
