@@ -44,7 +44,7 @@ def _causal() -> None:
     x = rng.standard_normal((60, 3))
     lyapunov(x[:, 0])
     big = rng.standard_normal((400, 120))  # above the serial-work threshold: threaded kernels
-    calls = [
+    calls: list[tuple[np.ndarray, np.ndarray, int | list[int]]] = [
         (x[:, :2].T.copy(), x[:, 1:].T.copy(), 2),  # small: serial kernels (L = 2 tables)
         (x[:, :2].T.copy(), x[:, 1:].T.copy(), [1]),  # the lag-1 tables
         (x[:, :2].T.copy(), x[:, 1:].T.copy(), 3),  # the general tables
