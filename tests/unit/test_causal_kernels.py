@@ -308,12 +308,19 @@ def _pair_lanes(effect, cause, L):
     return yb, cb, sc, tables
 
 
+_FUSED_TABLES = {1: (K._granger_pair_tables_l1, 7), 2: (K._granger_pair_tables_l2, 11)}
+
+
 @pytest.mark.parametrize("kind", ["white", "random_walk", "near_collinear", "degenerate"])
-@pytest.mark.parametrize("T", [5, 6, 23, 120])
-def test_fused_lag1_tables_equal_the_per_table_passes(kind, T):
-    """The one-pass lag-1 tables (on-the-fly centring, rows two at a time) are bit-identical to
-    centring + one pass per table, so lags=[1] alone equals lag 1 of any longer lag list."""
-    rng = np.random.default_rng(T)
+@pytest.mark.parametrize(
+    ("L", "T"),
+    [(1, 5), (1, 6), (1, 23), (1, 120), (2, 5), (2, 6), (2, 7), (2, 8), (2, 23), (2, 120)],
+)
+def test_fused_tables_equal_the_per_table_passes(kind, L, T):
+    """The one-pass tables of L = 1 (rows four, two, one at a time) and L = 2 (middle rows two
+    at a time; T = 5 has none, 6 one, 7 two), with on-the-fly centring, are bit-identical to
+    centring + one pass per table, so lags=[1] or [2] alone equal that lag of any longer list."""
+    rng = np.random.default_rng(100 * (L - 1) + T)
     m = 37  # not a multiple of the SIMD width
     if kind == "degenerate":
         effect, cause = rng.standard_normal((m, T)), rng.standard_normal((m, T))
@@ -324,38 +331,13 @@ def test_fused_lag1_tables_equal_the_per_table_passes(kind, T):
         cause[5] = 1e6 + 1e-4 * rng.standard_normal(T)
     else:
         effect, cause = _pair_series(kind, m, T, rng)
-    yb, cb, sc, fused = _pair_lanes(effect, cause, 1)
-    _, _, sc2, split = _pair_lanes(effect, cause, 1)
-    K._granger_pair_tables_l1(yb, cb, 0, m, *fused, sc, np.empty((7, m)))
+    yb, cb, sc, fused = _pair_lanes(effect, cause, L)
+    _, _, sc2, split = _pair_lanes(effect, cause, L)
+    tables, n_acc = _FUSED_TABLES[L]
+    tables(yb, cb, 0, m, *fused, sc, np.empty((n_acc, m)))
     yc, cc = np.empty_like(yb), np.empty_like(cb)
     K._granger_pair_centre(yb, cb, 0, m, sc2, yc, cc)
-    K._granger_pair_tables(yc, cc, 1, 0, m, *split, sc2)
-    for a, b in zip(fused, split):
-        np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize("kind", ["white", "random_walk", "near_collinear", "degenerate"])
-@pytest.mark.parametrize("T", [5, 6, 7, 8, 23, 120])
-def test_fused_lag2_tables_equal_the_per_table_passes(kind, T):
-    """The one-pass L = 2 tables (on-the-fly centring, middle rows two at a time) are
-    bit-identical to centring + one pass per table (T = 5 has no middle rows, 6 one, 7 two)."""
-    rng = np.random.default_rng(100 + T)
-    m = 37
-    if kind == "degenerate":
-        effect, cause = rng.standard_normal((m, T)), rng.standard_normal((m, T))
-        cause[1] = 3.0
-        effect[2, 1:] = 1.0
-        cause[3, 2] = np.nan
-        effect[4, 0] = np.inf
-        cause[5] = 1e6 + 1e-4 * rng.standard_normal(T)
-    else:
-        effect, cause = _pair_series(kind, m, T, rng)
-    yb, cb, sc, fused = _pair_lanes(effect, cause, 2)
-    _, _, sc2, split = _pair_lanes(effect, cause, 2)
-    K._granger_pair_tables_l2(yb, cb, 0, m, *fused, sc, np.empty((11, m)))
-    yc, cc = np.empty_like(yb), np.empty_like(cb)
-    K._granger_pair_centre(yb, cb, 0, m, sc2, yc, cc)
-    K._granger_pair_tables(yc, cc, 2, 0, m, *split, sc2)
+    K._granger_pair_tables(yc, cc, L, 0, m, *split, sc2)
     for a, b in zip(fused, split):
         np.testing.assert_array_equal(a, b)
 

@@ -19,9 +19,10 @@ rank_tol, so statuses and values stay those of the QR. One effect row per cause 
 unit) runs the per-pair Gram route (``_granger_pair_prefix_py`` / ``_granger_pair_lag_py``:
 window sums of both series' lagged products, a Cholesky of the (2p+2)-column augmented Gram,
 a first-order rounding-error bound per fit) 64 pairs per batch, and the full per-series QR
-(``_granger_core_py``) for each (pair, lag) it hands off. With lags = [1] alone the seven
-lag-1 window-sum tables come from one pass (``_granger_pair_tables_l1_py``), bit-identical
-to the per-table passes, so a lag's result never depends on the other lags asked for.
+(``_granger_core_py``) for each (pair, lag) it hands off. With a largest lag of 1 or 2 the
+window-sum tables come from fused passes (``_granger_pair_tables_l1_py``,
+``_granger_pair_tables_l2_py``), bit-identical to the per-table passes, so a lag's result
+never depends on the other lags asked for.
 
 Kernels take validated, C-contiguous float64 arrays, write into ``out_*`` arrays and never
 raise; per-series problems are reported through status codes (see ``GRANGER_STATUS``).
@@ -1199,8 +1200,8 @@ def _granger_pair_tables_l1_py(yb, cb, l0, l1, PYY, PCC, PYC, PY1, PC1, sc, acc)
         PYC[1, 0, ln] = 0.0
         PY1[0, ln] = 0.0
         PC1[0, ln] = 0.0
-    # row u = 0 (then slot 1, k = 1), rows 1..T-2 two at a time (each sum still adds its
-    # terms one by one in row order; the pairing only halves the loads and stores of acc),
+    # row u = 0 (then slot 1, k = 1), rows 1..T-2 four at a time (each sum still adds its
+    # terms one by one in row order; the grouping only cuts the loads and stores of acc),
     # slot 2 (k = T - 1), the last row without the lead products, slot 3 (k = T)
     _pair_l1_rows(yb, cb, 0, 1, l0, l1, sc, acc)
     _pair_l1_keep(1, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
