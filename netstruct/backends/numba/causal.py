@@ -1204,9 +1204,9 @@ def _granger_pair_tables_l1_py(yb, cb, l0, l1, PYY, PCC, PYC, PY1, PC1, sc, acc)
     # terms one by one in row order; the grouping only cuts the loads and stores of acc),
     # slot 2 (k = T - 1), the last row without the lead products, slot 3 (k = T)
     _pair_l1_rows(yb, cb, 0, 1, l0, l1, sc, acc)
-    _pair_l1_keep(1, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
+    _pair_fused_keep(1, 1, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
     _pair_l1_rows(yb, cb, 1, T - 1, l0, l1, sc, acc)
-    _pair_l1_keep(2, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
+    _pair_fused_keep(2, 1, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
     for ln in range(l0, l1):
         y0 = yb[T - 1, ln] - sc[0, ln]
         c0 = cb[T - 1, ln] - sc[1, ln]
@@ -1215,7 +1215,7 @@ def _granger_pair_tables_l1_py(yb, cb, l0, l1, PYY, PCC, PYC, PY1, PC1, sc, acc)
         acc[3, ln] += y0 * c0
         acc[5, ln] += y0
         acc[6, ln] += c0
-    _pair_l1_keep(3, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
+    _pair_fused_keep(3, 1, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
 
 
 def _pair_l1_rows_py(yb, cb, u0, u1, l0, l1, sc, acc):
@@ -1287,18 +1287,6 @@ def _pair_l1_rows_py(yb, cb, u0, u1, l0, l1, sc, acc):
             acc[6, ln] += c0
 
 
-def _pair_l1_keep_py(slot, l0, l1, PYY, PCC, PYC, PY1, PC1, acc):
-    """Store the lag-1 sums acc as the kept prefix values of ``slot``."""
-    for ln in range(l0, l1):
-        PYY[0, slot, ln] = acc[0, ln]
-        PYY[1, slot, ln] = acc[1, ln]
-        PCC[0, slot, ln] = acc[2, ln]
-        PYC[0, slot, ln] = acc[3, ln]
-        PYC[1, slot, ln] = acc[4, ln]
-        PY1[slot, ln] = acc[5, ln]
-        PC1[slot, ln] = acc[6, ln]
-
-
 def _granger_pair_tables_l2_py(yb, cb, l0, l1, PYY, PCC, PYC, PY1, PC1, sc, acc):
     """``_granger_pair_centre_py`` and ``_granger_pair_tables_py`` at L = 2 in one pass.
 
@@ -1313,18 +1301,18 @@ def _granger_pair_tables_l2_py(yb, cb, l0, l1, PYY, PCC, PYC, PY1, PC1, sc, acc)
     for ln in range(l0, l1):
         for r in range(11):
             acc[r, ln] = 0.0
-    _pair_l2_keep(0, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
+    _pair_fused_keep(0, 2, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
     _pair_l2_row(yb, cb, 0, False, True, True, l0, l1, sc, acc)
-    _pair_l2_keep(1, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
+    _pair_fused_keep(1, 2, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
     _pair_l2_row(yb, cb, 1, True, True, True, l0, l1, sc, acc)
-    _pair_l2_keep(2, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
+    _pair_fused_keep(2, 2, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
     _pair_l2_rows(yb, cb, 2, T - 3, l0, l1, sc, acc)
     _pair_l2_row(yb, cb, T - 3, True, True, True, l0, l1, sc, acc)
-    _pair_l2_keep(3, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
+    _pair_fused_keep(3, 2, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
     _pair_l2_row(yb, cb, T - 2, True, True, False, l0, l1, sc, acc)
-    _pair_l2_keep(4, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
+    _pair_fused_keep(4, 2, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
     _pair_l2_row(yb, cb, T - 1, True, False, False, l0, l1, sc, acc)
-    _pair_l2_keep(5, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
+    _pair_fused_keep(5, 2, l0, l1, PYY, PCC, PYC, PY1, PC1, acc)
 
 
 def _pair_l2_row_py(yb, cb, u, back, lead1, lead2, l0, l1, sc, acc):
@@ -1402,20 +1390,21 @@ def _pair_l2_rows_py(yb, cb, u0, u1, l0, l1, sc, acc):
         _pair_l2_row(yb, cb, u, True, True, True, l0, l1, sc, acc)
 
 
-def _pair_l2_keep_py(slot, l0, l1, PYY, PCC, PYC, PY1, PC1, acc):
-    """Store the L = 2 sums acc as the kept prefix values of ``slot``."""
+def _pair_fused_keep_py(slot, L, l0, l1, PYY, PCC, PYC, PY1, PC1, acc):
+    """Store the fused passes' sums acc as the kept prefix values of ``slot``: acc rows in
+    table order, PYY[0..L], PCC[0..L-1], PYC[0..2L-1], PY1, PC1 (L = 1: 7 rows, L = 2: 11)."""
+    for d in range(L + 1):
+        for ln in range(l0, l1):
+            PYY[d, slot, ln] = acc[d, ln]
+    for d in range(L):
+        for ln in range(l0, l1):
+            PCC[d, slot, ln] = acc[L + 1 + d, ln]
+    for d in range(2 * L):
+        for ln in range(l0, l1):
+            PYC[d, slot, ln] = acc[2 * L + 1 + d, ln]
     for ln in range(l0, l1):
-        PYY[0, slot, ln] = acc[0, ln]
-        PYY[1, slot, ln] = acc[1, ln]
-        PYY[2, slot, ln] = acc[2, ln]
-        PCC[0, slot, ln] = acc[3, ln]
-        PCC[1, slot, ln] = acc[4, ln]
-        PYC[0, slot, ln] = acc[5, ln]
-        PYC[1, slot, ln] = acc[6, ln]
-        PYC[2, slot, ln] = acc[7, ln]
-        PYC[3, slot, ln] = acc[8, ln]
-        PY1[slot, ln] = acc[9, ln]
-        PC1[slot, ln] = acc[10, ln]
+        PY1[slot, ln] = acc[4 * L + 1, ln]
+        PC1[slot, ln] = acc[4 * L + 2, ln]
 
 
 def _pair_prefix_table_py(x, z, d, L, l0, l1, P, acc):
@@ -1709,11 +1698,10 @@ _copy_one = njit(_copy_one_py, inline="always")
 _granger_pair_load = njit(_granger_pair_load_py)
 _granger_pair_tables = njit(_granger_pair_tables_py)
 _pair_l1_rows = njit(_pair_l1_rows_py)
-_pair_l1_keep = njit(_pair_l1_keep_py)
+_pair_fused_keep = njit(_pair_fused_keep_py)
 _granger_pair_tables_l1 = njit(_granger_pair_tables_l1_py)
 _pair_l2_row = njit(_pair_l2_row_py)
 _pair_l2_rows = njit(_pair_l2_rows_py)
-_pair_l2_keep = njit(_pair_l2_keep_py)
 _granger_pair_tables_l2 = njit(_granger_pair_tables_l2_py)
 _granger_pair_prefix = njit(_granger_pair_prefix_py, error_model="numpy")
 _granger_pair_lag = njit(_granger_pair_lag_py, error_model="numpy")
