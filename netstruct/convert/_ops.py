@@ -93,7 +93,11 @@ MOVE_OPS = frozenset(
 META_OPS = frozenset({"size", "dim"})
 #: tensor methods the exporter follows
 METHODS = (
-    ACTIVATIONS | NEUTRAL | MOVE_OPS | META_OPS | {"add", "add_", "mul", "matmul", "masked_fill"}
+    ACTIVATIONS
+    | NEUTRAL
+    | MOVE_OPS
+    | META_OPS
+    | {"add", "add_", "mul", "matmul", "masked_fill", "div", "true_divide", "sub", "neg"}
 ) - {"getitem"}
 
 _TORCH_FNS = (

@@ -36,6 +36,7 @@ __all__ = [
     "activation_slope",
     "activation_parts",
     "label_for",
+    "layer_type",
 ]
 
 #: torch.nn type name -> the constructor settings that define its map
@@ -62,6 +63,8 @@ ELEMENTWISE_ATTRS: dict[str, tuple[str, ...]] = {
     "AlphaDropout": ("p",),
     "Softmax": ("dim",),
     "LogSoftmax": ("dim",),
+    # netstruct's own: scalar arithmetic on units (``h * c + d``), see ``_scalar.py``
+    "ScalarAffine": ("scale", "shift"),
 }
 #: Modules that do not change values in eval mode (no label is written for them).
 NEUTRAL = frozenset({"Identity", "Dropout", "AlphaDropout"})
@@ -93,11 +96,20 @@ FUNCTIONAL: dict[str, str] = {
 }
 
 
-@cache
-def _defaults(type_name: str) -> dict[str, Any]:
+def layer_type(type_name: str) -> Any:
+    """The module class of an element-wise layer: ``torch.nn.<name>`` or netstruct's own."""
     import torch
 
-    sig = inspect.signature(getattr(torch.nn, type_name).__init__)
+    if type_name == "ScalarAffine":
+        from ._scalar import ScalarAffine
+
+        return ScalarAffine
+    return getattr(torch.nn, type_name, None)
+
+
+@cache
+def _defaults(type_name: str) -> dict[str, Any]:
+    sig = inspect.signature(layer_type(type_name).__init__)
     return {
         k: p.default for k, p in sig.parameters.items() if p.default is not inspect.Parameter.empty
     }
@@ -147,9 +159,7 @@ class ElementwiseHandler(ModuleHandler):
         return {a: getattr(module, a) for a in self.attrs}
 
     def build(self, config, params):
-        import torch
-
-        return getattr(torch.nn, self.name)(**config)
+        return layer_type(self.name)(**config)
 
     # -- semantics -----------------------------------------------------------------------
     def label(self, config: Mapping[str, Any]) -> str:
@@ -183,8 +193,8 @@ class ElementwiseHandler(ModuleHandler):
     def numpy_map(self, config: Mapping[str, Any]) -> tuple[Callable, Callable] | None:
         """Pure-numpy ``(forward(z), slope_from_output(a))`` for hot loops, or None.
 
-        Available for Identity, ReLU, Tanh and Sigmoid (whose slope is a function of the
-        output); the tests check both against the torch module. Other layers return None and
+        Available for Identity, ReLU, Tanh, Sigmoid (whose slope is a function of the
+        output) and ScalarAffine (a constant slope); the tests check both against the torch module. Other layers return None and
         callers use :meth:`forward` / :meth:`slope`.
         """
         if self.name == "Identity":
@@ -195,6 +205,10 @@ class ElementwiseHandler(ModuleHandler):
             return np.tanh, (lambda a: 1 - a * a)
         if self.name == "Sigmoid":
             return (lambda z: 1.0 / (1.0 + np.exp(-z))), (lambda a: a * (1 - a))
+        if self.name == "ScalarAffine":
+            c = {**_defaults(self.name), **config}
+            scale, shift = float(c["scale"]), float(c["shift"])
+            return (lambda z: z * scale + shift), (lambda a: np.full_like(a, scale))
         return None
 
     def slope(self, config: Mapping[str, Any], z: np.ndarray) -> np.ndarray:

@@ -52,6 +52,7 @@ from .builder import (
     StackedStates,
     to_numpy,
 )
+from .elementwise import label_for
 from .handlers import get_handler, is_registered_type
 
 __all__ = ["from_torch"]
@@ -71,6 +72,14 @@ def _tracer_cls():
     through = traced_through()
 
     class _Tracer(torch.fx.Tracer):
+        def __init__(self) -> None:
+            # no autowrapped ``math`` module: fx would patch and restore its ~60 functions on
+            # every trace (a fifth of a small model's trace time), and a ``math`` call on a
+            # traced size has no graph meaning here anyway; fx then fails on it, and with an
+            # example input the model is recorded by one run (its sizes are concrete there)
+            no_modules: tuple[Any, ...] = ()
+            super().__init__(autowrap_modules=no_modules)
+
         def is_leaf_module(self, m, qualname):
             if isinstance(m, through):  # torch.nn composites whose layers have handlers
                 return False
@@ -800,6 +809,9 @@ class _Exporter:
             return self._getitem_container(node, first, args[1])
         if base in _ops.META_OPS:
             return Opaque()
+        affine = _scalar_affine(base, vals, args, node.kwargs)
+        if affine is not None:
+            return self._scalar_affine(node, *affine)
         if isinstance(first, PendingInput) and not feats:
             if base in _ops.ACTIVATIONS or base in _ops.NEUTRAL or base in _ops.MOVE_OPS:
                 return first
@@ -836,6 +848,17 @@ class _Exporter:
             fn = node.target if node.op == "call_function" else _method_caller(base)
             return self._move(node, feats[0], fn, args, node.kwargs)
         raise UnsupportedModuleError("netstruct's exporter does not follow this operation on units")
+
+    def _scalar_affine(self, node, value: Any, scale: float, shift: float) -> Any:
+        """``value * scale + shift``: a ``ScalarAffine`` label on the units (see ``_scalar``)."""
+        if isinstance(value, (PendingInput, _Scores)):  # before the first layer / on scores
+            return value
+        label = label_for("ScalarAffine", {"scale": scale, "shift": shift})
+        path = _op_path(node)
+        if value.axes is not None:
+            out = self.builder.apply_elementwise(value.ids.reshape(-1), label, path)
+            return Feat(out.reshape(value.ids.shape), value.ndim, value.axis, value.axes)
+        return Feat(self.builder.apply_elementwise(value.ids, label, path), value.ndim, value.axis)
 
     def _matmul_attention(
         self, node, base: str, vals: list[Any], feats: list[Feat], scores: list[_Scores]
@@ -1239,6 +1262,58 @@ def _method_caller(name: str) -> Any:
         return getattr(t, name)(*args, **kwargs)
 
     return call
+
+
+#: arithmetic of a value with units and a Python number, by base name
+_SCALAR_OPS = frozenset({"mul", "truediv", "div", "true_divide", "add", "sub", "neg", "rsub"})
+
+
+def _scalar_affine(
+    base: str, vals: list[Any], args: tuple, kwargs: Any
+) -> tuple[Any, float, float] | None:
+    """``(value, scale, shift)`` when an operation is ``value * scale + shift`` with numbers.
+
+    ``vals``: the exporter's values of the operands, ``args``: the operands as traced. ``value``
+    carries units (or is the pending input, or attention scores); the other operand is a
+    Python number in the trace (``bool`` excluded). None for anything else (``x / y``, ``c / x``,
+    ``sub(..., alpha=)``, ``div(..., rounding_mode=)``), which the exporter treats as before.
+    """
+    if base not in _SCALAR_OPS or kwargs:
+        return None
+
+    def carries(v: Any) -> bool:
+        return isinstance(v, (Feat, PendingInput, _Scores))
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if base == "neg":
+        return (vals[0], -1.0, 0.0) if len(vals) == 1 and carries(vals[0]) else None
+    if len(vals) != 2 or len(args) != 2:
+        return None
+    (a, b), (ra, rb) = vals, args
+    if carries(a) and number(rb):
+        c = float(rb)
+        if base == "mul":
+            return a, c, 0.0
+        if base in ("truediv", "div", "true_divide"):
+            return (a, 1.0 / c, 0.0) if c != 0.0 else None
+        if base == "add":
+            return a, 1.0, c
+        if base == "sub":
+            return a, 1.0, -c
+        if base == "rsub":  # torch.rsub(x, c) = c - x
+            return a, -1.0, c
+        return None
+    if number(ra) and carries(b):
+        c = float(ra)
+        if base == "mul":
+            return b, c, 0.0
+        if base == "add":
+            return b, 1.0, c
+        if base == "sub":
+            return b, -1.0, c
+    return None
 
 
 def _op_path(node) -> str:

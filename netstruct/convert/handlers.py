@@ -414,7 +414,7 @@ def _load_builtins() -> None:
 
     _builtins_loaded = True
     from . import layers
-    from .elementwise import ELEMENTWISE_ATTRS, ElementwiseHandler
+    from .elementwise import ELEMENTWISE_ATTRS, ElementwiseHandler, layer_type
 
     linear = LinearHandler()
     _register(torch.nn.Linear, linear)
@@ -423,7 +423,7 @@ def _load_builtins() -> None:
     for kind in _GATES:
         _register(getattr(torch.nn, kind), RecurrentHandler(kind))
     for tname in ELEMENTWISE_ATTRS:
-        cls = getattr(torch.nn, tname, None)
+        cls = layer_type(tname)
         if cls is not None:
             _register(cls, ElementwiseHandler(tname))
     from . import attention

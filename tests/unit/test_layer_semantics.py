@@ -7,14 +7,21 @@ import pytest
 import torch
 
 import netstruct as ns
-from netstruct.convert.elementwise import ELEMENTWISE_ATTRS, activation_map, activation_slope
+from netstruct.convert.elementwise import (
+    ELEMENTWISE_ATTRS,
+    activation_map,
+    activation_slope,
+    layer_type,
+)
 
 pytestmark = pytest.mark.torch
 
 
 @pytest.mark.parametrize("type_name", sorted(set(ELEMENTWISE_ATTRS) - {"Dropout", "AlphaDropout"}))
 def test_handler_forward_and_slope_equal_torch(type_name):
-    mod = getattr(torch.nn, type_name)()
+    mod = layer_type(type_name)(
+        **({"scale": -1.5, "shift": 0.25} if type_name == "ScalarAffine" else {})
+    )
     h = ns.convert.handlers.handler_for_name(type_name)
     z = np.linspace(-4, 4, 17).reshape(1, -1)
     cfg = h.config(mod)
