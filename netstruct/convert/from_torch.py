@@ -824,15 +824,7 @@ class _Exporter:
         if base in _ops.ACTIVATIONS:
             if len(feats) != 1 or not isinstance(first, Feat):
                 raise UnsupportedModuleError("an activation of several values")
-            label = _ops.activation_label(base, args, node.kwargs)
-            if first.axes is not None:
-                out = self.builder.apply_elementwise(first.ids.reshape(-1), label, _op_path(node))
-                return Feat(out.reshape(first.ids.shape), first.ndim, first.axis, first.axes)
-            return Feat(
-                self.builder.apply_elementwise(first.ids, label, _op_path(node)),
-                first.ndim,
-                first.axis,
-            )
+            return self._labelled(node, first, _ops.activation_label(base, args, node.kwargs))
         if base in _ops.NEUTRAL:
             return first
         if base == "pad":
@@ -853,12 +845,17 @@ class _Exporter:
         """``value * scale + shift``: a ``ScalarAffine`` label on the units (see ``_scalar``)."""
         if isinstance(value, (PendingInput, _Scores)):  # before the first layer / on scores
             return value
-        label = label_for("ScalarAffine", {"scale": scale, "shift": shift})
+        return self._labelled(
+            node, value, label_for("ScalarAffine", {"scale": scale, "shift": shift})
+        )
+
+    def _labelled(self, node, feat: Feat, label: str) -> Feat:
+        """``feat``'s units with the element-wise map ``label`` applied (activation label)."""
         path = _op_path(node)
-        if value.axes is not None:
-            out = self.builder.apply_elementwise(value.ids.reshape(-1), label, path)
-            return Feat(out.reshape(value.ids.shape), value.ndim, value.axis, value.axes)
-        return Feat(self.builder.apply_elementwise(value.ids, label, path), value.ndim, value.axis)
+        if feat.axes is not None:
+            out = self.builder.apply_elementwise(feat.ids.reshape(-1), label, path)
+            return Feat(out.reshape(feat.ids.shape), feat.ndim, feat.axis, feat.axes)
+        return Feat(self.builder.apply_elementwise(feat.ids, label, path), feat.ndim, feat.axis)
 
     def _matmul_attention(
         self, node, base: str, vals: list[Any], feats: list[Feat], scores: list[_Scores]
@@ -1265,7 +1262,7 @@ def _method_caller(name: str) -> Any:
 
 
 #: arithmetic of a value with units and a Python number, by base name
-_SCALAR_OPS = frozenset({"mul", "truediv", "div", "true_divide", "add", "sub", "neg", "rsub"})
+_SCALAR_OPS = frozenset({"mul", "truediv", "div", "true_divide", "add", "sub", "neg"})
 
 
 def _scalar_affine(
@@ -1302,8 +1299,6 @@ def _scalar_affine(
             return a, 1.0, c
         if base == "sub":
             return a, 1.0, -c
-        if base == "rsub":  # torch.rsub(x, c) = c - x
-            return a, -1.0, c
         return None
     if number(ra) and carries(b):
         c = float(ra)
