@@ -55,15 +55,6 @@ _DUNDERS: dict[str, tuple[Callable[..., Any], bool]] = {
     "__mod__": (operator.mod, False),
 }
 
-#: Tensor methods torch reports for ``x / c`` and ``x - c`` (``__torch_function__`` sees
-#: ``Tensor.div``, not ``__truediv__``), recorded as the ``operator`` function fx records for
-#: them; only in their two-argument form (``rounding_mode=``/``alpha=`` stay methods)
-_BINARY_METHODS: dict[str, Callable[..., Any]] = {
-    "div": operator.truediv,
-    "true_divide": operator.truediv,
-    "sub": operator.sub,
-}
-
 
 #: functions whose result depends on their inputs' shapes only (folded: the tape is specialised)
 _SHAPE_ONLY = frozenset(
@@ -262,8 +253,6 @@ class _Recorder:
             fn, reflected = _DUNDERS[name]
             fargs = (largs[1], largs[0], *largs[2:]) if reflected else largs
             node = g.call_function(fn, tuple(fargs), lkwargs)
-        elif is_method and name in _BINARY_METHODS and len(largs) == 2 and not lkwargs:
-            node = g.call_function(_BINARY_METHODS[name], tuple(largs))
         elif name == "__get__":  # a property such as x.T
             attr = getattr(getattr(func, "__self__", None), "__name__", name)
             node = g.call_function(getattr, (largs[0], attr))

@@ -194,8 +194,8 @@ class ElementwiseHandler(ModuleHandler):
         """Pure-numpy ``(forward(z), slope_from_output(a))`` for hot loops, or None.
 
         Available for Identity, ReLU, Tanh, Sigmoid (whose slope is a function of the
-        output) and ScalarAffine (a constant slope); the tests check both against the torch module. Other layers return None and
-        callers use :meth:`forward` / :meth:`slope`.
+        output) and ScalarAffine (a constant slope); the tests check both against the torch
+        module. Other layers return None and callers use :meth:`forward` / :meth:`slope`.
         """
         if self.name == "Identity":
             return (lambda z: z), (lambda a: np.ones_like(a))

@@ -843,7 +843,7 @@ class _Exporter:
 
     def _scalar_affine(self, node, value: Any, scale: float, shift: float) -> Any:
         """``value * scale + shift``: a ``ScalarAffine`` label on the units (see ``_scalar``)."""
-        if isinstance(value, (PendingInput, _Scores)):  # before the first layer / on scores
+        if isinstance(value, PendingInput):  # before the first layer: replayed, not labelled
             return value
         return self._labelled(
             node, value, label_for("ScalarAffine", {"scale": scale, "shift": shift})
@@ -1261,8 +1261,21 @@ def _method_caller(name: str) -> Any:
     return call
 
 
-#: arithmetic of a value with units and a Python number, by base name
-_SCALAR_OPS = frozenset({"mul", "truediv", "div", "true_divide", "add", "sub", "neg"})
+#: ``value <op> c`` with a Python number ``c``, by base name: ``c -> (scale, shift)``
+_SCALAR_LEFT: dict[str, Any] = {
+    "mul": lambda c: (c, 0.0),
+    "truediv": lambda c: (1.0 / c, 0.0),
+    "div": lambda c: (1.0 / c, 0.0),
+    "true_divide": lambda c: (1.0 / c, 0.0),
+    "add": lambda c: (1.0, c),
+    "sub": lambda c: (1.0, -c),
+}
+#: ``c <op> value``; ``c / value`` is not affine and stays refused
+_SCALAR_RIGHT: dict[str, Any] = {
+    "mul": lambda c: (c, 0.0),
+    "add": lambda c: (1.0, c),
+    "sub": lambda c: (-1.0, c),
+}
 
 
 def _scalar_affine(
@@ -1271,15 +1284,16 @@ def _scalar_affine(
     """``(value, scale, shift)`` when an operation is ``value * scale + shift`` with numbers.
 
     ``vals``: the exporter's values of the operands, ``args``: the operands as traced. ``value``
-    carries units (or is the pending input, or attention scores); the other operand is a
-    Python number in the trace (``bool`` excluded). None for anything else (``x / y``, ``c / x``,
-    ``sub(..., alpha=)``, ``div(..., rounding_mode=)``), which the exporter treats as before.
+    carries units or is the input before the first layer; the other operand is a Python
+    number in the trace (``bool`` excluded). None for anything else (``x / y``, ``c / x``,
+    ``sub(..., alpha=)``, ``div(..., rounding_mode=)``, arithmetic on attention scores), which
+    the exporter treats as before.
     """
-    if base not in _SCALAR_OPS or kwargs:
+    if kwargs:
         return None
 
     def carries(v: Any) -> bool:
-        return isinstance(v, (Feat, PendingInput, _Scores))
+        return isinstance(v, (Feat, PendingInput))
 
     def number(v: Any) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -1288,26 +1302,9 @@ def _scalar_affine(
         return (vals[0], -1.0, 0.0) if len(vals) == 1 and carries(vals[0]) else None
     if len(vals) != 2 or len(args) != 2:
         return None
-    (a, b), (ra, rb) = vals, args
-    if carries(a) and number(rb):
-        c = float(rb)
-        if base == "mul":
-            return a, c, 0.0
-        if base in ("truediv", "div", "true_divide"):
-            return (a, 1.0 / c, 0.0) if c != 0.0 else None
-        if base == "add":
-            return a, 1.0, c
-        if base == "sub":
-            return a, 1.0, -c
-        return None
-    if number(ra) and carries(b):
-        c = float(ra)
-        if base == "mul":
-            return b, c, 0.0
-        if base == "add":
-            return b, 1.0, c
-        if base == "sub":
-            return b, -1.0, c
+    for value, c, table in ((vals[0], args[1], _SCALAR_LEFT), (vals[1], args[0], _SCALAR_RIGHT)):
+        if base in table and carries(value) and number(c) and not (c == 0 and "div" in base):
+            return (value, *table[base](float(c)))
     return None
 
 

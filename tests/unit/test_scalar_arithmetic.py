@@ -171,3 +171,15 @@ def test_scalar_affine_is_a_layer_with_a_handler():
         assert torch.equal(ns.to_torch(G)(x), model(x))
     assert _hidden_label(G) == 'scalaraffine{"scale": -2.0, "shift": 0.5}'
     np.testing.assert_allclose(activation_slope(_hidden_label(G))(np.zeros(3)), [-2.0] * 3)
+
+
+def test_zero_operands_export_and_division_by_zero_is_refused():
+    torch.manual_seed(5)
+    model = _Chain([("add", 0), ("mul", 0.0), ("sub", 0)]).eval()
+    x = torch.randn(2, 5)
+    G = ns.from_torch(model, x)
+    with torch.no_grad():
+        assert torch.equal(ns.to_torch(G)(x), model(x))
+    np.testing.assert_array_equal(activation_slope(_hidden_label(G))(np.ones(3)), np.zeros(3))
+    with pytest.raises(UnsupportedModuleError, match="truediv"):
+        ns.from_torch(_Chain([("div", 0)]).eval(), x)
