@@ -245,6 +245,8 @@ def activation_label(base: str, args: tuple, kwargs: dict) -> str:
     from .elementwise import FUNCTIONAL, label_for
 
     type_name = FUNCTIONAL[base]
+    if len(args) <= 1 and not kwargs:  # the input alone (torch.relu(h)): every default
+        return label_for(type_name, {})
     fn = getattr(F, base)
     try:
         bound = inspect.signature(fn).bind(*args, **kwargs)

@@ -17,7 +17,7 @@ from ..graphs._generated import diagonal_block, identity_block
 from ..graphs._kernels import conv_block_arrays, expand_block_arrays
 from ..graphs._names import NameRange, NodeNames
 from ..graphs._schema import NODE_COLUMNS
-from ..graphs.block import Block, make_block
+from ..graphs.block import Block, make_block, seed_kernel_parameter
 from ._values import ExtraInput
 
 __all__ = ["GraphBuilder", "PendingInput", "StackedStates"]
@@ -305,7 +305,7 @@ class GraphBuilder:
         """Add a convolution: a channel-level block whose edges reduce the kernel's taps."""
         k = _to_numpy(kernel)
         W, M = conv_block_arrays(k, groups, self.reduction)
-        return self._append(
+        block = self._append(
             name=f"{module}.{param}" if module else param,
             weight=W,
             mask=M,
@@ -318,6 +318,8 @@ class GraphBuilder:
             kernel=k,
             layout={"type": "conv", "groups": int(groups), "reduction": self.reduction},
         )
+        seed_kernel_parameter(block)
+        return block
 
     def add_norm_block(
         self,

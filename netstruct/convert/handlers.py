@@ -263,13 +263,14 @@ def _direct_linear(weight: np.ndarray, bias: np.ndarray | None) -> Any:
     dtype = torch.get_default_dtype()
     m = torch.nn.Linear.__new__(torch.nn.Linear)
     torch.nn.Module.__init__(m)
-    m.in_features = int(weight.shape[1])
-    m.out_features = int(weight.shape[0])
-    m.weight = torch.nn.Parameter(torch.tensor(weight, dtype=dtype))
-    if bias is None:
-        m.register_parameter("bias", None)
-    else:
-        m.bias = torch.nn.Parameter(torch.tensor(bias, dtype=dtype))
+    # straight into the instance and parameter dictionaries: nn.Module.__setattr__ and
+    # register_parameter probe the name with hasattr, whose miss raises and formats an
+    # AttributeError (about half the cost of building the layer)
+    m.__dict__["in_features"] = int(weight.shape[1])
+    m.__dict__["out_features"] = int(weight.shape[0])
+    params = m._parameters
+    params["weight"] = torch.nn.Parameter(torch.tensor(weight, dtype=dtype))
+    params["bias"] = None if bias is None else torch.nn.Parameter(torch.tensor(bias, dtype=dtype))
     return m
 
 

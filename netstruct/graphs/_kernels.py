@@ -213,14 +213,16 @@ def take(block: Any, rows: np.ndarray, cols: np.ndarray) -> dict[str, Any]:
         if kind == "conv":
             groups = int(lay.get("groups", 1))
             if groups == 1:
-                ch["kernel"] = cut(block.kernel)
+                slice_kernel = cut
             elif block.kernel.shape[1] == 1 and groups == block.shape[0] == block.shape[1]:
                 if not np.array_equal(rows, cols):
                     raise GraphError(
                         f"Depthwise conv {block.name!r} keeps the same channels in and out."
                     )
-                ch["kernel"] = block.kernel.take(ri, axis=0)
                 lay["groups"] = int(rows.sum())
+
+                def slice_kernel(a: np.ndarray) -> np.ndarray:
+                    return a.take(ri, axis=0)
             else:
                 raise GraphError(
                     f"Grouped conv {block.name!r} (groups={groups}) cannot be shrunk yet."
@@ -229,7 +231,18 @@ def take(block: Any, rows: np.ndarray, cols: np.ndarray) -> dict[str, Any]:
             columns = np.asarray(lay["columns"], dtype=np.int64)
             keep_raw = cols[columns]
             new_col = np.cumsum(cols) - 1
-            ch["kernel"] = block.kernel.take(ri, axis=0).take(np.flatnonzero(keep_raw), axis=1)
+            raw = np.flatnonzero(keep_raw)
+
+            def slice_kernel(a: np.ndarray) -> np.ndarray:
+                return a.take(ri, axis=0).take(raw, axis=1)
+
             lay["columns"] = new_col[columns[keep_raw]].tolist()
+        ch["kernel"] = slice_kernel(block.kernel)
+        done = block.__dict__.get("_parameter")
+        if done is not None and not lay.get("transposed"):
+            # parameter_of works pair by pair of units (its taps, weight and mask): the
+            # parameter of the sliced block is the same slice of this block's parameter
+            # (laid out like the kernel, but for a transposed conv's (in, out, *k))
+            ch["parameter"] = ch["kernel"] if done is block.kernel else slice_kernel(done)
     ch["layout"] = lay
     return ch

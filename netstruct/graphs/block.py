@@ -249,7 +249,7 @@ class Block:
         if kernel is not None and kernel.flags.writeable:
             kernel = _owned(kernel, WEIGHT_DTYPE)
         state = _frozen_state(cut.get("state", self.state))
-        return _replace_fields(
+        out = _replace_fields(
             self,
             weight=weight,
             mask=mask,
@@ -261,14 +261,20 @@ class Block:
             state=MappingProxyType(state),
             _dense=dense,
         )
+        done = cut.get("parameter")
+        if done is not None:  # this block's parameter, sliced (see _kernels.take)
+            out.__dict__["_parameter"] = (
+                kernel if done is cut.get("kernel") else _owned(done, done.dtype)
+            )
+        return out
 
     def take(self, rows: np.ndarray, cols: np.ndarray) -> Block:
         """The block restricted to boolean ``rows`` and ``cols`` (kernel and state alike)."""
         from ._kernels import take
 
-        return self.replace(
-            **take(self, np.asarray(rows, dtype=bool), np.asarray(cols, dtype=bool))
-        )
+        cut = take(self, np.asarray(rows, dtype=bool), np.asarray(cols, dtype=bool))
+        cut.pop("parameter", None)  # replace validates and computes everything again
+        return self.replace(**cut)
 
     @property
     def has_parameter(self) -> bool:
@@ -310,6 +316,27 @@ def _frozen_state(state) -> dict[str, np.ndarray]:
             a.setflags(write=False)
         out[str(k)] = a
     return out
+
+
+def seed_kernel_parameter(block: Block) -> None:
+    """Record a conv block's kernel as its :meth:`Block.parameter`, for a block just made from it.
+
+    :func:`~netstruct.graphs._kernels.conv_block_arrays` gave the block its edge weights as the
+    kernel's reductions and its mask as the groups' structure, so :meth:`Block.parameter` would
+    rebuild the kernel exactly (``tests/unit/test_kernel_blocks.py`` checks it for every
+    reduction and grouping); the first re-import of an export then skips that work. Blocks
+    of other layouts or dtypes are left to compute theirs.
+    """
+    k = block.kernel
+    lay = block.layout
+    if (
+        k is not None
+        and k.dtype == WEIGHT_DTYPE
+        and lay.get("type") == "conv"
+        and not lay.get("transposed")
+        and "_parameter" not in block.__dict__
+    ):
+        block.__dict__["_parameter"] = k
 
 
 def make_block(

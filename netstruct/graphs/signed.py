@@ -16,6 +16,7 @@ Every operation returns a new graph; arrays are shared between graphs and never 
 from __future__ import annotations
 
 import copy
+import pickle
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
@@ -50,19 +51,38 @@ _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 def _copy_json(obj: Any) -> Any:
     """A deep copy of JSON-like data (dicts, lists, tuples of plain values), fast.
 
-    Architecture specs are such data; ``copy.deepcopy`` is kept for anything else (and
-    keeps its sharing semantics there). Strings, numbers, booleans and None are immutable
-    and shared.
+    Architecture specs are such data: one ``pickle`` round trip copies them in C, types
+    kept, at about half the cost of walking them in Python (``marshal`` would be faster
+    still, but writes any object with a buffer, a numpy scalar or array, as plain bytes).
+    What pickle refuses takes the walk below, where strings, numbers, booleans and None are
+    immutable and shared and ``copy.deepcopy`` copies anything that is not JSON-like.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> spec = {"ops": [{"op": "call_module", "args": [0, (1, 2)]}], "n": 3.5}
+    >>> out = _copy_json(spec)
+    >>> out == spec, out["ops"] is spec["ops"]
+    (True, False)
+    >>> _copy_json({"scale": np.float64(2.0)})  # types kept
+    {'scale': np.float64(2.0)}
     """
+    try:
+        return pickle.loads(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:  # noqa: BLE001 - an object pickle cannot take (a lambda): walk it
+        return _copy_walk(obj)
+
+
+def _copy_walk(obj: Any) -> Any:
     t = type(obj)
     if t is dict:
-        return {k: _copy_json(v) for k, v in obj.items()}
+        return {k: _copy_walk(v) for k, v in obj.items()}
     if t is list:
         if set(map(type, obj)) <= _JSON_SCALARS:  # e.g. a constant tensor's data: shallow
             return obj.copy()
-        return [_copy_json(v) for v in obj]
+        return [_copy_walk(v) for v in obj]
     if t is tuple:
-        return tuple(_copy_json(v) for v in obj)
+        return tuple(_copy_walk(v) for v in obj)
     if t in (str, int, float, bool) or obj is None:
         return obj
     return copy.deepcopy(obj)

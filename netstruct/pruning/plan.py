@@ -39,7 +39,7 @@ from ..exceptions import (
 from ..graphs.signed import NODE_COLUMNS, SignedGraph
 from ..io._atomic import atomic_write, check_in_path, check_out_path
 from ..utils.validation import check_graph
-from .selectors import Selection, SelectorLike, evaluate_selector
+from .selectors import Selection, SelectorLike, checked_mask, evaluate_selector
 
 __all__ = ["PlanStep", "PruningPlan", "check_layers_kept"]
 
@@ -268,7 +268,7 @@ class PruningPlan:
         """
         func = "PruningPlan.remove_units"
         self._check_graph(G, func)
-        nm = evaluate_selector(_node_table(G, selection), selection, func)
+        nm = _node_selection(G, selection, func)
         _warn_if_empty(nm, selection, "nodes", func)
         unit = G.node_column("unit")
         units = np.zeros(G.n_nodes, dtype=bool)
@@ -730,11 +730,11 @@ def _unit_mask(G: SignedGraph, names: tuple[str, ...]) -> np.ndarray:
     return units
 
 
-def _node_table(G: SignedGraph, selection: Any) -> pd.DataFrame:
-    """The node table ``selection`` is evaluated on; a boolean array reads its length only."""
+def _node_selection(G: SignedGraph, selection: Any, func: str) -> np.ndarray:
+    """Boolean node mask of ``selection``; a boolean array needs no node table, only its length."""
     if isinstance(selection, np.ndarray) and selection.dtype == np.bool_:
-        return pd.DataFrame(index=pd.RangeIndex(G.n_nodes))
-    return G.nodes()
+        return checked_mask(selection, G.n_nodes, func)
+    return evaluate_selector(G.nodes(), selection, func)
 
 
 def _coupled(G: SignedGraph, units: np.ndarray) -> np.ndarray:

@@ -91,6 +91,11 @@ def evaluate_selector(table: pd.DataFrame, sel: SelectorLike, func: str = "selec
         arr = _aligned(table, sel, func)
     else:
         arr = np.asarray(sel)
+    return checked_mask(arr, n, func)
+
+
+def checked_mask(arr: np.ndarray, n: int, func: str) -> np.ndarray:
+    """``arr`` when it is one boolean per row of an ``n``-row table, else a clear error."""
     if arr.dtype != np.bool_ or arr.shape != (n,):
         if n == 0 and arr.size == 0:
             return np.zeros(0, dtype=bool)

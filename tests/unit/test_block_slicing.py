@@ -39,10 +39,11 @@ def _assert_same(a, b):
     assert np.array_equal(a.parameter(), b.parameter())
 
 
-def _graph():
+def _graph(transposed: bool = False):
     torch.manual_seed(0)
+    conv = torch.nn.ConvTranspose2d(2, 6, 3, padding=1) if transposed else None
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(2, 6, 3, padding=1),
+        conv or torch.nn.Conv2d(2, 6, 3, padding=1),
         torch.nn.BatchNorm2d(6),
         torch.nn.ReLU(),
         torch.nn.Flatten(),
@@ -54,18 +55,30 @@ def _graph():
 
 
 @pytest.mark.parametrize("masked", [False, True])
-def test_sliced_blocks_equal_the_validated_reference(masked):
-    G = _graph()
+@pytest.mark.parametrize("computed", [False, True])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_sliced_blocks_equal_the_validated_reference(masked, computed, transposed):
+    """``computed``: each block's parameter was computed before the cut, so the sliced block
+    takes the same slice of it (``take``'s ``parameter``) instead of computing its own; the
+    reference (``replace``) always computes its own."""
+    G = _graph(transposed)
     rng = np.random.default_rng(0)
     if masked:  # some edges pruned: the masks are not all True
         G = G.remove_edges(rng.random(G.n_edges) < 0.2)
     for b in G.blocks:
+        if computed:
+            b.parameter()
+        elif not masked:  # the export's round-trip check computed (or seeded) every block's
+            b.__dict__.pop("_parameter", None)
         rows = rng.random(b.shape[0]) < 0.7
         cols = rows.copy() if b.layout.get("type") == "diag" else rng.random(b.shape[1]) < 0.7
         rows[0] = cols[0] = True
         new_src = np.arange(int(cols.sum())) + 100
         new_tgt = np.arange(int(rows.sum())) + 200
         ref_cut = take(b, rows, cols)
+        carried = "_parameter" in b.__dict__ and b.kernel is not None
+        assert ("parameter" in ref_cut) == (carried and not b.layout.get("transposed"))
+        ref_cut.pop("parameter", None)  # the reference computes its own
         ref_cut.update(sources=new_src, targets=new_tgt)
         ref = b.replace(**ref_cut)
         cut = take(b, rows, cols)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import netstruct as ns
-from netstruct.graphs.coupling import coupled_units, coupling_table
+from netstruct.graphs.coupling import coupled_units, coupling_table, smallest_in_component
 from tests.models import AttentionClassifier, LastStep, UserCNN
 
 pytestmark = pytest.mark.torch
@@ -96,3 +98,29 @@ def test_grouped_query_heads_go_with_the_key_value_group_they_share():
     first = {by_name[n] for n in ("q0", "q1", "k0", "v0", "ctx0", "ctx1")}
     second = {by_name[n] for n in ("q2", "q3", "k1", "v1", "ctx2", "ctx3")}
     assert len(first) == 1 and len(second) == 1 and first != second
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(1, 60),
+    edges=st.lists(st.tuples(st.integers(0, 59), st.integers(0, 59)), max_size=120),
+)
+def test_smallest_in_component_equals_scipy_connected_components(n, edges):
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    a = np.array([u % n for u, _ in edges], dtype=np.int64)
+    b = np.array([v % n for _, v in edges], dtype=np.int64)
+    got = smallest_in_component(n, a, b)
+    adj = coo_matrix((np.ones(a.size), (a, b)), shape=(n, n))
+    _, label = connected_components(adj, directed=False)
+    want = np.array([np.flatnonzero(label == label[i]).min() for i in range(n)])
+    assert got.dtype == np.int64 and np.array_equal(got, want)
+
+
+def test_smallest_in_component_on_a_long_shuffled_chain():
+    """The slowest case for hooking (a path in random id order) still ends, and right."""
+    rng = np.random.default_rng(0)
+    p = rng.permutation(5000)
+    got = smallest_in_component(5000, p[:-1], p[1:])
+    assert np.array_equal(got, np.zeros(5000, dtype=np.int64))
