@@ -238,7 +238,7 @@ def take(block: Any, rows: np.ndarray, cols: np.ndarray) -> dict[str, Any]:
 
             lay["columns"] = new_col[columns[keep_raw]].tolist()
         ch["kernel"] = slice_kernel(block.kernel)
-        done = block.__dict__.get("_parameter")
+        done = block.computed_parameter()
         if done is not None and not lay.get("transposed"):
             # parameter_of works pair by pair of units (its taps, weight and mask): the
             # parameter of the sliced block is the same slice of this block's parameter

@@ -17,6 +17,9 @@ from ..utils.validation import check_finite
 
 __all__ = ["Block", "make_block", "BLOCK_KINDS"]
 
+#: where a block keeps its computed :meth:`Block.parameter` (blocks are immutable)
+_PARAMETER = "_parameter"
+
 #: Kinds of block (see :class:`Block`).
 BLOCK_KINDS = ("weight", "skip", "identity", "norm", "operator")
 
@@ -215,8 +218,9 @@ class Block:
         for a in (src, tgt):
             a.setflags(write=False)
         out = _replace_fields(self, sources=src, targets=tgt)
-        if "_parameter" in self.__dict__:
-            out.__dict__["_parameter"] = self.__dict__["_parameter"]
+        done = self.computed_parameter()
+        if done is not None:
+            out.__dict__[_PARAMETER] = done
         return out
 
     def _sliced(self, cut: Mapping[str, Any], new_bias: np.ndarray | None = None) -> Block:
@@ -263,7 +267,7 @@ class Block:
         )
         done = cut.get("parameter")
         if done is not None:  # this block's parameter, sliced (see _kernels.take)
-            out.__dict__["_parameter"] = (
+            out.__dict__[_PARAMETER] = (
                 kernel if done is cut.get("kernel") else _owned(done, done.dtype)
             )
         return out
@@ -292,7 +296,7 @@ class Block:
         their diagonal. The array is read-only, like the block's fields (computed once per
         block; copy it to edit it).
         """
-        cached: np.ndarray | None = self.__dict__.get("_parameter")
+        cached = self.computed_parameter()
         if cached is None:  # blocks are immutable: computed once (read-only, like the fields)
             from ._kernels import parameter_of
 
@@ -302,7 +306,12 @@ class Block:
                 p = k  # an unedited, unpruned kernel: no second copy kept
             elif p.flags.writeable:
                 p.setflags(write=False)
-            cached = self.__dict__["_parameter"] = p
+            cached = self.__dict__[_PARAMETER] = p
+        return cached
+
+    def computed_parameter(self) -> np.ndarray | None:
+        """:meth:`parameter` when it was computed (or seeded) already, else None (no work)."""
+        cached: np.ndarray | None = self.__dict__.get(_PARAMETER)
         return cached
 
 
@@ -334,9 +343,9 @@ def seed_kernel_parameter(block: Block) -> None:
         and k.dtype == WEIGHT_DTYPE
         and lay.get("type") == "conv"
         and not lay.get("transposed")
-        and "_parameter" not in block.__dict__
+        and block.computed_parameter() is None
     ):
-        block.__dict__["_parameter"] = k
+        block.__dict__[_PARAMETER] = k
 
 
 def make_block(

@@ -69,7 +69,7 @@ def _copy_json(obj: Any) -> Any:
     """
     try:
         return pickle.loads(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
-    except Exception:  # noqa: BLE001 - an object pickle cannot take (a lambda): walk it
+    except (pickle.PicklingError, TypeError, AttributeError):  # e.g. a lambda: walk it
         return _copy_walk(obj)
 
 
