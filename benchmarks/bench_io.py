@@ -4,6 +4,10 @@ The state is a ~50M-parameter MLP (784 -> 4096 x 4 -> 10, float32, ~214 MB).
 ``torch.save`` writes the model's ``state_dict``; ``ns.save`` writes the graph exported from
 the same model (the same weight bytes plus node tables), ``ns.save_model`` the model file.
 netstruct checks a sha256 of every byte on load; torch checks nothing by default.
+netstruct's writes are atomic: the file is ``fsync``'d before it is moved into place, so a
+crash never leaves a renamed but empty file. ``torch.save`` does not sync; the row
+``torch.save+fsync`` is torch with the same durability, so the ratios show what the sync costs
+(it varies with the disk's write-back, which makes the save medians noisy).
 
 Run as a script for ratios (min and median of several rounds) and peak memory per operation
 (each measured in a fresh process: RSS sampled every millisecond during the call, minus the
@@ -52,8 +56,18 @@ def _ops(folder: str):
     torch.save(sd, pt)
     ns.save(G, nsg)
     ns.save_model(m, nsm)
+
+    def durable_torch_save() -> None:  # what netstruct's atomic write adds: fsync before use
+        torch.save(sd, pt)
+        fd = os.open(pt, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
     return {
         "torch.save": lambda: torch.save(sd, pt),
+        "torch.save+fsync": durable_torch_save,
         "ns.save": lambda: ns.save(G, nsg),
         "ns.save(compress)": lambda: ns.save(G, nsg + ".z", compress=True),
         "ns.save_model": lambda: ns.save_model(m, nsm),

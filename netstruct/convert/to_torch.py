@@ -129,14 +129,36 @@ def structural_scales(G: SignedGraph) -> dict[str, np.ndarray]:
 
 def _tie(model: Any, spec: dict[str, Any], G: SignedGraph) -> None:
     """Make tied parameters (one Parameter under several names) the same object again."""
-    import torch
-
-    params = {
+    blocks = {
         f"{b.module}.{b.param}" if b.module else b.param: b for b in G.blocks if b.has_parameter
     }
-    for alias, first in spec.get("tied", {}).items():
-        if alias in params and first in params:
-            a, f = params[alias].parameter(), params[first].parameter()
+    retie(
+        model,
+        spec.get("tied", {}),
+        lambda name: blocks[name].parameter() if name in blocks else None,
+    )
+
+
+def retie(model: Any, tied: dict[str, str], value: Any) -> None:
+    """Tie ``model``'s parameters as ``tied`` (``{alias: first name}``) says, values checked.
+
+    ``value(name)`` gives the array the re-import read for a parameter name (None: not read).
+    Two that differ are refused: a tie holds one tensor, so an edit of one name only cannot
+    be realised. Shared by :func:`to_torch` and :func:`netstruct.load_model`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> m = torch.nn.ModuleDict({"a": torch.nn.Linear(2, 2), "b": torch.nn.Linear(2, 2)})
+    >>> retie(m, {"b.weight": "a.weight"}, lambda name: None)
+    >>> m.a.weight is m.b.weight
+    True
+    """
+    import torch
+
+    for alias, first in tied.items():
+        a, f = value(alias), value(first)
+        if a is not None and f is not None:
             if a.shape != f.shape or not np.array_equal(a, f):
                 raise GraphError(
                     f"Parameters {first!r} and {alias!r} are tied in the model (one tensor) but the graph "

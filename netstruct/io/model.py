@@ -83,7 +83,7 @@ def load_model(path: str | os.PathLike) -> Any:
         Truncated, altered or foreign file, or parameters that do not fit the architecture.
     """
     from ..convert.handlers import handler_for_name
-    from ..convert.to_torch import _assemble
+    from ..convert.to_torch import _assemble, retie
 
     p = check_in_path(path, "load_model")
     meta, arrays = read_container(p, FORMAT, VERSION)
@@ -105,9 +105,8 @@ def load_model(path: str | os.PathLike) -> Any:
             }
             modules[mpath] = handler_for_name(m["handler"]).build(m.get("config", {}), params)
         model = _assemble(spec, modules, {})
-        import torch
-
-        model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+        retie(model, spec.get("tied", {}), state.get)
+        _check_built_state(model, state)
     except MemoryError:
         raise
     except Exception as exc:  # a checksummed file that does not rebuild: foreign or forged
@@ -116,6 +115,29 @@ def load_model(path: str | os.PathLike) -> Any:
         ) from None
     model.eval()
     return model
+
+
+def _check_built_state(model: Any, state: dict[str, np.ndarray]) -> None:
+    """The rebuilt ``model`` holds exactly the file's state (names, shapes, dtypes).
+
+    Each handler's ``build`` copied its module's tensors in (the one copy of the load); a
+    ``load_state_dict`` after it would copy every byte a second time. What it would also
+    check is checked here: the same names, none missing or extra, and each tensor's shape
+    and dtype.
+    """
+    built = model.state_dict(keep_vars=True)
+    if set(built) != set(state):
+        missing, extra = sorted(set(state) - set(built)), sorted(set(built) - set(state))
+        raise ValueError(f"state names differ: missing {missing}, unexpected {extra}")
+    for k, arr in state.items():
+        t = built[k]
+        scalar = arr.size == 1 and t.dim() == 0  # as load_state: a scalar may be kept as (1,)
+        shape_ok = scalar or tuple(t.shape) == arr.shape
+        if not shape_ok or str(t.dtype).replace("torch.", "") != arr.dtype.name:
+            raise ValueError(
+                f"{k!r} is {tuple(t.shape)} {t.dtype} in the rebuilt model but {arr.shape} "
+                f"{arr.dtype} in the file"
+            )
 
 
 def _factory(spec: str, func: str) -> Any:

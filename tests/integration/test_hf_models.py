@@ -208,6 +208,16 @@ def test_gpt2_lm_head_stays_tied_to_the_token_embedding():
     assert r.lm_head.weight is r.transformer.wte.weight
 
 
+def test_gpt2_model_file_keeps_the_tie(tmp_path):
+    m, x = _build("gpt2")
+    ns.save_model(m, tmp_path / "g.nsm", example_input=x)
+    back = ns.load_model(tmp_path / "g.nsm")
+    assert back.lm_head.weight is back.transformer.wte.weight  # one tensor, as in the model
+    with torch.no_grad():
+        for a, b in zip(flat_tensors(m(x)), flat_tensors(back(x))):
+            assert torch.allclose(a, b, atol=1e-5, rtol=0)
+
+
 def test_vit_reads_cls_token_and_position_embeddings_as_parameter_blocks():
     m, x = _build("vit")
     G = ns.from_torch(m, x)

@@ -403,8 +403,14 @@ def test_model_files_of_every_family(exported, tmp_path):
     _, m, x, _ = exported
     path = tmp_path / "m.nsm"
     ns.save_model(m, path, example_input=x)
+    back = ns.load_model(path)
     with torch.no_grad():
-        assert torch.allclose(ns.load_model(path)(x), m(x), atol=1e-5)
+        assert torch.allclose(back(x), m(x), atol=1e-5)
+    # each handler's build is the load's one copy: every tensor of the file arrives, exactly
+    want, got = m.state_dict(), back.state_dict()
+    assert set(got) == set(want)
+    for k, v in want.items():
+        assert torch.equal(got[k].reshape(v.shape), v), k
 
 
 # -- cross-attention and decoders with several inputs ---------------------------------------

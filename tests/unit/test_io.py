@@ -120,6 +120,26 @@ def test_model_file_roundtrip(tmp_path):
         assert not any(n.endswith((".pt", ".pkl")) for n in zf.namelist())
 
 
+class _TiedPair(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+        self.b.weight = self.a.weight
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+def test_model_file_keeps_tied_parameters_tied(tmp_path):
+    torch.manual_seed(0)
+    m, x = _TiedPair(), torch.randn(2, 4)
+    ns.save_model(m, tmp_path / "t.nsm", example_input=x)
+    r = ns.load_model(tmp_path / "t.nsm")
+    assert r.a.weight is r.b.weight  # before: two equal, separate parameters
+    assert [n for n, _ in r.named_parameters()] == [n for n, _ in m.named_parameters()]
+    assert torch.equal(r(x), m(x))
+
+
 def _check_reader(H, G, *, id_of, weight_of):
     e = G.edges()
     assert H.number_of_nodes() == G.n_nodes and H.number_of_edges() == G.n_edges
