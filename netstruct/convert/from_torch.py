@@ -34,7 +34,7 @@ import platform
 import threading
 import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -104,14 +104,32 @@ class _Traced:
         self.kept = kept
         #: ``() -> {node name: stack trace}`` when the graph's nodes lack their source lines
         self.sources: Any = None
+        #: :func:`_fx_key` of a fresh fx trace (what a later export may reuse it under)
+        self.key: tuple | None = None
+        #: the graph is an earlier export's fx trace of this model (see :data:`_FX_TRACES`)
+        self.reused = False
 
 
-def _trace(model, example_input: Any = None) -> _Traced:
+def _trace(model, example_input: Any = None, reuse: bool = False) -> _Traced:
+    """The operations of ``model``'s forward: read off a chain, traced by fx, or taped.
+
+    ``reuse``: an fx trace an earlier export of this very model checked (same
+    :func:`_fx_key`) is returned instead of tracing again, marked ``reused`` (the caller
+    must then check the export against the model's own forward; see :data:`_FX_TRACES`).
+    """
     import torch
 
     spec = getattr(model, "netstruct_spec", None)
     if isinstance(spec, dict) and "ops" in spec:  # a module rebuilt by to_torch: replay its record
         return _Traced(_graph_from_spec(spec), model, spec.get("specialised"))
+    if "forward" in vars(model):  # fx would trace type(model).forward, not the one a run calls
+        if example_input is None:
+            raise UnsupportedModuleError(
+                f"The model's forward is set on the instance ({type(model).__name__}.forward = ...); "
+                "torch.fx traces the class's forward instead. Pass example_input to from_torch "
+                "(netstruct then records one run of the model), or define forward in a subclass."
+            )
+        return _tape(model, example_input)
     kind = _container_kind(model)
     if kind in ("Leaf", "Sequential"):  # a chain of known layers: no tracing needed
         graph = torch.fx.Graph()
@@ -132,6 +150,12 @@ def _trace(model, example_input: Any = None) -> _Traced:
     key = _fx_key(model) if example_input is not None else None
     if key is not None and _FX_FAILED.get(model) == key:  # fx failed on this very model
         return _tape(model, example_input)
+    hit = _FX_TRACES.get(model) if reuse and key is not None else None
+    if hit is not None and hit[0] == key:
+        traced = _Traced(hit[1], model)
+        traced.sources = functools.partial(_fx_sources, model)
+        traced.reused = True
+        return traced
     tracer = _tracer_cls()()
     tracer.record_stack_traces = False  # source lines only for an error (see _fx_sources)
     try:
@@ -151,6 +175,7 @@ def _trace(model, example_input: Any = None) -> _Traced:
     # it meets on the model): no GraphModule, whose construction compiles Python code
     traced = _Traced(graph, model)
     traced.sources = functools.partial(_fx_sources, model)
+    traced.key = key
     return traced
 
 
@@ -195,14 +220,42 @@ FX_TRACE_LOCK = threading.RLock()
 _FX_FAILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+#: fx traces of models whose export passed its round-trip check, with :func:`_fx_key` at
+#: the time. Re-exporting the same model (after each epoch of training, say) replays its
+#: trace instead of tracing again: a trace costs about as much as the rest of a small
+#: model's export, and torch.fx's patching of ``torch.nn.Module`` slows Python after it.
+#: A reused trace is only taken with ``check=True``, and its export is then checked against
+#: the model's own forward (not a replay of the trace); any failure of that export drops
+#: the entry and exports again from a fresh trace. So a change the key does not see (a
+#: global the forward reads, a list attribute changed in place) costs a second export, and
+#: a graph that does not reproduce the model is never returned.
+_FX_TRACES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+_SCALARS = (bool, int, float, complex, str, bytes, type(None))
+
+
+def _plain_attributes(m: Any) -> tuple:
+    """A module's scalar attributes (and tuples or lists of scalars), which fx bakes into a
+    trace as constants, with the identity of a ``forward`` set on the instance."""
+    out: list[tuple[Any, ...]] = []
+    for k, v in m.__dict__.items():
+        if isinstance(v, _SCALARS):
+            out.append((k, v))
+        elif isinstance(v, (tuple, list)) and all(isinstance(x, _SCALARS) for x in v):
+            out.append((k, type(v), tuple(v)))
+        elif k == "forward":
+            out.append((k, id(v)))
+    return tuple(out)
+
+
 def _fx_key(model) -> tuple:
-    """What an fx trace depends on besides the code: the module tree, its mode, the handlers."""
+    """What an fx trace depends on besides the code: the module tree, its modes and scalar
+    attributes, the handlers."""
     from .handlers import registry_size
 
     return (
-        model.training,
         registry_size(),
-        tuple((name, type(m), m.training) for name, m in model.named_modules()),
+        tuple((name, type(m), _plain_attributes(m)) for name, m in model.named_modules()),
     )
 
 
@@ -449,7 +502,7 @@ class _RealValues:
     def _faithful_fx_trace(self) -> bool:
         """An fx trace (not a tape, not a read ``nn.Sequential``) of an eval-mode model without
         forward hooks (see :meth:`reference_output`)."""
-        if self.traced.sources is None or self.traced.facts is not None:
+        if self.traced.sources is None or self.traced.facts is not None or self.traced.reused:
             return False
         return not any(
             m.training or m._forward_hooks or m._forward_pre_hooks for m in self.model.modules()
@@ -1406,7 +1459,7 @@ def _fold_batchnorms(
     values = real.real() if real is not None else None
     new, values, folded = fold_batchnorms(traced, values, model)
     if new is not traced:
-        new.sources = traced.sources
+        new.sources, new.reused = traced.sources, traced.reused
     if real is not None:
         real.traced, real.values, real.is_real = new, values, True
     return new, folded
@@ -1438,6 +1491,9 @@ def from_torch(
         the model's.
     check : bool, default=True
         With ``example_input``, verify that ``to_torch(G)`` reproduces the model's output.
+        A checked export keeps the model's fx trace, and a later checked export of the same,
+        unchanged model replays it, checked against the model's own forward (see "Tracing"
+        in ``docs/concepts/layers.md``).
     reduction : {"sum", "l1", "l2", "center", "max"}, default="sum"
         How a convolution's (or a flattened input's) taps between two units become the signed
         weight of their edge; the full kernel is kept for re-import (see ``docs/concepts``).
@@ -1517,67 +1573,99 @@ def from_torch(
     # one export at a time: torch.fx patches torch.nn.Module.__call__ process-wide while it
     # traces, which breaks a module run (example, check) in a concurrent export
     with FX_TRACE_LOCK:
-        traced = _trace(model, example_input)
-        real = _RealValues(model, traced, example_input) if example_input is not None else None
-        folded: dict[str, str] = {}
-        if fold_batchnorm:  # the norm semantics live in its handler (see _fold)
-            traced, folded = _fold_batchnorms(traced, real, model)
-        exporter = _Exporter(model, traced, real, reduction)
-        spec = exporter.run()
-        if traced.facts is not None:  # a tape: specialised to the example's shapes
-            spec["specialised"] = traced.facts
-        b = exporter.builder
-        if not b.blocks:
-            raise InvalidParameterError(
-                f"The 'model' parameter of from_torch has no exportable weights: {type(model).__name__}'s "
-                "forward uses none of its weighted layers."
-            )
-        if b.internal:
-            spec["internal"] = sorted(b.internal)
-        tied = _tied_parameters(model)
-        if tied:
-            spec["tied"] = tied
-        used = {
-            f"{blk.module}.{p}" if blk.module else p
-            for blk in b.blocks
-            for p in (blk.param, blk.bias_param)
-            if p
-        }
-        if folded:
-            spec["folded_batchnorm"] = folded
-            used |= {
-                f"{bn}.{p}" for bn in folded for p in ("weight", "bias")
-            }  # folded, not dropped
-        dtype = str(next(iter(params.values())).dtype).replace("torch.", "")
-        spec["dtype"] = dtype
-        provenance = {
-            "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
-            "parameters": list(params),
-            "unexported_parameters": sorted(set(params) - used - set(tied)),
-            "netstruct_version": __version__,
-            "torch_version": torch.__version__,
-            "python": platform.python_version(),
-            "dtype": dtype,
-            "training": bool(model.training),
-            "reduction": reduction,
-            "fold_batchnorm": fold_batchnorm,
-        }
-        if example_input is not None and hasattr(example_input, "shape"):
-            spec["input_shape"] = list(example_input.shape)
-            spec["input_dtype"] = str(example_input.dtype).replace("torch.", "")
-        from .to_torch import remember_structure_key, wiring_key
+        options = _Options(check, reduction, fold_batchnorm)
+        reuse = check and example_input is not None  # a reused trace is checked (_FX_TRACES)
+        return _export(model, example_input, params, options, reuse)
 
-        provenance["structure"] = wiring_key(spec, b.n_nodes, b.blocks)
-        # spec and provenance were built for this graph alone, so it takes them over; only
-        # the handlers' configs (which may hold a module's own lists) are copied
-        spec["modules"] = _copy_json(spec["modules"])
-        G = SignedGraph._owning(b.node_table(), b.blocks, spec=spec, provenance=provenance)
-        remember_structure_key(
-            G, str(provenance["structure"])
-        )  # hashed from the same spec and blocks
-        if example_input is not None and check:
-            _check_roundtrip(model, G, example_input, real.reference_output() if real else None)
-        return G
+
+class _Options(NamedTuple):
+    """The export options of :func:`from_torch`."""
+
+    check: bool
+    reduction: str
+    fold_batchnorm: bool
+
+
+def _export(
+    model: Any, example_input: Any, params: dict[str, Any], options: _Options, reuse: bool
+) -> SignedGraph:
+    """:func:`from_torch` after its argument checks (``reuse``: see :data:`_FX_TRACES`)."""
+    traced = _trace(model, example_input, reuse=reuse)
+    if traced.reused:
+        try:
+            return _export_traced(model, traced, example_input, params, options)
+        except Exception:  # noqa: BLE001 - whatever went wrong, a fresh trace decides
+            _FX_TRACES.pop(model, None)
+            return _export(model, example_input, params, options, False)
+    G = _export_traced(model, traced, example_input, params, options)
+    if traced.key is not None and options.check and example_input is not None:
+        _FX_TRACES[model] = (traced.key, traced.graph)  # checked: a later export may reuse it
+    return G
+
+
+def _export_traced(
+    model: Any, traced: _Traced, example_input: Any, params: dict[str, Any], options: _Options
+) -> SignedGraph:
+    """The graph of ``model`` from its trace (checked against the model when ``check``)."""
+    import torch
+
+    check, reduction, fold_batchnorm = options
+    real = _RealValues(model, traced, example_input) if example_input is not None else None
+    folded: dict[str, str] = {}
+    if fold_batchnorm:  # the norm semantics live in its handler (see _fold)
+        traced, folded = _fold_batchnorms(traced, real, model)
+    exporter = _Exporter(model, traced, real, reduction)
+    spec = exporter.run()
+    if traced.facts is not None:  # a tape: specialised to the example's shapes
+        spec["specialised"] = traced.facts
+    b = exporter.builder
+    if not b.blocks:
+        raise InvalidParameterError(
+            f"The 'model' parameter of from_torch has no exportable weights: {type(model).__name__}'s "
+            "forward uses none of its weighted layers."
+        )
+    if b.internal:
+        spec["internal"] = sorted(b.internal)
+    tied = _tied_parameters(model)
+    if tied:
+        spec["tied"] = tied
+    used = {
+        f"{blk.module}.{p}" if blk.module else p
+        for blk in b.blocks
+        for p in (blk.param, blk.bias_param)
+        if p
+    }
+    if folded:
+        spec["folded_batchnorm"] = folded
+        used |= {f"{bn}.{p}" for bn in folded for p in ("weight", "bias")}  # folded, not dropped
+    dtype = str(next(iter(params.values())).dtype).replace("torch.", "")
+    spec["dtype"] = dtype
+    provenance = {
+        "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "parameters": list(params),
+        "unexported_parameters": sorted(set(params) - used - set(tied)),
+        "netstruct_version": __version__,
+        "torch_version": torch.__version__,
+        "python": platform.python_version(),
+        "dtype": dtype,
+        "training": bool(model.training),
+        "reduction": reduction,
+        "fold_batchnorm": fold_batchnorm,
+    }
+    if example_input is not None and hasattr(example_input, "shape"):
+        spec["input_shape"] = list(example_input.shape)
+        spec["input_dtype"] = str(example_input.dtype).replace("torch.", "")
+    from .to_torch import remember_structure_key, wiring_key
+
+    provenance["structure"] = wiring_key(spec, b.n_nodes, b.blocks)
+    # spec and provenance were built for this graph alone, so it takes them over; only
+    # the handlers' configs (which may hold a module's own lists) are copied
+    spec["modules"] = _copy_json(spec["modules"])
+    G = SignedGraph._owning(b.node_table(), b.blocks, spec=spec, provenance=provenance)
+    remember_structure_key(G, str(provenance["structure"]))  # hashed from the same spec and blocks
+    if example_input is not None and check:
+        _check_roundtrip(model, G, example_input, real.reference_output() if real else None)
+    return G
 
 
 def _check_roundtrip(model, G: SignedGraph, example_input, reference: Any = None) -> None:

@@ -1,0 +1,231 @@
+"""Re-exporting a model replays its checked fx trace; nothing the trace may have missed passes.
+
+``from_torch(model, x)`` with the check on keeps the fx trace of ``model`` (weakly, by model)
+once its export reproduced the model. A later export of the same, unchanged model replays it
+and is checked against the model's own forward; a changed module tree, mode or scalar
+attribute traces afresh, and a change the key cannot see (a list changed in place, a global)
+fails the check and is exported again from a fresh trace. The slow, obvious reference: an
+export with a fresh trace every time.
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+import torch
+
+import netstruct as ns
+from netstruct.convert import from_torch as ft
+
+pytestmark = pytest.mark.torch
+
+#: read by _Gated.forward: a global the trace bakes in and no key can see
+_GLOBAL_SCALE = [1.0]
+
+
+class _Gated(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 4, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.fc = torch.nn.Linear(4, 3)
+        self.scale = 1.0  # a scalar attribute: part of the trace key
+        self.options = {"skip": True}  # a dict: changed in place, the key does not see it
+        self.use_global = False
+
+    def forward(self, x):
+        h = torch.relu(self.bn(self.conv(x)))
+        if self.options["skip"]:
+            h = h + self.conv(x)
+        if self.use_global:
+            h = h * _GLOBAL_SCALE[0]
+        return self.fc(h.mean((2, 3)) * self.scale)
+
+
+def _model():
+    torch.manual_seed(0)
+    return _Gated().eval(), torch.randn(2, 2, 5, 5)
+
+
+@pytest.fixture
+def traces(monkeypatch):
+    """Count fresh fx traces."""
+    calls = []
+    real = ft._tracer_cls()
+
+    class Counting(real):  # type: ignore[misc, valid-type]
+        def trace(self, *a, **k):
+            calls.append(self.record_stack_traces)
+            return super().trace(*a, **k)
+
+    monkeypatch.setattr(ft, "_tracer_cls", lambda: Counting)
+    return calls
+
+
+@pytest.fixture
+def references(monkeypatch):
+    """What each export's round-trip check compares with (None: a run of the model)."""
+    refs: list = []
+    real = ft._check_roundtrip
+
+    def spy(model, G, example_input, reference=None):
+        refs.append(reference)
+        return real(model, G, example_input, reference)
+
+    monkeypatch.setattr(ft, "_check_roundtrip", spy)
+    return refs
+
+
+def _same_graph(G, H) -> None:
+    assert G.spec == H.spec and G.n_nodes == H.n_nodes
+    for a, b in zip(G.blocks, H.blocks, strict=True):
+        assert (a.name, a.kind, a.shape) == (b.name, b.kind, b.shape)
+        np.testing.assert_array_equal(a.sources, b.sources)
+        np.testing.assert_array_equal(a.targets, b.targets)
+        np.testing.assert_array_equal(a.weight, b.weight)
+
+
+def _fresh(m, x):
+    ft._FX_TRACES.pop(m, None)
+    return ns.from_torch(m, x)
+
+
+def test_a_second_export_replays_the_trace_and_gives_the_same_graph(traces):
+    m, x = _model()
+    G = ns.from_torch(m, x)
+    H = ns.from_torch(m, x)
+    assert traces == [False]  # one trace for both exports
+    _same_graph(G, H)
+    with torch.no_grad():
+        torch.testing.assert_close(ns.to_torch(H)(x), m(x), atol=1e-5, rtol=1e-4)
+
+
+def test_a_replayed_trace_is_checked_against_the_models_own_forward(references):
+    m, x = _model()
+    ns.from_torch(m, x)
+    references.clear()
+    ns.from_torch(m, x)
+    assert references == [None]  # None: the check runs the model, not a replay of the trace
+
+
+def test_new_weights_are_exported_from_the_replayed_trace(traces):
+    m, x = _model()
+    ns.from_torch(m, x)
+    with torch.no_grad():
+        m.conv.weight.mul_(-2.0)
+        m.bn.running_var.add_(1.0)
+    G = ns.from_torch(m, x)
+    assert len(traces) == 1
+    np.testing.assert_array_equal(
+        G.block("conv.weight").parameter(), m.conv.weight.detach().numpy()
+    )
+    _same_graph(G, _fresh(m, x))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: setattr(m, "scale", 0.5),  # a scalar attribute
+        lambda m: setattr(m, "fc", torch.nn.Sequential(torch.nn.Linear(4, 3))),  # the tree
+    ],
+    ids=["scalar attribute", "module tree"],
+)
+def test_a_change_the_key_sees_traces_afresh(traces, change):
+    m, x = _model()
+    ns.from_torch(m, x)
+    change(m)
+    G = ns.from_torch(m, x)
+    assert len(traces) == 2
+    with torch.no_grad():
+        torch.testing.assert_close(ns.to_torch(G)(x), m(x), atol=1e-5, rtol=1e-4)
+    _same_graph(G, _fresh(m, x))
+
+
+def test_the_mode_of_every_module_is_part_of_the_key():
+    m, _ = _model()
+    key = ft._fx_key(m)
+    m.bn.train()
+    assert ft._fx_key(m) != key
+    m.bn.eval()
+    assert ft._fx_key(m) == key
+
+
+def test_a_module_swapped_for_one_of_its_kind_replays_the_trace(traces):
+    """Same path, same type: the trace (code and tree) is the same; the new weights export."""
+    m, x = _model()
+    ns.from_torch(m, x)
+    m.fc = torch.nn.Linear(4, 3).eval()
+    G = ns.from_torch(m, x)
+    assert len(traces) == 1
+    np.testing.assert_array_equal(G.block("fc.weight").parameter(), m.fc.weight.detach().numpy())
+
+
+@pytest.mark.parametrize(
+    "change, undo",
+    [
+        (lambda m: m.options.update(skip=False), lambda m: m.options.update(skip=True)),
+        (lambda m: _GLOBAL_SCALE.__setitem__(0, 3.0), lambda m: _GLOBAL_SCALE.__setitem__(0, 1.0)),
+    ],
+    ids=["dict changed in place", "global"],
+)
+def test_a_change_the_key_misses_fails_the_check_and_is_traced_again(traces, change, undo):
+    m, x = _model()
+    m.use_global = True
+    try:
+        ns.from_torch(m, x)
+        change(m)
+        G = ns.from_torch(m, x)  # the replayed trace is stale: its check fails, then fresh
+        assert len(traces) >= 2
+        with torch.no_grad():
+            torch.testing.assert_close(ns.to_torch(G)(x), m(x), atol=1e-5, rtol=1e-4)
+        _same_graph(G, _fresh(m, x))
+    finally:
+        undo(m)
+
+
+def test_without_the_check_nothing_is_kept_or_replayed(traces):
+    m, x = _model()
+    ns.from_torch(m, x, check=False)
+    ns.from_torch(m, x, check=False)
+    assert traces == [False, False]
+    assert m not in ft._FX_TRACES
+    ns.from_torch(m, x)
+    ns.from_torch(m, x, check=False)  # a kept trace is not used unchecked either
+    assert len(traces) == 4
+
+
+def test_a_kept_trace_does_not_keep_the_model_alive():
+    m, x = _model()
+    ns.from_torch(m, x)
+    assert m in ft._FX_TRACES
+    ref = weakref.ref(m)
+    del m
+    gc.collect()
+    assert ref() is None
+
+
+def test_folding_a_replayed_trace_is_checked_against_the_model(references):
+    m, x = _model()
+    m.options["skip"] = False  # the conv then feeds the norm alone: foldable
+    ns.from_torch(m, x, fold_batchnorm=True)
+    references.clear()
+    F = ns.from_torch(m, x, fold_batchnorm=True)
+    assert references == [None] and F.spec["folded_batchnorm"] == {"bn": "conv"}
+
+
+def test_a_forward_set_on_the_instance_is_the_one_exported(traces):
+    """fx traces ``type(model).forward``; a forward set on the instance is recorded by a run
+    (before, the class's forward was exported and the check compared it with itself)."""
+    m, x = _model()
+    ns.from_torch(m, x)
+    m.forward = lambda x: m.fc(m.conv(x).mean((2, 3)))
+    G = ns.from_torch(m, x)
+    assert len(traces) == 1 and G.spec.get("specialised")  # a tape: recorded by one run
+    assert "bn.weight" not in [b.name for b in G.blocks]
+    with torch.no_grad():
+        torch.testing.assert_close(ns.to_torch(G)(x), m(x), atol=1e-5, rtol=1e-4)
+    with pytest.raises(ns.exceptions.UnsupportedModuleError, match="set on the instance"):
+        ns.from_torch(m)
