@@ -756,6 +756,9 @@ class _Exporter:
         """Follow a shape operation by running it on code tensors of its feature operands."""
         if self.real is None or self._real is None:
             return self._move_without_shapes(node, feat)
+        fast = self._move_channels(node, feat, fn, args, kwargs) if MOVE_BY_SHAPES else None
+        if fast is not None:
+            return fast
         lookups: dict[float, int] = {}
         run = self._real
 
@@ -788,6 +791,43 @@ class _Exporter:
             else:
                 res = fn(*sub(args), **sub(kwargs or {}))
         return self._decode(node, res, lookups)
+
+    def _move_channels(
+        self, node, feat: Feat, fn: Any, args: tuple | None, kwargs: dict | None
+    ) -> Feat | None:
+        """What the code-tensor run of :meth:`_move` gives, read off the shapes, for the two
+        moves of a CNN's head: a pooling that keeps each channel whole (its handler's
+        ``keeps_channels``) and a flatten of a channel map from the channel axis on. None for
+        anything else (the run then decides). ``tests/unit/test_move_by_shapes.py`` checks
+        that both routes give the same graph.
+        """
+        if feat.axes is not None or feat.pos_axis != 1 or not node.args:
+            return None
+        ids = feat.ids
+        if ids.size < 2 or bool((ids == ids[0]).all()):  # one node: the run picks its axis
+            return None
+        src = node.args[0]
+        values = self.real
+        assert values is not None  # the caller checked
+        in_shape = _shape_of(values.get(src)) if hasattr(src, "op") else None
+        out_shape = _shape_of(values.get(node))
+        if in_shape is None or out_shape is None or len(in_shape) < 3 or in_shape[1] != ids.size:
+            return None
+        if args is None:  # a module
+            keeps = getattr(get_handler(fn), "keeps_channels", None)
+            if keeps is not None and keeps(fn):
+                kept = len(out_shape) == len(in_shape) and out_shape[:2] == in_shape[:2]
+                return Feat(ids, len(out_shape), 1) if kept else None
+            span = _flatten_span(fn, (), {})
+        else:
+            span = _flatten_span(node, args[1:], kwargs or {})
+        ndim = len(in_shape)
+        if span is None or span[0] % ndim != 1 or span[1] % ndim != ndim - 1:
+            return None
+        per_channel = int(np.prod(in_shape[2:]))
+        if tuple(out_shape) != (in_shape[0], ids.size * per_channel):
+            return None
+        return Feat(np.repeat(ids, per_channel), 2, 1)
 
     def _decode(self, node, res: Any, lookups: dict[float, int]) -> Any:
         if isinstance(res, (tuple, list)):
@@ -1303,6 +1343,31 @@ def _guard_only(graph) -> set[Any]:
             live.add(n)
             todo.extend(n.all_input_nodes)
     return {n for n in graph.nodes if n not in live and n.op in ("call_function", "call_method")}
+
+
+#: follow the pooling and flatten of a CNN's head by shapes (False: always by the code-tensor
+#: run, the reference the tests compare with)
+MOVE_BY_SHAPES = True
+
+
+def _flatten_span(op: Any, rest: tuple, kwargs: dict) -> tuple[int, int] | None:
+    """``(start_dim, end_dim)`` of a flatten: an ``nn.Flatten`` module, or a traced node of
+    ``torch.flatten`` / ``Tensor.flatten`` with its arguments after the tensor; else None."""
+    import torch
+
+    if isinstance(op, torch.nn.Flatten):
+        return int(op.start_dim), int(op.end_dim)
+    is_flatten = getattr(op, "op", None) == "call_method" and op.target == "flatten"
+    is_flatten = is_flatten or (
+        getattr(op, "op", None) == "call_function" and op.target is torch.flatten
+    )
+    if not is_flatten or not set(kwargs) <= {"start_dim", "end_dim"} or len(rest) > 2:
+        return None
+    start = rest[0] if rest else kwargs.get("start_dim", 0)
+    end = rest[1] if len(rest) > 1 else kwargs.get("end_dim", -1)
+    if not isinstance(start, int) or not isinstance(end, int):
+        return None
+    return start, end
 
 
 def _method_caller(name: str) -> Any:

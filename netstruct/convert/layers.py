@@ -618,6 +618,31 @@ class ShapeHandler(ModuleHandler):
     def export(self, module, path, inputs, builder):  # pragma: no cover - the exporter moves ids
         return inputs
 
+    def keeps_channels(self, module) -> bool:
+        """Whether each output channel is computed from the same input channel alone, every
+        output value being one of that channel's values or a mean of them (no zero padding in
+        it). The channel's node then carries over, and the exporter needs no code-tensor run
+        to follow the module (``_Exporter._move_channels``).
+
+        Examples
+        --------
+        >>> import torch
+        >>> h = ShapeHandler("AvgPool2d", _POOL_AVG)
+        >>> h.keeps_channels(torch.nn.AvgPool2d(2)), h.keeps_channels(torch.nn.AvgPool2d(3, padding=1))
+        (True, False)
+        """
+        name = self.name
+        if name.startswith("AdaptiveAvgPool"):
+            return True
+        if name.startswith(("MaxPool", "AdaptiveMaxPool")):  # padding is -inf: never the max
+            return not module.return_indices
+        if name.startswith("AvgPool"):
+            pad = module.padding if isinstance(module.padding, tuple) else (module.padding,)
+            zero_padded = any(p != 0 for p in pad) and module.count_include_pad
+            divisor = getattr(module, "divisor_override", None)
+            return not zero_padded and divisor is None and not module.ceil_mode
+        return False
+
     def config(self, module):
         out = {}
         for a in self.attrs:
