@@ -27,6 +27,7 @@ exporter needs and the reference output of the round-trip check: the model is no
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import os
@@ -232,6 +233,9 @@ _FX_FAILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _FX_TRACES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
+_SCALAR_TYPES = frozenset(_SCALARS)
+#: what a module's ``__dict__`` holds most: torch's own parameter, module and hook tables
+_TABLES = frozenset({dict, set, collections.OrderedDict})
 
 
 def _plain_attributes(m: Any) -> tuple:
@@ -239,7 +243,12 @@ def _plain_attributes(m: Any) -> tuple:
     trace as constants, with the identity of a ``forward`` set on the instance."""
     out: list[tuple[Any, ...]] = []
     for k, v in m.__dict__.items():
-        if isinstance(v, _SCALARS):
+        t = type(v)
+        if t in _SCALAR_TYPES:  # exact types first: the common case, no isinstance walk
+            out.append((k, v))
+        elif t in _TABLES:
+            continue
+        elif isinstance(v, _SCALARS):  # a subclass (numpy's float64, an IntEnum)
             out.append((k, v))
         elif isinstance(v, (tuple, list)) and all(isinstance(x, _SCALARS) for x in v):
             out.append((k, type(v), tuple(v)))

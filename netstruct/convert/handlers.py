@@ -136,7 +136,7 @@ def load_params(module: Any, params: Mapping[str, np.ndarray]) -> None:
     """Copy numpy arrays into a module's parameters by name (shapes must match)."""
     import torch
 
-    own = dict(module.named_parameters())
+    own = own_tensors(module, "_parameters")
     slow = []
     for name, arr in params.items():
         if name not in own:
@@ -160,6 +160,19 @@ def load_params(module: Any, params: Mapping[str, np.ndarray]) -> None:
             warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
             for p, arr in slow:
                 p.copy_(torch.from_numpy(np.ascontiguousarray(arr)))
+
+
+def own_tensors(module: Any, table: str) -> dict[str, Any]:
+    """``dict(module.named_parameters())`` (``table="_parameters"``) or ``named_buffers``.
+
+    A layer without submodules holds them all in its own table: read it directly (torch's
+    named-member walk costs more than loading a small layer's values).
+    """
+    if not module._modules:
+        return {k: v for k, v in getattr(module, table).items() if v is not None}
+    if table == "_parameters":
+        return dict(module.named_parameters())
+    return dict(module.named_buffers())
 
 
 @functools.cache

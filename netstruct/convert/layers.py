@@ -30,7 +30,7 @@ import numpy as np
 from ..exceptions import GraphError, UnsupportedModuleError
 from ..graphs._names import NameRange
 from .builder import PendingInput, to_numpy
-from .handlers import ModuleHandler, _numpy_dtypes, absorb_output_affine, load_params
+from .handlers import ModuleHandler, _numpy_dtypes, absorb_output_affine, load_params, own_tensors
 
 #: Block state (and buffer) name of the entries a LayerNorm/RMSNorm's statistics read.
 STAT_MASK = "stat_mask"
@@ -111,9 +111,9 @@ def _clone_empty(proto: Any) -> Any:
     import torch
 
     m = object.__new__(type(proto))
-    state: dict[str, Any] = {
-        k: (v.copy() if isinstance(v, (dict, set)) else v) for k, v in proto.__dict__.items()
-    }
+    state: dict[str, Any] = dict(proto.__dict__)
+    for k in _container_keys(proto):
+        state[k] = state[k].copy()
     params: dict[str, Any] = state["_parameters"]
     buffers: dict[str, Any] = state["_buffers"]
     for name, p in params.items():
@@ -126,6 +126,12 @@ def _clone_empty(proto: Any) -> Any:
             buffers[name] = torch.empty(b.shape, dtype=b.dtype)
     m.__dict__.update(state)
     return m
+
+
+@functools.lru_cache(maxsize=256)  # as many as prototypes are kept
+def _container_keys(proto: Any) -> tuple[str, ...]:
+    """The attributes of a prototype that are dicts or sets (a clone gets its own copies)."""
+    return tuple(k for k, v in proto.__dict__.items() if isinstance(v, (dict, set)))
 
 
 def _frozen(v: Any) -> Any:
@@ -165,7 +171,7 @@ def load_state(module: Any, params: dict[str, np.ndarray]) -> None:
     """Copy parameters and buffers (by name) into ``module``."""
     import torch
 
-    buffers = dict(module.named_buffers())
+    buffers = own_tensors(module, "_buffers")
     # "__n__" (a width) and stat masks of norms built plain (every entry kept) are no tensors
     params = {
         k: v

@@ -327,8 +327,14 @@ def _positions_in_layer(nodes: dict[str, np.ndarray]) -> np.ndarray:
     """``index`` column: position of each node among the nodes of its layer, kind, gate, direction."""
     code = np.zeros(len(nodes["group"]), dtype=np.int64)
     for c in ("group", "kind", "gate", "direction"):
-        f, uniq = pd.factorize(nodes[c], sort=False)
-        code = code * (len(uniq) + 1) + f
+        col = nodes[c]
+        if col.dtype.kind in "iub" and col.size:  # integers: their own codes, no hashing
+            low = int(col.min())
+            f, n_codes = col.astype(np.int64) - low, int(col.max()) - low + 1
+        else:
+            f, uniq = pd.factorize(col, sort=False)
+            n_codes = len(uniq)
+        code = code * (n_codes + 1) + f
     order = np.argsort(code, kind="stable")
     sc = code[order]
     start = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])

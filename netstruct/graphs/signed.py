@@ -88,6 +88,16 @@ def _copy_walk(obj: Any) -> Any:
     return copy.deepcopy(obj)
 
 
+def _ids_in_range(blocks: Sequence[Block], n: int) -> bool:
+    """Whether every block's source and target ids lie in ``0..n-1`` (one min and max over
+    all of them, not four reductions per block)."""
+    ids = [a for b in blocks for a in (b.sources, b.targets) if a.size]
+    if not ids:
+        return True
+    flat = np.concatenate(ids)
+    return bool(flat.min() >= 0 and flat.max() < n)
+
+
 def _freeze(a: np.ndarray) -> np.ndarray:
     if a.flags.writeable:
         a = a.copy()
@@ -420,11 +430,13 @@ class SignedGraph:
         for b in self._blocks:
             if not isinstance(b, Block):
                 raise GraphError(f"blocks must be netstruct Block objects, got {type(b).__name__}.")
-            for what, ids in (("source", b.sources), ("target", b.targets)):
-                if ids.size and (ids.min() < 0 or ids.max() >= n):
-                    raise GraphError(
-                        f"Block {b.name!r} refers to {what} node ids outside 0..{n - 1}."
-                    )
+        if self._blocks and not _ids_in_range(self._blocks, n):  # one pass over all ids first
+            for b in self._blocks:  # then name the block
+                for what, ids in (("source", b.sources), ("target", b.targets)):
+                    if ids.size and (ids.min() < 0 or ids.max() >= n):
+                        raise GraphError(
+                            f"Block {b.name!r} refers to {what} node ids outside 0..{n - 1}."
+                        )
         if copy:
             self._spec = _copy_json(dict(spec)) if spec is not None else None
             self._provenance = _copy_json(dict(provenance or {}))
