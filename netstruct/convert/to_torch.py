@@ -280,28 +280,53 @@ def structure_key(G: SignedGraph) -> str:
     """
     cached = G.__dict__.get(_STRUCTURE_KEY)
     if cached is None:  # graphs are immutable: the key is computed once per graph
-        cached = G.__dict__[_STRUCTURE_KEY] = wiring_key(G._spec, G.n_nodes, G.blocks)
+        cached = G.__dict__[_STRUCTURE_KEY] = wiring_key(
+            G._spec, G.n_nodes, G.blocks, spec_hash_of(G, G._spec)
+        )
     return cached
 
 
 _STRUCTURE_KEY = "_netstruct_structure_key"
+#: the sha256 state after a graph's spec (its canonical JSON is most of a key's cost): a
+#: graph cut from it with the same spec object (shrink, a mask) hashes only its own blocks
+_SPEC_HASH = "_netstruct_spec_hash"
 
 
-def remember_structure_key(G: SignedGraph, key: str | None) -> SignedGraph:
+def remember_structure_key(G: SignedGraph, key: str | None, spec_hash: Any = None) -> SignedGraph:
     """Record ``key``, computed from ``G``'s own spec, node count and blocks, as its
-    :func:`structure_key` (for graphs whose maker just computed it: no second hash)."""
+    :func:`structure_key` (for graphs whose maker just computed it: no second hash), and
+    ``spec_hash`` (:func:`spec_hash`) of a spec equal to ``G``'s."""
     if key is not None:
         G.__dict__[_STRUCTURE_KEY] = key
+    if spec_hash is not None:
+        G.__dict__[_SPEC_HASH] = spec_hash
     return G
 
 
-def wiring_key(spec: Any, n_nodes: int, blocks: Any) -> str:
-    """:func:`structure_key` from the parts (used by export before the graph exists)."""
+def spec_hash(spec: Any) -> Any:
+    """The sha256 state after ``spec``'s canonical JSON: the first part of :func:`wiring_key`."""
     import hashlib
     import json
 
     h = hashlib.sha256()
     h.update(json.dumps(spec, sort_keys=True, default=str).encode())
+    return h
+
+
+def spec_hash_of(G: SignedGraph, spec: Any) -> Any:
+    """:func:`spec_hash` of ``spec``: ``G``'s remembered one when ``spec`` is ``G``'s own."""
+    cached = G.__dict__.get(_SPEC_HASH) if spec is G._spec else None
+    if cached is None:
+        cached = spec_hash(spec)
+        if spec is G._spec:
+            G.__dict__[_SPEC_HASH] = cached
+    return cached
+
+
+def wiring_key(spec: Any, n_nodes: int, blocks: Any, hashed_spec: Any = None) -> str:
+    """:func:`structure_key` from the parts (used by export before the graph exists);
+    ``hashed_spec``: :func:`spec_hash` of ``spec`` when the caller has it."""
+    h = (hashed_spec if hashed_spec is not None else spec_hash(spec)).copy()
     h.update(str(n_nodes).encode())
     for b in blocks:
         h.update(f"{b.name}|{b.kind}|{b.shape}|{b.module}|{b.param}|{b.delay}".encode())
@@ -428,7 +453,7 @@ def rebuild(
         import torch
 
         model = model.to(getattr(torch, dtype))
-    if G.provenance.get("structure") != structure_key(G):  # wiring changed since export: check it
+    if G._provenance.get("structure") != structure_key(G):  # wiring changed since export: check it
         _verify_structure(G, model)
     if prune_masks:
         _apply_prune_masks(model, G)

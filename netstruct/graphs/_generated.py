@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .._dtypes import INDEX_DTYPE, MASK_DTYPE
+from .._dtypes import INDEX_DTYPE
 from ..exceptions import GraphError
 from ..utils.validation import check_finite
-from .block import Block, _finish_block
+from .block import Block, _finish_block, dense_mask
 
 __all__ = ["identity_arrays", "diagonal_weight", "identity_block", "diagonal_block"]
 
@@ -92,7 +92,7 @@ def _identity_mask(m: np.ndarray, n: int) -> tuple[np.ndarray, bool]:
     block gets :func:`make_block`'s all-True broadcast mask.
     """
     if n <= 1:
-        return np.broadcast_to(np.ones(1, dtype=MASK_DTYPE), m.shape), True
+        return dense_mask(m.shape), True
     return m, False
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from dataclasses import replace as _replace_fields
@@ -242,7 +243,7 @@ class Block:
         mask = cut["mask"]
         dense = mask is None or bool(mask.all())
         if dense:
-            mask = np.broadcast_to(np.ones(1, dtype=MASK_DTYPE), weight.shape)
+            mask = dense_mask(weight.shape)
         bias = cut.get("bias")
         if new_bias is not None:
             bias = _owned(new_bias, WEIGHT_DTYPE)
@@ -348,6 +349,24 @@ def seed_kernel_parameter(block: Block) -> None:
         block.__dict__[_PARAMETER] = k
 
 
+_ONE = np.ones(1, dtype=MASK_DTYPE)
+_ONE.flags.writeable = False
+
+
+@functools.lru_cache(maxsize=1024)
+def dense_mask(shape: tuple[int, ...]) -> np.ndarray:
+    """The all-True mask of a dense block of ``shape``: a read-only broadcast of one ``True``
+    (no memory), one per shape (blocks share it: nothing can write to it).
+
+    Examples
+    --------
+    >>> m = dense_mask((2, 3))
+    >>> m.shape, bool(m.all()), m.flags.writeable, dense_mask((2, 3)) is m
+    ((2, 3), True, False, True)
+    """
+    return np.broadcast_to(_ONE, shape)
+
+
 def make_block(
     *,
     name: str,
@@ -434,7 +453,7 @@ def make_block(
             wf = _checked_weight_copy(w, f"Block {name!r} weight")
         else:
             wf = w if reuse else _frozen_weight(w)
-        mf = np.broadcast_to(np.ones(1, dtype=MASK_DTYPE), w.shape)  # read-only, no memory
+        mf = dense_mask(w.shape)  # read-only, no memory
     else:
         assert m is not None  # a mask that is not all True
         mf = (

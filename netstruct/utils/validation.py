@@ -90,6 +90,11 @@ def check_graph(G: Any, func: str, name: str = "G") -> SignedGraph:
     return G
 
 
+#: arrays up to this size are tested entry by entry (``isfinite(a).all()``: a temporary of
+#: at most 64 KiB, and no ``np.errstate``, whose entry and exit cost more than the test)
+_SMALL = 65536
+
+
 def _finite_by_reduction(a: np.ndarray) -> bool:
     """True when one reduction of ``a`` is finite, which proves every entry finite.
 
@@ -101,6 +106,8 @@ def _finite_by_reduction(a: np.ndarray) -> bool:
     """
     if a.dtype.kind != "f":
         return False
+    if a.size <= _SMALL:  # small: the exact test is cheaper than the context manager below
+        return bool(np.isfinite(a).all())
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow only sends us the slow way
         if a.dtype in (np.float32, np.float64) and (a.flags.c_contiguous or a.flags.f_contiguous):
             flat = a.reshape(-1, order="C" if a.flags.c_contiguous else "F")
