@@ -287,9 +287,9 @@ def structure_key(G: SignedGraph) -> str:
 
 
 _STRUCTURE_KEY = "_netstruct_structure_key"
-#: the sha256 state after a graph's spec (its canonical JSON is most of a key's cost): a
-#: graph cut from it with the same spec object (shrink, a mask) hashes only its own blocks
-_SPEC_HASH = "_netstruct_spec_hash"
+#: a graph's spec as canonical JSON bytes (encoding it is most of a key's cost): a graph cut
+#: from it with the same spec object (shrink, a mask) encodes only its own blocks
+_SPEC_HASH = "_netstruct_spec_json"
 
 
 def remember_structure_key(G: SignedGraph, key: str | None, spec_hash: Any = None) -> SignedGraph:
@@ -303,17 +303,15 @@ def remember_structure_key(G: SignedGraph, key: str | None, spec_hash: Any = Non
     return G
 
 
-def spec_hash(spec: Any) -> Any:
-    """The sha256 state after ``spec``'s canonical JSON: the first part of :func:`wiring_key`."""
-    import hashlib
+def spec_hash(spec: Any) -> bytes:
+    """``spec`` as the canonical JSON bytes :func:`wiring_key` hashes first (plain bytes:
+    a graph that remembers them still pickles)."""
     import json
 
-    h = hashlib.sha256()
-    h.update(json.dumps(spec, sort_keys=True, default=str).encode())
-    return h
+    return json.dumps(spec, sort_keys=True, default=str).encode()
 
 
-def spec_hash_of(G: SignedGraph, spec: Any) -> Any:
+def spec_hash_of(G: SignedGraph, spec: Any) -> bytes:
     """:func:`spec_hash` of ``spec``: ``G``'s remembered one when ``spec`` is ``G``'s own."""
     cached = G.__dict__.get(_SPEC_HASH) if spec is G._spec else None
     if cached is None:
@@ -326,7 +324,9 @@ def spec_hash_of(G: SignedGraph, spec: Any) -> Any:
 def wiring_key(spec: Any, n_nodes: int, blocks: Any, hashed_spec: Any = None) -> str:
     """:func:`structure_key` from the parts (used by export before the graph exists);
     ``hashed_spec``: :func:`spec_hash` of ``spec`` when the caller has it."""
-    h = (hashed_spec if hashed_spec is not None else spec_hash(spec)).copy()
+    import hashlib
+
+    h = hashlib.sha256(hashed_spec if hashed_spec is not None else spec_hash(spec))
     h.update(str(n_nodes).encode())
     for b in blocks:
         h.update(f"{b.name}|{b.kind}|{b.shape}|{b.module}|{b.param}|{b.delay}".encode())
