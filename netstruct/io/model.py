@@ -89,24 +89,32 @@ def load_model(path: str | os.PathLike) -> Any:
     meta, arrays = read_container(p, FORMAT, VERSION)
     try:
         spec = meta["spec"]
-        state = {k: arrays[f"state/{i}"] for i, k in enumerate(meta["state_keys"])}
-        modules = {}
+        state = {k: arrays.pop(f"state/{i}") for i, k in enumerate(meta["state_keys"])}
+        kinds = {k: (v.shape, v.dtype) for k, v in state.items()}
+        tied = spec.get("tied", {})
+        ties = {v: state[v] for pair in tied.items() for v in pair if v in state}
         paths = sorted(spec["modules"], key=len, reverse=True)
 
         def owner(key: str) -> str:  # the deepest module holding the tensor (a ViT's
             # directly read "embeddings" parameters do not own "embeddings.patch_embeddings.*")
             return next((q for q in paths if not q or key.startswith(f"{q}.")), "")
 
-        owners = {k: owner(k) for k in state}
+        owned: dict[str, list[str]] = {}
+        for k in state:
+            owned.setdefault(owner(k), []).append(k)
+        modules = {}
         for mpath, m in spec["modules"].items():
             prefix = f"{mpath}." if mpath else ""
-            params = {
-                k[len(prefix) :]: np.asarray(v) for k, v in state.items() if owners[k] == mpath
-            }
+            # each module's arrays are dropped once it holds its copy, so the next module's
+            # tensors reuse their memory: the load's peak is the model plus one module
+            params = {k[len(prefix) :]: np.asarray(state.pop(k)) for k in owned.get(mpath, ())}
             modules[mpath] = handler_for_name(m["handler"]).build(m.get("config", {}), params)
+            del params
         model = _assemble(spec, modules, {})
-        retie(model, spec.get("tied", {}), state.get)
-        _check_built_state(model, state)
+        if state:  # held by the model itself (a buffer its forward reads): copied in
+            _load_rest(model, state)
+        retie(model, tied, ties.get)
+        _check_built_state(model, kinds)
     except MemoryError:
         raise
     except Exception as exc:  # a checksummed file that does not rebuild: foreign or forged
@@ -117,8 +125,22 @@ def load_model(path: str | os.PathLike) -> Any:
     return model
 
 
-def _check_built_state(model: Any, state: dict[str, np.ndarray]) -> None:
-    """The rebuilt ``model`` holds exactly the file's state (names, shapes, dtypes).
+def _load_rest(model: Any, state: dict[str, np.ndarray]) -> None:
+    """Copy the tensors no rebuilt submodule owns (buffers the model's forward reads itself)."""
+    import torch
+
+    own = model.state_dict(keep_vars=True)
+    missing = sorted(set(state) - set(own))
+    if missing:
+        raise ValueError(f"tensors {missing[:5]} belong to no module of the rebuilt model")
+    with torch.no_grad():
+        for k, arr in state.items():
+            own[k].copy_(torch.from_numpy(np.array(arr, copy=True)).reshape(own[k].shape))
+
+
+def _check_built_state(model: Any, kinds: dict[str, tuple[tuple[int, ...], np.dtype]]) -> None:
+    """The rebuilt ``model`` holds exactly the file's state: ``kinds`` gives each tensor's
+    name, shape and dtype in the file.
 
     Each handler's ``build`` copied its module's tensors in (the one copy of the load); a
     ``load_state_dict`` after it would copy every byte a second time. What it would also
@@ -126,17 +148,18 @@ def _check_built_state(model: Any, state: dict[str, np.ndarray]) -> None:
     and dtype.
     """
     built = model.state_dict(keep_vars=True)
-    if set(built) != set(state):
-        missing, extra = sorted(set(state) - set(built)), sorted(set(built) - set(state))
+    if set(built) != set(kinds):
+        missing, extra = sorted(set(kinds) - set(built)), sorted(set(built) - set(kinds))
         raise ValueError(f"state names differ: missing {missing}, unexpected {extra}")
-    for k, arr in state.items():
+    for k, (shape, dtype) in kinds.items():
         t = built[k]
-        scalar = arr.size == 1 and t.dim() == 0  # as load_state: a scalar may be kept as (1,)
-        shape_ok = scalar or tuple(t.shape) == arr.shape
-        if not shape_ok or str(t.dtype).replace("torch.", "") != arr.dtype.name:
+        size = int(np.prod(shape))
+        scalar = size == 1 and t.dim() == 0  # as load_state: a scalar may be kept as (1,)
+        shape_ok = scalar or tuple(t.shape) == tuple(shape)
+        if not shape_ok or str(t.dtype).replace("torch.", "") != dtype.name:
             raise ValueError(
-                f"{k!r} is {tuple(t.shape)} {t.dtype} in the rebuilt model but {arr.shape} "
-                f"{arr.dtype} in the file"
+                f"{k!r} is {tuple(t.shape)} {t.dtype} in the rebuilt model but {tuple(shape)} "
+                f"{dtype} in the file"
             )
 
 
