@@ -623,7 +623,15 @@ class _Exporter:
         #: directly read parameters exported as per-unit scales (``p * x``)
         self.scaled: set[Any] = set()
         self.guard_only: set[Any] = set()
-        self.rng = np.random.default_rng(12345)
+        self._rng: np.random.Generator | None = None
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The code tensors' generator (fixed seed), made at the first code-tensor run: a
+        generator costs ~20 us, and a CNN's head needs none (:meth:`_move_channels`)."""
+        if self._rng is None:
+            self._rng = np.random.default_rng(12345)
+        return self._rng
 
     # -- values --------------------------------------------------------------------------
     def _value(self, arg: Any) -> Any:
