@@ -1737,15 +1737,15 @@ def _export_traced(
     if example_input is not None and hasattr(example_input, "shape"):
         spec["input_shape"] = list(example_input.shape)
         spec["input_dtype"] = str(example_input.dtype).replace("torch.", "")
-    from .to_torch import remember_structure_key, spec_hash, wiring_key
+    from .to_torch import canonical_spec, remember_structure_key, wiring_key
 
-    hashed_spec = spec_hash(spec)
-    provenance["structure"] = wiring_key(spec, b.n_nodes, b.blocks, hashed_spec)
+    spec_bytes = canonical_spec(spec)
+    provenance["structure"] = wiring_key(spec, b.n_nodes, b.blocks, spec_bytes)
     # spec and provenance were built for this graph alone, so it takes them over; only
     # the handlers' configs (which may hold a module's own lists) are copied
     spec["modules"] = _copy_json(spec["modules"])
     G = SignedGraph._owning(b.node_table(), b.blocks, spec=spec, provenance=provenance)
-    remember_structure_key(G, str(provenance["structure"]), hashed_spec)  # same spec and blocks
+    remember_structure_key(G, str(provenance["structure"]), spec_bytes)  # same spec and blocks
     if example_input is not None and check:
         _check_roundtrip(model, G, example_input, real.reference_output() if real else None)
     return G

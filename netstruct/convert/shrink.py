@@ -504,16 +504,16 @@ def shrink(G: SignedGraph, *, units: Any = None) -> SignedGraph:
         "folded_units": names[np.array(st.folded, dtype=INDEX_DTYPE)].tolist(),
     }
     from ._resize import resize_ops
-    from .to_torch import remember_structure_key, spec_hash_of, structure_key, wiring_key
+    from .to_torch import canonical_spec_of, remember_structure_key, structure_key, wiring_key
 
     # shape arguments that follow the units (a view into heads, a split of q/k/v) get the
     # kept sizes; the spec is shared when no operation records units
     spec = resize_ops(G._spec, keep, new_id)
     # slicing a graph that matches its architecture keeps it matching: to_torch need not
     # re-export it to check (a graph altered by hand is still checked)
-    hashed_spec = spec_hash_of(G, spec)  # G's own when the spec is shared
+    spec_bytes = canonical_spec_of(G, spec)  # G's own when the spec is shared
     if G._provenance.get("structure") == structure_key(G):
-        prov["structure"] = wiring_key(spec, int(keep.sum()), blocks, hashed_spec)
+        prov["structure"] = wiring_key(spec, int(keep.sum()), blocks, spec_bytes)
     else:
         prov.pop("structure", None)
     H = SignedGraph._derived(  # columns, blocks and ids are valid by construction
@@ -524,4 +524,4 @@ def shrink(G: SignedGraph, *, units: Any = None) -> SignedGraph:
         node_attrs={k: G.node_column(k)[keep] for k in G.node_attr_names},
         edge_attrs=edge_attrs,
     )
-    return remember_structure_key(H, prov.get("structure"), hashed_spec)  # from H's own parts
+    return remember_structure_key(H, prov.get("structure"), spec_bytes)  # from H's own parts

@@ -281,7 +281,7 @@ def structure_key(G: SignedGraph) -> str:
     cached = G.__dict__.get(_STRUCTURE_KEY)
     if cached is None:  # graphs are immutable: the key is computed once per graph
         cached = G.__dict__[_STRUCTURE_KEY] = wiring_key(
-            G._spec, G.n_nodes, G.blocks, spec_hash_of(G, G._spec)
+            G._spec, G.n_nodes, G.blocks, canonical_spec_of(G, G._spec)
         )
     return cached
 
@@ -289,21 +289,21 @@ def structure_key(G: SignedGraph) -> str:
 _STRUCTURE_KEY = "_netstruct_structure_key"
 #: a graph's spec as canonical JSON bytes (encoding it is most of a key's cost): a graph cut
 #: from it with the same spec object (shrink, a mask) encodes only its own blocks
-_SPEC_HASH = "_netstruct_spec_json"
+_SPEC_JSON = "_netstruct_spec_json"
 
 
-def remember_structure_key(G: SignedGraph, key: str | None, spec_hash: Any = None) -> SignedGraph:
+def remember_structure_key(G: SignedGraph, key: str | None, spec_bytes: Any = None) -> SignedGraph:
     """Record ``key``, computed from ``G``'s own spec, node count and blocks, as its
     :func:`structure_key` (for graphs whose maker just computed it: no second hash), and
-    ``spec_hash`` (:func:`spec_hash`) of a spec equal to ``G``'s."""
+    ``spec_bytes`` (:func:`canonical_spec`) of a spec equal to ``G``'s."""
     if key is not None:
         G.__dict__[_STRUCTURE_KEY] = key
-    if spec_hash is not None:
-        G.__dict__[_SPEC_HASH] = spec_hash
+    if spec_bytes is not None:
+        G.__dict__[_SPEC_JSON] = spec_bytes
     return G
 
 
-def spec_hash(spec: Any) -> bytes:
+def canonical_spec(spec: Any) -> bytes:
     """``spec`` as the canonical JSON bytes :func:`wiring_key` hashes first (plain bytes:
     a graph that remembers them still pickles)."""
     import json
@@ -311,22 +311,22 @@ def spec_hash(spec: Any) -> bytes:
     return json.dumps(spec, sort_keys=True, default=str).encode()
 
 
-def spec_hash_of(G: SignedGraph, spec: Any) -> bytes:
-    """:func:`spec_hash` of ``spec``: ``G``'s remembered one when ``spec`` is ``G``'s own."""
-    cached = G.__dict__.get(_SPEC_HASH) if spec is G._spec else None
+def canonical_spec_of(G: SignedGraph, spec: Any) -> bytes:
+    """:func:`canonical_spec` of ``spec``: ``G``'s remembered one when ``spec`` is ``G``'s own."""
+    cached = G.__dict__.get(_SPEC_JSON) if spec is G._spec else None
     if cached is None:
-        cached = spec_hash(spec)
+        cached = canonical_spec(spec)
         if spec is G._spec:
-            G.__dict__[_SPEC_HASH] = cached
+            G.__dict__[_SPEC_JSON] = cached
     return cached
 
 
-def wiring_key(spec: Any, n_nodes: int, blocks: Any, hashed_spec: Any = None) -> str:
+def wiring_key(spec: Any, n_nodes: int, blocks: Any, spec_bytes: Any = None) -> str:
     """:func:`structure_key` from the parts (used by export before the graph exists);
-    ``hashed_spec``: :func:`spec_hash` of ``spec`` when the caller has it."""
+    ``spec_bytes``: :func:`canonical_spec` of ``spec`` when the caller has it."""
     import hashlib
 
-    h = hashlib.sha256(hashed_spec if hashed_spec is not None else spec_hash(spec))
+    h = hashlib.sha256(spec_bytes if spec_bytes is not None else canonical_spec(spec))
     h.update(str(n_nodes).encode())
     for b in blocks:
         h.update(f"{b.name}|{b.kind}|{b.shape}|{b.module}|{b.param}|{b.delay}".encode())

@@ -820,7 +820,7 @@ def _remove(G: SignedGraph, em: np.ndarray) -> SignedGraph:
 
 def _with_provenance(G: SignedGraph, **items: Any) -> SignedGraph:
     """``G`` with ``items`` added to its provenance (arrays shared; ``G`` is already valid)."""
-    from ..convert.to_torch import _SPEC_HASH, _STRUCTURE_KEY, remember_structure_key
+    from ..convert.to_torch import _SPEC_JSON, _STRUCTURE_KEY, remember_structure_key
 
     prov = dict(G._provenance)  # read only: the new graph copies it one level deep
     prov.update(items)
@@ -833,4 +833,4 @@ def _with_provenance(G: SignedGraph, **items: Any) -> SignedGraph:
         edge_attrs={k: G.edge_arrays()[k] for k in G.edge_attr_names},
     )
     # same spec, nodes and blocks: the same wiring fingerprint, when G's is known
-    return remember_structure_key(H, G.__dict__.get(_STRUCTURE_KEY), G.__dict__.get(_SPEC_HASH))
+    return remember_structure_key(H, G.__dict__.get(_STRUCTURE_KEY), G.__dict__.get(_SPEC_JSON))

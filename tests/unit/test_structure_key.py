@@ -40,7 +40,7 @@ def test_the_exported_key_is_the_fresh_key(graph):
 def test_a_shrunk_and_a_masked_graph_hash_as_from_scratch(graph):
     plan = ns.structured_prune(graph, amount=0.5)
     shrunk = plan.apply(graph, shrink=True)
-    assert shrunk.__dict__.get(tt._SPEC_HASH) is not None  # remembered, not recomputed
+    assert shrunk.__dict__.get(tt._SPEC_JSON) is not None  # remembered, not recomputed
     for H in (shrunk, plan.apply(graph)):
         assert tt.structure_key(H) == _fresh_key(H)
         assert H.provenance["structure"] == tt.structure_key(H)  # to_torch needs no re-export
@@ -54,7 +54,7 @@ def test_a_loaded_graph_matches_its_recorded_key(graph, tmp_path):
 
 def test_a_spec_that_differs_gets_its_own_hash(graph):
     other = dict(graph._spec, container="Traced")
-    assert tt.spec_hash_of(graph, other) != tt.spec_hash_of(graph, graph._spec)
+    assert tt.canonical_spec_of(graph, other) != tt.canonical_spec_of(graph, graph._spec)
     assert tt.wiring_key(other, graph.n_nodes, graph.blocks) != tt.structure_key(graph)
 
 
