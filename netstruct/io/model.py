@@ -129,13 +129,15 @@ def _load_rest(model: Any, state: dict[str, np.ndarray]) -> None:
     """Copy the tensors no rebuilt submodule owns (buffers the model's forward reads itself)."""
     import torch
 
+    from ..convert.layers import _copy_buffer
+
     own = model.state_dict(keep_vars=True)
     missing = sorted(set(state) - set(own))
     if missing:
         raise ValueError(f"tensors {missing[:5]} belong to no module of the rebuilt model")
     with torch.no_grad():
         for k, arr in state.items():
-            own[k].copy_(torch.from_numpy(np.array(arr, copy=True)).reshape(own[k].shape))
+            _copy_buffer(own[k], np.reshape(arr, tuple(own[k].shape)))
 
 
 def _check_built_state(model: Any, kinds: dict[str, tuple[tuple[int, ...], np.dtype]]) -> None:
