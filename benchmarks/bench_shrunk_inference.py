@@ -1,14 +1,18 @@
 """Shrunk CNN inference speed-up against the MAC ratio, with and without batch-norm folding.
 
 Goal of issue 12: a physically shrunk model's inference speed-up >= 0.8 x its MAC ratio at
-batch 64 on CPU. Two architectures on 28x28 images: ``pool``, ``make_cnn(width)`` of
+batch 64 on CPU. Three architectures on 28x28 images: ``pool``, ``make_cnn(width)`` of
 ``bench_torch_pruning.py`` (conv(width)-BN-ReLU-maxpool-conv(2 width)-BN-ReLU-maxpool-linear),
 whose MaxPool2d and BatchNorm are most of the time at these widths and only halve with the
-channels; and ``allconv`` (conv(width)-BN-ReLU, then two stride-2 conv(2 width)-BN-ReLU, linear),
-whose time is in its convolutions. 50 % of every conv's channels (the smallest incoming L2
-norm, with their BN channels) are removed with ``ns.prune(G, plan, shrink=True)``. The MAC ratio is that of the dense and shrunk models as
+channels; ``vgg`` (two convs per stage, as the usual Fashion-MNIST CNNs have), whose
+convolutions weigh more; and ``allconv`` (conv(width)-BN-ReLU, then two stride-2
+conv(2 width)-BN-ReLU, linear), whose time is in its convolutions. 50 % of every conv's
+channels (the smallest incoming L2 norm, with their BN channels) are removed with
+``ns.prune(G, plan, shrink=True)``. The MAC ratio is that of the dense and shrunk models as
 exported, counted by ``torch_pruning.utils.count_ops_and_params`` exactly as
 ``bench_torch_pruning.py`` counts it (the folded models' counts are printed beside it, not used).
+:func:`measure_pair` times any (dense, shrunk) pair this way; ``bench_reconstruct.py --speed``
+uses it on a trained, reconstructed model.
 
 Timed variants, each applied to the dense and the shrunk model alike:
 
@@ -37,7 +41,7 @@ jemalloc/tcmalloc, which PyTorch recommends for CPU inference, would give); pass
 ``--system-malloc`` to measure with the allocator as it is.
 
 Run: ``nice -n 10 python benchmarks/bench_shrunk_inference.py [--system-malloc] [widths...]``
-(about three minutes for widths 16 32 64 128 and both architectures on a quiet core;
+(about four minutes for widths 16 32 64 128 and the three architectures on a quiet core;
 torch-pruning, a benchmark oracle only, counts the MACs).
 """
 
@@ -94,19 +98,40 @@ def _time_pair(dense: Any, small: Any, x: Any, rounds: int, mode: str) -> dict[s
     return t
 
 
-def make_allconv(width: int) -> Any:
+def make_allconv(width: int, side: int = 28, *, randomize_bn: bool = True) -> Any:
     """conv(width)-BN-ReLU, conv(2 width, stride 2)-BN-ReLU twice, linear (no pooling)."""
     import torch
     from bench_torch_pruning import _randomize_bn
 
     nn = torch.nn
+    w2 = 2 * width
     m = nn.Sequential(
         nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
-        nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1), nn.BatchNorm2d(2 * width),
-        nn.ReLU(), nn.Flatten(), nn.Linear(2 * width * 7 * 7, 10),
+        nn.Conv2d(width, w2, 3, stride=2, padding=1), nn.BatchNorm2d(w2), nn.ReLU(),
+        nn.Conv2d(w2, w2, 3, stride=2, padding=1), nn.BatchNorm2d(w2), nn.ReLU(),
+        nn.Flatten(), nn.Linear(w2 * (side // 4) ** 2, 10),
     )  # fmt: skip
-    _randomize_bn(m)
+    if randomize_bn:
+        _randomize_bn(m)
+    return m
+
+
+def make_vgg(width: int, side: int = 28, *, randomize_bn: bool = True) -> Any:
+    """Two conv(width)-BN-ReLU, pool, two conv(2 width)-BN-ReLU, pool, linear (VGG-style)."""
+    import torch
+    from bench_torch_pruning import _randomize_bn
+
+    nn = torch.nn
+    w2 = 2 * width
+    m = nn.Sequential(
+        nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(width, w2, 3, padding=1), nn.BatchNorm2d(w2), nn.ReLU(),
+        nn.Conv2d(w2, w2, 3, padding=1), nn.BatchNorm2d(w2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(w2 * (side // 4) ** 2, 10),
+    )  # fmt: skip
+    if randomize_bn:
+        _randomize_bn(m)
     return m
 
 
@@ -114,6 +139,7 @@ def make_allconv(width: int) -> Any:
 ARCHS: dict[str, tuple[Any, list[tuple[str, str]]]] = {
     "pool": (make_cnn, [("0", "1"), ("4", "5")]),
     "allconv": (make_allconv, [("0", "1"), ("3", "4"), ("6", "7")]),
+    "vgg": (make_vgg, [("0", "1"), ("3", "4"), ("7", "8"), ("10", "11")]),
 }
 
 
@@ -192,7 +218,6 @@ def _fold(model: Any, x: Any) -> Any:
 def measure(width: int, rounds: int = 24, arch: str = "pool") -> dict[str, Any]:
     """Speed-ups of every variant at ``width`` (see the module docstring)."""
     import torch
-    import torch_pruning as tp
 
     import netstruct as ns
 
@@ -202,6 +227,48 @@ def measure(width: int, rounds: int = 24, arch: str = "pool") -> dict[str, Any]:
     x = torch.randn(BATCH, 1, 28, 28, generator=torch.Generator().manual_seed(3))
     _, small = run_netstruct(dense, x, layers, RATIO)
     dense = ns.to_torch(ns.from_torch(dense, x[:2]))  # both sides rebuilt by netstruct
+    out = measure_pair(dense, small, x, rounds)
+    hand = _hand_built(small, width, arch)
+    th = _alternated({"eager": (hand, small)}, x, rounds)["eager"]  # "dense": the hand-built
+    out["width"] = width
+    out["vs_hand_min"] = min(th["shrunk"]) / min(th["dense"])
+    out["vs_hand_med"] = statistics.median(th["shrunk"]) / statistics.median(th["dense"])
+    out["eager_ops"] = _op_bound(dense, small, x)
+    return out
+
+
+def _alternated(
+    pairs: dict[str, tuple[Any, Any]], x: Any, rounds: int
+) -> dict[str, dict[str, list[float]]]:
+    """Each variant's alternated timings on one torch thread, the variants alternating in
+    three slices of the rounds."""
+    import torch
+
+    times: dict[str, dict[str, list[float]]] = {v: {"dense": [], "shrunk": []} for v in pairs}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(3):
+            for v, (d, s) in pairs.items():
+                t = _time_pair(d, s, x, max(1, rounds // 3), v)
+                for k in t:
+                    times[v][k] += t[k]
+    finally:
+        torch.set_num_threads(threads)
+    return times
+
+
+def measure_pair(dense: Any, small: Any, x: Any, rounds: int = 24) -> dict[str, Any]:
+    """Every variant's speed-up of ``small`` over ``dense`` on the batch ``x``, with the MAC
+    ratio (``torch_pruning``'s count, as in ``bench_torch_pruning.py``).
+
+    ``dense`` and ``small`` are eval-mode models of one architecture (the shrunk one from
+    ``ns.to_torch(..., shrink=True)``); the folded variants export and rebuild both with
+    ``fold_batchnorm=True``.
+    """
+    import torch
+    import torch_pruning as tp
+
     macs_d, _ = tp.utils.count_ops_and_params(dense, x[:1])
     macs_s, _ = tp.utils.count_ops_and_params(small, x[:1])
     fd, fs = _fold(dense, x), _fold(small, x)
@@ -210,38 +277,12 @@ def measure(width: int, rounds: int = 24, arch: str = "pool") -> dict[str, Any]:
     with torch.no_grad():
         err = max(float((fd(x) - dense(x)).abs().max()), float((fs(x) - small(x)).abs().max()))
     pairs = {v: (dense, small) if v == "eager" else (fd, fs) for v in VARIANTS}
-    times = {v: {"dense": [], "shrunk": []} for v in VARIANTS}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for _ in range(3):  # the variants alternate too, in three slices of the rounds
-            for v in VARIANTS:
-                d, s = pairs[v]
-                t = _time_pair(d, s, x, max(1, rounds // 3), v)
-                for k in t:
-                    times[v][k] += t[k]
-    finally:
-        torch.set_num_threads(threads)
-    ops = _op_bound(dense, small, x)
-    hand = _hand_built(small, width, arch)
-    th = {"dense": [], "shrunk": []}  # "dense": the hand-built model of the shrunk shape
-    torch.set_num_threads(1)
-    try:
-        for _ in range(3):
-            t = _time_pair(hand, small, x, max(1, rounds // 3), "eager")
-            th["dense"] += t["dense"]
-            th["shrunk"] += t["shrunk"]
-    finally:
-        torch.set_num_threads(threads)
+    times = _alternated(pairs, x, rounds)
     mac_ratio = macs_d / macs_s
     out: dict[str, Any] = {
-        "width": width,
         "mac_ratio": mac_ratio,
-        "vs_hand_min": min(th["shrunk"]) / min(th["dense"]),
-        "vs_hand_med": statistics.median(th["shrunk"]) / statistics.median(th["dense"]),
         "folded_mac_ratio": fmacs_d / fmacs_s,
         "fold_error": err,
-        "eager_ops": ops,
     }
     for v, t in times.items():
         sp_min = min(t["dense"]) / min(t["shrunk"])
@@ -269,10 +310,7 @@ def main(
             f"{RATIO:.0%} of every conv's channels removed, batch {BATCH}, CPU 1 thread, "
             f"malloc: {malloc} (goal: speed-up >= 0.8 x MAC ratio)"
         )
-        print(
-            f"{'width':>8} {'variant':<14}{'dense ms':>9}{'shrunk ms':>10}{'sp min':>8}"
-            f"{'sp med':>8}{'MACx':>6}{'/MAC min':>9}{'/MAC med':>9}  goal"
-        )
+        print(HEADER)
         for w in widths:
             r = measure(w, rounds=24 if w <= 64 else 12, arch=arch)
             r["arch"] = arch
@@ -281,15 +319,26 @@ def main(
     return rows
 
 
-def _print_rows(r: dict[str, Any], w: int) -> None:
+HEADER = (
+    f"{'width':>8} {'variant':<14}{'dense ms':>9}{'shrunk ms':>10}{'sp min':>8}"
+    f"{'sp med':>8}{'MACx':>6}{'/MAC min':>9}{'/MAC med':>9}  goal"
+)
+
+
+def print_variants(r: dict[str, Any], label: str) -> None:
+    """One line per variant of a :func:`measure_pair` result (under :data:`HEADER`)."""
     for v in VARIANTS:
         s = r[v]
         ok = "met" if min(s["of_mac_min"], s["of_mac_med"]) >= 0.8 else "not met"
         print(
-            f"{f'{w}/{2 * w}':>8} {v:<14}{s['dense_ms']:>9.2f}{s['shrunk_ms']:>10.2f}"
+            f"{label:>8} {v:<14}{s['dense_ms']:>9.2f}{s['shrunk_ms']:>10.2f}"
             f"{s['speedup_min']:>8.2f}{s['speedup_med']:>8.2f}{r['mac_ratio']:>6.2f}"
             f"{s['of_mac_min']:>9.2f}{s['of_mac_med']:>9.2f}  {ok}"
         )
+
+
+def _print_rows(r: dict[str, Any], w: int) -> None:
+    print_variants(r, f"{w}/{2 * w}")
     print(
         f"{'':>8} (MAC ratio of the folded models {r['folded_mac_ratio']:.2f}; folded vs "
         f"unfolded outputs differ by {r['fold_error']:.1e}; eager shrunk / the same shape "
@@ -313,7 +362,7 @@ def test_shrunk_inference_table():
 
     pytest.importorskip("torch_pruning")
     main((16, 64), ("pool",))
-    main((16,), ("allconv",))
+    main((16,), ("allconv", "vgg"))
 
 
 if __name__ == "__main__":

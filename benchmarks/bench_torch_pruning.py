@@ -121,17 +121,22 @@ def _models() -> dict[str, tuple[Callable[[], Any], tuple[int, ...], list[tuple[
     }
 
 
-def make_cnn(width: int) -> Any:
-    """conv(width)-BN-ReLU-pool-conv(2 width)-BN-ReLU-pool-linear on 28x28 images."""
+def make_cnn(width: int, side: int = 28, *, randomize_bn: bool = True) -> Any:
+    """conv(width)-BN-ReLU-pool-conv(2 width)-BN-ReLU-pool-linear on side x side images.
+
+    ``side`` is divisible by 4. ``randomize_bn`` gives the norms random statistics and affine
+    parameters (an untrained model's are the identity, which would hide their slicing).
+    """
     import torch
 
     nn = torch.nn
     m = nn.Sequential(
         nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
-        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * width * 7 * 7, 10),
+        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * width * (side // 4) ** 2, 10),
     )  # fmt: skip
-    _randomize_bn(m)
+    if randomize_bn:
+        _randomize_bn(m)
     return m
 
 
