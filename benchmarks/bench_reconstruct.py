@@ -9,7 +9,9 @@ lost accuracy that reconstruction recovers: ``(rec - cut) / (orig - cut)``.
 Goal (issue 12): >= 50 % recovered at 50 % of the channels removed.
 
 Run: ``python benchmarks/bench_reconstruct.py`` (digits, ~20 s) or
-``python benchmarks/bench_reconstruct.py --dataset fashion-mnist`` (full run, ~2 min).
+``python benchmarks/bench_reconstruct.py --dataset fashion-mnist`` (full run, ~2 min);
+``--arch vgg --width 32`` or ``--arch allconv --width 64`` for the larger CNNs (~3 min), and
+``--speed`` for the 50 % shrunk model's inference speed-up against its MAC ratio.
 Under pytest (``pytest benchmarks/bench_reconstruct.py``) the digits curve is printed.
 """
 

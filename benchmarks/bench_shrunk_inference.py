@@ -98,41 +98,43 @@ def _time_pair(dense: Any, small: Any, x: Any, rounds: int, mode: str) -> dict[s
     return t
 
 
-def make_allconv(width: int, side: int = 28, *, randomize_bn: bool = True) -> Any:
-    """conv(width)-BN-ReLU, conv(2 width, stride 2)-BN-ReLU twice, linear (no pooling)."""
+def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> list[Any]:
+    import torch
+
+    nn = torch.nn
+    return [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+
+def _classifier(features: list[Any], channels: int, side: int, randomize_bn: bool) -> Any:
+    """``features``, then flatten and a linear head of 10 classes (``side // 4`` maps left)."""
     import torch
     from bench_torch_pruning import _randomize_bn
 
     nn = torch.nn
-    w2 = 2 * width
-    m = nn.Sequential(
-        nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-        nn.Conv2d(width, w2, 3, stride=2, padding=1), nn.BatchNorm2d(w2), nn.ReLU(),
-        nn.Conv2d(w2, w2, 3, stride=2, padding=1), nn.BatchNorm2d(w2), nn.ReLU(),
-        nn.Flatten(), nn.Linear(w2 * (side // 4) ** 2, 10),
-    )  # fmt: skip
+    m = nn.Sequential(*features, nn.Flatten(), nn.Linear(channels * (side // 4) ** 2, 10))
     if randomize_bn:
         _randomize_bn(m)
     return m
+
+
+def make_allconv(width: int, side: int = 28, *, randomize_bn: bool = True) -> Any:
+    """conv(width)-BN-ReLU, conv(2 width, stride 2)-BN-ReLU twice, linear (no pooling)."""
+    w2 = 2 * width
+    features = [*_conv_bn_relu(1, width), *_conv_bn_relu(width, w2, 2), *_conv_bn_relu(w2, w2, 2)]
+    return _classifier(features, w2, side, randomize_bn)
 
 
 def make_vgg(width: int, side: int = 28, *, randomize_bn: bool = True) -> Any:
     """Two conv(width)-BN-ReLU, pool, two conv(2 width)-BN-ReLU, pool, linear (VGG-style)."""
     import torch
-    from bench_torch_pruning import _randomize_bn
 
-    nn = torch.nn
+    pool = torch.nn.MaxPool2d
     w2 = 2 * width
-    m = nn.Sequential(
-        nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-        nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(width, w2, 3, padding=1), nn.BatchNorm2d(w2), nn.ReLU(),
-        nn.Conv2d(w2, w2, 3, padding=1), nn.BatchNorm2d(w2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(w2 * (side // 4) ** 2, 10),
-    )  # fmt: skip
-    if randomize_bn:
-        _randomize_bn(m)
-    return m
+    features = [
+        *_conv_bn_relu(1, width), *_conv_bn_relu(width, width), pool(2),
+        *_conv_bn_relu(width, w2), *_conv_bn_relu(w2, w2), pool(2),
+    ]  # fmt: skip
+    return _classifier(features, w2, side, randomize_bn)
 
 
 #: architecture -> (factory, the (conv, BN) pairs whose channels are removed)

@@ -4,8 +4,9 @@ Both tools remove 30 % and 50 % of the coupled channel groups (units) of every h
 ranked by weight magnitude (Torch-Pruning: ``MagnitudeImportance(p=2)`` over each dependency
 group; netstruct: ``structured_prune(G, amount=ratio, norm_width=True)``, whose groups couple
 a residual stream's channels across every conv and norm on it, attention's heads and a
-recurrent unit's gate rows), the classifier's outputs kept. Both give the same parameter
-counts on every model both prune. (An earlier version ranked each layer's units on their own;
+recurrent unit's gate rows), the classifier's outputs kept. At 50 % both keep the same
+parameter counts on every small model both prune (at 30 % they round a layer's share
+differently; on HF ResNet Torch-Pruning also cuts the model's output channels). (An earlier version ranked each layer's units on their own;
 on the residual CNN that removed the union of two layers' choices from the shared stream,
 372 parameters left instead of Torch-Pruning's 1,386.) For each model and tool the table gives
 
