@@ -30,8 +30,8 @@ on the residual CNN that removed the union of two layers' choices from the share
   small operations (netstruct's export runs the model and checks the rebuilt module), so
   ratios at the default thread count measure the machine's load, not the tools.
 
-A second table: shrunk CNN inference time at batch 64 on CPU against the MAC ratio (MACs and
-parameters counted by ``torch_pruning.utils.count_ops_and_params`` for both models).
+A second table: the CNN+BN's shrunk inference time at batch 64 on CPU against the MAC ratio
+(``bench_shrunk_inference.py``, which has the other architectures and deployment forms).
 
 Run: ``python benchmarks/bench_torch_pruning.py`` (about a minute). Torch-Pruning is a benchmark
 oracle only (the ``dev`` extra); netstruct never imports it.
@@ -369,44 +369,6 @@ def _add_ratios(rows: list[dict[str, Any]], with_copy: list[float]) -> None:
         })  # fmt: skip
 
 
-def inference_speedup(
-    width: int = 16, ratio: float = 0.5, batch: int = 64, rounds: int = 30
-) -> dict[str, float]:
-    """Dense / shrunk CNN time at ``batch`` on CPU (1 thread), against the MAC ratio."""
-    import torch
-    import torch_pruning as tp
-
-    layers = [("0", "1"), ("4", "5")]
-    torch.manual_seed(0)
-    dense = make_cnn(width).eval()
-    x = torch.randn(batch, 1, 28, 28)
-    _, small = run_netstruct(dense, x, layers, ratio)
-    macs_d, params_d = tp.utils.count_ops_and_params(dense, x[:1])
-    macs_s, params_s = tp.utils.count_ops_and_params(small, x[:1])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    t = {"dense": [], "shrunk": []}
-    try:
-        with torch.no_grad():
-            for m in (dense, small):
-                m(x)  # warm-up
-            for _ in range(rounds):
-                for key, m in (("dense", dense), ("shrunk", small)):
-                    s = time.perf_counter()
-                    m(x)
-                    t[key].append(time.perf_counter() - s)
-    finally:
-        torch.set_num_threads(threads)
-    return {
-        "mac_ratio": macs_d / macs_s,
-        "param_ratio": params_d / params_s,
-        "speedup_min": min(t["dense"]) / min(t["shrunk"]),
-        "speedup_med": statistics.median(t["dense"]) / statistics.median(t["shrunk"]),
-        "dense_ms": 1e3 * min(t["dense"]),
-        "shrunk_ms": 1e3 * min(t["shrunk"]),
-    }
-
-
 # ---------------------------------------------------------------------- Hugging Face models
 def _hf_models() -> dict[str, Any]:
     """name -> factory of (model, example input): the tiny configs of the HF test corpus."""
@@ -617,15 +579,9 @@ def main() -> None:
     with _timing_threads():
         rows = _side_by_side_rows()
     print_table(rows)
-    print("\nShrunk CNN+BN inference, 50 % channels removed, batch 64, CPU 1 thread (goal >= 0.8):")
-    for width in (16, 64):
-        s = inference_speedup(width)
-        print(
-            f"  width {width}/{2 * width}: dense {s['dense_ms']:.2f} ms, shrunk {s['shrunk_ms']:.2f} ms; "
-            f"speed-up min {s['speedup_min']:.2f}x / median {s['speedup_med']:.2f}x; MAC ratio "
-            f"{s['mac_ratio']:.2f}x (params {s['param_ratio']:.2f}x); speed-up / MAC ratio min "
-            f"{s['speedup_min'] / s['mac_ratio']:.2f} / median {s['speedup_med'] / s['mac_ratio']:.2f}"
-        )
+    import bench_shrunk_inference  # imports this module: not at the top
+
+    bench_shrunk_inference.main((16, 64), ("pool",))
 
 
 def _side_by_side_rows() -> list[dict[str, Any]]:
