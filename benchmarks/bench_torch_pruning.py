@@ -296,10 +296,10 @@ def compare(name: str, ratio: float, rounds: int = ROUNDS) -> list[dict[str, Any
     for _ in range(rounds):  # alternate the tools so load changes hit both alike
         for tool in times:
             try:
-                if tool == FIRST:  # as if exported for the first time: no kept fx trace
-                    from netstruct.convert.from_torch import _FX_TRACES
+                if tool == FIRST:  # as if exported for the first time: nothing kept
+                    from netstruct.convert.from_torch import forget_traces
 
-                    _FX_TRACES.pop(model, None)
+                    forget_traces(model)
                 t = time.perf_counter()
                 if tool in ("netstruct", FIRST):
                     (G, plan), small = run_structured(model, x, ratio)
@@ -437,14 +437,18 @@ def compare_hf(name: str, factory: Any, ratio: float, rounds: int = ROUNDS) -> l
     torch.manual_seed(0)
     model, x = factory()
     model.eval()
-    times: dict[str, list[float]] = {"netstruct": [], "torch-pruning": []}
+    times: dict[str, list[float]] = {"netstruct": [], FIRST: [], "torch-pruning": []}
     with_copy: list[float] = []  # Torch-Pruning's rounds with their deepcopy
     results: dict[str, Any] = {}
     for _ in range(rounds):
         for tool in times:
             try:
+                if tool == FIRST:  # as if exported for the first time: fx fails, then the tape
+                    from netstruct.convert.from_torch import forget_traces
+
+                    forget_traces(model)
                 t = time.perf_counter()
-                if tool == "netstruct":
+                if tool in ("netstruct", FIRST):
                     G = ns.from_torch(model, x)
                     plan = ns.structured_prune(G, amount=ratio)
                     small = ns.to_torch(ns.prune(G, plan, shrink=True))

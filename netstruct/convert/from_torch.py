@@ -41,9 +41,11 @@ import numpy as np
 
 from .._version import __version__
 from ..exceptions import GraphError, InvalidParameterError, UnsupportedModuleError
+from ..graphs._derived import share_structural, structural
 from ..graphs._generated import diagonal_block
 from ..graphs.signed import SignedGraph, _copy_json
 from . import _ops
+from ._kept import Kept, input_signature, meta_shapes
 from ._resize import units_record
 from ._tape import argument_names, flat_tensors
 from ._values import Broken, ExtraInput, Feat, Opaque, decode, encode
@@ -109,14 +111,22 @@ class _Traced:
         self.key: tuple | None = None
         #: the graph is an earlier export's fx trace of this model (see :data:`_FX_TRACES`)
         self.reused = False
+        #: a reused trace's kept values on an example of the same signature (meta tensors)
+        self.shapes: dict[Any, Any] | None = None
+        #: the :class:`_RealValues` of its export (what a checked export keeps shapes from)
+        self.run: Any = None
+        #: the :class:`~netstruct.convert._kept.Kept` entry whose shapes it replays
+        self.kept_entry: Kept | None = None
 
 
 def _trace(model, example_input: Any = None, reuse: bool = False) -> _Traced:
     """The operations of ``model``'s forward: read off a chain, traced by fx, or taped.
 
-    ``reuse``: an fx trace an earlier export of this very model checked (same
-    :func:`_fx_key`) is returned instead of tracing again, marked ``reused`` (the caller
-    must then check the export against the model's own forward; see :data:`_FX_TRACES`).
+    ``reuse``: the trace an earlier export of this very model checked (same
+    :func:`_fx_key`; a tape's only for an example of its shapes) is returned instead of
+    tracing again, marked ``reused``, with the shapes of its run when the example input has
+    the same signature (the caller must then check the export against the model's own
+    forward; see :data:`_FX_TRACES` and :mod:`netstruct.convert._kept`).
     """
     import torch
 
@@ -149,14 +159,13 @@ def _trace(model, example_input: Any = None, reuse: bool = False) -> _Traced:
         graph.output(x)
         return _Traced(graph, model)
     key = _fx_key(model) if example_input is not None else None
-    if key is not None and _FX_FAILED.get(model) == key:  # fx failed on this very model
-        return _tape(model, example_input)
     hit = _FX_TRACES.get(model) if reuse and key is not None else None
-    if hit is not None and hit[0] == key:
-        traced = _Traced(hit[1], model)
-        traced.sources = functools.partial(_fx_sources, model)
-        traced.reused = True
-        return traced
+    if hit is not None and hit.key == key:
+        signature = input_signature(example_input)
+        if hit.facts is None or hit.signature == signature:  # a tape only for its own shapes
+            return _replayed(model, hit, signature)
+    if key is not None and _FX_FAILED.get(model) == key:  # fx failed on this very model
+        return _tape(model, example_input, key)
     tracer = _tracer_cls()()
     tracer.record_stack_traces = False  # source lines only for an error (see _fx_sources)
     try:
@@ -165,7 +174,7 @@ def _trace(model, example_input: Any = None, reuse: bool = False) -> _Traced:
     except Exception as exc:  # fx raises many types (TraceError, TypeError, proxy errors...)
         if example_input is not None:  # data-dependent Python: record one run instead
             _FX_FAILED[model] = key
-            return _tape(model, example_input)
+            return _tape(model, example_input, key)
         raise UnsupportedModuleError(
             f"{type(model).__name__} could not be traced with torch.fx ({type(exc).__name__}: {exc}). "
             "Pass example_input to from_torch: netstruct then records one run of the model (a "
@@ -178,6 +187,45 @@ def _trace(model, example_input: Any = None, reuse: bool = False) -> _Traced:
     traced.sources = functools.partial(_fx_sources, model)
     traced.key = key
     return traced
+
+
+def _replayed(model: Any, kept: Kept, signature: tuple | None) -> _Traced:
+    """The trace a checked export of ``model`` kept, with its shapes when the example input
+    has the same ``signature`` (see :mod:`netstruct.convert._kept`)."""
+    traced = _Traced(kept.graph, model, kept.facts)
+    if kept.facts is None:
+        traced.sources = functools.partial(_fx_sources, model)
+    traced.reused = True
+    if kept.shapes is not None and kept.signature == signature:
+        traced.shapes = kept.shapes
+        traced.kept_entry = kept
+    return traced
+
+
+def _keep(model: Any, traced: _Traced, example_input: Any, G: SignedGraph) -> None:
+    """Keep the trace of ``G``, a checked export of ``model``, and the shapes of its run when
+    they are of the same graph (no batch norm folded into a new one) and sizes only."""
+    run = traced.run
+    shapes = signature = None
+    if run is not None and run.traced is traced and run.values is not None:
+        signature = input_signature(example_input)
+        shapes = meta_shapes(traced.graph, run.values) if signature is not None else None
+    if traced.facts is not None and shapes is None:
+        return  # a tape without its shapes: replaying it saves little, and needs them
+    assert traced.key is not None
+    structure = derived = None
+    if shapes is not None:
+        structure, derived = str(G.provenance.get("structure")), structural(G)
+    _FX_TRACES[model] = Kept(
+        traced.key, traced.graph, traced.facts, signature, shapes, structure, derived
+    )
+
+
+def _adopt(G: SignedGraph, kept: Kept) -> None:
+    """Give ``G``, exported from ``kept``'s shapes, the structural analyses of the kept
+    export's graph when it is wired the same (see :mod:`netstruct.convert._kept`)."""
+    if kept.derived is not None and kept.structure == str(G.provenance.get("structure")):
+        share_structural(G, kept.derived)
 
 
 def _fetch_attr(model: Any, target: str) -> Any:
@@ -221,16 +269,48 @@ FX_TRACE_LOCK = threading.RLock()
 _FX_FAILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-#: fx traces of models whose export passed its round-trip check, with :func:`_fx_key` at
-#: the time. Re-exporting the same model (after each epoch of training, say) replays its
-#: trace instead of tracing again: a trace costs about as much as the rest of a small
-#: model's export, and torch.fx's patching of ``torch.nn.Module`` slows Python after it.
+#: traces (fx, or a tape's recording) of models whose export passed its round-trip check, as
+#: :class:`~netstruct.convert._kept.Kept` (with :func:`_fx_key` at the time and the shapes
+#: of the run on the example). Re-exporting the same model (after each epoch of training,
+#: say) replays its trace instead of tracing again, and starts from the kept shapes when the
+#: example input has the same signature instead of running the trace: a trace costs about as
+#: much as the rest of a small model's export, and torch.fx's patching of
+#: ``torch.nn.Module`` slows Python after it.
 #: A reused trace is only taken with ``check=True``, and its export is then checked against
 #: the model's own forward (not a replay of the trace); any failure of that export drops
 #: the entry and exports again from a fresh trace. So a change the key does not see (a
 #: global the forward reads, a list attribute changed in place) costs a second export, and
 #: a graph that does not reproduce the model is never returned.
 _FX_TRACES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def forget_traces(model: Any) -> None:
+    """Drop what exports of ``model`` kept for the next one (its trace, shapes, analyses).
+
+    The next export then traces ``model`` as if for the first time (torch.fx, and the tape
+    when fx fails). Benchmarks of a first export call this; so may a user who changed what
+    a forward reads in a way an export cannot see and wants to skip the failed replay.
+
+    Examples
+    --------
+    >>> import torch, netstruct as ns
+    >>> class Res(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.a = torch.nn.Linear(2, 2)
+    ...     def forward(self, x):
+    ...         return x + self.a(x)
+    >>> m = Res()
+    >>> G = ns.from_torch(m, torch.zeros(1, 2))
+    >>> m in _FX_TRACES
+    True
+    >>> forget_traces(m)
+    >>> m in _FX_TRACES
+    False
+    """
+    _FX_TRACES.pop(model, None)
+    _FX_FAILED.pop(model, None)
+
 
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
 _SCALAR_TYPES = frozenset(_SCALARS)
@@ -304,8 +384,11 @@ def eval_mode(model: Any) -> Iterator[None]:
                 m.training = t
 
 
-def _tape(model, example_input: Any) -> _Traced:
-    """Record one eval-mode run of ``model`` (see :mod:`netstruct.convert._tape`)."""
+def _tape(model, example_input: Any, key: tuple | None = None) -> _Traced:
+    """Record one eval-mode run of ``model`` (see :mod:`netstruct.convert._tape`).
+
+    ``key``: the model's :func:`_fx_key`, under which a checked export keeps the recording.
+    """
     from ._tape import tape_trace
 
     kept: dict[str, Any] = {}
@@ -322,7 +405,9 @@ def _tape(model, example_input: Any) -> _Traced:
                 f"model ({type(exc).__name__}: {exc}). Pass a tensor shaped like one batch of "
                 "real input."
             ) from None
-    return _Traced(graph, model, facts, kept)
+    traced = _Traced(graph, model, facts, kept)
+    traced.key = key
+    return traced
 
 
 def _graph_from_spec(spec: dict[str, Any]):
@@ -458,6 +543,9 @@ class _RealValues:
         kept = traced.kept
         if kept is not None:  # a tape trace ran the model already
             self.values, self.is_real = kept["values"], True
+            return
+        if traced.shapes is not None:  # a replayed trace's shapes on an example like this one
+            self.values = dict(traced.shapes)
             return
         n_params = sum(p.numel() for p in model.parameters())
         if n_params >= META_RUN_PARAMS:
@@ -1675,13 +1763,16 @@ def _export(
     traced = _trace(model, example_input, reuse=reuse)
     if traced.reused:
         try:
-            return _export_traced(model, traced, example_input, params, options)
+            G = _export_traced(model, traced, example_input, params, options)
         except Exception:  # noqa: BLE001 - whatever went wrong, a fresh trace decides
             _FX_TRACES.pop(model, None)
             return _export(model, example_input, params, options, False)
+        if traced.kept_entry is not None:
+            _adopt(G, traced.kept_entry)
+        return G
     G = _export_traced(model, traced, example_input, params, options)
     if traced.key is not None and options.check and example_input is not None:
-        _FX_TRACES[model] = (traced.key, traced.graph)  # checked: a later export may reuse it
+        _keep(model, traced, example_input, G)  # checked: a later export may replay it
     return G
 
 
@@ -1693,6 +1784,7 @@ def _export_traced(
 
     check, reduction, fold_batchnorm = options
     real = _RealValues(model, traced, example_input) if example_input is not None else None
+    traced.run = real
     folded: dict[str, str] = {}
     if fold_batchnorm:  # the norm semantics live in its handler (see _fold)
         traced, folded = _fold_batchnorms(traced, real, model)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from .._dtypes import INDEX_DTYPE
 from ..exceptions import GraphError, param_error
+from ..graphs._derived import structural
 from ..graphs.block import Block
 from ..graphs.signed import NODE_COLUMNS, SignedGraph
 from ..utils.validation import check_graph
@@ -32,7 +33,7 @@ def _const_value(activation: str, bias: float) -> float | None:
 
 
 _HEAD_LABEL = re.compile(r"^[a-z]+\d+$")
-_STATE_KEY = "_netstruct_shrink_state"
+_STATE_KEY = "shrink_state"
 
 
 def _groupwise_statistics(b: Block, handler: Any, spec: dict[str, Any]) -> bool:
@@ -182,18 +183,18 @@ class _State:
         """A fresh working state of ``G`` (nothing removed), its analysis of the graph made
         once per graph (graphs are immutable; :func:`netstruct.structured_prune` and then
         :func:`shrink` of the same graph analyse it once)."""
-        base = G.__dict__.get(_STATE_KEY)
-        if base is None:
+        store = structural(G)
+        static = store.get(_STATE_KEY)
+        if static is None:  # only the structure: the store may be shared (graphs._derived)
             base = cls(G)
-            for name in cls._STATIC:
-                v = getattr(base, name)
+            static = {name: getattr(base, name) for name in cls._STATIC}
+            for v in static.values():
                 if isinstance(v, np.ndarray):
                     v.setflags(write=False)
-            G.__dict__[_STATE_KEY] = base
+            store[_STATE_KEY] = static
         st = object.__new__(cls)
         st.G = G
-        for name in cls._STATIC:
-            setattr(st, name, getattr(base, name))
+        st.__dict__.update(static)
         st.biases = {
             i: (None if b.bias is None else b.bias.astype(np.float64))
             for i, b in enumerate(G.blocks)

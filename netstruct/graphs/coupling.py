@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .._dtypes import INDEX_DTYPE
+from ._derived import structural
 from .signed import SignedGraph
 
 __all__ = ["coupled_units", "coupling_table"]
@@ -135,14 +136,15 @@ def coupled_units(G: SignedGraph) -> np.ndarray:
     from ..utils.validation import check_graph
 
     n = check_graph(G, "coupled_units").n_nodes
-    cached = G.__dict__.get(_CACHE_KEY)
+    store = structural(G)
+    cached = store.get(_CACHE_KEY)
     if cached is None:  # graphs are immutable: the groups are computed once per graph
-        cached = G.__dict__[_CACHE_KEY] = _coupled_units(G, n)
+        cached = store[_CACHE_KEY] = _coupled_units(G, n)
         cached.setflags(write=False)
     return cached.copy()
 
 
-_CACHE_KEY = "_netstruct_coupled_units"
+_CACHE_KEY = "coupled_units"
 
 
 def _coupled_units(G: SignedGraph, n: int) -> np.ndarray:

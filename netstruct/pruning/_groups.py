@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 
+from ..graphs._derived import structural
 from ..graphs.signed import SignedGraph
 from .counts import _is_lookup, _totals
 
@@ -27,7 +28,8 @@ def _group_arrays(
     from ..convert.shrink import _State
 
     key = _CACHE_KEY + ("_norm_width" if norm_width else "")
-    cached = G.__dict__.get(key)
+    store = structural(G)
+    cached = store.get(key)
     if cached is None:  # graphs are immutable: computed once per graph (read-only arrays)
         st = _State.of(G)
         cg = st.cgroup
@@ -35,11 +37,11 @@ def _group_arrays(
         family = G.node_column("group")[gids]  # a group's id is its smallest node: its first unit
         for a in (cg, gids, family):
             a.setflags(write=False)
-        cached = G.__dict__[key] = (cg, gids, family)
+        cached = store[key] = (cg, gids, family)
     return cached
 
 
-_CACHE_KEY = "_netstruct_group_arrays"
+_CACHE_KEY = "group_arrays"
 
 
 def _kinds(G: SignedGraph, cg: np.ndarray, gids: np.ndarray) -> np.ndarray:
@@ -76,6 +78,30 @@ def _kinds(G: SignedGraph, cg: np.ndarray, gids: np.ndarray) -> np.ndarray:
     ):
         kinds[any_in(mask)] = name
     return kinds
+
+
+def _counting_arrays(G: SignedGraph, norm_width: bool = False) -> tuple[np.ndarray, ...]:
+    """``coef, r0, c0, R, C`` for counting parameters and MACs after removing groups.
+
+    ``coef``: :func:`~netstruct.pruning.counts._coefficients`; ``r0, c0``: every block's rows
+    and columns; ``R, C``: :func:`_incidence` of the groups of :func:`_group_arrays`. All
+    depend on the structure alone: kept with it (read-only arrays).
+    """
+    from .counts import _coefficients, _kept
+
+    key = _COUNTING_KEY + ("_norm_width" if norm_width else "")
+    store = structural(G)
+    cached = store.get(key)
+    if cached is None:
+        cg, gids, _ = _group_arrays(G, norm_width)
+        cached = (_coefficients(G), *_kept(G), *_incidence(G, cg, gids))
+        for a in cached:
+            a.setflags(write=False)
+        store[key] = cached
+    return cached
+
+
+_COUNTING_KEY = "counting_arrays"
 
 
 def _incidence(G: SignedGraph, cg: np.ndarray, gids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

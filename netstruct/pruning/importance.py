@@ -216,11 +216,21 @@ def group_importance(
     check_graph(G, "group_importance")
     if not isinstance(norm_width, bool):
         raise param_error("norm_width", "group_importance", "a bool", norm_width)
+    gids = _group_arrays(G, norm_width)[1]
+    total = group_scores(G, by, data, loss, norm_width, "group_importance")
+    return pd.Series(total, index=pd.Index(gids, name="group"), name="importance")
+
+
+def group_scores(
+    G: SignedGraph, by: Any, data: Any, loss: Any, norm_width: bool, func: str
+) -> np.ndarray:
+    """:func:`group_importance`'s values as an array, in group-id order (arguments checked
+    but ``by``, which errors name as ``func``'s)."""
     cg, gids, _ = _group_arrays(G, norm_width)
-    node = _node_scores(G, by, "group_importance", data, loss)
+    node = _node_scores(G, by, func, data, loss)
     total = np.bincount(cg, weights=node, minlength=G.n_nodes)[gids]
     if isinstance(by, str) and by == "magnitude":
-        total = np.sqrt(total)
-    elif isinstance(by, str) and by == "taylor":
-        total = np.abs(total)
-    return pd.Series(total, index=pd.Index(gids, name="group"), name="importance")
+        return np.sqrt(total)
+    if isinstance(by, str) and by == "taylor":
+        return np.abs(total)
+    return total

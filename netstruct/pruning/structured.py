@@ -37,9 +37,9 @@ from ._budget import (
     _select,
     _tied_families,
 )
-from ._groups import _counts_after, _group_arrays, _incidence, _kinds
-from .counts import _coefficients, _kept, _positions, _totals
-from .importance import group_importance
+from ._groups import _counting_arrays, _counts_after, _group_arrays, _kinds
+from .counts import _positions, _totals
+from .importance import group_importance, group_scores
 from .plan import PruningPlan
 
 __all__ = ["structured_groups", "group_importance", "structured_prune"]
@@ -94,13 +94,11 @@ def structured_groups(
     if not isinstance(norm_width, bool):
         raise param_error("norm_width", "structured_groups", "a bool", norm_width)
     cg, gids, family = _group_arrays(G, norm_width)
-    coef = _coefficients(G)
-    r0, c0 = _kept(G)
+    coef, r0, c0, R, C = _counting_arrays(G, norm_width)
     if macs:
         pos, seq = _positions(G, input_shape, "structured_groups")
     else:
         pos, seq = np.zeros(len(G.blocks)), np.ones(len(G.blocks))
-    R, C = _incidence(G, cg, gids)
     p_all, m_all = _totals(coef, pos, seq, r0, c0)
     # saving of one group alone: totals minus totals with its rows and columns gone
     p_less, m_less = _totals(coef[None], pos[None], seq[None], r0[None] - R, c0[None] - C)
@@ -226,14 +224,12 @@ def structured_prune(
     cg, gids, family = _group_arrays(G, norm_width)
     if gids.size == 0:
         raise GraphError(f"{func}: the graph has no removable structured group.")
-    score = group_importance(G, by=by, data=data, loss=loss, norm_width=norm_width).to_numpy()
+    score = group_scores(G, by, data, loss, norm_width, func)
     caps = _family_caps(family, int(round_to))
     tied = _tied_families(G, gids, family)
     fam_mean = {f: float(np.mean(np.abs(score[family == f]))) or 1.0 for f in caps}
     norm = score / np.array([fam_mean[int(f)] for f in family])
-    coef = _coefficients(G)
-    r0, c0 = _kept(G)
-    R, C = _incidence(G, cg, gids)
+    coef, r0, c0, R, C = _counting_arrays(G, norm_width)
     need_macs = target_macs is not None
     if need_macs:
         pos, seq = _positions(G, input_shape, func)

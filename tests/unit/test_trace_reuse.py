@@ -229,3 +229,187 @@ def test_a_forward_set_on_the_instance_is_the_one_exported(traces):
         torch.testing.assert_close(ns.to_torch(G)(x), m(x), atol=1e-5, rtol=1e-4)
     with pytest.raises(ns.exceptions.UnsupportedModuleError, match="set on the instance"):
         ns.from_torch(m)
+
+
+# ---------------------------------------------------------------- kept shapes (convert._kept)
+@pytest.fixture
+def runs(monkeypatch):
+    """Count the runs of a trace on the example (True: on the meta device)."""
+    calls: list = []
+    real = ft._run_example
+
+    def spy(traced, example_input, meta=False):
+        calls.append(meta)
+        return real(traced, example_input, meta)
+
+    monkeypatch.setattr(ft, "_run_example", spy)
+    return calls
+
+
+def _reproduces(G, m, x) -> None:
+    with torch.no_grad():
+        torch.testing.assert_close(ns.to_torch(G)(x), m(x), atol=1e-5, rtol=1e-4)
+
+
+def test_a_replay_on_an_example_of_the_same_signature_starts_from_the_kept_shapes(runs):
+    m, x = _model()
+    ns.from_torch(m, x)
+    assert runs == [False]
+    y = torch.randn_like(x)
+    G = ns.from_torch(m, y)
+    assert runs == [False]  # no run of the trace: its kept shapes
+    _reproduces(G, m, y)
+    _same_graph(G, _fresh(m, y))
+
+
+def test_an_example_of_another_signature_runs_the_trace(runs):
+    m, x = _model()
+    ns.from_torch(m, x)
+    for y in (torch.randn(3, 2, 5, 5), x.double().float().contiguous().transpose(2, 3)):
+        G = ns.from_torch(m, y)
+        _reproduces(G, m, y)
+    assert runs == [False, False, False]
+
+
+class _ReadsData(torch.nn.Module):
+    """Keeps as many outputs as a number read from the data says (fx fails; the tape records
+    the read and guards it): a run whose shapes must not be kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 2)
+
+    def forward(self, x):
+        k = 1 if x.sum().item() > 0 else 2
+        return self.fc(x)[:, :k]
+
+
+def test_a_number_read_from_data_keeps_no_shapes(tapes):
+    torch.manual_seed(0)
+    m = _ReadsData().eval()
+    x = torch.ones(4, 3)
+    G = ns.from_torch(m, x)
+    assert G.spec.get("specialised") and m not in ft._FX_TRACES  # nothing kept to replay
+    _reproduces(G, m, x)
+    y = -torch.ones(4, 3)  # the same signature, the other branch
+    H = ns.from_torch(m, y)
+    assert len(tapes) == 2
+    _reproduces(H, m, y)
+
+
+class _ShapeChecked(torch.nn.Module):
+    """fx cannot trace the size check (a branch on a size); the tape records one run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Linear(4, 3)
+        self.b = torch.nn.Linear(4, 3)
+        self.options = {"use_b": False}  # a dict: changed in place, the key does not see it
+
+    def forward(self, x):
+        if x.shape[1] != self.a.in_features:
+            raise ValueError("wrong width")
+        return torch.relu(self.b(x) if self.options["use_b"] else self.a(x))
+
+
+@pytest.fixture
+def tapes(monkeypatch):
+    """Count tape recordings."""
+    from netstruct.convert import _tape
+
+    calls: list = []
+    real = _tape.tape_trace
+
+    def spy(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(_tape, "tape_trace", spy)
+    return calls
+
+
+def test_a_tape_is_replayed_for_its_own_signature_only(tapes):
+    torch.manual_seed(0)
+    m, x = _ShapeChecked().eval(), torch.randn(2, 4)
+    G = ns.from_torch(m, x)
+    assert G.spec.get("specialised") and len(tapes) == 1
+    y = torch.randn(2, 4)
+    H = ns.from_torch(m, y)
+    assert len(tapes) == 1  # replayed, checked against the model's forward on y
+    _reproduces(H, m, y)
+    z = torch.randn(5, 4)
+    _reproduces(ns.from_torch(m, z), m, z)
+    assert len(tapes) == 2  # another signature: recorded again
+
+
+def test_a_stale_tape_fails_its_check_and_is_recorded_again(tapes):
+    torch.manual_seed(0)
+    m, x = _ShapeChecked().eval(), torch.randn(2, 4)
+    ns.from_torch(m, x)
+    m.options["use_b"] = True
+    G = ns.from_torch(m, x)
+    assert len(tapes) == 2
+    assert "b.weight" in [b.name for b in G.blocks] and "a.weight" not in [b.name for b in G.blocks]
+    _reproduces(G, m, x)
+
+
+def test_forget_traces_makes_the_next_export_a_first_one(traces, tapes):
+    m, x = _model()
+    ns.from_torch(m, x)
+    ft.forget_traces(m)
+    ns.from_torch(m, x)
+    assert len(traces) == 2
+    t = _ShapeChecked().eval()
+    ns.from_torch(t, torch.randn(2, 4))
+    ft.forget_traces(t)
+    ns.from_torch(t, torch.randn(2, 4))
+    assert len(tapes) == 2 and len(traces) == 4  # fx is tried (and fails) again
+
+
+# ------------------------------------------------ shared structural analyses (graphs._derived)
+class _Residual(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(2, 6, 3, padding=1)
+        self.bn1 = torch.nn.BatchNorm2d(6)
+        self.conv2 = torch.nn.Conv2d(6, 6, 3, padding=1)
+        self.fc = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.bn1(self.conv1(x)))
+        h = torch.relu(h + self.conv2(h))
+        return self.fc(h.mean((2, 3)))
+
+
+def test_exports_from_kept_shapes_share_their_structural_analyses():
+    from netstruct.graphs._derived import structural
+
+    torch.manual_seed(0)
+    m, x = _Residual().eval(), torch.randn(2, 2, 5, 5)
+    G = ns.from_torch(m, x)
+    with torch.no_grad():
+        m.conv2.weight.mul_(-0.5)  # new weights, same structure
+    H = ns.from_torch(m, torch.randn_like(x))
+    assert structural(H) is structural(G)
+    ft.forget_traces(m)
+    F = ns.from_torch(m, x)  # the oracle: a first export, analysed on its own
+    assert structural(F) is not structural(G)
+    pd = pytest.importorskip("pandas")
+    pd.testing.assert_frame_equal(ns.structured_groups(H), ns.structured_groups(F))
+    plan_h = ns.structured_prune(H, amount=0.5)
+    plan_f = ns.structured_prune(F, amount=0.5)
+    assert plan_h.steps[0].units == plan_f.steps[0].units
+    masked = plan_h.apply(H)
+    assert structural(masked) is not structural(H)  # another structure: its own analyses
+    np.testing.assert_array_equal(
+        ns.graph_params(plan_h.apply(H, shrink=True)), ns.graph_params(plan_f.apply(F, shrink=True))
+    )
+
+
+def test_another_signature_does_not_share_the_structural_analyses():
+    from netstruct.graphs._derived import structural
+
+    m, x = _model()
+    G = ns.from_torch(m, x)
+    H = ns.from_torch(m, torch.randn(3, 2, 5, 5))
+    assert structural(H) is not structural(G)
