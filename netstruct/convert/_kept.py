@@ -11,7 +11,9 @@ specialised to its input's shapes) is kept the same way and replayed only for in
 signature. Graphs exported from the kept shapes with the same wiring share one dict of
 structure-only analyses (coupling and structured groups, the shrink state; see
 :mod:`netstruct.graphs._derived`): the exporter's node table and blocks are a function of
-the trace, the shapes and the module tree, so they differ only in their weights.
+the trace, the shapes and the module tree, so they differ only in their weights. An
+``nn.Sequential`` chain (read directly, never traced) keeps only that dict, for exports with
+the same module tree, input signature and wiring.
 
 What keeps this safe: shapes are kept only when every non-tensor value of the run is a size
 (``x.size()``, ``x.shape[0] * 2``), never a number read from data (``x.item()``); a replayed
@@ -33,7 +35,8 @@ class Kept(NamedTuple):
 
     #: ``from_torch._fx_key`` of the model when it was traced
     key: tuple
-    #: the trace (an fx graph; a tape's recording when ``facts`` is set)
+    #: the trace (an fx graph; a tape's recording when ``facts`` is set); None for a chain
+    #: read off an ``nn.Sequential``, which keeps only its structural analyses
     graph: Any
     #: a tape trace's facts (the input shapes it is specialised to), None for an fx trace
     facts: dict[str, Any] | None

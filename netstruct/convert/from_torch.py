@@ -46,6 +46,7 @@ from ..graphs._generated import diagonal_block
 from ..graphs.signed import SignedGraph, _copy_json
 from . import _ops
 from ._kept import Kept, input_signature, meta_shapes
+from ._paths import submodule
 from ._resize import units_record
 from ._tape import argument_names, flat_tensors
 from ._values import Broken, ExtraInput, Feat, Opaque, decode, encode
@@ -117,6 +118,8 @@ class _Traced:
         self.run: Any = None
         #: the :class:`~netstruct.convert._kept.Kept` entry whose shapes it replays
         self.kept_entry: Kept | None = None
+        #: a chain of known layers read off an ``nn.Sequential`` (or one layer): no trace
+        self.chain = False
 
 
 def _trace(model, example_input: Any = None, reuse: bool = False) -> _Traced:
@@ -157,10 +160,12 @@ def _trace(model, example_input: Any = None, reuse: bool = False) -> _Traced:
         for p in paths:
             x = graph.call_module(p, (x,))
         graph.output(x)
-        return _Traced(graph, model)
+        traced = _Traced(graph, model)
+        traced.chain = True
+        return traced
     key = _fx_key(model) if example_input is not None else None
     hit = _FX_TRACES.get(model) if reuse and key is not None else None
-    if hit is not None and hit.key == key:
+    if hit is not None and hit.key == key and hit.graph is not None:
         signature = input_signature(example_input)
         if hit.facts is None or hit.signature == signature:  # a tape only for its own shapes
             return _replayed(model, hit, signature)
@@ -219,6 +224,26 @@ def _keep(model: Any, traced: _Traced, example_input: Any, G: SignedGraph) -> No
     _FX_TRACES[model] = Kept(
         traced.key, traced.graph, traced.facts, signature, shapes, structure, derived
     )
+
+
+def _keep_chain(model: Any, example_input: Any, G: SignedGraph) -> None:
+    """For a chain (nothing to replay): share the structural analyses of the last checked
+    export of ``model`` when its module tree, input signature and wiring were the same,
+    else keep ``G``'s for the next export (see :mod:`netstruct.convert._kept`)."""
+    signature = input_signature(example_input)
+    if signature is None:
+        return
+    key, structure = _fx_key(model), str(G.provenance.get("structure"))
+    hit = _FX_TRACES.get(model)
+    if (
+        hit is not None
+        and hit.graph is None
+        and (hit.key, hit.signature, hit.structure) == (key, signature, structure)
+        and hit.derived is not None
+    ):
+        share_structural(G, hit.derived)
+        return
+    _FX_TRACES[model] = Kept(key, None, None, signature, None, structure, structural(G))
 
 
 def _adopt(G: SignedGraph, kept: Kept) -> None:
@@ -503,7 +528,7 @@ def _run_example(traced: _Traced, example_input, meta: bool = False) -> dict[Any
                     v = args.pop(0) if args else (n.args[0] if n.args else None)
                     values[n] = on_meta(v) if meta else v
                 elif n.op == "call_module":
-                    values[n] = call(root.get_submodule(str(n.target)), a, kw)
+                    values[n] = call(submodule(root, str(n.target)), a, kw)
                 elif n.op == "call_function":
                     values[n] = n.target(*a, **kw)
                 elif n.op == "call_method":
@@ -776,7 +801,7 @@ class _Exporter:
     # -- module calls ----------------------------------------------------------------------
     def call_module(self, node) -> Any:
         path = str(node.target)
-        mod = self.gm.get_submodule(path)
+        mod = submodule(self.gm, path)
         handler = get_handler(mod)
         if handler is None:
             raise UnsupportedModuleError(
@@ -953,7 +978,7 @@ class _Exporter:
                 "it reshapes channels of a feature map; pass example_input to from_torch so shapes are known"
             )
         if node.op == "call_module":
-            mod = self.gm.get_submodule(str(node.target))
+            mod = submodule(self.gm, str(node.target))
             if (
                 type(mod).__name__ == "Flatten"
                 and feat.ndim is not None
@@ -1771,8 +1796,11 @@ def _export(
             _adopt(G, traced.kept_entry)
         return G
     G = _export_traced(model, traced, example_input, params, options)
-    if traced.key is not None and options.check and example_input is not None:
-        _keep(model, traced, example_input, G)  # checked: a later export may replay it
+    if options.check and example_input is not None:
+        if traced.key is not None:
+            _keep(model, traced, example_input, G)  # checked: a later export may replay it
+        elif traced.chain:
+            _keep_chain(model, example_input, G)
     return G
 
 

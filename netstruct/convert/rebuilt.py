@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from ._paths import submodule
+
 __all__ = ["RebuiltModel", "set_submodule"]
 
 
@@ -86,7 +88,7 @@ class RebuiltModel(torch.nn.Module):
         scale): the product is taken here instead, so gradients reach ``<name>_orig``.
         """
         owner_path, _, name = target.rpartition(".")
-        owner = self.get_submodule(owner_path) if owner_path else self
+        owner = submodule(self, owner_path)
         p = owner._parameters.get(name)
         if p is not None:
             return p
@@ -152,7 +154,7 @@ class RebuiltModel(torch.nn.Module):
                 n_in += 1
             elif op == "call_module":
                 args = self._scaled_inputs(rec, list(args))
-                val = self.get_submodule(rec["target"])(*args, **kwargs)
+                val = submodule(self, rec["target"])(*args, **kwargs)
             elif op == "call_function":
                 if rec["target"] == "F.dropout":
                     kwargs["training"] = self.training
@@ -168,7 +170,7 @@ class RebuiltModel(torch.nn.Module):
             elif op == "get_attr":
                 if "value" in rec:  # a buffer or constant (see _hold_constants)
                     owner, _, name = rec["target"].rpartition(".")
-                    val = getattr(self.get_submodule(owner) if owner else self, name)
+                    val = getattr(submodule(self, owner), name)
                 else:
                     val = self._read_parameter(rec["target"])
             elif op == "output":

@@ -413,3 +413,29 @@ def test_another_signature_does_not_share_the_structural_analyses():
     G = ns.from_torch(m, x)
     H = ns.from_torch(m, torch.randn(3, 2, 5, 5))
     assert structural(H) is not structural(G)
+
+
+def test_a_sequential_chain_shares_its_structural_analyses_with_its_next_export():
+    from netstruct.graphs._derived import structural
+
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.ReLU(),
+        torch.nn.Linear(8, 2),
+    ).eval()  # fmt: skip
+    x = torch.randn(3, 4)
+    G = ns.from_torch(m, x)
+    with torch.no_grad():
+        m[2].weight.mul_(-1.0)
+    H = ns.from_torch(m, torch.randn(3, 4))
+    assert structural(H) is structural(G)
+    assert structural(ns.from_torch(m, torch.randn(5, 4))) is not structural(G)  # signature
+    m[1] = torch.nn.Tanh()  # another module tree: analysed afresh
+    T = ns.from_torch(m, x)
+    assert structural(T) is not structural(G)
+    ft.forget_traces(m)
+    F = ns.from_torch(m, x)
+    assert structural(F) is not structural(T)
+    assert ns.structured_prune(T, amount=0.5).steps[0].units == (
+        ns.structured_prune(F, amount=0.5).steps[0].units
+    )
