@@ -24,7 +24,6 @@ entry and exports again from a fresh trace.
 
 from __future__ import annotations
 
-import operator
 from typing import Any, NamedTuple
 
 __all__ = ["Kept", "input_signature", "meta_shapes"]
@@ -141,9 +140,11 @@ def _from_sizes(node: Any, tensor_valued: set[Any]) -> bool:
         return True
     if node.op == "call_method" and node.target in _SHAPE_METHODS:
         return True
+    if node.op == "call_function" and node.target is len:  # a tensor's first size
+        return True
     if (
         node.op == "call_function"
-        and node.target in (getattr, operator.attrgetter)
+        and node.target is getattr
         and len(node.args) >= 2
         and node.args[1] in _SHAPE_ATTRIBUTES
     ):

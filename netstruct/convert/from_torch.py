@@ -296,7 +296,8 @@ _FX_FAILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 #: traces (fx, or a tape's recording) of models whose export passed its round-trip check, as
 #: :class:`~netstruct.convert._kept.Kept` (with :func:`_fx_key` at the time and the shapes
-#: of the run on the example). Re-exporting the same model (after each epoch of training,
+#: of the run on the example; for an ``nn.Sequential`` chain, which has no trace to
+#: replay, only the structural analyses its graphs share). Re-exporting the same model (after each epoch of training,
 #: say) replays its trace instead of tracing again, and starts from the kept shapes when the
 #: example input has the same signature instead of running the trace: a trace costs about as
 #: much as the rest of a small model's export, and torch.fx's patching of

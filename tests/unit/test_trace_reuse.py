@@ -11,6 +11,7 @@ export with a fresh trace every time.
 from __future__ import annotations
 
 import gc
+import operator
 import weakref
 
 import numpy as np
@@ -439,3 +440,33 @@ def test_a_sequential_chain_shares_its_structural_analyses_with_its_next_export(
     assert ns.structured_prune(T, amount=0.5).steps[0].units == (
         ns.structured_prune(F, amount=0.5).steps[0].units
     )
+
+
+def test_meta_shapes_keeps_sizes_and_tensor_structures_and_refuses_data():
+    import collections
+
+    from netstruct.convert._kept import meta_shapes
+
+    g = torch.fx.Graph()
+    x = g.placeholder("x")
+    n = g.call_function(len, (x,))
+    shape = g.call_function(getattr, (x, "shape"))
+    twice = g.call_function(operator.mul, (n, 2))
+    best = g.call_function(torch.max, (x, 1))
+    pair = g.call_module("m", (x,))
+    x_val = torch.randn(3, 4)
+    Pair = collections.namedtuple("Pair", "a b")
+    values = {
+        x: x_val, n: 3, shape: x_val.shape, twice: 6, best: torch.max(x_val, 1),
+        pair: Pair(x_val, x_val[:1]),
+    }  # fmt: skip
+    out = meta_shapes(g, values)
+    assert out is not None
+    assert (out[n], out[shape], out[twice]) == (3, torch.Size([3, 4]), 6)
+    assert type(out[best]) is type(values[best]) and out[best].values.is_meta
+    assert isinstance(out[pair], Pair) and out[pair].b.shape == (1, 4) and out[pair].a.is_meta
+    total = g.call_method("sum", (x,))
+    read = g.call_function(float, (total,))  # a number read from the data
+    assert meta_shapes(g, {**values, total: x_val.sum(), read: float(x_val.sum())}) is None
+    mixed = g.call_module("k", (x,))  # a module returning a tensor and a number
+    assert meta_shapes(g, {**values, mixed: (x_val, 1.5)}) is None
