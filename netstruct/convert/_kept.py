@@ -98,27 +98,19 @@ def meta_shapes(graph: Any, values: dict[Any, Any]) -> dict[Any, Any] | None:
     >>> meta_shapes(g, {x: torch.ones(2), n: 2, y: torch.ones(2), i: 1.0}) is None
     True
     """
-    import torch
-
     tensor_valued: set[Any] = set()
     out: dict[Any, Any] = {}
     for node in graph.nodes:
         if node not in values:
             continue
         v = values[node]
-        if isinstance(v, torch.Tensor):
-            if v.is_nested or v.layout != torch.strided:
-                return None
-            out[node] = torch.empty_like(v, device="meta")
-            tensor_valued.add(node)
-            continue
-        if not _size_like(v) or not _from_sizes(node, tensor_valued):
-            if not _tensors_only(v):
-                return None
+        if v is not None and _tensors_only(v):
             out[node] = _to_meta(v)
             tensor_valued.add(node)
-            continue
-        out[node] = v
+        elif _size_like(v) and _from_sizes(node, tensor_valued):
+            out[node] = v
+        else:
+            return None
     return out
 
 
@@ -153,11 +145,13 @@ def _from_sizes(node: Any, tensor_valued: set[Any]) -> bool:
 
 
 def _tensors_only(v: Any) -> bool:
-    """A tensor, or a tuple, list or dict holding only tensors (and None)."""
+    """A strided tensor, or a tuple, list or dict holding only those (and None)."""
     import torch
 
-    if v is None or isinstance(v, torch.Tensor):
-        return v is None or (not v.is_nested and v.layout == torch.strided)
+    if v is None:
+        return True
+    if isinstance(v, torch.Tensor):
+        return not v.is_nested and v.layout == torch.strided
     if isinstance(v, (tuple, list)):
         return all(_tensors_only(x) for x in v)
     if isinstance(v, dict):
