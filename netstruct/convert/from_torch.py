@@ -45,6 +45,7 @@ from ..graphs._derived import share_structural, structural
 from ..graphs._generated import diagonal_block
 from ..graphs.signed import SignedGraph, _copy_json
 from . import _ops
+from ._dual import DualUnsupported, FxFails, dual_trace, is_leaf
 from ._kept import Kept, input_signature, meta_shapes
 from ._paths import submodule
 from ._resize import units_record
@@ -57,7 +58,7 @@ from .builder import (
     to_numpy,
 )
 from .elementwise import label_for
-from .handlers import get_handler, is_registered_type
+from .handlers import get_handler
 
 __all__ = ["from_torch"]
 
@@ -85,9 +86,7 @@ def _tracer_cls():
             super().__init__(autowrap_modules=no_modules)
 
         def is_leaf_module(self, m, qualname):
-            if isinstance(m, through):  # torch.nn composites whose layers have handlers
-                return False
-            return is_registered_type(type(m)) or super().is_leaf_module(m, qualname)
+            return is_leaf(m, through)  # the dual tracer's rule too
 
     return _Tracer
 
@@ -171,6 +170,10 @@ def _trace(model, example_input: Any = None, reuse: bool = False) -> _Traced:
             return _replayed(model, hit, signature)
     if key is not None and _FX_FAILED.get(model) == key:  # fx failed on this very model
         return _tape(model, example_input, key)
+    if key is not None and _DUAL_FAILED.get(model) != key:
+        dual = _dual(model, example_input, key)
+        if dual is not None:
+            return dual
     tracer = _tracer_cls()()
     tracer.record_stack_traces = False  # source lines only for an error (see _fx_sources)
     try:
@@ -189,6 +192,30 @@ def _trace(model, example_input: Any = None, reuse: bool = False) -> _Traced:
     # the graph's module and attribute paths are the model's own (the tracer stores constants
     # it meets on the model): no GraphModule, whose construction compiles Python code
     traced = _Traced(graph, model)
+    traced.sources = functools.partial(_fx_sources, model)
+    traced.key = key
+    return traced
+
+
+def _dual(model: Any, example_input: Any, key: tuple) -> _Traced | None:
+    """The fx trace of ``model`` and its run on ``example_input`` in one pass (see
+    :mod:`netstruct.convert._dual`); the tape where torch.fx's trace would fail; None,
+    remembered for this :func:`_fx_key`, where the dual tracer does not mirror torch.fx
+    (the caller then traces with fx)."""
+    from .attention import traced_through
+
+    if sum(p.numel() for p in model.parameters()) >= META_RUN_PARAMS:
+        return None  # shapes come from a meta run there, not from the real arithmetic
+    try:
+        with FX_TRACE_LOCK:
+            run = dual_trace(model, example_input, traced_through(), _tracer_cls())
+    except FxFails:  # where fx's trace fails too: record one run instead
+        _FX_FAILED[model] = key
+        return _tape(model, example_input, key)
+    except DualUnsupported:
+        _DUAL_FAILED[model] = key
+        return None
+    traced = _Traced(run.graph, model, kept={"values": run.values, "output": run.output})
     traced.sources = functools.partial(_fx_sources, model)
     traced.key = key
     return traced
@@ -293,6 +320,9 @@ FX_TRACE_LOCK = threading.RLock()
 #: same, unchanged model goes straight to the tape instead of failing again)
 _FX_FAILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
+#: models the dual tracer does not follow, with :func:`_fx_key` at the time (traced by fx)
+_DUAL_FAILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
 
 #: traces (fx, or a tape's recording) of models whose export passed its round-trip check, as
 #: :class:`~netstruct.convert._kept.Kept` (with :func:`_fx_key` at the time and the shapes
@@ -336,6 +366,7 @@ def forget_traces(model: Any) -> None:
     """
     _FX_TRACES.pop(model, None)
     _FX_FAILED.pop(model, None)
+    _DUAL_FAILED.pop(model, None)
 
 
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
