@@ -12,7 +12,7 @@ import operator
 from functools import cache
 from typing import Any
 
-from ..exceptions import FileFormatError, UnsupportedModuleError
+from ..exceptions import FileFormatError, GraphError, UnsupportedModuleError
 
 __all__ = [
     "function_table",
@@ -91,6 +91,21 @@ MOVE_OPS = frozenset(
 )
 #: ops returning shape information, not units
 META_OPS = frozenset({"size", "dim"})
+#: tensor attributes a traced forward may read (``b, c, h, w = x.shape``): no units
+TENSOR_ATTRIBUTES = frozenset({"shape", "ndim", "dtype", "device"})
+
+
+def tensor_attribute(value: Any, name: str) -> Any:
+    """``getattr(value, name)`` for the :data:`TENSOR_ATTRIBUTES` only (a stored spec names
+    the attribute; nothing else is read)."""
+    if name not in TENSOR_ATTRIBUTES:
+        raise GraphError(
+            f"The architecture spec reads attribute {name!r} of a tensor; only "
+            f"{sorted(TENSOR_ATTRIBUTES)} are allowed. The spec is not one netstruct wrote."
+        )
+    return getattr(value, name)
+
+
 #: tensor methods the exporter follows
 METHODS = (
     ACTIVATIONS
@@ -186,6 +201,7 @@ def function_table() -> dict[str, Any]:
     for name in _F_FNS:
         table[f"F.{name}"] = getattr(F, name)
     table["netstruct.guard"] = guard
+    table["getattr"] = tensor_attribute
     return table
 
 
@@ -223,7 +239,9 @@ def guard(value: Any, expected: Any, where: str) -> None:
 
 @cache
 def _reverse_table() -> dict[int, str]:
-    return {id(fn): name for name, fn in function_table().items()}
+    table = {id(fn): name for name, fn in function_table().items()}
+    table[id(getattr)] = "getattr"  # fx's node for ``x.shape`` (replayed by tensor_attribute)
+    return table
 
 
 def function_name(fn: Any) -> str | None:

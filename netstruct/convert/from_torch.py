@@ -1064,6 +1064,14 @@ class _Exporter:
             return self._getitem_container(node, first, args[1])
         if base in _ops.META_OPS:
             return Opaque()
+        if name == "getattr":  # ``x.shape``, ``x.ndim``: shape information, no units
+            attr = args[1] if len(args) == 2 else None
+            if attr not in _ops.TENSOR_ATTRIBUTES:
+                raise UnsupportedModuleError(
+                    f"netstruct follows reads of {sorted(_ops.TENSOR_ATTRIBUTES)} of a tensor, "
+                    f"not of {attr!r}; call the tensor method instead (x.t() for x.T)"
+                )
+            return Opaque()
         affine = _scalar_affine(base, vals, args, node.kwargs)
         if affine is not None:
             return self._scalar_affine(node, *affine)

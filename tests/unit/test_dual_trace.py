@@ -61,7 +61,7 @@ class _Stages(nn.Module):
     def forward(self, x):
         for blk in self.blocks:
             x = self.act(blk(x))
-        b, c, h, w = x.size()
+        b, c, h, w = x.shape
         y = self.act(x).reshape(b, c, h * w).view(x.size(0), -1)
         return self.head(y.view(b, c, h, w))
 

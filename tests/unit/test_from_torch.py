@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import netstruct as ns
+from netstruct.exceptions import GraphError, UnsupportedModuleError
 from tests.models import FinalState, LastStep, mlp
 
 pytestmark = pytest.mark.torch
@@ -239,3 +240,50 @@ def test_custom_layer_through_registry():
     assert torch.allclose(ns.to_torch(G)(x), m(x), atol=1e-6)
     with pytest.raises(ns.InvalidParameterError, match="already registered"):
         ns.register_module_handler(Scaled, ScaledHandler())
+
+
+class _ReadsShape(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4 * 25, 3)
+
+    def forward(self, x):
+        b, c, h, w = x.shape  # fx: getattr(x, "shape"), then getitem
+        return self.fc(torch.relu(self.conv(x)).reshape(b, c * 0 + 4 * h * w))
+
+
+def test_a_forward_that_reads_x_shape_exports_and_rebuilds_for_any_batch():
+    torch.manual_seed(0)
+    model = _ReadsShape().eval()
+    G = ns.from_torch(model, torch.randn(2, 2, 5, 5))
+    assert [op["target"] for op in G.spec["ops"]].count("getattr") == 1
+    rebuilt = ns.to_torch(G)
+    x = torch.randn(5, 2, 5, 5)  # another batch size: the shape is read, not baked in
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), model(x), atol=1e-5, rtol=1e-4)
+    plan = ns.structured_prune(G, amount=0.5)
+    small = ns.to_torch(ns.prune(G, plan, shrink=True))
+    with torch.no_grad():
+        masked = ns.to_torch(ns.prune(G, plan))(x)
+        torch.testing.assert_close(small(x), masked, atol=1e-5, rtol=1e-4)
+
+
+def test_a_spec_reading_another_tensor_attribute_is_refused():
+    from netstruct.convert import _ops
+
+    with pytest.raises(GraphError, match="only"):
+        _ops.tensor_attribute(torch.zeros(1), "__class__")
+
+
+def test_reading_x_T_names_the_method_to_call_instead():
+    class Transposes(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.fc(x.T)
+
+    with pytest.raises(UnsupportedModuleError, match=r"x\.t\(\) for x\.T"):
+        ns.from_torch(Transposes().eval(), torch.randn(3, 3))
