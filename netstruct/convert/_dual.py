@@ -25,12 +25,15 @@ Where torch.fx's trace fails (a Python branch on a traced value, ``len`` of one,
 other than unpacking) the run raises :class:`FxFails` at the same point, and the caller
 records a tape without trying fx. Whatever else fx would do that this module does not
 mirror raises :class:`DualUnsupported`, and the caller traces with torch.fx: tensors that
-are neither parameters
-nor buffers of the model, functions registered with ``torch.fx.wrap``, module classes with
-their own ``__call__`` or ``__getattr__``, hooks, and models in training mode (the example
-run is made in eval mode, a trace in the model's own). Only module classes found in the
+are neither parameters nor buffers of the model, functions registered with
+``torch.fx.wrap``, module classes with their own ``__call__`` or ``__getattr__``, a forward
+with ``**kwargs`` that runs to its end (fx passes a placeholder for them, the run an empty
+dict), hooks, and models in training mode (the example run is made in eval mode, a trace in
+the model's own). Autograd is off for the values only: the forward's Python sees the
+caller's grad mode, as under torch.fx. Only module classes found in the
 model are patched, and only for the length of the run (under the exporter's
-``FX_TRACE_LOCK``); torch.fx's private tracing flag is set as torch.fx sets it, so torch's
+``FX_TRACE_LOCK``), and module calls of other threads pass through untouched (under
+torch.fx they would reach the tracer); torch.fx's private tracing flag is set as torch.fx sets it, so torch's
 own modules take the branches they take under torch.fx.
 """
 
@@ -41,6 +44,7 @@ import dis
 import inspect
 import operator
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -252,6 +256,7 @@ class _DualTracer:
         self.num_calls: dict[str, int] = {}
         self.params: dict[str, Dual] = {}  # one get_attr node per parameter read (fx's cache)
         self.inside = 0  # > 0 while a leaf module runs on real values: nothing is recorded
+        self.thread = threading.get_ident()  # other threads' module calls pass through
         self._atoms = (torch.dtype, torch.device, torch.memory_format, torch.layout)
         self._grad = (torch.is_grad_enabled, torch._C._set_grad_enabled)
 
@@ -408,7 +413,7 @@ class _DualTracer:
 def _module_call(mod: Any, *args: Any, **kwargs: Any) -> Any:
     """``nn.Module.__call__`` of the module classes during a run: leaves are recorded."""
     tr = _ACTIVE
-    if tr is None or tr.inside:
+    if tr is None or tr.inside or tr.thread != threading.get_ident():
         return _ORIGINAL["__call__"](mod, *args, **kwargs)
     return tr.call_module(mod, args, kwargs, _ORIGINAL["__call__"])
 
@@ -420,6 +425,8 @@ def _module_getattr(mod: Any, attr: str) -> Any:
     value = _ORIGINAL["__getattr__"](mod, attr)
     tr = _ACTIVE
     if tr is None or tr.inside or not isinstance(value, torch.nn.Parameter):
+        return value
+    if tr.thread != threading.get_ident():  # another thread's module: not this run's
         return value
     return tr.parameter(value)
 

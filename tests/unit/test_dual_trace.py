@@ -349,3 +349,25 @@ def test_a_forward_with_keyword_arguments_is_traced_by_fx_or_taped(monkeypatch):
     assert "specialised" in G.spec and not tried  # taped, without trying fx
     with torch.no_grad():
         torch.testing.assert_close(ns.to_torch(G)(x), branching(x))
+
+
+def test_module_calls_of_another_thread_pass_through_a_run():
+    import threading
+
+    other = nn.Linear(4, 3).eval()  # of a class the run patches (the model has Linears)
+    seen = []
+
+    class Waits(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            t = threading.Thread(target=lambda: seen.append(other(torch.ones(1, 4))))
+            t.start()
+            t.join()
+            return self.fc(x)
+
+    run = _dual_run(Waits().eval(), torch.randn(2, 4))
+    assert [n.op for n in run.graph.nodes] == ["placeholder", "call_module", "output"]
+    assert isinstance(seen[0], torch.Tensor)  # a real result, not a traced value
