@@ -23,6 +23,9 @@ models) are recorded instead by running them once on ``example_input`` (the tape
 :mod:`netstruct.convert._tape`); the result is the same kind of fx graph, specialised to the
 example's shapes (see ``docs/concepts/layers.md``, "Tracing"). That one run gives the values the
 exporter needs and the reference output of the round-trip check: the model is not run again.
+A trace by torch.fx (or the dual tracer) is checked against the model's own forward, since
+Python that branches on ``isinstance(x, torch.Tensor)`` or ``hasattr`` takes another path on
+proxies than on tensors; where the check fails, the tape records the model instead.
 """
 
 from __future__ import annotations
@@ -624,25 +627,25 @@ class _RealValues:
     def reference_output(self) -> Any:
         """What ``model(example_input)`` returns, when a run already gave it exactly; else None.
 
-        A tape trace ran the model itself. A plain ``nn.Sequential`` chain of leaves (stock
-        ``forward``, no hooks on the containers) computes exactly the real run's last value.
-        So does an fx trace of a model in eval mode (every submodule too: a trace in training
-        mode freezes ``self.training`` branches that the eval-mode check would take otherwise)
-        without forward hooks: the run replays the traced operations on the same tensors in
-        the same order, calling the leaf modules themselves.
+        A tape trace ran the model itself, on real tensors. A plain ``nn.Sequential`` chain of
+        leaves (stock ``forward``, no hooks on the containers) computes exactly the real run's
+        last value. A trace by torch.fx or the dual tracer does not: its forward saw proxies,
+        not tensors, and Python that asks ``isinstance(x, torch.Tensor)``, ``hasattr(x, ...)``
+        or ``torch.fx`` whether it is tracing takes another branch there than in a real run;
+        only the model's own forward is a reference for it.
         """
         import torch
         from torch.fx.node import map_arg
 
-        if self.traced.kept is not None:
+        if self.traced.kept is not None and self.traced.facts is not None:
             return self.traced.kept["output"]
-        if not self.is_real:
+        if not self.is_real or not self.traced.chain:
             return None
         if torch.nn.modules.module._global_forward_hooks or (
             torch.nn.modules.module._global_forward_pre_hooks
         ):
             return None
-        if not (_plain_sequential(self.model) or self._faithful_fx_trace()):
+        if not _plain_sequential(self.model):
             return None
         out = [n for n in self.traced.graph.nodes if n.op == "output"]
         if not out:
@@ -652,15 +655,6 @@ class _RealValues:
             return map_arg(out[0].args[0], values.__getitem__)
         except KeyError:  # a value the run did not keep: run the model instead
             return None
-
-    def _faithful_fx_trace(self) -> bool:
-        """An fx trace (not a tape, not a read ``nn.Sequential``) of an eval-mode model without
-        forward hooks (see :meth:`reference_output`)."""
-        if self.traced.sources is None or self.traced.facts is not None or self.traced.reused:
-            return False
-        return not any(
-            m.training or m._forward_hooks or m._forward_pre_hooks for m in self.model.modules()
-        )
 
 
 def _plain_sequential(model: Any) -> bool:
@@ -1835,7 +1829,16 @@ def _export(
         if traced.kept_entry is not None:
             _adopt(G, traced.kept_entry)
         return G
-    G = _export_traced(model, traced, example_input, params, options)
+    try:
+        G = _export_traced(model, traced, example_input, params, options)
+    except _NotReproduced:
+        if traced.key is None or traced.facts is not None:
+            raise  # a tape or a chain: nothing records the run more faithfully
+        # the forward took another branch on proxies than on tensors (isinstance, hasattr):
+        # the tape records the run itself, and this model's later exports start there
+        _FX_FAILED[model] = traced.key
+        traced = _tape(model, example_input, traced.key)
+        G = _export_traced(model, traced, example_input, params, options)
     if options.check and example_input is not None:
         if traced.key is not None:
             _keep(model, traced, example_input, G)  # checked: a later export may replay it
@@ -1911,6 +1914,10 @@ def _export_traced(
     return G
 
 
+class _NotReproduced(GraphError):
+    """The round-trip check failed: the exported graph does not give the model's output."""
+
+
 def _check_roundtrip(model, G: SignedGraph, example_input, reference: Any = None) -> None:
     """Run ``to_torch(G)`` on the example and compare with the model's output.
 
@@ -1936,7 +1943,7 @@ def _check_roundtrip(model, G: SignedGraph, example_input, reference: Any = None
         for x, y in zip(ta, tb)
     )
     if not ok:
-        raise GraphError(
+        raise _NotReproduced(
             f"The exported graph of {type(model).__name__} does not reproduce the model's output on "
             "example_input; its forward() does something netstruct does not record. Register a "
             "handler for the custom part, or pass check=False to keep the graph anyway."

@@ -371,3 +371,38 @@ def test_module_calls_of_another_thread_pass_through_a_run():
     run = _dual_run(Waits().eval(), torch.randn(2, 4))
     assert [n.op for n in run.graph.nodes] == ["placeholder", "call_module", "output"]
     assert isinstance(seen[0], torch.Tensor)  # a real result, not a traced value
+
+
+class _AsksTensors(nn.Module):
+    """A forward whose Python asks what its input is (a proxy answers otherwise)."""
+
+    def __init__(self, ask: str) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+        self.ask = ask
+
+    def forward(self, x):
+        tensor = isinstance(x, torch.Tensor) if self.ask == "isinstance" else not hasattr(x, "q")
+        return self.fc(x) if tensor else self.fc(-x)
+
+
+@pytest.mark.parametrize("ask", ["isinstance", "hasattr"])
+@pytest.mark.parametrize("dual", [True, False], ids=["dual", "fx"])
+def test_a_forward_that_asks_for_tensors_is_checked_against_its_own_run(ask, dual, monkeypatch):
+    """Traced, it takes the proxy's branch (``-x``); the check runs the model itself, sees
+    the difference and the tape records the run the model makes."""
+    model, x = _AsksTensors(ask).eval(), torch.randn(2, 3)
+    if not dual:
+        monkeypatch.setattr(ft, "_dual", lambda *a: None)
+    traced = ft._trace(model, x)
+    assert traced.facts is None  # a trace, by proxies: the other branch
+    with torch.no_grad():
+        assert not torch.allclose(
+            ft._run_example(traced, x)[traced.graph.output_node().args[0]], model(x)
+        )
+    G = ns.from_torch(model, x)
+    assert "specialised" in G.spec  # taped
+    with torch.no_grad():
+        torch.testing.assert_close(ns.to_torch(G)(x), model(x))
+    again = ft._trace(model, x)
+    assert again.facts is not None  # this model's next export goes to the tape directly

@@ -172,9 +172,9 @@ def test_the_check_still_catches_a_forward_the_graph_does_not_record():
         ns.from_torch(m, torch.randn(4, 3))
 
 
-def test_an_eval_mode_fx_trace_checks_against_its_own_run(monkeypatch):
-    """The run of the traced operations is the model's output: the check does not run it
-    again, and gets exactly what a run of the model gives."""
+def test_an_fx_trace_is_checked_against_the_model_s_own_run(monkeypatch):
+    """A trace's forward saw proxies (``isinstance(x, torch.Tensor)`` is False there), so the
+    run of its operations is no reference: the check runs the model itself."""
     torch.manual_seed(5)
     m, x = _Res().eval(), torch.randn(2, 2, 6, 6)
     calls = []
@@ -185,9 +185,8 @@ def test_an_eval_mode_fx_trace_checks_against_its_own_run(monkeypatch):
         return real(model, G, example_input, reference)
 
     monkeypatch.setattr(ft, "_check_roundtrip", spy)
-    ns.from_torch(m, x)
-    with torch.no_grad():
-        assert calls[0] is not None and torch.equal(calls[0], m(x))
+    G = ns.from_torch(m, x)
+    assert calls == [None] and "specialised" not in G.spec  # traced, checked against m(x)
 
 
 class _TrainOnly(torch.nn.Module):
@@ -200,16 +199,22 @@ class _TrainOnly(torch.nn.Module):
         return torch.tanh(y) if self.training else y  # fx freezes the trace mode's branch
 
 
-def test_the_check_runs_the_model_when_the_trace_may_differ_from_it():
-    """A trace in training mode, or a forward hook on the root, is not the model's eval run:
-    the check compares with a real run and catches what the graph does not record."""
-    with pytest.raises(ns.exceptions.GraphError, match="does not reproduce"):
-        ns.from_torch(_TrainOnly().train(), torch.randn(4, 3))
+def test_where_a_trace_differs_from_the_model_s_run_the_tape_records_the_run():
+    """A trace in training mode freezes the training branch, and a trace does not see a
+    forward hook on the root: the check compares with a real (eval-mode) run, sees the
+    difference, and the tape records what the model does (the hook's ``+ 1`` too)."""
+    x = torch.randn(4, 3)
+    trained = _TrainOnly().train()
+    G = ns.from_torch(trained, x)
+    assert "specialised" in G.spec and trained.training  # taped, the mode left as it was
+    with torch.no_grad(), ft.eval_mode(trained):
+        torch.testing.assert_close(ns.to_torch(G)(x), trained(x))
     m = _TrainOnly().eval()
     m.register_forward_hook(lambda mod, args, out: out + 1)
-    with pytest.raises(ns.exceptions.GraphError, match="does not reproduce"):
-        ns.from_torch(m, torch.randn(4, 3))
-    ns.from_torch(_TrainOnly().eval(), torch.randn(4, 3))  # eval, no hook: reproduced
+    G = ns.from_torch(m, x)
+    with torch.no_grad():
+        torch.testing.assert_close(ns.to_torch(G)(x), m(x))
+    assert "specialised" not in ns.from_torch(_TrainOnly().eval(), x).spec  # eval: fx's trace
 
 
 def test_rebuilding_draws_nothing_from_torchs_random_generator():
