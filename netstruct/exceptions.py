@@ -21,6 +21,7 @@ __all__ = [
     "NetstructWarning",
     "EmptySelectionWarning",
     "UnfoldedBatchNormWarning",
+    "UncheckedExportWarning",
 ]
 
 
@@ -110,3 +111,14 @@ def param_error(name: str, func: str, expected: str, got: object) -> InvalidPara
     return InvalidParameterError(
         f"The {name!r} parameter of {func} must be {expected}. Got {got!r} instead."
     )
+
+
+class UncheckedExportWarning(NetstructWarning):
+    """``from_torch(model)`` without ``example_input`` traced a forward that asks what its
+    values are (``isinstance``, ``hasattr``, ``type``, ``torch.fx``'s tracing flag).
+
+    torch.fx answers such a question for its proxy, not for a tensor, so the graph may hold
+    the branch a real run does not take, and without an example input nothing checks it.
+    Pass ``example_input``: the export is then checked against the model's own forward (and
+    recorded by one run where the trace differs from it).
+    """

@@ -192,12 +192,90 @@ def _trace(model, example_input: Any = None, reuse: bool = False) -> _Traced:
             "trace specialised to that input's shapes), or wrap the untraceable part in a module "
             "and register a handler with netstruct.register_module_handler."
         ) from None
+    if example_input is None:
+        _warn_unchecked(model)
     # the graph's module and attribute paths are the model's own (the tracer stores constants
     # it meets on the model): no GraphModule, whose construction compiles Python code
     traced = _Traced(graph, model)
     traced.sources = functools.partial(_fx_sources, model)
     traced.key = key
     return traced
+
+
+#: names whose use in a traced forward asks what a value is: torch.fx answers for its proxy
+_ASKS_TYPE = frozenset(
+    {
+        "isinstance",
+        "hasattr",
+        "type",
+        "callable",
+        "__class__",
+        "is_fx_tracing",
+        "is_fx_tracing_symbolic_tracing",
+        "is_tracing",
+        "is_scripting",
+        "is_compiling",
+    }
+)
+
+
+def _asking_forwards(model: Any) -> list[str]:
+    """``Class.forward (name)`` for each traced-through module whose forward code (its own
+    lines and the functions defined in it) uses a name of :data:`_ASKS_TYPE`.
+
+    A heuristic for :func:`_warn_unchecked` (helpers the forward calls are not read).
+
+    Examples
+    --------
+    >>> import torch
+    >>> class Asks(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return x if isinstance(x, torch.Tensor) else -x
+    >>> _asking_forwards(Asks())
+    ['Asks.forward (isinstance)']
+    >>> _asking_forwards(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+    []
+    """
+    from .attention import traced_through
+
+    through = traced_through()
+    found, seen = [], set()
+    for module in model.modules():
+        forward = getattr(type(module), "forward", None)
+        code = getattr(forward, "__code__", None)
+        if code is None or code in seen or is_leaf(module, through):
+            continue
+        seen.add(code)
+        names: set[str] = set()
+        stack = [code]
+        while stack:
+            c = stack.pop()
+            names.update(c.co_names)
+            stack.extend(k for k in c.co_consts if hasattr(k, "co_names"))
+        asked = sorted(names & _ASKS_TYPE)
+        if asked:
+            found.append(f"{type(module).__qualname__}.forward ({', '.join(asked)})")
+    return found
+
+
+def _warn_unchecked(model: Any) -> None:
+    """Warn when an fx trace without an example input may hold a branch a run does not take."""
+    asking = _asking_forwards(model)
+    if not asking:
+        return
+    import warnings
+
+    from ..exceptions import UncheckedExportWarning
+
+    warnings.warn(
+        f"from_torch traced {type(model).__name__} without example_input, so the graph is not "
+        f"checked against a run, and {'; '.join(asking)} asks what its values are, which a "
+        "torch.fx trace answers for a proxy, not a tensor: the graph may compute another branch "
+        "than the model. Pass example_input (one batch) to check the export against the "
+        "model's own forward.",
+        UncheckedExportWarning,
+        stacklevel=5,  # from_torch's caller
+    )
 
 
 def _dual(model: Any, example_input: Any, key: tuple) -> _Traced | None:
@@ -1717,7 +1795,10 @@ def from_torch(
         One batch of input. When given, the model is run once so shapes are known (needed for
         convolutions and shape operations), and, with ``check=True``, the re-imported module is
         run on it and its outputs (every tensor of a tuple or ``ModelOutput``) compared with
-        the model's.
+        the model's. Without it nothing is checked; a traced ``forward`` that asks what its
+        values are (``isinstance``, ``hasattr``, ``type``) then warns
+        (:class:`~netstruct.exceptions.UncheckedExportWarning`): torch.fx answers for its
+        proxy, so the graph may hold a branch the model's run does not take.
     check : bool, default=True
         With ``example_input``, verify that ``to_torch(G)`` reproduces the model's output.
         A checked export keeps the model's fx trace, and a later checked export of the same,

@@ -406,3 +406,30 @@ def test_a_forward_that_asks_for_tensors_is_checked_against_its_own_run(ask, dua
         torch.testing.assert_close(ns.to_torch(G)(x), model(x))
     again = ft._trace(model, x)
     assert again.facts is not None  # this model's next export goes to the tape directly
+
+
+def test_an_export_without_example_input_warns_of_a_forward_that_asks_for_tensors():
+    """Nothing checks such a graph (the trace takes the proxy's branch): the warning names the
+    forward and what it asks, and says how to get a checked export."""
+    import warnings
+
+    from netstruct.exceptions import UncheckedExportWarning
+
+    with pytest.warns(
+        UncheckedExportWarning, match=r"_AsksTensors.forward \(hasattr, isinstance\)"
+    ):
+        ns.from_torch(_AsksTensors("hasattr").eval())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UncheckedExportWarning)
+        ns.from_torch(_AsksTensors("isinstance").eval(), torch.randn(2, 3))  # checked: silent
+        ns.from_torch(nn.Sequential(nn.Linear(3, 2), nn.ReLU()))  # read off, nothing traced
+        ns.from_torch(_Plain())  # a forward that asks nothing
+
+
+class _Plain(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return torch.relu(self.fc(x))
