@@ -28,8 +28,8 @@ mirror raises :class:`DualUnsupported`, and the caller traces with torch.fx: ten
 are neither parameters nor buffers of the model, functions registered with
 ``torch.fx.wrap``, module classes with their own ``__call__`` or ``__getattr__``, a forward
 with ``**kwargs`` that runs to its end (fx passes a placeholder for them, the run an empty
-dict), hooks, and models in training mode (the example run is made in eval mode, a trace in
-the model's own). Autograd is off for the values only: the forward's Python sees the
+dict), hooks, and models in training mode (the exporter therefore switches a training-mode
+model to eval mode for the run: the mode its round-trip check runs the model in). Autograd is off for the values only: the forward's Python sees the
 caller's grad mode, as under torch.fx. Only module classes found in the
 model are patched, and only for the length of the run (under the exporter's
 ``FX_TRACE_LOCK``), and module calls of other threads pass through untouched (under

@@ -114,6 +114,11 @@ class _Recorder:
         self.is_leaf = is_leaf
         self.bound: dict[int, tuple[Any, Any]] = {}  # id(tensor) -> (tensor, node)
         self.params = {id(p): name for name, p in model.named_parameters()}
+        #: paths of the modules that hold a parameter (their own or a submodule's, tied too)
+        self.with_params: set[str] = set()
+        for name, _ in model.named_parameters(remove_duplicate=False):
+            parts = name.split(".")[:-1]
+            self.with_params.update(".".join(parts[:k]) for k in range(len(parts) + 1))
         self.param_nodes: dict[str, Any] = {}
         self.paths = {id(m): path for path, m in model.named_modules()}
         self.stack: list[str] = []
@@ -270,7 +275,7 @@ class _Recorder:
             args, kwargs = _positional(module, args, kwargs)
             largs, t1 = self.lift(args)
             lkwargs, t2 = self.lift(kwargs)
-            has_params = any(True for _ in module.parameters())
+            has_params = path in self.with_params
             node = None
             if t1 or t2 or has_params:
                 node = self.graph.call_module(path, tuple(largs), lkwargs)
@@ -390,7 +395,8 @@ def tape_trace(
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             out = func(*args, **kwargs)
-            rec.record_function(func, args, kwargs, out)
+            if not rec.leaf_depth:  # inside a handled module nothing is recorded
+                rec.record_function(func, args, kwargs, out)
             return out
 
     handles = []

@@ -287,12 +287,18 @@ def _dual(model: Any, example_input: Any, key: tuple) -> _Traced | None:
 
     if sum(p.numel() for p in model.parameters()) >= META_RUN_PARAMS:
         return None  # shapes come from a meta run there, not from the real arithmetic
+    # a model in training mode is traced, and run, in eval mode, as the tape records it and
+    # the round-trip check runs it (a run in training mode would also update its batch
+    # norms' running statistics)
+    training = any(m.training for m in model.modules())
     try:
-        with FX_TRACE_LOCK:
-            run = dual_trace(model, example_input, traced_through(), _tracer_cls())
-    except FxFails:  # where fx's trace fails too: record one run instead
-        _FX_FAILED[model] = key
-        return _tape(model, example_input, key)
+        with eval_mode(model) if training else contextlib.nullcontext():
+            try:
+                with FX_TRACE_LOCK:
+                    run = dual_trace(model, example_input, traced_through(), _tracer_cls())
+            except FxFails:  # where fx's trace fails too: record one run instead (in the
+                _FX_FAILED[model] = key  # same eval mode: one switch of the model's modes)
+                return _tape(model, example_input, key)
     except DualUnsupported:
         _DUAL_FAILED[model] = key
         return None

@@ -199,21 +199,41 @@ class _TrainOnly(torch.nn.Module):
         return torch.tanh(y) if self.training else y  # fx freezes the trace mode's branch
 
 
-def test_where_a_trace_differs_from_the_model_s_run_the_tape_records_the_run():
-    """A trace in training mode freezes the training branch, and a trace does not see a
-    forward hook on the root: the check compares with a real (eval-mode) run, sees the
-    difference, and the tape records what the model does (the hook's ``+ 1`` too)."""
+def test_a_training_mode_model_is_traced_as_its_eval_mode_run():
+    """fx would freeze the training branch; the dual tracer runs the model in eval mode, the
+    mode the check compares in, and gives every module its own mode back."""
     x = torch.randn(4, 3)
+    trained = _TrainOnly().train()
+    trained.a.eval()  # a submodule's own mode, kept
+    G = ns.from_torch(trained, x)
+    assert "specialised" not in G.spec  # a trace, not a tape
+    assert trained.training and not trained.a.training
+    with torch.no_grad(), ft.eval_mode(trained):
+        torch.testing.assert_close(ns.to_torch(G)(x), trained(x))
+    res = _Res().train()
+    stats = [b.clone() for b in res.bn.buffers()]
+    ns.from_torch(res, torch.randn(2, 2, 6, 6))
+    assert all(torch.equal(a, b) for a, b in zip(stats, res.bn.buffers()))  # no update
+
+
+def test_where_a_trace_differs_from_the_model_s_run_the_tape_records_the_run(monkeypatch):
+    """A trace does not see a forward hook on the root, and torch.fx's trace of a
+    training-mode model freezes the training branch: the check compares with a real
+    (eval-mode) run, sees the difference, and the tape records what the model does (the
+    hook's ``+ 1`` too)."""
+    x = torch.randn(4, 3)
+    m = _TrainOnly().eval()
+    m.register_forward_hook(lambda mod, args, out: out + 1)
+    G = ns.from_torch(m, x)
+    assert "specialised" in G.spec
+    with torch.no_grad():
+        torch.testing.assert_close(ns.to_torch(G)(x), m(x))
+    monkeypatch.setattr(ft, "_dual", lambda *a: None)  # torch.fx's trace, in training mode
     trained = _TrainOnly().train()
     G = ns.from_torch(trained, x)
     assert "specialised" in G.spec and trained.training  # taped, the mode left as it was
     with torch.no_grad(), ft.eval_mode(trained):
         torch.testing.assert_close(ns.to_torch(G)(x), trained(x))
-    m = _TrainOnly().eval()
-    m.register_forward_hook(lambda mod, args, out: out + 1)
-    G = ns.from_torch(m, x)
-    with torch.no_grad():
-        torch.testing.assert_close(ns.to_torch(G)(x), m(x))
     assert "specialised" not in ns.from_torch(_TrainOnly().eval(), x).spec  # eval: fx's trace
 
 
