@@ -90,6 +90,9 @@ class GraphBuilder:
     #: True at the node ids whose values some block has read (an activation then needs fresh
     #: nodes); grown as nodes are added, see :meth:`was_read`
     read: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    #: per node id, the last export-time op position that reads its value (an activation on
+    #: a value read after it needs fresh nodes too: ``h + relu(h)``); see :meth:`keep_live`
+    live: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     #: per export-time op position: names of the structural blocks (skip/identity) it owns
     op_blocks: dict[int, list[str]] = field(default_factory=dict)
     current_op: int = -1
@@ -284,6 +287,24 @@ class GraphBuilder:
             self.read = grown
         self.read[ids] = True
 
+    def keep_live(self, ids: np.ndarray, until: int) -> None:
+        """The values of nodes ``ids`` are read up to op position ``until`` (the exporter
+        calls this for every value it keeps, with the position of its last user)."""
+        ids = np.asarray(ids, dtype=INDEX_DTYPE).reshape(-1)
+        if not ids.size:
+            return
+        if self.live.size < self.n_nodes:
+            grown = np.zeros(max(self.n_nodes, 2 * self.live.size), dtype=np.int64)
+            grown[: self.live.size] = self.live
+            self.live = grown
+        self.live[ids] = np.maximum(self.live[ids], until)
+
+    def read_later(self, ids: np.ndarray) -> bool:
+        """True when an op after the current one reads the value of a node of ``ids``."""
+        ids = np.asarray(ids, dtype=INDEX_DTYPE).reshape(-1)
+        ids = ids[ids < self.live.size]
+        return bool(ids.size) and int(self.live[ids].max()) > self.current_op
+
     def was_read(self, ids: np.ndarray) -> bool:
         """True when some block has read the value of a node of ``ids``."""
         ids = np.asarray(ids, dtype=INDEX_DTYPE)
@@ -420,7 +441,7 @@ class GraphBuilder:
         ids = np.asarray(ids, dtype=INDEX_DTYPE)
         if not label:
             return ids
-        if self.was_read(ids) or self.nodes.any_of_kind(ids, "input"):
+        if self.was_read(ids) or self.read_later(ids) or self.nodes.any_of_kind(ids, "input"):
             out = self.add_units(ids.size, module=path, label=label.split("{")[0])
             self._structural("identity", ids, path, "copy", out)
             ids = out

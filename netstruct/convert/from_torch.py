@@ -1518,9 +1518,15 @@ class _Exporter:
                     n.stack_trace = lines[n.name]
         return _where(node)
 
+    def _keep_live(self, value: Any, until: int) -> None:
+        """Tell the builder that ``value``'s units are read up to op position ``until``."""
+        for ids in _unit_arrays(value):
+            self.builder.keep_live(ids, until)
+
     def run(self) -> dict[str, Any]:
         self.guard_only = _guard_only(self.graph)
         n_placeholders = 0
+        order = {node: i for i, node in enumerate(self.graph.nodes)}
         for i, node in enumerate(self.graph.nodes):
             self.index[node] = i
             self.builder.current_op = i
@@ -1558,6 +1564,8 @@ class _Exporter:
                 if isinstance(value, Feat):
                     rec["axis"] = value.pos_axis if value.pos_axis is not None else -1
             self.env[node] = value
+            if node.users:
+                self._keep_live(value, max(order[u] for u in node.users))
             self.ops.append(rec)
         if self.errors:
             lines = "\n".join(f"  {k + 1}. {e}" for k, e in enumerate(self.errors))
@@ -1574,6 +1582,17 @@ class _Exporter:
             "calls": {p: n for p, n in self.calls.items() if n > 1},
             "ops": self.ops,
         }
+
+
+def _unit_arrays(value: Any) -> Iterator[np.ndarray]:
+    """The node-id arrays a value carries (a Feat's, a recurrent layer's states, nested)."""
+    if isinstance(value, Feat):
+        yield value.ids
+    elif isinstance(value, StackedStates):
+        yield from value.states
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _unit_arrays(v)
 
 
 def _guard_only(graph) -> set[Any]:

@@ -287,3 +287,47 @@ def test_reading_x_T_names_the_method_to_call_instead():
 
     with pytest.raises(UnsupportedModuleError, match=r"x\.t\(\) for x\.T"):
         ns.from_torch(Transposes().eval(), torch.randn(3, 3))
+
+
+class _ReadAfterActivation(torch.nn.Module):
+    """``h + act(h)``: the pre-activation ``h`` is read after the activation."""
+
+    def __init__(self, module_act: bool) -> None:
+        super().__init__()
+        self.a = torch.nn.Linear(3, 4)
+        self.act = torch.nn.Tanh() if module_act else None
+        self.b = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        h = self.a(x)
+        g = self.act(h) if self.act is not None else torch.relu(h)
+        return self.b(h + g)
+
+
+@pytest.mark.parametrize("module_act", [False, True], ids=["function", "module"])
+def test_an_activation_of_a_value_read_after_it_gets_fresh_nodes(module_act):
+    """Annotating ``a``'s nodes in place would make the sum read ``act(h)`` twice (the rebuilt
+    module, which replays the operations, hid it from the round-trip check)."""
+    import numpy as np
+
+    torch.manual_seed(0)
+    model, x = _ReadAfterActivation(module_act).eval(), torch.randn(5, 3)
+    G = ns.from_torch(model, x)
+    nodes, act = G.nodes(), "tanh" if module_act else "relu"
+    a = G.block("a.weight").targets
+    assert (nodes.loc[a, "activation"] == "").all()  # h itself
+    skips = [b for b in G.blocks if b.kind == "skip"]
+    read = [nodes.loc[b.sources, "activation"].unique().tolist() for b in skips]
+    assert sorted(read) == [[""], [act]]  # one operand is h, the other act(h)
+    # the graph's own arithmetic: b(h + act(h)) from the blocks and the node activations
+    A = G.block("a.weight")
+    h = x.numpy() @ A.weight.T + A.bias
+    g = np.tanh(h) if module_act else np.maximum(h, 0)
+    B = G.block("b.weight")
+    with torch.no_grad():
+        np.testing.assert_allclose((h + g) @ B.weight.T + B.bias, model(x).numpy(), atol=1e-5)
+    plan = ns.PruningPlan.for_graph(G).remove_units(G, np.isin(np.arange(G.n_nodes), a[:2]))
+    with torch.no_grad():
+        torch.testing.assert_close(
+            ns.to_torch(ns.prune(G, plan, shrink=True))(x), ns.to_torch(plan.apply(G))(x)
+        )
