@@ -384,7 +384,41 @@ def _hf_models() -> dict[str, Any]:
         "HF ViT": mod._vit,
         "HF BERT": mod._bert,
         "HF GPT-2": mod._gpt2,
+        "HF Llama (MHA)": lambda: (
+            mod.tf.LlamaForCausalLM(mod.tf.LlamaConfig(**dict(mod._LLM, num_key_value_heads=4))),
+            mod._ids(40),
+        ),
+        "HF Llama (GQA)": mod.MORE["llama"],
     }
+
+
+TP_PROBE_S = 30.0  # how long Torch-Pruning may take to group a tiny LLM before it counts as hung
+_TP_FINISHES: dict[tuple[str, int, int], bool] = {}
+
+
+def _tp_llm_child(model: Any, x: Any, ratio: float) -> None:
+    _run_tp_llm(model, x, ratio)
+
+
+def _tp_llm_finishes(model: Any, x: Any, ratio: float) -> bool:
+    """Whether Torch-Pruning's LLM recipe ends on this architecture, tried once in a forked
+    process so an endless loop costs ``TP_PROBE_S`` seconds instead of the whole benchmark."""
+    import multiprocessing as mp
+
+    cfg = model.config
+    key = (type(model).__name__, cfg.num_attention_heads, cfg.num_key_value_heads)
+    if key not in _TP_FINISHES:
+        child = mp.get_context("fork").Process(
+            target=_tp_llm_child, args=(copy.deepcopy(model), x, ratio)
+        )
+        child.start()
+        child.join(TP_PROBE_S)
+        finished = not child.is_alive()
+        if not finished:
+            child.kill()
+            child.join()
+        _TP_FINISHES[key] = finished
+    return _TP_FINISHES[key]
 
 
 def _first(out: Any) -> Any:
@@ -393,10 +427,60 @@ def _first(out: Any) -> Any:
     return out if isinstance(out, torch.Tensor) else out[0]
 
 
+def run_tp_llm(model: Any, x: Any, ratio: float) -> Any:
+    """Torch-Pruning's recipe for decoder LLMs (its examples/LLMs/prune_llm.py): query heads
+    and key/value heads by ``num_heads``, head dims kept (RoPE), ``lm_head`` ignored, then the
+    attention modules' head counts patched. Its ``pruning_ratio`` also cuts the RMSNorm'd
+    hidden width (so the function changes; netstruct's comparable row is ``norm_width``).
+
+    With grouped-query attention (fewer key/value heads than query heads) Torch-Pruning 1.6's
+    dependency graph never finishes grouping (an endless loop in
+    ``_fix_dependency_graph_non_recursive``, reported upstream as VainF/Torch-Pruning#527); a
+    forked probe detects it and the row records the failure instead of hanging.
+    """
+    cfg = model.config
+    if cfg.num_key_value_heads < cfg.num_attention_heads and not _tp_llm_finishes(model, x, ratio):
+        raise TimeoutError(
+            f"no groups after {TP_PROBE_S:.0f} s on GQA (loops, VainF/Torch-Pruning#527)"
+        )
+    return _run_tp_llm(model, x, ratio)
+
+
+def _run_tp_llm(model: Any, x: Any, ratio: float) -> Any:
+    import torch_pruning as tp
+
+    cfg = model.config
+    att = [m for n, m in model.named_modules() if n.endswith("self_attn")]
+    num_heads = {}
+    for m in att:
+        num_heads[m.q_proj] = cfg.num_attention_heads
+        num_heads[m.k_proj] = num_heads[m.v_proj] = cfg.num_key_value_heads
+    pruner = tp.pruner.MetaPruner(
+        model,
+        x,
+        importance=tp.importance.GroupMagnitudeImportance(p=2, group_reduction="mean"),
+        pruning_ratio=ratio,
+        ignored_layers=[model.lm_head],
+        num_heads=num_heads,
+        prune_num_heads=True,
+        prune_head_dims=False,
+        head_pruning_ratio=ratio,
+        output_transform=lambda out: out.logits,
+    )
+    pruner.step()
+    for m in att:
+        heads = m.q_proj.out_features // m.head_dim
+        m.num_key_value_groups = heads // (m.k_proj.out_features // m.head_dim)
+    return pruner
+
+
 def run_tp_hf(model: Any, x: Any, ratio: float) -> Any:
     """Torch-Pruning's own recipe for HF transformers (examples/transformers/prune_hf_bert.py):
     heads grouped by ``num_heads``, pooler ignored, attention sizes patched after pruning."""
     import torch_pruning as tp
+
+    if hasattr(getattr(model, "config", None), "num_key_value_heads"):
+        return run_tp_llm(model, x, ratio)
 
     config = getattr(model, "config", None)
     heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None)

@@ -97,8 +97,9 @@ def decode(t: Any, lookup: dict[float, int]) -> Feat | None:
     varying = [k for k in range(a.ndim) if a.shape[k] > 1 and not _constant_along(node, k)]
     if len(varying) > 1:  # features split over several axes, e.g. (heads, head_dim)
         sub = node[tuple(slice(None) if k in varying else 0 for k in range(a.ndim))]
-        # the ids must depend on the varying axes only (a product layout)
-        if np.unique(sub).size != sub.size:
+        # the ids must depend on the varying axes only (a product layout); heads may repeat
+        # whole and in order (grouped-query attention's repeat_kv: head h is head h // r)
+        if np.unique(sub).size != sub.size and interleaved_repeats(sub) is None:
             return None
         return Feat(np.ascontiguousarray(sub), a.ndim, varying[0], tuple(varying))
     if not varying:  # one position on every axis, or one node everywhere
@@ -111,6 +112,30 @@ def decode(t: Any, lookup: dict[float, int]) -> Feat | None:
     index: list[int | slice] = [0] * a.ndim
     index[axis] = slice(None)
     return Feat(np.ascontiguousarray(node[tuple(index)]).reshape(-1), a.ndim, axis)
+
+
+def interleaved_repeats(ids: np.ndarray) -> int | None:
+    """``r`` when ``ids`` (heads first) repeats each of its distinct heads ``r`` times in a
+    row, as ``repeat_interleave(x, r, dim=heads)`` does; None for any other repetition.
+
+    Examples
+    --------
+    >>> interleaved_repeats(np.array([[0, 1], [0, 1], [2, 3], [2, 3]]))
+    2
+    >>> interleaved_repeats(np.array([[0, 1], [2, 3], [0, 1], [2, 3]])) is None
+    True
+    """
+    if ids.ndim < 2 or not ids.size:
+        return None
+    n_unique = np.unique(ids).size
+    r, rest = divmod(ids.size, n_unique)
+    heads = ids.shape[0]
+    if rest or heads % r:
+        return None
+    g = ids.reshape(heads // r, r, -1)
+    if not (g == g[:, :1]).all() or np.unique(g[:, 0]).size != g[:, 0].size:
+        return None
+    return r
 
 
 def _node_ids(a: np.ndarray, lookup: dict[float, int]) -> np.ndarray | None:

@@ -45,7 +45,7 @@ import numpy as np
 from .._version import __version__
 from ..exceptions import GraphError, InvalidParameterError, UnsupportedModuleError
 from ..graphs._derived import share_structural, structural
-from ..graphs._generated import diagonal_block
+from ..graphs._generated import attention_pattern, diagonal_block, identity_block
 from ..graphs.signed import SignedGraph, _copy_json
 from . import _ops
 from ._dual import DualUnsupported, FxFails, dual_trace, is_leaf
@@ -53,7 +53,7 @@ from ._kept import Kept, input_signature, meta_shapes
 from ._paths import submodule
 from ._resize import units_record
 from ._tape import argument_names, flat_tensors
-from ._values import Broken, ExtraInput, Feat, Opaque, decode, encode
+from ._values import Broken, ExtraInput, Feat, Opaque, decode, encode, interleaved_repeats
 from .builder import (
     GraphBuilder,
     PendingInput,
@@ -821,6 +821,34 @@ class _ParamRef:
         self.node = node
 
 
+def _kv_heads(q: Feat, k: Feat, v: Feat) -> tuple[int, Feat, Feat] | None:
+    """Query heads per key/value head (1: multi-head attention) and the key and value with
+    each of their heads once; None when query, key and value do not line up.
+
+    Grouped-query attention reads key/value head ``h // rep`` for query head ``h`` (torch's
+    ``repeat_interleave`` order): either passed with ``heads / rep`` heads
+    (``scaled_dot_product_attention(..., enable_gqa=True)``) or repeated to the query's heads
+    first (transformers' ``repeat_kv``), which this undoes.
+    """
+    if k.ids.shape != v.ids.shape or (q.axes, q.ndim) != (v.axes, v.ndim):
+        return None
+    rep = 1
+    if q.ids.shape == k.ids.shape:
+        r = interleaved_repeats(k.ids) if np.unique(k.ids).size < k.ids.size else 1
+        if r is None or r != (interleaved_repeats(v.ids) or 1):
+            return None
+        if r > 1:
+            k = Feat(k.ids[::r], k.ndim, k.axis, k.axes)
+            v = Feat(v.ids[::r], v.ndim, v.axis, v.axes)
+        rep = r
+    elif q.axes is None or q.ids.ndim != 2 or q.ids.shape[1] != k.ids.shape[1]:
+        return None
+    heads, kv_heads = q.ids.shape[0], k.ids.shape[0]
+    if kv_heads == 0 or heads % kv_heads:
+        return None
+    return heads // kv_heads if rep == 1 else rep, k, v
+
+
 def _shape_of(v: Any) -> tuple[int, ...] | None:
     return tuple(v.shape) if hasattr(v, "shape") and hasattr(v, "dtype") else None
 
@@ -1075,6 +1103,10 @@ class _Exporter:
         if not hasattr(res, "dtype"):
             return Opaque()
         feat = decode(res, lookups)
+        if feat is None and res.numel() == 0:
+            raise UnsupportedModuleError(
+                "it takes an empty slice of a value with units (no unit is left to follow)"
+            )
         if feat is None:
             raise UnsupportedModuleError(
                 "it mixes the values of several units (e.g. a mean over the feature axis, or a "
@@ -1172,6 +1204,8 @@ class _Exporter:
             return self._pad(node, first)
         if base in ("add", "iadd", "add_") and len(feats) == 2 and len(args) == 2:
             return self._residual(node, feats)
+        if base in ("mul", "imul", "mul_") and len(args) == 2 and not node.kwargs:
+            return self._product(node, vals)
         if base in ("cat", "concat"):
             dim = args[1] if len(args) > 1 else node.kwargs.get("dim", 0)
             merged = self._cat_positions(node, vals, dim) if isinstance(dim, int) else None
@@ -1228,16 +1262,18 @@ class _Exporter:
         if len(qkv) < 3 or not all(isinstance(v, Feat) for v in qkv):
             raise UnsupportedModuleError("attention whose query, key or value carries no units")
         q, k, v = qkv
-        if not (q.ids.shape == k.ids.shape == v.ids.shape) or (q.axes, q.ndim) != (v.axes, v.ndim):
+        heads = _kv_heads(q, k, v)
+        if heads is None:
             raise UnsupportedModuleError(
                 "attention whose query, key and value units do not line up"
             )
-        n = v.ids.size
+        rep, k, v = heads
+        n = q.ids.size
         path = _op_path(node)
         bias = self._score_bias(node, q)
         labelled = self._label_heads(q, k, v)
         ctx = self.builder.add_units(n, module=path, label="context")
-        W = np.concatenate([np.eye(n, dtype=np.float32)] * 3, axis=1)
+        W = attention_pattern(q.ids.shape, rep)
         sources = [q.ids.reshape(-1), k.ids.reshape(-1), v.ids.reshape(-1)]
         if bias is not None:  # a per-head score bias: head h's context reads bias unit h
             H = bias.size
@@ -1255,8 +1291,9 @@ class _Exporter:
             module=path,
             param="",
             kind="operator",
+            layout={} if rep == 1 else {"kv_repeats": rep, "head_dim": int(q.ids.shape[1])},
         )
-        return Feat(ctx.reshape(v.ids.shape), v.ndim, v.axis, v.axes)
+        return Feat(ctx.reshape(q.ids.shape), v.ndim, v.axis, v.axes)
 
     def _label_heads(self, q: Feat, k: Feat, v: Feat) -> bool:
         """Gate labels ``q<h>``, ``k<h>``, ``v<h>`` on the units of each head (coupling ties them).
@@ -1265,7 +1302,7 @@ class _Exporter:
         more than one head) and no unit carries a label yet; unlabelled attention units stay
         out of shrinking (:func:`netstruct.shrink` blocks them).
         """
-        if q.axes is None or len(q.axes) != 2 or q.ids.shape[0] < 2:
+        if q.axes is None or len(q.axes) != 2 or q.ids.shape[0] < 2 or k.ids.shape[0] < 1:
             return False
         gate = self.builder.columns["gate"]
         parts = [(p, np.asarray(f.ids)) for p, f in zip("qkv", (q, k, v))]
@@ -1419,8 +1456,10 @@ class _Exporter:
 
     def _residual(self, node, feats: list[Feat]) -> Feat:
         a, b = feats
-        if a.axes is not None or b.axes is not None:
-            raise UnsupportedModuleError("a sum of values whose units span several axes")
+        if a.axes != b.axes or (a.axes is not None and a.ids.shape != b.ids.shape):
+            raise UnsupportedModuleError(
+                "a sum of values whose units span different axes (heads split differently)"
+            )
         if a.ids.size != b.ids.size or (a.pos_axis, a.ndim) != (b.pos_axis, b.ndim):
             raise UnsupportedModuleError(
                 "a sum of values whose units do not line up (broadcasting)"
@@ -1430,8 +1469,85 @@ class _Exporter:
                 raise UnsupportedModuleError(
                     "a sum of values that repeat units (add before flattening)"
                 )
-        out = self.builder.add_sum([a.ids, b.ids], _op_path(node))
-        return Feat(out, a.ndim, a.axis)
+        out = self.builder.add_sum([a.ids.reshape(-1), b.ids.reshape(-1)], _op_path(node))
+        return Feat(out.reshape(a.ids.shape), a.ndim, a.axis, a.axes)
+
+    def _product(self, node, vals: list[Any]) -> Feat:
+        """``x * y``: an element-wise operator block (``layout["operator"]``).
+
+        Two values with the same units (a gated MLP's ``act(gate(x)) * up(x)``, a
+        squeeze-excitation gate ``x * s``): fresh ``product`` units, unit ``i`` fed by unit
+        ``i`` of each factor. A value times a tensor without units (rotary embeddings'
+        ``q * cos``, a mask): fresh ``scale`` units fed by one edge each; the block's layout
+        says what shrinking may remove (``"shrinks"``, see :meth:`_scale_shrinks`). Coupling ties each product unit to its factors.
+        """
+        feats = [v for v in vals if isinstance(v, Feat)]
+        a = feats[0]
+        nd = self._ndim(node)
+        if a.ndim is not None and nd is not None and nd != a.ndim:
+            raise UnsupportedModuleError(
+                "a product that broadcasts a value with units to more dimensions"
+            )
+        for f in feats:
+            if np.unique(f.ids).size != f.ids.size:
+                raise UnsupportedModuleError(
+                    "a product of values that repeat units (multiply before flattening)"
+                )
+        path = _op_path(node)
+        if len(feats) == 2:
+            b = feats[1]
+            if a.ids.shape != b.ids.shape or (a.pos_axis, a.ndim, a.axes) != (
+                b.pos_axis,
+                b.ndim,
+                b.axes,
+            ):
+                raise UnsupportedModuleError(
+                    "a product of values whose units do not line up (broadcasting)"
+                )
+            same = np.array_equal(a.ids, b.ids)
+            if not same and np.intersect1d(a.ids, b.ids).size:
+                raise UnsupportedModuleError("a product of values that share some units")
+            sources = [a.ids.reshape(-1)] if same else [a.ids.reshape(-1), b.ids.reshape(-1)]
+            layout: dict[str, Any] = {"operator": "product"}
+        else:
+            sources = [a.ids.reshape(-1)]
+            layout = {"operator": "scale", "shrinks": self._scale_shrinks(node, a)}
+        out = self.builder.add_units(a.ids.size, module=path, label=layout["operator"])
+        self.builder._append(
+            identity_block,
+            name=f"{path}.{layout['operator']}",
+            sources=np.concatenate(sources),
+            targets=out,
+            module=path,
+            kind="operator",
+            copies=len(sources),
+            layout=layout,
+        )
+        return Feat(out.reshape(a.ids.shape), a.ndim, a.axis, a.axes)
+
+    def _scale_shrinks(self, node, feat: Feat) -> str:
+        """What removing units of ``feat`` leaves of ``x * t`` (``t`` without units).
+
+        ``"units"``: ``t`` is broadcast along every feature axis of ``feat``, so any of its
+        units may go; ``"heads"``: it is broadcast along the heads axis of a value split into
+        ``(heads, head_dim)`` (rotary ``cos``/``sin``), so whole heads may go; ``"none"``
+        otherwise (or when ``t``'s shape is unknown).
+        """
+        axes = list(feat.axes) if feat.axes is not None else [feat.axis]
+        shape = None
+        for a in node.args:
+            if hasattr(a, "op"):  # a traced value: its real tensor, when the run kept it
+                if not isinstance(self.env.get(a), Feat) and self.real:
+                    shape = _shape_of(self.real.get(a))
+            elif _shape_of(a) is not None:  # a constant tensor the trace recorded
+                shape = _shape_of(a)
+        if shape is None or feat.ndim is None or len(shape) > feat.ndim:
+            return "none"
+        lead = (1,) * (feat.ndim - len(shape)) + tuple(shape)
+        varies = [k for k, ax in enumerate(axes) if lead[ax % feat.ndim] != 1]
+        if not varies:
+            return "units"
+        return "heads" if len(axes) == 2 and varies == [1] else "none"
 
     def _getitem_container(self, node, value: Any, index: Any) -> Any:
         if isinstance(value, tuple):
@@ -1563,6 +1679,8 @@ class _Exporter:
                 rec["blocks"] = list(self.builder.op_blocks[i])
                 if isinstance(value, Feat):
                     rec["axis"] = value.pos_axis if value.pos_axis is not None else -1
+                    if value.axes is not None:  # units over (heads, head_dim): ids' axes
+                        rec["axes"] = [int(a) for a in value.axes]
             self.env[node] = value
             if node.users:
                 self._keep_live(value, max(order[u] for u in node.users))

@@ -15,6 +15,11 @@ imports it then.
   channel axis (``channels_first``) or the last axis; a masked graph whose plan removed
   channels of its width rebuilds it as
   :class:`~netstruct.convert._norm_module.MaskedConvNextLayerNorm`.
+* The RMS norms of decoder LLMs (``LlamaRMSNorm`` and the classes of Mistral, Mixtral, Qwen2,
+  Qwen3, Phi-3, Granite, OLMo-2, and T5's ``T5LayerNorm``): ``weight * x / sqrt(mean(x^2) + eps)``
+  over the last axis, like ``nn.RMSNorm``; rebuilt as their own class, or, when a plan removed
+  entries of their width, as :class:`~netstruct.convert._norm_module.MaskedRMSNorm`. Gemma's
+  norm (``1 + weight``) is a different map and is not among them.
 """
 
 from __future__ import annotations
@@ -22,13 +27,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from ..exceptions import GraphError
 from .builder import to_numpy
 from .elementwise import ElementwiseHandler, label_for
 from .handlers import ModuleHandler
-from .layers import NormHandler, build_feature_norm, load_state
+from .layers import STAT_MASK, NormHandler, build_feature_norm, load_state
 
-__all__ = ["Conv1DHandler", "NewGELUHandler", "ConvNextLayerNormHandler", "builtin_handlers"]
+__all__ = [
+    "Conv1DHandler",
+    "NewGELUHandler",
+    "ConvNextLayerNormHandler",
+    "RMSNormHandler",
+    "builtin_handlers",
+]
 
 
 def _transformers(module: str, what: str) -> Any:
@@ -137,6 +150,67 @@ class ConvNextLayerNormHandler(NormHandler):
         )
 
 
+#: ``(module, class)`` of the Hugging Face RMS norms computing ``weight * x * rsqrt(mean(x^2) + eps)``
+#: (their forwards were read: the same map, statistics in float32); Gemma's ``1 + weight`` is not
+RMS_NORMS = (
+    ("models.llama.modeling_llama", "LlamaRMSNorm"),
+    ("models.mistral.modeling_mistral", "MistralRMSNorm"),
+    ("models.mixtral.modeling_mixtral", "MixtralRMSNorm"),
+    ("models.qwen2.modeling_qwen2", "Qwen2RMSNorm"),
+    ("models.qwen3.modeling_qwen3", "Qwen3RMSNorm"),
+    ("models.phi3.modeling_phi3", "Phi3RMSNorm"),
+    ("models.granite.modeling_granite", "GraniteRMSNorm"),
+    ("models.olmo2.modeling_olmo2", "Olmo2RMSNorm"),
+    ("models.t5.modeling_t5", "T5LayerNorm"),
+)
+
+
+class RMSNormHandler(NormHandler):
+    """A Hugging Face RMS norm (``LlamaRMSNorm`` and its copies): ``nn.RMSNorm`` semantics.
+
+    One handler per class (its ``name`` is the class's qualified name without the
+    ``transformers.models.`` prefix), so re-import rebuilds the model's own class. Its
+    ``variance_epsilon`` is the norm's ``eps``; the statistics run over the last axis and may
+    drop entries (``stat_mask``, a norm-width removal), then the rebuilt norm is
+    :class:`~netstruct.convert._norm_module.MaskedRMSNorm`, which equals the shrunk norm.
+
+    Examples
+    --------
+    >>> h = RMSNormHandler("models.llama.modeling_llama", "LlamaRMSNorm")
+    >>> h.name
+    'transformers.llama.LlamaRMSNorm'
+    """
+
+    def __init__(self, module: str, cls: str) -> None:
+        super().__init__("RMSNorm")
+        self.name = f"transformers.{module.split('.')[1]}.{cls}"
+        self._where = (module, cls)
+
+    def _n(self, module) -> int:
+        return int(module.weight.shape[0])
+
+    def config(self, module):
+        return {"eps": float(module.variance_epsilon), "width": self._n(module)}
+
+    def build(self, config, params):
+        import torch
+
+        from ._norm_module import MaskedRMSNorm
+
+        n = self._size(params, config.get("width"))
+        eps = float(config["eps"])
+        own = dict(params)
+        keep = own.pop(STAT_MASK, None)
+        if keep is not None and not np.asarray(keep, dtype=bool).all():
+            mask = torch.from_numpy(np.array(keep, dtype=bool))
+            m = MaskedRMSNorm(n, eps=eps, stat_mask=mask)
+        else:
+            module, cls = self._where
+            m = getattr(_transformers(module, cls), cls)(n, eps=eps)
+        load_state(m, own)
+        return m
+
+
 def builtin_handlers() -> Iterator[tuple[str, ModuleHandler]]:
     """``(qualified class name, handler)`` pairs."""
     yield "transformers.pytorch_utils.Conv1D", Conv1DHandler()
@@ -145,3 +219,5 @@ def builtin_handlers() -> Iterator[tuple[str, ModuleHandler]]:
     yield "transformers.models.convnext.modeling_convnext.ConvNextLayerNorm", convnext_ln
     # its masked counterpart (a netstruct class): a masked model exports back with its stat_mask
     yield "netstruct.convert._norm_module.MaskedConvNextLayerNorm", convnext_ln
+    for module, cls in RMS_NORMS:
+        yield f"transformers.{module}.{cls}", RMSNormHandler(module, cls)

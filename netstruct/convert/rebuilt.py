@@ -102,18 +102,26 @@ class RebuiltModel(torch.nn.Module):
         blocks = rec.get("blocks", ())
         if not blocks or not self._scale_names:
             return args
-        axis = rec.get("axis", -1)
+        axes = rec.get("axes") or [rec.get("axis", -1)]
         for k, name in enumerate(blocks):
-            args[k] = self._scale(name, args[k], axis)
+            args[k] = self._scale(name, args[k], axes)
         return args
 
-    def _scale(self, name: str, value: Any, axis: int) -> Any:
+    def _scale(self, name: str, value: Any, axes: list[int]) -> Any:
+        """``value`` times the block's factors along its unit axes (``axes``: the axes the
+        units' ids span, in their order; several for values split into heads)."""
         buf = self._scale_names.get(name)
         if buf is None:
             return value
         vec = getattr(self, buf)
-        shape = [1] * value.dim()
-        shape[axis] = -1
+        nd = value.dim()
+        ax = [a % nd for a in axes]
+        if len(ax) > 1:  # ids laid out over the axes in their order: to the tensor's order
+            vec = vec.reshape([value.shape[a] for a in ax])
+            vec = vec.permute(sorted(range(len(ax)), key=ax.__getitem__))
+        shape = [1] * nd
+        for a in ax:
+            shape[a] = value.shape[a]
         return value * vec.reshape(shape).to(value.dtype)
 
     def _check_specialised(self, inputs: tuple) -> None:

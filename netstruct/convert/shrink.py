@@ -11,7 +11,7 @@ import pandas as pd
 from .._dtypes import INDEX_DTYPE
 from ..exceptions import GraphError, param_error
 from ..graphs._derived import structural
-from ..graphs.block import Block
+from ..graphs.block import Block, elementwise_operator
 from ..graphs.signed import NODE_COLUMNS, SignedGraph
 from ..utils.validation import check_graph
 from .handlers import handler_for_name
@@ -54,6 +54,22 @@ def _groupwise_statistics(b: Block, handler: Any, spec: dict[str, Any]) -> bool:
     if k is None:
         return False
     return int(k) == n or (int(k) >= 2 and b.layout.get("stat_groups") == int(k))
+
+
+def _scales_outside_heads(G: SignedGraph, cgroup: np.ndarray, gate: np.ndarray) -> set[str]:
+    """Names of ``scale`` operator blocks whose factor varies within a head (``shrinks ==
+    "heads"``) but whose units are not coupled to an attention head: removing part of their
+    width would not fit the factor's shape."""
+    headed = np.zeros(G.n_nodes, dtype=bool)
+    labelled = np.array([bool(_HEAD_LABEL.match(str(g))) for g in gate.tolist()], dtype=bool)
+    headed[cgroup[labelled]] = True
+    return {
+        b.name
+        for b in G.blocks
+        if elementwise_operator(b) == "scale"
+        and b.layout.get("shrinks") == "heads"
+        and not headed[cgroup[b.targets]].all()
+    }
 
 
 class _State:
@@ -99,6 +115,7 @@ class _State:
         excluded = np.zeros(self.n, dtype=bool)
         inner_sum = np.zeros(self.n, dtype=bool)
         gate = G.node_column("gate")
+        unheaded = _scales_outside_heads(G, self.cgroup, gate)
         for i, b in enumerate(G.blocks):
             if i in maskable:
                 stat_read[b.sources] = True
@@ -107,6 +124,17 @@ class _State:
                     excluded[b.sources[~np.asarray(keep, dtype=bool)]] = True
             elif b.kind == "skip" and b.name in internal:
                 inner_sum[b.sources] = inner_sum[b.targets] = True
+            elif elementwise_operator(b) is not None:
+                # x * y (a gated MLP, an SE gate): product units go with their factors; x * t
+                # by a tensor without units (rotary cos/sin) only where t is broadcast
+                # (``shrinks``: "units" everywhere, "heads" along the heads axis only)
+                how = b.layout.get(
+                    "shrinks", "units" if elementwise_operator(b) == "product" else "none"
+                )
+                if how == "units" or (how == "heads" and b.name not in unheaded):
+                    allowed[b.targets] = True
+                else:
+                    blocked[b.sources] = blocked[b.targets] = True
             elif b.kind == "operator":
                 # token mixing whose query/key/value units carry no head labels: the head of a
                 # dimension is unknown, and removing part of a head changes its scores

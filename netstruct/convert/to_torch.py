@@ -80,9 +80,17 @@ def _check_repeat(
         )
 
 
-def _fixed_weight(n_out: int, n_in: int) -> np.ndarray | None:
-    """Structure block weights: ``[I I ... I]``, or attention's ``[I I I B]`` with a per-head
-    score bias (``B[j, h] = 1`` for the context units ``j`` of head ``h``)."""
+def _fixed_weight(n_out: int, n_in: int, layout: Any = None) -> np.ndarray | None:
+    """Structure block weights: ``[I I ... I]``, attention's ``[I I I B]`` with a per-head
+    score bias (``B[j, h] = 1`` for the context units ``j`` of head ``h``), or grouped-query
+    attention's ``[I R R]`` (``layout["kv_repeats"]``, see
+    :func:`~netstruct.graphs._generated.attention_pattern`)."""
+    rep = int((layout or {}).get("kv_repeats", 1))
+    if rep > 1:
+        from ..graphs._generated import attention_pattern
+
+        dim = int(layout["head_dim"])  # whole key/value groups go: the head size stays
+        return attention_pattern((n_out // dim, dim), rep)
     reps = n_in // n_out if n_out and n_in % n_out == 0 else 0
     if reps:
         return np.concatenate([np.eye(n_out)] * reps, axis=1)
@@ -98,7 +106,7 @@ def _check_fixed(G: SignedGraph) -> None:
     internal = set((G._spec or {}).get("internal", ()))  # read only: no copy of the spec
     for b in G.blocks:
         if b.kind == "operator" or b.name in internal:
-            want = _fixed_weight(*b.shape)
+            want = _fixed_weight(*b.shape, b.layout)
             if want is None or want.shape != b.shape or not np.array_equal(b.weight, want):
                 raise GraphError(
                     f"Block {b.name!r} ({b.kind}) is structure inside a layer (attention's token "

@@ -27,7 +27,13 @@ from ..exceptions import GraphError
 from ..utils.validation import check_finite
 from .block import Block, _finish_block, dense_mask
 
-__all__ = ["identity_arrays", "diagonal_weight", "identity_block", "diagonal_block"]
+__all__ = [
+    "identity_arrays",
+    "diagonal_weight",
+    "identity_block",
+    "diagonal_block",
+    "attention_pattern",
+]
 
 #: the kinds of block whose weights are the identity pattern
 IDENTITY_KINDS = ("skip", "identity", "operator")
@@ -104,12 +110,15 @@ def identity_block(
     targets: ArrayLike,
     module: str = "",
     copies: int = 1,
+    layout: Mapping[str, Any] | None = None,
 ) -> Block:
     """A structural block: ``copies`` side-by-side identities from ``sources`` to ``targets``.
 
     Source ``j * len(targets) + i`` feeds target ``i`` with weight 1 for each copy ``j`` (a
     residual sum's operand, a copy, or attention's query, key and value units feeding their
     context unit). The same block as :func:`make_block` with :func:`identity_arrays`.
+    ``layout``: what the operator is when it is not attention (``{"operator": "product"}``,
+    see :func:`~netstruct.graphs.block.elementwise_operator`).
 
     Raises
     ------
@@ -145,7 +154,7 @@ def identity_block(
         delay=0,
         kind=kind,
         kernel=None,
-        layout=None,
+        layout=layout,
         state=None,
     )
 
@@ -212,3 +221,21 @@ def diagonal_block(
         layout=layout,
         state=state,
     )
+
+
+def attention_pattern(shape: tuple[int, ...], rep: int) -> np.ndarray:
+    """Operator weights ``[I | R | R]``: context unit ``(h, j)`` reads query unit ``(h, j)`` and
+    key and value unit ``(h // rep, j)`` (``R = I`` without grouped-query attention).
+
+    Examples
+    --------
+    >>> attention_pattern((2, 1), 2).astype(int).tolist()
+    [[1, 0, 1, 1], [0, 1, 1, 1]]
+    """
+    n = int(np.prod(shape))
+    eye = np.eye(n, dtype=np.float32)
+    if rep == 1:
+        return np.concatenate([eye] * 3, axis=1)
+    heads, dim = shape[0], int(np.prod(shape[1:]))
+    R = np.kron(np.kron(np.eye(heads // rep), np.ones((rep, 1))), np.eye(dim)).astype(np.float32)
+    return np.concatenate([eye, R, R], axis=1)

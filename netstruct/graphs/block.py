@@ -16,13 +16,38 @@ from .._dtypes import INDEX_DTYPE, MASK_DTYPE, WEIGHT_DTYPE
 from ..exceptions import GraphError, InvalidParameterError
 from ..utils.validation import check_finite
 
-__all__ = ["Block", "make_block", "BLOCK_KINDS"]
+__all__ = ["Block", "make_block", "BLOCK_KINDS", "ELEMENTWISE_OPERATORS", "elementwise_operator"]
 
 #: where a block keeps its computed :meth:`Block.parameter` (blocks are immutable)
 _PARAMETER = "_parameter"
 
 #: Kinds of block (see :class:`Block`).
 BLOCK_KINDS = ("weight", "skip", "identity", "norm", "operator")
+
+
+#: ``layout["operator"]`` of the operator blocks that act unit by unit: ``"product"`` (``x * y``
+#: of two values with units: a gated MLP's SwiGLU, a squeeze-excitation gate) and ``"scale"``
+#: (``x * t`` by a tensor without units: rotary position embeddings' ``cos``/``sin``)
+ELEMENTWISE_OPERATORS = ("product", "scale")
+
+
+def elementwise_operator(block: Any) -> str | None:
+    """``"product"``/``"scale"`` for an element-wise operator block, else None.
+
+    Attention's operator (token mixing) has no ``"operator"`` entry in its layout.
+
+    Examples
+    --------
+    >>> from netstruct.graphs._generated import identity_block
+    >>> b = identity_block(name="p", kind="operator", sources=[0, 1], targets=[2], copies=2,
+    ...                    layout={"operator": "product"})
+    >>> elementwise_operator(b)
+    'product'
+    """
+    if block.kind != "operator":
+        return None
+    op = block.layout.get("operator")
+    return op if op in ELEMENTWISE_OPERATORS else None
 
 
 def _frozen(array: np.ndarray, dtype: type, *, copy: bool) -> np.ndarray:
@@ -115,13 +140,15 @@ class Block:
         Name of the bias parameter inside the module.
     delay : int
         0 for a feed-forward block, 1 for a recurrent block (state at t-1 feeds t).
-    kind : {"weight", "skip", "identity", "norm"}
+    kind : {"weight", "skip", "identity", "norm", "operator"}
         ``"weight"``: a weight parameter. ``"skip"``: the identity edges of a residual sum
         (weight 1, no parameter). ``"identity"``: edges that copy values to fresh nodes (an
         activation applied to a value another layer already read). ``"norm"``: the per-unit
         scale of a normalisation layer (a diagonal block; the parameter is the diagonal).
         ``"operator"``: the dependencies of a data-dependent operator (attention's token
-        mixing: weight 1 from each query, key and value unit to its context unit).
+        mixing: weight 1 from each query, key and value unit to its context unit; an
+        element-wise product ``x * y`` or scale ``x * t``, ``layout["operator"]``, see
+        :func:`elementwise_operator`).
     kernel : ndarray or None, read-only
         The parameter as torch stores it when the block's 2-D ``weight`` is a view of it: a
         convolution's full kernel ``(out, in/groups, *k)``, a Linear read after a flatten

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import GraphError, param_error
+from ..graphs.block import elementwise_operator
 from ..graphs.signed import SignedGraph
 from ..utils.validation import check_graph
 
@@ -33,8 +34,8 @@ def _coefficients(G: SignedGraph) -> np.ndarray:
     for i, b in enumerate(G.blocks):
         bias = float(b.bias is not None and bool(b.bias_param))
         shared = "@" in b.module or (f"{b.module}.{b.param}" if b.module else b.param) in tied
-        if b.kind in ("skip", "identity"):
-            continue
+        if b.kind in ("skip", "identity") or elementwise_operator(b) is not None:
+            continue  # element-wise (a sum, a copy, x * y): no parameters, no MACs
         if b.kind == "operator":
             out[i, 3:] = (2.0, 1.0)  # Q K^T and A V: 2 T MACs per context unit and token
             continue
@@ -172,6 +173,7 @@ def _positions(G: SignedGraph, input_shape: Any, func: str) -> tuple[np.ndarray,
     for i, b in enumerate(G.blocks):
         if (
             b.kind in ("skip", "identity", "norm")
+            or elementwise_operator(b) is not None
             or _is_lookup(b)
             or b.layout.get("type") == "diag"
         ):

@@ -327,7 +327,25 @@ _TEXT = dict(
     max_position_embeddings=20,
 )
 _VIT = dict(image_size=16, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2)
+#: decoder LLMs: RMS norms, SwiGLU (``act(gate(x)) * up(x)``), rotary embeddings, four query heads
+#: on two key/value heads (grouped-query attention)
+_LLM = dict(_TEXT, num_attention_heads=4, num_key_value_heads=2, use_cache=False)
 MORE = {
+    "llama": lambda: (tf.LlamaForCausalLM(tf.LlamaConfig(**_LLM)), _ids(40)),
+    # eager attention: repeat_kv copies the key/value heads, then matmul attention
+    "llama_eager": lambda: (
+        tf.LlamaModel(tf.LlamaConfig(**_LLM, attn_implementation="eager")),
+        _ids(40),
+    ),
+    "mistral": lambda: (tf.MistralModel(tf.MistralConfig(**_LLM)), _ids(40)),
+    "qwen2": lambda: (tf.Qwen2Model(tf.Qwen2Config(**_LLM)), _ids(40)),
+    # squeeze-and-excitation: x * sigmoid(conv(pool(x))), a product of two values with units
+    "regnet": lambda: (
+        tf.RegNetModel(
+            tf.RegNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], groups_width=8)
+        ),
+        _pixels((2, 3, 16, 16)),
+    ),
     "roberta": lambda: (tf.RobertaModel(tf.RobertaConfig(**_TEXT, pad_token_id=1)), _ids(40)),
     "electra": lambda: (tf.ElectraModel(tf.ElectraConfig(embedding_size=8, **_TEXT)), _ids(40)),
     "albert": lambda: (tf.AlbertModel(tf.AlbertConfig(embedding_size=8, **_TEXT)), _ids(40)),
@@ -363,27 +381,34 @@ def test_more_families_export_and_reimport_exactly(name):
 
 def test_families_netstruct_cannot_follow_yet_get_one_clear_error():
     torch.manual_seed(0)
-    regnet = tf.RegNetModel(
-        tf.RegNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], groups_width=8)
-    ).eval()
-    with pytest.raises(UnsupportedModuleError) as info:  # squeeze-and-excitation: x * gate(x)
-        ns.from_torch(regnet, _pixels((1, 3, 16, 16)))
+    # Qwen3 normalises each head's query and key (an RMSNorm over head_dim of a value whose
+    # units span the heads and head-dim axes)
+    qwen3 = tf.Qwen3Model(tf.Qwen3Config(**_LLM, head_dim=4)).eval()
+    with pytest.raises(UnsupportedModuleError) as info:
+        ns.from_torch(qwen3, _ids(40))
     msg = str(info.value)
-    assert "call_method mul in module 'encoder.stages.0.layers.0.layer.2'" in msg
-    assert "modeling_regnet.py, line" in msg
-    llama = tf.LlamaModel(
-        tf.LlamaConfig(
-            vocab_size=40,
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            num_key_value_heads=2,
-            intermediate_size=24,
-            use_cache=False,
-        )
-    ).eval()
-    with pytest.raises(UnsupportedModuleError, match=r"pow in module 'layers\.0\.input_layernorm'"):
-        ns.from_torch(llama, _ids(40))
+    assert "module 'layers.0.self_attn.q_norm' reads a value whose units span several axes" in msg
+    assert "modeling_qwen3.py, line" in msg
+    # Phi-3 splits each head into a rotated part and an (here empty) pass-through part
+    phi3 = tf.Phi3Model(tf.Phi3Config(**_LLM, pad_token_id=0)).eval()
+    with pytest.raises(
+        UnsupportedModuleError, match=r"getitem in module 'layers\.0\.self_attn'.*empty slice"
+    ):
+        ns.from_torch(phi3, _ids(40))
+
+
+def test_llama_with_a_padding_mask_reads_repeated_kv_heads_as_grouped_query_attention():
+    """With a mask, transformers' SDPA path repeats the key/value heads (repeat_kv) first."""
+    torch.manual_seed(0)
+    m = tf.LlamaForCausalLM(tf.LlamaConfig(**_LLM)).eval()
+    ids, mask = _ids(40), torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    G = ns.from_torch(m, (ids, mask))
+    att = [b for b in G.blocks if b.kind == "operator" and b.name.endswith(".attention")]
+    assert [b.layout["kv_repeats"] for b in att] == [2]
+    assert att[0].shape == (16, 16 + 8 + 8)  # q, then each key/value unit once
+    with torch.no_grad():
+        want = m(ids, attention_mask=mask).logits
+        assert torch.allclose(ns.to_torch(G)(ids, mask)[0], want, atol=1e-5)
 
 
 def test_shrunk_bert_with_a_padded_mask_rebuilds_and_equals_the_masked_model():

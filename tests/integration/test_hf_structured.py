@@ -260,7 +260,7 @@ def test_more_families_shrink_equal_to_masked(name):
     m, x = _more_families()[name]()
     G = ns.from_torch(m.eval(), x)
     kinds = set(ns.structured_groups(G, macs=False)["kind"])
-    if name not in ("convnext", "mobilenet_v2"):  # the transformers offer their heads
+    if name not in ("convnext", "mobilenet_v2", "regnet"):  # the transformers offer their heads
         assert "head" in kinds
     plan = ns.structured_prune(G, amount=0.5)
     masked, small = ns.to_torch(plan.apply(G)), ns.to_torch(ns.shrink(G, units=plan))
@@ -289,3 +289,39 @@ def test_swin_relative_position_bias_goes_with_its_head():
     assert bias.relative_position_bias_table.shape == (9, 1)
     for a, b in zip(_outputs(ns.to_torch(plan.apply(G)), x), _outputs(small, x)):
         assert float((a - b).abs().max()) <= 1e-5
+
+
+@pytest.mark.parametrize("amount", [0.3, 0.5, 0.7])
+def test_llama_prunes_kv_groups_and_swiglu_units_and_shrinks_to_the_masked_model(amount):
+    """Grouped-query attention: a key/value head goes with every query head that reads it."""
+    from tests.integration import test_hf_models as corpus
+
+    torch.manual_seed(0)
+    m, x = corpus.MORE["llama"]()
+    G = ns.from_torch(m.eval(), x)
+    groups = ns.structured_groups(G, macs=False)
+    heads = groups[groups["kind"] == "head"]
+    # four query heads on two key/value heads: two groups of 2 x 4 query, 4 key and 4 value
+    # dimensions and their contexts; the 24 SwiGLU units tie gate row, up row, down column
+    assert len(heads) == 2 and groups["kind"].value_counts()["unit"] == 24
+    names = set(heads["members"].iloc[0])
+    assert {"model.layers.0.self_attn.k_proj[0]", "model.layers.0.self_attn.q_proj[7]"} <= names
+    plan = ns.structured_prune(G, amount=amount)
+    S = ns.shrink(G, units=plan)
+    small, masked = ns.to_torch(S), ns.to_torch(plan.apply(G))
+    for a, b in zip(_outputs(masked, x), _outputs(small, x)):
+        assert float((a - b).abs().max()) <= 1e-5
+    attn, mlp = (
+        small.get_submodule("model.layers.0.self_attn"),
+        small.get_submodule("model.layers.0.mlp"),
+    )
+    q_rows, kv_rows = attn.q_proj.weight.shape[0], attn.k_proj.weight.shape[0]
+    assert q_rows == 2 * kv_rows and kv_rows % 4 == 0  # whole groups: 2 query heads per kv head
+    assert attn.v_proj.weight.shape[0] == kv_rows == attn.o_proj.weight.shape[1] // 2
+    assert (
+        mlp.gate_proj.weight.shape[0]
+        == mlp.up_proj.weight.shape[0]
+        == mlp.down_proj.weight.shape[1]
+    )
+    assert ns.graph_params(S) == _n_params(small) < _n_params(m)
+    assert ns.count_macs(S) < ns.count_macs(G)

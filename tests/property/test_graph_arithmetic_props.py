@@ -3,9 +3,11 @@
 The round-trip check rebuilds a module that replays the model's recorded operations, so it
 cannot see a graph whose edges or activation labels say something else (it once missed
 ``h + relu(h)`` exported as ``relu(h) + relu(h)``). Here random programs of Linear layers,
-activations (functions and modules), residual sums, scalar arithmetic and re-used values are
-traced, exported, and the graph is evaluated node by node, ``activation(Σ w · source + bias)``
-as ``docs/concepts/layers.md`` defines a node's value, against the model's output.
+activations (functions and modules), residual sums, products of two values, scalar arithmetic
+and re-used values are traced, exported, and the graph is evaluated node by node,
+``activation(Σ w · source + bias)`` as ``docs/concepts/layers.md`` defines a node's value (the
+product of its sources for a node fed by a ``product`` operator block), against the model's
+output.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 
 import netstruct as ns
 from netstruct.convert.elementwise import activation_map
+from netstruct.graphs.block import elementwise_operator
 
 _ACTS = {
     "relu": (torch.relu, torch.nn.ReLU),
@@ -52,6 +55,8 @@ class _Program(torch.nn.Module):
                 vals.append(self.acts[str(k)](a) if op[3] else _ACTS[op[2]][0](a))
             elif kind == "add":
                 vals.append(a + vals[op[2]])
+            elif kind == "mul":
+                vals.append(a * vals[op[2]])
             elif kind == "scale":
                 vals.append(a * op[2])
             elif kind == "shift":
@@ -67,10 +72,12 @@ def programs(draw):
     ops: list[tuple] = []
     for k in range(n_ops):
         src = draw(st.integers(0, k))  # any earlier value: values are read more than once
-        kind = draw(st.sampled_from(["linear", "act", "act", "add", "scale", "shift", "neg"]))
+        kind = draw(
+            st.sampled_from(["linear", "act", "act", "add", "mul", "scale", "shift", "neg"])
+        )
         if kind == "act":
             ops.append((kind, src, draw(st.sampled_from(sorted(_ACTS))), draw(st.booleans())))
-        elif kind == "add":
+        elif kind in ("add", "mul"):
             ops.append((kind, src, draw(st.integers(0, k))))
         elif kind in ("scale", "shift"):
             ops.append((kind, src, draw(st.sampled_from([0.5, -2.0, 3.0]))))
@@ -86,7 +93,12 @@ def graph_forward(G: ns.SignedGraph, x: np.ndarray) -> np.ndarray:
     V = np.full((len(x), G.n_nodes), np.nan)
     V[:, np.flatnonzero(kinds == "input")] = x
     incoming: dict[int, list[tuple]] = {}
+    products: dict[int, np.ndarray] = {}  # node -> the sources whose values it multiplies
     for b in G.blocks:
+        if elementwise_operator(b) == "product":
+            for r, t in enumerate(b.targets.tolist()):
+                products[t] = b.sources[b.mask[r]]
+            continue
         W = np.where(b.mask, b.weight, 0.0).astype(np.float64)
         for r, t in enumerate(b.targets.tolist()):
             bias = 0.0 if b.bias is None else float(b.bias[r])
@@ -94,7 +106,11 @@ def graph_forward(G: ns.SignedGraph, x: np.ndarray) -> np.ndarray:
     for t in range(G.n_nodes):  # a block's sources come before its targets
         if kinds[t] == "input":
             continue
-        pre = sum(V[:, src] @ w + bias for w, src, bias in incoming[t])
+        if t in products:
+            src = products[t]
+            pre = np.prod(V[:, src], axis=1) if src.size > 1 else V[:, src[0]] ** 2
+        else:
+            pre = sum(V[:, src] @ w + bias for w, src, bias in incoming[t])
         assert not np.isnan(pre).any(), f"node {t} reads a node not yet computed"
         V[:, t] = activation_map(labels[t])(pre)
     return V[:, np.flatnonzero(kinds == "output")]
