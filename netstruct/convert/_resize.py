@@ -88,6 +88,8 @@ def units_record(rec: dict[str, Any], out: Any, inp: Any) -> dict[str, Any] | No
         if all(slots[off + a] == -1 for a in axes):
             return None  # sizes inferred at run time
         return {"axes": axes, "ids": np.asarray(out.ids).tolist()}
+    if base == "getitem" and isinstance(inp, Feat) and isinstance(out, Feat):
+        return _slice_record(rec, out, inp)
     if base in _SECTIONED and isinstance(inp, Feat) and inp.axes is None:
         dim = _section_dim(rec, inp.ndim)
         parts = out if isinstance(out, tuple) else ()
@@ -102,6 +104,76 @@ def units_record(rec: dict[str, Any], out: Any, inp: Any) -> dict[str, Any] | No
             if sum(sections) == np.asarray(inp.ids).size:
                 return {"axes": [dim], "ids": np.asarray(inp.ids).tolist(), "sections": sections}
     return None
+
+
+def _index_entries(rec: dict[str, Any]) -> list[Any] | None:
+    """The encoded entries of a getitem's index (mutable, in place), or None."""
+    args = rec.get("args", [])
+    if len(args) != 2:
+        return None
+    index = args[1]
+    if isinstance(index, dict) and "$tuple" in index:
+        return index["$tuple"]
+    if isinstance(index, dict) and "$slice" in index:
+        args[1] = {"$tuple": [index]}  # x[a:b] is x[(a:b,)]
+        return args[1]["$tuple"]
+    return None
+
+
+def _slice_record(rec: dict[str, Any], out: Any, inp: Any) -> dict[str, Any] | None:
+    """``qkv[..., a:b]`` along the feature axis with constant bounds (Phi-3's fused q/k/v,
+    a rotary embedding's rotated part): the bounds in feature positions, refitted when units
+    go. Bounds computed at run time (``x[..., : x.size(-1) // 2]``) follow by themselves."""
+    if inp.axes is not None or out.axes is not None or inp.ndim is None:
+        return None
+    entries = _index_entries(rec)
+    if entries is None or not all(
+        isinstance(e, dict) and ("$slice" in e or "$ellipsis" in e) for e in entries
+    ):
+        return None
+    dims = _indexed_dims(entries, inp.ndim)
+    return _slice_at(rec, entries, dims, inp) if dims is not None else None
+
+
+def _indexed_dims(entries: list[Any], ndim: int) -> list[int] | None:
+    """The input dim each index entry indexes (-1 for the ellipsis); None for two ellipses."""
+    ell = [k for k, e in enumerate(entries) if "$ellipsis" in e]
+    if len(ell) > 1:
+        return None
+    if not ell:
+        return list(range(len(entries)))
+    k = ell[0]
+    after = len(entries) - k - 1
+    return [*range(k), -1, *range(ndim - after, ndim)]
+
+
+def _slice_at(
+    rec: dict[str, Any], entries: list[Any], dims: list[int], inp: Any
+) -> dict[str, Any] | None:
+    axis = inp.pos_axis
+    if axis not in dims:
+        return None
+    k = dims.index(axis)
+    start, stop, step = entries[k]["$slice"]
+    if not all(v is None or isinstance(v, int) for v in (start, stop, step)) or step not in (
+        None,
+        1,
+    ):
+        return None
+    n = int(np.asarray(inp.ids).size)
+    lo, hi, _ = slice(start, stop).indices(n)
+    if (lo, hi) == (0, n):
+        return None  # the whole feature axis: nothing to refit
+    return {"axes": [axis], "ids": np.asarray(inp.ids).tolist(), "entry": k, "bounds": [lo, hi]}
+
+
+def _resize_slice(rec: dict[str, Any], kept: np.ndarray) -> None:
+    lo, hi = rec["units"]["bounds"]
+    new = [int(kept[:lo].sum()), int(kept[:hi].sum())]
+    rec["units"]["bounds"] = new
+    entries = _index_entries(rec)
+    assert entries is not None  # recorded by _slice_record
+    entries[rec["units"]["entry"]] = {"$slice": [new[0], new[1], None]}
 
 
 def _kept_extents(ids: np.ndarray, kept: np.ndarray, where: str) -> list[np.ndarray]:
@@ -175,6 +247,9 @@ def resize_ops(spec: dict[str, Any], keep: np.ndarray, new_id: np.ndarray) -> di
                 masks = _kept_extents(ids, kept, where)
                 _resize_shaped(rec, masks)
                 ids = ids[np.ix_(*masks)] if ids.ndim > 1 else ids[masks[0]]
+            elif _base(rec) == "getitem":
+                _resize_slice(rec, kept)
+                ids = ids[kept]
             else:
                 _resize_sections(rec, kept)
                 ids = ids[kept]

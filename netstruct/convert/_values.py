@@ -86,15 +86,37 @@ def encode(
     return t, lookup
 
 
-def decode(t: Any, lookup: dict[float, int]) -> Feat | None:
-    """Node ids of a code tensor: the single axis the codes vary along (None when mixed)."""
+def decode(
+    t: Any, lookup: dict[float, int], keep_axes: tuple[int, ...] | None = None
+) -> Feat | None:
+    """Node ids of a code tensor: the single axis the codes vary along (None when mixed).
+
+    ``keep_axes``: feature axes the operation kept in place (a slice or concatenation of a
+    head-split value). A kept axis of size 0 or 1 shows no variation in the codes; it is
+    taken as a feature axis all the same, so the slice ``q[..., :1]`` of a ``(heads,
+    head_dim)`` value keeps both axes and ``q[..., 4:]`` of a 4-wide head dimension is an
+    empty value on them (a partial rotary embedding's pass-through part).
+    """
     a = t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
     if a.dtype != np.float64 or a.ndim == 0:
         return None
     node = _node_ids(a, lookup)
     if node is None:
         return None
-    varying = [k for k in range(a.ndim) if a.shape[k] > 1 and not _constant_along(node, k)]
+    kept = {k % a.ndim for k in keep_axes} if keep_axes is not None else set()
+    varying = [
+        k
+        for k in range(a.ndim)
+        if (k in kept and a.shape[k] <= 1) or (a.shape[k] > 1 and not _constant_along(node, k))
+    ]
+    if not a.size:  # an empty slice: a value on the kept axes with no unit in it
+        if not kept:
+            return None
+        varying = sorted(kept)
+        ids = np.empty(tuple(a.shape[k] for k in varying), dtype=np.int64)
+        if len(varying) == 1:
+            return Feat(ids.reshape(-1), a.ndim, varying[0])
+        return Feat(ids, a.ndim, varying[0], tuple(varying))
     if len(varying) > 1:  # features split over several axes, e.g. (heads, head_dim)
         sub = node[tuple(slice(None) if k in varying else 0 for k in range(a.ndim))]
         # the ids must depend on the varying axes only (a product layout); heads may repeat

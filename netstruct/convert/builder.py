@@ -353,6 +353,7 @@ class GraphBuilder:
         label: str = "norm",
         prefix: str = "",
         stat_groups: int | None = None,
+        shared_width: int | None = None,
     ) -> np.ndarray:
         """Add fresh nodes fed one-to-one by ``sources`` through the norm's per-unit scale.
 
@@ -363,12 +364,26 @@ class GraphBuilder:
         :meth:`~netstruct.convert.layers.NormHandler.statistic_groups`) is the number of equal,
         contiguous groups of units whose statistics are computed apart (a batch norm: one per
         unit; a ``GroupNorm``: ``num_groups``); it goes into the block's layout, where coupling
-        and shrink read it. None: statistics over the whole width. Returns the new node ids.
+        and shrink read it. None: statistics over the whole width. ``shared_width``: a norm
+        of that width applied to each contiguous group of that many ``sources`` (a per-head
+        norm: Qwen3's ``q_norm`` over each head's dimensions); its scale and shift repeat per
+        group and the layout says so (``group_width``, ``shared``: the block's parameter is
+        one group's diagonal, see :meth:`netstruct.Block.parameter`). Returns the new node ids.
         """
         src = np.asarray(sources, dtype=INDEX_DTYPE)
         out = self.add_units(src.size, module=module, label=label)
         n = src.size
-        d = np.ones(n) if scale is None else _to_numpy(scale).astype(np.float64).reshape(-1)
+        reps = 1 if shared_width is None else n // int(shared_width)
+        d = (
+            np.ones(n)
+            if scale is None
+            else np.tile(_to_numpy(scale).astype(np.float64).reshape(-1), reps)
+        )
+        layout: dict[str, Any] = {"type": "diag"}
+        if stat_groups is not None:
+            layout["stat_groups"] = int(stat_groups)
+        if shared_width is not None:
+            layout.update(group_width=int(shared_width), shared=True)
         self._append(
             diagonal_block,
             name=".".join(
@@ -379,14 +394,12 @@ class GraphBuilder:
             diagonal=d,
             sources=src,
             targets=out,
-            bias=None if shift is None else _to_numpy(shift),
+            bias=None if shift is None else np.tile(_to_numpy(shift).reshape(-1), reps),
             module=module,
             param=f"{prefix}weight" if scale is not None else "",
             bias_param=f"{prefix}bias" if shift is not None else None,
             kind="norm",
-            layout={"type": "diag"}
-            if stat_groups is None
-            else {"type": "diag", "stat_groups": int(stat_groups)},
+            layout=layout,
             state={k: _to_numpy(v) for k, v in (state or {}).items()},
         )
         return out

@@ -965,6 +965,11 @@ class _Exporter:
             if isinstance(inp, PendingInput) and self.input_axis is None and self.real is not None:
                 self.input_axis = -1  # features last (query, key, value)
             return self._wrap_out(node, out, -1, getattr(handler, "output_ndim", None))
+        per_group = getattr(handler, "export_per_group", None)
+        if isinstance(inp, Feat) and inp.axes is not None and per_group is not None:
+            grouped = self._per_group(node, inp, handler, mod, n_call)
+            if grouped is not None:
+                return grouped
         for v in (inp, *(self._value(a) for a in node.args[1 : getattr(handler, "n_inputs", 1)])):
             if (
                 isinstance(v, Feat)
@@ -998,6 +1003,15 @@ class _Exporter:
             inp.axis if (want is None and isinstance(inp, Feat)) else (1 if want == 1 else -1)
         )
         return self._wrap_out(node, out, out_axis, getattr(handler, "output_ndim", None))
+
+    def _per_group(self, node, inp: Feat, handler, mod, n_call: int) -> Feat | None:
+        """A norm over the last axis of a head-split value (one norm per head), or None."""
+        if inp.ndim is None or inp.axes is None or inp.axes[-1] != inp.ndim - 1:
+            return None
+        path = str(node.target)
+        call_path = path if n_call == 0 else f"{path}@{n_call + 1}"
+        out = handler.export_per_group(mod, call_path, np.asarray(inp.ids), self.builder)
+        return None if out is None else Feat(out, inp.ndim, inp.axis, inp.axes)
 
     def _check_axis(self, node, inp: Feat, handler, path: str) -> None:
         want = getattr(handler, "feature_axis", -1)
@@ -1058,7 +1072,27 @@ class _Exporter:
                 res = fn(sub(node.args[0]))
             else:
                 res = fn(*sub(args), **sub(kwargs or {}))
-        return self._decode(node, res, lookups)
+        return self._decode(node, res, lookups, self._kept_axes(node, args))
+
+    def _kept_axes(self, node, args: tuple | None) -> tuple[int, ...] | None:
+        """The feature axes a slice or concatenation keeps in place: those of its head-split
+        operands (``decode`` then keeps them even where they are 1 wide or empty)."""
+        if args is None or node.op not in ("call_function", "call_method"):
+            return None
+        name = node.target if node.op == "call_method" else _ops.function_name(node.target)
+        if name is None or _ops.base_name(name) not in _KEEPS_AXES:
+            return None
+        feats = [
+            v
+            for v in (self.env.get(a) for a in _flatten_values(list(args)) if hasattr(a, "op"))
+            if isinstance(v, Feat)
+        ]
+        axes = {(f.axes, f.ndim) for f in feats}
+        if len(axes) != 1:
+            return None
+        ((kept, ndim),) = axes
+        nd = self._ndim(node)
+        return kept if kept is not None and (nd is None or nd == ndim) else None
 
     def _move_channels(
         self, node, feat: Feat, fn: Any, args: tuple | None, kwargs: dict | None
@@ -1097,12 +1131,14 @@ class _Exporter:
             return None
         return Feat(np.repeat(ids, per_channel), 2, 1)
 
-    def _decode(self, node, res: Any, lookups: dict[float, int]) -> Any:
+    def _decode(
+        self, node, res: Any, lookups: dict[float, int], keep: tuple[int, ...] | None = None
+    ) -> Any:
         if isinstance(res, (tuple, list)):
-            return tuple(self._decode(node, r, lookups) for r in res)
+            return tuple(self._decode(node, r, lookups, keep) for r in res)
         if not hasattr(res, "dtype"):
             return Opaque()
-        feat = decode(res, lookups)
+        feat = decode(res, lookups, keep)
         if feat is None and res.numel() == 0:
             raise UnsupportedModuleError(
                 "it takes an empty slice of a value with units (no unit is left to follow)"
@@ -1493,6 +1529,15 @@ class _Exporter:
                 raise UnsupportedModuleError(
                     "a product of values that repeat units (multiply before flattening)"
                 )
+        out_shape = _shape_of(self.real.get(node)) if self.real is not None else None
+        if out_shape is not None and a.ndim == len(out_shape):
+            axes = a.axes if a.axes is not None else (a.axis % a.ndim,)
+            along = tuple(out_shape[k] for k in axes)
+            if along != a.ids.shape:
+                raise UnsupportedModuleError(
+                    f"a product that broadcasts a value with units {a.ids.shape} to "
+                    f"{along} positions along its unit axes"
+                )
         path = _op_path(node)
         if len(feats) == 2:
             b = feats[1]
@@ -1700,6 +1745,13 @@ class _Exporter:
             "calls": {p: n for p, n in self.calls.items() if n > 1},
             "ops": self.ops,
         }
+
+
+#: shape operations that keep every axis in place (slices, splits, concatenations): the
+#: feature axes of their operands stay feature axes of the result, however wide
+_KEEPS_AXES = frozenset(
+    {"getitem", "narrow", "split", "chunk", "tensor_split", "cat", "concat", "concatenate"}
+)
 
 
 def _unit_arrays(value: Any) -> Iterator[np.ndarray]:

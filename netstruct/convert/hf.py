@@ -18,8 +18,15 @@ imports it then.
 * The RMS norms of decoder LLMs (``LlamaRMSNorm`` and the classes of Mistral, Mixtral, Qwen2,
   Qwen3, Phi-3, Granite, OLMo-2, and T5's ``T5LayerNorm``): ``weight * x / sqrt(mean(x^2) + eps)``
   over the last axis, like ``nn.RMSNorm``; rebuilt as their own class, or, when a plan removed
-  entries of their width, as :class:`~netstruct.convert._norm_module.MaskedRMSNorm`. Gemma's
-  norm (``1 + weight``) is a different map and is not among them.
+  entries of their width, as :class:`~netstruct.convert._norm_module.MaskedRMSNorm`.
+* Gemma's RMS norms (``GemmaRMSNorm``, Gemma-2/3, VaultGemma): ``(1 + weight) * x / rms(x)``.
+  The graph block's diagonal is the gain ``1 + weight`` (what the norm multiplies by); the
+  rebuilt norm gets ``weight = diagonal - 1`` back.
+* The scaled word embeddings (``GemmaTextScaledWordEmbedding`` and its Gemma-2/3 and
+  VaultGemma copies, BART's and mBART's ``ScaledWordEmbedding``): an ``nn.Embedding`` whose
+  vectors are multiplied by ``embed_scale`` (``sqrt(hidden_size)``). The block holds the
+  table itself (so a table tied to an LM head stays one parameter), its output nodes the
+  label ``ScalarAffine{scale}``; rebuilt as their own class with the same scale.
 """
 
 from __future__ import annotations
@@ -33,13 +40,15 @@ from ..exceptions import GraphError
 from .builder import to_numpy
 from .elementwise import ElementwiseHandler, label_for
 from .handlers import ModuleHandler
-from .layers import STAT_MASK, NormHandler, build_feature_norm, load_state
+from .layers import STAT_MASK, EmbeddingHandler, NormHandler, build_feature_norm, load_state
 
 __all__ = [
     "Conv1DHandler",
     "NewGELUHandler",
     "ConvNextLayerNormHandler",
     "RMSNormHandler",
+    "GemmaRMSNormHandler",
+    "ScaledEmbeddingHandler",
     "builtin_handlers",
 ]
 
@@ -211,6 +220,102 @@ class RMSNormHandler(NormHandler):
         return m
 
 
+#: Gemma's RMS norms: ``x / rms(x) * (1 + weight)``, ``eps`` as ``module.eps``
+GEMMA_NORMS = (
+    ("models.gemma.modeling_gemma", "GemmaRMSNorm"),
+    ("models.gemma2.modeling_gemma2", "Gemma2RMSNorm"),
+    ("models.gemma3.modeling_gemma3", "Gemma3RMSNorm"),
+    ("models.vaultgemma.modeling_vaultgemma", "VaultGemmaRMSNorm"),
+)
+
+
+class GemmaRMSNormHandler(RMSNormHandler):
+    """Gemma's RMS norm, ``(1 + weight) * x / sqrt(mean(x^2) + eps)``: an RMS norm whose gain
+    is ``1 + weight`` (the block's diagonal); ``build`` subtracts the 1 again.
+
+    Examples
+    --------
+    >>> GemmaRMSNormHandler("models.gemma.modeling_gemma", "GemmaRMSNorm").name
+    'transformers.gemma.GemmaRMSNorm'
+    """
+
+    def gain(self, module) -> Any:
+        return 1.0 + module.weight.detach().double()
+
+    def config(self, module):
+        return {"eps": float(module.eps), "width": self._n(module)}
+
+    def build(self, config, params):
+        import torch
+
+        from ._norm_module import MaskedRMSNorm
+
+        n = self._size(params, config.get("width"))
+        eps = float(config["eps"])
+        own = dict(params)
+        keep = own.pop(STAT_MASK, None)
+        if keep is not None and not np.asarray(keep, dtype=bool).all():
+            mask = torch.from_numpy(np.array(keep, dtype=bool))
+            m = MaskedRMSNorm(n, eps=eps, stat_mask=mask)  # weight: the gain itself
+        else:
+            module, cls = self._where
+            m = getattr(_transformers(module, cls), cls)(n, eps=eps)
+            if "weight" in own:
+                own["weight"] = np.asarray(own["weight"], dtype=np.float64) - 1.0
+        load_state(m, own)
+        return m
+
+
+#: embeddings whose forward is ``super().forward(ids) * self.embed_scale`` and whose
+#: constructor is ``(num_embeddings, embedding_dim, padding_idx, embed_scale)``
+SCALED_EMBEDDINGS = (
+    ("models.gemma.modeling_gemma", "GemmaTextScaledWordEmbedding"),
+    ("models.gemma2.modeling_gemma2", "Gemma2TextScaledWordEmbedding"),
+    ("models.gemma3.modeling_gemma3", "Gemma3TextScaledWordEmbedding"),
+    ("models.vaultgemma.modeling_vaultgemma", "VaultGemmaTextScaledWordEmbedding"),
+    ("models.bart.modeling_bart", "BartScaledWordEmbedding"),
+    ("models.mbart.modeling_mbart", "MBartScaledWordEmbedding"),
+)
+
+
+class ScaledEmbeddingHandler(EmbeddingHandler):
+    """A Hugging Face scaled word embedding: ``nn.Embedding`` times ``embed_scale``.
+
+    Examples
+    --------
+    >>> ScaledEmbeddingHandler("models.bart.modeling_bart", "BartScaledWordEmbedding").name
+    'transformers.bart.BartScaledWordEmbedding'
+    """
+
+    def __init__(self, module: str, cls: str) -> None:
+        self.name = f"transformers.{module.split('.')[1]}.{cls}"
+        self._where = (module, cls)
+
+    @staticmethod
+    def _scale(module) -> float:
+        s = module.embed_scale
+        return float(s.item() if hasattr(s, "item") else s)
+
+    def output_label(self, module) -> str:
+        return label_for("ScalarAffine", {"scale": self._scale(module), "shift": 0.0})
+
+    def config(self, module):
+        return {"padding_idx": module.padding_idx, "embed_scale": self._scale(module)}
+
+    def build(self, config, params):
+        import torch
+
+        module, cls = self._where
+        w = np.asarray(params["weight"])
+        m = getattr(_transformers(module, cls), cls)(
+            w.shape[0], w.shape[1], config["padding_idx"], embed_scale=config["embed_scale"]
+        )
+        with torch.no_grad():
+            m.weight.copy_(torch.from_numpy(w.astype(np.float32)))
+        load_state(m, {k: v for k, v in params.items() if k != "weight"})
+        return m
+
+
 def builtin_handlers() -> Iterator[tuple[str, ModuleHandler]]:
     """``(qualified class name, handler)`` pairs."""
     yield "transformers.pytorch_utils.Conv1D", Conv1DHandler()
@@ -221,3 +326,7 @@ def builtin_handlers() -> Iterator[tuple[str, ModuleHandler]]:
     yield "netstruct.convert._norm_module.MaskedConvNextLayerNorm", convnext_ln
     for module, cls in RMS_NORMS:
         yield f"transformers.{module}.{cls}", RMSNormHandler(module, cls)
+    for module, cls in GEMMA_NORMS:
+        yield f"transformers.{module}.{cls}", GemmaRMSNormHandler(module, cls)
+    for module, cls in SCALED_EMBEDDINGS:
+        yield f"transformers.{module}.{cls}", ScaledEmbeddingHandler(module, cls)

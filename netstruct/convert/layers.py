@@ -371,7 +371,7 @@ class NormHandler(ModuleHandler):
         keep = getattr(module, STAT_MASK, None)
         if keep is not None and self.masks_statistics:  # a masked norm-width model
             state[STAT_MASK] = keep.detach().cpu().numpy().astype(bool)
-        weight = getattr(module, "weight", None)
+        weight = self.gain(module)
         bias = getattr(module, "bias", None)
         return builder.add_norm_block(
             module=path,
@@ -381,6 +381,35 @@ class NormHandler(ModuleHandler):
             state=state,
             stat_groups=self.statistic_groups(self.config(module), n),
         )
+
+    def export_per_group(self, module, path, ids: np.ndarray, builder) -> np.ndarray | None:
+        """Export the norm applied to every group of a value whose units span several axes,
+        the last one the norm's width (Qwen3's ``q_norm`` over each head's dimensions of a
+        ``(heads, head_dim)`` value): one ``kind="norm"`` block whose gain repeats per group
+        and whose statistics run over each group (``layout["group_width"]``). Returns the
+        output ids in the shape of ``ids``, or None where this norm does not normalise the
+        last axis alone (batch and group norms, norms over the channel axis)."""
+        if self.batch or self.name == "GroupNorm" or self.feature_axis != -1:
+            return None
+        n = self._n(module)
+        if ids.shape[-1] != n or getattr(module, STAT_MASK, None) is not None:
+            return None
+        src = builder.resolve_features(ids.reshape(-1), ids.size, path)
+        out = builder.add_norm_block(
+            module=path,
+            sources=src,
+            scale=self.gain(module),
+            shift=getattr(module, "bias", None),
+            shared_width=n,
+        )
+        return out.reshape(ids.shape)
+
+    def gain(self, module) -> Any:
+        """The per-unit factor the norm multiplies its normalised input by (its ``weight``;
+        None without affine parameters): the diagonal of its graph block. A norm that
+        parametrises it otherwise (Gemma's ``1 + weight``) overrides this and maps the
+        block's diagonal back in ``build``."""
+        return getattr(module, "weight", None)
 
     def statistic_groups(self, config: dict[str, Any], n: int) -> int | None:
         """Number of equal, contiguous groups of the ``n`` units whose statistics are apart.
@@ -524,8 +553,8 @@ def stat_norm_blocks(G: Any) -> list[int]:
         if b.kind != "norm" or b.module not in modules:
             continue
         h = handler_for_name(modules[b.module]["handler"])
-        if getattr(h, "masks_statistics", False):
-            out.append(i)
+        if getattr(h, "masks_statistics", False) and not b.layout.get("shared"):
+            out.append(i)  # (a per-head norm's statistics stay within each head)
     return out
 
 
@@ -587,7 +616,15 @@ class EmbeddingHandler(ModuleHandler):
             param="weight",
             layout={"type": "transpose"},
         )
+        label = self.output_label(module)
+        if label:  # a map of the looked-up vectors: an activation of the output nodes
+            builder.annotate(out, label)
         return out
+
+    def output_label(self, module) -> str:
+        """The element-wise map on the looked-up vectors ("" for none; a scaled embedding's
+        ``ScalarAffine``)."""
+        return ""
 
     def config(self, module):
         return {

@@ -46,6 +46,8 @@ def _groupwise_statistics(b: Block, handler: Any, spec: dict[str, Any]) -> bool:
     :func:`~netstruct.graphs.coupling.coupled_units` reads): a graph saved before that key
     existed keeps its GroupNorm channels.
     """
+    if b.layout.get("shared"):  # a per-head norm: each group's statistics are its own
+        return True
     ask = getattr(handler, "statistic_groups", None)
     if ask is None:
         return False

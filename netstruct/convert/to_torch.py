@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import GraphError, InvalidParameterError
+from ..graphs._kernels import fold_shared
 from ..graphs.signed import SignedGraph
 from ..utils.validation import check_graph
 from .handlers import handler_for_name
@@ -43,7 +44,7 @@ def _module_params(G: SignedGraph) -> dict[str, dict[str, np.ndarray]]:
         else:
             own["__n__"] = np.asarray(b.shape[0])
         if b.bias is not None and b.bias_param:
-            own[b.bias_param] = b.bias
+            own[b.bias_param] = fold_shared(b, b.bias, "bias") if b.layout.get("shared") else b.bias
         own.update(b.state)
     for (path, name), arrays in parts.items():
         params[path].update(_join_parts(G, path, name, arrays))

@@ -140,12 +140,40 @@ def _taps(block: Any) -> tuple[np.ndarray, np.ndarray, Any]:
     return K3, np.zeros(kernel.shape[0], dtype=np.int64), ("expand", perm)
 
 
+def fold_shared(block: Any, values: Any, what: str = "weight") -> np.ndarray:
+    """One group's entries of a diagonal repeated per group (``layout["shared"]``: a norm
+    applied to each head, its ``group_width`` entries the same in every head).
+
+    Entries whose edge is pruned are ignored (a removed head); the kept groups must agree.
+
+    Raises
+    ------
+    GraphError
+        Two kept groups hold different values for one entry: the module has one parameter
+        for every group, so an edit of one head's copy only cannot be re-imported.
+    """
+    w = int(block.layout["group_width"])
+    v = np.asarray(values).reshape(-1, w)
+    kept = np.diagonal(block.mask).reshape(-1, w)
+    first = np.argmax(kept, axis=0)
+    out = np.where(kept.any(axis=0), v[first, np.arange(w)], 0).astype(v.dtype)
+    if not bool(((v == out[None, :]) | ~kept).all()):
+        raise GraphError(
+            f"Block {block.name!r} applies one {what} of {w} entries to each of its "
+            f"{v.shape[0]} groups (a per-head norm), but the kept groups hold different "
+            "values; edit every group's copy alike (or none) before re-importing."
+        )
+    return out
+
+
 def parameter_of(block: Any) -> np.ndarray:
     """See :meth:`netstruct.Block.parameter`."""
     kind = block.layout.get("type")
     if block.kernel is None:
         if kind == "transpose":
             return np.ascontiguousarray(block.weight.T)
+        if kind == "diag" and block.layout.get("shared"):
+            return np.ascontiguousarray(fold_shared(block, np.diagonal(block.weight)))
         if kind == "diag":
             return np.ascontiguousarray(np.diagonal(block.weight))
         return block.weight

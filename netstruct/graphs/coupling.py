@@ -73,8 +73,12 @@ def _statistics_group_pairs(b) -> tuple[np.ndarray, np.ndarray]:
     equals the width) or that has no groups in its layout (LayerNorm: the width is handled as a
     whole, see :func:`netstruct.structured_groups` with ``norm_width=True``).
     """
-    k = b.layout.get("stat_groups")
     n = b.shape[1]
+    w = b.layout.get("group_width")
+    if w is not None and int(w) > 0 and n % int(w) == 0:  # a per-head norm: groups of w
+        first = (np.arange(n) // int(w)) * int(w)
+        return b.sources, b.sources[first]
+    k = b.layout.get("stat_groups")
     if k is None or int(k) in (0, n) or n % int(k):
         return np.zeros(0, dtype=INDEX_DTYPE), np.zeros(0, dtype=INDEX_DTYPE)
     first = (np.arange(n) // (n // int(k))) * (n // int(k))

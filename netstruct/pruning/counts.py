@@ -28,18 +28,21 @@ __all__ = ["block_counts", "count_macs", "graph_params"]
 
 
 def _coefficients(G: SignedGraph) -> np.ndarray:
-    """``(n_blocks, 5)``: parameter ``a, b``, per-position MAC ``a, b`` and an attention flag."""
+    """``(n_blocks, 6)``: parameter ``a, b``, per-position MAC ``a, b``, an attention flag and
+    parameters held while any row stays (a per-head norm's one shared gain)."""
     tied = set((G._spec or {}).get("tied", {}))  # read only
-    out = np.zeros((len(G.blocks), 5), dtype=np.float64)
+    out = np.zeros((len(G.blocks), 6), dtype=np.float64)
     for i, b in enumerate(G.blocks):
         bias = float(b.bias is not None and bool(b.bias_param))
         shared = "@" in b.module or (f"{b.module}.{b.param}" if b.module else b.param) in tied
         if b.kind in ("skip", "identity") or elementwise_operator(b) is not None:
             continue  # element-wise (a sum, a copy, x * y): no parameters, no MACs
         if b.kind == "operator":
-            out[i, 3:] = (2.0, 1.0)  # Q K^T and A V: 2 T MACs per context unit and token
+            out[i, 3:5] = (2.0, 1.0)  # Q K^T and A V: 2 T MACs per context unit and token
             continue
-        if b.kind == "norm" or b.layout.get("type") == "diag":
+        if b.layout.get("shared"):  # one gain (and shift) for every group: a constant
+            out[i, 5] = (float(b.has_parameter) + bias) * int(b.layout["group_width"])
+        elif b.kind == "norm" or b.layout.get("type") == "diag":
             # one scale per unit (a norm's, ConvNeXt's layer scale): an elementwise product,
             # no MACs
             out[i, 1] = float(b.has_parameter) + bias
@@ -56,6 +59,7 @@ def _coefficients(G: SignedGraph) -> np.ndarray:
             out[i, :4] = (1.0, bias, 1.0, 0.0)
         if shared:
             out[i, :2] = 0.0
+            out[i, 5] = 0.0
     return out
 
 
@@ -193,7 +197,7 @@ def _kept(G: SignedGraph) -> tuple[np.ndarray, np.ndarray]:
 
 def _totals(coef: np.ndarray, pos: np.ndarray, seq: np.ndarray, r: np.ndarray, c: np.ndarray):
     """Per-block parameters and MACs for ``r`` rows and ``c`` columns kept (inputs validated)."""
-    params = coef[..., 0] * r * c + coef[..., 1] * r
+    params = coef[..., 0] * r * c + coef[..., 1] * r + coef[..., 5] * (r > 0)
     per = np.where(coef[..., 4] > 0, seq, 1.0)
     macs = (coef[..., 2] * r * c + coef[..., 3] * r * per) * pos
     return params, macs
@@ -264,7 +268,8 @@ def graph_params(G: SignedGraph) -> int:
     check_graph(G, "graph_params")
     r, c = _kept(G)
     coef = _coefficients(G)
-    return int(round(float(np.sum(coef[:, 0] * r * c + coef[:, 1] * r))))
+    params, _ = _totals(coef, np.zeros(len(G.blocks)), np.ones(len(G.blocks)), r, c)
+    return int(round(float(np.sum(params))))
 
 
 def count_macs(G: SignedGraph, *, input_shape: Any = None) -> int:

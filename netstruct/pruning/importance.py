@@ -23,6 +23,8 @@ def _entry_sums(G: SignedGraph, values: dict[int, np.ndarray]) -> np.ndarray:
     for i, v in values.items():
         b = G.blocks[i]
         v = np.asarray(v, dtype=np.float64)
+        if b.layout.get("shared"):  # one group's entries, repeated over its groups
+            v = np.tile(v.reshape(-1), b.shape[0] // max(v.size, 1))
         if b.kind == "norm":
             np.add.at(e, b.targets, v)
             continue

@@ -339,6 +339,31 @@ MORE = {
     ),
     "mistral": lambda: (tf.MistralModel(tf.MistralConfig(**_LLM)), _ids(40)),
     "qwen2": lambda: (tf.Qwen2Model(tf.Qwen2Config(**_LLM)), _ids(40)),
+    # fused q/k/v and gate/up projections cut by constant slices and chunk; full rotary: the
+    # pass-through part q[..., head_dim:] is empty
+    "phi3": lambda: (tf.Phi3Model(tf.Phi3Config(**_LLM, pad_token_id=0)), _ids(40)),
+    # partial rotary embeddings: q[..., :r] rotated (its halves 1 wide), q[..., r:] passed
+    "stablelm": lambda: (
+        tf.StableLmModel(tf.StableLmConfig(**dict(_LLM, hidden_size=32))),
+        _ids(40),
+    ),
+    "gpt_neox": lambda: (
+        tf.GPTNeoXModel(
+            tf.GPTNeoXConfig(**{k: v for k, v in _LLM.items() if k != "num_key_value_heads"})
+        ),
+        _ids(40),
+    ),
+    # per-head RMS norms of the queries and keys (q_norm / k_norm over each head's dims)
+    "qwen3": lambda: (tf.Qwen3ForCausalLM(tf.Qwen3Config(**_LLM, head_dim=4)), _ids(40)),
+    "gemma3": lambda: (
+        tf.Gemma3TextModel(tf.Gemma3TextConfig(**_LLM, head_dim=4, pad_token_id=0)),
+        _ids(40),
+    ),
+    # (1 + weight) RMS norms, a scaled embedding, GELU-tanh gates, an LM head tied to it
+    "gemma": lambda: (
+        tf.GemmaForCausalLM(tf.GemmaConfig(**_LLM, head_dim=4, pad_token_id=0)),
+        _ids(40),
+    ),
     # squeeze-and-excitation: x * sigmoid(conv(pool(x))), a product of two values with units
     "regnet": lambda: (
         tf.RegNetModel(
@@ -381,20 +406,19 @@ def test_more_families_export_and_reimport_exactly(name):
 
 def test_families_netstruct_cannot_follow_yet_get_one_clear_error():
     torch.manual_seed(0)
-    # Qwen3 normalises each head's query and key (an RMSNorm over head_dim of a value whose
-    # units span the heads and head-dim axes)
-    qwen3 = tf.Qwen3Model(tf.Qwen3Config(**_LLM, head_dim=4)).eval()
+    # Gemma-2 soft-caps its attention logits: tanh(scores / c) * c between the scores and
+    # the softmax, which the attention operator block does not hold
+    gemma2 = tf.Gemma2Model(tf.Gemma2Config(**_LLM, head_dim=4, pad_token_id=0)).eval()
     with pytest.raises(UnsupportedModuleError) as info:
-        ns.from_torch(qwen3, _ids(40))
+        ns.from_torch(gemma2, _ids(40))
     msg = str(info.value)
-    assert "module 'layers.0.self_attn.q_norm' reads a value whose units span several axes" in msg
-    assert "modeling_qwen3.py, line" in msg
-    # Phi-3 splits each head into a rotated part and an (here empty) pass-through part
-    phi3 = tf.Phi3Model(tf.Phi3Config(**_LLM, pad_token_id=0)).eval()
-    with pytest.raises(
-        UnsupportedModuleError, match=r"getitem in module 'layers\.0\.self_attn'.*empty slice"
-    ):
-        ns.from_torch(phi3, _ids(40))
+    assert "div in module 'layers.0.self_attn'" in msg and "attention scores" in msg
+    assert "modeling_gemma2.py, line" in msg
+    # StableLM with 1-wide rotary halves: the rotary tables (2 wide) broadcast the rotated
+    # part of each head to more positions than it has units
+    odd = tf.StableLmModel(tf.StableLmConfig(**_LLM)).eval()
+    with pytest.raises(UnsupportedModuleError, match=r"broadcasts a value with units \(2, 1\)"):
+        ns.from_torch(odd, _ids(40))
 
 
 def test_llama_with_a_padding_mask_reads_repeated_kv_heads_as_grouped_query_attention():

@@ -161,17 +161,25 @@ def test_a_factor_along_the_units_keeps_them_out_of_shrinking():
 
 def test_factors_that_do_not_line_up_get_a_clear_error():
     class Broadcast(torch.nn.Module):
-        def __init__(self):
+        def __init__(self, flip: bool = False):
             super().__init__()
             self.a, self.b = torch.nn.Linear(3, 1), torch.nn.Linear(3, 4)
+            self.flip = flip
 
         def forward(self, x):
+            if self.flip:
+                return self.b(x) * self.a(x)  # four units times one
             return self.a(x) * self.b(x)  # one unit times four: broadcasting
 
     with pytest.raises(
-        UnsupportedModuleError, match="product of values whose units do not line up"
+        UnsupportedModuleError,
+        match=r"a product that broadcasts a value with units \(1,\) to \(4,\) positions",
     ):
         ns.from_torch(Broadcast().eval(), torch.randn(2, 3))
+    with pytest.raises(
+        UnsupportedModuleError, match="product of values whose units do not line up"
+    ):
+        ns.from_torch(Broadcast(flip=True).eval(), torch.randn(2, 3))
 
 
 def test_product_blocks_survive_a_file_roundtrip(tmp_path):
