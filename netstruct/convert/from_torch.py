@@ -793,11 +793,14 @@ class _Scores:
         self.q, self.k = q, k
 
 
-#: operations that keep attention scores scores (scaling, masking, softmax, dropout, casts)
+#: operations that keep attention scores scores (scaling, masking, softmax, dropout, casts,
+#: Gemma-2's soft-capping ``tanh(scores / c) * c``, a monotone map of each score)
 _SCORE_OPS = frozenset(
     {
         "mul",
         "truediv",
+        "div",
+        "tanh",
         "add",
         "sub",
         "softmax",

@@ -5,8 +5,12 @@ Removing units (channels, hidden units) leaves the layers that read them with mi
 the bias) so that the layer's pre-activation output on calibration data matches the original
 model's::
 
-    min_{W', b'}  (1/n) ||X_kept W'^T + b' - Y_orig||^2 + ridge * ||W'||^2
+    min_{W', b'}  (1/n) ||X_kept W'^T + b' - Y_orig||^2 + ridge * s * ||W'||^2
 
+with ``s = mean(X_kept^2)`` over the row's kept features (the mean diagonal of the Gram
+matrix ``X^T X / n``): the ridge is relative to the features' scale, as GPTQ's and SparseGPT's
+damping is, so one value serves activations of any magnitude (an absolute ``1e-3`` would
+outweigh the fit of a layer whose inputs are ``~1e-2``, as in a freshly initialised LLM).
 ``X_kept`` is the layer's input in the *pruned* model (earlier reconstructions already applied,
 so they propagate), ``Y_orig`` its output in the *original* model. The sums ``X^T X``,
 ``X^T Y``, ``X^T 1`` and ``Y^T 1`` are accumulated batch by batch, so memory is bounded by the
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -75,7 +80,9 @@ def _solve_rows(
     """
     n = float(nrm.n)
     k = support.size
-    A = nrm.gram[np.ix_(support, support)] / n + ridge * np.eye(k)
+    A = nrm.gram[np.ix_(support, support)] / n
+    scale = float(np.mean(np.diagonal(A))) if k else 0.0  # the features' mean square
+    A = A + ridge * scale * np.eye(k)
     B = nrm.cross[np.ix_(support, cols)] / n
     if fit_bias:
         s = nrm.xsum[support] / n
@@ -95,15 +102,21 @@ def _solve_rows(
     return Z.T, None
 
 
-def _mse(nrm: _Normal, W: np.ndarray, b: np.ndarray, rows: np.ndarray) -> float:
-    """Mean squared error of ``X W^T + b`` against the target columns ``rows`` (from the sums)."""
+def _row_sse(nrm: _Normal, W: np.ndarray, b: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per row, the summed squared error of ``X W^T + b`` against target column ``rows[r]``."""
     n = float(nrm.n)
     G = nrm.gram
     C = nrm.cross[:, rows]
     quad = np.einsum("rd,de,re->r", W, G, W)
     total = quad + 2 * b * (W @ nrm.xsum) + n * b * b - 2 * (np.einsum("rd,dr->r", W, C))
     total = total - 2 * b * nrm.ysum[rows] + nrm.ysq[rows]
-    return float(max(total.sum(), 0.0) / (n * max(rows.size, 1)))
+    return np.maximum(total, 0.0)
+
+
+def _mse(nrm: _Normal, W: np.ndarray, b: np.ndarray, rows: np.ndarray) -> float:
+    """Mean squared error of ``X W^T + b`` against the target columns ``rows`` (from the sums)."""
+    total = _row_sse(nrm, W, b, rows)
+    return float(total.sum() / (float(nrm.n) * max(rows.size, 1)))
 
 
 # ---------------------------------------------------------------------- layers
@@ -457,6 +470,54 @@ def _lost_inputs(Gp: SignedGraph, Go: SignedGraph, bp: Block, bo: Block) -> bool
     return bool(np.any(used & ok & (deg_p == 0) & (deg_o[np.maximum(pc, 0)] > 0)))
 
 
+def _calibration_batches(X: Any, batch_size: int, graphs: tuple[Any, ...]) -> list[Any]:
+    """``X`` in batches of ``batch_size``; of the export's batch where a graph is specialised.
+
+    A graph recorded by running the model once (a tape: its forward is not traceable by
+    torch.fx, e.g. a transformers LLM) rebuilds to a module that runs on inputs of the
+    example's shape only, so the calibration runs in batches of the example's size.
+    """
+    fixed = set()
+    for g in graphs:
+        shapes = ((g.spec or {}).get("specialised") or {}).get("input_shapes") or []
+        if len(shapes) == 1 and shapes[0]:
+            fixed.add(tuple(int(d) for d in shapes[0]))
+    if not fixed:
+        return [X[i : i + batch_size] for i in range(0, X.shape[0], batch_size)]
+    if len(fixed) > 1:
+        raise GraphError(
+            f"reconstruct: the pruned and the original graph are specialised to different input "
+            f"shapes {sorted(fixed)}; export both from the same example_input."
+        )
+    want = fixed.pop()
+    B, per_sample = want[0], want[1:]
+    if tuple(X.shape[1:]) != per_sample:
+        raise param_error(
+            "X_calib",
+            _FUNC,
+            f"samples of shape {per_sample}: the graph was recorded on an example of shape "
+            f"{want} and rebuilds to a module specialised to it (export with an example of "
+            "X_calib's sample shape)",
+            f"samples of shape {tuple(X.shape[1:])}",
+        )
+    usable = X.shape[0] - X.shape[0] % B
+    if usable == 0:
+        raise param_error(
+            "X_calib",
+            _FUNC,
+            f"at least {B} samples (the batch of the example the graph is specialised to)",
+            f"{X.shape[0]} samples",
+        )
+    if usable < X.shape[0]:
+        warnings.warn(
+            f"reconstruct: the graph is specialised to batches of {B} (its example input), so "
+            f"{usable} of the {X.shape[0]} calibration samples are used; pass a multiple of "
+            f"{B} to use them all.",
+            stacklevel=3,
+        )
+    return [X[i : i + B] for i in range(0, usable, B)]
+
+
 # ---------------------------------------------------------------------- validation
 def _check_inputs(
     G: Any, original: Any, X_calib: Any, ridge: Any, batch_size: Any, blocks: Any
@@ -627,10 +688,11 @@ def reconstruct(
 
     For each weight block (in forward order) whose kept rows lost inputs, the weights on the
     remaining inputs and the bias are chosen to minimise
-    ``(1/n) ||X_kept W'^T + b' - Y_orig||^2 + ridge ||W'||^2`` on the calibration data, where
-    ``Y_orig`` is the layer's pre-activation output in the original model and ``X_kept`` its
-    input in the pruned model with the earlier re-fits applied. ``n`` is the number of rows
-    (samples x positions x time steps), so ``ridge`` does not depend on the calibration size.
+    ``(1/n) ||X_kept W'^T + b' - Y_orig||^2 + ridge s ||W'||^2`` on the calibration data, where
+    ``Y_orig`` is the layer's pre-activation output in the original model, ``X_kept`` its
+    input in the pruned model with the earlier re-fits applied and ``s`` the mean square of
+    the row's kept input features. ``n`` is the number of rows (samples x positions x time
+    steps), so ``ridge`` depends neither on the calibration size nor on the features' scale.
 
     Parameters
     ----------
@@ -643,11 +705,16 @@ def reconstruct(
     X_calib : array-like or torch.Tensor of shape (n_samples, ...)
         Calibration inputs (no labels needed), the model's input shape per sample.
     ridge : float, default=1e-3
-        Ridge penalty ``>= 0`` on the weights (not on the bias); 0 gives the least-squares
-        (minimum-norm) solution.
+        Ridge penalty ``>= 0`` on the weights (not on the bias), relative to the mean square
+        of the kept input features (a damping like GPTQ's ``percdamp``: ``1e-3`` adds 0.1 % of
+        the Gram matrix's mean diagonal); 0 gives the least-squares (minimum-norm) solution.
+        Until 2026-12-04 the penalty was absolute (``ridge ||W'||^2``).
     batch_size : int, default=256
         Calibration samples per forward pass; memory is bounded by the batch's activations and
-        one ``d x d`` Gram matrix per layer.
+        one ``d x d`` Gram matrix per layer. A graph recorded by running the model once (a
+        tape, e.g. a transformers LLM; ``spec["specialised"]``) rebuilds to a module that runs
+        on the example's input shape only: its calibration runs in batches of the example's
+        size (samples beyond a multiple of it are left out, with a warning).
     blocks : None, "all" or list of str, default=None
         Which blocks to re-fit: ``None`` those whose kept rows lost an input (an edge removed
         or a source left without inputs), ``"all"`` every supported block, or block names.
@@ -693,7 +760,7 @@ def reconstruct(
     (True, True)
     """
     G, Go, orig_model, pruned, X = _check_inputs(G, original, X_calib, ridge, batch_size, blocks)
-    batches = [X[i : i + int(batch_size)] for i in range(0, X.shape[0], int(batch_size))]
+    batches = _calibration_batches(X, int(batch_size), (G, Go))
     was_training = orig_model.training
     orig_model.eval()
     try:

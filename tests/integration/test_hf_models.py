@@ -359,6 +359,11 @@ MORE = {
         tf.Gemma3TextModel(tf.Gemma3TextConfig(**_LLM, head_dim=4, pad_token_id=0)),
         _ids(40),
     ),
+    # attention-logit and final-logit soft-capping: tanh(x / c) * c
+    "gemma2": lambda: (
+        tf.Gemma2ForCausalLM(tf.Gemma2Config(**_LLM, head_dim=4, pad_token_id=0)),
+        _ids(40),
+    ),
     # (1 + weight) RMS norms, a scaled embedding, GELU-tanh gates, an LM head tied to it
     "gemma": lambda: (
         tf.GemmaForCausalLM(tf.GemmaConfig(**_LLM, head_dim=4, pad_token_id=0)),
@@ -406,14 +411,15 @@ def test_more_families_export_and_reimport_exactly(name):
 
 def test_families_netstruct_cannot_follow_yet_get_one_clear_error():
     torch.manual_seed(0)
-    # Gemma-2 soft-caps its attention logits: tanh(scores / c) * c between the scores and
-    # the softmax, which the attention operator block does not hold
-    gemma2 = tf.Gemma2Model(tf.Gemma2Config(**_LLM, head_dim=4, pad_token_id=0)).eval()
+    # Mixtral routes each token to its top experts: the router reads its weight by F.linear
+    # and the experts run on data-dependent subsets of the tokens
+    mixtral = tf.MixtralModel(
+        tf.MixtralConfig(**_LLM, num_local_experts=2, num_experts_per_tok=1)
+    ).eval()
     with pytest.raises(UnsupportedModuleError) as info:
-        ns.from_torch(gemma2, _ids(40))
+        ns.from_torch(mixtral, _ids(40))
     msg = str(info.value)
-    assert "div in module 'layers.0.self_attn'" in msg and "attention scores" in msg
-    assert "modeling_gemma2.py, line" in msg
+    assert "linear in module 'layers.0.mlp.gate'" in msg and "modeling_mixtral.py, line" in msg
     # StableLM with 1-wide rotary halves: the rotary tables (2 wide) broadcast the rotated
     # part of each head to more positions than it has units
     odd = tf.StableLmModel(tf.StableLmConfig(**_LLM)).eval()

@@ -2,7 +2,8 @@
 
 Materialises every layer's full feature matrix (explicit im2col loops for convolutions, the
 whole input sequence for recurrent layers) and solves each row's ridge problem on its own with
-``numpy.linalg.lstsq`` on the stacked system ``[X_s 1; sqrt(n ridge) I 0] z = [y; 0]``. Nothing
+``numpy.linalg.lstsq`` on the stacked system ``[X_s 1; sqrt(n ridge s) I 0] z = [y; 0]`` (``s``: the
+mean square of the row's features, the ridge being relative to it). Nothing
 is shared with the streaming code.
 """
 
@@ -120,7 +121,8 @@ def naive_reconstruct(G_pruned, original, X, block_names, ridge):
             A = Xp[:, feat]
             if bcur is not None:
                 A = np.hstack([A, np.ones((n, 1))])
-            reg = np.sqrt(n * ridge) * np.eye(feat.size, A.shape[1])
+            scale = float(np.mean(Xp[:, feat] ** 2))  # the ridge is relative to this
+            reg = np.sqrt(n * ridge * scale) * np.eye(feat.size, A.shape[1])
             z = np.linalg.lstsq(
                 np.vstack([A, reg]), np.concatenate([Y[:, r], np.zeros(feat.size)]), rcond=None
             )[0]
