@@ -393,7 +393,9 @@ def _verify_structure(G: SignedGraph, model: Any) -> None:
         )
 
 
-def to_torch(G: SignedGraph, *, shrink: bool = False, prune_masks: bool = False) -> Any:
+def to_torch(
+    G: SignedGraph, *, shrink: bool = False, prune_masks: bool = False, into: Any = None
+) -> Any:
     """Rebuild a torch module from a graph.
 
     Parameters
@@ -406,12 +408,24 @@ def to_torch(G: SignedGraph, *, shrink: bool = False, prune_masks: bool = False)
     prune_masks : bool, default=False
         Attach ``torch.nn.utils.prune`` masks to pruned parameters, so fine-tuning keeps the
         removed weights at zero. Otherwise pruned weights are plain zeros.
+    into : torch.nn.Module, optional
+        The model the graph was exported from: return a copy of it with the graph's layers
+        put in place (masked, edited or, with ``shrink``, physically smaller), tied
+        parameters re-tied, the head counts its attention modules keep (``num_heads``,
+        ``num_key_value_heads``, ``all_head_size``, ...) and its config's
+        ``num_attention_heads``/``num_key_value_heads``/``intermediate_size`` updated where
+        every layer agrees. The model's own forward then runs, at any input shape where it
+        computes its shapes from its inputs (a transformers LLM: the rebuilt module of a
+        model recorded by running it once runs on the example's shape only), and it stays
+        the model's class (``save_pretrained`` works). It is checked against the rebuilt
+        module on the example's shapes; a forward that keeps other sizes is refused.
 
     Returns
     -------
     torch.nn.Module
         In eval mode. ``nn.Sequential`` models come back as ``nn.Sequential``; traced models as
-        a module with the same submodule paths (same ``state_dict`` keys).
+        a module with the same submodule paths (same ``state_dict`` keys); with ``into``, a
+        copy of that model.
 
     Raises
     ------
@@ -433,7 +447,22 @@ def to_torch(G: SignedGraph, *, shrink: bool = False, prune_masks: bool = False)
         raise InvalidParameterError(
             f"The 'shrink' parameter of to_torch must be a bool. Got {shrink!r} instead."
         )
-    return rebuild(G, shrink=shrink, prune_masks=prune_masks)
+    if into is None:
+        return rebuild(G, shrink=shrink, prune_masks=prune_masks)
+    import torch
+
+    if not isinstance(into, torch.nn.Module):
+        raise InvalidParameterError(
+            "The 'into' parameter of to_torch must be the torch.nn.Module the graph was "
+            f"exported from. Got {type(into).__name__} instead."
+        )
+    if shrink:
+        from .shrink import shrink as _shrink
+
+        G = _shrink(G)
+    from .graft import graft
+
+    return graft(G, into, rebuild(G, prune_masks=prune_masks))
 
 
 def rebuild(
