@@ -49,6 +49,7 @@ __all__ = [
     "RMSNormHandler",
     "GemmaRMSNormHandler",
     "ScaledEmbeddingHandler",
+    "PositionEmbeddingHandler",
     "builtin_handlers",
 ]
 
@@ -316,6 +317,51 @@ class ScaledEmbeddingHandler(EmbeddingHandler):
         return m
 
 
+#: learned position tables looked up at positions computed from the input's shape (BART) or
+#: its attention mask (OPT), never from the tokens: ``embedding(positions + offset)``
+POSITION_EMBEDDINGS = (
+    ("models.bart.modeling_bart", "BartLearnedPositionalEmbedding"),
+    ("models.mbart.modeling_mbart", "MBartLearnedPositionalEmbedding"),
+    ("models.opt.modeling_opt", "OPTLearnedPositionalEmbedding"),
+)
+
+
+class PositionEmbeddingHandler(EmbeddingHandler):
+    """A learned position table (``BartLearnedPositionalEmbedding``, OPT's): an ``nn.Embedding``
+    whose forward looks up positions, computed from its argument's shape or mask.
+
+    Its argument carries no units (the token ids are read for their shape only), so its
+    block reads the table's own ``index`` input nodes, as ``nn.Embedding`` does when called
+    on position ids; the table keeps its ``offset`` rows (rebuilt with
+    ``num_embeddings - offset``, as the class's constructor adds them).
+
+    Examples
+    --------
+    >>> PositionEmbeddingHandler("models.opt.modeling_opt", "OPTLearnedPositionalEmbedding").name
+    'transformers.opt.OPTLearnedPositionalEmbedding'
+    """
+
+    def __init__(self, module: str, cls: str) -> None:
+        self.name = f"transformers.{module.split('.')[1]}.{cls}"
+        self._where = (module, cls)
+
+    def export(self, module, path, inputs, builder):
+        return super().export(module, path, None, builder)  # positions: no units read
+
+    def config(self, module):
+        return {"offset": int(getattr(module, "offset", 0))}
+
+    def build(self, config, params):
+        import torch
+
+        module, cls = self._where
+        w = np.asarray(params["weight"])
+        m = getattr(_transformers(module, cls), cls)(w.shape[0] - int(config["offset"]), w.shape[1])
+        with torch.no_grad():
+            m.weight.copy_(torch.from_numpy(w.astype(np.float32)))
+        return m
+
+
 def builtin_handlers() -> Iterator[tuple[str, ModuleHandler]]:
     """``(qualified class name, handler)`` pairs."""
     yield "transformers.pytorch_utils.Conv1D", Conv1DHandler()
@@ -330,3 +376,5 @@ def builtin_handlers() -> Iterator[tuple[str, ModuleHandler]]:
         yield f"transformers.{module}.{cls}", GemmaRMSNormHandler(module, cls)
     for module, cls in SCALED_EMBEDDINGS:
         yield f"transformers.{module}.{cls}", ScaledEmbeddingHandler(module, cls)
+    for module, cls in POSITION_EMBEDDINGS:
+        yield f"transformers.{module}.{cls}", PositionEmbeddingHandler(module, cls)

@@ -364,6 +364,22 @@ MORE = {
         tf.Gemma2ForCausalLM(tf.Gemma2Config(**_LLM, head_dim=4, pad_token_id=0)),
         _ids(40),
     ),
+    # learned positions looked up from the attention mask's cumulative sum (offset 2)
+    "opt": lambda: (
+        tf.OPTForCausalLM(
+            tf.OPTConfig(
+                vocab_size=40,
+                hidden_size=16,
+                num_hidden_layers=1,
+                num_attention_heads=4,
+                ffn_dim=24,
+                max_position_embeddings=20,
+                word_embed_proj_dim=16,
+                pad_token_id=1,
+            )
+        ),
+        _ids(40),
+    ),
     # (1 + weight) RMS norms, a scaled embedding, GELU-tanh gates, an LM head tied to it
     "gemma": lambda: (
         tf.GemmaForCausalLM(tf.GemmaConfig(**_LLM, head_dim=4, pad_token_id=0)),
@@ -420,6 +436,27 @@ def test_families_netstruct_cannot_follow_yet_get_one_clear_error():
         ns.from_torch(mixtral, _ids(40))
     msg = str(info.value)
     assert "linear in module 'layers.0.mlp.gate'" in msg and "modeling_mixtral.py, line" in msg
+    # BART's encoder reads one feature of its embeddings for their shape only
+    # (inputs_embeds[:, :, -1] into the position table): one unit's values as a tensor
+    bart = tf.BartModel(
+        tf.BartConfig(
+            vocab_size=40,
+            d_model=16,
+            encoder_layers=1,
+            decoder_layers=1,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_ffn_dim=32,
+            decoder_ffn_dim=32,
+            max_position_embeddings=32,
+            pad_token_id=1,
+        )
+    ).eval()
+    ids = _ids(40)
+    with pytest.raises(
+        UnsupportedModuleError, match=r"getitem in module 'encoder' at .*modeling_bart.py, line"
+    ):
+        ns.from_torch(bart, (ids, torch.ones_like(ids), _ids(40, (2, 4))))
     # StableLM with 1-wide rotary halves: the rotary tables (2 wide) broadcast the rotated
     # part of each head to more positions than it has units
     odd = tf.StableLmModel(tf.StableLmConfig(**_LLM)).eval()
