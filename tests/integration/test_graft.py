@@ -111,3 +111,44 @@ def test_into_must_be_a_module():
     G = ns.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2)))
     with pytest.raises(InvalidParameterError, match="'into'"):
         ns.to_torch(G, into="model")
+
+
+class _Recurrent(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = torch.nn.LSTM(3, 8, batch_first=True)
+        self.fc = torch.nn.Linear(8, 2)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return self.fc(out[:, -1])
+
+
+class _Residual(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem, self.bn0 = torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.BatchNorm2d(8)
+        self.conv, self.bn = torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.BatchNorm2d(8)
+        self.fc = torch.nn.Linear(8, 2)
+
+    def forward(self, x):
+        x = torch.relu(self.bn0(self.stem(x)))
+        x = torch.relu(x + self.bn(self.conv(x)))
+        return self.fc(x.mean((2, 3)))
+
+
+@pytest.mark.parametrize(
+    "make, shape, other",
+    [(_Recurrent, (4, 6, 3), (2, 9, 3)), (_Residual, (4, 1, 8, 8), (3, 1, 12, 12))],
+)
+def test_user_classes_take_their_shrunk_layers(make, shape, other):
+    torch.manual_seed(0)
+    m = make().eval()
+    G = ns.from_torch(m, torch.randn(*shape))
+    plan = ns.structured_prune(G, amount=0.5)
+    own = ns.to_torch(plan.apply(G), shrink=True, into=m)
+    masked = ns.to_torch(plan.apply(G), into=m)
+    assert type(own) is make and _n(own) < _n(m)
+    x = torch.randn(*other)
+    with torch.no_grad():
+        assert torch.allclose(own(x), masked(x), atol=1e-5)
