@@ -1078,8 +1078,8 @@ class _Exporter:
         return self._decode(node, res, lookups, self._kept_axes(node, args))
 
     def _kept_axes(self, node, args: tuple | None) -> tuple[int, ...] | None:
-        """The feature axes a slice or concatenation keeps in place: those of its head-split
-        operands (``decode`` then keeps them even where they are 1 wide or empty)."""
+        """The feature axes a slice or concatenation keeps in place: those of its operands
+        (``decode`` then keeps them even where they are 1 wide or empty)."""
         if args is None or node.op not in ("call_function", "call_method"):
             return None
         name = node.target if node.op == "call_method" else _ops.function_name(node.target)
@@ -1090,12 +1090,17 @@ class _Exporter:
             for v in (self.env.get(a) for a in _flatten_values(list(args)) if hasattr(a, "op"))
             if isinstance(v, Feat)
         ]
-        axes = {(f.axes, f.ndim) for f in feats}
+        axes: set[tuple[tuple[int, ...], int | None]] = set()
+        for f in feats:
+            if f.axes is not None:
+                axes.add((f.axes, f.ndim))
+            elif f.pos_axis is not None:
+                axes.add(((f.pos_axis,), f.ndim))
         if len(axes) != 1:
             return None
         ((kept, ndim),) = axes
         nd = self._ndim(node)
-        return kept if kept is not None and (nd is None or nd == ndim) else None
+        return kept if nd is None or nd == ndim else None
 
     def _move_channels(
         self, node, feat: Feat, fn: Any, args: tuple | None, kwargs: dict | None
@@ -1553,8 +1558,11 @@ class _Exporter:
                     "a product of values whose units do not line up (broadcasting)"
                 )
             same = np.array_equal(a.ids, b.ids)
-            if not same and np.intersect1d(a.ids, b.ids).size:
-                raise UnsupportedModuleError("a product of values that share some units")
+            if not same and np.intersect1d(a.ids, b.ids).size:  # x * rotate(x)
+                raise UnsupportedModuleError(
+                    "a product of values that share some units at different positions (e.g. "
+                    "x * rotate(x)); multiply by a copy made by a layer instead"
+                )
             sources = [a.ids.reshape(-1)] if same else [a.ids.reshape(-1), b.ids.reshape(-1)]
             layout: dict[str, Any] = {"operator": "product"}
         else:

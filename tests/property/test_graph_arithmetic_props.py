@@ -7,18 +7,21 @@ activations (functions and modules), residual sums, products of two values, scal
 and re-used values are traced, exported, and the graph is evaluated node by node,
 ``activation(Σ w · source + bias)`` as ``docs/concepts/layers.md`` defines a node's value (the
 product of its sources for a node fed by a ``product`` operator block), against the model's
-output.
+output. A second family views the width as ``(heads, head_dim)`` and rotates part of each head
+by halves (a partial rotary embedding's slices, negation and concatenations, with 1-wide and
+empty slices and single-head views).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import netstruct as ns
 from netstruct.convert.elementwise import activation_map
+from netstruct.exceptions import UnsupportedModuleError
 from netstruct.graphs.block import elementwise_operator
 
 _ACTS = {
@@ -61,9 +64,43 @@ class _Program(torch.nn.Module):
                 vals.append(a * op[2])
             elif kind == "shift":
                 vals.append(a + op[2])
+            elif kind == "rot":  # a partial rotary pattern on a head-split value
+                vals.append(_rotate_part(a, op[2], op[3]))
             else:  # "neg"
                 vals.append(-a)
         return self.head(vals[-1])
+
+
+def _rotate_part(a, heads: int, r: int):
+    """``a`` viewed as ``(heads, head_dim)``: the first ``r`` dims of each head rotated by
+    halves (``cat(-x2, x1)``, as ``rotate_half``), the others passed, then merged back. Slices
+    may be 1 wide (``r = 2``) or empty (``r = head_dim``: no pass-through part)."""
+    B, width = a.shape
+    v = a.view(B, heads, width // heads)
+    rot, rest = v[..., :r], v[..., r:]
+    x1, x2 = rot[..., : r // 2], rot[..., r // 2 :]
+    return torch.cat([torch.cat([-x2, x1], dim=-1), rest], dim=-1).reshape(B, width)
+
+
+@st.composite
+def head_programs(draw):
+    """Programs on a width of ``heads x head_dim`` (head_dim even) with ``rot`` operations."""
+    heads = draw(st.integers(1, 3))
+    head_dim = draw(st.sampled_from([2, 4, 6]))
+    n_ops = draw(st.integers(1, 6))
+    ops: list[tuple] = []
+    for k in range(n_ops):
+        src = draw(st.integers(0, k))
+        kind = draw(st.sampled_from(["rot", "rot", "linear", "act", "add", "mul"]))
+        if kind == "rot":
+            ops.append((kind, src, heads, draw(st.sampled_from(range(2, head_dim + 1, 2)))))
+        elif kind == "act":
+            ops.append((kind, src, draw(st.sampled_from(sorted(_ACTS))), draw(st.booleans())))
+        elif kind in ("add", "mul"):
+            ops.append((kind, src, draw(st.integers(0, k))))
+        else:
+            ops.append((kind, src))
+    return ops, heads * head_dim, draw(st.integers(0, 2**16))
 
 
 @st.composite
@@ -124,6 +161,25 @@ def test_the_graph_computes_what_the_model_computes(case):
     model = _Program(3, width, ops, 2).eval()
     x = torch.randn(6, 3)
     G = ns.from_torch(model, x)
+    with torch.no_grad():
+        want = model(x).double().numpy()
+    np.testing.assert_allclose(graph_forward(G, x.double().numpy()), want, atol=1e-4, rtol=1e-4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(head_programs())
+def test_head_split_slices_and_concatenations_compute_the_model(case):
+    """Slices of a ``(heads, head_dim)`` view that leave 1-wide or empty parts keep both
+    feature axes (partial rotary embeddings); the graph still computes the model."""
+    ops, width, seed = case
+    torch.manual_seed(seed)
+    model = _Program(3, width, ops, 2).eval()
+    x = torch.randn(6, 3)
+    try:
+        G = ns.from_torch(model, x)
+    except UnsupportedModuleError as exc:  # the one refusal these programs can meet
+        assert "share some units at different positions" in str(exc)
+        assume(False)
     with torch.no_grad():
         want = model(x).double().numpy()
     np.testing.assert_allclose(graph_forward(G, x.double().numpy()), want, atol=1e-4, rtol=1e-4)
