@@ -37,6 +37,14 @@ def _set_module(root: Any, path: str, module: Any) -> None:
     setattr(parent, name, module)
 
 
+def _on_device_of(new: Any, old: Any) -> Any:
+    """``new`` on the device of ``old``'s first tensor (a model on a GPU keeps its layers
+    there; the rebuilt ones are made on the CPU)."""
+    for t in (*old.parameters(recurse=True), *old.buffers(recurse=True)):
+        return new.to(t.device)
+    return new
+
+
 def _put_tensors(target: Any, rebuilt: Any) -> None:
     """Every parameter and buffer of ``rebuilt`` into ``target`` under its name (a raw
     parameter a layer reads directly, e.g. ViT's ``cls_token``, a sliced norm weight)."""
@@ -212,7 +220,7 @@ def graft(G: SignedGraph, model: Any, rebuilt: Any) -> Any:
                 f"to_torch(into=...): the model has no layer {path!r} that the graph holds; pass "
                 "the model the graph was exported from."
             ) from None
-        _set_module(target, path, copy.deepcopy(new))
+        _set_module(target, path, _on_device_of(copy.deepcopy(new), target.get_submodule(path)))
     _put_tensors(target, rebuilt)
     from .to_torch import retie
 
@@ -222,6 +230,20 @@ def graft(G: SignedGraph, model: Any, rebuilt: Any) -> Any:
     uneven = _patch_config(target, counts, _mlp_layers(model))
     target.eval()
     x = _example_inputs(spec)
+    if x is not None:
+        device = next((t.device for t in target.parameters()), None)
+        if device is not None:
+            x = tuple(t.to(device) for t in x)
+            rebuilt = rebuilt.to(device)
+    else:
+        import warnings
+
+        warnings.warn(
+            "to_torch(into=...) could not check the model against the rebuilt module: the "
+            "graph keeps no example input shape (exported without example_input, or on a "
+            "tuple of inputs torch.fx traced); compare their outputs on your inputs.",
+            stacklevel=3,
+        )
     if x is not None:
         with torch.no_grad():
             try:

@@ -152,3 +152,16 @@ def test_user_classes_take_their_shrunk_layers(make, shape, other):
     x = torch.randn(*other)
     with torch.no_grad():
         assert torch.allclose(own(x), masked(x), atol=1e-5)
+
+
+def test_a_graph_without_an_example_shape_is_grafted_with_a_warning():
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
+    G = ns.from_torch(m)  # no example_input: nothing to check the grafted model on
+    plan = ns.structured_prune(G, amount=0.5)
+    with pytest.warns(UserWarning, match="could not check"):
+        own = ns.to_torch(plan.apply(G), shrink=True, into=m)
+    x = torch.randn(5, 3)
+    with torch.no_grad():
+        assert torch.allclose(own(x), ns.to_torch(plan.apply(G))(x), atol=1e-6)
+    assert own[0].out_features == 3
