@@ -861,6 +861,8 @@ class _Exporter:
         self.model = model
         self.gm = traced.root
         self.graph = traced.graph
+        #: how many one-unit values (``x[..., k]``) were taken out (their uses are checked)
+        self.unit_slices = 0
         self._real = real
         self.real = real.values if real is not None else None
         self._sources = traced.sources
@@ -1147,6 +1149,9 @@ class _Exporter:
         if not hasattr(res, "dtype"):
             return Opaque()
         feat = decode(res, lookups, keep)
+        if feat is None and res.numel() and (one := _one_unit(res, lookups)) is not None:
+            self.unit_slices += 1
+            return UnitSlice(one)  # x[..., k]: an error only where it is read as values
         if feat is None and res.numel() == 0:
             raise UnsupportedModuleError(
                 "it takes an empty slice of a value with units (no unit is left to follow)"
@@ -1629,6 +1634,28 @@ class _Exporter:
             rec["target"] = "output"
         return rec
 
+    def _check_unit_slices(self, node) -> None:
+        """One unit's values taken out as a tensor (``x[..., k]``) may be read for their shape
+        only: by ``x.shape``/``x.size()``, or by a layer that reads no units of its input (a
+        position table); any other use would lose the unit's edges, so it is refused."""
+        if not self.unit_slices:  # none taken out so far (every model but a few)
+            return
+        args = [a for a in _flatten_values([*node.args, *node.kwargs.values()]) if hasattr(a, "op")]
+        if not any(isinstance(self.env.get(a), UnitSlice) for a in args):
+            return
+        if node.op == "call_module":
+            handler = get_handler(submodule(self.gm, str(node.target)))
+            if handler is not None and not getattr(handler, "reads_units", True):
+                return
+        elif node.op == "call_method" and str(node.target) in _ops.META_OPS:
+            return
+        elif node.op == "call_function" and _ops.function_name(node.target) == "getattr":
+            return
+        raise UnsupportedModuleError(
+            "it reads the values of one unit taken out as a tensor (x[..., k]), which carries "
+            "no feature axis; keep the axis (x[..., k:k + 1]) or read only its shape"
+        )
+
     def _step(self, i: int, node, n_placeholders: int) -> Any:
         if node in self.guard_only:  # only decides a branch: replayed, carries no units
             if node.op == "call_function" and _ops.function_name(node.target) is None:
@@ -1641,6 +1668,7 @@ class _Exporter:
             if n_placeholders == 0:
                 return PendingInput()
             return ExtraInput(n_placeholders, str(node.target))  # a mask, or a decoder's memory
+        self._check_unit_slices(node)
         if node.op == "call_module":
             return self.call_module(node)
         if node.op in ("call_function", "call_method"):
@@ -1756,6 +1784,22 @@ class _Exporter:
             "calls": {p: n for p, n in self.calls.items() if n > 1},
             "ops": self.ops,
         }
+
+
+class UnitSlice(Opaque):
+    """The values of one unit taken out as a tensor without a feature axis (``x[..., k]``)."""
+
+    def __init__(self, unit: int) -> None:
+        self.unit = unit
+
+
+def _one_unit(res: Any, lookups: dict[float, int]) -> int | None:
+    """The node id when every entry of the code tensor ``res`` is the code of one node."""
+    a = res.detach().cpu().numpy().reshape(-1)
+    first = float(a[0])
+    if first in lookups and bool((a == first).all()):
+        return lookups[first]
+    return None
 
 
 #: shape operations that keep every axis in place (slices, splits, concatenations): the

@@ -341,6 +341,9 @@ class PositionEmbeddingHandler(EmbeddingHandler):
     'transformers.opt.OPTLearnedPositionalEmbedding'
     """
 
+    #: its argument is read for its shape (or mask) only (see the exporter's ``UnitSlice``)
+    reads_units = False
+
     def __init__(self, module: str, cls: str) -> None:
         self.name = f"transformers.{module.split('.')[1]}.{cls}"
         self._where = (module, cls)

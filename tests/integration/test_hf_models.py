@@ -436,27 +436,6 @@ def test_families_netstruct_cannot_follow_yet_get_one_clear_error():
         ns.from_torch(mixtral, _ids(40))
     msg = str(info.value)
     assert "linear in module 'layers.0.mlp.gate'" in msg and "modeling_mixtral.py, line" in msg
-    # BART's encoder reads one feature of its embeddings for their shape only
-    # (inputs_embeds[:, :, -1] into the position table): one unit's values as a tensor
-    bart = tf.BartModel(
-        tf.BartConfig(
-            vocab_size=40,
-            d_model=16,
-            encoder_layers=1,
-            decoder_layers=1,
-            encoder_attention_heads=2,
-            decoder_attention_heads=2,
-            encoder_ffn_dim=32,
-            decoder_ffn_dim=32,
-            max_position_embeddings=32,
-            pad_token_id=1,
-        )
-    ).eval()
-    ids = _ids(40)
-    with pytest.raises(
-        UnsupportedModuleError, match=r"getitem in module 'encoder' at .*modeling_bart.py, line"
-    ):
-        ns.from_torch(bart, (ids, torch.ones_like(ids), _ids(40, (2, 4))))
     # StableLM with 1-wide rotary halves: the rotary tables (2 wide) broadcast the rotated
     # part of each head to more positions than it has units
     odd = tf.StableLmModel(tf.StableLmConfig(**_LLM)).eval()
@@ -534,3 +513,57 @@ def test_bert_cross_attention_reads_the_encoder_states_input_and_shrinks_by_head
     with torch.no_grad():
         np.testing.assert_allclose(small(*xs).numpy(), ns.to_torch(M)(*xs).numpy(), atol=1e-5)
     assert small.bert.encoder.layer.get_submodule("0.crossattention.self.key").out_features == 4
+
+
+def _bart():
+    torch.manual_seed(0)
+    cfg = tf.BartConfig(
+        vocab_size=40,
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=32,
+        scale_embedding=True,
+        pad_token_id=1,
+    )
+    ids = _ids(40)
+    return tf.BartModel(cfg).eval(), (ids, torch.ones_like(ids), _ids(40, (2, 4)))
+
+
+def test_bart_encoder_decoder_exports_shrinks_and_comes_back_in_its_class():
+    """BART's encoder passes one feature of its embeddings (``inputs_embeds[:, :, -1]``) to
+    the position table, which reads its shape only; the decoder's ids are the third input."""
+    m, x = _bart()
+    G = ns.from_torch(m, x)
+    with torch.no_grad():
+        want = flat_tensors(m(*x))
+        got = flat_tensors(ns.to_torch(G)(*x))
+    assert all(torch.allclose(a, b, atol=1e-5, rtol=0) for a, b in zip(want, got))
+    plan = ns.structured_prune(G, amount=0.5)
+    small = ns.to_torch(plan.apply(G), shrink=True, into=m)
+    masked = ns.to_torch(plan.apply(G), into=m)
+    assert type(small) is type(m)
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in m.parameters())
+    ids = _ids(40, (3, 7))  # another shape: the model's own forward
+    other = (ids, torch.ones_like(ids), _ids(40, (3, 6)))
+    with torch.no_grad():
+        a, b = flat_tensors(small(*other))[0], flat_tensors(masked(*other))[0]
+    assert float((a - b).abs().max()) <= 1e-5
+
+
+def test_one_unit_taken_out_as_a_tensor_is_refused_where_its_values_are_read():
+    class OneUnit(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(3, 4), torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            h = self.a(x)
+            return self.b(h + h[..., 0].unsqueeze(-1))
+
+    with pytest.raises(UnsupportedModuleError, match=r"one unit taken out as a tensor"):
+        ns.from_torch(OneUnit().eval(), torch.randn(5, 3))
