@@ -1509,6 +1509,11 @@ class _Exporter:
             raise UnsupportedModuleError(
                 "a sum of values whose units span different axes (heads split differently)"
             )
+        if a.ids.size == b.ids.size and _features_last(a) and _features_last(b) and a.ndim != b.ndim:
+            # (T, D) position vectors + (B, T, D) token vectors: broadcast over the leading
+            # axes, unit by unit
+            ndim = self._ndim(node) or max(a.ndim or 0, b.ndim or 0) or None
+            a, b = Feat(a.ids, ndim, -1), Feat(b.ids, ndim, -1)
         if a.ids.size != b.ids.size or (a.pos_axis, a.ndim) != (b.pos_axis, b.ndim):
             raise UnsupportedModuleError(
                 "a sum of values whose units do not line up (broadcasting)"
@@ -1784,6 +1789,11 @@ class _Exporter:
             "calls": {p: n for p, n in self.calls.items() if n > 1},
             "ops": self.ops,
         }
+
+
+def _features_last(f: Feat) -> bool:
+    """Whether ``f`` carries its units along its last axis only."""
+    return f.axes is None and f.ndim is not None and f.pos_axis == f.ndim - 1
 
 
 class UnitSlice(Opaque):

@@ -506,7 +506,25 @@ def get_handler(module: Any) -> ModuleHandler | None:
     hit = _BY_TYPE.get(t)
     if hit is None and _BY_QUALNAME:
         hit = _BY_QUALNAME.get(_qualname(t))
+    if hit is None and t.__module__.startswith("transformers."):
+        hit = _discovered(t)
     return hit
+
+
+#: transformers classes looked at by :func:`netstruct.convert.hf.discover` (None: no handler)
+_DISCOVERED: dict[type, ModuleHandler | None] = {}
+
+
+def _discovered(t: type) -> ModuleHandler | None:
+    """A transformers copy of a handled layer, recognised by its code (cached per class)."""
+    if t not in _DISCOVERED:
+        from .hf import discover
+
+        h = discover(t)
+        _DISCOVERED[t] = h
+        if h is not None:
+            _BY_NAME.setdefault(h.name, h)
+    return _DISCOVERED[t]
 
 
 def _qualname(module_type: type) -> str:
@@ -516,6 +534,12 @@ def _qualname(module_type: type) -> str:
 def handler_for_name(name: str) -> ModuleHandler:
     """The handler registered under ``name`` (used when rebuilding from a spec)."""
     _load_builtins()
+    if name not in _BY_NAME and name.startswith("transformers."):
+        from .hf import discover_name
+
+        found = discover_name(name)
+        if found is not None:
+            _BY_NAME[name] = found
     if name not in _BY_NAME:
         raise GraphError(
             f"The graph's architecture uses a module handler named {name!r}, which is not "
@@ -534,7 +558,11 @@ def registry_size() -> tuple[int, int]:
 def is_registered_type(module_type: type) -> bool:
     """True when ``module_type`` has a handler."""
     _load_builtins()
-    return module_type in _BY_TYPE or _qualname(module_type) in _BY_QUALNAME
+    if module_type in _BY_TYPE or _qualname(module_type) in _BY_QUALNAME:
+        return True
+    return module_type.__module__.startswith("transformers.") and (
+        _discovered(module_type) is not None
+    )
 
 
 HandlerFactory = Callable[[], ModuleHandler]

@@ -51,6 +51,7 @@ __all__ = [
     "ScaledEmbeddingHandler",
     "PositionEmbeddingHandler",
     "builtin_handlers",
+    "discover",
 ]
 
 
@@ -171,6 +172,7 @@ RMS_NORMS = (
     ("models.phi3.modeling_phi3", "Phi3RMSNorm"),
     ("models.granite.modeling_granite", "GraniteRMSNorm"),
     ("models.olmo2.modeling_olmo2", "Olmo2RMSNorm"),
+    ("models.helium.modeling_helium", "HeliumRMSNorm"),
     ("models.t5.modeling_t5", "T5LayerNorm"),
 )
 
@@ -276,6 +278,10 @@ SCALED_EMBEDDINGS = (
     ("models.vaultgemma.modeling_vaultgemma", "VaultGemmaTextScaledWordEmbedding"),
     ("models.bart.modeling_bart", "BartScaledWordEmbedding"),
     ("models.mbart.modeling_mbart", "MBartScaledWordEmbedding"),
+    ("models.plbart.modeling_plbart", "PLBartScaledWordEmbedding"),
+    ("models.m2m_100.modeling_m2m_100", "M2M100ScaledWordEmbedding"),
+    ("models.xglm.modeling_xglm", "XGLMScaledWordEmbedding"),
+    ("models.biogpt.modeling_biogpt", "BioGptScaledWordEmbedding"),
 )
 
 
@@ -323,6 +329,11 @@ POSITION_EMBEDDINGS = (
     ("models.bart.modeling_bart", "BartLearnedPositionalEmbedding"),
     ("models.mbart.modeling_mbart", "MBartLearnedPositionalEmbedding"),
     ("models.opt.modeling_opt", "OPTLearnedPositionalEmbedding"),
+    ("models.biogpt.modeling_biogpt", "BioGptLearnedPositionalEmbedding"),
+    ("models.plbart.modeling_plbart", "PLBartLearnedPositionalEmbedding"),
+    # fixed sinusoidal tables (frozen), looked up at positions from the input's shape
+    ("models.marian.modeling_marian", "MarianSinusoidalPositionalEmbedding"),
+    ("models.pegasus.modeling_pegasus", "PegasusSinusoidalPositionalEmbedding"),
 )
 
 
@@ -363,6 +374,79 @@ class PositionEmbeddingHandler(EmbeddingHandler):
         with torch.no_grad():
             m.weight.copy_(torch.from_numpy(w.astype(np.float32)))
         return m
+
+
+def _source(fn: Any) -> str | None:
+    import inspect
+
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return None
+
+
+def discover(cls: type) -> ModuleHandler | None:
+    """A handler for a transformers RMS norm class not in the tables, by its code.
+
+    transformers copies ``LlamaRMSNorm`` into well over a hundred models (``GlmRMSNorm``,
+    ``Ernie4_5RMSNorm``, ``Qwen2MoeRMSNorm``, ...) and Gemma's norm into a few: a class named
+    ``*RMSNorm`` in ``transformers.models`` whose ``forward`` (and ``_norm``) source is
+    character for character that of ``LlamaRMSNorm`` (of ``GemmaRMSNorm``) computes the same
+    map, so it gets that handler under its own name. None for anything else.
+
+    Examples
+    --------
+    >>> import transformers.models.glm.modeling_glm as glm  # doctest: +SKIP
+    >>> discover(glm.GlmRMSNorm).name  # doctest: +SKIP
+    'transformers.glm.GlmRMSNorm'
+    """
+    where = getattr(cls, "__module__", "") or ""
+    if not where.startswith("transformers.models.") or not cls.__name__.endswith("RMSNorm"):
+        return None
+    module = where[len("transformers.") :]
+    try:
+        # the forwards of the tabled RMS norms (Llama's, and OLMo-2's and Helium's, which
+        # multiply in float32 first: the same map at float32)
+        plain = [
+            getattr(_transformers(m, c), c)
+            for m, c in (
+                ("models.llama.modeling_llama", "LlamaRMSNorm"),
+                ("models.olmo2.modeling_olmo2", "Olmo2RMSNorm"),
+                ("models.helium.modeling_helium", "HeliumRMSNorm"),
+            )
+        ]
+        gemma = _transformers("models.gemma.modeling_gemma", "Gemma").GemmaRMSNorm
+    except (GraphError, AttributeError, ImportError):
+        return None
+    own = _source(getattr(cls, "forward", None))
+    if own is not None and any(own == _source(ref.forward) for ref in plain):
+        return RMSNormHandler(module, cls.__name__)
+    norm = getattr(cls, "_norm", None)
+    if (
+        own is not None
+        and norm is not None
+        and own == _source(gemma.forward)
+        and _source(norm) == _source(gemma._norm)
+    ):
+        return GemmaRMSNormHandler(module, cls.__name__)
+    return None
+
+
+def discover_name(name: str) -> ModuleHandler | None:
+    """:func:`discover` for a handler name ``transformers.<model>.<Class>`` (re-import in a
+    session that has not exported such a model): the class from
+    ``transformers.models.<model>.modeling_<model>``."""
+    import importlib
+
+    parts = name.split(".")
+    if len(parts) != 3 or parts[0] != "transformers" or not parts[2].endswith("RMSNorm"):
+        return None
+    try:
+        mod = importlib.import_module(f"transformers.models.{parts[1]}.modeling_{parts[1]}")
+    except ImportError:
+        return None
+    cls = getattr(mod, parts[2], None)
+    return discover(cls) if isinstance(cls, type) else None
 
 
 def builtin_handlers() -> Iterator[tuple[str, ModuleHandler]]:

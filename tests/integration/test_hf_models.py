@@ -364,6 +364,24 @@ MORE = {
         tf.Gemma2ForCausalLM(tf.Gemma2Config(**_LLM, head_dim=4, pad_token_id=0)),
         _ids(40),
     ),
+    # copies of LlamaRMSNorm / OLMo-2's norm under their own names, recognised by their code
+    "glm": lambda: (tf.GlmForCausalLM(tf.GlmConfig(**_LLM, pad_token_id=0)), _ids(40)),
+    "olmo3": lambda: (tf.Olmo3ForCausalLM(tf.Olmo3Config(**_LLM, pad_token_id=0)), _ids(40)),
+    # a scaled word embedding and learned positions (offset 2) from the attention mask
+    "biogpt": lambda: (
+        tf.BioGptForCausalLM(
+            tf.BioGptConfig(
+                vocab_size=40,
+                hidden_size=16,
+                num_hidden_layers=1,
+                num_attention_heads=4,
+                intermediate_size=24,
+                max_position_embeddings=32,
+                pad_token_id=1,
+            )
+        ),
+        _ids(40),
+    ),
     # learned positions looked up from the attention mask's cumulative sum (offset 2)
     "opt": lambda: (
         tf.OPTForCausalLM(
@@ -567,3 +585,31 @@ def test_one_unit_taken_out_as_a_tensor_is_refused_where_its_values_are_read():
 
     with pytest.raises(UnsupportedModuleError, match=r"one unit taken out as a tensor"):
         ns.from_torch(OneUnit().eval(), torch.randn(5, 3))
+
+
+def test_marian_decoder_with_a_fixed_position_table_shrinks_in_its_class():
+    """A (T, D) sinusoidal table added to (B, T, D) token vectors (a broadcast sum); the
+    decoder's cross-attention is never called without encoder states, so the graph has no
+    blocks for it and the model keeps it as it is under ``into=``."""
+    torch.manual_seed(0)
+    cfg = tf.MarianConfig(
+        vocab_size=40,
+        d_model=16,
+        decoder_layers=1,
+        decoder_attention_heads=4,
+        decoder_ffn_dim=24,
+        max_position_embeddings=32,
+        pad_token_id=1,
+        decoder_start_token_id=1,
+    )
+    m, x = tf.MarianForCausalLM(cfg).eval(), _ids(40)
+    G = ns.from_torch(m, x)
+    with torch.no_grad():
+        assert torch.allclose(ns.to_torch(G)(x)[0], m(x).logits, atol=1e-5)
+    plan = ns.structured_prune(G, amount=0.5)
+    small = ns.to_torch(plan.apply(G), shrink=True, into=m)
+    masked = ns.to_torch(plan.apply(G), into=m)
+    assert small.model.decoder.layers[0].fc1.out_features == 12
+    other = _ids(40, (3, 8))
+    with torch.no_grad():
+        assert torch.allclose(small(other).logits, masked(other).logits, atol=1e-5)

@@ -260,7 +260,9 @@ def test_more_families_shrink_equal_to_masked(name):
     m, x = _more_families()[name]()
     G = ns.from_torch(m.eval(), x)
     kinds = set(ns.structured_groups(G, macs=False)["kind"])
-    if name not in ("convnext", "mobilenet_v2", "regnet"):  # the transformers offer their heads
+    # the transformers offer their heads; OLMo-3's q_norm/k_norm normalise all heads' queries
+    # and keys together (statistics over the full width), so no head can go alone there
+    if name not in ("convnext", "mobilenet_v2", "regnet", "olmo3"):
         assert "head" in kinds
     plan = ns.structured_prune(G, amount=0.5)
     masked, small = ns.to_torch(plan.apply(G)), ns.to_torch(ns.shrink(G, units=plan))

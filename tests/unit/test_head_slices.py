@@ -160,3 +160,25 @@ def test_editing_one_heads_copy_of_a_shared_gain_is_refused_on_reimport():
     H = G.map_weights(edit_first_head, layers=["norm.weight"])
     with pytest.raises(ns.GraphError, match="kept groups hold different values"):
         ns.to_torch(H)
+
+
+def test_copies_of_the_llama_rms_norm_are_recognised_by_their_code():
+    pytest.importorskip("transformers")
+    from transformers.models.glm.modeling_glm import GlmRMSNorm
+
+    from netstruct.convert import handlers
+    from netstruct.convert.hf import RMSNormHandler, discover
+
+    h = discover(GlmRMSNorm)
+    assert isinstance(h, RMSNormHandler) and h.name == "transformers.glm.GlmRMSNorm"
+
+    class GlmRMSNormLookalike(GlmRMSNorm):  # same name pattern, another forward
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    GlmRMSNormLookalike.__module__ = GlmRMSNorm.__module__
+    assert discover(GlmRMSNormLookalike) is None
+    assert discover(torch.nn.LayerNorm) is None
+    # a saved graph names the handler; a fresh session finds it by that name
+    handlers._BY_NAME.pop("transformers.glm.GlmRMSNorm", None)
+    assert handlers.handler_for_name("transformers.glm.GlmRMSNorm").name == h.name
