@@ -1509,7 +1509,12 @@ class _Exporter:
             raise UnsupportedModuleError(
                 "a sum of values whose units span different axes (heads split differently)"
             )
-        if a.ids.size == b.ids.size and _features_last(a) and _features_last(b) and a.ndim != b.ndim:
+        if (
+            a.ids.size == b.ids.size
+            and _features_last(a)
+            and _features_last(b)
+            and a.ndim != b.ndim
+        ):
             # (T, D) position vectors + (B, T, D) token vectors: broadcast over the leading
             # axes, unit by unit
             ndim = self._ndim(node) or max(a.ndim or 0, b.ndim or 0) or None
