@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["ScalarAffine"]
+__all__ = ["ScalarAffine", "ReLUSquared"]
 
 
 class ScalarAffine(torch.nn.Module):
@@ -41,3 +41,19 @@ class ScalarAffine(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"scale={self.scale}, shift={self.shift}"
+
+
+class ReLUSquared(torch.nn.Module):
+    """``relu(x) ** 2`` element-wise (Primer's activation; transformers' ``"relu2"``, used by
+    Persimmon, Arcee and Nemotron), netstruct's own element-wise type ``ReLUSquared``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from netstruct.convert._scalar import ReLUSquared
+    >>> ReLUSquared()(torch.tensor([-1.0, 3.0])).tolist()
+    [0.0, 9.0]
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.square(torch.relu(x))

@@ -65,6 +65,8 @@ ELEMENTWISE_ATTRS: dict[str, tuple[str, ...]] = {
     "LogSoftmax": ("dim",),
     # netstruct's own: scalar arithmetic on units (``h * c + d``), see ``_scalar.py``
     "ScalarAffine": ("scale", "shift"),
+    # netstruct's own: relu(x) ** 2 (transformers' ReLUSquaredActivation), see ``_scalar.py``
+    "ReLUSquared": (),
 }
 #: Modules that do not change values in eval mode (no label is written for them).
 NEUTRAL = frozenset({"Identity", "Dropout", "AlphaDropout"})
@@ -100,10 +102,10 @@ def layer_type(type_name: str) -> Any:
     """The module class of an element-wise layer: ``torch.nn.<name>`` or netstruct's own."""
     import torch
 
-    if type_name == "ScalarAffine":
-        from ._scalar import ScalarAffine
+    if type_name in ("ScalarAffine", "ReLUSquared"):
+        from . import _scalar
 
-        return ScalarAffine
+        return getattr(_scalar, type_name)
     return getattr(torch.nn, type_name, None)
 
 

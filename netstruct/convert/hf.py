@@ -45,6 +45,7 @@ from .layers import STAT_MASK, EmbeddingHandler, NormHandler, build_feature_norm
 __all__ = [
     "Conv1DHandler",
     "NewGELUHandler",
+    "ReLUSquaredHandler",
     "ConvNextLayerNormHandler",
     "RMSNormHandler",
     "GemmaRMSNormHandler",
@@ -116,6 +117,17 @@ class NewGELUHandler(ElementwiseHandler):
 
     def build(self, config, params):
         return _transformers("activations", "NewGELUActivation").NewGELUActivation()
+
+
+class ReLUSquaredHandler(ElementwiseHandler):
+    """``ReLUSquaredActivation`` (``"relu2"``): ``relu(x) ** 2``, labelled ``relusquared``."""
+
+    def __init__(self) -> None:
+        super().__init__("ReLUSquared")
+        self.name = "transformers.ReLUSquaredActivation"
+
+    def build(self, config, params):
+        return _transformers("activations", "ReLUSquaredActivation").ReLUSquaredActivation()
 
 
 class ConvNextLayerNormHandler(NormHandler):
@@ -453,6 +465,7 @@ def builtin_handlers() -> Iterator[tuple[str, ModuleHandler]]:
     """``(qualified class name, handler)`` pairs."""
     yield "transformers.pytorch_utils.Conv1D", Conv1DHandler()
     yield "transformers.activations.NewGELUActivation", NewGELUHandler()
+    yield "transformers.activations.ReLUSquaredActivation", ReLUSquaredHandler()
     convnext_ln = ConvNextLayerNormHandler()
     yield "transformers.models.convnext.modeling_convnext.ConvNextLayerNorm", convnext_ln
     # its masked counterpart (a netstruct class): a masked model exports back with its stat_mask

@@ -367,6 +367,13 @@ MORE = {
     # copies of LlamaRMSNorm / OLMo-2's norm under their own names, recognised by their code
     "glm": lambda: (tf.GlmForCausalLM(tf.GlmConfig(**_LLM, pad_token_id=0)), _ids(40)),
     "olmo3": lambda: (tf.Olmo3ForCausalLM(tf.Olmo3Config(**_LLM, pad_token_id=0)), _ids(40)),
+    # relu(x) ** 2 MLP, partial rotary, fused query/key/value
+    "persimmon": lambda: (
+        tf.PersimmonForCausalLM(
+            tf.PersimmonConfig(**{k: v for k, v in _LLM.items() if k != "num_key_value_heads"})
+        ),
+        _ids(40),
+    ),
     # a scaled word embedding and learned positions (offset 2) from the attention mask
     "biogpt": lambda: (
         tf.BioGptForCausalLM(
