@@ -49,6 +49,7 @@ __all__ = [
     "ConvNextLayerNormHandler",
     "RMSNormHandler",
     "GemmaRMSNormHandler",
+    "LayerNormCopyHandler",
     "ScaledEmbeddingHandler",
     "PositionEmbeddingHandler",
     "builtin_handlers",
@@ -233,6 +234,61 @@ class RMSNormHandler(NormHandler):
             m = getattr(_transformers(module, cls), cls)(n, eps=eps)
         load_state(m, own)
         return m
+
+
+class LayerNormCopyHandler(NormHandler):
+    """A transformers LayerNorm written in Python: Cohere's ``CohereLayerNorm`` (a weight, no
+    bias, ``variance_epsilon``) and OLMo's ``OlmoLayerNorm`` (no parameters, ``eps = 1e-5``):
+    ``nn.LayerNorm`` semantics over the last axis, rebuilt as their own class (or, after a
+    norm-width removal, as :class:`~netstruct.convert._norm_module.MaskedLayerNorm`).
+
+    Examples
+    --------
+    >>> LayerNormCopyHandler("models.olmo.modeling_olmo", "OlmoLayerNorm").name
+    'transformers.olmo.OlmoLayerNorm'
+    """
+
+    def __init__(self, module: str, cls: str) -> None:
+        super().__init__("LayerNorm")
+        self.name = f"transformers.{module.split('.')[1]}.{cls}"
+        self._where = (module, cls)
+
+    def _n(self, module) -> int:
+        w = getattr(module, "weight", None)
+        if w is not None:
+            if w.dim() != 1:
+                raise GraphError(
+                    f"{type(module).__name__} over {tuple(w.shape)} (per-head weights); netstruct "
+                    "exports norms over the feature axis only"
+                )
+            return int(w.shape[0])
+        return int(tuple(module.normalized_shape)[0])
+
+    def config(self, module):
+        eps = getattr(module, "variance_epsilon", 1e-5)
+        return {"eps": float(eps), "width": self._n(module)}
+
+    def build(self, config, params):
+        n = self._size(params, config.get("width"))
+        own = dict(params)
+        keep = own.get(STAT_MASK)
+        affine = "weight" in own
+        if keep is not None and not np.asarray(keep, dtype=bool).all():
+            cfg = {"eps": float(config["eps"]), "elementwise_affine": affine, "bias": False}
+            return build_feature_norm("LayerNorm", n, cfg, own)
+        own.pop(STAT_MASK, None)
+        module, cls = self._where
+        made = getattr(_transformers(module, cls), cls)
+        m = made(n, eps=float(config["eps"])) if affine else made(n)
+        load_state(m, own)
+        return m
+
+
+#: LayerNorms written in Python (see :class:`LayerNormCopyHandler`)
+LAYER_NORM_COPIES = (
+    ("models.cohere.modeling_cohere", "CohereLayerNorm"),
+    ("models.olmo.modeling_olmo", "OlmoLayerNorm"),
+)
 
 
 #: Gemma's RMS norms: ``x / rms(x) * (1 + weight)``, ``eps`` as ``module.eps``
@@ -474,6 +530,8 @@ def builtin_handlers() -> Iterator[tuple[str, ModuleHandler]]:
         yield f"transformers.{module}.{cls}", RMSNormHandler(module, cls)
     for module, cls in GEMMA_NORMS:
         yield f"transformers.{module}.{cls}", GemmaRMSNormHandler(module, cls)
+    for module, cls in LAYER_NORM_COPIES:
+        yield f"transformers.{module}.{cls}", LayerNormCopyHandler(module, cls)
     for module, cls in SCALED_EMBEDDINGS:
         yield f"transformers.{module}.{cls}", ScaledEmbeddingHandler(module, cls)
     for module, cls in POSITION_EMBEDDINGS:

@@ -367,6 +367,9 @@ MORE = {
     # copies of LlamaRMSNorm / OLMo-2's norm under their own names, recognised by their code
     "glm": lambda: (tf.GlmForCausalLM(tf.GlmConfig(**_LLM, pad_token_id=0)), _ids(40)),
     "olmo3": lambda: (tf.Olmo3ForCausalLM(tf.Olmo3Config(**_LLM, pad_token_id=0)), _ids(40)),
+    # LayerNorms written in Python: Cohere's (a weight, no bias), OLMo's (no parameters)
+    "cohere": lambda: (tf.CohereForCausalLM(tf.CohereConfig(**_LLM, pad_token_id=0)), _ids(40)),
+    "olmo": lambda: (tf.OlmoForCausalLM(tf.OlmoConfig(**_LLM, pad_token_id=0)), _ids(40)),
     # relu(x) ** 2 MLP, partial rotary, fused query/key/value
     "persimmon": lambda: (
         tf.PersimmonForCausalLM(
