@@ -824,6 +824,21 @@ class _ParamRef:
         self.node = node
 
 
+def _one_kv_head(q: Feat, k: Feat) -> Feat:
+    """Multi-query attention's key or value (one head, ``(B, 1, T, head_dim)``: a value whose
+    only feature axis is the query's head-dim axis) as a ``(1, head_dim)`` head-split value."""
+    if (
+        q.axes is not None
+        and len(q.axes) == 2
+        and k.axes is None
+        and k.ndim == q.ndim
+        and k.pos_axis == q.axes[1]
+        and k.ids.size == q.ids.shape[1]
+    ):
+        return Feat(k.ids.reshape(1, -1), k.ndim, q.axes[0], q.axes)
+    return k
+
+
 def _kv_heads(q: Feat, k: Feat, v: Feat) -> tuple[int, Feat, Feat] | None:
     """Query heads per key/value head (1: multi-head attention) and the key and value with
     each of their heads once; None when query, key and value do not line up.
@@ -833,6 +848,7 @@ def _kv_heads(q: Feat, k: Feat, v: Feat) -> tuple[int, Feat, Feat] | None:
     (``scaled_dot_product_attention(..., enable_gqa=True)``) or repeated to the query's heads
     first (transformers' ``repeat_kv``), which this undoes.
     """
+    k, v = _one_kv_head(q, k), _one_kv_head(q, v)
     if k.ids.shape != v.ids.shape or (q.axes, q.ndim) != (v.axes, v.ndim):
         return None
     rep = 1

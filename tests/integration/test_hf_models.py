@@ -367,6 +367,21 @@ MORE = {
     # copies of LlamaRMSNorm / OLMo-2's norm under their own names, recognised by their code
     "glm": lambda: (tf.GlmForCausalLM(tf.GlmConfig(**_LLM, pad_token_id=0)), _ids(40)),
     "olmo3": lambda: (tf.Olmo3ForCausalLM(tf.Olmo3Config(**_LLM, pad_token_id=0)), _ids(40)),
+    # multi-query attention: one key/value head, (B, 1, T, head_dim), for four query heads
+    "gpt_bigcode": lambda: (
+        tf.GPTBigCodeForCausalLM(
+            tf.GPTBigCodeConfig(
+                vocab_size=40,
+                n_embd=16,
+                n_layer=1,
+                n_head=4,
+                n_inner=24,
+                n_positions=32,
+                multi_query=True,
+            )
+        ),
+        _ids(40),
+    ),
     # LayerNorms written in Python: Cohere's (a weight, no bias), OLMo's (no parameters)
     "cohere": lambda: (tf.CohereForCausalLM(tf.CohereConfig(**_LLM, pad_token_id=0)), _ids(40)),
     "olmo": lambda: (tf.OlmoForCausalLM(tf.OlmoConfig(**_LLM, pad_token_id=0)), _ids(40)),
