@@ -1539,11 +1539,7 @@ class _Exporter:
             raise UnsupportedModuleError(
                 "a sum of values whose units do not line up (broadcasting)"
             )
-        for f in feats:
-            if np.unique(f.ids).size != f.ids.size:
-                raise UnsupportedModuleError(
-                    "a sum of values that repeat units (add before flattening)"
-                )
+        _refuse_repeated(feats, "a sum of values that repeat units (add before flattening)")
         out = self.builder.add_sum([a.ids.reshape(-1), b.ids.reshape(-1)], _op_path(node))
         return Feat(out.reshape(a.ids.shape), a.ndim, a.axis, a.axes)
 
@@ -1563,11 +1559,9 @@ class _Exporter:
             raise UnsupportedModuleError(
                 "a product that broadcasts a value with units to more dimensions"
             )
-        for f in feats:
-            if np.unique(f.ids).size != f.ids.size:
-                raise UnsupportedModuleError(
-                    "a product of values that repeat units (multiply before flattening)"
-                )
+        _refuse_repeated(
+            feats, "a product of values that repeat units (multiply before flattening)"
+        )
         out_shape = _shape_of(self.real.get(node)) if self.real is not None else None
         if out_shape is not None and a.ndim == len(out_shape):
             axes = a.axes if a.axes is not None else (a.axis % a.ndim,)
@@ -1810,6 +1804,13 @@ class _Exporter:
             "calls": {p: n for p, n in self.calls.items() if n > 1},
             "ops": self.ops,
         }
+
+
+def _refuse_repeated(feats: list[Feat], message: str) -> None:
+    """An element-wise sum or product needs every unit once per operand."""
+    for f in feats:
+        if np.unique(f.ids).size != f.ids.size:
+            raise UnsupportedModuleError(message)
 
 
 def _features_last(f: Feat) -> bool:

@@ -217,6 +217,10 @@ class RMSNormHandler(NormHandler):
     def config(self, module):
         return {"eps": float(module.variance_epsilon), "width": self._n(module)}
 
+    def weight_of(self, gain: np.ndarray) -> np.ndarray:
+        """The class's own ``weight`` for the block's gain (the same array here)."""
+        return gain
+
     def build(self, config, params):
         import torch
 
@@ -228,10 +232,12 @@ class RMSNormHandler(NormHandler):
         keep = own.pop(STAT_MASK, None)
         if keep is not None and not np.asarray(keep, dtype=bool).all():
             mask = torch.from_numpy(np.array(keep, dtype=bool))
-            m = MaskedRMSNorm(n, eps=eps, stat_mask=mask)
+            m = MaskedRMSNorm(n, eps=eps, stat_mask=mask)  # weight: the gain itself
         else:
             module, cls = self._where
             m = getattr(_transformers(module, cls), cls)(n, eps=eps)
+            if "weight" in own:
+                own["weight"] = self.weight_of(np.asarray(own["weight"], dtype=np.float64))
         load_state(m, own)
         return m
 
@@ -316,25 +322,8 @@ class GemmaRMSNormHandler(RMSNormHandler):
     def config(self, module):
         return {"eps": float(module.eps), "width": self._n(module)}
 
-    def build(self, config, params):
-        import torch
-
-        from ._norm_module import MaskedRMSNorm
-
-        n = self._size(params, config.get("width"))
-        eps = float(config["eps"])
-        own = dict(params)
-        keep = own.pop(STAT_MASK, None)
-        if keep is not None and not np.asarray(keep, dtype=bool).all():
-            mask = torch.from_numpy(np.array(keep, dtype=bool))
-            m = MaskedRMSNorm(n, eps=eps, stat_mask=mask)  # weight: the gain itself
-        else:
-            module, cls = self._where
-            m = getattr(_transformers(module, cls), cls)(n, eps=eps)
-            if "weight" in own:
-                own["weight"] = np.asarray(own["weight"], dtype=np.float64) - 1.0
-        load_state(m, own)
-        return m
+    def weight_of(self, gain: np.ndarray) -> np.ndarray:
+        return gain - 1.0
 
 
 #: embeddings whose forward is ``super().forward(ids) * self.embed_scale`` and whose
