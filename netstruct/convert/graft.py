@@ -21,6 +21,7 @@ from typing import Any
 
 from ..exceptions import GraphError
 from ..graphs.signed import SignedGraph
+from ._tape import flat_tensors
 
 __all__ = ["graft"]
 
@@ -190,16 +191,6 @@ def _example_inputs(spec: dict[str, Any]) -> tuple[Any, ...] | None:
     return tuple(out)
 
 
-def _first_tensor(out: Any) -> Any:
-    import torch
-
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, dict) or hasattr(out, "to_tuple"):
-        out = out.to_tuple() if hasattr(out, "to_tuple") else tuple(out.values())
-    return _first_tensor(out[0])
-
-
 def graft(G: SignedGraph, model: Any, rebuilt: Any) -> Any:
     """A copy of ``model`` running the graph's layers (see the module docstring).
 
@@ -247,21 +238,28 @@ def graft(G: SignedGraph, model: Any, rebuilt: Any) -> Any:
     if x is not None:
         with torch.no_grad():
             try:
-                got = _first_tensor(target(*x))
+                got = flat_tensors(target(*x))
             except Exception as exc:  # noqa: BLE001 - reported with what to do
                 raise GraphError(
                     f"to_torch(into=...): the model's own forward does not run with the graph's "
                     f"layers ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); it keeps "
                     "sizes netstruct does not update. Use to_torch(G) (the rebuilt module)."
                 ) from None
-            want = _first_tensor(rebuilt(*x))
-        if got.shape != want.shape or not torch.allclose(got, want, atol=1e-5, rtol=1e-4):
-            diff = float((got - want).abs().max()) if got.shape == want.shape else float("nan")
+            want = flat_tensors(rebuilt(*x))
+        # every output the rebuilt module gives (the model may give more: unused fields)
+        for a, b in zip(got, want):
+            if a.shape != b.shape or not torch.allclose(a, b, atol=1e-5, rtol=1e-4):
+                diff = float((a - b).abs().max()) if a.shape == b.shape else float("nan")
+                raise GraphError(
+                    f"to_torch(into=...): the model's own forward with the graph's layers "
+                    f"differs from the rebuilt module (shapes {tuple(a.shape)} and "
+                    f"{tuple(b.shape)}, max difference {diff:.3g}); it keeps sizes netstruct "
+                    "does not update. Use to_torch(G) (the rebuilt module)."
+                )
+        if len(got) < len(want):
             raise GraphError(
-                f"to_torch(into=...): the model's own forward with the graph's layers differs "
-                f"from the rebuilt module (shapes {tuple(got.shape)} and {tuple(want.shape)}, "
-                f"max difference {diff:.3g}); it keeps sizes netstruct does not update. Use "
-                "to_torch(G) (the rebuilt module)."
+                f"to_torch(into=...): the model's own forward gives {len(got)} tensors, the "
+                f"rebuilt module {len(want)}; pass the model the graph was exported from."
             )
     if uneven:
         import warnings
