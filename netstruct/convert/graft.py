@@ -16,10 +16,10 @@ result computes what the rebuilt module computes on the example's shape.
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any
 
 from ..exceptions import GraphError
+from ..graphs.coupling import HEAD_GATE
 from ..graphs.signed import SignedGraph
 from ._tape import flat_tensors
 
@@ -29,7 +29,6 @@ __all__ = ["graft"]
 _HEAD_ATTRS = ("num_heads", "num_attention_heads", "n_head", "n_heads")
 _KV_ATTRS = ("num_key_value_heads", "num_kv_heads")
 _WIDTH_ATTRS = ("all_head_size", "inner_dim", "split_size")
-_HEAD_LABEL = re.compile(r"^([qkv])(\d+)$")
 
 
 def _set_module(root: Any, path: str, module: Any) -> None:
@@ -79,16 +78,15 @@ def _head_counts(G: SignedGraph) -> dict[str, tuple[int, int, int]]:
         heads: dict[str, set[int]] = {"q": set(), "k": set()}
         n_q = 0
         for label in gate[b.sources].tolist():
-            m = _HEAD_LABEL.match(str(label))
+            m = HEAD_GATE.match(str(label))
             if m is None:
                 continue
             if m.group(1) == "q":
                 n_q += 1
             if m.group(1) in heads:
                 heads[m.group(1)].add(int(m.group(2)))
-        if heads["q"]:
-            path = b.name[: -len(".attention")].rpartition(".")[0] or b.module
-            out[b.module or path] = (len(heads["q"]), len(heads["k"]) or len(heads["q"]), n_q)
+        if heads["q"]:  # b.module: the module that ran the attention (or its op's path)
+            out[b.module] = (len(heads["q"]), len(heads["k"]) or len(heads["q"]), n_q)
     return out
 
 

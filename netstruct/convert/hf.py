@@ -70,6 +70,21 @@ def _transformers(module: str, what: str) -> Any:
         ) from None
 
 
+class _OwnClass:
+    """A handler of one transformers class, named ``transformers.<model>.<Class>``, that
+    rebuilds that class (imported only then)."""
+
+    _where: tuple[str, str]
+
+    def _bind(self, module: str, cls: str) -> None:
+        self.name = f"transformers.{module.split('.')[1]}.{cls}"
+        self._where = (module, cls)
+
+    def own_class(self) -> Any:
+        module, cls = self._where
+        return getattr(_transformers(module, cls), cls)
+
+
 class Conv1DHandler(ModuleHandler):
     """GPT-2's ``Conv1D``: a Linear whose weight is stored ``(in_features, out_features)``."""
 
@@ -190,7 +205,7 @@ RMS_NORMS = (
 )
 
 
-class RMSNormHandler(NormHandler):
+class RMSNormHandler(_OwnClass, NormHandler):
     """A Hugging Face RMS norm (``LlamaRMSNorm`` and its copies): ``nn.RMSNorm`` semantics.
 
     One handler per class (its ``name`` is the class's qualified name without the
@@ -208,8 +223,7 @@ class RMSNormHandler(NormHandler):
 
     def __init__(self, module: str, cls: str) -> None:
         super().__init__("RMSNorm")
-        self.name = f"transformers.{module.split('.')[1]}.{cls}"
-        self._where = (module, cls)
+        self._bind(module, cls)
 
     def _n(self, module) -> int:
         return int(module.weight.shape[0])
@@ -234,15 +248,14 @@ class RMSNormHandler(NormHandler):
             mask = torch.from_numpy(np.array(keep, dtype=bool))
             m = MaskedRMSNorm(n, eps=eps, stat_mask=mask)  # weight: the gain itself
         else:
-            module, cls = self._where
-            m = getattr(_transformers(module, cls), cls)(n, eps=eps)
+            m = self.own_class()(n, eps=eps)
             if "weight" in own:
                 own["weight"] = self.weight_of(np.asarray(own["weight"], dtype=np.float64))
         load_state(m, own)
         return m
 
 
-class LayerNormCopyHandler(NormHandler):
+class LayerNormCopyHandler(_OwnClass, NormHandler):
     """A transformers LayerNorm written in Python: Cohere's ``CohereLayerNorm`` (a weight, no
     bias, ``variance_epsilon``) and OLMo's ``OlmoLayerNorm`` (no parameters, ``eps = 1e-5``):
     ``nn.LayerNorm`` semantics over the last axis, rebuilt as their own class (or, after a
@@ -256,8 +269,7 @@ class LayerNormCopyHandler(NormHandler):
 
     def __init__(self, module: str, cls: str) -> None:
         super().__init__("LayerNorm")
-        self.name = f"transformers.{module.split('.')[1]}.{cls}"
-        self._where = (module, cls)
+        self._bind(module, cls)
 
     def _n(self, module) -> int:
         w = getattr(module, "weight", None)
@@ -283,8 +295,7 @@ class LayerNormCopyHandler(NormHandler):
             cfg = {"eps": float(config["eps"]), "elementwise_affine": affine, "bias": False}
             return build_feature_norm("LayerNorm", n, cfg, own)
         own.pop(STAT_MASK, None)
-        module, cls = self._where
-        made = getattr(_transformers(module, cls), cls)
+        made = self.own_class()
         m = made(n, eps=float(config["eps"])) if affine else made(n)
         load_state(m, own)
         return m
@@ -342,7 +353,7 @@ SCALED_EMBEDDINGS = (
 )
 
 
-class ScaledEmbeddingHandler(EmbeddingHandler):
+class ScaledEmbeddingHandler(_OwnClass, EmbeddingHandler):
     """A Hugging Face scaled word embedding: ``nn.Embedding`` times ``embed_scale``.
 
     Examples
@@ -352,8 +363,7 @@ class ScaledEmbeddingHandler(EmbeddingHandler):
     """
 
     def __init__(self, module: str, cls: str) -> None:
-        self.name = f"transformers.{module.split('.')[1]}.{cls}"
-        self._where = (module, cls)
+        self._bind(module, cls)
 
     @staticmethod
     def _scale(module) -> float:
@@ -369,9 +379,8 @@ class ScaledEmbeddingHandler(EmbeddingHandler):
     def build(self, config, params):
         import torch
 
-        module, cls = self._where
         w = np.asarray(params["weight"])
-        m = getattr(_transformers(module, cls), cls)(
+        m = self.own_class()(
             w.shape[0], w.shape[1], config["padding_idx"], embed_scale=config["embed_scale"]
         )
         with torch.no_grad():
@@ -394,7 +403,7 @@ POSITION_EMBEDDINGS = (
 )
 
 
-class PositionEmbeddingHandler(EmbeddingHandler):
+class PositionEmbeddingHandler(_OwnClass, EmbeddingHandler):
     """A learned position table (``BartLearnedPositionalEmbedding``, OPT's): an ``nn.Embedding``
     whose forward looks up positions, computed from its argument's shape or mask.
 
@@ -413,8 +422,7 @@ class PositionEmbeddingHandler(EmbeddingHandler):
     reads_units = False
 
     def __init__(self, module: str, cls: str) -> None:
-        self.name = f"transformers.{module.split('.')[1]}.{cls}"
-        self._where = (module, cls)
+        self._bind(module, cls)
 
     def export(self, module, path, inputs, builder):
         return super().export(module, path, None, builder)  # positions: no units read
@@ -425,9 +433,8 @@ class PositionEmbeddingHandler(EmbeddingHandler):
     def build(self, config, params):
         import torch
 
-        module, cls = self._where
         w = np.asarray(params["weight"])
-        m = getattr(_transformers(module, cls), cls)(w.shape[0] - int(config["offset"]), w.shape[1])
+        m = self.own_class()(w.shape[0] - int(config["offset"]), w.shape[1])
         with torch.no_grad():
             m.weight.copy_(torch.from_numpy(w.astype(np.float32)))
         return m

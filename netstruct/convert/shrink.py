@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -12,6 +11,7 @@ from .._dtypes import INDEX_DTYPE
 from ..exceptions import GraphError, param_error
 from ..graphs._derived import structural
 from ..graphs.block import Block, elementwise_operator
+from ..graphs.coupling import HEAD_GATE
 from ..graphs.signed import NODE_COLUMNS, SignedGraph
 from ..utils.validation import check_graph
 from .handlers import handler_for_name
@@ -32,7 +32,6 @@ def _const_value(activation: str, bias: float) -> float | None:
     return float(val[0])
 
 
-_HEAD_LABEL = re.compile(r"^[a-z]+\d+$")
 _STATE_KEY = "shrink_state"
 
 
@@ -63,7 +62,7 @@ def _scales_outside_heads(G: SignedGraph, cgroup: np.ndarray, gate: np.ndarray) 
     "heads"``) but whose units are not coupled to an attention head: removing part of their
     width would not fit the factor's shape."""
     headed = np.zeros(G.n_nodes, dtype=bool)
-    labelled = np.array([bool(_HEAD_LABEL.match(str(g))) for g in gate.tolist()], dtype=bool)
+    labelled = np.array([bool(HEAD_GATE.match(str(g))) for g in gate.tolist()], dtype=bool)
     headed[cgroup[labelled]] = True
     return {
         b.name
@@ -140,7 +139,7 @@ class _State:
             elif b.kind == "operator":
                 # token mixing whose query/key/value units carry no head labels: the head of a
                 # dimension is unknown, and removing part of a head changes its scores
-                if not all(_HEAD_LABEL.match(str(g)) for g in set(gate[b.sources].tolist())):
+                if not all(HEAD_GATE.match(str(g)) for g in set(gate[b.sources].tolist())):
                     blocked[b.sources] = blocked[b.targets] = True
                 else:  # context units go with their head (whatever op or module made them)
                     allowed[b.targets] = True

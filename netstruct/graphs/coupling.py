@@ -38,7 +38,9 @@ from .signed import SignedGraph
 __all__ = ["coupled_units", "coupling_table"]
 
 
-_HEAD_GATE = re.compile(r"^[a-z]+(\d+)$")
+#: the gate label of an attention head's unit: projection letters and the head's index
+#: (``q3``, ``k0``), written by the exporter and read by coupling, shrink and ``into=``
+HEAD_GATE = re.compile(r"^([a-z]+)(\d+)$")
 
 
 def _pairs(G: SignedGraph) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -92,7 +94,7 @@ def _head_pairs(G: SignedGraph) -> tuple[np.ndarray, np.ndarray]:
     a, b = [], []
     first: dict[tuple[int, str], int] = {}
     for i in np.flatnonzero(gate != "").tolist():
-        m = _HEAD_GATE.match(str(gate[i]))
+        m = HEAD_GATE.match(str(gate[i]))
         if m is None:
             continue
         # the dims of one projection's head (all of ``q3``); the operator edges tie q3 to the
