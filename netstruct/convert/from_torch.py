@@ -49,6 +49,7 @@ from ..graphs._generated import attention_pattern, diagonal_block, identity_bloc
 from ..graphs.signed import SignedGraph, _copy_json
 from . import _ops
 from ._dual import DualUnsupported, FxFails, dual_trace, is_leaf
+from ._faithful import faithful_run
 from ._kept import Kept, input_signature, meta_shapes
 from ._paths import submodule
 from ._resize import units_record
@@ -122,6 +123,8 @@ class _Traced:
         self.kept_entry: Kept | None = None
         #: a chain of known layers read off an ``nn.Sequential`` (or one layer): no trace
         self.chain = False
+        #: a dual run whose output is provably the model's own (see ``_faithful``)
+        self.faithful = False
 
 
 def _trace(model, example_input: Any = None, reuse: bool = False) -> _Traced:
@@ -305,6 +308,8 @@ def _dual(model: Any, example_input: Any, key: tuple) -> _Traced | None:
     traced = _Traced(run.graph, model, kept={"values": run.values, "output": run.output})
     traced.sources = functools.partial(_fx_sources, model)
     traced.key = key
+    inputs = example_input if isinstance(example_input, tuple) else (example_input,)
+    traced.faithful = faithful_run(model, inputs, lambda m: is_leaf(m, traced_through()))
     return traced
 
 
@@ -713,15 +718,17 @@ class _RealValues:
 
         A tape trace ran the model itself, on real tensors. A plain ``nn.Sequential`` chain of
         leaves (stock ``forward``, no hooks on the containers) computes exactly the real run's
-        last value. A trace by torch.fx or the dual tracer does not: its forward saw proxies,
-        not tensors, and Python that asks ``isinstance(x, torch.Tensor)``, ``hasattr(x, ...)``
-        or ``torch.fx`` whether it is tracing takes another branch there than in a real run;
-        only the model's own forward is a reference for it.
+        last value. A trace by torch.fx or the dual tracer in general does not: its forward saw
+        proxies, not tensors, and Python that asks ``isinstance(x, torch.Tensor)``,
+        ``hasattr(x, ...)`` or ``torch.fx`` whether it is tracing takes another branch there
+        than in a real run; only the model's own forward is a reference for it. A dual run
+        whose forwards provably ask no such question (:func:`~._faithful.faithful_run`, read
+        off their bytecode) computed the model's output on the real tensors: that is kept.
         """
         import torch
         from torch.fx.node import map_arg
 
-        if self.traced.kept is not None and self.traced.facts is not None:
+        if self.traced.kept is not None and (self.traced.facts is not None or self.traced.faithful):
             return self.traced.kept["output"]
         if not self.is_real or not self.traced.chain:
             return None

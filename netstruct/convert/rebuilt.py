@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 
 from ._paths import submodule
 
-__all__ = ["RebuiltModel", "set_submodule"]
+__all__ = ["RebuiltModel", "set_eval", "set_submodule"]
 
 
 def set_submodule(root: Any, path: str, module: Any, container_factory: Any) -> None:
@@ -18,13 +19,68 @@ def set_submodule(root: Any, path: str, module: Any, container_factory: Any) -> 
     for p in parts[:-1]:
         child = parent._modules.get(p)  # submodules live there (no Module.__getattr__ walk)
         if child is None:
-            if hasattr(parent, p) and getattr(parent, p) is not None:
+            if _has_attribute(parent, p) and getattr(parent, p) is not None:
                 child = getattr(parent, p)  # not a submodule (e.g. a parameter): as before
             else:
-                child = container_factory()
-                parent.add_module(p, child)
+                child = _container(container_factory)
+                _add(parent, p, child)
         parent = child
-    parent.add_module(parts[-1], module)
+    _add(parent, parts[-1], module)
+
+
+def _has_attribute(m: Any, name: str) -> bool:
+    """``hasattr(m, name)`` for a module, without the ``AttributeError`` torch's
+    ``__getattr__`` formats for a missing name (most of a rebuild's container walk)."""
+    if name in m.__dict__ or name in m._parameters or name in m._buffers or name in m._modules:
+        return True
+    return hasattr(type(m), name)
+
+
+def _add(parent: Any, name: str, module: Any) -> None:
+    """``parent.add_module(name, module)``; torch's own checks only where they can fail."""
+    mm = torch.nn.modules.module
+    if (
+        not name
+        or "." in name
+        or mm._global_module_registration_hooks
+        or (name not in parent._modules and _has_attribute(parent, name))
+        or not isinstance(module, torch.nn.Module)
+        or type(parent).add_module is not torch.nn.Module.add_module
+    ):
+        parent.add_module(name, module)  # its error, its hooks, or the class's own rule
+        return
+    parent._modules[name] = module
+
+
+@functools.lru_cache(maxsize=8)
+def _container_prototype(factory: Any) -> tuple[Any, tuple[str, ...]]:
+    proto = factory()
+    return proto, tuple(k for k, v in proto.__dict__.items() if isinstance(v, (dict, set)))
+
+
+def _container(factory: Any) -> Any:
+    """A new empty container as ``factory()`` builds it, cloned from one built once (a
+    module's ``__init__`` costs more than the rest of placing a rebuilt layer)."""
+    if factory not in (torch.nn.Module, torch.nn.Sequential):
+        return factory()
+    proto, keys = _container_prototype(factory)
+    m = object.__new__(type(proto))
+    state = dict(proto.__dict__)
+    for k in keys:  # the parameter, buffer, module and hook tables: its own
+        state[k] = state[k].copy()
+    m.__dict__.update(state)
+    return m
+
+
+def set_eval(model: Any) -> None:
+    """``model.eval()``, with the flag set directly on every module that keeps torch's own
+    ``train`` (its recursion through ``Module.__setattr__`` costs more than the flags)."""
+    stock = torch.nn.Module.train
+    for m in model.modules():
+        if type(m).train is stock:
+            m.__dict__["training"] = False
+        else:
+            m.train(False)  # the class's own rule (it may recurse: harmless)
 
 
 class RebuiltModel(torch.nn.Module):

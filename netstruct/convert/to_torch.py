@@ -495,5 +495,7 @@ def rebuild(
         _verify_structure(G, model)
     if prune_masks:
         _apply_prune_masks(model, G)
-    model.eval()
+    from .rebuilt import set_eval
+
+    set_eval(model)
     return model

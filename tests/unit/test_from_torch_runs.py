@@ -172,11 +172,15 @@ def test_the_check_still_catches_a_forward_the_graph_does_not_record():
         ns.from_torch(m, torch.randn(4, 3))
 
 
-def test_an_fx_trace_is_checked_against_the_model_s_own_run(monkeypatch):
-    """A trace's forward saw proxies (``isinstance(x, torch.Tensor)`` is False there), so the
-    run of its operations is no reference: the check runs the model itself."""
-    torch.manual_seed(5)
-    m, x = _Res().eval(), torch.randn(2, 2, 6, 6)
+class _Asks(_Res):
+    def forward(self, x):
+        h = torch.relu(self.bn(self.conv(x)))
+        if isinstance(h, torch.Tensor):  # False for a trace's stand-in: another branch there
+            h = h + self.conv2(h)
+        return self.fc(torch.nn.functional.max_pool2d(h, 2).flatten(1))
+
+
+def _spy_check(monkeypatch) -> list:
     calls = []
     real = ft._check_roundtrip
 
@@ -185,8 +189,43 @@ def test_an_fx_trace_is_checked_against_the_model_s_own_run(monkeypatch):
         return real(model, G, example_input, reference)
 
     monkeypatch.setattr(ft, "_check_roundtrip", spy)
+    return calls
+
+
+def test_a_trace_whose_forward_asks_what_its_values_are_is_checked_against_the_model(
+    monkeypatch,
+):
+    """A trace's forward saw stand-ins (``isinstance(x, torch.Tensor)`` is False there), so
+    the run of its operations is no reference: the check runs the model itself, sees the
+    other branch, and the tape records what the model does."""
+    torch.manual_seed(5)
+    m, x = _Asks().eval(), torch.randn(2, 2, 6, 6)
+    calls = _spy_check(monkeypatch)
     G = ns.from_torch(m, x)
-    assert calls == [None] and "specialised" not in G.spec  # traced, checked against m(x)
+    assert calls[0] is None  # the dual run's output is not the model's
+    assert "specialised" in G.spec  # the trace took the other branch: a tape instead
+    with torch.no_grad():
+        torch.testing.assert_close(ns.to_torch(G)(x), m(x))
+
+
+def test_a_plain_forward_s_dual_run_is_the_reference(monkeypatch):
+    """A forward that asks nothing about its values (read off its bytecode, see
+    ``_faithful``) computed the model's output in the dual run: the check compares with it
+    and does not run the model again."""
+    torch.manual_seed(5)
+    m, x = _Res().eval(), torch.randn(2, 2, 6, 6)
+    calls = _spy_check(monkeypatch)
+    runs = []
+    conv_forward = torch.nn.Conv2d.forward
+    monkeypatch.setattr(
+        torch.nn.Conv2d, "forward", lambda self, t: runs.append(self) or conv_forward(self, t)
+    )
+    G = ns.from_torch(m, x)
+    assert "specialised" not in G.spec and calls[0] is not None
+    with torch.no_grad():
+        torch.testing.assert_close(calls[0], m(x))  # the reference is the model's output
+    own = [r for r in runs if r is m.conv]
+    assert len(own) == 2  # the dual run and m(x) above: the check did not run the model
 
 
 class _TrainOnly(torch.nn.Module):
