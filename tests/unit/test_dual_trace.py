@@ -433,3 +433,23 @@ class _Plain(nn.Module):
 
     def forward(self, x):
         return torch.relu(self.fc(x))
+
+
+#: the zoo's forwards the bytecode proof accepts (``_Shapes`` has a defaulted argument, which
+#: reaches the forward as a dual value: refused)
+FAITHFUL = {"residual", "stages", "two inputs", "attention", "recurrent"}
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_the_proof_of_a_faithful_run_holds_on_the_zoo(name):
+    """Where ``faithful_run`` accepts a forward, the dual run's output is ``model(x)``
+    exactly (the oracle of the test above, for every member), so the check may use it."""
+    from netstruct.convert._faithful import faithful_run
+
+    model, x = _model(name)
+    inputs = x if isinstance(x, tuple) else (x,)
+    accepted = faithful_run(model, inputs, lambda m: _dual.is_leaf(m, traced_through()))
+    assert accepted == (name in FAITHFUL)
+    if accepted:
+        with torch.no_grad():
+            _same_value(_dual_run(model, x).output, model(*inputs))
