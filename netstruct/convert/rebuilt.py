@@ -53,23 +53,19 @@ def _add(parent: Any, name: str, module: Any) -> None:
 
 
 @functools.lru_cache(maxsize=8)
-def _container_prototype(factory: Any) -> tuple[Any, tuple[str, ...]]:
-    proto = factory()
-    return proto, tuple(k for k, v in proto.__dict__.items() if isinstance(v, (dict, set)))
+def _container_prototype(factory: Any) -> Any:
+    return factory()
 
 
 def _container(factory: Any) -> Any:
     """A new empty container as ``factory()`` builds it, cloned from one built once (a
-    module's ``__init__`` costs more than the rest of placing a rebuilt layer)."""
+    module's ``__init__`` costs more than the rest of placing a rebuilt layer), as the
+    handlers clone their layers (:func:`~.layers._clone_empty`: own tables, no tensors here)."""
     if factory not in (torch.nn.Module, torch.nn.Sequential):
         return factory()
-    proto, keys = _container_prototype(factory)
-    m = object.__new__(type(proto))
-    state = dict(proto.__dict__)
-    for k in keys:  # the parameter, buffer, module and hook tables: its own
-        state[k] = state[k].copy()
-    m.__dict__.update(state)
-    return m
+    from .layers import _clone_empty
+
+    return _clone_empty(_container_prototype(factory))
 
 
 def set_eval(model: Any) -> None:

@@ -113,3 +113,24 @@ def test_a_conv_config_with_lists_is_cloned_not_built(monkeypatch):
     monkeypatch.undo()
     assert repr(again) == repr(first) == repr(torch.nn.Conv2d(4, 6, (3, 3), **kwargs))
     assert again.stride == (1, 2) and again.padding == (1, 1)
+
+
+def test_placed_containers_are_independent_modules_in_eval_mode():
+    """Containers cloned from one prototype own their tables; the flags ``set_eval`` sets are
+    those ``model.eval()`` sets; a name torch refuses is refused as ``add_module`` does."""
+    from netstruct.convert.rebuilt import set_eval, set_submodule
+
+    root_a, root_b = torch.nn.Module(), torch.nn.Module()
+    set_submodule(root_a, "x.y.lin", torch.nn.Linear(2, 2), torch.nn.Module)
+    set_submodule(root_b, "x.z.lin", torch.nn.Linear(2, 3), torch.nn.Module)
+    assert list(root_a.state_dict()) == ["x.y.lin.weight", "x.y.lin.bias"]
+    assert list(root_b.state_dict()) == ["x.z.lin.weight", "x.z.lin.bias"]
+    assert root_a.x is not root_b.x and "z" not in root_a.x._modules
+    root_a.x.register_forward_hook(lambda *a: None)
+    assert not root_b.x._forward_hooks  # hook tables are each container's own
+    set_eval(root_a)
+    assert not any(m.training for m in root_a.modules())
+    assert all(m.training for m in root_b.modules())
+    root_a.register_buffer("taken", torch.zeros(1))
+    with pytest.raises(KeyError, match="attribute 'taken' already exists"):
+        set_submodule(root_a, "taken", torch.nn.ReLU(), torch.nn.Module)
