@@ -17,6 +17,8 @@ decides that conservatively, from the code alone: :func:`faithful_run` is True o
   ``id``, ``str``;
 * it reads attributes of ``self`` that are submodules, parameters, buffers, plain data, or
   methods whose code passes the same test; ``self`` is never passed on or stored;
+* identity is tested against constants only (``x is None``): ``y is x`` of two values
+  differs where a real run returns the same tensor (``x.relu_()``, ``x.float()`` of a float);
 * every other attribute it reads is a tensor method or attribute, a torch function, or a
   submodule, parameter, buffer or plain setting of one of the model's modules, and none is a
   flag (``is_fx_tracing``, ``is_scripting``, ``is_compiling``, ``is_tensor``, ``_C``, ...)
@@ -155,6 +157,9 @@ def _read_code(code: types.CodeType, self_name: str | None) -> _Code:
         op = ins.opname
         if "IMPORT" in op or "SUPER" in op or op in ("STORE_GLOBAL", "DELETE_GLOBAL"):
             return bad
+        if op == "IS_OP" and not (k and insts[k - 1].opname == "LOAD_CONST"):
+            return bad  # ``a is b`` of two values: an in-place op or a no-op ``.to`` gives the
+            # same tensor twice in a real run, two dual values here (``is None`` is the same)
         if op in ("LOAD_GLOBAL", "LOAD_NAME"):
             names.add(str(ins.argval))
         elif _loads(ins, self_name):
